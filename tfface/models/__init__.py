@@ -1,0 +1,27 @@
+"""Model families and their registry.
+
+A family module exposes ``PRESETS`` (preset name → nested config overrides),
+``DEFAULT_PRESET``, ``TASK``, ``build_generator(cfg)`` and, for adversarial training,
+``build_discriminator(cfg)``. Every family has a ``tiny`` preset for tests and
+smoke runs.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from tfface.models import vnet
+
+ARCHS: dict[str, ModuleType] = {
+    "vnet": vnet,
+}
+
+
+def get_arch(name: str) -> ModuleType:
+    """Return the family module registered as ``name``; the error lists valid names."""
+    try:
+        return ARCHS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown architecture '{name}'; valid names: {', '.join(sorted(ARCHS))}"
+        ) from None

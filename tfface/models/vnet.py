@@ -1,0 +1,115 @@
+"""V-Net face restorer (Pleško et al.), built with keras-unet-collection.
+
+The published face-reconstruction configuration: ``vnet_2d`` with filter_num
+[64, 128, 256, 512, 512], res_num_ini=2, res_num_max=2, ReLU, batch norm, strided
+convolutions instead of pooling and transposed convolutions instead of unpooling:
+26,062,147 parameters at 256×256×3. Its input is the occluded image only; the
+linear 1×1 output convolution is followed by a parameter-free ``tanh`` so the
+output lies in [-1, 1] like the targets.
+
+The network is built from ``vnet_2d_base`` on our own named input, so the graph is
+flat (no nested model), which QAT and TFLite conversion need, and the deployed
+tensors carry meaningful names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keras_unet_collection._model_vnet_2d import vnet_2d_base
+from keras_unet_collection.layer_utils import CONV_output
+
+from tfface import keras
+from tfface.models.discriminators import conv_discriminator
+
+TASK = "inpaint"
+DEFAULT_PRESET = "paper"
+
+_DEFAULT_PARAMS: dict[str, Any] = {
+    "filter_num": [64, 128, 256, 512, 512],
+    "res_num_ini": 2,
+    "res_num_max": 2,
+    "activation": "ReLU",
+    "batch_norm": True,
+    "mask_input": False,
+    "disc_filters": [64, 128, 256, 512],
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The published configuration (Pleško et al.: 20 epochs, batch 32, 256 px).
+    "paper": {
+        "model": {"params": dict(_DEFAULT_PARAMS)},
+        "data": {"image_size": 256},
+        "train": {"batch_size": 32, "epochs": 20},
+    },
+    # A few minutes on a laptop CPU: the README's main command.
+    "demo": {
+        "model": {
+            "params": dict(
+                _DEFAULT_PARAMS,
+                filter_num=[16, 32, 64, 128],
+                res_num_ini=1,
+                disc_filters=[16, 32, 64],
+            )
+        },
+        "data": {"image_size": 64, "eval_count": 64},
+        "train": {"batch_size": 16, "epochs": 6, "steps_per_epoch": 150,
+                  "save_every_steps": 150},
+    },
+    # Seconds: tests and smoke runs.
+    "tiny": {
+        "model": {
+            "params": dict(
+                _DEFAULT_PARAMS,
+                filter_num=[8, 16, 32],
+                res_num_ini=1,
+                disc_filters=[8, 16],
+            )
+        },
+        "data": {"image_size": 64, "eval_count": 8},
+        "train": {"batch_size": 4, "epochs": 2, "steps_per_epoch": 5, "save_every_steps": 5},
+    },
+}
+
+
+def _params(cfg) -> dict[str, Any]:
+    return dict(_DEFAULT_PARAMS, **cfg.model.params)
+
+
+def build_generator(cfg) -> keras.Model:
+    """The V-Net generator: occluded face in [-1, 1] → restored face in [-1, 1]."""
+    p = _params(cfg)
+    size = cfg.data.image_size
+    depth = len(p["filter_num"])
+    if size % (2 ** (depth - 1)):
+        raise ValueError(
+            f"V-Net with {depth} levels needs image_size divisible by {2 ** (depth - 1)}, "
+            f"got {size}"
+        )
+    image = keras.Input((size, size, 3), name="occluded")
+    inputs = [image]
+    x = image
+    if p["mask_input"]:
+        mask = keras.Input((size, size, 1), name="mask")
+        inputs.append(mask)
+        x = keras.layers.Concatenate(name="vnet_in_concat")([image, mask])
+    x = vnet_2d_base(
+        x,
+        p["filter_num"],
+        res_num_ini=p["res_num_ini"],
+        res_num_max=p["res_num_max"],
+        activation=p["activation"],
+        batch_norm=p["batch_norm"],
+        pool=False,
+        unpool=False,
+        name="vnet",
+    )
+    x = CONV_output(x, 3, kernel_size=1, activation=None, name="vnet_output")
+    out = keras.layers.Activation("tanh", name="restored")(x)
+    return keras.Model(inputs if len(inputs) > 1 else image, out, name="vnet")
+
+
+def build_discriminator(cfg) -> keras.Model:
+    """Convolutional discriminator judging a face (real target or restored output)."""
+    p = _params(cfg)
+    return conv_discriminator(cfg.data.image_size, p["disc_filters"], name="discriminator")
