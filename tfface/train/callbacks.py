@@ -1,0 +1,154 @@
+"""Callbacks of a training run: checkpoints, best weights, sample grids, progress, guards."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tfface import keras
+from tfface.imageio import to_uint8, write_image
+
+
+def _finite(logs: dict[str, Any] | None) -> bool:
+    return all(
+        math.isfinite(float(v)) for k, v in (logs or {}).items() if k.endswith("loss") or k == "pixel"
+    )
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stop the run at the first non-finite loss; later callbacks then skip saving.
+
+    The last checkpoint written before the failure stays the newest one, so the run
+    can be inspected or resumed (e.g. with a lower learning rate).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed_at: int | None = None
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if not _finite(logs):
+            self.failed_at = int(self.model.g_optimizer.iterations.numpy())
+            self.model.stop_training = True
+
+
+class CheckpointSaver(keras.callbacks.Callback):
+    """Resumable checkpoint (models, optimizers, step, best score) every N steps and per epoch."""
+
+    def __init__(self, manager: tf.train.CheckpointManager, every_steps: int, guard: NaNGuard):
+        super().__init__()
+        self.manager = manager
+        self.every = max(1, int(every_steps))
+        self.guard = guard
+
+    def _step(self) -> int:
+        return int(self.model.g_optimizer.iterations.numpy())
+
+    def save(self) -> None:
+        if self.guard.failed_at is None:
+            self.manager.save(checkpoint_number=self._step())
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self._step() % self.every == 0:
+            self.save()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.save()
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Keep the generator weights with the best validation score, and the last ones."""
+
+    def __init__(self, run_dir: str, best_score: tf.Variable, guard: NaNGuard,
+                 monitor: str = "val_psnr"):
+        super().__init__()
+        self.run_dir = run_dir
+        self.best = best_score
+        self.guard = guard
+        self.monitor = monitor
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.guard.failed_at is not None:
+            return
+        gen = self.model.generator
+        gen.save_weights(os.path.join(self.run_dir, "last.weights.h5"))
+        score = (logs or {}).get(self.monitor)
+        if score is not None and float(score) > float(self.best.numpy()):
+            self.best.assign(float(score))
+            gen.save_weights(os.path.join(self.run_dir, "best.weights.h5"))
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """A PNG per epoch: one row per face, columns input | output | target (| mask)."""
+
+    def __init__(self, batch: dict[str, np.ndarray], input_keys: tuple[str, ...],
+                 out_dir: str, target_key: str = "clean"):
+        super().__init__()
+        self.batch = batch
+        self.input_keys = input_keys
+        self.target_key = target_key
+        self.out_dir = out_dir
+        os.makedirs(out_dir, exist_ok=True)
+
+    def render(self) -> np.ndarray:
+        xs = [self.batch[k] for k in self.input_keys]
+        out = self.model.generator.predict(xs[0] if len(xs) == 1 else xs, verbose=0)
+        size = out.shape[1]
+        shown = self.batch[self.input_keys[0]]
+        if shown.shape[1] != size:  # low-resolution input: show it enlarged (nearest)
+            reps = size // shown.shape[1]
+            shown = np.repeat(np.repeat(shown, reps, axis=1), reps, axis=2)
+        cols = [shown, out, self.batch[self.target_key]]
+        if "mask" in self.batch:
+            cols.append(np.repeat(self.batch["mask"] * 2.0 - 1.0, 3, axis=-1))
+        rows = [np.concatenate([c[i] for c in cols], axis=1) for i in range(out.shape[0])]
+        return to_uint8(np.concatenate(rows, axis=0))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        write_image(os.path.join(self.out_dir, f"epoch_{epoch + 1:04d}.png"), self.render())
+
+
+class Progress(keras.callbacks.Callback):
+    """One progress bar for the whole run (steps, rate, overall ETA, latest losses).
+
+    The bar is owned by the caller so it survives the two ``fit`` calls of a
+    resumed run.
+    """
+
+    def __init__(self, bar: Any, keys: tuple[str, ...] = ("g_loss", "d_loss", "psnr")):
+        super().__init__()
+        self.bar = bar
+        self.keys = keys
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.bar.update(1)
+        if batch % 10 == 0 and logs:
+            self.bar.set_postfix(
+                {k: f"{float(logs[k]):.4g}" for k in self.keys if k in logs}, refresh=False
+            )
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        val = "  ".join(
+            f"{k[4:]} {float(v):.4g}" for k, v in logs.items() if k.startswith("val_")
+        )
+        self.bar.write(f"epoch {epoch + 1}: validation {val}")
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stop cleanly after ``minutes`` of training (the checkpoint is saved first)."""
+
+    def __init__(self, minutes: float | None, start: float | None = None):
+        super().__init__()
+        self.deadline = None if minutes is None else (start or time.time()) + 60 * minutes
+        self.hit = False
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.deadline is not None and time.time() > self.deadline:
+            self.hit = True
+            self.model.stop_training = True

@@ -1,0 +1,275 @@
+"""``run(cfg, run_dir)``: one training run, resumable from any saved step.
+
+A run directory holds everything needed to continue, evaluate or export a run::
+
+    config.json          the resolved configuration (export rebuilds the model from it)
+    checkpoints/         resumable state: models, optimizers, step, best score
+    best.weights.h5      generator weights with the best validation PSNR
+    last.weights.h5      generator weights at the end of the latest epoch
+    metrics.csv          one row of train/validation metrics per epoch
+    logs/                TensorBoard event files
+    samples/             epoch_NNNN.png grids: input | output | target | mask
+    summary.json         how the run ended and its final metrics
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tfface import keras
+from tfface.config import Config, ConfigError, validate
+from tfface.models import get_arch
+from tfface.train import callbacks as cbs
+from tfface.train.trainer import RestorationTrainer
+
+log = logging.getLogger("tfface.train")
+
+CONFIG_FILE = "config.json"
+CKPT_DIR = "checkpoints"
+
+
+@dataclass
+class RunResult:
+    """What a call to :func:`run` did."""
+
+    run_dir: str
+    step: int
+    total_steps: int
+    status: str
+    """``completed``, ``time_limit`` or ``nan``."""
+    history: dict[str, list[float]] = field(default_factory=dict)
+    best_val_psnr: float | None = None
+    resumed_from: int = 0
+
+
+def generator_inputs(cfg: Config) -> tuple[str, ...]:
+    """Dataset keys the generator of ``cfg`` reads, in its input order."""
+    if cfg.data.task == "sr":
+        return ("lr",)
+    if cfg.model.params.get("mask_input"):
+        return ("occluded", "mask")
+    return ("occluded",)
+
+
+def build_models(cfg: Config) -> tuple[keras.Model, keras.Model | None]:
+    """Generator and (when the run is adversarial) discriminator of ``cfg``."""
+    family = get_arch(cfg.model.arch)
+    if getattr(family, "TASK", cfg.data.task) != cfg.data.task:
+        raise ConfigError(
+            f"arch '{cfg.model.arch}' is a {family.TASK} model, but data.task is '{cfg.data.task}'"
+        )
+    gen = family.build_generator(cfg)
+    disc = None
+    if cfg.train.adv_weight > 0:
+        if not hasattr(family, "build_discriminator"):
+            raise ConfigError(
+                f"arch '{cfg.model.arch}' has no discriminator; use --adv-weight 0"
+            )
+        disc = family.build_discriminator(cfg)
+    return gen, disc
+
+
+def steps_per_epoch(cfg: Config, num_train: int | None) -> int:
+    if cfg.train.steps_per_epoch:
+        return int(cfg.train.steps_per_epoch)
+    if not num_train:
+        raise ConfigError(
+            "the training source has no known size; set train.steps_per_epoch "
+            "(--steps-per-epoch N)"
+        )
+    return max(1, num_train // cfg.train.batch_size)
+
+
+def has_checkpoint(run_dir: str) -> bool:
+    return tf.train.latest_checkpoint(os.path.join(run_dir, CKPT_DIR)) is not None
+
+
+def _progress_bar(total: int, initial: int):
+    from tqdm.auto import tqdm
+
+    tty = sys.stderr.isatty()
+    return tqdm(
+        total=total, initial=initial, unit="step", dynamic_ncols=True,
+        mininterval=0.5 if tty else 30.0, desc="training",
+    )
+
+
+def run(
+    cfg: Config,
+    run_dir: str,
+    *,
+    resume: bool = True,
+    extra_callbacks: list[keras.callbacks.Callback] | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Train ``cfg`` in ``run_dir``; continue from its newest checkpoint when ``resume``.
+
+    The training stream is deterministic in the step: a run resumed at step ``s``
+    draws exactly the batches an uninterrupted run draws from step ``s`` on.
+    """
+    from tfface.data.pipeline import make_dataset
+    from tfface.data.sources import make_source
+
+    validate(cfg)
+    os.makedirs(run_dir, exist_ok=True)
+    cfg_path = os.path.join(run_dir, CONFIG_FILE)
+    if resume and has_checkpoint(run_dir) and os.path.exists(cfg_path):
+        saved = Config.load(cfg_path)
+        if saved.to_dict() != cfg.to_dict():
+            raise ConfigError(
+                f"{run_dir} holds a run with a different configuration; resume it with "
+                f"its own config (python -m pipelines.train --resume {run_dir}) or choose "
+                "another --run-dir"
+            )
+    cfg.save(cfg_path)
+
+    source = make_source(cfg.data)
+    spe = steps_per_epoch(cfg, source.num_examples("train"))
+    total = spe * cfg.train.epochs
+    t = cfg.train
+
+    gen, disc = build_models(cfg)
+    inputs = generator_inputs(cfg)
+    family = get_arch(cfg.model.arch)
+    trainer = RestorationTrainer(
+        gen, disc, input_keys=inputs, conditional=getattr(family, "CONDITIONAL_D", False)
+    )
+    g_opt = keras.optimizers.Adam(t.g_lr, beta_1=t.beta_1)
+    d_opt = keras.optimizers.Adam(t.d_lr, beta_1=t.beta_1) if disc is not None else None
+    trainer.compile(
+        g_opt, d_opt, pixel_loss=t.pixel_loss, pixel_weight=t.pixel_weight,
+        adv_weight=t.adv_weight, label_smoothing=t.label_smoothing,
+    )
+
+    best = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_val_psnr")
+    state = {"generator": gen, "g_optimizer": g_opt, "best_val_psnr": best}
+    if disc is not None:
+        state.update(discriminator=disc, d_optimizer=d_opt)
+    ckpt = tf.train.Checkpoint(**state)
+    manager = tf.train.CheckpointManager(ckpt, os.path.join(run_dir, CKPT_DIR), max_to_keep=2)
+
+    start = 0
+    if resume and manager.latest_checkpoint:
+        # Optimizer slots are created lazily; build them so the restore fills them now.
+        g_opt.build(gen.trainable_variables)
+        if d_opt is not None:
+            d_opt.build(disc.trainable_variables)
+        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        start = int(g_opt.iterations.numpy())
+        log.info("resuming %s from step %d/%d", run_dir, start, total)
+        print(f"Resuming {run_dir} from step {start}/{total}.")
+    if start >= total:
+        print(f"{run_dir} already finished ({start}/{total} steps).")
+        return RunResult(run_dir, start, total, "completed",
+                         best_val_psnr=float(best.numpy()), resumed_from=start)
+
+    eval_ds = make_dataset(cfg, "eval")
+    if t.eval_batches:
+        eval_ds = eval_ds.take(t.eval_batches)
+    sample = next(iter(make_dataset(cfg, "eval", batch_size=t.sample_count).take(1)))
+    sample = {k: v.numpy() for k, v in sample.items()}
+
+    guard = cbs.NaNGuard()
+    limit = cbs.TimeLimit(t.max_minutes)
+    bar = _progress_bar(total, start) if progress else None
+    callbacks: list[keras.callbacks.Callback] = [
+        guard,
+        limit,
+        cbs.CheckpointSaver(manager, t.save_every_steps, guard),
+        cbs.BestWeights(run_dir, best, guard),
+        cbs.SampleGrid(sample, inputs, os.path.join(run_dir, "samples")),
+        keras.callbacks.CSVLogger(os.path.join(run_dir, "metrics.csv"), append=True),
+        keras.callbacks.TensorBoard(
+            os.path.join(run_dir, "logs"), update_freq=max(1, min(100, spe)),
+            write_graph=False, profile_batch=0,
+        ),
+    ]
+    if bar is not None:
+        callbacks.append(cbs.Progress(bar))
+    callbacks += list(extra_callbacks or [])
+
+    history: dict[str, list[float]] = {}
+    epoch0, offset = divmod(start, spe)
+    # A run interrupted mid-epoch first finishes that epoch's remaining steps, then
+    # continues with whole epochs, so the step count matches an uninterrupted run.
+    phases = []
+    if offset:
+        phases.append((epoch0, epoch0 + 1, spe - offset))
+        epoch0 += 1
+    if epoch0 < t.epochs:
+        phases.append((epoch0, t.epochs, spe))
+    step = start
+    try:
+        for first, last, n_steps in phases:
+            train_ds = make_dataset(cfg, "train", start_step=step)
+            h = trainer.fit(
+                train_ds, epochs=last, initial_epoch=first, steps_per_epoch=n_steps,
+                validation_data=eval_ds, callbacks=callbacks, verbose=0,
+            )
+            for k, v in h.history.items():
+                history.setdefault(k, []).extend(float(x) for x in v)
+            step = int(g_opt.iterations.numpy())
+            if trainer.stop_training:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+
+    status = "completed"
+    if guard.failed_at is not None:
+        status = "nan"
+        latest = manager.latest_checkpoint or "none"
+        print(
+            f"Training stopped: the loss became NaN/Inf at step {guard.failed_at}. "
+            f"The last good checkpoint is kept ({latest}); lower the learning rates "
+            f"(--set train.g_lr=...) and resume with --resume {run_dir}.",
+            file=sys.stderr,
+        )
+    elif limit.hit:
+        status = "time_limit"
+        print(f"Stopped after the time limit at step {step}/{total}; resume with "
+              f"--resume {run_dir}.")
+    best_val = float(best.numpy())
+    summary: dict[str, Any] = {
+        "status": status, "step": step, "total_steps": total, "resumed_from": start,
+        "best_val_psnr": best_val if math.isfinite(best_val) else None,
+        "final": {k: v[-1] for k, v in history.items() if v},
+    }
+    with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+    return RunResult(run_dir, step, total, status, history,
+                     summary["best_val_psnr"], resumed_from=start)
+
+
+def load_generator(run_dir: str, which: str = "best") -> tuple[Config, keras.Model]:
+    """Rebuild a run's generator from its config.json and load its ``best``/``last`` weights.
+
+    Falls back to the newest checkpoint when the weight file is missing (a run that
+    stopped before its first epoch ended).
+    """
+    cfg_path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.exists(cfg_path):
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
+    cfg = Config.load(cfg_path)
+    gen = get_arch(cfg.model.arch).build_generator(cfg)
+    for name in (which, "last", "best"):
+        path = os.path.join(run_dir, f"{name}.weights.h5")
+        if os.path.exists(path):
+            gen.load_weights(path)
+            return cfg, gen
+    latest = tf.train.latest_checkpoint(os.path.join(run_dir, CKPT_DIR))
+    if latest is None:
+        raise FileNotFoundError(f"{run_dir} has no trained weights yet (no *.weights.h5, "
+                                "no checkpoint)")
+    tf.train.Checkpoint(generator=gen).restore(latest).expect_partial()
+    return cfg, gen
