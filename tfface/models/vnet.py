@@ -4,8 +4,10 @@ The published face-reconstruction configuration: ``vnet_2d`` with filter_num
 [64, 128, 256, 512, 512], res_num_ini=2, res_num_max=2, ReLU, batch norm, strided
 convolutions instead of pooling and transposed convolutions instead of unpooling:
 26,062,147 parameters at 256×256×3. Its input is the occluded image only; the
-linear 1×1 output convolution is followed by a parameter-free ``tanh`` so the
-output lies in [-1, 1] like the targets.
+linear 1×1 output convolution is followed by a parameter-free head that maps the
+output to [-1, 1] like the targets: ``clip`` by default (a clip at inference with a
+straight-through gradient in training, see :class:`~tfface.models.layers.ClipOutput`;
+it keeps full-int8 files faithful) or ``tanh``. Neither adds parameters.
 
 The network is built from ``vnet_2d_base`` on our own named input, so the graph is
 flat (no nested model), which QAT and TFLite conversion need, and the deployed
@@ -21,6 +23,7 @@ from keras_unet_collection.layer_utils import CONV_output
 
 from tfface import keras
 from tfface.models.discriminators import conv_discriminator
+from tfface.models.layers import ClipOutput
 
 TASK = "inpaint"
 DEFAULT_PRESET = "paper"
@@ -32,6 +35,7 @@ _DEFAULT_PARAMS: dict[str, Any] = {
     "activation": "ReLU",
     "batch_norm": True,
     "mask_input": False,
+    "output_head": "clip",
     "disc_filters": [64, 128, 256, 512],
 }
 
@@ -105,7 +109,12 @@ def build_generator(cfg) -> keras.Model:
         name="vnet",
     )
     x = CONV_output(x, 3, kernel_size=1, activation=None, name="vnet_output")
-    out = keras.layers.Activation("tanh", name="restored")(x)
+    if p["output_head"] == "tanh":
+        out = keras.layers.Activation("tanh", name="restored")(x)
+    elif p["output_head"] == "clip":
+        out = ClipOutput(name="restored")(x)
+    else:
+        raise ValueError(f"output_head must be 'clip' or 'tanh', got '{p['output_head']}'")
     return keras.Model(inputs if len(inputs) > 1 else image, out, name="vnet")
 
 

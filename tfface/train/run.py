@@ -133,6 +133,8 @@ def run(
             )
     cfg.save(cfg_path)
 
+    # Weight initialization follows the config's seed, so a run is reproducible.
+    keras.utils.set_random_seed(cfg.data.seed)
     source = make_source(cfg.data)
     spe = steps_per_epoch(cfg, source.num_examples("train"))
     total = spe * cfg.train.epochs

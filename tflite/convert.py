@@ -1,0 +1,278 @@
+"""Convert a trained run to ``.tflite`` files, each with its model card.
+
+Examples::
+
+    python -m tflite.convert --int8 --run runs/vnet-demo-20261121-130000
+    python -m tflite.convert --float --fp16 --dynamic --int8 --run RUN_DIR --out-dir dist/
+
+Each mode writes ``model_<mode>.tflite`` and ``model_<mode>.json`` (the model card: task,
+tensor names/shapes/dtypes, how to map pixels to the input range and the output back to
+pixels, quantization parameters, training data, versions and the measured fidelity of
+the file to the Keras model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+import tfface
+import tensorflow as tf
+
+from tflite.harness import LiteRunner
+from tflite.quantize import (
+    MIN_CALIBRATION_SAMPLES, MODES, QuantizationConfig, converter_for, representative_from,
+)
+
+CARD_FORMAT = "tfface-model-card/1"
+FIDELITY_IMAGES = 16
+
+# How app code maps pixels to the model's [-1, 1] tensors and back. In TFLite metadata
+# terms the input is normalized with (pixel - mean) / std, and the output is mapped
+# back to pixels by (value - mean) / std with mean -1 and std 1/127.5.
+INPUT_NORMALIZATION = {"mean": 127.5, "std": 127.5,
+                       "formula": "x = (pixel - 127.5) / 127.5  (pixel in 0..255, RGB)"}
+OUTPUT_DENORMALIZATION = {"mean": -1.0, "std": 1.0 / 127.5,
+                          "formula": "pixel = clip(round((y + 1) * 127.5), 0, 255)"}
+
+
+class ConversionError(RuntimeError):
+    """A model could not be converted; the message names the cause and what to do."""
+
+
+@dataclass
+class Converted:
+    path: str
+    card_path: str
+    card: dict[str, Any]
+
+
+def psnr_between(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR (dB) between two [-1, 1] batches compared as 8-bit images; 100 when identical."""
+    qa = np.clip(np.round((a + 1) * 127.5), 0, 255)
+    qb = np.clip(np.round((b + 1) * 127.5), 0, 255)
+    mse = float(np.mean((qa - qb) ** 2))
+    return 100.0 if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+
+
+def _tensor_entry(detail: dict, role: str) -> dict[str, Any]:
+    scale, zp = detail["quantization"]
+    entry: dict[str, Any] = {
+        "name": detail["name"],
+        "shape": [int(s) for s in detail["shape"]],
+        "dtype": np.dtype(detail["dtype"]).name,
+        "layout": "NHWC, RGB",
+        "value_range": [-1.0, 1.0],
+    }
+    entry["normalization" if role == "input" else "denormalization"] = (
+        INPUT_NORMALIZATION if role == "input" else OUTPUT_DENORMALIZATION
+    )
+    entry["quantization"] = (
+        {"scale": float(scale), "zero_point": int(zp),
+         "formula": "real = (q - zero_point) * scale"}
+        if np.issubdtype(detail["dtype"], np.integer) else None
+    )
+    return entry
+
+
+def _training_data(cfg) -> dict[str, Any]:
+    d = cfg.data
+    desc = {
+        "synthetic": "built-in procedurally drawn synthetic faces (not real photos)",
+        "folder": f"face photos from folder {d.data_dir}",
+        "tfds": f"TFDS dataset {d.tfds_name}",
+    }[d.source]
+    out = {"source": d.source, "description": desc, "image_size": d.image_size}
+    if d.task == "inpaint":
+        out["occlusions"] = d.occlusions
+    else:
+        out["scale"] = d.scale
+    return out
+
+
+def fidelity_batch(cfg, n: int = FIDELITY_IMAGES) -> dict[str, np.ndarray]:
+    """A fixed batch of real-pipeline eval inputs (the same on every call)."""
+    from tfface.data.pipeline import make_dataset
+
+    batch = next(iter(make_dataset(cfg, "eval", batch_size=n).take(1)))
+    return {k: v.numpy() for k, v in batch.items()}
+
+
+def convert_model(
+    model: tf.keras.Model,
+    cfg,
+    qcfg: QuantizationConfig,
+    out_dir: str,
+    *,
+    representative: Sequence[np.ndarray] | None = None,
+    check_batch: dict[str, np.ndarray] | None = None,
+    source_run: str | None = None,
+) -> Converted:
+    """Convert ``model`` per ``qcfg`` into ``out_dir``; measure and write its card."""
+    from tfface.train.run import generator_inputs
+
+    os.makedirs(out_dir, exist_ok=True)
+    rep = None
+    if qcfg.mode == "int8":
+        if representative is None:
+            from tfface.data.pipeline import representative_batches
+
+            representative = list(representative_batches(cfg, qcfg.calibration_samples))
+        rep = representative_from(representative)
+    t0 = time.time()
+    try:
+        content = converter_for(model, qcfg, rep).convert()
+    except Exception as e:  # the converter raises bare ConverterError/RuntimeError
+        raise ConversionError(
+            f"TFLite conversion in mode '{qcfg.mode}' failed: {str(e).strip().splitlines()[-1]}\n"
+            "If a layer cannot be quantized, keep that mode off for this model "
+            "(e.g. use --fp16 or --dynamic) and report the layer named above."
+        ) from e
+    seconds = time.time() - t0
+    path = os.path.join(out_dir, qcfg.file_stem + ".tflite")
+    with open(path, "wb") as f:
+        f.write(content)
+
+    runner = LiteRunner(content)
+    keys = generator_inputs(cfg)
+    batch = check_batch if check_batch is not None else fidelity_batch(cfg)
+    xs = [batch[k] for k in keys]
+    ref = model.predict(xs[0] if len(xs) == 1 else xs, verbose=0)
+    got = runner(*xs)
+    fidelity = {
+        "images": int(ref.shape[0]),
+        "psnr_db_vs_keras": round(psnr_between(ref, got), 3),
+        "max_abs_error_vs_keras": round(float(np.max(np.abs(ref - got))), 5),
+        "note": "PSNR between the Keras and TFLite outputs on a fixed batch of eval inputs, "
+                "both mapped to 8-bit pixels",
+    }
+    from tfface.metrics import psnr as _psnr
+
+    card: dict[str, Any] = {
+        "format": CARD_FORMAT,
+        "name": qcfg.file_stem,
+        "file": os.path.basename(path),
+        "task": cfg.data.task,
+        "architecture": cfg.model.arch,
+        "preset": cfg.model.preset,
+        "parameters": int(model.count_params()),
+        "inputs": [_tensor_entry(d, "input") for d in runner.inputs],
+        "outputs": [_tensor_entry(d, "output") for d in runner.outputs],
+        "signature": "serving_default",
+        "quantization": {**qcfg.to_dict(),
+                         "calibration": "eval-free training-pipeline samples" if rep else None},
+        "training_data": _training_data(cfg),
+        "source_run": source_run,
+        "size_bytes": len(content),
+        "fidelity": fidelity,
+        "quality": {
+            "psnr_db_vs_ground_truth": round(float(np.mean(
+                _psnr(batch["clean"], got).numpy())), 3),
+            "images": int(got.shape[0]),
+            "split": "eval",
+        },
+        "versions": {"tfface": tfface.__version__, "tensorflow": tf.__version__,
+                     "ai_edge_litert": _litert_version()},
+        "conversion_seconds": round(seconds, 2),
+    }
+    if cfg.data.task == "sr":
+        card["scale"] = cfg.data.scale
+    card_path = os.path.join(out_dir, qcfg.file_stem + ".json")
+    with open(card_path, "w", encoding="utf-8") as f:
+        json.dump(card, f, indent=2)
+    return Converted(path, card_path, card)
+
+
+def _litert_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("ai-edge-litert")
+    except Exception:  # pragma: no cover
+        return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m tflite.convert",
+        description="Convert a training run's generator into .tflite files, one per mode, "
+        "each with a model card (.json) that tells an app how to feed and read it.",
+    )
+    p.add_argument("--run", required=True, metavar="RUN_DIR",
+                   help="run directory written by python -m pipelines.train")
+    p.add_argument("--weights", choices=["best", "last"], default="best",
+                   help="which generator weights of the run to convert (default: best)")
+    for mode, text in [
+        ("float", "float32 (reference)"),
+        ("fp16", "float16 weights"),
+        ("dynamic", "dynamic range: int8 weights, float activations"),
+        ("int8", "full integer: int8 weights and activations, calibrated on pipeline data"),
+    ]:
+        p.add_argument(f"--{mode}", action="store_true", help=text)
+    p.add_argument("--io", choices=["float", "int8", "uint8"], default="float",
+                   help="input/output tensor type of --int8 files (default: float, the "
+                   "quantize/dequantize then runs inside the file)")
+    p.add_argument("--samples", type=int, default=200, metavar="N",
+                   help=f"representative samples for --int8 calibration (default 200, at "
+                   f"least {MIN_CALIBRATION_SAMPLES})")
+    p.add_argument("--out-dir", metavar="DIR", help="where files go (default: the run directory)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    modes = [m for m in MODES if getattr(args, m)]
+    if not modes:
+        print("error: choose at least one mode: --float, --fp16, --dynamic or --int8",
+              file=sys.stderr)
+        return 2
+    if args.samples < MIN_CALIBRATION_SAMPLES:
+        print(f"error: --samples must be at least {MIN_CALIBRATION_SAMPLES} for a reliable "
+              "int8 calibration", file=sys.stderr)
+        return 2
+    from tfface.train.run import load_generator
+
+    try:
+        cfg, model = load_generator(args.run, args.weights)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out_dir = args.out_dir or args.run
+    check = fidelity_batch(cfg)
+    rows = []
+    for mode in modes:
+        qcfg = (QuantizationConfig.for_int8(args.io, args.samples) if mode == "int8"
+                else getattr(QuantizationConfig, f"for_{mode}")())
+        print(f"Converting ({mode}) ...", flush=True)
+        try:
+            res = convert_model(model, cfg, qcfg, out_dir, check_batch=check,
+                                source_run=os.path.abspath(args.run))
+        except ConversionError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        rows.append(res)
+    print()
+    print(f"{'file':<28}{'size':>10}  {'PSNR vs Keras':>14}  {'PSNR vs target':>15}")
+    for r in rows:
+        c = r.card
+        print(f"{c['file']:<28}{c['size_bytes'] / 1e6:>8.2f}MB  "
+              f"{c['fidelity']['psnr_db_vs_keras']:>11.2f} dB  "
+              f"{c['quality']['psnr_db_vs_ground_truth']:>12.2f} dB")
+    print()
+    print(f"Run directory : {os.path.abspath(args.run)}")
+    for r in rows:
+        print(f"TFLite model  : {os.path.abspath(r.path)}")
+        print(f"Model card    : {os.path.abspath(r.card_path)}")
+    print(f"Sample grids  : {os.path.abspath(os.path.join(args.run, 'samples'))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Run ``.tflite`` files in the LiteRT interpreter with float images in, float out.
+
+:class:`LiteRunner` quantizes float inputs and dequantizes outputs from the tensors'
+own quantization parameters, so callers always compare float images in the model
+card's range, whatever the file's I/O types are.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+try:  # LiteRT is the supported interpreter; tf.lite.Interpreter is deprecated.
+    from ai_edge_litert.interpreter import Interpreter
+except ImportError as e:  # pragma: no cover - exercised only without the dependency
+    raise ImportError(
+        "tfface needs the LiteRT interpreter: pip install ai-edge-litert"
+    ) from e
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
+    """float → integer tensor values: round(x / scale) + zero_point, saturated to dtype.
+
+    Rounds half away from zero, as TFLite's own quantize kernel does (``np.round``
+    would round half to even and differ by one level on exact halves).
+    """
+    info = np.iinfo(dtype)
+    v = np.asarray(x, np.float64) / scale
+    q = np.sign(v) * np.floor(np.abs(v) + 0.5) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """integer tensor values → float: (q - zero_point) * scale."""
+    return ((np.asarray(q, np.float64) - zero_point) * scale).astype(np.float32)
+
+
+class LiteRunner:
+    """A ``.tflite`` model as a float-in, float-out callable over NHWC batches."""
+
+    def __init__(self, model: str | os.PathLike | bytes, num_threads: int = 2):
+        if isinstance(model, (bytes, bytearray)):
+            self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
+        else:
+            if not os.path.exists(model):
+                raise FileNotFoundError(f"no such .tflite file: {model}")
+            self.interpreter = Interpreter(model_path=os.fspath(model), num_threads=num_threads)
+        self.interpreter.allocate_tensors()
+        self.inputs = self.interpreter.get_input_details()
+        self.outputs = self.interpreter.get_output_details()
+
+    def _feed(self, detail: dict, x: np.ndarray) -> np.ndarray:
+        dtype = detail["dtype"]
+        if np.issubdtype(dtype, np.integer):
+            scale, zp = detail["quantization"]
+            return quantize(x, scale, zp, dtype)
+        return np.asarray(x, dtype)
+
+    def _read(self, detail: dict) -> np.ndarray:
+        y = self.interpreter.get_tensor(detail["index"])
+        if np.issubdtype(y.dtype, np.integer):
+            scale, zp = detail["quantization"]
+            return dequantize(y, scale, zp)
+        return y.astype(np.float32)
+
+    def __call__(self, *xs: np.ndarray) -> np.ndarray:
+        """Run a batch (any size; the file's batch-1 graph is run per image)."""
+        if len(xs) != len(self.inputs):
+            raise ValueError(f"model takes {len(self.inputs)} inputs, got {len(xs)}")
+        n = xs[0].shape[0]
+        outs = []
+        for i in range(n):
+            for detail, x in zip(self.inputs, xs):
+                want = tuple(detail["shape"][1:])
+                if tuple(x.shape[1:]) != want:
+                    raise ValueError(
+                        f"input '{detail['name']}' expects images of shape {want}, "
+                        f"got {tuple(x.shape[1:])}"
+                    )
+                self.interpreter.set_tensor(detail["index"], self._feed(detail, x[i : i + 1]))
+            self.interpreter.invoke()
+            outs.append(self._read(self.outputs[0]))
+        return np.concatenate(outs, axis=0)

@@ -1,0 +1,115 @@
+"""Quantization modes as one config object with a constructor per mode.
+
+``QuantizationConfig.for_int8(...)`` etc. describe *what* to produce; :func:`converter_for`
+turns a config into a ready ``tf.lite.TFLiteConverter`` for a Keras generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+import tfface  # noqa: F401
+import tensorflow as tf
+
+MODES = ("float", "fp16", "dynamic", "int8")
+IO_TYPES = {"float": tf.float32, "int8": tf.int8, "uint8": tf.uint8}
+MIN_CALIBRATION_SAMPLES = 100
+
+
+@dataclass(frozen=True)
+class QuantizationConfig:
+    mode: str
+    io: str = "float"
+    """dtype of the input/output tensors of full-integer files: float, int8 or uint8."""
+    calibration_samples: int = 0
+
+    @classmethod
+    def for_float(cls) -> "QuantizationConfig":
+        return cls("float")
+
+    @classmethod
+    def for_fp16(cls) -> "QuantizationConfig":
+        return cls("fp16")
+
+    @classmethod
+    def for_dynamic(cls) -> "QuantizationConfig":
+        return cls("dynamic")
+
+    @classmethod
+    def for_int8(cls, io: str = "float", calibration_samples: int = 200) -> "QuantizationConfig":
+        if io not in IO_TYPES:
+            raise ValueError(f"io must be one of {sorted(IO_TYPES)}, got '{io}'")
+        return cls("int8", io=io, calibration_samples=int(calibration_samples))
+
+    @property
+    def file_stem(self) -> str:
+        return f"model_{self.mode}" + (f"_io{self.io}" if self.mode == "int8" and self.io != "float" else "")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def serving_function(model: tf.keras.Model, batch: int = 1) -> tf.types.experimental.ConcreteFunction:
+    """A concrete function with static shapes and the model's own tensor names.
+
+    The ``serving_default`` signature of the file then has inputs named after the
+    Keras inputs (e.g. ``occluded``) and one output named after the output layer
+    (e.g. ``restored``), which is what app code and the model card refer to.
+    """
+    specs = [
+        tf.TensorSpec([batch, *t.shape[1:]], tf.float32, name=t.name.split(":")[0])
+        for t in model.inputs
+    ]
+    out_name = model.output_names[0]
+    names = [s.name for s in specs]
+
+    if len(specs) == 1:
+        @tf.function(input_signature=specs)
+        def serve(x):
+            return {out_name: model(x, training=False)}
+    else:
+        @tf.function(input_signature=specs)
+        def serve(*xs):
+            return {out_name: model(list(xs), training=False)}
+
+    del names
+    return serve.get_concrete_function()
+
+
+def converter_for(
+    model: tf.keras.Model,
+    qcfg: QuantizationConfig,
+    representative: Callable[[], Iterable[list[np.ndarray]]] | None = None,
+) -> tf.lite.TFLiteConverter:
+    """A TFLite converter set up for ``qcfg``. ``int8`` needs representative data."""
+    fn = serving_function(model)
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
+    if qcfg.mode == "float":
+        return conv
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if qcfg.mode == "fp16":
+        conv.target_spec.supported_types = [tf.float16]
+    elif qcfg.mode == "int8":
+        if representative is None:
+            raise ValueError("int8 quantization needs representative data from the pipeline")
+        conv.representative_dataset = representative
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = IO_TYPES[qcfg.io]
+        conv.inference_output_type = IO_TYPES[qcfg.io]
+    return conv
+
+
+def representative_from(batches: Iterable[np.ndarray | list[np.ndarray]]) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """Wrap an iterable of model inputs as the converter's ``representative_dataset``."""
+    cached = [b if isinstance(b, (list, tuple)) else [b] for b in batches]
+    if len(cached) < 1:
+        raise ValueError("no representative samples were produced")
+
+    def gen() -> Iterator[list[np.ndarray]]:
+        for b in cached:
+            yield [np.asarray(x, np.float32) for x in b]
+
+    return gen
