@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny configurations and one tiny trained run reused across tests."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import tfface  # noqa: F401  (tf_keras switch before TensorFlow)
+import tensorflow as tf
+
+tf.config.threading.set_inter_op_parallelism_threads(2)
+
+
+def tiny_config(**train_overrides):
+    from tfface.config import resolve
+
+    cfg = resolve("vnet", "tiny", {"train": train_overrides} if train_overrides else None)
+    return cfg
+
+
+@pytest.fixture
+def tiny_cfg():
+    return tiny_config()
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_run(tmp_path_factory):
+    """A tiny V-Net trained supervised for a few hundred steps (shared, built once)."""
+    from tfface.train import run
+
+    run_dir = str(tmp_path_factory.mktemp("runs") / "vnet-tiny")
+    cfg = tiny_config(epochs=3, steps_per_epoch=60, adv_weight=0.0, g_lr=2e-3,
+                      save_every_steps=1000)
+    result = run(cfg, run_dir, progress=False)
+    assert result.status == "completed"
+    return run_dir

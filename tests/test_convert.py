@@ -1,0 +1,88 @@
+"""TFLite conversion of a trained run: int8 file, model card, agreement with Keras."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tflite import convert
+from tflite.harness import LiteRunner, dequantize, quantize
+from tflite.quantize import QuantizationConfig
+
+# Measured on the tiny V-Net (8-32 channels, 180 steps, clip head): int8 25.8-28.9 dB
+# over different trainings (rounding error accumulated through ~20 narrow layers; the
+# per-layer error is 0.2-0.4 quantization steps); a broken conversion gives ~10 dB.
+# fp16 is far above its floor.
+INT8_FIDELITY_FLOOR_DB = 23.0
+FP16_FIDELITY_FLOOR_DB = 45.0
+
+
+def test_quantize_roundtrip_is_exact_for_known_parameters():
+    # x / scale = -127.5, 0, 63.75, 126.5, 127.5: halves round away from zero (as in
+    # TFLite), then saturate to int8.
+    q = quantize(np.array([-1.0, 0.0, 0.5, 126.5 / 127.5, 1.0]), scale=1 / 127.5,
+                 zero_point=0, dtype=np.int8)
+    assert q.tolist() == [-128, 0, 64, 127, 127]
+    assert quantize(np.array([2.5, -2.5]), 1.0, 0, np.int8).tolist() == [3, -3]
+    u = quantize(np.array([-1.0, 1.0, 2.0]), scale=2 / 255, zero_point=128, dtype=np.uint8)
+    assert u.tolist() == [0, 255, 255]  # saturates
+    np.testing.assert_allclose(dequantize(np.array([0, 128, 255]), 2 / 255, 128),
+                               [-128 * 2 / 255, 0.0, 127 * 2 / 255], rtol=1e-6)
+
+
+def test_int8_cli_writes_a_file_that_agrees_with_keras(trained_tiny_run, capsys):
+    out = os.path.join(trained_tiny_run, "export")
+    assert convert.main(["--int8", "--run", trained_tiny_run, "--samples", "100",
+                         "--out-dir", out]) == 0
+    printed = capsys.readouterr().out
+    tfl = os.path.join(out, "model_int8.tflite")
+    assert os.path.abspath(tfl) in printed
+    card = json.load(open(os.path.join(out, "model_int8.json")))
+    assert card["fidelity"]["psnr_db_vs_keras"] >= INT8_FIDELITY_FLOOR_DB
+
+    # The card describes the file's tensors exactly.
+    runner = LiteRunner(tfl)
+    (inp,), (outp,) = card["inputs"], card["outputs"]
+    assert inp["name"] == runner.inputs[0]["name"] == "serving_default_occluded:0"
+    assert inp["shape"] == [1, 64, 64, 3] == list(runner.inputs[0]["shape"])
+    assert inp["dtype"] == "float32" and inp["normalization"]["mean"] == 127.5
+    assert outp["denormalization"]["mean"] == -1.0
+    assert card["task"] == "inpaint" and card["architecture"] == "vnet"
+    assert card["training_data"]["source"] == "synthetic"
+    assert card["size_bytes"] == os.path.getsize(tfl)
+
+    # Every compute op runs in int8: no float tensors except the float I/O edges.
+    interp = runner.interpreter
+    float_tensors = [t["name"] for t in interp.get_tensor_details()
+                     if t["dtype"] == np.float32]
+    assert len(float_tensors) <= 2, float_tensors
+
+
+def test_fp16_and_int8_io_modes(trained_tiny_run, tmp_path):
+    from tfface.data.pipeline import representative_batches
+    from tfface.train.run import load_generator
+
+    cfg, model = load_generator(trained_tiny_run)
+    batch = convert.fidelity_batch(cfg, 4)
+    fp16 = convert.convert_model(model, cfg, QuantizationConfig.for_fp16(), str(tmp_path),
+                                 check_batch=batch)
+    assert fp16.card["fidelity"]["psnr_db_vs_keras"] >= FP16_FIDELITY_FLOOR_DB
+    rep = list(representative_batches(cfg, 100))
+    i8 = convert.convert_model(model, cfg, QuantizationConfig.for_int8(io="uint8"),
+                               str(tmp_path), representative=rep, check_batch=batch)
+    (inp,) = i8.card["inputs"]
+    assert inp["dtype"] == "uint8" and inp["quantization"]["scale"] > 0
+    assert i8.card["fidelity"]["psnr_db_vs_keras"] >= INT8_FIDELITY_FLOOR_DB
+    assert os.path.basename(i8.path) == "model_int8_iouint8.tflite"
+
+
+def test_convert_cli_errors(tmp_path, capsys):
+    assert convert.main(["--run", str(tmp_path)]) == 2
+    assert "choose at least one mode" in capsys.readouterr().err
+    assert convert.main(["--int8", "--run", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    assert convert.main(["--int8", "--samples", "10", "--run", str(tmp_path)]) == 2
+    assert "at least 100" in capsys.readouterr().err

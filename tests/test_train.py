@@ -1,0 +1,128 @@
+"""The trainer (custom train_step), the run driver, resume and the train CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfface import keras
+from tfface.config import Config
+from tfface.data.pipeline import make_dataset
+from tfface.models import get_arch
+from tfface.train import run
+from tfface.train.trainer import RestorationTrainer
+
+from conftest import tiny_config
+
+
+def _fixed_batch(cfg):
+    batch = next(iter(make_dataset(cfg, "eval", batch_size=4).take(1)))
+    return {k: v for k, v in batch.items()}
+
+
+def _l1(gen, batch):
+    out = gen(batch["occluded"], training=False)
+    return float(tf.reduce_mean(tf.abs(out - batch["clean"])))
+
+
+def test_gan_steps_lower_generator_l1_on_a_fixed_batch():
+    cfg = tiny_config()
+    family = get_arch("vnet")
+    tf.keras.utils.set_random_seed(0)
+    gen, disc = family.build_generator(cfg), family.build_discriminator(cfg)
+    trainer = RestorationTrainer(gen, disc)
+    trainer.compile(keras.optimizers.Adam(2e-3, beta_1=0.5),
+                    keras.optimizers.Adam(2.5e-4, beta_1=0.5),
+                    pixel_loss="mse", pixel_weight=100.0, adv_weight=1.0, label_smoothing=0.1)
+    batch = _fixed_batch(cfg)
+    before = _l1(gen, batch)
+    logs = None
+    for _ in range(40):
+        logs = trainer.train_step(batch)
+    after = _l1(gen, batch)
+    assert after < 0.7 * before, (before, after)
+    assert {"g_loss", "adv", "d_loss", "pixel", "psnr"} <= set(logs)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert 0.0 < float(logs["d_real"]) < 1.0
+
+
+def test_supervised_regime_has_no_discriminator_metrics():
+    cfg = tiny_config(adv_weight=0.0)
+    gen = get_arch("vnet").build_generator(cfg)
+    trainer = RestorationTrainer(gen, None)
+    trainer.compile(keras.optimizers.Adam(1e-3), adv_weight=0.0)
+    logs = trainer.train_step(_fixed_batch(cfg))
+    assert "d_loss" not in logs and "pixel" in logs
+    with pytest.raises(ValueError, match="discriminator"):
+        RestorationTrainer(gen, None).compile(keras.optimizers.Adam(1e-3), adv_weight=1.0)
+
+
+def test_run_writes_a_complete_run_directory(tmp_path):
+    cfg = tiny_config()  # adversarial, 2 epochs x 5 steps
+    result = run(cfg, str(tmp_path), progress=False)
+    assert result.status == "completed" and result.step == 10
+    for name in ("config.json", "best.weights.h5", "last.weights.h5", "metrics.csv",
+                 "summary.json", "samples/epoch_0001.png", "samples/epoch_0002.png"):
+        assert os.path.exists(tmp_path / name), name
+    assert os.listdir(tmp_path / "logs")
+    assert Config.load(tmp_path / "config.json").to_dict() == cfg.to_dict()
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert len(rows) == 2 and {"val_psnr", "val_ssim", "val_l1", "d_loss"} <= set(rows[0])
+    assert 5.0 < float(rows[-1]["val_psnr"]) < 60.0
+    summary = json.load(open(tmp_path / "summary.json"))
+    assert summary["status"] == "completed" and summary["step"] == 10
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, at_step):
+        super().__init__()
+        self.at_step = at_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.g_optimizer.iterations.numpy()) == self.at_step:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_resumes_from_the_saved_step(tmp_path):
+    cfg = tiny_config(epochs=2, steps_per_epoch=5, save_every_steps=3)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, str(tmp_path), progress=False, extra_callbacks=[_Interrupt(7)])
+    # Step 6 was the last checkpoint before the interruption at step 7.
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("-6")
+    result = run(cfg, str(tmp_path), progress=False)
+    assert result.resumed_from == 6
+    assert result.step == 10 and result.status == "completed"
+    # The resumed run finished epoch 2 only (epoch 1 was complete before).
+    assert len(result.history["val_psnr"]) == 1
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    cfg = tiny_config(epochs=1, steps_per_epoch=2)
+    run(cfg, str(tmp_path), progress=False)
+    other = tiny_config(epochs=1, steps_per_epoch=2, batch_size=2)
+    with pytest.raises(ValueError, match="different configuration"):
+        run(other, str(tmp_path), progress=False)
+
+
+def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
+    cfg = tiny_config(epochs=3, steps_per_epoch=2, save_every_steps=2, adv_weight=0.0)
+
+    class Poison(keras.callbacks.Callback):
+        """Corrupt the generator after step 3, so step 4's loss is NaN."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            if int(self.model.g_optimizer.iterations.numpy()) == 3:
+                v = self.model.generator.trainable_variables[-1]  # output bias
+                v.assign(tf.fill(v.shape, np.nan))
+
+    res = run(cfg, str(tmp_path), progress=False, extra_callbacks=[Poison()])
+    assert res.status == "nan" and res.step == 4
+    # The checkpoint of step 2 is the newest; nothing poisoned was saved.
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("-2")
+    _, gen = __import__("tfface.train.run", fromlist=["x"]).load_generator(str(tmp_path))
+    assert all(np.all(np.isfinite(w)) for w in gen.get_weights())
