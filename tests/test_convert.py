@@ -12,11 +12,10 @@ from tflite import convert
 from tflite.harness import LiteRunner, dequantize, quantize
 from tflite.quantize import QuantizationConfig
 
-# Measured on the tiny V-Net (8-32 channels, 180 steps, clip head): int8 25.8-28.9 dB
-# over different trainings (rounding error accumulated through ~20 narrow layers; the
-# per-layer error is 0.2-0.4 quantization steps); a broken conversion gives ~10 dB.
-# fp16 is far above its floor.
-INT8_FIDELITY_FLOOR_DB = 23.0
+# Measured on the tiny V-Net (ReLU6, clip head, 180 seeded steps): int8 42.7 dB on the
+# eval batch (45.8 dB on training inputs). With plain ReLU the same model gave
+# 25.8-28.9 dB; a broken conversion gives ~10 dB. fp16 is far above its floor.
+INT8_FIDELITY_FLOOR_DB = 36.0
 FP16_FIDELITY_FLOOR_DB = 45.0
 
 

@@ -33,6 +33,7 @@ from tflite.quantize import (
 
 CARD_FORMAT = "tfface-model-card/1"
 FIDELITY_IMAGES = 16
+LOW_INT8_FIDELITY_DB = 30.0
 
 # How app code maps pixels to the model's [-1, 1] tensors and back. In TFLite metadata
 # terms the input is normalized with (pixel - mean) / std, and the output is mapped
@@ -265,6 +266,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{c['file']:<28}{c['size_bytes'] / 1e6:>8.2f}MB  "
               f"{c['fidelity']['psnr_db_vs_keras']:>11.2f} dB  "
               f"{c['quality']['psnr_db_vs_ground_truth']:>12.2f} dB")
+    for r in rows:
+        fid = r.card["fidelity"]["psnr_db_vs_keras"]
+        if r.card["quantization"]["mode"] == "int8" and fid < LOW_INT8_FIDELITY_DB:
+            print(f"warning: {r.card['file']} follows the Keras model only to {fid:.1f} dB. "
+                  "Models with unbounded activations often quantize poorly: train with "
+                  "--set model.params.activation=ReLU6, or ship --fp16 / --dynamic.",
+                  file=sys.stderr)
     print()
     print(f"Run directory : {os.path.abspath(args.run)}")
     for r in rows:

@@ -28,3 +28,19 @@ class ClipOutput(keras.layers.Layer):
 
     def get_config(self):
         return super().get_config()
+
+
+@keras.utils.register_keras_serializable(package="tfface")
+class ReLU6(keras.layers.ReLU):
+    """ReLU capped at 6 (MobileNet's activation), a serializable layer.
+
+    A bounded activation keeps every feature map inside a range that int8 can
+    resolve. With plain ReLU, trained V-Nets use two very different scales in the
+    decoder (most images peak below 1, faces with large noise-filled holes reach
+    270), and since an int8 concatenation shares one scale among its inputs, the
+    skip features then lose their resolution (measured: 15 dB int8 fidelity).
+    TFLite fuses it into the preceding convolution as RELU6.
+    """
+
+    def __init__(self, max_value: float = 6.0, **kwargs):
+        super().__init__(max_value=max_value, **kwargs)
