@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tfface.data.sources import SourceError
     from tfface.train import run
-    from tfface.train.run import CONFIG_FILE, has_checkpoint
+    from tfface.train.runner import CONFIG_FILE, has_checkpoint
 
     try:
         if args.resume:

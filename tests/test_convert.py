@@ -62,7 +62,7 @@ def test_int8_cli_writes_a_file_that_agrees_with_keras(trained_tiny_run, capsys)
 
 def test_fp16_and_int8_io_modes(trained_tiny_run, tmp_path):
     from tfface.data.pipeline import representative_batches
-    from tfface.train.run import load_generator
+    from tfface.train.runner import load_generator
 
     cfg, model = load_generator(trained_tiny_run)
     batch = convert.fidelity_batch(cfg, 4)

@@ -124,5 +124,22 @@ def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
     assert res.status == "nan" and res.step == 4
     # The checkpoint of step 2 is the newest; nothing poisoned was saved.
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("-2")
-    _, gen = __import__("tfface.train.run", fromlist=["x"]).load_generator(str(tmp_path))
+    from tfface.train.runner import load_generator
+
+    _, gen = load_generator(str(tmp_path))
     assert all(np.all(np.isfinite(w)) for w in gen.get_weights())
+
+
+def test_a_run_that_cannot_fit_in_memory_is_refused_with_a_batch_that_fits(tmp_path, monkeypatch):
+    from tfface.train import runner as run_mod
+
+    cfg = tiny_config()
+    gen, disc = run_mod.build_models(cfg)
+    one = run_mod.estimate_train_memory(gen, disc, 1)
+    assert run_mod.estimate_train_memory(gen, disc, 8) > one > 1e9  # grows with the batch
+    monkeypatch.delenv("TFFACE_SKIP_MEMORY_CHECK", raising=False)
+    monkeypatch.setattr(run_mod, "available_memory",
+                        lambda: int(run_mod.estimate_train_memory(gen, disc, 2) / 0.9) + 1)
+    with pytest.raises(ValueError, match=r"batch 4 needs about .*\(--batch-size 2 fits\)"):
+        run(cfg, str(tmp_path), progress=False)
+    assert not os.path.exists(tmp_path / "checkpoints")

@@ -117,7 +117,7 @@ def convert_model(
     source_run: str | None = None,
 ) -> Converted:
     """Convert ``model`` per ``qcfg`` into ``out_dir``; measure and write its card."""
-    from tfface.train.run import generator_inputs
+    from tfface.train.runner import generator_inputs
 
     os.makedirs(out_dir, exist_ok=True)
     rep = None
@@ -238,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: --samples must be at least {MIN_CALIBRATION_SAMPLES} for a reliable "
               "int8 calibration", file=sys.stderr)
         return 2
-    from tfface.train.run import load_generator
+    from tfface.train.runner import load_generator
 
     try:
         cfg, model = load_generator(args.run, args.weights)

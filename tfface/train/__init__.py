@@ -1,5 +1,5 @@
 """Training: one trainer per regime (:mod:`.trainer`), callbacks, and :func:`run`."""
 
-from tfface.train.run import RunResult, run
+from tfface.train.runner import RunResult, run
 
 __all__ = ["run", "RunResult"]

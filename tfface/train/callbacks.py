@@ -107,7 +107,11 @@ class SampleGrid(keras.callbacks.Callback):
         if "mask" in self.batch:
             cols.append(np.repeat(self.batch["mask"] * 2.0 - 1.0, 3, axis=-1))
         rows = [np.concatenate([c[i] for c in cols], axis=1) for i in range(out.shape[0])]
-        return to_uint8(np.concatenate(rows, axis=0))
+        grid = to_uint8(np.concatenate(rows, axis=0))
+        if size < 128:  # enlarge small faces (nearest) so the grid is readable
+            k = -(-128 // size)
+            grid = np.repeat(np.repeat(grid, k, axis=0), k, axis=1)
+        return grid
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         write_image(os.path.join(self.out_dir, f"epoch_{epoch + 1:04d}.png"), self.render())
