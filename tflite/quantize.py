@@ -64,7 +64,6 @@ def serving_function(model: tf.keras.Model, batch: int = 1) -> tf.types.experime
         for t in model.inputs
     ]
     out_name = model.output_names[0]
-    names = [s.name for s in specs]
 
     if len(specs) == 1:
         @tf.function(input_signature=specs)
@@ -75,7 +74,6 @@ def serving_function(model: tf.keras.Model, batch: int = 1) -> tf.types.experime
         def serve(*xs):
             return {out_name: model(list(xs), training=False)}
 
-    del names
     return serve.get_concrete_function()
 
 
