@@ -46,6 +46,21 @@ class DataConfig:
     """Super-resolution factor (task ``sr``): ``lr`` is ``image_size // scale`` pixels."""
     eval_occlusions: dict[str, float] | None = None
     """Mixture for the eval split; ``None`` uses ``occlusions``."""
+    occlusion_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-generator options, e.g. ``{"irregular": {"bins": [0, 1]}}``."""
+    mask_dir: str | None = None
+    """Folder of irregular hole masks (NVIDIA layout: white = hole) for ``irregular``."""
+    facemask_dir: str | None = None
+    """Folder of face-mask overlay templates with alpha (MaskTheFace layout + masks.cfg)."""
+    sr_downscale: str = "bicubic"
+    """Downscaling kernel of the SR task: ``area``, ``bicubic`` (antialiased) or ``bilinear``."""
+    degradation: str = "none"
+    """Realistic degradation chain of the SR task (see :mod:`tfface.data.degrade`)."""
+    degradation_options: dict[str, Any] = field(default_factory=dict)
+    lr_up: bool = False
+    """Also emit ``lr_up``: the LR input upsampled (bicubic) to the HR size."""
+    data_service: str | None = None
+    """``grpc://HOST:PORT`` of a tf.data service dispatcher that runs synthesis."""
     eval_count: int = 256
     """Number of held-out faces in the fixed eval split."""
     synthetic_count: int = 20000
