@@ -26,6 +26,35 @@ if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
     )
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
-import tf_keras as keras  # noqa: E402  (must follow the switch above)
+
+def _import_keras_quietly():
+    """Import tf_keras (and TensorFlow) with TensorFlow's C++ start-up notices muted.
+
+    TensorFlow prints oneDNN/CUDA notices on stderr before its log level applies;
+    on a CPU machine they read like errors. stderr (fd 2) is silenced only for the
+    import and restored before any Python exception propagates. Set
+    ``TFFACE_TF_LOGS=1`` to see them.
+    """
+    if os.environ.get("TFFACE_TF_LOGS") or "tensorflow" in sys.modules:
+        import tf_keras
+
+        return tf_keras
+    try:
+        sys.stderr.flush()
+    except (AttributeError, ValueError):
+        pass
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tf_keras
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tf_keras
+
+
+keras = _import_keras_quietly()
 
 __all__ = ["keras", "__version__"]
