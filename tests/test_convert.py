@@ -10,6 +10,7 @@ import pytest
 
 from tflite import convert
 from tflite.harness import LiteRunner, dequantize, quantize
+from tflite.metadata import op_inventory, read_card
 from tflite.quantize import QuantizationConfig
 
 # Measured on the tiny V-Net (ReLU6, clip head, 180 seeded steps): int8 42.7 dB on the
@@ -58,6 +59,13 @@ def test_int8_cli_writes_a_file_that_agrees_with_keras(trained_tiny_run, capsys)
     float_tensors = [t["name"] for t in interp.get_tensor_details()
                      if t["dtype"] == np.float32]
     assert len(float_tensors) <= 2, float_tensors
+    ops = card["ops"]
+    assert ops["float_ops"] == [] and ops["integer_ops"] == ops["compute_ops"] > 10
+    assert ops["counts"]["CONV_2D"] >= 8 and ops["counts"]["QUANTIZE"] == 1
+    assert card["min_runtime_version"].count(".") == 2
+
+    # The same card is embedded in the file, so it survives losing the JSON.
+    assert read_card(tfl) == card
 
 
 def test_fp16_and_int8_io_modes(trained_tiny_run, tmp_path):
@@ -76,6 +84,9 @@ def test_fp16_and_int8_io_modes(trained_tiny_run, tmp_path):
     assert inp["dtype"] == "uint8" and inp["quantization"]["scale"] > 0
     assert i8.card["fidelity"]["psnr_db_vs_keras"] >= INT8_FIDELITY_FLOOR_DB
     assert os.path.basename(i8.path) == "model_int8_iouint8.tflite"
+    # fp16 keeps float compute (weights are dequantized once at load time).
+    assert op_inventory(fp16.path)["integer_ops"] == 0
+    assert read_card(fp16.path)["quantization"]["mode"] == "fp16"
 
 
 def test_convert_cli_errors(tmp_path, capsys):

@@ -27,6 +27,7 @@ import tfface
 import tensorflow as tf
 
 from tflite.harness import LiteRunner
+from tflite.metadata import embed_card, min_runtime_version, op_inventory
 from tflite.quantize import (
     MIN_CALIBRATION_SAMPLES, MODES, QuantizationConfig, converter_for, representative_from,
 )
@@ -138,8 +139,6 @@ def convert_model(
         ) from e
     seconds = time.time() - t0
     path = os.path.join(out_dir, qcfg.file_stem + ".tflite")
-    with open(path, "wb") as f:
-        f.write(content)
 
     runner = LiteRunner(content)
     keys = generator_inputs(cfg)
@@ -171,6 +170,8 @@ def convert_model(
                          "calibration": "eval-free training-pipeline samples" if rep else None},
         "training_data": _training_data(cfg),
         "source_run": source_run,
+        "ops": op_inventory(content),
+        "min_runtime_version": min_runtime_version(content),
         "size_bytes": len(content),
         "fidelity": fidelity,
         "quality": {
@@ -185,6 +186,14 @@ def convert_model(
     }
     if cfg.data.task == "sr":
         card["scale"] = cfg.data.scale
+    # The card travels inside the file too; its size field must count the card itself.
+    for _ in range(5):
+        final = embed_card(content, card)
+        if card["size_bytes"] == len(final):
+            break
+        card["size_bytes"] = len(final)
+    with open(path, "wb") as f:
+        f.write(final)
     card_path = os.path.join(out_dir, qcfg.file_stem + ".json")
     with open(card_path, "w", encoding="utf-8") as f:
         json.dump(card, f, indent=2)
@@ -260,10 +269,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         rows.append(res)
     print()
-    print(f"{'file':<28}{'size':>10}  {'PSNR vs Keras':>14}  {'PSNR vs target':>15}")
+    print(f"{'file':<28}{'size':>10}  {'ops (int)':>10}  {'PSNR vs Keras':>14}  "
+          f"{'PSNR vs target':>15}")
     for r in rows:
         c = r.card
-        print(f"{c['file']:<28}{c['size_bytes'] / 1e6:>8.2f}MB  "
+        ops = f"{c['ops']['compute_ops']} ({c['ops']['integer_ops']})"
+        print(f"{c['file']:<28}{c['size_bytes'] / 1e6:>8.2f}MB  {ops:>10}  "
               f"{c['fidelity']['psnr_db_vs_keras']:>11.2f} dB  "
               f"{c['quality']['psnr_db_vs_ground_truth']:>12.2f} dB")
     for r in rows:
