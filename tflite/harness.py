@@ -82,3 +82,58 @@ class LiteRunner:
             self.interpreter.invoke()
             outs.append(self._read(self.outputs[0]))
         return np.concatenate(outs, axis=0)
+
+
+# -- latency, memory, validation -----------------------------------------------------
+
+def _interpreter(model: str | os.PathLike | bytes, threads: int, xnnpack: bool) -> Interpreter:
+    from ai_edge_litert.interpreter import OpResolverType
+
+    kwargs = dict(num_threads=threads,
+                  experimental_op_resolver_type=(OpResolverType.AUTO if xnnpack else
+                                                 OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+    if isinstance(model, (bytes, bytearray)):
+        return Interpreter(model_content=bytes(model), **kwargs)
+    return Interpreter(model_path=os.fspath(model), **kwargs)
+
+
+def measure_latency(
+    model: str | os.PathLike | bytes,
+    threads: tuple[int, ...] = (1, 2, 4),
+    xnnpack: tuple[bool, ...] = (True, False),
+    runs: int = 20,
+    warmup: int = 3,
+) -> list[dict]:
+    """Invoke latency (ms) after warm-up: p50/p90/mean over ``runs`` invocations, for each
+    thread count, with and without the XNNPACK delegate (LiteRT's default CPU delegate).
+    Inputs are zeros of the right type (latency of these graphs does not depend on data)."""
+    import time
+
+    out = []
+    for use_xnn in xnnpack:
+        for n in threads:
+            it = _interpreter(model, n, use_xnn)
+            it.allocate_tensors()
+            for d in it.get_input_details():
+                it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+            for _ in range(warmup):
+                it.invoke()
+            times = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                it.invoke()
+                times.append((time.perf_counter() - t0) * 1e3)
+            out.append({"threads": n, "xnnpack": use_xnn, "runs": runs,
+                        "p50_ms": float(np.percentile(times, 50)),
+                        "p90_ms": float(np.percentile(times, 90)),
+                        "mean_ms": float(np.mean(times))})
+    return out
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far (MB; Linux/macOS)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024

@@ -57,13 +57,18 @@ def embed_card(model: bytes, card: dict[str, Any]) -> bytes:
 def read_card(model: bytes | str | os.PathLike) -> dict[str, Any] | None:
     """The model card embedded in a ``.tflite`` file (``None`` when it has none)."""
     raw = _metadata(_model(model)).get(CARD_KEY)
-    return json.loads(raw.decode()) if raw else None
+    if not raw:
+        return None
+    try:
+        return json.loads(raw.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError):  # a damaged file: no usable card
+        return None
 
 
 def min_runtime_version(model: bytes | str | os.PathLike) -> str | None:
     """The minimum TFLite runtime version the converter recorded for the file."""
     raw = _metadata(_model(model)).get("min_runtime_version")
-    return raw.rstrip(b"\0").decode() if raw else None
+    return raw.rstrip(b"\0").decode("ascii", errors="replace") if raw else None
 
 
 def op_inventory(model: bytes | str | os.PathLike) -> dict[str, Any]:

@@ -1,0 +1,238 @@
+"""Validate ``.tflite`` files before an app loads them.
+
+Examples::
+
+    python -m tflite.validate runs/demo/model_int8.tflite
+    python -m tflite.validate runs/demo/model_*.tflite --min-fidelity-db 35 --max-latency-ms 20
+    python -m tflite.validate model_int8.tflite --run runs/demo --data-dir ~/faces --images 200
+
+For each file: fidelity to the Keras model of its run (PSNR and max abs error on
+the eval split), quality against ground truth (PSNR/SSIM/MS-SSIM/L1 and inside the
+hole, per occlusion generator and hole-area bin, next to the damaged input and
+OpenCV inpainting given the true mask), latency (p50/p90 for 1, 2 and 4 threads,
+with and without XNNPACK), the process's peak memory, and the graph inventory (ops,
+how many run in int8, float fallbacks, minimum runtime version). Several files
+give one comparison table (markdown and JSON). Gates make the command exit 1 when
+a file falls short, so CI and release scripts can rely on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+
+import tfface  # noqa: F401
+
+from tflite.harness import LiteRunner, measure_latency, peak_memory_mb
+from tflite.metadata import min_runtime_version, op_inventory, read_card
+
+GATE_LATENCY_THREADS = 2
+
+
+def load_card(path: str) -> dict[str, Any] | None:
+    """The file's model card: the JSON beside it, else the copy embedded in the file."""
+    side = os.path.splitext(path)[0] + ".json"
+    if os.path.exists(side):
+        with open(side, encoding="utf-8") as f:
+            return json.load(f)
+    return read_card(path)
+
+
+def _eval_batches(cfg, images: int):
+    from tfface.data.pipeline import make_dataset
+
+    ds = make_dataset(cfg, "eval", batch_size=min(8, images))
+    seen = 0
+    for b in ds:
+        b = {k: v.numpy() for k, v in b.items()}
+        take = min(len(b["clean"]), images - seen)
+        yield {k: v[:take] for k, v in b.items()}
+        seen += take
+        if seen >= images:
+            break
+
+
+def validate_file(
+    path: str,
+    *,
+    run_dir: str | None = None,
+    data_dir: str | None = None,
+    images: int = 64,
+    latency_runs: int = 20,
+    threads: tuple[int, ...] = (1, 2, 4),
+    keras_model=None,
+) -> dict[str, Any]:
+    """Measure one ``.tflite`` file; see the module docstring for what is measured."""
+    from tfface.config import Config
+    from tfface.evaluation import evaluate
+    from tfface.train.runner import generator_inputs, load_generator
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        runner = LiteRunner(path)
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(f"{path} cannot be loaded by the LiteRT interpreter: "
+                         f"{str(e).strip().splitlines()[-1]}") from e
+    card = load_card(path) or {}
+    run_dir = run_dir or card.get("source_run")
+    report: dict[str, Any] = {"file": path, "size_bytes": os.path.getsize(path),
+                              "mode": card.get("quantization", {}).get("mode"),
+                              "ops": op_inventory(path),
+                              "min_runtime_version": min_runtime_version(path)}
+    if run_dir and os.path.exists(os.path.join(run_dir, "config.json")):
+        if keras_model is None:
+            cfg, keras_model = load_generator(run_dir)
+        else:
+            cfg = Config.load(os.path.join(run_dir, "config.json"))
+        if data_dir:
+            cfg.data.source, cfg.data.data_dir = "folder", data_dir
+        keys = generator_inputs(cfg)
+        batches = list(_eval_batches(cfg, images))
+
+        def tfl(batch):
+            return runner(*[batch[k] for k in keys])
+
+        def ker(batch):
+            xs = [batch[k] for k in keys]
+            return keras_model.predict(xs[0] if len(xs) == 1 else xs, verbose=0)
+
+        from tflite.convert import psnr_between
+
+        ref = np.concatenate([ker(b) for b in batches])
+        got = np.concatenate([tfl(b) for b in batches])
+        report["fidelity"] = {"psnr_db": psnr_between(ref, got),
+                              "max_abs_error": float(np.max(np.abs(ref - got))),
+                              "images": int(len(ref))}
+        if cfg.data.task == "inpaint":
+            report["quality"] = evaluate({"tflite": tfl, "keras": ker}, batches)
+    else:
+        report["note"] = ("no run directory found (pass --run RUN_DIR): fidelity and quality "
+                          "were not measured")
+    report["latency"] = measure_latency(path, threads=threads, runs=latency_runs)
+    report["peak_memory_mb"] = peak_memory_mb()
+    return report
+
+
+def gate_failures(report: dict[str, Any], min_fidelity_db: float | None,
+                  min_psnr: float | None, max_latency_ms: float | None) -> list[str]:
+    """Human-readable reasons a report misses the gates (empty when it passes)."""
+    fails = []
+    fid = report.get("fidelity", {}).get("psnr_db")
+    if min_fidelity_db is not None:
+        if fid is None:
+            fails.append("fidelity not measured (no run directory)")
+        elif fid < min_fidelity_db:
+            fails.append(f"fidelity {fid:.2f} dB < {min_fidelity_db} dB")
+    psnr = report.get("quality", {}).get("tflite", {}).get("overall", {}).get("psnr")
+    if min_psnr is not None:
+        if psnr is None:
+            fails.append("quality not measured")
+        elif psnr < min_psnr:
+            fails.append(f"PSNR {psnr:.2f} dB < {min_psnr} dB")
+    if max_latency_ms is not None:
+        lat = [r["p50_ms"] for r in report["latency"]
+               if r["threads"] == GATE_LATENCY_THREADS and r["xnnpack"]]
+        if lat and lat[0] > max_latency_ms:
+            fails.append(f"latency p50 {lat[0]:.2f} ms > {max_latency_ms} ms "
+                         f"({GATE_LATENCY_THREADS} threads, XNNPACK)")
+    return fails
+
+
+def _fmt(v, spec=".2f"):
+    return "-" if v is None else format(v, spec)
+
+
+def comparison_table(reports: list[dict[str, Any]]) -> str:
+    """One markdown table comparing the files."""
+    head = ("| file | mode | size MB | int8 ops | p50 ms (2 thr) | fidelity dB | PSNR | "
+            "SSIM | hole PSNR | OpenCV NS PSNR |\n|---|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in reports:
+        lat = next((x["p50_ms"] for x in r["latency"] if x["threads"] == 2 and x["xnnpack"]), None)
+        q = r.get("quality", {})
+        t = q.get("tflite", {}).get("overall", {})
+        ns = q.get("opencv_ns", {}).get("overall", {})
+        ops = r["ops"]
+        lines.append(
+            f"| {os.path.basename(r['file'])} | {r.get('mode') or '-'} | "
+            f"{r['size_bytes'] / 1e6:.2f} | {ops['integer_ops']}/{ops['compute_ops']} | "
+            f"{_fmt(lat)} | {_fmt(r.get('fidelity', {}).get('psnr_db'))} | "
+            f"{_fmt(t.get('psnr'))} | {_fmt(t.get('ssim'), '.3f')} | {_fmt(t.get('hole_psnr'))} | "
+            f"{_fmt(ns.get('psnr'))} |"
+        )
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m tflite.validate",
+        description="Run .tflite files in the LiteRT interpreter and measure fidelity to the "
+        "Keras model, quality against ground truth (next to OpenCV inpainting), latency and "
+        "size. Exits 1 when a file misses a gate.",
+    )
+    p.add_argument("files", nargs="+", metavar="MODEL.tflite")
+    p.add_argument("--run", metavar="RUN_DIR",
+                   help="run directory of the Keras model (default: the one named in the card)")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="score on a folder of faces instead of the run's eval split")
+    p.add_argument("--images", type=int, default=64, help="eval images to score (default 64)")
+    p.add_argument("--latency-runs", type=int, default=20,
+                   help="timed invocations per setting after warm-up (default 20)")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4],
+                   help="thread counts to time (default 1 2 4)")
+    p.add_argument("--min-fidelity-db", type=float,
+                   help="fail when PSNR(tflite, keras) is below this")
+    p.add_argument("--min-psnr", type=float,
+                   help="fail when the file's PSNR against ground truth is below this")
+    p.add_argument("--max-latency-ms", type=float,
+                   help=f"fail when p50 latency ({GATE_LATENCY_THREADS} threads, XNNPACK) is above this")
+    p.add_argument("--out-dir", metavar="DIR",
+                   help="where validation.md/json go (default: beside the first file)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.images < 1:
+        print("error: --images must be at least 1", file=sys.stderr)
+        return 2
+    if GATE_LATENCY_THREADS not in args.threads:
+        args.threads = sorted({*args.threads, GATE_LATENCY_THREADS})
+    reports, failed = [], False
+    for path in args.files:
+        print(f"Validating {path} ...", flush=True)
+        try:
+            rep = validate_file(path, run_dir=args.run, data_dir=args.data_dir,
+                                images=args.images, latency_runs=args.latency_runs,
+                                threads=tuple(args.threads))
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        rep["gate_failures"] = gate_failures(rep, args.min_fidelity_db, args.min_psnr,
+                                             args.max_latency_ms)
+        failed |= bool(rep["gate_failures"])
+        reports.append(rep)
+    table = comparison_table(reports)
+    print()
+    print(table)
+    out_dir = args.out_dir or os.path.dirname(os.path.abspath(args.files[0]))
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "validation.md"), "w", encoding="utf-8") as f:
+        f.write(table + "\n")
+    with open(os.path.join(out_dir, "validation.json"), "w", encoding="utf-8") as f:
+        json.dump(reports, f, indent=2)
+    print(f"\nWritten: {os.path.join(out_dir, 'validation.md')} and validation.json")
+    for r in reports:
+        for reason in r["gate_failures"]:
+            print(f"FAIL {os.path.basename(r['file'])}: {reason}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
