@@ -235,6 +235,15 @@ def _decode_image_bytes(data: bytes, is_jpeg: bool) -> np.ndarray | None:
     return cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB)
 
 
+def _decoded_ok(element, ok):
+    """Keep elements whose file decoded (named, not a lambda: AutoGraph needs the source)."""
+    return ok
+
+
+def _element_only(element, ok):
+    return element
+
+
 class FolderSource(FaceSource):
     """Face photos found recursively under a folder (jpg, jpeg, png, webp, bmp).
 
@@ -362,7 +371,7 @@ class FolderSource(FaceSource):
             files = self.eval_files
             ds = tf.data.Dataset.range(len(files)).map(lambda i: (i, i))
         ds = ds.map(self._load(files), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return ds.filter(lambda el, ok: ok).map(lambda el, ok: el)
+        return ds.filter(_decoded_ok).map(_element_only)
 
 
 # --------------------------------------------------------------------------- tfds
