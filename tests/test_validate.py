@@ -44,6 +44,12 @@ def test_gates_pass_and_fail(int8_file, tmp_path, capsys):
                           *common]) == 0
     table = open(tmp_path / "validation.md").read()
     assert "model_int8.tflite" in table and "| int8 |" in table
+    import cv2
+
+    grid = cv2.imread(str(tmp_path / "validation_faces.png"))
+    assert grid is not None and grid.shape[1] == 3 * 128  # input | file | target columns
+    for png in ("quality_vs_latency.png", "quality_vs_size.png"):
+        assert cv2.imread(str(tmp_path / png)) is not None
     report = json.load(open(tmp_path / "validation.json"))
     measured = report[0]["fidelity"]["psnr_db"]
     # A threshold above the measured value fails, and says why.

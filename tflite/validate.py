@@ -32,6 +32,7 @@ from tflite.harness import LiteRunner, measure_latency, peak_memory_mb
 from tflite.metadata import min_runtime_version, op_inventory, read_card
 
 GATE_LATENCY_THREADS = 2
+GRID_FACES = 4
 
 
 def load_card(path: str) -> dict[str, Any] | None:
@@ -111,6 +112,9 @@ def validate_file(
                               "images": int(len(ref))}
         if cfg.data.task == "inpaint":
             report["quality"] = evaluate({"tflite": tfl, "keras": ker}, batches)
+        report["_faces"] = {"input": batches[0][keys[0]][:GRID_FACES],
+                            "output": got[:GRID_FACES],
+                            "target": batches[0]["clean"][:GRID_FACES]}
     else:
         report["note"] = ("no run directory found (pass --run RUN_DIR): fidelity and quality "
                           "were not measured")
@@ -169,6 +173,37 @@ def comparison_table(reports: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def write_figures(reports: list[dict[str, Any]], out_dir: str) -> list[str]:
+    """PNG figures of a validation: faces restored by each file; quality vs latency/size."""
+    from tfface.figures import image_grid, scatter
+
+    written = []
+    with_faces = [r for r in reports if "_faces" in r]
+    if with_faces:
+        cols = {"input": with_faces[0]["_faces"]["input"]}
+        for r in with_faces:
+            cols[os.path.splitext(os.path.basename(r["file"]))[0]] = r["_faces"]["output"]
+        cols["target"] = with_faces[0]["_faces"]["target"]
+        if len({c.shape[0] for c in cols.values()}) == 1:
+            image_grid(cols, os.path.join(out_dir, "validation_faces.png"))
+            written.append("validation_faces.png")
+    points = []
+    for r in reports:
+        lat = next((x["p50_ms"] for x in r["latency"]
+                    if x["threads"] == GATE_LATENCY_THREADS and x["xnnpack"]), None)
+        psnr = r.get("quality", {}).get("tflite", {}).get("overall", {}).get("psnr")
+        points.append({"name": os.path.basename(r["file"]), "latency": lat,
+                       "size": r["size_bytes"] / 1e6, "psnr": psnr})
+    if any(p["psnr"] is not None for p in points):
+        scatter(points, "latency", "psnr", "name", os.path.join(out_dir, "quality_vs_latency.png"),
+                f"p50 latency, ms ({GATE_LATENCY_THREADS} threads, XNNPACK)", "PSNR vs ground truth, dB",
+                "Quality against latency")
+        scatter(points, "size", "psnr", "name", os.path.join(out_dir, "quality_vs_size.png"),
+                "file size, MB", "PSNR vs ground truth, dB", "Quality against size")
+        written += ["quality_vs_latency.png", "quality_vs_size.png"]
+    return written
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m tflite.validate",
@@ -223,11 +258,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table)
     out_dir = args.out_dir or os.path.dirname(os.path.abspath(args.files[0]))
     os.makedirs(out_dir, exist_ok=True)
+    written = write_figures(reports, out_dir)
     with open(os.path.join(out_dir, "validation.md"), "w", encoding="utf-8") as f:
-        f.write(table + "\n")
+        f.write(table + "\n\n" + "".join(f"![{n}]({n})\n" for n in written))
     with open(os.path.join(out_dir, "validation.json"), "w", encoding="utf-8") as f:
-        json.dump(reports, f, indent=2)
-    print(f"\nWritten: {os.path.join(out_dir, 'validation.md')} and validation.json")
+        json.dump([{k: v for k, v in r.items() if not k.startswith("_")} for r in reports],
+                  f, indent=2)
+    print(f"\nWritten to {out_dir}: validation.md, validation.json, " + ", ".join(written))
     for r in reports:
         for reason in r["gate_failures"]:
             print(f"FAIL {os.path.basename(r['file'])}: {reason}", file=sys.stderr)
