@@ -1,0 +1,204 @@
+"""Restore real images with a trained model: one pre/post-processing path for all.
+
+A :class:`Restorer` wraps either a run's Keras generator or a ``.tflite`` file (run
+by :class:`tflite.harness.LiteRunner`) behind the same ``restore_face`` call, so
+Keras, TFLite and the tests share every step: locating the face, cropping it to a
+square, resizing it to the model's size, normalizing pixels to [-1, 1], running
+the model, mapping the output back to pixels and pasting it into the photo.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from tfface.imageio import to_float, to_uint8
+
+
+class InferenceError(ValueError):
+    """The input cannot be restored as asked; the message says why and what to do."""
+
+
+@dataclass
+class ModelSpec:
+    """What restoring needs to know about a model (from its run config or model card)."""
+
+    task: str
+    input_size: int
+    """Side of the model's input (the LR side for super-resolution)."""
+    output_size: int
+    scale: int = 1
+    mask_input: bool = False
+
+
+class Restorer:
+    """A model that restores square face crops given as uint8 RGB."""
+
+    def __init__(self, predict: Callable[..., np.ndarray], spec: ModelSpec, name: str):
+        self._predict = predict
+        self.spec = spec
+        self.name = name
+
+    @classmethod
+    def load(cls, model: str) -> "Restorer":
+        """From a run directory (Keras, best weights) or a ``.tflite`` file with its card."""
+        if os.path.isdir(model):
+            from tfface.train.runner import generator_inputs, load_generator
+
+            cfg, gen = load_generator(model)
+            keys = generator_inputs(cfg)
+            size = cfg.data.image_size
+            scale = cfg.data.scale if cfg.data.task == "sr" else 1
+            spec = ModelSpec(cfg.data.task, size // scale, size, scale, "mask" in keys)
+
+            def predict(*xs):
+                return gen.predict(xs[0] if len(xs) == 1 else list(xs), verbose=0)
+
+            return cls(predict, spec, os.path.basename(os.path.normpath(model)))
+        if model.endswith(".tflite"):
+            from tflite.harness import LiteRunner
+            from tflite.validate import load_card
+
+            if not os.path.exists(model):
+                raise InferenceError(f"no such model file: {model}")
+            card = load_card(model)
+            if not card:
+                raise InferenceError(f"{model} has no model card (JSON beside it or embedded); "
+                                     "convert it with python -m tflite.convert")
+            runner = LiteRunner(model)
+            ins = {i["name"].split(":")[0].replace("serving_default_", ""): i for i in card["inputs"]}
+            first = next(iter(ins.values()))
+            out = card["outputs"][0]
+            scale = int(card.get("scale", 1))
+            spec = ModelSpec(card["task"], first["shape"][1], out["shape"][1], scale,
+                             any(n.endswith("mask") for n in ins))
+            return cls(runner, spec, os.path.basename(model))
+        raise InferenceError(f"--model must be a run directory or a .tflite file, got '{model}'")
+
+    def restore_face(self, face: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """Restore one square uint8 RGB face crop (any size); returns uint8 RGB at
+        ``output_size`` (the crop's size times the SR scale is up to the caller)."""
+        s = self.spec.input_size
+        x = to_float(_resize(face, s))[None]
+        inputs = [x]
+        m = None
+        if mask is not None:
+            m = (_resize(mask.astype(np.uint8) * 255, s, nearest=True) > 127).astype(np.float32)
+            m = m[None, ..., None]
+        if self.spec.mask_input:
+            if m is None:
+                raise InferenceError(f"model {self.name} needs the hole mask as input: "
+                                     "pass --mask FILE (white = hole)")
+            inputs.append(m)
+        return to_uint8(self._predict(*inputs)[0])
+
+
+def _resize(img: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    shrink = img.shape[0] > size
+    interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    return cv2.resize(img, (size, size), interpolation=interp)
+
+
+class FaceLocator:
+    """Find the face to restore: an OpenCV detector when one is available, else the
+    centered square (the note says so once)."""
+
+    def __init__(self, detector_file: str | None = None):
+        self.note: str | None = None
+        self._cascade = None
+        self._yunet = None
+        path = detector_file or _bundled_cascade()
+        if path and path.endswith(".onnx") and hasattr(cv2, "FaceDetectorYN"):
+            self._yunet = cv2.FaceDetectorYN.create(path, "", (320, 320))
+        elif path and os.path.exists(path):
+            cascade = cv2.CascadeClassifier(path)
+            if cascade.empty():
+                raise InferenceError(f"cannot load the face detector {path}")
+            self._cascade = cascade
+        elif detector_file:
+            raise InferenceError(f"no such face detector file: {detector_file}")
+        if self._cascade is None and self._yunet is None:
+            self.note = ("no OpenCV face detector is installed: the centered square of each "
+                         "image is restored (pass --face-detector FILE: a Haar cascade XML or "
+                         "a YuNet .onnx)")
+
+    def locate(self, rgb: np.ndarray) -> tuple[int, int, int]:
+        """(x, y, side) of a square around the largest face, enlarged to include hair."""
+        h, w = rgb.shape[:2]
+        box = None
+        if self._cascade is not None:
+            gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+            faces = self._cascade.detectMultiScale(gray, 1.1, 5, minSize=(24, 24))
+            if len(faces):
+                box = max(faces, key=lambda f: f[2] * f[3])
+        elif self._yunet is not None:
+            self._yunet.setInputSize((w, h))
+            _, faces = self._yunet.detect(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            if faces is not None and len(faces):
+                box = max(faces[:, :4], key=lambda f: f[2] * f[3]).astype(int)
+        side = min(h, w)
+        if box is None:
+            return (w - side) // 2, (h - side) // 2, side
+        x, y, bw, bh = (int(v) for v in box)
+        side = min(int(max(bw, bh) * 1.6), h, w)  # aligned crops include hair and chin
+        cx, cy = x + bw // 2, y + bh // 2
+        x0 = int(np.clip(cx - side // 2, 0, w - side))
+        y0 = int(np.clip(cy - side // 2, 0, h - side))
+        return x0, y0, side
+
+
+def _bundled_cascade() -> str | None:
+    data = getattr(cv2, "data", None)
+    path = os.path.join(getattr(data, "haarcascades", ""), "haarcascade_frontalface_default.xml")
+    return path if data is not None and os.path.exists(path) else None
+
+
+def restore_image(
+    restorer: Restorer,
+    rgb: np.ndarray,
+    locator: FaceLocator,
+    mask: np.ndarray | None = None,
+    compose: bool = False,
+) -> np.ndarray:
+    """Restore the face in a photo and paste it back.
+
+    Inpainting keeps the photo's size; ``compose`` keeps every pixel outside the hole
+    (needs ``mask``). Super-resolution returns the photo enlarged by the model's
+    scale (bicubic outside the face).
+    """
+    if mask is not None and mask.shape[:2] != rgb.shape[:2]:
+        raise InferenceError(f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                             f"{rgb.shape[1]}x{rgb.shape[0]}; they must match")
+    if compose and mask is None:
+        raise InferenceError("--compose needs --mask (it keeps the pixels outside the hole)")
+    x, y, side = locator.locate(rgb)
+    face = rgb[y : y + side, x : x + side]
+    fmask = mask[y : y + side, x : x + side] if mask is not None else None
+    out = restorer.restore_face(face, fmask)
+    k = restorer.spec.scale
+    if restorer.spec.task == "sr":
+        big = cv2.resize(rgb, (rgb.shape[1] * k, rgb.shape[0] * k), interpolation=cv2.INTER_CUBIC)
+        big[y * k : (y + side) * k, x * k : (x + side) * k] = _resize(out, side * k)
+        return big
+    result = rgb.copy()
+    patch = _resize(out, side)
+    if compose:
+        hole = fmask.astype(bool)[..., None]
+        patch = np.where(hole, patch, face)
+    result[y : y + side, x : x + side] = patch
+    return result
+
+
+def read_mask(path: str) -> np.ndarray:
+    """A user mask image as a boolean array (white/non-zero = hole)."""
+    m = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    if m is None:
+        raise InferenceError(f"cannot read the mask image {path}")
+    return m > 127
+
