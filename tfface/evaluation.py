@@ -31,6 +31,21 @@ AREA_BINS = [(i / 10, (i + 1) / 10) for i in range(6)]
 Restore = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
+def eval_batches(cfg, images: int, batch_size: int = 8) -> list[dict[str, np.ndarray]]:
+    """The first ``images`` faces of the eval split of ``cfg`` as numpy batches."""
+    from tfface.data.pipeline import make_dataset
+
+    out, seen = [], 0
+    for b in make_dataset(cfg, "eval", batch_size=min(batch_size, images)):
+        b = {k: v.numpy() for k, v in b.items()}
+        take = min(len(b["clean"]), images - seen)
+        out.append({k: v[:take] for k, v in b.items()})
+        seen += take
+        if seen >= images:
+            break
+    return out
+
+
 def area_bin(fraction: float) -> str:
     """Label of the hole-area bin holding ``fraction`` (e.g. ``"10-20%"``; ``">60%"``)."""
     for lo, hi in AREA_BINS:
@@ -163,11 +178,13 @@ def evaluate(
     batches: Iterable[Mapping[str, np.ndarray]],
     *,
     baselines: bool = True,
+    rows_out: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Score every restorer (and the baselines) on the same inpainting batches.
 
     Returns ``{name: summary}`` (see :func:`summarize`), baselines named
-    ``input``, ``opencv_telea`` and ``opencv_ns``.
+    ``input``, ``opencv_telea`` and ``opencv_ns``. ``rows_out`` (a dict) receives the
+    per-image scores of each restorer.
     """
     from tfface.data.occlusion import OCCLUSION_IDS
 
@@ -181,4 +198,80 @@ def evaluate(
         batch = {k: np.asarray(v) for k, v in batch.items()}
         for name, fn in all_restorers.items():
             rows[name].extend(score_batch(batch, np.asarray(fn(batch))))
+    if rows_out is not None:
+        rows_out.update(rows)
     return {k: summarize(v, names) for k, v in rows.items()}
+
+
+def face_recognition(
+    embed: Callable[[np.ndarray], np.ndarray],
+    clean: np.ndarray,
+    variants: Mapping[str, np.ndarray],
+    target_fpr: float = 0.01,
+) -> dict[str, Any]:
+    """Verification accuracy of a face-embedding model on damaged/restored faces.
+
+    Each eval face is its own identity. Genuine pairs compare a clean face with a
+    variant (damaged or restored) of the same face; impostor pairs compare it with
+    the variant of another face. The decision threshold is chosen on clean pairs
+    only: the cosine similarity that clean faces of different people exceed with
+    probability ``target_fpr``. At that threshold each variant gets TPR (genuine
+    pairs accepted), FPR (impostor pairs accepted) and accuracy on a balanced set of
+    genuine and impostor pairs. Image-quality metrics and these figures can
+    disagree; that is why both are reported.
+    """
+    def unit(e):
+        e = np.asarray(e, np.float64).reshape(len(e), -1)
+        return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+    n = len(clean)
+    if n < 3:
+        raise ValueError("face-recognition evaluation needs at least 3 faces")
+    ref = unit(embed(clean))
+    off = ~np.eye(n, dtype=bool)
+    clean_impostor = (ref @ ref.T)[off]
+    threshold = float(np.quantile(clean_impostor, 1.0 - target_fpr))
+    out: dict[str, Any] = {"threshold": threshold, "target_fpr": target_fpr, "faces": n,
+                           "variants": {}}
+    for name, imgs in variants.items():
+        sim = ref @ unit(embed(imgs)).T
+        genuine, impostor = np.diag(sim), sim[off]
+        tpr = float(np.mean(genuine >= threshold))
+        fpr = float(np.mean(impostor >= threshold))
+        out["variants"][name] = {
+            "tpr": tpr, "fpr": fpr, "accuracy": (tpr + 1.0 - fpr) / 2.0,
+            "genuine_similarity": float(np.mean(genuine)),
+            "impostor_similarity": float(np.mean(impostor)),
+        }
+    return out
+
+
+def load_embedder(path: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A face-embedding model (Keras .h5/.keras/SavedModel or .tflite) as a function of
+    [-1, 1] face batches. Faces are resized to the model's input size; a model that
+    expects [0, 255] or [0, 1] pixels declares it in a JSON card beside it
+    (``{"input_range": [0, 255]}``), the default being [-1, 1]."""
+    import json
+    import os
+
+    card_path = os.path.splitext(path)[0] + ".json"
+    lo, hi = -1.0, 1.0
+    if os.path.exists(card_path):
+        with open(card_path, encoding="utf-8") as f:
+            lo, hi = json.load(f).get("input_range", [-1.0, 1.0])
+
+    def prep(x, size):
+        x = tf.image.resize(np.asarray(x, np.float32), size).numpy()
+        return (x + 1.0) / 2.0 * (hi - lo) + lo
+
+    if path.endswith(".tflite"):
+        from tflite.harness import LiteRunner
+
+        runner = LiteRunner(path)
+        size = tuple(int(v) for v in runner.inputs[0]["shape"][1:3])
+        return lambda x: runner(prep(x, size))
+    from tfface import keras
+
+    model = keras.models.load_model(path, compile=False)
+    size = tuple(int(v) for v in model.input_shape[1:3])
+    return lambda x: model.predict(prep(x, size), verbose=0)

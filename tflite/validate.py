@@ -44,20 +44,6 @@ def load_card(path: str) -> dict[str, Any] | None:
     return read_card(path)
 
 
-def _eval_batches(cfg, images: int):
-    from tfface.data.pipeline import make_dataset
-
-    ds = make_dataset(cfg, "eval", batch_size=min(8, images))
-    seen = 0
-    for b in ds:
-        b = {k: v.numpy() for k, v in b.items()}
-        take = min(len(b["clean"]), images - seen)
-        yield {k: v[:take] for k, v in b.items()}
-        seen += take
-        if seen >= images:
-            break
-
-
 def validate_file(
     path: str,
     *,
@@ -70,7 +56,7 @@ def validate_file(
 ) -> dict[str, Any]:
     """Measure one ``.tflite`` file; see the module docstring for what is measured."""
     from tfface.config import Config
-    from tfface.evaluation import evaluate
+    from tfface.evaluation import eval_batches, evaluate
     from tfface.train.runner import generator_inputs, load_generator
 
     if not os.path.exists(path):
@@ -94,7 +80,7 @@ def validate_file(
         if data_dir:
             cfg.data.source, cfg.data.data_dir = "folder", data_dir
         keys = generator_inputs(cfg)
-        batches = list(_eval_batches(cfg, images))
+        batches = eval_batches(cfg, images)
 
         def tfl(batch):
             return runner(*[batch[k] for k in keys])
