@@ -114,8 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         for f in args.tflite:
             runner = LiteRunner(f)
-            restorers[os.path.splitext(os.path.basename(f))[0]] = (
-                lambda b, r=runner: r(*[b[k] for k in keys]))
+            restorers[os.path.splitext(os.path.basename(f))[0]] = runner.run_named
     print(f"Scoring {sum(len(b['clean']) for b in batches)} eval faces ...", flush=True)
     rows: dict[str, list] = {}
     summaries = evaluate(restorers, batches, rows_out=rows)

@@ -69,7 +69,6 @@ def test_int8_cli_writes_a_file_that_agrees_with_keras(trained_tiny_run, capsys)
 
 
 def test_fp16_and_int8_io_modes(trained_tiny_run, tmp_path):
-    from tfface.data.pipeline import representative_batches
     from tfface.train.runner import load_generator
 
     cfg, model = load_generator(trained_tiny_run)
@@ -77,7 +76,7 @@ def test_fp16_and_int8_io_modes(trained_tiny_run, tmp_path):
     fp16 = convert.convert_model(model, cfg, QuantizationConfig.for_fp16(), str(tmp_path),
                                  check_batch=batch)
     assert fp16.card["fidelity"]["psnr_db_vs_keras"] >= FP16_FIDELITY_FLOOR_DB
-    rep = list(representative_batches(cfg, 100))
+    rep = convert.representative_inputs(cfg, 100)
     i8 = convert.convert_model(model, cfg, QuantizationConfig.for_int8(io="uint8"),
                                str(tmp_path), representative=rep, check_batch=batch)
     (inp,) = i8.card["inputs"]
@@ -96,3 +95,24 @@ def test_convert_cli_errors(tmp_path, capsys):
     assert "not a run directory" in capsys.readouterr().err
     assert convert.main(["--int8", "--samples", "10", "--run", str(tmp_path)]) == 2
     assert "at least 100" in capsys.readouterr().err
+
+
+def test_a_model_with_the_mask_as_second_input_converts_and_runs_by_name(tmp_path):
+    from conftest import tiny_config
+    from tfface.models import get_arch
+
+    cfg = tiny_config()
+    cfg.model.params["mask_input"] = True
+    model = get_arch("vnet").build_generator(cfg)
+    batch = convert.fidelity_batch(cfg, 4)
+    fp16 = convert.convert_model(model, cfg, QuantizationConfig.for_fp16(), str(tmp_path),
+                                 check_batch=batch)
+    assert sorted(LiteRunner(fp16.path).input_keys) == ["mask", "occluded"]
+    assert fp16.card["fidelity"]["psnr_db_vs_keras"] >= FP16_FIDELITY_FLOOR_DB
+    rep = convert.representative_inputs(cfg, 100)
+    assert len(rep) == 100 and [x.shape for x in rep[0]] == [(1, 64, 64, 3), (1, 64, 64, 1)]
+    i8 = convert.convert_model(model, cfg, QuantizationConfig.for_int8(), str(tmp_path),
+                               representative=rep, check_batch=batch)
+    assert i8.card["ops"]["float_ops"] == []
+    with pytest.raises(ValueError, match="at least 100"):
+        convert.representative_inputs(cfg, 10)

@@ -70,13 +70,18 @@ class Restorer:
                 raise InferenceError(f"{model} has no model card (JSON beside it or embedded); "
                                      "convert it with python -m tflite.convert")
             runner = LiteRunner(model)
-            ins = {i["name"].split(":")[0].replace("serving_default_", ""): i for i in card["inputs"]}
-            first = next(iter(ins.values()))
+            keys = runner.input_keys
+            image_key = next(k for k in keys if k != "mask")
+            image = runner.inputs[keys.index(image_key)]
             out = card["outputs"][0]
             scale = int(card.get("scale", 1))
-            spec = ModelSpec(card["task"], first["shape"][1], out["shape"][1], scale,
-                             any(n.endswith("mask") for n in ins))
-            return cls(runner, spec, os.path.basename(model))
+            spec = ModelSpec(card["task"], int(image["shape"][1]), out["shape"][1], scale,
+                             "mask" in keys)
+
+            def predict(*xs):
+                return runner.run_named(dict(zip([image_key, "mask"], xs)))
+
+            return cls(predict, spec, os.path.basename(model))
         raise InferenceError(f"--model must be a run directory or a .tflite file, got '{model}'")
 
     def restore_face(self, face: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:

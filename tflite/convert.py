@@ -99,6 +99,22 @@ def _training_data(cfg) -> dict[str, Any]:
     return out
 
 
+def representative_inputs(cfg, n: int) -> list[list[np.ndarray]]:
+    """``n`` calibration samples from the run's own training pipeline, as lists of the
+    generator's inputs in its input order (e.g. ``[occluded]`` or ``[occluded, mask]``)."""
+    from tfface.data.pipeline import make_dataset
+    from tfface.train.runner import generator_inputs
+
+    if n < MIN_CALIBRATION_SAMPLES:
+        raise ValueError(f"int8 calibration needs at least {MIN_CALIBRATION_SAMPLES} samples, "
+                         f"got {n}")
+    keys = generator_inputs(cfg)
+    out = []
+    for b in make_dataset(cfg, "train", batch_size=1).take(n):
+        out.append([b[k].numpy() for k in keys])
+    return out
+
+
 def fidelity_batch(cfg, n: int = FIDELITY_IMAGES) -> dict[str, np.ndarray]:
     """A fixed batch of real-pipeline eval inputs (the same on every call)."""
     from tfface.data.pipeline import make_dataset
@@ -124,9 +140,7 @@ def convert_model(
     rep = None
     if qcfg.mode == "int8":
         if representative is None:
-            from tfface.data.pipeline import representative_batches
-
-            representative = list(representative_batches(cfg, qcfg.calibration_samples))
+            representative = representative_inputs(cfg, qcfg.calibration_samples)
         rep = representative_from(representative)
     t0 = time.time()
     try:
@@ -145,7 +159,7 @@ def convert_model(
     batch = check_batch if check_batch is not None else fidelity_batch(cfg)
     xs = [batch[k] for k in keys]
     ref = model.predict(xs[0] if len(xs) == 1 else xs, verbose=0)
-    got = runner(*xs)
+    got = runner.run_named(batch)
     fidelity = {
         "images": int(ref.shape[0]),
         "psnr_db_vs_keras": round(psnr_between(ref, got), 3),

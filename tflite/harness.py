@@ -64,8 +64,28 @@ class LiteRunner:
             return dequantize(y, scale, zp)
         return y.astype(np.float32)
 
+    @staticmethod
+    def tensor_key(detail: dict) -> str:
+        """Dataset key of a signature tensor: ``serving_default_occluded:0`` → ``occluded``."""
+        name = detail["name"].split(":")[0]
+        return name[len("serving_default_"):] if name.startswith("serving_default_") else name
+
+    @property
+    def input_keys(self) -> list[str]:
+        return [self.tensor_key(d) for d in self.inputs]
+
+    def run_named(self, batch) -> np.ndarray:
+        """Run a batch given as a mapping that holds every input by its key (e.g. a
+        pipeline element with ``occluded`` and ``mask``); extra keys are ignored."""
+        missing = [k for k in self.input_keys if k not in batch]
+        if missing:
+            raise ValueError(f"model inputs {missing} are missing from the batch")
+        return self(*[batch[k] for k in self.input_keys])
+
     def __call__(self, *xs: np.ndarray) -> np.ndarray:
-        """Run a batch (any size; the file's batch-1 graph is run per image)."""
+        """Run a batch (any size; the file's batch-1 graph is run per image). Inputs are
+        positional in the file's input order (:attr:`input_keys`); prefer :meth:`run_named`
+        for models with several inputs."""
         if len(xs) != len(self.inputs):
             raise ValueError(f"model takes {len(self.inputs)} inputs, got {len(xs)}")
         n = xs[0].shape[0]

@@ -102,7 +102,7 @@ def converter_for(
 
 def representative_from(batches: Iterable[np.ndarray | list[np.ndarray]]) -> Callable[[], Iterator[list[np.ndarray]]]:
     """Wrap an iterable of model inputs as the converter's ``representative_dataset``."""
-    cached = [b if isinstance(b, (list, tuple)) else [b] for b in batches]
+    cached = [list(b) if isinstance(b, (list, tuple)) else [b] for b in batches]
     if len(cached) < 1:
         raise ValueError("no representative samples were produced")
 

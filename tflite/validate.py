@@ -83,7 +83,7 @@ def validate_file(
         batches = eval_batches(cfg, images)
 
         def tfl(batch):
-            return runner(*[batch[k] for k in keys])
+            return runner.run_named(batch)
 
         def ker(batch):
             xs = [batch[k] for k in keys]
