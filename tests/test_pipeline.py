@@ -86,7 +86,7 @@ def test_train_resume_continues_without_replay():
 
 
 def test_sr_task():
-    cfg = small_config(task="sr", scale=4)
+    cfg = small_config(task="sr", scale=4, sr_downscale="area")
     (b,) = _take(pipeline.make_dataset(cfg, "eval"), 1)
     assert set(b) == {"clean", "lr", "index"}
     assert b["lr"].shape == (BATCH, SIZE // 4, SIZE // 4, 3) and b["lr"].dtype == np.float32

@@ -9,10 +9,17 @@ and every random choice of synthesis uses a seed derived from
 ``(cfg.data.seed, split, element index)`` (:func:`element_seed`), so the eval split
 is identical bit for bit across calls and a resumed training run continues the
 stream without replaying it. No shuffle buffer is added here.
+
+Super-resolution inputs come from :func:`tfface.data.degrade.degrade`. With
+``cfg.data.data_service`` set, synthesis runs on the workers of a tf.data service
+(see :func:`_through_service` and ``docs/data_service.md``): each element is the same
+as locally, train order may differ slightly, eval batches are identical.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Iterator
 
 import numpy as np
@@ -21,7 +28,10 @@ import tfface  # noqa: F401  (sets the tf_keras switch before TensorFlow loads)
 import tensorflow as tf
 
 from tfface.config import Config
+from tfface.data import degrade as deg
 from tfface.data import occlusion as occ
+
+logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "eval")
 SPLIT_SALT = {"train": 0x7472, "eval": 0x6576}
@@ -43,16 +53,6 @@ def model_input_key(cfg: Config) -> str:
 def _to_unit(x) -> tf.Tensor:
     """[0, 255] → [-1, 1] (float32)."""
     return tf.cast(x, tf.float32) / 127.5 - 1.0
-
-
-def _make_sr(image, scale: int) -> tf.Tensor:
-    """Low-resolution input: area (box) downscale by ``scale``, float32 in [0, 255].
-
-    A later issue replaces this with realistic degradations (``degrade.py``).
-    """
-    size = image.shape[0]
-    lr = tf.image.resize(tf.cast(image, tf.float32), [size // scale, size // scale], method="area")
-    return tf.clip_by_value(lr, 0.0, 255.0)
 
 
 def _check_split(split: str) -> None:
@@ -85,7 +85,14 @@ def make_dataset(
         ``[B, S, S, 3]`` in [-1, 1]), ``mask`` (float32 ``[B, S, S, 1]``, 1 = hole),
         ``occlusion`` (int32 ``[B]``, ids of :data:`tfface.data.occlusion.OCCLUSION_IDS`)
         and ``index`` (int64 ``[B]``). Super-resolution: ``clean``, ``lr`` (float32
-        ``[B, S/scale, S/scale, 3]`` in [-1, 1]) and ``index``.
+        ``[B, S/scale, S/scale, 3]`` in [-1, 1], synthesized by
+        :func:`tfface.data.degrade.degrade` from ``cfg.data.degradation``), ``index``
+        and, when ``cfg.data.lr_up``, ``lr_up`` (``lr`` bicubic-upsampled to
+        ``[B, S, S, 3]``, in [-1, 1]).
+
+    Raises:
+        ValueError: bad split/arguments; SR: ``scale`` not in (2, 3, 4), ``image_size``
+            not divisible by it, unknown downscale method or degradation options.
     """
     from tfface.data.sources import make_source
 
@@ -104,28 +111,46 @@ def make_dataset(
 
     if d.task == "sr":
         scale = int(d.scale)
-        if scale < 1 or size % scale:
-            raise ValueError(f"data.scale must divide data.image_size, got {scale} and {size}")
-
-        def synth(el):
-            image = tf.ensure_shape(el["image"], [size, size, 3])
-            return {
-                "clean": image,
-                "lr": _make_sr(image, scale),
-                "index": tf.cast(el["index"], tf.int64),
-            }
-
-        def normalize(batch):
-            return {**batch, "clean": _to_unit(batch["clean"]), "lr": _to_unit(batch["lr"])}
-
-    elif d.task == "inpaint":
-        mixture = d.occlusions if split == "train" else (d.eval_occlusions or d.occlusions)
-        mixture = occ.check_mixture(mixture)
+        if scale not in deg.SCALES:
+            raise ValueError(f"data.scale must be one of {deg.SCALES}, got {d.scale}")
+        if size % scale:
+            raise ValueError(
+                f"data.image_size ({size}) must be divisible by data.scale ({scale})"
+            )
+        if d.sr_downscale not in deg.DOWNSCALE_METHODS:
+            raise ValueError(
+                f"data.sr_downscale must be one of {deg.DOWNSCALE_METHODS}, got '{d.sr_downscale}'"
+            )
+        options = deg.resolve_options(d.degradation, d.degradation_options)
+        lr_up = bool(d.lr_up)
 
         def synth(el):
             image = tf.ensure_shape(el["image"], [size, size, 3])
             index = tf.cast(el["index"], tf.int64)
-            out = occ.occlude(image, el["landmarks"], element_seed(d.seed, split, index), mixture)
+            lr = deg.degrade(image, element_seed(d.seed, split, index), d, options=options)
+            out = {"clean": image, "lr": lr, "index": index}
+            if lr_up:
+                out["lr_up"] = deg.upscale(lr, size)
+            return out
+
+        def normalize(batch):
+            out = {**batch, "clean": _to_unit(batch["clean"]), "lr": _to_unit(batch["lr"])}
+            if lr_up:
+                out["lr_up"] = _to_unit(batch["lr_up"])
+            return out
+
+    elif d.task == "inpaint":
+        mixture = d.occlusions if split == "train" else (d.eval_occlusions or d.occlusions)
+        mixture = occ.check_mixture(mixture)
+        # Folders (irregular masks, face-mask templates) are read here, once.
+        occluders = occ.make_occlusion_fns(d, names=list(mixture))
+
+        def synth(el):
+            image = tf.ensure_shape(el["image"], [size, size, 3])
+            index = tf.cast(el["index"], tf.int64)
+            out = occ.occlude(
+                image, el["landmarks"], element_seed(d.seed, split, index), mixture, occluders
+            )
             return {
                 "clean": image,
                 "occluded": out["occluded"],
@@ -145,13 +170,140 @@ def make_dataset(
         raise ValueError(f"data.task must be 'inpaint' or 'sr', got '{d.task}'")
 
     source = make_source(d)
-    ds = source.dataset(split, start=start_step * batch_size if split == "train" else 0)
-    ds = ds.map(synth, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    start = start_step * batch_size if split == "train" else 0
+    if d.data_service:
+        ds = _through_service(source, split, start, synth, d.data_service)
+    else:
+        ds = source.dataset(split, start=start)
+        ds = ds.map(synth, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     # [0, 255] → [-1, 1] once per batch: fewer, larger ops than per element, and the
     # clean image travels through batching as uint8 (a quarter of the bytes).
     ds = ds.map(normalize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# --------------------------------------------------------------------------- tf.data service
+
+SERVICE_EVAL_LIMIT = 4096
+"""Largest eval split sent through the tf.data service (it is reordered in memory)."""
+
+
+def _check_service_address(address: str) -> str:
+    if not isinstance(address, str) or not address.startswith("grpc://") or ":" not in address[7:]:
+        raise ValueError(
+            f"data.data_service must look like grpc://HOST:PORT (the dispatcher), got {address!r}"
+        )
+    return address
+
+
+def _random_access(source, split: str):
+    """``fn(index) -> element`` of ``source`` for ``split``: the element that
+    ``source.dataset(split)`` yields with this ``index``, plus a validity flag.
+
+    The tf.data service shards a dataset by its root, so the distributed dataset must
+    start from a plain index range; this recomputes the source's own item order
+    (``stateless_shuffle`` per epoch, see :mod:`tfface.data.sources`) per index.
+    Folders are decoded with TensorFlow's decoders (no Python callback), so workers
+    in other processes and hosts can run them; they must see the same paths.
+    """
+    from tfface.data import sources as src
+
+    n = source.num_examples(split)
+    seed = int(source.cfg.seed)
+
+    def item_of(index):
+        if split == "eval":
+            return index
+        epoch, offset = index // n, index % n
+        items = tf.range(n, dtype=tf.int64)
+        if source.cfg.shuffle_files:
+            items = tf.random.experimental.stateless_shuffle(
+                items, seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+            )
+        return items[offset]
+
+    if isinstance(source, src.FolderSource):
+        files = source.train_files if split == "train" else source.eval_files
+        paths = tf.constant([os.path.join(source.root, f) for f in files])
+        size = source.image_size
+        landmarks = tf.constant(src.CANONICAL_LANDMARKS)
+
+        def load(index):
+            data = tf.io.read_file(tf.gather(paths, item_of(index)))
+            img = tf.io.decode_image(data, channels=3, expand_animations=False)
+            img, _, _ = src._tf_square_resize(img, size)
+            return {"image": img, "landmarks": landmarks, "index": index}, True
+
+        return load
+    if isinstance(source, src.SyntheticSource):
+        # Rendering is an OpenCV callback (tf.numpy_function): it only runs on workers
+        # inside this process (tests, demos), never on other hosts.
+        logger.warning(
+            "data.data_service with the synthetic source: faces are drawn by a Python "
+            "callback that only workers started in this process can run; use a folder "
+            "of photos (--data-dir) with remote workers"
+        )
+        render = source._render(0 if split == "train" else 1)
+        return lambda index: (render(index, item_of(index)), True)
+    raise ValueError(
+        f"data.data_service supports the folder and synthetic sources, not '{source.name}' "
+        "(TFDS records cannot be addressed by index); copy the images to a folder"
+    )
+
+
+def _first(a, b):
+    return a
+
+
+def _second(a, b):
+    return b
+
+
+def _sort_by_index(batch):
+    order = tf.argsort(batch["index"])
+    return {k: tf.gather(v, order) for k, v in batch.items()}
+
+
+def _through_service(source, split: str, start: int, synth, address: str) -> tf.data.Dataset:
+    """Synthesis of ``split`` run by the tf.data service at ``address``.
+
+    The distributed dataset is ``range(start, ∞)`` (train) or ``range(n)`` (eval) of
+    element indices → source element → ``synth``; its root is split *dynamically*
+    (``ShardingPolicy.DYNAMIC``): the dispatcher hands each index to one worker, so
+    every element is synthesized exactly once (unless a worker dies mid-task) and the
+    workers share the load whatever their number. Every element carries its own
+    ``index`` and is synthesized from the seed of that index, so its content is the
+    same as locally; only the arrival order depends on the workers' timing:
+
+    * train: batches hold the same elements as the local stream, in an order that
+      may differ slightly (about a batch at most in practice);
+    * eval: the client collects the whole split, sorts it by ``index`` and re-batches
+      it, so eval batches are identical to the local ones (the split is small; larger
+      than :data:`SERVICE_EVAL_LIMIT` elements is refused).
+    """
+    address = _check_service_address(address)
+    if split == "eval":
+        n = int(source.num_examples("eval"))
+        if n > SERVICE_EVAL_LIMIT:
+            raise ValueError(
+                f"the eval split ({n} faces) is too large to reorder through the tf.data "
+                f"service (limit {SERVICE_EVAL_LIMIT}); lower data.eval_count or unset "
+                "data.data_service for evaluation"
+            )
+        root = tf.data.Dataset.range(n)
+    else:
+        root = tf.data.Dataset.range(int(start), np.iinfo(np.int64).max)
+    load = _random_access(source, split)
+    ds = root.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.filter(_second).map(_first)
+    ds = ds.map(synth, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    svc = tf.data.experimental.service
+    ds = ds.apply(svc.distribute(processing_mode=svc.ShardingPolicy.DYNAMIC, service=address))
+    if split == "eval":
+        # One batch of the whole split (≤ SERVICE_EVAL_LIMIT elements), sorted by index.
+        ds = ds.batch(SERVICE_EVAL_LIMIT).map(_sort_by_index).unbatch()
+    return ds
 
 
 MIN_REPRESENTATIVE = 100
