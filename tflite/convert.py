@@ -214,6 +214,64 @@ def convert_model(
     return Converted(path, card_path, card)
 
 
+ANDROID_DIR = "android_demo_assets"
+ANDROID_SAMPLES = 4
+
+
+def export_android(converted: Converted, cfg, assets_dir: str = ANDROID_DIR,
+                   samples: int = ANDROID_SAMPLES) -> str:
+    """Copy a file and its card into ``assets_dir/<arch>/`` with sample inputs and the
+    outputs the file gives for them (PNG), so an app (and the asset test) can check it.
+
+    Expected outputs are computed from the *saved* 8-bit inputs, exactly what an app
+    feeding those PNGs gets. ``samples.json`` lists the files and the tolerance.
+    """
+    import shutil
+
+    from tfface.imageio import to_float, to_uint8, write_image
+    from tfface.train.runner import generator_inputs
+
+    dest = os.path.join(assets_dir, cfg.model.arch)
+    os.makedirs(os.path.join(dest, "samples"), exist_ok=True)
+    for src in (converted.path, converted.card_path):
+        shutil.copy(src, os.path.join(dest, os.path.basename(src)))
+    stem = os.path.splitext(os.path.basename(converted.path))[0]
+    batch = fidelity_batch(cfg, samples)
+    runner = LiteRunner(converted.path)
+    entries = []
+    for i in range(min(samples, len(batch["clean"]))):
+        item: dict[str, Any] = {"inputs": {}}
+        feed = {}
+        for key in generator_inputs(cfg):
+            name = f"samples/{stem}_{i}_{key}.png"
+            if key == "mask":
+                px = (batch[key][i, ..., 0] > 0.5).astype(np.uint8) * 255
+                write_image(os.path.join(dest, name), px)
+                feed[key] = (px[None, ..., None] > 127).astype(np.float32)
+            else:
+                px = to_uint8(batch[key][i])
+                write_image(os.path.join(dest, name), px)
+                feed[key] = to_float(px)[None]
+            item["inputs"][key] = name
+        out = to_uint8(runner.run_named(feed)[0])
+        item["expected"] = f"samples/{stem}_{i}_expected.png"
+        write_image(os.path.join(dest, item["expected"]), out)
+        item["target"] = f"samples/{stem}_{i}_target.png"
+        write_image(os.path.join(dest, item["target"]), to_uint8(batch["clean"][i]))
+        entries.append(item)
+    manifest = {"model": os.path.basename(converted.path), "card": os.path.basename(converted.card_path),
+                "samples": entries,
+                "tolerance": {"max_abs_levels": ANDROID_TOLERANCE_LEVELS,
+                              "note": "per-pixel difference (0..255) allowed between the expected "
+                                      "PNG and a fresh run on another CPU / delegate"}}
+    with open(os.path.join(dest, f"{stem}_samples.json"), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2)
+    return dest
+
+
+ANDROID_TOLERANCE_LEVELS = 3
+
+
 def _litert_version() -> str | None:
     try:
         from importlib.metadata import version
@@ -247,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"representative samples for --int8 calibration (default 200, at "
                    f"least {MIN_CALIBRATION_SAMPLES})")
     p.add_argument("--out-dir", metavar="DIR", help="where files go (default: the run directory)")
+    p.add_argument("--android", action="store_true",
+                   help=f"also copy each file, its card, sample inputs and expected outputs "
+                   f"into {ANDROID_DIR}/<arch>/")
     return p
 
 
@@ -282,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 1
         rows.append(res)
+        if args.android:
+            print(f"Android assets: {export_android(res, cfg)}")
     print()
     print(f"{'file':<28}{'size':>10}  {'ops (int)':>10}  {'PSNR vs Keras':>14}  "
           f"{'PSNR vs target':>15}")

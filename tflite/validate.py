@@ -259,3 +259,55 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def check_samples(manifest_path: str) -> dict[str, Any]:
+    """Re-run a shipped file on its sample inputs and compare with the expected PNGs.
+
+    Returns ``{"ok": bool, "max_abs_levels": int, "problems": [...]}``; also checks
+    that the model card describes the file's tensors (names, shapes, dtypes and the
+    quantization parameters of integer I/O).
+    """
+    import cv2
+
+    from tfface.imageio import to_float, to_uint8
+
+    base = os.path.dirname(os.path.abspath(manifest_path))
+    with open(manifest_path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    problems: list[str] = []
+    path = os.path.join(base, manifest["model"])
+    runner = LiteRunner(path)
+    with open(os.path.join(base, manifest["card"]), encoding="utf-8") as f:
+        card = json.load(f)
+    for entry, detail in zip(card["inputs"] + card["outputs"], runner.inputs + runner.outputs):
+        if entry["name"] != detail["name"] or entry["shape"] != [int(v) for v in detail["shape"]] \
+                or entry["dtype"] != np.dtype(detail["dtype"]).name:
+            problems.append(f"card does not match tensor {detail['name']}")
+        q = entry.get("quantization")
+        if q and (abs(q["scale"] - detail["quantization"][0]) > 1e-12
+                  or q["zero_point"] != detail["quantization"][1]):
+            problems.append(f"card quantization does not match tensor {detail['name']}")
+    worst = 0
+    for item in manifest["samples"]:
+        feed = {}
+        for key, rel in item["inputs"].items():
+            img = cv2.imread(os.path.join(base, rel), cv2.IMREAD_UNCHANGED)
+            if img is None:
+                problems.append(f"missing sample {rel}")
+                continue
+            if key == "mask":
+                feed[key] = (img[None, ..., None] > 127).astype(np.float32)
+            else:
+                feed[key] = to_float(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))[None]
+        expected = cv2.imread(os.path.join(base, item["expected"]), cv2.IMREAD_COLOR)
+        if expected is None or len(feed) != len(item["inputs"]):
+            problems.append(f"missing expected output {item['expected']}")
+            continue
+        got = to_uint8(runner.run_named(feed)[0])
+        diff = int(np.max(np.abs(got.astype(int) - cv2.cvtColor(expected, cv2.COLOR_BGR2RGB).astype(int))))
+        worst = max(worst, diff)
+    tol = manifest["tolerance"]["max_abs_levels"]
+    if worst > tol:
+        problems.append(f"outputs differ from the expected PNGs by up to {worst} levels (> {tol})")
+    return {"ok": not problems, "max_abs_levels": worst, "problems": problems}
