@@ -27,25 +27,128 @@ def test_vnet_paper_preset_has_published_parameter_count():
     assert gen.output_names == ["restored"]
 
 
+def _tiny_inputs(cfg, n=2):
+    s = cfg.data.image_size
+    if cfg.data.task == "sr":
+        s //= cfg.data.scale
+    return tf.random.stateless_uniform((n, s, s, 3), seed=(1, 2), minval=-1, maxval=1)
+
+
+def _judge(family, disc, image, x):
+    return disc([image, x] if getattr(family, "CONDITIONAL_D", False) else image, training=True)
+
+
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_tiny_variant_builds_and_every_weight_gets_a_gradient(arch):
     family = get_arch(arch)
     cfg = resolve(arch, "tiny")
+    assert cfg.data.task == family.TASK
     gen = family.build_generator(cfg)
     disc = family.build_discriminator(cfg)
     s = cfg.data.image_size
-    x = tf.random.stateless_uniform((2, s, s, 3), seed=(1, 2), minval=-1, maxval=1)
+    x = _tiny_inputs(cfg)
     with tf.GradientTape(persistent=True) as tape:
         y = gen(x, training=True)
-        logits = disc(y, training=True)
+        logits = _judge(family, disc, y, x)
         g_obj = tf.reduce_mean(tf.square(y)) + tf.reduce_mean(logits)
     assert y.shape == (2, s, s, 3)
     assert np.all(np.isfinite(y.numpy()))
     assert float(tf.reduce_max(tf.abs(y))) <= 1.0
+    assert gen.output_names == ["restored"]
+    assert gen.inputs[0].name.startswith("lr" if family.TASK == "sr" else "occluded")
     for model in (gen, disc):
         grads = tape.gradient(g_obj, model.trainable_variables)
         missing = [v.name for v, g in zip(model.trainable_variables, grads) if g is None]
         assert not missing, f"no gradient for {missing}"
+
+
+@pytest.mark.parametrize("arch, preset, gen_params, disc_params, lr_size, hr_size", [
+    # U-Net 256 (8 levels, 1x1 bottleneck) + conditional 70x70 PatchGAN on 6 channels.
+    ("pix2pix", "paper", 54_424_387, 2_770_497, 256, 256),
+    ("pix2pix", "tiny", 114_507, 3_145, 32, 32),
+    # SRResNet B=16, F=64, x4 (24 -> 96) and the SRGAN discriminator at 96 px.
+    ("srgan", "paper", 1_554_883, 23_567_361, 24, 96),
+    ("srgan", "face", 1_407_107, 13_081_601, 32, 64),  # x2 (32 -> 64)
+    ("srgan", "tiny", 38_355, 82_561, 8, 32),
+])
+def test_pinned_parameter_counts(arch, preset, gen_params, disc_params, lr_size, hr_size):
+    family = get_arch(arch)
+    cfg = resolve(arch, preset)
+    gen, disc = family.build_generator(cfg), family.build_discriminator(cfg)
+    assert (gen.count_params(), disc.count_params()) == (gen_params, disc_params)
+    assert gen.input_shape[1:3] == (lr_size, lr_size)
+    assert gen.output_shape[1:3] == (hr_size, hr_size)
+
+
+def test_pix2pix_paper_generator_is_the_canonical_unet():
+    cfg = resolve("pix2pix", "paper")
+    gen = get_arch("pix2pix").build_generator(cfg)
+    names = [layer.name for layer in gen.layers]
+    assert sum(n.endswith("_conv") and n.startswith("down") for n in names) == 8
+    assert sum(n.endswith("_dropout") for n in names) == 3
+    assert gen.get_layer("down7_lrelu").output_shape == (None, 1, 1, 512)
+    assert gen.get_layer("restored").get_config()["activation"] == "tanh"
+    t = cfg.train
+    assert (t.pixel_loss, t.pixel_weight, t.adv_weight, t.g_lr, t.d_lr, t.beta_1) == (
+        "l1", 100.0, 1.0, 2e-4, 2e-4, 0.5)
+
+
+def test_pix2pix_depth_follows_the_image_size():
+    from tfface.models.pix2pix import unet_depth
+
+    assert [unet_depth(s) for s in (32, 64, 256, 96)] == [5, 6, 8, 5]
+    with pytest.raises(ValueError, match="divisible"):
+        unet_depth(64, depth=7)
+
+
+def test_srgan_scales_and_discriminator_sizes():
+    family = get_arch("srgan")
+    for scale, hr in ((2, 32), (4, 64), (8, 64)):
+        cfg = resolve("srgan", "tiny", {"data": {"scale": scale, "image_size": hr}})
+        gen, disc = family.build_generator(cfg), family.build_discriminator(cfg)
+        assert gen.input_shape == (None, hr // scale, hr // scale, 3)
+        assert gen.output_shape == (None, hr, hr, 3)
+        assert disc.output_shape == (None, 1)
+    cfg = resolve("srgan", "tiny", {"data": {"scale": 3, "image_size": 48}})
+    with pytest.raises(ValueError, match="powers of two"):
+        family.build_generator(cfg)
+    cfg = resolve("srgan", "tiny", {"model": {"params": {"disc_head": "gap"}},
+                                    "data": {"image_size": 64}})
+    assert family.build_discriminator(cfg).count_params() < 82_561
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_save_load_gives_identical_output(arch, tmp_path):
+    from tfface import keras
+
+    family = get_arch(arch)
+    cfg = resolve(arch, "tiny")
+    gen = family.build_generator(cfg)
+    x = _tiny_inputs(cfg)
+    path = str(tmp_path / "gen.keras")
+    gen.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(gen(x, training=False).numpy(),
+                                  loaded(x, training=False).numpy())
+    # Weights into a freshly built model (what load_generator does).
+    fresh = family.build_generator(cfg)
+    gen.save_weights(str(tmp_path / "g.weights.h5"))
+    fresh.load_weights(str(tmp_path / "g.weights.h5"))
+    np.testing.assert_array_equal(gen(x).numpy(), fresh(x).numpy())
+
+
+def test_no_lambda_layers_and_pixel_shuffle_serializes():
+    from tfface import keras
+    from tfface.models.layers import PixelShuffle
+
+    for arch in ARCHS:
+        gen = get_arch(arch).build_generator(resolve(arch, "tiny"))
+        assert not any(isinstance(layer, keras.layers.Lambda) for layer in gen.layers), arch
+    layer = PixelShuffle(2, name="ps")
+    clone = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert isinstance(clone, PixelShuffle) and clone.block_size == 2
+    x = tf.reshape(tf.range(16.0), (1, 1, 1, 16))
+    assert layer(x).shape == (1, 2, 2, 4)
 
 
 def test_unknown_preset_is_a_clear_error():

@@ -38,3 +38,109 @@ def discriminator_loss(
 def generator_adv_loss(fake_logits: tf.Tensor) -> tf.Tensor:
     """Non-saturating adversarial loss of the generator: make D call fakes real."""
     return bce_logits(1.0, fake_logits)
+
+
+# -- content (perceptual) loss ------------------------------------------------------
+
+VGG19_NOTOP_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+_VGG_BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+def vgg_cache_path() -> str:
+    """Where Keras caches the VGG19 (no top) ImageNet weights."""
+    import os
+
+    return os.path.join(os.path.expanduser("~"), ".keras", "models", VGG19_NOTOP_FILE)
+
+
+def missing_vgg_weights_message(path: str | None) -> str:
+    where = f"'{path}' does not exist" if path else f"no file at {vgg_cache_path()}"
+    return (
+        f"the VGG19 content loss needs the ImageNet VGG19 weights, but {where}. "
+        "On a machine with internet run\n"
+        "    python -c \"import tf_keras; tf_keras.applications.VGG19(include_top=False)\"\n"
+        f"then copy ~/.keras/models/{VGG19_NOTOP_FILE} here and pass it with "
+        "--vgg-weights PATH (or put it in ~/.keras/models/). To train without it, use "
+        "--content-loss pixel (the SRGAN-MSE variant)."
+    )
+
+
+class FeatureExtractor:
+    """Frozen feature network applied to [-1, 1] RGB images.
+
+    Inputs are mapped to what VGG was trained on (the Caffe convention: [0, 255],
+    BGR, ImageNet mean subtracted) before the backbone runs, and the feature maps are
+    multiplied by ``feature_scale`` (SRGAN's 1/12.75). Built by
+    :func:`build_feature_extractor`; not a Keras layer, so it never enters a saved
+    generator.
+    """
+
+    def __init__(self, backbone, feature_scale: float = 1.0, name: str = "vgg19"):
+        backbone.trainable = False
+        self.backbone = backbone
+        self.feature_scale = float(feature_scale)
+        self.name = name
+
+    @staticmethod
+    def preprocess(x: tf.Tensor) -> tf.Tensor:
+        x = (tf.cast(x, tf.float32) + 1.0) * 127.5
+        return x[..., ::-1] - tf.constant(_VGG_BGR_MEAN, tf.float32)
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        feats = self.backbone(self.preprocess(x), training=False)
+        return tf.cast(feats, tf.float32) * self.feature_scale
+
+
+def build_feature_extractor(
+    kind: str = "vgg54",
+    weights: str | None = None,
+    *,
+    backbone: str = "vgg19",
+    feature_scale: float = 1.0 / 12.75,
+) -> FeatureExtractor:
+    """VGG19 truncated at ``block5_conv4`` (φ5,4), after (``vgg54``) or before
+    (``vgg54_preact``) its ReLU, with ImageNet weights from ``weights`` or the Keras cache.
+
+    ``backbone="tiny-random"`` builds two small random-weight conv layers instead (same
+    preprocessing, same call path) for tests and smoke runs without the weight file.
+
+    Raises:
+        tfface.config.ConfigError: the weight file is missing; the message says how to
+            get it.
+    """
+    import os
+
+    from tfface import keras
+    from tfface.config import ConfigError
+
+    if kind not in ("vgg54", "vgg54_preact"):
+        raise ConfigError(f"unknown feature extractor '{kind}'")
+    preact = kind == "vgg54_preact"
+    if backbone == "tiny-random":
+        init = keras.initializers.HeNormal(seed=7)
+        inp = keras.Input((None, None, 3))
+        x = keras.layers.Conv2D(8, 3, padding="same", activation="relu",
+                                kernel_initializer=init)(inp)
+        x = keras.layers.Conv2D(8, 3, strides=2, padding="same",
+                                activation=None if preact else "relu",
+                                kernel_initializer=keras.initializers.HeNormal(seed=8))(x)
+        # Random VGG-scale inputs (±128) need a smaller gain to keep features O(1).
+        model = keras.Model(inp, x, name="tiny_random_features")
+        return FeatureExtractor(model, feature_scale / 12.75, name="tiny-random")
+    if backbone != "vgg19":
+        raise ConfigError(f"unknown content extractor '{backbone}'")
+    path = weights or vgg_cache_path()
+    if not os.path.exists(path):
+        raise ConfigError(missing_vgg_weights_message(weights))
+    vgg = keras.applications.VGG19(include_top=False, weights=None)
+    vgg.load_weights(path)
+    last = vgg.get_layer("block5_conv4")
+    if preact:
+        last.activation = keras.activations.linear
+    model = keras.Model(vgg.input, last.output, name=kind)
+    return FeatureExtractor(model, feature_scale, name=kind)
+
+
+def content_loss(extractor: FeatureExtractor, target: tf.Tensor, pred: tf.Tensor) -> tf.Tensor:
+    """MSE between the feature maps of target and prediction (the SRGAN VGG loss)."""
+    return mse(tf.stop_gradient(extractor(target)), extractor(pred))

@@ -5,6 +5,12 @@ model outputs in [-1, 1] are mapped to [0, 255], rounded and clipped exactly as 
 app would display them, then PSNR uses MAX = 255 and SSIM the standard Gaussian
 11×11 window (``tf.image.ssim``) on all three channels. L1 is the mean absolute
 error in [0, 1] units.
+
+Super-resolution is also reported the way the SR literature does (so numbers are
+comparable with published tables): on the luma channel Y of ITU-R BT.601 (the
+MATLAB ``rgb2ycbcr`` of the 8-bit images, Y in [16, 235], not rounded), with
+``scale`` pixels cropped from every border (``psnr_y``/``ssim_y``), next to the same
+metrics of bicubic upsampling of the low-resolution input.
 """
 
 from __future__ import annotations
@@ -32,6 +38,36 @@ def l1(target: tf.Tensor, pred: tf.Tensor) -> tf.Tensor:
     """Per-image mean absolute error in [0, 1] units."""
     d = tf.abs(to_uint8_levels(target) - to_uint8_levels(pred)) / 255.0
     return tf.reduce_mean(d, axis=[1, 2, 3])
+
+
+def rgb_to_y(levels: tf.Tensor) -> tf.Tensor:
+    """8-bit RGB levels (0..255 floats) → BT.601 luma Y in [16, 235], shape [..., 1]."""
+    w = tf.constant([65.481, 128.553, 24.966], tf.float32) / 255.0
+    return 16.0 + tf.reduce_sum(levels * w, axis=-1, keepdims=True)
+
+
+def _y_cropped(x: tf.Tensor, border: int) -> tf.Tensor:
+    y = rgb_to_y(to_uint8_levels(x))
+    if border:
+        y = y[:, border:-border, border:-border, :]
+    return y
+
+
+def psnr_y(target: tf.Tensor, pred: tf.Tensor, border: int = 0) -> tf.Tensor:
+    """Per-image PSNR (dB) on the Y channel after cropping ``border`` pixels (SR convention)."""
+    v = tf.image.psnr(_y_cropped(target, border), _y_cropped(pred, border), max_val=255.0)
+    return tf.minimum(v, 100.0)
+
+
+def ssim_y(target: tf.Tensor, pred: tf.Tensor, border: int = 0) -> tf.Tensor:
+    """Per-image SSIM on the Y channel after cropping ``border`` pixels."""
+    return tf.image.ssim(_y_cropped(target, border), _y_cropped(pred, border), max_val=255.0)
+
+
+def bicubic_upsample(lr: tf.Tensor, size: int) -> tf.Tensor:
+    """The baseline of SR tables: bicubic upsampling of ``lr`` to ``size``, in [-1, 1]."""
+    up = tf.image.resize(tf.cast(lr, tf.float32), [size, size], method="bicubic")
+    return tf.clip_by_value(up, -1.0, 1.0)
 
 
 METRICS = {"psnr": psnr, "ssim": ssim, "l1": l1}

@@ -2,7 +2,8 @@
 
 A family module exposes ``PRESETS`` (preset name → nested config overrides),
 ``DEFAULT_PRESET``, ``TASK``, ``build_generator(cfg)`` and, for adversarial training,
-``build_discriminator(cfg)``. Every family has a ``tiny`` preset for tests and
+``build_discriminator(cfg)``; ``CONDITIONAL_D = True`` makes the trainer judge
+(image, generator input) pairs. Every family has a ``tiny`` preset for tests and
 smoke runs.
 """
 
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from tfface.models import vnet
+from tfface.models import pix2pix, srgan, vnet
 
 ARCHS: dict[str, ModuleType] = {
     "vnet": vnet,
+    "pix2pix": pix2pix,
+    "srgan": srgan,
 }
 
 

@@ -44,3 +44,42 @@ class ReLU6(keras.layers.ReLU):
 
     def __init__(self, max_value: float = 6.0, **kwargs):
         super().__init__(max_value=max_value, **kwargs)
+
+
+@keras.utils.register_keras_serializable(package="tfface")
+class PixelShuffle(keras.layers.Layer):
+    """Sub-pixel upsampling (``depth_to_space``): ``[H, W, C·r²] → [H·r, W·r, C]``.
+
+    The SRGAN/ESPCN upsampler as a registered layer (not a ``Lambda``), so models
+    that use it save, load and convert; TFLite maps it to ``DEPTH_TO_SPACE``, which
+    has int8 kernels.
+    """
+
+    def __init__(self, block_size: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.block_size = int(block_size)
+
+    def call(self, x):
+        return tf.nn.depth_to_space(x, self.block_size)
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = tf.TensorShape(input_shape).as_list()
+        r = self.block_size
+        return tf.TensorShape([b, None if h is None else h * r, None if w is None else w * r,
+                               None if c is None else c // (r * r)])
+
+    def get_config(self):
+        return {**super().get_config(), "block_size": self.block_size}
+
+
+def output_head(x, head: str, name: str = "restored"):
+    """The parameter-free output head of a generator: ``tanh`` or ``clip`` (ClipOutput).
+
+    The head always computes in float32 (a mixed-precision model still returns
+    float32 images).
+    """
+    if head == "tanh":
+        return keras.layers.Activation("tanh", name=name, dtype="float32")(x)
+    if head == "clip":
+        return ClipOutput(name=name, dtype="float32")(x)
+    raise ValueError(f"output_head must be 'clip' or 'tanh', got '{head}'")

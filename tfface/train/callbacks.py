@@ -14,6 +14,12 @@ from tfface import keras
 from tfface.imageio import to_uint8, write_image
 
 
+def _eval_generator(model) -> keras.Model:
+    """The generator whose outputs are shown and saved (the EMA one when enabled)."""
+    gen = getattr(model, "eval_generator", None)
+    return model.generator if gen is None else gen
+
+
 def _finite(logs: dict[str, Any] | None) -> bool:
     return all(
         math.isfinite(float(v)) for k, v in (logs or {}).items() if k.endswith("loss") or k == "pixel"
@@ -75,7 +81,7 @@ class BestWeights(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.guard.failed_at is not None:
             return
-        gen = self.model.generator
+        gen = _eval_generator(self.model)
         gen.save_weights(os.path.join(self.run_dir, "last.weights.h5"))
         score = (logs or {}).get(self.monitor)
         if score is not None and float(score) > float(self.best.numpy()):
@@ -97,7 +103,7 @@ class SampleGrid(keras.callbacks.Callback):
 
     def render(self) -> np.ndarray:
         xs = [self.batch[k] for k in self.input_keys]
-        out = self.model.generator.predict(xs[0] if len(xs) == 1 else xs, verbose=0)
+        out = _eval_generator(self.model).predict(xs[0] if len(xs) == 1 else xs, verbose=0)
         size = out.shape[1]
         shown = self.batch[self.input_keys[0]]
         if shown.shape[1] != size:  # low-resolution input: show it enlarged (nearest)
@@ -156,3 +162,27 @@ class TimeLimit(keras.callbacks.Callback):
         if self.deadline is not None and time.time() > self.deadline:
             self.hit = True
             self.model.stop_training = True
+
+
+class PretrainPhase(keras.callbacks.Callback):
+    """Generator pre-training for the first ``steps`` steps, then the full objective.
+
+    The phase follows the optimizer's step count, so a resumed run lands in the
+    right phase; the switch retraces the train step once (no per-step branch).
+    """
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.steps = int(steps)
+
+    def _sync(self) -> None:
+        on = int(self.model.g_optimizer.iterations.numpy()) < self.steps
+        if on != self.model.pretraining:
+            self.model.set_pretraining(on)
+            self.model.train_function = self.model.make_train_function()
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._sync()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._sync()

@@ -30,7 +30,7 @@ from tfface import keras
 from tfface.config import Config, ConfigError, validate
 from tfface.models import get_arch
 from tfface.train import callbacks as cbs
-from tfface.train.trainer import RestorationTrainer
+from tfface.train.trainer import RestorationTrainer, learning_rate, make_optimizer
 
 log = logging.getLogger("tfface.train")
 
@@ -59,6 +59,73 @@ def generator_inputs(cfg: Config) -> tuple[str, ...]:
     if cfg.model.params.get("mask_input"):
         return ("occluded", "mask")
     return ("occluded",)
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The ``tf.distribute`` strategy named by ``train.strategy``.
+
+    ``mirrored`` replicates over the local GPUs, or over the logical CPU devices when
+    there is no GPU (a way to test the distributed step on a CPU-only machine).
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(
+            cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, tf.errors.NotFoundError) as e:
+            raise ConfigError(f"--strategy tpu: no TPU found ({e})") from e
+        return tf.distribute.TPUStrategy(resolver)
+    raise ConfigError(f"unknown strategy '{name}'")
+
+
+class _precision:
+    """Context: the ``mixed_float16`` Keras policy while models are built (then restored)."""
+
+    def __init__(self, mixed: bool):
+        self.mixed = mixed
+        self.saved = None
+
+    def __enter__(self):
+        if self.mixed:
+            self.saved = keras.mixed_precision.global_policy()
+            keras.mixed_precision.set_global_policy("mixed_float16")
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            keras.mixed_precision.set_global_policy(self.saved)
+
+
+def _lr(t, player: str, total_steps: int):
+    return learning_rate(
+        getattr(t, f"{player}_lr_schedule"), getattr(t, f"{player}_lr"),
+        decay_steps=t.lr_decay_steps, decay_rate=t.lr_decay_rate, total_steps=total_steps,
+    )
+
+
+def make_content_fn(cfg: Config):
+    """The content term of ``cfg`` as ``fn(target, pred) -> scalar``, or None when off."""
+    from tfface import losses
+
+    t = cfg.train
+    if t.content_weight <= 0:
+        return None
+    if t.content_loss == "pixel":
+        return losses.PIXEL_LOSSES[t.pixel_loss]
+    extractor = losses.build_feature_extractor(
+        t.content_loss, t.vgg_weights, backbone=t.content_extractor,
+        feature_scale=t.content_feature_scale,
+    )
+    return lambda target, pred: losses.content_loss(extractor, target, pred)
 
 
 def build_models(cfg: Config) -> tuple[keras.Model, keras.Model | None]:
@@ -193,33 +260,45 @@ def run(
     total = spe * cfg.train.epochs
     t = cfg.train
 
-    gen, disc = build_models(cfg)
-    check_memory(cfg, gen, disc)
-    inputs = generator_inputs(cfg)
-    family = get_arch(cfg.model.arch)
-    trainer = RestorationTrainer(
-        gen, disc, input_keys=inputs, conditional=getattr(family, "CONDITIONAL_D", False)
-    )
-    g_opt = keras.optimizers.Adam(t.g_lr, beta_1=t.beta_1)
-    d_opt = keras.optimizers.Adam(t.d_lr, beta_1=t.beta_1) if disc is not None else None
-    trainer.compile(
-        g_opt, d_opt, pixel_loss=t.pixel_loss, pixel_weight=t.pixel_weight,
-        adv_weight=t.adv_weight, label_smoothing=t.label_smoothing,
-    )
+    strategy = make_strategy(t.strategy)
+    with strategy.scope():
+        content_fn = make_content_fn(cfg)  # fails early (clear message) without VGG weights
+    with strategy.scope(), _precision(t.mixed_precision):
+        gen, disc = build_models(cfg)
+        check_memory(cfg, gen, disc)
+        inputs = generator_inputs(cfg)
+        family = get_arch(cfg.model.arch)
+        trainer = RestorationTrainer(
+            gen, disc, input_keys=inputs, conditional=getattr(family, "CONDITIONAL_D", False),
+            sr_scale=cfg.data.scale if cfg.data.task == "sr" else None,
+            ema_decay=t.ema_decay,
+        )
+        g_opt = make_optimizer(_lr(t, "g", total), t.beta_1, t.mixed_precision)
+        d_opt = (make_optimizer(_lr(t, "d", total), t.beta_1, t.mixed_precision)
+                 if disc is not None else None)
+        trainer.compile(
+            g_opt, d_opt, pixel_loss=t.pixel_loss, pixel_weight=t.pixel_weight,
+            adv_weight=t.adv_weight, label_smoothing=t.label_smoothing,
+            content_fn=content_fn, content_weight=t.content_weight,
+            jit_compile=bool(t.jit_compile),
+        )
+        # Optimizer slots are created lazily; build them now so a restore fills them
+        # and no variable is created inside a (re)traced step.
+        g_opt.build(gen.trainable_variables)
+        if d_opt is not None:
+            d_opt.build(disc.trainable_variables)
 
     best = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_val_psnr")
     state = {"generator": gen, "g_optimizer": g_opt, "best_val_psnr": best}
     if disc is not None:
         state.update(discriminator=disc, d_optimizer=d_opt)
+    if trainer.ema_generator is not None:
+        state["ema_generator"] = trainer.ema_generator
     ckpt = tf.train.Checkpoint(**state)
     manager = tf.train.CheckpointManager(ckpt, os.path.join(run_dir, CKPT_DIR), max_to_keep=2)
 
     start = 0
     if resume and manager.latest_checkpoint:
-        # Optimizer slots are created lazily; build them so the restore fills them now.
-        g_opt.build(gen.trainable_variables)
-        if d_opt is not None:
-            d_opt.build(disc.trainable_variables)
         ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         start = int(g_opt.iterations.numpy())
         log.info("resuming %s from step %d/%d", run_dir, start, total)
@@ -250,6 +329,9 @@ def run(
             write_graph=False, profile_batch=0,
         ),
     ]
+    if t.pretrain_steps:
+        trainer.set_pretraining(start < t.pretrain_steps)
+        callbacks.insert(0, cbs.PretrainPhase(t.pretrain_steps))
     if bar is not None:
         callbacks.append(cbs.Progress(bar))
     callbacks += list(extra_callbacks or [])
@@ -327,5 +409,6 @@ def load_generator(run_dir: str, which: str = "best") -> tuple[Config, keras.Mod
     if latest is None:
         raise FileNotFoundError(f"{run_dir} has no trained weights yet (no *.weights.h5, "
                                 "no checkpoint)")
-    tf.train.Checkpoint(generator=gen).restore(latest).expect_partial()
+    key = "ema_generator" if cfg.train.ema_decay > 0 else "generator"
+    tf.train.Checkpoint(**{key: gen}).restore(latest).expect_partial()
     return cfg, gen

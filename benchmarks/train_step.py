@@ -1,0 +1,176 @@
+"""Training throughput (images/s) of the framework's train step, per family and preset.
+
+    python -m benchmarks.train_step                  # tiny + default presets, all families
+    python -m benchmarks.train_step --presets tiny --steps 30
+
+For each family it builds the preset's models, trainer and optimizers exactly as
+``tfface.train.run`` does, feeds a fixed in-memory batch (``repeat()``, so the input
+pipeline is not measured) and times the train function ``fit`` runs, after a warm-up
+(tracing); figures are the best of
+``--repeats`` runs. For
+pix2pix it also times the same step written the TensorFlow tutorial's way (a plain
+``tf.function`` with two tapes and the BCE + 100·L1 losses, no metrics), on the same
+models and data, and prints the ratio framework / plain (>= 1 means the framework is
+not slower). ``--jit`` adds an XLA-compiled variant of the framework step.
+
+Default presets are GPU-sized; on a CPU the batch is capped with ``--max-batch``
+(reported), and SRGAN's VGG19 content network uses random weights (same compute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import tfface  # noqa: F401
+import tensorflow as tf
+
+from tfface import keras, losses
+from tfface.config import resolve
+from tfface.data.pipeline import make_dataset
+from tfface.models import get_arch
+from tfface.train.runner import generator_inputs, make_content_fn
+from tfface.train.trainer import RestorationTrainer, make_optimizer
+
+
+def _content_fn(cfg):
+    t = cfg.train
+    if t.content_weight <= 0 or t.content_loss == "pixel" or t.content_extractor != "vgg19":
+        return make_content_fn(cfg)
+    vgg = keras.applications.VGG19(include_top=False, weights=None)  # random, same FLOPs
+    last = vgg.get_layer("block5_conv4")
+    ext = losses.FeatureExtractor(keras.Model(vgg.input, last.output), t.content_feature_scale)
+    return lambda a, b: losses.content_loss(ext, a, b)
+
+
+def _setup(arch, preset, max_batch, jit=False):
+    cfg = resolve(arch, preset)
+    cfg.train.batch_size = min(cfg.train.batch_size, max_batch)
+    family = get_arch(arch)
+    keras.utils.set_random_seed(0)
+    gen, disc = family.build_generator(cfg), family.build_discriminator(cfg)
+    t = cfg.train
+    trainer = RestorationTrainer(
+        gen, disc, input_keys=generator_inputs(cfg),
+        conditional=getattr(family, "CONDITIONAL_D", False),
+        sr_scale=cfg.data.scale if cfg.data.task == "sr" else None)
+    trainer.compile(make_optimizer(t.g_lr, t.beta_1), make_optimizer(t.d_lr, t.beta_1),
+                    pixel_loss=t.pixel_loss, pixel_weight=t.pixel_weight,
+                    adv_weight=t.adv_weight, label_smoothing=t.label_smoothing,
+                    content_fn=_content_fn(cfg), content_weight=t.content_weight,
+                    jit_compile=jit)
+    batch = next(iter(make_dataset(cfg, "eval", batch_size=cfg.train.batch_size).take(1)))
+    keys = generator_inputs(cfg) + ("clean",)
+    batch = {k: batch[k] for k in keys}
+    ds = tf.data.Dataset.from_tensors(batch).repeat().prefetch(2)
+    return cfg, trainer, ds, batch
+
+
+def _time(fns, steps, repeats):
+    """Best steps/s of each runner; repeats alternate between runners so that a
+    slow phase of the (shared, 2-core) machine hits all of them alike."""
+    for fn in fns:
+        fn(2)  # warm-up: tracing, allocations
+    rates = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, r in zip(fns, rates):
+            t0 = time.perf_counter()
+            fn(steps)
+            r.append(steps / (time.perf_counter() - t0))
+    return [max(r) for r in rates]
+
+
+def framework_runner(trainer, ds):
+    """The step ``fit`` runs (``make_train_function`` on a persistent iterator): the
+    per-call setup of ``fit`` (data handler, callbacks) is paid once per training run,
+    not per step, and is excluded like the plain loop's setup."""
+    fn = trainer.make_train_function()
+    it = iter(ds)
+
+    def loop(n):
+        for _ in range(n):
+            out = fn(it)
+        float(out["g_loss"])
+
+    return loop
+
+
+def plain_pix2pix_runner(trainer, ds, cfg):
+    """The tutorial's train step on the same generator/discriminator and data."""
+    gen, disc = trainer.generator, trainer.discriminator
+    t = cfg.train
+    g_opt = keras.optimizers.Adam(t.g_lr, beta_1=t.beta_1)
+    d_opt = keras.optimizers.Adam(t.d_lr, beta_1=t.beta_1)
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    lam = t.pixel_weight
+
+    @tf.function
+    def train_step(input_image, target):
+        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+            gen_output = gen(input_image, training=True)
+            disc_real_output = disc([target, input_image], training=True)
+            disc_generated_output = disc([gen_output, input_image], training=True)
+            gan_loss = bce(tf.ones_like(disc_generated_output), disc_generated_output)
+            l1_loss = tf.reduce_mean(tf.abs(target - gen_output))
+            gen_total_loss = gan_loss + lam * l1_loss
+            disc_loss = (bce(tf.ones_like(disc_real_output), disc_real_output)
+                         + bce(tf.zeros_like(disc_generated_output), disc_generated_output))
+        g_grads = gen_tape.gradient(gen_total_loss, gen.trainable_variables)
+        d_grads = disc_tape.gradient(disc_loss, disc.trainable_variables)
+        g_opt.apply_gradients(zip(g_grads, gen.trainable_variables))
+        d_opt.apply_gradients(zip(d_grads, disc.trainable_variables))
+        return gen_total_loss, disc_loss
+
+    it = iter(ds)
+
+    def loop(n):
+        for _ in range(n):
+            b = next(it)
+            out = train_step(b["occluded"], b["clean"])
+        float(out[0])  # wait for the last step
+
+    return loop
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--archs", nargs="+", default=["vnet", "pix2pix", "srgan"])
+    p.add_argument("--presets", nargs="+", default=["tiny", "default"])
+    p.add_argument("--steps", type=int, default=20, help="timed steps (tiny presets)")
+    p.add_argument("--default-steps", type=int, default=3, help="timed steps (default presets)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--max-batch", type=int, default=4, help="batch cap of default presets")
+    p.add_argument("--jit", action="store_true", help="also time the XLA-compiled step")
+    args = p.parse_args(argv)
+    print(f"TensorFlow {tf.__version__}; devices: "
+          f"{[d.name for d in tf.config.list_logical_devices()]}")
+    print(f"{'arch':8} {'preset':7} {'px':>4} {'batch':>5} {'variant':10} {'img/s':>8}")
+    for arch in args.archs:
+        family = get_arch(arch)
+        for preset in args.presets:
+            preset = family.DEFAULT_PRESET if preset == "default" else preset
+            tiny = preset == "tiny"
+            steps = args.steps if tiny else args.default_steps
+            cap = 10_000 if tiny else args.max_batch
+            cfg, trainer, ds, _ = _setup(arch, preset, cap)
+            b, px = cfg.train.batch_size, cfg.data.image_size
+            runners = [framework_runner(trainer, ds)]
+            if arch == "pix2pix":
+                runners.append(plain_pix2pix_runner(trainer, ds, cfg))
+            rates = [r * b for r in _time(runners, steps, args.repeats)]
+            fw = rates[0]
+            print(f"{arch:8} {preset:7} {px:4d} {b:5d} {'framework':10} {fw:8.2f}", flush=True)
+            if arch == "pix2pix":
+                plain = rates[1]
+                print(f"{arch:8} {preset:7} {px:4d} {b:5d} {'plain loop':10} {plain:8.2f}"
+                      f"   framework/plain = {fw / plain:.3f}", flush=True)
+            if args.jit:
+                cfg, trainer, ds, _ = _setup(arch, preset, cap, jit=True)
+                xla = _time([framework_runner(trainer, ds)], steps, args.repeats)[0] * b
+                print(f"{arch:8} {preset:7} {px:4d} {b:5d} {'xla':10} {xla:8.2f}"
+                      f"   xla/framework = {xla / fw:.3f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
