@@ -6,6 +6,9 @@ Examples::
     python -m pipelines.train --arch vnet --preset demo        # a few minutes on a CPU
     python -m pipelines.train --arch vnet --data-dir ~/faces   # your own face photos
     python -m pipelines.train --arch vnet --tfds celeb_a --tfds-data-dir ~/tensorflow_datasets
+    python -m pipelines.train --arch pix2pix --preset demo     # U-Net + PatchGAN occlusion removal
+    python -m pipelines.train --arch srgan --vgg-weights ~/vgg19_notop.h5   # SRGAN x4
+    python -m pipelines.train --arch srgan --preset demo --content-loss pixel  # no VGG19 file
     python -m pipelines.train --resume runs/vnet-demo-20261121-130000
 """
 
@@ -38,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="vnet", choices=sorted(ARCHS),
                    help="architecture family (default: vnet)")
     p.add_argument("--preset", default=None,
-                   help="size preset of the family: paper (default), demo or tiny")
+                   help="size preset of the family: paper (default), demo or tiny "
+                   "(srgan also: face, 64 px from 32 px)")
     src = p.add_argument_group("data (default: the built-in synthetic faces)")
     src.add_argument("--data-dir", metavar="DIR",
                      help="train on a folder of face photos (jpg/png/webp/bmp, searched "
@@ -48,6 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
                      "prepared in --tfds-data-dir; nothing is downloaded)")
     src.add_argument("--tfds-data-dir", metavar="DIR",
                      help="folder where the TFDS dataset was prepared")
+    src.add_argument("--mask-dir", metavar="DIR",
+                     help="folder of irregular hole masks (NVIDIA layout, white = hole) for the "
+                     "'irregular' occlusion; add it to the mixture with --set "
+                     "'data.occlusions={\"irregular\": 1}'")
+    src.add_argument("--facemask-dir", metavar="DIR",
+                     help="folder of face-mask overlay templates with alpha and masks.cfg "
+                     "(MaskTheFace layout); the 'facemask' occlusion then warps them onto faces")
+    src.add_argument("--data-service", metavar="grpc://HOST:PORT",
+                     help="run data synthesis on tf.data service workers (see "
+                     "docs/data_service.md)")
     src.add_argument("--image-size", type=int, metavar="PX",
                      help="side of the square training faces (preset default otherwise)")
     tr = p.add_argument_group("training")
@@ -58,6 +72,26 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--adv-weight", type=float, metavar="W",
                     help="weight of the adversarial loss; 0 trains purely supervised "
                     "(no discriminator)")
+    tr.add_argument("--content-loss", choices=["vgg54", "vgg54_preact", "pixel"],
+                    help="content term of the generator loss: VGG19 φ5,4 features after "
+                    "(vgg54, SRGAN) or before (vgg54_preact, ESRGAN) the ReLU, or the pixel "
+                    "loss (pixel, no VGG19 weights needed)")
+    tr.add_argument("--vgg-weights", metavar="PATH",
+                    help="VGG19 ImageNet weights (vgg19_weights_tf_dim_ordering_tf_kernels_"
+                    "notop.h5) for the VGG content loss; default: the Keras cache "
+                    "~/.keras/models/")
+    tr.add_argument("--pretrain-steps", type=int, metavar="N",
+                    help="pre-train the generator on the pixel loss alone for N steps "
+                    "before the adversarial/content phase (SRGAN)")
+    tr.add_argument("--ema-decay", type=float, metavar="D",
+                    help="keep an EMA of the generator weights (e.g. 0.999) for validation "
+                    "and export; 0 = off")
+    tr.add_argument("--strategy", choices=["default", "mirrored", "multiworker", "tpu"],
+                    help="tf.distribute strategy (--batch-size is the global batch)")
+    tr.add_argument("--mixed-precision", action="store_true", default=None,
+                    help="mixed_float16 compute with loss scaling of both optimizers")
+    tr.add_argument("--jit-compile", action="store_true", default=None,
+                    help="compile the train step with XLA")
     tr.add_argument("--seed", type=int, help="global seed of data synthesis")
     tr.add_argument("--max-minutes", type=float, metavar="MIN",
                     help="stop cleanly after this many minutes (resumable)")
@@ -82,6 +116,14 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raise ConfigError("use either --data-dir or --tfds, not both")
     if args.data_dir:
         over["data"].update(source="folder", data_dir=os.path.expanduser(args.data_dir))
+    for flag, key in (("mask_dir", "mask_dir"), ("facemask_dir", "facemask_dir")):
+        if getattr(args, flag):
+            path = os.path.expanduser(getattr(args, flag))
+            if not os.path.isdir(path):
+                raise ConfigError(f"--{flag.replace('_', '-')}: no such folder: {path}")
+            over["data"][key] = path
+    if args.data_service:
+        over["data"]["data_service"] = args.data_service
     if args.tfds:
         over["data"].update(source="tfds", tfds_name=args.tfds)
         if args.tfds_data_dir:
@@ -90,11 +132,20 @@ def config_from_args(args: argparse.Namespace) -> Config:
         ("image_size", "data", "image_size"), ("seed", "data", "seed"),
         ("epochs", "train", "epochs"), ("steps_per_epoch", "train", "steps_per_epoch"),
         ("batch_size", "train", "batch_size"), ("adv_weight", "train", "adv_weight"),
-        ("max_minutes", "train", "max_minutes"),
+        ("max_minutes", "train", "max_minutes"), ("content_loss", "train", "content_loss"),
+        ("vgg_weights", "train", "vgg_weights"), ("pretrain_steps", "train", "pretrain_steps"),
+        ("ema_decay", "train", "ema_decay"), ("strategy", "train", "strategy"),
+        ("mixed_precision", "train", "mixed_precision"),
+        ("jit_compile", "train", "jit_compile"),
     ]:
         if getattr(args, flag) is not None:
             over[section][key] = getattr(args, flag)
+    if args.vgg_weights:
+        over["train"]["vgg_weights"] = os.path.expanduser(args.vgg_weights)
     cfg = resolve(args.arch, args.preset, over)
+    if args.content_loss and cfg.train.content_weight <= 0:
+        # Choosing a content loss turns it on (families without one have weight 0).
+        cfg.train.content_weight = 1.0
     apply_overrides(cfg, parse_set(args.set))
     validate(cfg)
     return cfg

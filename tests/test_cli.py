@@ -15,7 +15,8 @@ def test_help_explains_every_option():
     help_text = train_cli.build_parser().format_help()
     for flag in ("--arch", "--preset", "--data-dir", "--tfds", "--tfds-data-dir", "--epochs",
                  "--steps-per-epoch", "--batch-size", "--adv-weight", "--run-dir", "--resume",
-                 "--set", "--export", "--max-minutes"):
+                 "--set", "--export", "--max-minutes", "--mask-dir", "--facemask-dir",
+                 "--data-service", "--pretrain-steps", "--strategy"):
         assert flag in help_text
     assert "demo" in help_text and "tiny" in help_text
 
@@ -46,6 +47,7 @@ def test_default_is_the_published_configuration():
     (["--set", "train.batch_size"], "KEY=VALUE"),
     (["--data-dir", "x", "--tfds", "celeb_a"], "either --data-dir or --tfds"),
     (["--preset", "tiny", "--set", "train.pixel_loss=l3"], "pixel_loss"),
+    (["--preset", "tiny", "--mask-dir", "/no/such/folder"], "--mask-dir: no such folder"),
 ])
 def test_bad_values_are_clear_errors(argv, message, capsys, tmp_path):
     assert train_cli.main(argv + ["--run-dir", str(tmp_path / "r")]) == 2

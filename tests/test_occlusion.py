@@ -435,9 +435,9 @@ def test_irregular_errors(tmp_path, mask_dir):
 
     cfg = Config()
     cfg.data.image_size = 32
-    cfg.data.occlusions = {"irregular": 1.0}
+    cfg.data.occlusions = {"irregular": 1.0}  # the train mixture (eval has its own)
     with pytest.raises(ValueError, match="mask_dir"):
-        make_dataset(cfg, "eval", batch_size=2)
+        make_dataset(cfg, "train", batch_size=2)
 
 
 # --------------------------------------------------------------------------- facemask templates

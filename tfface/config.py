@@ -19,6 +19,9 @@ from typing import Any, Mapping
 
 TASKS = ("inpaint", "sr")
 SOURCES = ("synthetic", "folder", "tfds")
+CONTENT_LOSSES = ("vgg54", "vgg54_preact", "pixel")
+LR_SCHEDULES = ("constant", "step", "linear", "cosine")
+STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 
 
 class ConfigError(ValueError):
@@ -39,13 +42,23 @@ class DataConfig:
     """Side of the square faces the model sees (center crop, then resize)."""
     task: str = "inpaint"
     occlusions: dict[str, float] = field(
-        default_factory=lambda: {"celeba_c": 0.75, "boxes": 0.25}
+        default_factory=lambda: {
+            "celeba_c": 0.3, "boxes": 0.1, "strokes_thin": 0.1, "strokes_medium": 0.1,
+            "strokes_thick": 0.1, "facemask": 0.15, "sunglasses": 0.1, "eye_bar": 0.05,
+        }
     )
-    """Occlusion generators and their probabilities for the train split."""
+    """Occlusion generators and their probabilities for the train split (every kind of
+    damage a face restorer meets; see docs/occlusions.md)."""
     scale: int = 4
     """Super-resolution factor (task ``sr``): ``lr`` is ``image_size // scale`` pixels."""
-    eval_occlusions: dict[str, float] | None = None
-    """Mixture for the eval split; ``None`` uses ``occlusions``."""
+    eval_occlusions: dict[str, float] | None = field(
+        default_factory=lambda: {
+            "celeba_c": 1.0, "strokes_thin": 1.0, "strokes_medium": 1.0, "strokes_thick": 1.0,
+            "facemask": 1.0, "sunglasses": 1.0,
+        }
+    )
+    """Mixture of the eval split (fixed: equal weights, reported per generator);
+    ``None`` uses ``occlusions``."""
     occlusion_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per-generator options, e.g. ``{"irregular": {"bins": [0, 1]}}``."""
     mask_dir: str | None = None
@@ -105,6 +118,40 @@ class TrainConfig:
     """Faces shown in each epoch's sample grid."""
     max_minutes: float | None = None
     """Stop cleanly (checkpoint saved) after this many minutes of training."""
+    content_loss: str = "pixel"
+    """Content term of the generator loss: ``vgg54`` (VGG19 φ5,4 after ReLU, SRGAN),
+    ``vgg54_preact`` (before the ReLU, ESRGAN) or ``pixel`` (the pixel loss, SRGAN-MSE)."""
+    content_weight: float = 0.0
+    """Weight of the content term; 0 turns it off (no feature extractor is built)."""
+    content_extractor: str = "vgg19"
+    """Feature network of the VGG content losses: ``vgg19`` (needs its ImageNet weights,
+    see ``vgg_weights``) or ``tiny-random`` (a small random-weight stand-in for tests and
+    smoke runs only; it says nothing about perceptual quality)."""
+    content_feature_scale: float = 1.0 / 12.75
+    """Feature maps are multiplied by this before the MSE (SRGAN's 1/12.75)."""
+    vgg_weights: str | None = None
+    """Path of ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``; ``None``: the Keras
+    cache (``~/.keras/models/``)."""
+    pretrain_steps: int = 0
+    """Generator-only pre-training on the pixel loss for the first N steps (SRResNet
+    phase of SRGAN); the adversarial and content terms start after it."""
+    ema_decay: float = 0.0
+    """Exponential moving average of the generator weights (e.g. 0.999), used for
+    validation, best/last weights and export; 0 turns it off."""
+    g_lr_schedule: str = "constant"
+    """``constant``, ``step`` (× ``lr_decay_rate`` every ``lr_decay_steps``), ``linear``
+    (constant for ``lr_decay_steps``, then linearly to 0 at the last step; pix2pix) or
+    ``cosine`` (to 0 at the last step). Counted in the optimizer's own steps."""
+    d_lr_schedule: str = "constant"
+    lr_decay_steps: int | None = None
+    lr_decay_rate: float = 0.1
+    strategy: str = "default"
+    """``tf.distribute`` strategy: ``default``, ``mirrored`` (all local GPUs, or CPUs),
+    ``multiworker`` (TF_CONFIG) or ``tpu``. ``batch_size`` is the global batch."""
+    mixed_precision: bool = False
+    """``mixed_float16`` compute with dynamic loss scaling of both optimizers."""
+    jit_compile: bool = False
+    """Compile the train step with XLA."""
 
 
 @dataclass
@@ -229,3 +276,21 @@ def validate(cfg: Config) -> None:
         raise ConfigError("train.adv_weight and train.pixel_weight must be >= 0")
     if not 0 <= t.label_smoothing < 0.5:
         raise ConfigError("train.label_smoothing must be in [0, 0.5)")
+    if t.content_loss not in CONTENT_LOSSES:
+        raise ConfigError(f"train.content_loss must be one of {CONTENT_LOSSES}, "
+                          f"got '{t.content_loss}'")
+    if t.content_extractor not in ("vgg19", "tiny-random"):
+        raise ConfigError("train.content_extractor must be 'vgg19' or 'tiny-random', "
+                          f"got '{t.content_extractor}'")
+    if t.content_weight < 0 or t.pretrain_steps < 0:
+        raise ConfigError("train.content_weight and train.pretrain_steps must be >= 0")
+    if not 0 <= t.ema_decay < 1:
+        raise ConfigError(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
+    for key in ("g_lr_schedule", "d_lr_schedule"):
+        sched = getattr(t, key)
+        if sched not in LR_SCHEDULES:
+            raise ConfigError(f"train.{key} must be one of {LR_SCHEDULES}, got '{sched}'")
+        if sched in ("step", "linear") and not t.lr_decay_steps:
+            raise ConfigError(f"train.{key} '{sched}' needs train.lr_decay_steps")
+    if t.strategy not in STRATEGIES:
+        raise ConfigError(f"train.strategy must be one of {STRATEGIES}, got '{t.strategy}'")
