@@ -39,6 +39,7 @@ def test_export_android_round_trip_and_a_stale_output_is_caught(trained_tiny_run
     assert ok["ok"] and ok["max_abs_levels"] == 0, ok
     m = json.load(open(manifest))
     assert len(m["samples"]) == convert.ANDROID_SAMPLES
+    assert "synthetic" in m["sample_faces"]  # never photos from the training data
     assert os.path.exists(os.path.join(dest, "model_int8.tflite"))
     # A stale expected output (e.g. a model replaced without re-exporting) fails.
     exp = os.path.join(dest, m["samples"][0]["expected"])

@@ -224,8 +224,11 @@ def export_android(converted: Converted, cfg, assets_dir: str = ANDROID_DIR,
     outputs the file gives for them (PNG), so an app (and the asset test) can check it.
 
     Expected outputs are computed from the *saved* 8-bit inputs, exactly what an app
-    feeding those PNGs gets. ``samples.json`` lists the files and the tolerance.
+    feeding those PNGs gets. ``samples.json`` lists the files and the tolerance. The
+    sample faces are always the built-in synthetic ones (same synthesis of damage), so
+    the folder never redistributes photos a training set may not allow to share.
     """
+    import copy
     import shutil
 
     from tfface.imageio import to_float, to_uint8, write_image
@@ -236,7 +239,9 @@ def export_android(converted: Converted, cfg, assets_dir: str = ANDROID_DIR,
     for src in (converted.path, converted.card_path):
         shutil.copy(src, os.path.join(dest, os.path.basename(src)))
     stem = os.path.splitext(os.path.basename(converted.path))[0]
-    batch = fidelity_batch(cfg, samples)
+    sample_cfg = copy.deepcopy(cfg)
+    sample_cfg.data.source, sample_cfg.data.data_dir = "synthetic", None
+    batch = fidelity_batch(sample_cfg, samples)
     runner = LiteRunner(converted.path)
     entries = []
     for i in range(min(samples, len(batch["clean"]))):
@@ -261,6 +266,8 @@ def export_android(converted: Converted, cfg, assets_dir: str = ANDROID_DIR,
         entries.append(item)
     manifest = {"model": os.path.basename(converted.path), "card": os.path.basename(converted.card_path),
                 "samples": entries,
+                "sample_faces": "built-in synthetic faces (redistributable), damaged by the "
+                                "run's eval synthesis",
                 "tolerance": {"max_abs_levels": ANDROID_TOLERANCE_LEVELS,
                               "note": "per-pixel difference (0..255) allowed between the expected "
                                       "PNG and a fresh run on another CPU / delegate"}}
