@@ -29,8 +29,7 @@ from tfface import keras, losses
 from tfface.config import resolve
 from tfface.data.pipeline import make_dataset
 from tfface.models import get_arch
-from tfface.train.runner import generator_inputs, make_content_fn
-from tfface.train.trainer import RestorationTrainer, make_optimizer
+from tfface.train.runner import build_trainer, generator_inputs, make_content_fn
 
 
 def _content_fn(cfg):
@@ -49,16 +48,7 @@ def _setup(arch, preset, max_batch, jit=False):
     family = get_arch(arch)
     keras.utils.set_random_seed(0)
     gen, disc = family.build_generator(cfg), family.build_discriminator(cfg)
-    t = cfg.train
-    trainer = RestorationTrainer(
-        gen, disc, input_keys=generator_inputs(cfg),
-        conditional=getattr(family, "CONDITIONAL_D", False),
-        sr_scale=cfg.data.scale if cfg.data.task == "sr" else None)
-    trainer.compile(make_optimizer(t.g_lr, t.beta_1), make_optimizer(t.d_lr, t.beta_1),
-                    pixel_loss=t.pixel_loss, pixel_weight=t.pixel_weight,
-                    adv_weight=t.adv_weight, label_smoothing=t.label_smoothing,
-                    content_fn=_content_fn(cfg), content_weight=t.content_weight,
-                    jit_compile=jit)
+    trainer = build_trainer(cfg, gen, disc, content_fn=_content_fn(cfg), jit_compile=jit)
     batch = next(iter(make_dataset(cfg, "eval", batch_size=cfg.train.batch_size).take(1)))
     keys = generator_inputs(cfg) + ("clean",)
     batch = {k: batch[k] for k in keys}

@@ -9,6 +9,8 @@ import pytest
 import tfface  # noqa: F401  (tf_keras switch before TensorFlow)
 import tensorflow as tf
 
+from tfface import keras
+
 tf.config.threading.set_inter_op_parallelism_threads(2)
 
 
@@ -35,3 +37,26 @@ def trained_tiny_run(tmp_path_factory):
     result = run(cfg, run_dir, progress=False)
     assert result.status == "completed"
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_int8_file(trained_tiny_run, tmp_path_factory):
+    """The tiny run converted to a full-integer .tflite (with its card), built once."""
+    from tflite import convert
+
+    out = str(tmp_path_factory.mktemp("int8"))
+    assert convert.main(["--int8", "--run", trained_tiny_run, "--samples", "100",
+                         "--out-dir", out]) == 0
+    return os.path.join(out, "model_int8.tflite")
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Raise KeyboardInterrupt after a given training step, like a Ctrl-C or a killed job."""
+
+    def __init__(self, at_step: int):
+        super().__init__()
+        self.at_step = at_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.g_optimizer.iterations.numpy()) == self.at_step:
+            raise KeyboardInterrupt

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import Interrupt
 from tfface import keras, losses, metrics
 from tfface.config import ConfigError, resolve
 from tfface.data.pipeline import make_dataset
-from tfface.models import ARCHS, get_arch
+from tfface.models import get_arch
 from tfface.train import run
-from tfface.train.runner import generator_inputs, make_content_fn
+from tfface.train.runner import build_trainer, make_content_fn
 from tfface.train.trainer import RestorationTrainer, learning_rate
 
 FAMILIES = ("pix2pix", "srgan")
@@ -27,17 +28,7 @@ def _trainer(arch, **train):
     family = get_arch(arch)
     keras.utils.set_random_seed(0)
     gen, disc = family.build_generator(cfg), family.build_discriminator(cfg)
-    t = cfg.train
-    trainer = RestorationTrainer(
-        gen, disc, input_keys=generator_inputs(cfg),
-        conditional=getattr(family, "CONDITIONAL_D", False),
-        sr_scale=cfg.data.scale if cfg.data.task == "sr" else None, ema_decay=t.ema_decay)
-    trainer.compile(
-        keras.optimizers.Adam(t.g_lr, beta_1=t.beta_1),
-        keras.optimizers.Adam(t.d_lr, beta_1=t.beta_1),
-        pixel_loss=t.pixel_loss, pixel_weight=t.pixel_weight, adv_weight=t.adv_weight,
-        label_smoothing=t.label_smoothing, content_fn=make_content_fn(cfg),
-        content_weight=t.content_weight)
+    trainer = build_trainer(cfg, gen, disc, content_fn=make_content_fn(cfg))
     batch = next(iter(make_dataset(cfg, "eval", batch_size=4).take(1)))
     return cfg, trainer, dict(batch)
 
@@ -192,16 +183,6 @@ def test_learning_rate_schedules():
 
 # -- runs -----------------------------------------------------------------------------
 
-class _Interrupt(keras.callbacks.Callback):
-    def __init__(self, at_step):
-        super().__init__()
-        self.at_step = at_step
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.g_optimizer.iterations.numpy()) == self.at_step:
-            raise KeyboardInterrupt
-
-
 @pytest.mark.parametrize("arch", FAMILIES)
 def test_run_writes_a_complete_run_directory_and_resumes(arch, tmp_path):
     cfg = resolve(arch, "tiny", {"train": {"epochs": 2, "steps_per_epoch": 3,
@@ -209,7 +190,7 @@ def test_run_writes_a_complete_run_directory_and_resumes(arch, tmp_path):
     # srgan tiny pre-trains for 3 steps: interrupt in the pre-training phase (step 2
     # saved), resume across the phase switch.
     with pytest.raises(KeyboardInterrupt):
-        run(cfg, str(tmp_path), progress=False, extra_callbacks=[_Interrupt(3)])
+        run(cfg, str(tmp_path), progress=False, extra_callbacks=[Interrupt(3)])
     result = run(cfg, str(tmp_path), progress=False)
     assert result.resumed_from == 2 and result.step == 6 and result.status == "completed"
     for name in ("config.json", "best.weights.h5", "last.weights.h5", "metrics.csv",

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import tfface  # noqa: F401  (before tensorflow: selects tf_keras)
-import tensorflow as tf
 
 from tfface.config import Config
 from tfface.data import occlusion as occ

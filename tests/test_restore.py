@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 
 import cv2
 import numpy as np
-import pytest
 
 from pipelines import restore as restore_cli
 from tfface.inference import FaceLocator, Restorer, restore_image
@@ -17,16 +15,6 @@ def _photo(h, w, seed):
     img = np.full((h, w, 3), 40, np.uint8)
     cv2.circle(img, (w // 2, h // 2), min(h, w) // 3, tuple(int(v) for v in rng.integers(80, 250, 3)), -1)
     return img
-
-
-@pytest.fixture(scope="module")
-def tflite_file(trained_tiny_run, tmp_path_factory):
-    from tflite import convert
-
-    out = str(tmp_path_factory.mktemp("tfl"))
-    assert convert.main(["--int8", "--run", trained_tiny_run, "--samples", "100",
-                         "--out-dir", out]) == 0
-    return os.path.join(out, "model_int8.tflite")
 
 
 def test_folder_with_a_non_image_file_and_a_video(trained_tiny_run, tmp_path, capsys):
@@ -57,10 +45,10 @@ def test_folder_with_a_non_image_file_and_a_video(trained_tiny_run, tmp_path, ca
     assert ok and frame.shape == (72, 96, 3)
 
 
-def test_keras_and_tflite_share_one_path(trained_tiny_run, tflite_file):
+def test_keras_and_tflite_share_one_path(trained_tiny_run, tiny_int8_file):
     img = _photo(80, 80, 3)
     k = Restorer.load(trained_tiny_run)
-    t = Restorer.load(tflite_file)
+    t = Restorer.load(tiny_int8_file)
     assert (k.spec.input_size, t.spec.input_size, t.spec.task) == (64, 64, "inpaint")
     loc = FaceLocator()
     a = restore_image(k, img, loc).astype(np.float64)

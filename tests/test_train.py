@@ -17,7 +17,7 @@ from tfface.models import get_arch
 from tfface.train import run
 from tfface.train.trainer import RestorationTrainer
 
-from conftest import tiny_config
+from conftest import Interrupt, tiny_config
 
 
 def _fixed_batch(cfg):
@@ -79,20 +79,10 @@ def test_run_writes_a_complete_run_directory(tmp_path):
     assert summary["status"] == "completed" and summary["step"] == 10
 
 
-class _Interrupt(keras.callbacks.Callback):
-    def __init__(self, at_step):
-        super().__init__()
-        self.at_step = at_step
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.g_optimizer.iterations.numpy()) == self.at_step:
-            raise KeyboardInterrupt
-
-
 def test_interrupted_run_resumes_from_the_saved_step(tmp_path):
     cfg = tiny_config(epochs=2, steps_per_epoch=5, save_every_steps=3)
     with pytest.raises(KeyboardInterrupt):
-        run(cfg, str(tmp_path), progress=False, extra_callbacks=[_Interrupt(7)])
+        run(cfg, str(tmp_path), progress=False, extra_callbacks=[Interrupt(7)])
     # Step 6 was the last checkpoint before the interruption at step 7.
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("-6")
     result = run(cfg, str(tmp_path), progress=False)

@@ -6,22 +6,12 @@ import json
 import os
 import shutil
 
-import numpy as np
-import pytest
 
-from tflite import convert, validate
+from tflite import validate
 
 
-@pytest.fixture(scope="module")
-def int8_file(trained_tiny_run, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("int8"))
-    assert convert.main(["--int8", "--run", trained_tiny_run, "--samples", "100",
-                         "--out-dir", out]) == 0
-    return os.path.join(out, "model_int8.tflite")
-
-
-def test_report_measures_fidelity_quality_latency_and_inventory(int8_file, trained_tiny_run):
-    rep = validate.validate_file(int8_file, images=8, latency_runs=3, threads=(1, 2))
+def test_report_measures_fidelity_quality_latency_and_inventory(tiny_int8_file, trained_tiny_run):
+    rep = validate.validate_file(tiny_int8_file, images=8, latency_runs=3, threads=(1, 2))
     assert rep["fidelity"]["psnr_db"] >= 36.0  # the documented int8 floor (tests/test_convert.py)
     assert rep["fidelity"]["images"] == 8
     q = rep["quality"]
@@ -38,9 +28,9 @@ def test_report_measures_fidelity_quality_latency_and_inventory(int8_file, train
     assert rep["ops"]["float_ops"] == [] and rep["peak_memory_mb"] > 50
 
 
-def test_gates_pass_and_fail(int8_file, tmp_path, capsys):
+def test_gates_pass_and_fail(tiny_int8_file, tmp_path, capsys):
     common = ["--images", "8", "--latency-runs", "2", "--threads", "2", "--out-dir", str(tmp_path)]
-    assert validate.main([int8_file, "--min-fidelity-db", "30", "--max-latency-ms", "10000",
+    assert validate.main([tiny_int8_file, "--min-fidelity-db", "30", "--max-latency-ms", "10000",
                           *common]) == 0
     table = open(tmp_path / "validation.md").read()
     assert "model_int8.tflite" in table and "| int8 |" in table
@@ -53,26 +43,26 @@ def test_gates_pass_and_fail(int8_file, tmp_path, capsys):
     report = json.load(open(tmp_path / "validation.json"))
     measured = report[0]["fidelity"]["psnr_db"]
     # A threshold above the measured value fails, and says why.
-    assert validate.main([int8_file, "--min-fidelity-db", str(measured + 1), *common]) == 1
+    assert validate.main([tiny_int8_file, "--min-fidelity-db", str(measured + 1), *common]) == 1
     assert "fidelity" in capsys.readouterr().err
-    assert validate.main([int8_file, "--max-latency-ms", "0.000001", *common]) == 1
-    assert validate.main([int8_file, "--min-psnr", "99", *common]) == 1
+    assert validate.main([tiny_int8_file, "--max-latency-ms", "0.000001", *common]) == 1
+    assert validate.main([tiny_int8_file, "--min-psnr", "99", *common]) == 1
 
 
-def test_a_broken_file_fails_the_fidelity_gate(int8_file, tmp_path):
+def test_a_broken_file_fails_the_fidelity_gate(tiny_int8_file, tmp_path):
     from tensorflow.lite.tools import flatbuffer_utils as fbu
 
     from tensorflow.lite.python import schema_py_generated as schema_fb
 
     broken = str(tmp_path / "model_int8.tflite")
-    model = fbu.read_model(int8_file)
+    model = fbu.read_model(tiny_int8_file)
     # Scramble the weights but keep shapes (int32 tensors) and metadata intact, so the
     # file still runs but computes nonsense.
     keep = {t.buffer for t in model.subgraphs[0].tensors if t.type == schema_fb.TensorType.INT32}
     keep |= {md.buffer for md in model.metadata}
     fbu.randomize_weights(model, random_seed=3, buffers_to_skip=sorted(keep))
     fbu.write_model(model, broken)
-    shutil.copy(os.path.splitext(int8_file)[0] + ".json", tmp_path / "model_int8.json")
+    shutil.copy(os.path.splitext(tiny_int8_file)[0] + ".json", tmp_path / "model_int8.json")
     rep = validate.validate_file(broken, images=8, latency_runs=2, threads=(2,))
     assert rep["fidelity"]["psnr_db"] < 20
     assert validate.gate_failures(rep, 30.0, None, None)

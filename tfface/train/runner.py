@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +109,43 @@ def _lr(t, player: str, total_steps: int):
         getattr(t, f"{player}_lr_schedule"), getattr(t, f"{player}_lr"),
         decay_steps=t.lr_decay_steps, decay_rate=t.lr_decay_rate, total_steps=total_steps,
     )
+
+
+def build_trainer(
+    cfg: Config,
+    gen: keras.Model,
+    disc: keras.Model | None,
+    *,
+    content_fn=None,
+    total_steps: int | None = None,
+    jit_compile: bool | None = None,
+) -> RestorationTrainer:
+    """The compiled trainer of ``cfg`` for ``gen``/``disc``: optimizers with the config's
+    learning-rate schedules (and loss scaling under mixed precision), loss weights,
+    content term. Optimizer slots are built now, so a checkpoint restore fills them and
+    no variable is created inside a (re)traced step. Call inside the strategy scope."""
+    t = cfg.train
+    family = get_arch(cfg.model.arch)
+    trainer = RestorationTrainer(
+        gen, disc, input_keys=generator_inputs(cfg),
+        conditional=getattr(family, "CONDITIONAL_D", False),
+        sr_scale=cfg.data.scale if cfg.data.task == "sr" else None,
+        ema_decay=t.ema_decay,
+    )
+    total = total_steps or (t.epochs * (t.steps_per_epoch or 1))
+    g_opt = make_optimizer(_lr(t, "g", total), t.beta_1, t.mixed_precision)
+    d_opt = (make_optimizer(_lr(t, "d", total), t.beta_1, t.mixed_precision)
+             if disc is not None else None)
+    trainer.compile(
+        g_opt, d_opt, pixel_loss=t.pixel_loss, pixel_weight=t.pixel_weight,
+        adv_weight=t.adv_weight, label_smoothing=t.label_smoothing,
+        content_fn=content_fn, content_weight=t.content_weight,
+        jit_compile=bool(t.jit_compile if jit_compile is None else jit_compile),
+    )
+    g_opt.build(gen.trainable_variables)
+    if d_opt is not None:
+        d_opt.build(disc.trainable_variables)
+    return trainer
 
 
 def make_content_fn(cfg: Config):
@@ -267,26 +303,8 @@ def run(
         gen, disc = build_models(cfg)
         check_memory(cfg, gen, disc)
         inputs = generator_inputs(cfg)
-        family = get_arch(cfg.model.arch)
-        trainer = RestorationTrainer(
-            gen, disc, input_keys=inputs, conditional=getattr(family, "CONDITIONAL_D", False),
-            sr_scale=cfg.data.scale if cfg.data.task == "sr" else None,
-            ema_decay=t.ema_decay,
-        )
-        g_opt = make_optimizer(_lr(t, "g", total), t.beta_1, t.mixed_precision)
-        d_opt = (make_optimizer(_lr(t, "d", total), t.beta_1, t.mixed_precision)
-                 if disc is not None else None)
-        trainer.compile(
-            g_opt, d_opt, pixel_loss=t.pixel_loss, pixel_weight=t.pixel_weight,
-            adv_weight=t.adv_weight, label_smoothing=t.label_smoothing,
-            content_fn=content_fn, content_weight=t.content_weight,
-            jit_compile=bool(t.jit_compile),
-        )
-        # Optimizer slots are created lazily; build them now so a restore fills them
-        # and no variable is created inside a (re)traced step.
-        g_opt.build(gen.trainable_variables)
-        if d_opt is not None:
-            d_opt.build(disc.trainable_variables)
+        trainer = build_trainer(cfg, gen, disc, content_fn=content_fn, total_steps=total)
+        g_opt, d_opt = trainer.g_optimizer, trainer.d_optimizer
 
     best = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_val_psnr")
     state = {"generator": gen, "g_optimizer": g_opt, "best_val_psnr": best}
