@@ -67,6 +67,7 @@ def make_dataset(
     batch_size: int | None = None,
     start_step: int = 0,
     drop_remainder: bool | None = None,
+    source=None,
 ) -> tf.data.Dataset:
     """Batches of model-ready faces.
 
@@ -79,6 +80,8 @@ def make_dataset(
             them (the source starts at element ``start_step * batch_size``), so a
             resumed run continues where it stopped.
         drop_remainder: defaults to True for train and False for eval.
+        source: the :class:`~tfface.data.sources.FaceSource` of ``cfg.data`` when the
+            caller already built it (default: built here).
 
     Returns:
         A dataset of dicts. Inpainting: ``clean`` and ``occluded`` (float32
@@ -169,7 +172,8 @@ def make_dataset(
     else:
         raise ValueError(f"data.task must be 'inpaint' or 'sr', got '{d.task}'")
 
-    source = make_source(d)
+    # A caller building several datasets passes its source: a folder is scanned once.
+    source = source if source is not None else make_source(d)
     start = start_step * batch_size if split == "train" else 0
     if d.data_service:
         ds = _through_service(source, split, start, synth, d.data_service)

@@ -326,10 +326,11 @@ def run(
         return RunResult(run_dir, start, total, "completed",
                          best_val_psnr=float(best.numpy()), resumed_from=start)
 
-    eval_ds = make_dataset(cfg, "eval")
+    eval_ds = make_dataset(cfg, "eval", source=source)
     if t.eval_batches:
         eval_ds = eval_ds.take(t.eval_batches)
-    sample = next(iter(make_dataset(cfg, "eval", batch_size=t.sample_count).take(1)))
+    sample_ds = make_dataset(cfg, "eval", batch_size=t.sample_count, source=source)
+    sample = next(iter(sample_ds.take(1)))
     sample = {k: v.numpy() for k, v in sample.items()}
 
     guard = cbs.NaNGuard()
@@ -367,7 +368,7 @@ def run(
     step = start
     try:
         for first, last, n_steps in phases:
-            train_ds = make_dataset(cfg, "train", start_step=step)
+            train_ds = make_dataset(cfg, "train", start_step=step, source=source)
             h = trainer.fit(
                 train_ds, epochs=last, initial_epoch=first, steps_per_epoch=n_steps,
                 validation_data=eval_ds, callbacks=callbacks, verbose=0,
