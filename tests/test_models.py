@@ -152,7 +152,7 @@ def test_no_lambda_layers_and_pixel_shuffle_serializes():
 
 
 def test_unknown_preset_is_a_clear_error():
-    with pytest.raises(ConfigError, match="choose one of: paper, demo, tiny"):
+    with pytest.raises(ConfigError, match="choose one of: paper, demo, mobile, tiny"):
         resolve("vnet", "huge")
 
 
@@ -162,3 +162,50 @@ def test_image_size_must_fit_the_depth():
     cfg.data.image_size = 76
     with pytest.raises(ValueError, match="divisible by 8"):
         get_arch("vnet").build_generator(cfg)
+
+
+def test_hole_fill_keeps_known_pixels_and_interpolates_the_hole():
+    from tfface.models.layers import HoleFill
+
+    s = 32
+    ramp = np.tile(np.linspace(-0.8, 0.8, s, dtype=np.float32), (s, 1))
+    clean = np.repeat(ramp[None, :, :, None], 3, -1)
+    mask = np.zeros((1, s, s, 1), np.float32)
+    mask[:, 10:22, 12:15] = 1.0  # a 3 px wide vertical line (CelebA-C like)
+    mask[:, 2:4, 2:30] = 1.0
+    occluded = clean * (1 - mask) + mask * -1.0
+    out = HoleFill()([occluded, mask]).numpy()
+    known = mask[..., 0] == 0
+    np.testing.assert_array_equal(out[0][known[0]], occluded[0][known[0]])
+    hole_err = np.abs(out - clean)[0][~known[0]]
+    assert hole_err.max() < 0.06, hole_err.max()  # -1 fill vs ramp: was up to 1.8
+    clone = HoleFill.from_config(HoleFill(iterations=5).get_config())
+    assert clone.iterations == 5
+
+
+def test_vnet_prefill_variant_starts_at_the_fill_and_trains_everywhere(tmp_path):
+    from tfface import keras
+    from tfface.models.layers import HoleFill
+
+    params = {"mask_input": True, "prefill": True}
+    cfg = resolve("vnet", "tiny", {"model": {"params": params}})
+    gen = get_arch("vnet").build_generator(cfg)
+    image = _tiny_inputs(cfg)
+    mask = tf.cast(tf.random.stateless_uniform((2, 64, 64, 1), seed=(3, 4)) > 0.8, tf.float32)
+    x = [image * (1 - mask), mask]
+    base = HoleFill()(x).numpy()
+    with tf.GradientTape() as tape:
+        y = gen(x, training=True)
+        loss = tf.reduce_mean(tf.abs(y - 0.3))
+    grads = tape.gradient(loss, gen.trainable_variables)
+    missing = [v.name for v, g in zip(gen.trainable_variables, grads)
+               if g is None or not np.any(g.numpy())]
+    assert not missing, missing
+    # Residual initialised near zero: the untrained model is the classical fill.
+    assert np.abs(gen(x).numpy() - np.clip(base, -1, 1)).max() < 0.05
+    gen.save(str(tmp_path / "g.keras"))
+    loaded = keras.models.load_model(str(tmp_path / "g.keras"), safe_mode=True)
+    np.testing.assert_array_equal(gen(x).numpy(), loaded(x).numpy())
+    with pytest.raises(ValueError, match="needs mask_input"):
+        get_arch("vnet").build_generator(
+            resolve("vnet", "tiny", {"model": {"params": {"prefill": True}}}))

