@@ -209,3 +209,16 @@ def test_vnet_prefill_variant_starts_at_the_fill_and_trains_everywhere(tmp_path)
     with pytest.raises(ValueError, match="needs mask_input"):
         get_arch("vnet").build_generator(
             resolve("vnet", "tiny", {"model": {"params": {"prefill": True}}}))
+
+
+def test_srgan_upsample_skip_starts_at_the_interpolated_face():
+    cfg = resolve("srgan", "tiny", {"model": {"params": {"upsample_skip": "bilinear"}}})
+    gen = get_arch("srgan").build_generator(cfg)
+    lr = _tiny_inputs(cfg) * 0.9
+    up = tf.image.resize(lr, (32, 32), method="bilinear")
+    out = gen(lr).numpy()
+    assert out.shape == (2, 32, 32, 3)
+    assert np.abs(out - up.numpy()).max() < 0.05
+    with pytest.raises(ValueError, match="upsample_skip"):
+        get_arch("srgan").build_generator(
+            resolve("srgan", "tiny", {"model": {"params": {"upsample_skip": "cubic"}}}))

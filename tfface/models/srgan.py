@@ -36,6 +36,7 @@ _DEFAULT_PARAMS: dict[str, Any] = {
     "n_blocks": 16,
     "filters": 64,
     "output_head": "tanh",
+    "upsample_skip": "none",
     "disc_filters": 64,
     "disc_dense": 1024,
     "disc_head": "flatten",
@@ -71,6 +72,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"image_size": 64, "task": "sr", "scale": 4, "eval_count": 64},
         "train": {**_SRGAN_TRAIN, "batch_size": 16, "epochs": 6, "steps_per_epoch": 150,
                   "pretrain_steps": 300, "save_every_steps": 150},
+    },
+    # The shipped android_demo_assets/srgan model: ×4 (32 → 128 px), B = 8, F = 32,
+    # a residual over bilinear upsampling (a TFLite RESIZE_BILINEAR, int8), trained
+    # on the pixel L1 loss alone (the PSNR-oriented SRResNet of the paper).
+    "mobile": {
+        "model": {"params": dict(_DEFAULT_PARAMS, n_blocks=8, filters=32, disc_filters=16,
+                                 disc_dense=128, output_head="clip",
+                                 upsample_skip="bilinear")},
+        "data": {"image_size": 128, "task": "sr", "scale": 4, "eval_count": 100},
+        "train": {**_SRGAN_TRAIN, "content_loss": "pixel", "pixel_loss": "l1",
+                  "pixel_weight": 1.0, "adv_weight": 0.0, "g_lr": 3e-4,
+                  "batch_size": 16, "epochs": 100, "steps_per_epoch": 200,
+                  "pretrain_steps": 0, "save_every_steps": 200},
     },
     # Seconds: tests and smoke runs. The content loss runs through the same code path
     # with a tiny random-weight feature extractor (no VGG19 download).
@@ -128,7 +142,20 @@ def build_generator(cfg) -> keras.Model:
         x = keras.layers.Conv2D(4 * f, 3, padding="same", name=f"up{s}_conv")(x)
         x = PixelShuffle(2, name=f"up{s}_shuffle")(x)
         x = _prelu(f"up{s}_prelu")(x)
-    x = keras.layers.Conv2D(3, 9, padding="same", name="output_conv")(x)
+    skip = p["upsample_skip"]
+    if skip == "none":
+        x = keras.layers.Conv2D(3, 9, padding="same", name="output_conv")(x)
+    elif skip in ("bilinear", "nearest"):
+        # Residual over a plain upsampling of the input, its last conv started near
+        # zero: the untrained model is already the interpolated face.
+        x = keras.layers.Conv2D(3, 9, padding="same", name="output_conv",
+                                kernel_initializer=keras.initializers.RandomNormal(
+                                    stddev=1e-3))(x)
+        up = keras.layers.UpSampling2D(scale, interpolation=skip, name="lr_upsample")(lr)
+        x = keras.layers.Add(name="upsample_residual")([up, x])
+    else:
+        raise ValueError(f"upsample_skip must be 'none', 'bilinear' or 'nearest', "
+                         f"got '{skip}'")
     return keras.Model(lr, output_head(x, p["output_head"]), name="srgan")
 
 
