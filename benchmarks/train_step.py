@@ -11,7 +11,8 @@ pipeline is not measured) and times the train function ``fit`` runs, after a war
 pix2pix it also times the same step written the TensorFlow tutorial's way (a plain
 ``tf.function`` with two tapes and the BCE + 100·L1 losses, no metrics), on the same
 models and data, and prints the ratio framework / plain (>= 1 means the framework is
-not slower). ``--jit`` adds an XLA-compiled variant of the framework step.
+not slower), for the default one step per call and for ``--spe`` steps per call
+(``train.steps_per_execution``). ``--jit`` adds an XLA-compiled variant of the framework step.
 
 Default presets are GPU-sized; on a CPU the batch is capped with ``--max-batch``
 (reported), and SRGAN's VGG19 content network uses random weights (same compute).
@@ -42,9 +43,10 @@ def _content_fn(cfg):
     return lambda a, b: losses.content_loss(ext, a, b)
 
 
-def _setup(arch, preset, max_batch, jit=False):
+def _setup(arch, preset, max_batch, jit=False, steps_per_execution=1):
     cfg = resolve(arch, preset)
     cfg.train.batch_size = min(cfg.train.batch_size, max_batch)
+    cfg.train.steps_per_execution = steps_per_execution
     family = get_arch(arch)
     keras.utils.set_random_seed(0)
     gen, disc = family.build_generator(cfg), family.build_discriminator(cfg)
@@ -57,17 +59,24 @@ def _setup(arch, preset, max_batch, jit=False):
 
 
 def _time(fns, steps, repeats):
-    """Best steps/s of each runner; repeats alternate between runners so that a
-    slow phase of the (shared, 2-core) machine hits all of them alike."""
+    """Best steps/s of each runner, by wall clock and by process CPU time.
+
+    Repeats alternate between runners so that a slow phase of the (shared, 2-core)
+    machine hits all of them alike. On a busy machine wall-clock rates swing by 2×
+    between repeats; CPU time (all threads of this process) measures the work a
+    step costs and stays within a few percent, so both are reported.
+    """
     for fn in fns:
-        fn(2)  # warm-up: tracing, allocations
-    rates = [[] for _ in fns]
+        fn(2)  # warm-up: tracing, allocations (both compiled variants of the step)
+    wall = [[] for _ in fns]
+    cpu = [[] for _ in fns]
     for _ in range(repeats):
-        for fn, r in zip(fns, rates):
-            t0 = time.perf_counter()
+        for fn, w, c in zip(fns, wall, cpu):
+            t0, c0 = time.perf_counter(), time.process_time()
             fn(steps)
-            r.append(steps / (time.perf_counter() - t0))
-    return [max(r) for r in rates]
+            w.append(steps / (time.perf_counter() - t0))
+            c.append(steps / max(time.process_time() - c0, 1e-9))
+    return [max(r) for r in wall], [max(r) for r in cpu]
 
 
 def framework_runner(trainer, ds):
@@ -76,9 +85,10 @@ def framework_runner(trainer, ds):
     not per step, and is excluded like the plain loop's setup."""
     fn = trainer.make_train_function()
     it = iter(ds)
+    k = int(trainer._steps_per_execution.numpy())
 
     def loop(n):
-        for _ in range(n):
+        for _ in range(max(1, n // k)):  # n is a multiple of k (the warm-up excepted)
             out = fn(it)
         float(out["g_loss"])
 
@@ -131,10 +141,14 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--max-batch", type=int, default=4, help="batch cap of default presets")
     p.add_argument("--jit", action="store_true", help="also time the XLA-compiled step")
+    p.add_argument("--spe", type=int, default=5,
+                   help="pix2pix: also time the framework with N steps per call "
+                        "(train.steps_per_execution; 1 = skip)")
     args = p.parse_args(argv)
     print(f"TensorFlow {tf.__version__}; devices: "
           f"{[d.name for d in tf.config.list_logical_devices()]}")
-    print(f"{'arch':8} {'preset':7} {'px':>4} {'batch':>5} {'variant':10} {'img/s':>8}")
+    print(f"{'arch':8} {'preset':7} {'px':>4} {'batch':>5} {'variant':10} {'img/s':>8} "
+          f"{'img/cpu-s':>10}")
     for arch in args.archs:
         family = get_arch(arch)
         for preset in args.presets:
@@ -147,18 +161,29 @@ def main(argv=None) -> int:
             runners = [framework_runner(trainer, ds)]
             if arch == "pix2pix":
                 runners.append(plain_pix2pix_runner(trainer, ds, cfg))
-            rates = [r * b for r in _time(runners, steps, args.repeats)]
-            fw = rates[0]
-            print(f"{arch:8} {preset:7} {px:4d} {b:5d} {'framework':10} {fw:8.2f}", flush=True)
+                if args.spe > 1:
+                    spe_trainer, spe_ds = _setup(arch, preset, cap,
+                                                 steps_per_execution=args.spe)[1:3]
+                    runners.append(framework_runner(spe_trainer, spe_ds))
+                    steps = -(-steps // args.spe) * args.spe
+            wall, cpu = _time(runners, steps, args.repeats)
+            wall, cpu = [r * b for r in wall], [r * b for r in cpu]
+            row = f"{arch:8} {preset:7} {px:4d} {b:5d}"
+            print(f"{row} {'framework':10} {wall[0]:8.2f} {cpu[0]:10.2f}", flush=True)
             if arch == "pix2pix":
-                plain = rates[1]
-                print(f"{arch:8} {preset:7} {px:4d} {b:5d} {'plain loop':10} {plain:8.2f}"
-                      f"   framework/plain = {fw / plain:.3f}", flush=True)
+                print(f"{row} {'plain loop':10} {wall[1]:8.2f} {cpu[1]:10.2f}"
+                      f"   framework/plain = {wall[0] / wall[1]:.3f} (wall), "
+                      f"{cpu[0] / cpu[1]:.3f} (cpu)", flush=True)
+                if args.spe > 1:
+                    print(f"{row} {f'fw {args.spe}/call':10} {wall[2]:8.2f} {cpu[2]:10.2f}"
+                          f"   framework/plain = {wall[2] / wall[1]:.3f} (wall), "
+                          f"{cpu[2] / cpu[1]:.3f} (cpu)", flush=True)
             if args.jit:
                 cfg, trainer, ds, _ = _setup(arch, preset, cap, jit=True)
-                xla = _time([framework_runner(trainer, ds)], steps, args.repeats)[0] * b
-                print(f"{arch:8} {preset:7} {px:4d} {b:5d} {'xla':10} {xla:8.2f}"
-                      f"   xla/framework = {xla / fw:.3f}", flush=True)
+                xw, xc = _time([framework_runner(trainer, ds)], steps, args.repeats)
+                print(f"{row} {'xla':10} {xw[0] * b:8.2f} {xc[0] * b:10.2f}"
+                      f"   xla/framework = {xw[0] * b / wall[0]:.3f} (wall), "
+                      f"{xc[0] * b / cpu[0]:.3f} (cpu)", flush=True)
     return 0
 
 

@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="mixed_float16 compute with loss scaling of both optimizers")
     tr.add_argument("--jit-compile", action="store_true", default=None,
                     help="compile the train step with XLA")
+    tr.add_argument("--steps-per-execution", type=int, metavar="N",
+                    help="train steps per compiled call (default 1); helps small models, "
+                         "must divide the checkpoint interval and --pretrain-steps")
     tr.add_argument("--seed", type=int, help="global seed of data synthesis")
     tr.add_argument("--max-minutes", type=float, metavar="MIN",
                     help="stop cleanly after this many minutes (resumable)")
@@ -137,6 +140,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         ("ema_decay", "train", "ema_decay"), ("strategy", "train", "strategy"),
         ("mixed_precision", "train", "mixed_precision"),
         ("jit_compile", "train", "jit_compile"),
+        ("steps_per_execution", "train", "steps_per_execution"),
     ]:
         if getattr(args, flag) is not None:
             over[section][key] = getattr(args, flag)

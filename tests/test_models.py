@@ -221,4 +221,19 @@ def test_srgan_upsample_skip_starts_at_the_interpolated_face():
     assert np.abs(out - up.numpy()).max() < 0.05
     with pytest.raises(ValueError, match="upsample_skip"):
         get_arch("srgan").build_generator(
-            resolve("srgan", "tiny", {"model": {"params": {"upsample_skip": "cubic"}}}))
+            resolve("srgan", "tiny", {"model": {"params": {"upsample_skip": "lanczos"}}}))
+
+
+def test_bicubic_upsample_layer_matches_tf_image_resize_inside_the_border():
+    from tfface import keras
+    from tfface.models.layers import BicubicUpsample
+
+    lr = tf.random.stateless_uniform((2, 12, 12, 3), seed=(5, 6), minval=-1, maxval=1)
+    for scale in (2, 4):
+        up = BicubicUpsample(scale)(lr).numpy()
+        ref = tf.image.resize(lr, (12 * scale, 12 * scale), method="bicubic").numpy()
+        assert up.shape == ref.shape
+        b = 2 * scale  # the 2 border input pixels are mirrored instead of renormalised
+        np.testing.assert_allclose(up[:, b:-b, b:-b], ref[:, b:-b, b:-b], atol=1e-5)
+    layer = keras.layers.deserialize(keras.layers.serialize(BicubicUpsample(4)))
+    assert layer.scale == 4 and not layer.trainable_weights

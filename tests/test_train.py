@@ -134,3 +134,18 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_with_a_batch_that_fits(tmp_p
     with pytest.raises(ValueError, match=r"batch 4 needs about .*\(--batch-size 2 fits\)"):
         run(cfg, str(tmp_path), progress=False)
     assert not os.path.exists(tmp_path / "checkpoints")
+
+
+def test_steps_per_execution_runs_saves_and_resumes_on_its_step_grid(tmp_path):
+    from tfface.config import ConfigError
+
+    with pytest.raises(ConfigError, match="save_every_steps .* multiple of"):
+        tiny_config(steps_per_execution=2, save_every_steps=5)
+    cfg = tiny_config(steps_per_execution=2, save_every_steps=4, steps_per_epoch=4,
+                      epochs=2, adv_weight=0.0)
+    with pytest.raises(KeyboardInterrupt):  # stops at the end of the 2nd call (step 4)
+        run(cfg, str(tmp_path), progress=False, extra_callbacks=[Interrupt(4)])
+    result = run(cfg, str(tmp_path), progress=False)
+    assert result.resumed_from == 4 and result.step == 8 and result.status == "completed"
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert np.isfinite(float(rows[-1]["val_psnr"]))

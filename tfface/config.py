@@ -152,6 +152,12 @@ class TrainConfig:
     """``mixed_float16`` compute with dynamic loss scaling of both optimizers."""
     jit_compile: bool = False
     """Compile the train step with XLA."""
+    steps_per_execution: int = 1
+    """Train steps run per compiled call (Keras' ``steps_per_execution``): saves the
+    per-call dispatch, which matters for small models (pix2pix tiny: +9 % images per
+    CPU-second at 5). Callbacks then see every N-th step, so ``save_every_steps``
+    and ``pretrain_steps`` must be multiples of it, and a NaN is caught at the end
+    of the N-step call (the checkpoint before it stays the newest)."""
 
 
 @dataclass
@@ -284,6 +290,13 @@ def validate(cfg: Config) -> None:
                           f"got '{t.content_extractor}'")
     if t.content_weight < 0 or t.pretrain_steps < 0:
         raise ConfigError("train.content_weight and train.pretrain_steps must be >= 0")
+    k = t.steps_per_execution
+    if not isinstance(k, int) or k < 1:
+        raise ConfigError(f"train.steps_per_execution must be an integer >= 1, got {k!r}")
+    for key in ("save_every_steps", "pretrain_steps"):
+        if getattr(t, key) % k:
+            raise ConfigError(f"train.{key} ({getattr(t, key)}) must be a multiple of "
+                              f"train.steps_per_execution ({k})")
     if not 0 <= t.ema_decay < 1:
         raise ConfigError(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
     for key in ("g_lr_schedule", "d_lr_schedule"):

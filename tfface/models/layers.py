@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from tfface import keras
@@ -88,6 +89,60 @@ class HoleFill(keras.layers.Layer):
 
     def get_config(self):
         return dict(super().get_config(), iterations=self.iterations)
+
+
+def _keys_cubic(d: np.ndarray, a: float = -0.5) -> np.ndarray:
+    d = np.abs(d)
+    return np.where(d <= 1, (a + 2) * d**3 - (a + 3) * d**2 + 1,
+                    np.where(d < 2, a * d**3 - 5 * a * d**2 + 8 * a * d - 4 * a, 0.0))
+
+
+def bicubic_phase_kernel(scale: int, channels: int = 3) -> np.ndarray:
+    """Conv kernel ``[5, 5, C, C·scale²]`` whose output, after ``depth_to_space(scale)``,
+    is bicubic upsampling (Keys a = -0.5, half-pixel centres, as ``tf.image.resize``).
+
+    Output pixel ``o`` samples input coordinate ``(o + 0.5)/scale - 0.5``, so each of
+    the ``scale`` phases is a fixed 4-tap filter inside the 5 input pixels around it.
+    """
+    taps = np.arange(-2, 3)
+    w1 = np.zeros((scale, 5))
+    for p in range(scale):
+        x = (p + 0.5) / scale - 0.5  # position relative to the input pixel
+        w1[p] = _keys_cubic(taps - x)
+        w1[p] /= w1[p].sum()
+    k = np.zeros((5, 5, channels, channels * scale * scale), np.float32)
+    for py in range(scale):
+        for px in range(scale):
+            for c in range(channels):
+                k[:, :, c, (py * scale + px) * channels + c] = np.outer(w1[py], w1[px])
+    return k
+
+
+@keras.utils.register_keras_serializable(package="tfface")
+class BicubicUpsample(keras.layers.Layer):
+    """Fixed bicubic upsampling from TFLite builtins (MIRROR_PAD, CONV_2D, DEPTH_TO_SPACE).
+
+    TFLite has no bicubic resize op; this layer computes it as one convolution with a
+    constant kernel (:func:`bicubic_phase_kernel`) and a pixel shuffle, on a 2-pixel
+    symmetric border (``tf.image.resize`` renormalises at the border instead, so the
+    outermost pixels differ slightly). No trainable weights.
+    """
+
+    def __init__(self, scale: int, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = int(scale)
+
+    def build(self, input_shape):
+        self._kernel = tf.constant(bicubic_phase_kernel(self.scale, int(input_shape[-1])))
+        super().build(input_shape)
+
+    def call(self, x):
+        x = tf.pad(x, [[0, 0], [2, 2], [2, 2], [0, 0]], mode="SYMMETRIC")
+        x = tf.nn.conv2d(x, tf.cast(self._kernel, x.dtype), 1, "VALID")
+        return tf.nn.depth_to_space(x, self.scale)
+
+    def get_config(self):
+        return dict(super().get_config(), scale=self.scale)
 
 
 @keras.utils.register_keras_serializable(package="tfface")

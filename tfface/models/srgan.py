@@ -27,7 +27,7 @@ import math
 from typing import Any
 
 from tfface import keras
-from tfface.models.layers import PixelShuffle, output_head
+from tfface.models.layers import BicubicUpsample, PixelShuffle, output_head
 
 TASK = "sr"
 DEFAULT_PRESET = "paper"
@@ -74,12 +74,12 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "pretrain_steps": 300, "save_every_steps": 150},
     },
     # The shipped android_demo_assets/srgan model: ×4 (32 → 128 px), B = 8, F = 32,
-    # a residual over bilinear upsampling (a TFLite RESIZE_BILINEAR, int8), trained
+    # a residual over fixed bicubic upsampling (BicubicUpsample: TFLite builtins), trained
     # on the pixel L1 loss alone (the PSNR-oriented SRResNet of the paper).
     "mobile": {
         "model": {"params": dict(_DEFAULT_PARAMS, n_blocks=8, filters=32, disc_filters=16,
                                  disc_dense=128, output_head="clip",
-                                 upsample_skip="bilinear")},
+                                 upsample_skip="bicubic")},
         "data": {"image_size": 128, "task": "sr", "scale": 4, "eval_count": 100},
         "train": {**_SRGAN_TRAIN, "content_loss": "pixel", "pixel_loss": "l1",
                   "pixel_weight": 1.0, "adv_weight": 0.0, "g_lr": 3e-4,
@@ -145,16 +145,19 @@ def build_generator(cfg) -> keras.Model:
     skip = p["upsample_skip"]
     if skip == "none":
         x = keras.layers.Conv2D(3, 9, padding="same", name="output_conv")(x)
-    elif skip in ("bilinear", "nearest"):
+    elif skip in ("bicubic", "bilinear", "nearest"):
         # Residual over a plain upsampling of the input, its last conv started near
         # zero: the untrained model is already the interpolated face.
         x = keras.layers.Conv2D(3, 9, padding="same", name="output_conv",
                                 kernel_initializer=keras.initializers.RandomNormal(
                                     stddev=1e-3))(x)
-        up = keras.layers.UpSampling2D(scale, interpolation=skip, name="lr_upsample")(lr)
+        if skip == "bicubic":
+            up = BicubicUpsample(scale, name="lr_upsample")(lr)
+        else:
+            up = keras.layers.UpSampling2D(scale, interpolation=skip, name="lr_upsample")(lr)
         x = keras.layers.Add(name="upsample_residual")([up, x])
     else:
-        raise ValueError(f"upsample_skip must be 'none', 'bilinear' or 'nearest', "
+        raise ValueError(f"upsample_skip must be 'none', 'bicubic', 'bilinear' or 'nearest', "
                          f"got '{skip}'")
     return keras.Model(lr, output_head(x, p["output_head"]), name="srgan")
 

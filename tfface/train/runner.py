@@ -141,6 +141,7 @@ def build_trainer(
         adv_weight=t.adv_weight, label_smoothing=t.label_smoothing,
         content_fn=content_fn, content_weight=t.content_weight,
         jit_compile=bool(t.jit_compile if jit_compile is None else jit_compile),
+        steps_per_execution=t.steps_per_execution,
     )
     g_opt.build(gen.trainable_variables)
     if d_opt is not None:
