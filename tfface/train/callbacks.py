@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfface import keras
+from tfface.fileio import atomic_path
 from tfface.imageio import to_uint8, write_image
 
 
@@ -82,11 +83,14 @@ class BestWeights(keras.callbacks.Callback):
         if self.guard.failed_at is not None:
             return
         gen = _eval_generator(self.model)
-        gen.save_weights(os.path.join(self.run_dir, "last.weights.h5"))
+        # Atomic: a kill during the write keeps the previous complete file.
+        with atomic_path(os.path.join(self.run_dir, "last.weights.h5")) as tmp:
+            gen.save_weights(tmp)
         score = (logs or {}).get(self.monitor)
         if score is not None and float(score) > float(self.best.numpy()):
             self.best.assign(float(score))
-            gen.save_weights(os.path.join(self.run_dir, "best.weights.h5"))
+            with atomic_path(os.path.join(self.run_dir, "best.weights.h5")) as tmp:
+                gen.save_weights(tmp)
 
 
 class SampleGrid(keras.callbacks.Callback):
