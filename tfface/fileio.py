@@ -31,10 +31,10 @@ class OutputDirError(OSError):
 
 def _tmp_name(path: str) -> str:
     d, base = os.path.split(os.path.abspath(path))
-    stem, ext = os.path.splitext(base)
-    # Keep the extension last: writers such as Keras (.h5) and OpenCV (.png, .mp4)
-    # choose the format from it.
-    return os.path.join(d, f".{stem}{TMP_MARK}{uuid.uuid4().hex[:8]}{ext}")
+    stem, dot, ext = base.partition(".")
+    # Keep every suffix: writers choose the format from it (OpenCV: .png, .mp4; Keras:
+    # .weights.h5 is another format than .h5).
+    return os.path.join(d, f".{stem}{TMP_MARK}{uuid.uuid4().hex[:8]}{dot}{ext}")
 
 
 @contextlib.contextmanager

@@ -124,11 +124,12 @@ class LiteRunner:
         outs = []
         for i in range(n):
             for detail, x in zip(self.inputs, xs):
-                want = tuple(detail["shape"][1:])
-                if tuple(x.shape[1:]) != want:
+                want = tuple(int(v) for v in detail["shape"][1:])
+                if tuple(int(v) for v in x.shape[1:]) != want:
                     raise ValueError(
-                        f"input '{detail['name']}' expects images of shape {want}, "
-                        f"got {tuple(x.shape[1:])}"
+                        f"input '{self.tensor_key(detail)}' of the model expects images of "
+                        f"shape {want}, got {tuple(int(v) for v in x.shape[1:])}; resize the "
+                        "images (or use the model converted for this size)"
                     )
                 self.interpreter.set_tensor(detail["index"], self._feed(detail, x[i : i + 1]))
             self.interpreter.invoke()

@@ -270,11 +270,15 @@ def _png_header(head: bytes) -> tuple[int, int, int, int] | None:
 
 def _pil_header(path: str) -> tuple[int, int, str] | None:
     """(width, height, PIL mode) of a WebP/BMP file read by Pillow (header only), or None."""
+    import warnings
+
     try:
         from PIL import Image
 
-        with Image.open(path) as im:
-            return int(im.size[0]), int(im.size[1]), str(im.mode)
+        with warnings.catch_warnings():  # the size limit is ours (MAX_DECODE_PIXELS)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return int(im.size[0]), int(im.size[1]), str(im.mode)
     except Exception:  # Pillow raises many types on broken headers
         return None
 
@@ -282,14 +286,18 @@ def _pil_header(path: str) -> tuple[int, int, str] | None:
 def _fully_decodes(path: str) -> bool:
     """True when Pillow decodes the whole file (it rejects truncated data; OpenCV's JPEG
     decoder would fill the missing rows with gray instead)."""
+    import warnings
+
     try:
         from PIL import Image
 
-        with Image.open(path) as im:
-            im.draft("RGB", (max(1, im.size[0] // 8), max(1, im.size[1] // 8)))
-            im.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.draft("RGB", (max(1, im.size[0] // 8), max(1, im.size[1] // 8)))
+                im.load()
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure means the data cannot be used
         return False
 
 

@@ -313,7 +313,7 @@ def restore_newest_good(ckpt: tf.train.Checkpoint, manager: tf.train.CheckpointM
     for path in paths:
         try:
             ckpt.restore(path).assert_existing_objects_matched()
-        except (tf.errors.OpError, ValueError, AssertionError) as e:
+        except Exception as e:  # noqa: BLE001 - OpError, ValueError, IndexError, ...
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             log.warning("checkpoint %s cannot be read (%s); trying an older one", path, msg)
             print(f"warning: checkpoint {os.path.basename(path)} cannot be read ({msg}); "
