@@ -11,7 +11,9 @@ pipeline is not measured) and times the train function ``fit`` runs, after a war
 pix2pix it also times the same step written the TensorFlow tutorial's way (a plain
 ``tf.function`` with two tapes and the BCE + 100·L1 losses, no metrics), on the same
 models and data, and prints the ratio framework / plain (>= 1 means the framework is
-not slower). ``--jit`` adds an XLA-compiled variant of the framework step.
+not slower). ``--jit`` adds an XLA-compiled variant of the framework step,
+``--deterministic`` the step under ``tf.config.experimental.enable_op_determinism``
+(what ``--deterministic`` / ``train.deterministic`` of a run turns on).
 
 Default presets are GPU-sized; on a CPU the batch is capped with ``--max-batch``
 (reported), and SRGAN's VGG19 content network uses random weights (same compute).
@@ -131,6 +133,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--max-batch", type=int, default=4, help="batch cap of default presets")
     p.add_argument("--jit", action="store_true", help="also time the XLA-compiled step")
+    p.add_argument("--deterministic", action="store_true",
+                   help="also time the step with TensorFlow op determinism on")
     args = p.parse_args(argv)
     print(f"TensorFlow {tf.__version__}; devices: "
           f"{[d.name for d in tf.config.list_logical_devices()]}")
@@ -159,6 +163,14 @@ def main(argv=None) -> int:
                 xla = _time([framework_runner(trainer, ds)], steps, args.repeats)[0] * b
                 print(f"{arch:8} {preset:7} {px:4d} {b:5d} {'xla':10} {xla:8.2f}"
                       f"   xla/framework = {xla / fw:.3f}", flush=True)
+            if args.deterministic:
+                from tfface.train.runner import _OpDeterminism
+
+                with _OpDeterminism(True):
+                    cfg, trainer, ds, _ = _setup(arch, preset, cap)
+                    det = _time([framework_runner(trainer, ds)], steps, args.repeats)[0] * b
+                print(f"{arch:8} {preset:7} {px:4d} {b:5d} {'determin.':10} {det:8.2f}"
+                      f"   deterministic/framework = {det / fw:.3f}", flush=True)
     return 0
 
 

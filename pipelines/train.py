@@ -204,7 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except tf.errors.OpError as e:  # e.g. a data folder that became unreadable mid-run
-        print(f"error: training stopped: {e.message.strip().splitlines()[0]}\n"
+        first = (e.message or str(e)).strip().splitlines()[0]
+        if "Error: " in first:  # keep the Python error raised inside the input pipeline
+            first = first.split("Error: ", 1)[1]
+        print(f"error: training stopped: {first}\n"
               f"The last checkpoint is kept; fix the cause and resume with: "
               f"python -m pipelines.train --resume {run_dir}", file=sys.stderr)
         return 1

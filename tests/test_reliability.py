@@ -198,6 +198,23 @@ def test_folder_without_a_usable_image_is_an_error_naming_the_folder(tmp_path):
     assert src.num_examples("train") == 1
 
 
+def test_a_folder_whose_files_all_fail_to_decode_stops_instead_of_waiting_forever(tmp_path):
+    root = tmp_path / "faces"
+    root.mkdir()
+    for i in range(3):  # intact header and end, damaged pixel data: only decoding finds out
+        body = bytearray(encode(face(i), ".png"))
+        body[body.index(b"IDAT") + 40] ^= 0xFF
+        (root / f"f{i}.png").write_bytes(bytes(body))
+    src = FolderSource(data_cfg(root, size=32), log_dir=str(tmp_path))
+    assert src.num_examples("train") == 2
+
+    def first_train_element():
+        return next(iter(src.dataset("train")))
+
+    with pytest.raises(tf.errors.OpError, match="none of the 2 files of the train split"):
+        run_bounded(first_train_element, 60)
+
+
 def test_symlink_loops_and_unreadable_folders_neither_hang_nor_crash(tmp_path, monkeypatch):
     root = tmp_path / "faces"
     (root / "a" / "b").mkdir(parents=True)
