@@ -223,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  metrics      {os.path.join(run_dir, 'metrics.csv')}")
     print(f"  samples      {os.path.join(run_dir, 'samples')}")
     print(f"  TensorBoard  tensorboard --logdir {os.path.join(run_dir, 'logs')}")
-    if result.status == "nan":
+    if result.status in ("nan", "write_error"):
         return 1
     if args.export and result.status == "completed":
         from tflite import convert

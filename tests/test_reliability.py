@@ -543,6 +543,36 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
         restore_newest_good(ckpt, manager, str(tmp_path))
 
 
+def test_a_checkpoint_that_cannot_be_written_stops_the_run_cleanly(tmp_path):
+    """A disk that fills up during training: the run stops at once with the reason, and
+    the checkpoints written before stay the newest complete ones."""
+    from types import SimpleNamespace
+
+    from tfface.train.callbacks import CheckpointSaver, NaNGuard
+
+    step = tf.Variable(0, dtype=tf.int64)
+    ckpt = tf.train.Checkpoint(step=step)
+    manager = tf.train.CheckpointManager(ckpt, str(tmp_path / "checkpoints"), max_to_keep=2)
+    saver = CheckpointSaver(manager, 2, NaNGuard())
+    model = SimpleNamespace(g_optimizer=SimpleNamespace(iterations=step), stop_training=False)
+    saver.set_model(model)
+    step.assign(2)
+    saver.on_train_batch_end(0)
+    real_save = manager.save
+
+    def full_disk(**kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    manager.save = full_disk
+    step.assign(4)
+    saver.on_train_batch_end(1)
+    assert model.stop_training and saver.error == (
+        "the checkpoint of step 4 could not be written ([Errno 28] No space left on device)")
+    manager.save = real_save
+    saver.on_epoch_end(0)  # nothing more is attempted after the failure
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+
+
 def test_atomic_writes_keep_the_old_file_when_a_write_fails(tmp_path):
     target = tmp_path / "config.json"
     atomic_write(target, '{"a": 1}')

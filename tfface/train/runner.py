@@ -46,7 +46,8 @@ class RunResult:
     step: int
     total_steps: int
     status: str
-    """``completed``, ``time_limit`` or ``nan``."""
+    """``completed``, ``time_limit``, ``nan`` or ``write_error`` (a checkpoint could not
+    be written, e.g. a full disk)."""
     history: dict[str, list[float]] = field(default_factory=dict)
     best_val_psnr: float | None = None
     resumed_from: int = 0
@@ -428,10 +429,11 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
     guard = cbs.NaNGuard()
     limit = cbs.TimeLimit(t.max_minutes)
     bar = _progress_bar(total, start) if progress else None
+    saver = cbs.CheckpointSaver(manager, t.save_every_steps, guard)
     callbacks: list[keras.callbacks.Callback] = [
         guard,
         limit,
-        cbs.CheckpointSaver(manager, t.save_every_steps, guard),
+        saver,
         cbs.BestWeights(run_dir, best, guard),
         cbs.SampleGrid(sample, inputs, os.path.join(run_dir, "samples")),
         keras.callbacks.CSVLogger(os.path.join(run_dir, "metrics.csv"), append=True),
@@ -475,7 +477,13 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
             bar.close()
 
     status = "completed"
-    if guard.failed_at is not None:
+    if saver.error is not None:
+        status = "write_error"
+        latest = manager.latest_checkpoint or "none"
+        print(f"Training stopped: {saver.error}. The last complete checkpoint is kept "
+              f"({latest}); free some space and resume with --resume {run_dir}.",
+              file=sys.stderr)
+    elif guard.failed_at is not None:
         status = "nan"
         latest = manager.latest_checkpoint or "none"
         print(
@@ -494,7 +502,10 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
         "best_val_psnr": best_val if math.isfinite(best_val) else None,
         "final": {k: v[-1] for k, v in history.items() if v},
     }
-    atomic_write(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
+    try:
+        atomic_write(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
+    except OSError as e:  # a full disk must not turn a clean stop into a traceback
+        print(f"warning: could not write summary.json ({e})", file=sys.stderr)
     return RunResult(run_dir, step, total, status, history,
                      summary["best_val_psnr"], resumed_from=start)
 
