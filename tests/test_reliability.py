@@ -69,7 +69,8 @@ def encode(img: np.ndarray, ext: str, params=()) -> bytes:
 def face(seed: int, h: int = 80, w: int = 80) -> np.ndarray:
     rng = np.random.default_rng(seed)
     img = np.full((h, w, 3), rng.integers(0, 255, 3), np.uint8)
-    cv2.circle(img, (w // 2, h // 2), min(h, w) // 3, tuple(int(v) for v in rng.integers(0, 255, 3)), -1)
+    color = tuple(int(v) for v in rng.integers(0, 255, 3))
+    cv2.circle(img, (w // 2, h // 2), min(h, w) // 3, color, -1)
     return img
 
 
@@ -112,7 +113,8 @@ def test_folder_counts_every_kind_of_bad_file_in_one_warning_and_a_log(tmp_path,
     (root / "sub").mkdir(parents=True)
     good = encode(face(1), ".jpg")
     files = {
-        "ok1.jpg": good, "sub/ok2.png": encode(face(2), ".png"), "ok3.webp": encode(face(3), ".webp"),
+        "ok1.jpg": good, "sub/ok2.png": encode(face(2), ".png"),
+        "ok3.webp": encode(face(3), ".webp"),
         "truncated.jpg": good[: len(good) // 2],
         "zero.png": b"",
         "notes.jpg": b"just some text, not an image at all\n" * 4,
@@ -318,11 +320,13 @@ def test_fuzz_corrupted_images_through_the_folder_source_and_restore(tmp_path, s
 
 
 @pytest.mark.parametrize("flags, expected", [
-    (["--set", "train.batchsize=4"], "unknown config key 'train.batchsize' (valid here: batch_size"),
+    (["--set", "train.batchsize=4"],
+     "unknown config key 'train.batchsize' (valid here: batch_size"),
     (["--set", "train.batch_size=four"], "train.batch_size must be an integer, got 'four'"),
     (["--set", "train.g_lr=fast"], "train.g_lr must be a number, got 'fast'"),
     (["--batch-size", "-3"], "train.batch_size must be an integer >= 1, got -3"),
-    (["--set", "train.save_every_steps=0"], "train.save_every_steps must be an integer >= 1, got 0"),
+    (["--set", "train.save_every_steps=0"],
+     "train.save_every_steps must be an integer >= 1, got 0"),
     (["--set", "train.beta_1=1.5"], "train.beta_1 must be in [0, 1), got 1.5"),
     (["--image-size", "72"], "data.image_size must be a multiple of 16 for vnet"),
     (["--preset", "tiny", "--image-size", "36"], "data.image_size must be a multiple of 8"),
@@ -453,7 +457,7 @@ def test_sigkill_at_any_moment_then_the_same_command_resumes_exactly(tmp_path, r
 
     assert train_cli.main(argv) == 0  # the very same command
     out = capsys.readouterr().out
-    assert f"resuming it with its saved config" in out
+    assert "resuming it with its saved config" in out
     assert f"Resuming {run_dir} from step {killed_at}/40." in out
     summary = json.load(open(os.path.join(run_dir, "summary.json")))
     assert summary["resumed_from"] == killed_at and summary["step"] == 40
@@ -530,8 +534,9 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
         opt_step.assign(step)
         manager.save(checkpoint_number=step)
     # Leftovers of a write that was killed before its rename play no part.
-    (tmp_path / "checkpoints" / "ckpt-6_temp").mkdir()
-    (tmp_path / "checkpoints" / "ckpt-6_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"x")
+    temp = tmp_path / "checkpoints" / "ckpt-6_temp"
+    temp.mkdir()
+    (temp / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"x")
     data = tmp_path / "checkpoints" / "ckpt-4.data-00000-of-00001"
     data.write_bytes(data.read_bytes()[:3])  # the newest checkpoint is damaged afterwards
     v.assign([-1.0, -1.0])

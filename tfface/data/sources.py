@@ -207,15 +207,6 @@ def _sniff_bytes(head: bytes) -> str | None:
     return None
 
 
-def _sniff(path: str) -> str | None:
-    """The image format from the file's first bytes, or None (empty, unreadable, other)."""
-    try:
-        with open(path, "rb") as f:
-            return _sniff_bytes(f.read(16))
-    except OSError:
-        return None
-
-
 # JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic); C4 (DHT),
 # C8 (reserved) and CC (DAC) share the range but are not frames.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -229,8 +220,10 @@ def _jpeg_header(f) -> tuple[int, int, int, int] | None:
     """
     f.seek(2)
     for _ in range(256):  # a real file reaches its frame header in a handful of segments
+        if f.read(1) != b"\xff":  # every segment starts with a marker
+            return None
         b = f.read(1)
-        while b == b"\xff":  # fill bytes before a marker
+        while b == b"\xff":  # fill bytes before the marker code
             b = f.read(1)
         if not b:
             return None
@@ -439,11 +432,6 @@ def _walk_images(root: str, problems: list[tuple[str, str]]) -> list[str]:
                     continue
                 found.append(os.path.relpath(entry.path, root))
     return sorted(found)
-
-
-def _scan_images(root: str) -> list[str]:
-    """All files under ``root`` with an accepted extension, as sorted relative paths."""
-    return _walk_images(root, [])
 
 
 @dataclass

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from tfface import keras
 from tfface.config import Config, ConfigError, validate
-from tfface.fileio import OutputDirError, atomic_write, check_writable_dir  # noqa: F401
+from tfface.fileio import atomic_write, check_writable_dir
 from tfface.models import get_arch
 from tfface.train import callbacks as cbs
 from tfface.train.trainer import RestorationTrainer, learning_rate, make_optimizer
