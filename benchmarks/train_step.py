@@ -12,7 +12,9 @@ pix2pix it also times the same step written the TensorFlow tutorial's way (a pla
 ``tf.function`` with two tapes and the BCE + 100·L1 losses, no metrics), on the same
 models and data, and prints the ratio framework / plain (>= 1 means the framework is
 not slower), for the default one step per call and for ``--spe`` steps per call
-(``train.steps_per_execution``). ``--jit`` adds an XLA-compiled variant of the framework step.
+(``train.steps_per_execution``). ``--jit`` adds an XLA-compiled variant of the framework step,
+``--deterministic`` the step under ``tf.config.experimental.enable_op_determinism``
+(what ``--deterministic`` / ``train.deterministic`` of a run turns on).
 
 Default presets are GPU-sized; on a CPU the batch is capped with ``--max-batch``
 (reported), and SRGAN's VGG19 content network uses random weights (same compute).
@@ -144,6 +146,8 @@ def main(argv=None) -> int:
     p.add_argument("--spe", type=int, default=5,
                    help="pix2pix: also time the framework with N steps per call "
                         "(train.steps_per_execution; 1 = skip)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="also time the step with TensorFlow op determinism on")
     args = p.parse_args(argv)
     print(f"TensorFlow {tf.__version__}; devices: "
           f"{[d.name for d in tf.config.list_logical_devices()]}")
@@ -184,6 +188,14 @@ def main(argv=None) -> int:
                 print(f"{row} {'xla':10} {xw[0] * b:8.2f} {xc[0] * b:10.2f}"
                       f"   xla/framework = {xw[0] * b / wall[0]:.3f} (wall), "
                       f"{xc[0] * b / cpu[0]:.3f} (cpu)", flush=True)
+            if args.deterministic:
+                from tfface.train.runner import _OpDeterminism
+
+                with _OpDeterminism(True):
+                    cfg, trainer, ds, _ = _setup(arch, preset, cap)
+                    det = _time([framework_runner(trainer, ds)], steps, args.repeats)[0][0] * b
+                print(f"{row} {'determin.':10} {det:8.2f}"
+                      f"   deterministic/framework = {det / wall[0]:.3f} (wall)", flush=True)
     return 0
 
 

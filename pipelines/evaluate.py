@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         cfg, gen = load_generator(args.run, args.weights)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:  # missing or foreign run directory
         print(f"error: {e}", file=sys.stderr)
         return 2
     if cfg.data.task != "inpaint":

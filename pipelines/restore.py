@@ -7,7 +7,11 @@ Examples::
     python -m pipelines.restore photo.jpg --model runs/demo --mask hole.png --compose --compare
 
 Images keep their names (as PNG) under --out; videos are written as MP4 frame by frame
-(no audio). Files that are neither images nor videos are skipped with a note.
+(no audio). Files that are neither images nor videos are skipped with a note; image
+files that cannot be used (empty, truncated, not really an image, too large) are
+skipped with a warning each. Outputs that already exist are kept unless --overwrite
+is given, so an interrupted batch can simply be run again; every output appears
+atomically (no half-written file).
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--face-detector", metavar="FILE",
                    help="OpenCV face detector (Haar cascade .xml or YuNet .onnx); without one "
                    "the centered square of each image is restored")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace outputs that already exist (default: keep them and skip "
+                   "their inputs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -66,7 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
-    from tfface.inference import FaceLocator, InferenceError, Restorer, read_mask, restore_image
+    from tfface.fileio import OutputDirError, check_writable_dir
+    from tfface.inference import (FaceLocator, InferenceError, Restorer, read_mask, read_photo,
+                                  restore_image)
     from tfface.imageio import write_image
 
     try:
@@ -75,7 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         mask = read_mask(args.mask) if args.mask else None
         if args.compose and mask is None:
             raise InferenceError("--compose needs --mask (it keeps the pixels outside the hole)")
-    except (InferenceError, FileNotFoundError) as e:
+        check_writable_dir(args.out, what="output folder",
+                           hint="Pass a folder you can write to with --out DIR.")
+    except (InferenceError, FileNotFoundError, OutputDirError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if locator.note:
@@ -86,19 +97,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"error: no such file: {missing[0]}", file=sys.stderr)
         return 2
-    done, skipped, failed = 0, [], []
+    done, skipped, failed, kept = 0, [], [], []
     for path, rel in tqdm(files, desc="restoring", unit="file", disable=args.quiet or len(files) < 2):
         ext = os.path.splitext(path)[1].lower()
         stem = os.path.splitext(rel)[0]
+        target = os.path.join(args.out, stem + (".mp4" if ext in VIDEO_EXTS else ".png"))
+        if ext in IMAGE_EXTS + VIDEO_EXTS and os.path.exists(target) and not args.overwrite:
+            kept.append(target)
+            continue
         try:
             if ext in IMAGE_EXTS:
-                bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-                if bgr is None:
-                    failed.append((path, "not a readable image"))
+                try:
+                    rgb = read_photo(path)
+                except InferenceError as e:
+                    failed.append((path, str(e)))
                     continue
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 out = restore_image(restorer, rgb, locator, mask, args.compose)
-                write_image(os.path.join(args.out, stem + ".png"), out)
+                write_image(target, out)
                 if args.compare:
                     left = cv2.resize(rgb, (out.shape[1], out.shape[0]),
                                       interpolation=cv2.INTER_NEAREST)
@@ -106,8 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 np.concatenate([left, out], axis=1))
                 done += 1
             elif ext in VIDEO_EXTS:
-                n = _restore_video(path, os.path.join(args.out, stem + ".mp4"), restorer,
-                                   locator, mask, args.compose, args.quiet)
+                n = _restore_video(path, target, restorer, locator, mask, args.compose,
+                                   args.quiet)
                 if n == 0:
                     failed.append((path, "no frames could be read"))
                 else:
@@ -117,11 +132,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         except InferenceError as e:
             print(f"error: {path}: {e}", file=sys.stderr)
             return 2
+        except OSError as e:  # the output folder filled up or went away mid-way
+            print(f"error: cannot write {target}: {e}", file=sys.stderr)
+            return 2
     print(f"Restored {done} file(s) into {os.path.abspath(args.out)}"
           + (f"; skipped {len(skipped)} non-image file(s) (e.g. {skipped[0]})" if skipped else ""))
-    for path, why in failed:
+    if kept:
+        print(f"Kept {len(kept)} existing output(s) (e.g. {kept[0]}); pass --overwrite to "
+              "replace them")
+    if failed:
+        print(f"warning: skipped {len(failed)} image file(s) that cannot be used:",
+              file=sys.stderr)
+    for path, why in failed[:20]:
         print(f"warning: {path}: {why}", file=sys.stderr)
-    return 0 if done or not files else 1
+    if len(failed) > 20:
+        print(f"warning: ... and {len(failed) - 20} more", file=sys.stderr)
+    return 0 if done or kept or not files else 1
 
 
 def _restore_video(src: str, dst: str, restorer, locator, mask, compose: bool, quiet: bool) -> int:
@@ -129,6 +155,7 @@ def _restore_video(src: str, dst: str, restorer, locator, mask, compose: bool, q
     import cv2
     from tqdm.auto import tqdm
 
+    from tfface.fileio import atomic_path
     from tfface.inference import restore_image
 
     cap = cv2.VideoCapture(src)
@@ -136,7 +163,10 @@ def _restore_video(src: str, dst: str, restorer, locator, mask, compose: bool, q
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     writer = None
     n = 0
-    with tqdm(total=total, desc=os.path.basename(src), unit="frame", disable=quiet) as bar:
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    # The video is written under a temporary name and renamed when complete.
+    with atomic_path(dst) as tmp, tqdm(total=total, desc=os.path.basename(src), unit="frame",
+                                       disable=quiet) as bar:
         while True:
             ok, bgr = cap.read()
             if not ok:
@@ -144,15 +174,14 @@ def _restore_video(src: str, dst: str, restorer, locator, mask, compose: bool, q
             out = restore_image(restorer, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), locator, mask,
                                 compose)
             if writer is None:
-                os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-                writer = cv2.VideoWriter(dst, cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps,
                                          (out.shape[1], out.shape[0]))
             writer.write(cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
             n += 1
             bar.update(1)
-    cap.release()
-    if writer is not None:
-        writer.release()
+        cap.release()
+        if writer is not None:
+            writer.release()
     return n
 
 

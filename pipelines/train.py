@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train steps per compiled call (default 1); helps small models, "
                          "must divide the checkpoint interval and --pretrain-steps")
     tr.add_argument("--seed", type=int, help="global seed of data synthesis")
+    tr.add_argument("--deterministic", action="store_true", default=None,
+                    help="deterministic TensorFlow ops: the same seed gives bit-identical "
+                    "losses and weights on the same machine (slower on GPUs)")
     tr.add_argument("--max-minutes", type=float, metavar="MIN",
                     help="stop cleanly after this many minutes (resumable)")
     tr.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
@@ -139,7 +142,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         ("vgg_weights", "train", "vgg_weights"), ("pretrain_steps", "train", "pretrain_steps"),
         ("ema_decay", "train", "ema_decay"), ("strategy", "train", "strategy"),
         ("mixed_precision", "train", "mixed_precision"),
-        ("jit_compile", "train", "jit_compile"),
+        ("jit_compile", "train", "jit_compile"), ("deterministic", "train", "deterministic"),
         ("steps_per_execution", "train", "steps_per_execution"),
     ]:
         if getattr(args, flag) is not None:
@@ -163,10 +166,14 @@ def _has_gpu() -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import tensorflow as tf
+
     from tfface.data.sources import SourceError
+    from tfface.fileio import OutputDirError
     from tfface.train import run
     from tfface.train.runner import CONFIG_FILE, has_checkpoint
 
+    run_dir = args.resume or args.run_dir
     try:
         if args.resume:
             run_dir = args.resume
@@ -197,9 +204,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         print(f"Run directory: {run_dir}")
         result = run(cfg, run_dir, progress=not args.quiet)
-    except (ConfigError, SourceError, ValueError) as e:
+    except (ConfigError, SourceError, ValueError, OutputDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except tf.errors.OpError as e:  # e.g. a data folder that became unreadable mid-run
+        first = (e.message or str(e)).strip().splitlines()[0]
+        if "Error: " in first:  # keep the Python error raised inside the input pipeline
+            first = first.split("Error: ", 1)[1]
+        print(f"error: training stopped: {first}\n"
+              f"The last checkpoint is kept; fix the cause and resume with: "
+              f"python -m pipelines.train --resume {run_dir}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\nInterrupted. Resume with: python -m pipelines.train --resume "
               f"{run_dir}", file=sys.stderr)
@@ -212,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  metrics      {os.path.join(run_dir, 'metrics.csv')}")
     print(f"  samples      {os.path.join(run_dir, 'samples')}")
     print(f"  TensorBoard  tensorboard --logdir {os.path.join(run_dir, 'logs')}")
-    if result.status == "nan":
+    if result.status in ("nan", "write_error"):
         return 1
     if args.export and result.status == "completed":
         from tflite import convert

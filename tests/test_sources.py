@@ -69,8 +69,12 @@ def folder(tmp_path):
     (root / "notes.txt").write_text("not an image")
     (root / "corrupt.jpg").write_bytes(b"this is not a jpeg at all" * 10)
     (root / "empty.png").write_bytes(b"")
-    # Valid PNG signature, garbage body: passes the scan, fails at decode time.
-    (root / "broken_body.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
+    # Valid PNG header and end, damaged pixel data: passes the scan (which reads only
+    # the header and the last bytes), fails at decode time.
+    ok, buf = cv2.imencode(".png", face_like(7))
+    body = bytearray(buf.tobytes())
+    body[body.index(b"IDAT") + 40] ^= 0xFF
+    (root / "broken_body.png").write_bytes(bytes(body))
     return root
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -40,6 +42,9 @@ class DataConfig:
     tfds_data_dir: str | None = None
     image_size: int = 256
     """Side of the square faces the model sees (center crop, then resize)."""
+    min_image_side: int | None = None
+    """Folder photos whose shorter side is below this are skipped (upscaling them would
+    teach blurry targets); ``None``: half of ``image_size``."""
     task: str = "inpaint"
     occlusions: dict[str, float] = field(
         default_factory=lambda: {
@@ -158,6 +163,11 @@ class TrainConfig:
     CPU-second at 5). Callbacks then see every N-th step, so ``save_every_steps``
     and ``pretrain_steps`` must be multiples of it, and a NaN is caught at the end
     of the N-step call (the checkpoint before it stays the newest)."""
+    deterministic: bool = False
+    """Run TensorFlow ops deterministically (``enable_op_determinism``) during training,
+    so two runs with the same seed give bit-identical losses and weights on the same
+    machine. Off by default: on GPUs it slows some ops down and refuses ops that have
+    no deterministic kernel (on CPUs the cost is small, see the README)."""
 
 
 @dataclass
@@ -173,8 +183,10 @@ class Config:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def save(self, path: str | os.PathLike) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(self.to_json() + "\n")
+        """Write the config as JSON, atomically (a killed process never leaves half a file)."""
+        from tfface.fileio import atomic_write
+
+        atomic_write(path, self.to_json() + "\n")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Config":
@@ -188,19 +200,94 @@ class Config:
             return cls.from_dict(json.load(f))
 
 
+def _describe(hint: Any) -> str:
+    """A type annotation in words: ``int | None`` → 'an integer or null'."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if hint is type(None):
+        return "null"
+    if origin is dict or hint is dict:
+        inner = _describe(args[1]) if len(args) == 2 and args[1] is not Any else ""
+        inner = inner.removeprefix("an ").removeprefix("a ")
+        return "a JSON object" + (f" of {inner}s" if inner else "")
+    if origin is list or hint is list:
+        return "a JSON list"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        hint, getattr(hint, "__name__", str(hint)))
+
+
+def _typed(value: Any, hint: Any) -> tuple[bool, Any]:
+    """(fits, value converted to the annotation), e.g. 1 → 1.0 for a float field."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True, value
+    if origin in (typing.Union, types.UnionType):
+        for a in args:
+            ok, v = _typed(value, a)
+            if ok:
+                return True, v
+        return False, value
+    if hint is type(None):
+        return value is None, value
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value)
+        return False, value
+    if hint is str:
+        return isinstance(value, str), value
+    if origin is dict or hint is dict:
+        if not isinstance(value, Mapping):
+            return False, value
+        if len(args) == 2 and args[1] is not Any:
+            out = {}
+            for k, v in value.items():
+                ok, out[k] = _typed(v, args[1])
+                if not ok:
+                    return False, value
+            return True, out
+        return True, dict(value)
+    if origin is list or hint is list:
+        return isinstance(value, (list, tuple)), list(value) if isinstance(value, (list, tuple)) \
+            else value
+    return True, value
+
+
 def apply_overrides(cfg: Any, overrides: Mapping[str, Any], prefix: str = "") -> None:
-    """Recursively set dataclass fields from a nested mapping; unknown keys are errors."""
+    """Recursively set dataclass fields from a nested mapping.
+
+    Unknown keys and values of the wrong type are :class:`ConfigError`\ s naming the
+    key and what it accepts (ints are accepted for float fields).
+    """
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"config{' section ' + prefix.rstrip('.') if prefix else ''} must be "
+                          f"a JSON object of keys, got {overrides!r}")
+    hints = typing.get_type_hints(type(cfg)) if dataclasses.is_dataclass(cfg) else {}
     for key, value in overrides.items():
         if not hasattr(cfg, key) or not dataclasses.is_dataclass(cfg):
             valid = ", ".join(f.name for f in dataclasses.fields(cfg))
             raise ConfigError(f"unknown config key '{prefix}{key}' (valid here: {valid})")
         current = getattr(cfg, key)
-        if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, Mapping):
+                valid = ", ".join(f.name for f in dataclasses.fields(current))
+                raise ConfigError(f"'{prefix}{key}' is a section, not a value; set one of its "
+                                  f"keys, e.g. {prefix}{key}.KEY=VALUE (keys: {valid})")
             apply_overrides(current, value, prefix=f"{prefix}{key}.")
-        elif isinstance(current, dict) and isinstance(value, Mapping) and key == "params":
-            current.update(value)
+            continue
+        ok, typed = _typed(value, hints.get(key, Any))
+        if not ok:
+            raise ConfigError(f"{prefix}{key} must be {_describe(hints[key])}, got {value!r}"
+                              + (f" ({type(value).__name__})" if not isinstance(value, str)
+                                 else ""))
+        if isinstance(current, dict) and isinstance(typed, Mapping) and key == "params":
+            current.update(typed)
         else:
-            setattr(cfg, key, value)
+            setattr(cfg, key, typed)
 
 
 def parse_set(items: list[str] | None) -> dict[str, Any]:
@@ -251,9 +338,27 @@ def resolve(
     return cfg
 
 
+def _need(ok: bool, key: str, valid: str, got: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{key} must be {valid}, got {got!r}")
+
+
+def _near_multiples(x: int, k: int) -> str:
+    lo = max(k, x // k * k)
+    return f"{lo} or {lo + k}" if lo != x else str(x)
+
+
 def validate(cfg: Config) -> None:
-    """Raise :class:`ConfigError` with a clear message for values that cannot work."""
+    """Raise :class:`ConfigError` naming the key and its valid range for values that
+    cannot work (checked before any data is read or model is built)."""
     d, t = cfg.data, cfg.train
+    # Types first (a config built in Python or loaded from JSON bypasses --set checks).
+    for section, name in ((d, "data"), (cfg.model, "model"), (t, "train")):
+        hints = typing.get_type_hints(type(section))
+        for f in dataclasses.fields(section):
+            ok, typed = _typed(getattr(section, f.name), hints[f.name])
+            _need(ok, f"{name}.{f.name}", _describe(hints[f.name]), getattr(section, f.name))
+            setattr(section, f.name, typed)
     if d.task not in TASKS:
         raise ConfigError(f"data.task must be one of {TASKS}, got '{d.task}'")
     if d.source not in SOURCES:
@@ -270,18 +375,36 @@ def validate(cfg: Config) -> None:
                 f"data.occlusions must map generator names to non-negative probabilities "
                 f"with a positive sum, got {d.occlusions}"
             )
-    if d.eval_count < 1:
-        raise ConfigError("data.eval_count must be >= 1")
-    if t.batch_size < 1 or t.epochs < 1:
-        raise ConfigError("train.batch_size and train.epochs must be >= 1")
-    if t.steps_per_epoch is not None and t.steps_per_epoch < 1:
-        raise ConfigError("train.steps_per_epoch must be >= 1 (or null for one pass)")
+    _need(d.eval_count >= 1, "data.eval_count", "an integer >= 1", d.eval_count)
+    _need(d.synthetic_count >= 1, "data.synthetic_count", "an integer >= 1", d.synthetic_count)
+    _need(d.min_image_side is None or d.min_image_side >= 1, "data.min_image_side",
+          "null (half of data.image_size) or an integer >= 1", d.min_image_side)
+    _need(t.batch_size >= 1, "train.batch_size", "an integer >= 1", t.batch_size)
+    _need(t.epochs >= 1, "train.epochs", "an integer >= 1", t.epochs)
+    _need(t.steps_per_epoch is None or t.steps_per_epoch >= 1, "train.steps_per_epoch",
+          "an integer >= 1 (or null for one pass over the data)", t.steps_per_epoch)
+    _need(t.eval_batches is None or t.eval_batches >= 1, "train.eval_batches",
+          "an integer >= 1 (or null for the whole eval split)", t.eval_batches)
+    _need(t.g_lr > 0, "train.g_lr", "a number > 0", t.g_lr)
+    _need(t.d_lr > 0, "train.d_lr", "a number > 0", t.d_lr)
+    _need(0 <= t.beta_1 < 1, "train.beta_1", "in [0, 1)", t.beta_1)
+    _need(t.save_every_steps >= 1, "train.save_every_steps", "an integer >= 1",
+          t.save_every_steps)
+    _need(t.sample_count >= 1, "train.sample_count", "an integer >= 1", t.sample_count)
+    _need(t.max_minutes is None or t.max_minutes > 0, "train.max_minutes",
+          "a number of minutes > 0 (or null: no limit)", t.max_minutes)
+    _need(t.lr_decay_steps is None or t.lr_decay_steps >= 1, "train.lr_decay_steps",
+          "an integer >= 1 (or null)", t.lr_decay_steps)
+    _need(t.lr_decay_rate > 0, "train.lr_decay_rate", "a number > 0", t.lr_decay_rate)
+    _need(t.content_feature_scale > 0, "train.content_feature_scale", "a number > 0",
+          t.content_feature_scale)
     if t.pixel_loss not in ("mse", "l1"):
         raise ConfigError(f"train.pixel_loss must be 'mse' or 'l1', got '{t.pixel_loss}'")
     if t.adv_weight < 0 or t.pixel_weight < 0:
-        raise ConfigError("train.adv_weight and train.pixel_weight must be >= 0")
+        raise ConfigError("train.adv_weight and train.pixel_weight must be >= 0, got "
+                          f"{t.adv_weight} and {t.pixel_weight}")
     if not 0 <= t.label_smoothing < 0.5:
-        raise ConfigError("train.label_smoothing must be in [0, 0.5)")
+        raise ConfigError(f"train.label_smoothing must be in [0, 0.5), got {t.label_smoothing}")
     if t.content_loss not in CONTENT_LOSSES:
         raise ConfigError(f"train.content_loss must be one of {CONTENT_LOSSES}, "
                           f"got '{t.content_loss}'")
@@ -289,7 +412,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("train.content_extractor must be 'vgg19' or 'tiny-random', "
                           f"got '{t.content_extractor}'")
     if t.content_weight < 0 or t.pretrain_steps < 0:
-        raise ConfigError("train.content_weight and train.pretrain_steps must be >= 0")
+        raise ConfigError("train.content_weight and train.pretrain_steps must be >= 0, got "
+                          f"{t.content_weight} and {t.pretrain_steps}")
     k = t.steps_per_execution
     if not isinstance(k, int) or k < 1:
         raise ConfigError(f"train.steps_per_execution must be an integer >= 1, got {k!r}")
@@ -307,3 +431,37 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"train.{key} '{sched}' needs train.lr_decay_steps")
     if t.strategy not in STRATEGIES:
         raise ConfigError(f"train.strategy must be one of {STRATEGIES}, got '{t.strategy}'")
+    _validate_for_model(cfg)
+
+
+def _validate_for_model(cfg: Config) -> None:
+    """Checks that depend on the architecture: task, SR scale, down-sampling factor."""
+    from tfface.models import get_arch
+
+    d, m = cfg.data, cfg.model
+    try:
+        family = get_arch(m.arch)
+    except ValueError as e:
+        raise ConfigError(f"model.arch: {e}") from None
+    family_task = getattr(family, "TASK", d.task)
+    if family_task != d.task:
+        raise ConfigError(f"model.arch '{m.arch}' is a {family_task} model, but data.task is "
+                          f"'{d.task}'")
+    if d.task == "sr":
+        from tfface.data.degrade import SCALES
+
+        ok = getattr(family, "supports_scale", lambda s: True)
+        scales = tuple(s for s in SCALES if ok(s))
+        _need(d.scale in scales, "data.scale", f"one of {scales} for {m.arch}", d.scale)
+    factor_fn = getattr(family, "downsampling_factor", None)
+    if factor_fn is None:
+        return
+    try:
+        factor = int(factor_fn(cfg))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"model.params of {m.arch} are invalid: {e}") from None
+    if d.image_size % factor:
+        raise ConfigError(
+            f"data.image_size must be a multiple of {factor} for {m.arch} (preset {m.preset}: "
+            f"the network down-samples the image by {factor}), got {d.image_size}; "
+            f"e.g. {_near_multiples(d.image_size, factor)}")

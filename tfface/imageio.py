@@ -23,8 +23,21 @@ def to_float(pixels: np.ndarray) -> np.ndarray:
 
 
 def write_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
-    """Write an RGB (or single-channel) uint8 image; the folder is created if needed."""
-    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+    """Write an RGB (or single-channel) uint8 image; the folder is created if needed.
+
+    The file appears atomically (encoded in memory, written to a temporary name, then
+    renamed), so an interrupted write never leaves a truncated image behind.
+    """
+    from tfface.fileio import atomic_write
+
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     img = rgb if rgb.ndim == 2 or rgb.shape[-1] == 1 else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    if not cv2.imwrite(os.fspath(path), img):
-        raise OSError(f"could not write image '{path}'")
+    ext = os.path.splitext(path)[1] or ".png"
+    try:
+        ok, buf = cv2.imencode(ext, img)
+    except cv2.error as e:
+        raise OSError(f"could not encode image '{path}': {e}") from e
+    if not ok:
+        raise OSError(f"could not encode image '{path}'")
+    atomic_write(path, buf.tobytes(), fsync=False)

@@ -65,11 +65,17 @@ class Restorer:
 
             if not os.path.exists(model):
                 raise InferenceError(f"no such model file: {model}")
-            card = load_card(model)
-            if not card:
-                raise InferenceError(f"{model} has no model card (JSON beside it or embedded); "
-                                     "convert it with python -m tflite.convert")
-            runner = LiteRunner(model)
+            try:
+                runner = LiteRunner(model)
+            except ValueError as e:
+                raise InferenceError(str(e)) from e
+            try:
+                card = load_card(model)
+            except (ValueError, OSError):  # a damaged card beside the file
+                card = None
+            if not card or "task" not in card or not card.get("outputs"):
+                raise InferenceError(f"{model} has no usable model card (JSON beside it or "
+                                     "embedded); convert it with python -m tflite.convert")
             keys = runner.input_keys
             image_key = next(k for k in keys if k != "mask")
             image = runner.inputs[keys.index(image_key)]
@@ -82,6 +88,8 @@ class Restorer:
                 return runner.run_named(dict(zip([image_key, "mask"], xs)))
 
             return cls(predict, spec, os.path.basename(model))
+        if not os.path.exists(model):
+            raise InferenceError(f"no such run directory or .tflite file: {model}")
         raise InferenceError(f"--model must be a run directory or a .tflite file, got '{model}'")
 
     def restore_face(self, face: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -198,6 +206,35 @@ def restore_image(
         patch = np.where(hole, patch, face)
     result[y : y + side, x : x + side] = patch
     return result
+
+
+RESTORE_MAX_PIXELS = 100_000_000
+"""Largest photo restore decodes (e.g. 12000x8000); larger files are skipped."""
+
+
+def read_photo(path: str, max_pixels: int = RESTORE_MAX_PIXELS) -> np.ndarray:
+    """A photo file as uint8 RGB, checked from its header before decoding.
+
+    Raises:
+        InferenceError: the file is empty, unreadable, not an image, truncated, or larger
+            than ``max_pixels`` (its header is read first, so a file that claims absurd
+            dimensions is never decoded); the message says which.
+    """
+    from tfface.data.sources import SKIP_REASONS, _decode_image_bytes, probe_image
+
+    probe = probe_image(path, 1, 1, max_pixels=max_pixels, reduce_jpeg=False)
+    if probe.skip:
+        detail = f" ({probe.detail})" if probe.detail else ""
+        raise InferenceError(f"{SKIP_REASONS[probe.skip]}{detail}")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise InferenceError(f"unreadable ({e.strerror or type(e).__name__})") from e
+    rgb = _decode_image_bytes(data, path.lower().endswith((".jpg", ".jpeg")))
+    if rgb is None:
+        raise InferenceError("not a decodable image")
+    return rgb
 
 
 def read_mask(path: str) -> np.ndarray:

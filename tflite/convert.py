@@ -26,6 +26,7 @@ import numpy as np
 import tfface
 import tensorflow as tf
 
+from tfface.fileio import atomic_write
 from tflite.harness import LiteRunner
 from tflite.metadata import embed_card, min_runtime_version, op_inventory
 from tflite.quantize import (
@@ -112,6 +113,10 @@ def representative_inputs(cfg, n: int) -> list[list[np.ndarray]]:
     out = []
     for b in make_dataset(cfg, "train", batch_size=1).take(n):
         out.append([b[k].numpy() for k in keys])
+    if len(out) < n:
+        raise ConversionError(
+            f"the run's training pipeline yielded {len(out)} of the {n} calibration samples "
+            f"int8 needs (data source: {cfg.data.source}); check that its data is still there")
     return out
 
 
@@ -141,7 +146,11 @@ def convert_model(
     if qcfg.mode == "int8":
         if representative is None:
             representative = representative_inputs(cfg, qcfg.calibration_samples)
-        rep = representative_from(representative)
+        try:
+            rep = representative_from(representative)
+        except ValueError as e:  # e.g. an empty representative dataset
+            raise ConversionError(f"int8 calibration cannot start: {e}; nothing was "
+                                  "written") from e
     t0 = time.time()
     try:
         content = converter_for(model, qcfg, rep).convert()
@@ -206,11 +215,10 @@ def convert_model(
         if card["size_bytes"] == len(final):
             break
         card["size_bytes"] = len(final)
-    with open(path, "wb") as f:
-        f.write(final)
+    # Atomic writes: a failure or a kill never leaves a truncated .tflite or card.
+    atomic_write(path, final)
     card_path = os.path.join(out_dir, qcfg.file_stem + ".json")
-    with open(card_path, "w", encoding="utf-8") as f:
-        json.dump(card, f, indent=2)
+    atomic_write(card_path, json.dumps(card, indent=2))
     return Converted(path, card_path, card)
 
 
@@ -329,15 +337,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: --samples must be at least {MIN_CALIBRATION_SAMPLES} for a reliable "
               "int8 calibration", file=sys.stderr)
         return 2
+    from tfface.fileio import OutputDirError, check_writable_dir
     from tfface.train.runner import load_generator
 
+    out_dir = args.out_dir or args.run
     try:
         cfg, model = load_generator(args.run, args.weights)
-    except FileNotFoundError as e:
+        check_writable_dir(out_dir, what="output folder")
+        check = fidelity_batch(cfg)  # also proves the run's data source is still usable
+    except (FileNotFoundError, ValueError, OutputDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out_dir = args.out_dir or args.run
-    check = fidelity_batch(cfg)
     rows = []
     for mode in modes:
         qcfg = (QuantizationConfig.for_int8(args.io, args.samples) if mode == "int8"

@@ -36,17 +36,49 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return ((np.asarray(q, np.float64) - zero_point) * scale).astype(np.float32)
 
 
+TFLITE_IDENTIFIER = b"TFL3"
+"""FlatBuffer file identifier of every ``.tflite`` file (bytes 4..8)."""
+
+
+def check_tflite_header(head: bytes, name: str = "the file") -> None:
+    """Raise ValueError unless ``head`` (a file's first 8 bytes) starts a TFLite model."""
+    if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER:
+        what = "empty" if not head else "not a TFLite model"
+        raise ValueError(f"{name} is {what} (a .tflite file carries the identifier "
+                         f"'TFL3' at byte 4); pass a file written by python -m tflite.convert")
+
+
 class LiteRunner:
     """A ``.tflite`` model as a float-in, float-out callable over NHWC batches."""
 
     def __init__(self, model: str | os.PathLike | bytes, num_threads: int = 2):
+        """Load a ``.tflite`` file (path) or its bytes.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: the file is not a TFLite model or the interpreter rejects it.
+        """
+        name = "the model bytes"
         if isinstance(model, (bytes, bytearray)):
-            self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
+            head = bytes(model[:8])
         else:
-            if not os.path.exists(model):
-                raise FileNotFoundError(f"no such .tflite file: {model}")
-            self.interpreter = Interpreter(model_path=os.fspath(model), num_threads=num_threads)
-        self.interpreter.allocate_tensors()
+            name = os.fspath(model)
+            if not os.path.isfile(name):
+                raise FileNotFoundError(f"no such .tflite file: {name}")
+            with open(name, "rb") as f:
+                head = f.read(8)
+        check_tflite_header(head, name)
+        try:
+            if isinstance(model, (bytes, bytearray)):
+                self.interpreter = Interpreter(model_content=bytes(model),
+                                               num_threads=num_threads)
+            else:
+                self.interpreter = Interpreter(model_path=name, num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+        except (RuntimeError, ValueError) as e:
+            detail = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise ValueError(f"{name} cannot be loaded by the LiteRT interpreter ({detail}); "
+                             "is it a complete .tflite file written by tflite.convert?") from e
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
 
@@ -92,11 +124,12 @@ class LiteRunner:
         outs = []
         for i in range(n):
             for detail, x in zip(self.inputs, xs):
-                want = tuple(detail["shape"][1:])
-                if tuple(x.shape[1:]) != want:
+                want = tuple(int(v) for v in detail["shape"][1:])
+                if tuple(int(v) for v in x.shape[1:]) != want:
                     raise ValueError(
-                        f"input '{detail['name']}' expects images of shape {want}, "
-                        f"got {tuple(x.shape[1:])}"
+                        f"input '{self.tensor_key(detail)}' of the model expects images of "
+                        f"shape {want}, got {tuple(int(v) for v in x.shape[1:])}; resize the "
+                        "images (or use the model converted for this size)"
                     )
                 self.interpreter.set_tensor(detail["index"], self._feed(detail, x[i : i + 1]))
             self.interpreter.invoke()

@@ -39,9 +39,17 @@ def load_card(path: str) -> dict[str, Any] | None:
     """The file's model card: the JSON beside it, else the copy embedded in the file."""
     side = os.path.splitext(path)[0] + ".json"
     if os.path.exists(side):
-        with open(side, encoding="utf-8") as f:
-            return json.load(f)
-    return read_card(path)
+        try:
+            with open(side, encoding="utf-8") as f:
+                card = json.load(f)
+            if isinstance(card, dict):
+                return card
+        except (OSError, ValueError):  # a damaged card beside the file: use the embedded one
+            pass
+    try:
+        return read_card(path)
+    except Exception:  # noqa: BLE001 - a file without parsable metadata has no card
+        return None
 
 
 def validate_file(
@@ -61,11 +69,7 @@ def validate_file(
 
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path}")
-    try:
-        runner = LiteRunner(path)
-    except (RuntimeError, ValueError) as e:
-        raise ValueError(f"{path} cannot be loaded by the LiteRT interpreter: "
-                         f"{str(e).strip().splitlines()[-1]}") from e
+    runner = LiteRunner(path)  # ValueError naming the problem for a file that is not one
     card = load_card(path) or {}
     run_dir = run_dir or card.get("source_run")
     report: dict[str, Any] = {"file": path, "size_bytes": os.path.getsize(path),
@@ -80,6 +84,7 @@ def validate_file(
         if data_dir:
             cfg.data.source, cfg.data.data_dir = "folder", data_dir
         keys = generator_inputs(cfg)
+        _check_inputs_match(runner, cfg, keys, path, run_dir)
         batches = eval_batches(cfg, images)
 
         def tfl(batch):
@@ -107,6 +112,22 @@ def validate_file(
     report["latency"] = measure_latency(path, threads=threads, runs=latency_runs)
     report["peak_memory_mb"] = peak_memory_mb()
     return report
+
+
+def _check_inputs_match(runner: LiteRunner, cfg, keys, path: str, run_dir: str) -> None:
+    """Refuse a file whose inputs do not match the images of the run it is checked against."""
+    from tfface.train.runner import model_input_shapes
+
+    want = model_input_shapes(cfg)
+    if sorted(runner.input_keys) != sorted(keys):
+        raise ValueError(f"{path} takes inputs {runner.input_keys}, but the run {run_dir} "
+                         f"feeds {list(keys)}; pass the matching --run RUN_DIR")
+    for detail, key in zip(runner.inputs, runner.input_keys):
+        got = tuple(int(v) for v in detail["shape"][1:])
+        if got != want[key]:
+            raise ValueError(
+                f"{path} expects '{key}' of shape {got}, but the run {run_dir} makes images of "
+                f"shape {want[key]}; pass the run the file was converted from (--run RUN_DIR)")
 
 
 def gate_failures(report: dict[str, Any], min_fidelity_db: float | None,
@@ -245,11 +266,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir = args.out_dir or os.path.dirname(os.path.abspath(args.files[0]))
     os.makedirs(out_dir, exist_ok=True)
     written = write_figures(reports, out_dir)
-    with open(os.path.join(out_dir, "validation.md"), "w", encoding="utf-8") as f:
-        f.write(table + "\n\n" + "".join(f"![{n}]({n})\n" for n in written))
-    with open(os.path.join(out_dir, "validation.json"), "w", encoding="utf-8") as f:
-        json.dump([{k: v for k, v in r.items() if not k.startswith("_")} for r in reports],
-                  f, indent=2)
+    from tfface.fileio import atomic_write
+
+    atomic_write(os.path.join(out_dir, "validation.md"),
+                 table + "\n\n" + "".join(f"![{n}]({n})\n" for n in written))
+    atomic_write(os.path.join(out_dir, "validation.json"),
+                 json.dumps([{k: v for k, v in r.items() if not k.startswith("_")}
+                             for r in reports], indent=2))
     print(f"\nWritten to {out_dir}: validation.md, validation.json, " + ", ".join(written))
     for r in reports:
         for reason in r["gate_failures"]:

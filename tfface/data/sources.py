@@ -27,6 +27,7 @@ import hashlib
 import logging
 import os
 import threading
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import tfface  # noqa: F401  (selects tf_keras before TensorFlow is imported)
@@ -172,45 +173,388 @@ _MAGIC_CHECKS: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
     ("bmp", lambda b: b[:2] == b"BM"),
 )
 
+MAX_DECODE_PIXELS = 24_000_000
+"""Largest image (pixels) decoded at full size, e.g. a 6000x4000 camera photo. Larger
+JPEGs are decoded at 1/2, 1/4 or 1/8 scale by the JPEG decoder itself (no full-size
+buffer is ever allocated); larger images of other formats are skipped."""
 
-def _sniff(path: str) -> str | None:
-    """The image format from the file's first bytes, or None (empty, unreadable, other)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(16)
-    except OSError:
-        return None
+SKIP_REASONS = {
+    "unreadable": "unreadable",
+    "zero-byte": "zero-byte",
+    "not-an-image": "not an image",
+    "corrupt": "corrupt header",
+    "truncated": "truncated",
+    "too-small": "too small",
+    "too-large": "too large",
+}
+"""Why :class:`FolderSource` skips a file (key → words of the summary warning)."""
+
+CONVERT_REASONS = {
+    "grayscale": "grayscale",
+    "alpha": "RGBA/transparent (composited on white)",
+    "16-bit": "16-bit (scaled to 8-bit)",
+    "cmyk": "CMYK",
+    "palette": "palette",
+    "reduced": "huge JPEG (decoded at reduced size)",
+}
+"""How :class:`FolderSource` converts usable files that are not plain 8-bit RGB."""
+
+
+def _sniff_bytes(head: bytes) -> str | None:
     for fmt, check in _MAGIC_CHECKS:
         if check(head):
             return fmt
     return None
 
 
-def _scan_images(root: str) -> list[str]:
-    """All files under ``root`` with an accepted extension, as sorted relative paths."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for fn in filenames:
-            if fn.startswith("."):
+# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic); C4 (DHT),
+# C8 (reserved) and CC (DAC) share the range but are not frames.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_header(f) -> tuple[int, int, int, int] | None:
+    """(width, height, components, bits) from the first JPEG frame header, or None.
+
+    Walks the marker segments from the start of the file with seeks, so large EXIF
+    blocks cost nothing; reads at most a few hundred bytes.
+    """
+    f.seek(2)
+    for _ in range(256):  # a real file reaches its frame header in a handful of segments
+        if f.read(1) != b"\xff":  # every segment starts with a marker
+            return None
+        b = f.read(1)
+        while b == b"\xff":  # fill bytes before the marker code
+            b = f.read(1)
+        if not b:
+            return None
+        marker = b[0]
+        if marker in (0x01,) or 0xD0 <= marker <= 0xD7:  # segments without a length
+            continue
+        seg = f.read(2)
+        if len(seg) < 2:
+            return None
+        length = int.from_bytes(seg, "big")
+        if length < 2:
+            return None
+        if marker in _JPEG_SOF:
+            sof = f.read(6)
+            if len(sof) < 6:
+                return None
+            bits, h, w, comps = sof[0], int.from_bytes(sof[1:3], "big"), \
+                int.from_bytes(sof[3:5], "big"), sof[5]
+            return w, h, comps, bits
+        if marker == 0xDA:  # start of scan before any frame header: broken
+            return None
+        f.seek(length - 2, os.SEEK_CUR)
+        b = f.read(1)
+        if b != b"\xff":
+            return None
+        f.seek(-1, os.SEEK_CUR)
+    return None
+
+
+def _png_header(head: bytes) -> tuple[int, int, int, int] | None:
+    """(width, height, color type, bit depth) from the IHDR chunk, or None."""
+    if len(head) < 26 or head[12:16] != b"IHDR":
+        return None
+    w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    return w, h, head[25], head[24]
+
+
+def _pil_header(path: str) -> tuple[int, int, str] | None:
+    """(width, height, PIL mode) of a WebP/BMP file read by Pillow (header only), or None."""
+    import warnings
+
+    try:
+        from PIL import Image
+
+        with warnings.catch_warnings():  # the size limit is ours (MAX_DECODE_PIXELS)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return int(im.size[0]), int(im.size[1]), str(im.mode)
+    except Exception:  # Pillow raises many types on broken headers
+        return None
+
+
+def _fully_decodes(path: str) -> bool:
+    """True when Pillow decodes the whole file (it rejects truncated data; OpenCV's JPEG
+    decoder would fill the missing rows with gray instead)."""
+    import warnings
+
+    try:
+        from PIL import Image
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.draft("RGB", (max(1, im.size[0] // 8), max(1, im.size[1] // 8)))
+                im.load()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means the data cannot be used
+        return False
+
+
+@dataclass
+class ImageProbe:
+    """What the folder scan learned about one file without decoding it."""
+
+    skip: str | None = None
+    """A key of :data:`SKIP_REASONS`, or None when the file is usable."""
+    detail: str = ""
+    notes: tuple[str, ...] = ()
+    """Keys of :data:`CONVERT_REASONS` that apply to the file."""
+    reduce: int = 1
+    """JPEG decode scale denominator (1, 2, 4 or 8)."""
+    size: tuple[int, int] | None = None
+
+
+def probe_image(path: str, image_size: int, min_side: int, *,
+                max_pixels: int = MAX_DECODE_PIXELS, reduce_jpeg: bool = True) -> ImageProbe:
+    """Classify ``path`` from its header and tail bytes (no full decode).
+
+    Catches zero-byte, unreadable (permissions, I/O errors), non-image, corrupt-header
+    and truncated files, images smaller than ``min_side`` or larger than ``max_pixels``
+    (JPEGs above it are decoded at reduced size when ``reduce_jpeg``, keeping the
+    shorter side >= ``image_size`` where possible), and notes the conversions
+    (grayscale, alpha, 16-bit, CMYK, palette, reduced-size JPEG decoding) the decoder
+    will apply. A header that claims absurd dimensions is therefore never decoded.
+    """
+    try:
+        with open(path, "rb") as f:
+            nbytes = os.fstat(f.fileno()).st_size
+            if nbytes == 0:
+                return ImageProbe("zero-byte")
+            head = f.read(64)
+            fmt = _sniff_bytes(head)
+            if fmt is None:
+                return ImageProbe("not-an-image", "no JPEG/PNG/WebP/BMP signature")
+            notes: list[str] = []
+            tail_ok = True
+            if fmt == "jpeg":
+                hdr = _jpeg_header(f)
+                if hdr is None:
+                    return ImageProbe("corrupt", "no JPEG frame header")
+                w, h, comps, bits = hdr
+                notes += {1: ["grayscale"], 4: ["cmyk"]}.get(comps, [])
+                if bits > 8:
+                    notes.append("16-bit")
+                f.seek(max(0, nbytes - 64))
+                tail_ok = b"\xff\xd9" in f.read(64)
+            elif fmt == "png":
+                hdr = _png_header(head)
+                if hdr is None:
+                    return ImageProbe("corrupt", "no PNG IHDR chunk")
+                w, h, color, bits = hdr
+                notes += {0: ["grayscale"], 3: ["palette"], 4: ["grayscale", "alpha"],
+                          6: ["alpha"]}.get(color, [])
+                if bits == 16:
+                    notes.append("16-bit")
+                f.seek(max(0, nbytes - 64))
+                tail_ok = b"IEND" in f.read(64)
+            else:
+                if fmt == "webp":
+                    tail_ok = int.from_bytes(head[4:8], "little") + 8 <= nbytes
+                else:  # BMP: the header states the file size (some writers put 0)
+                    declared = int.from_bytes(head[2:6], "little")
+                    tail_ok = declared == 0 or declared <= nbytes
+                hdr = _pil_header(path)
+                if hdr is None:
+                    return ImageProbe("corrupt", f"unreadable {fmt.upper()} header")
+                w, h, mode = hdr
+                notes += {"L": ["grayscale"], "LA": ["grayscale", "alpha"], "RGBA": ["alpha"],
+                          "P": ["palette"], "CMYK": ["cmyk"], "I;16": ["grayscale", "16-bit"],
+                          "I": ["grayscale", "16-bit"]}.get(mode, [])
+    except OSError as e:
+        return ImageProbe("unreadable", e.strerror or type(e).__name__)
+    if w < 1 or h < 1:
+        return ImageProbe("corrupt", f"{w}x{h} pixels")
+    if min(w, h) < min_side:
+        return ImageProbe("too-small", f"{w}x{h} px, shorter side < {min_side} px "
+                          "(data.min_image_side)", size=(w, h))
+    reduce = 1
+    if w * h > max_pixels:
+        if fmt != "jpeg" or not reduce_jpeg:
+            return ImageProbe("too-large", f"{w}x{h} px ({w * h / 1e6:.0f} MP) > "
+                              f"{max_pixels / 1e6:.0f} MP; downscale it", size=(w, h))
+        # The JPEG decoder scales by 1/2, 1/4 or 1/8 while decoding: take the largest
+        # scale-down that still leaves the shorter side >= image_size.
+        fits = [r for r in (2, 4, 8) if (w // r) * (h // r) <= max_pixels]
+        if not fits:
+            return ImageProbe("too-large", f"{w}x{h} px JPEG, too large even at 1/8 scale",
+                              size=(w, h))
+        sharp = [r for r in fits if min(w, h) // r >= image_size]
+        reduce = max(sharp) if sharp else min(fits)
+        notes.append("reduced")
+    if not tail_ok and not _fully_decodes(path):
+        return ImageProbe("truncated", f"{nbytes} bytes; the image data ends early",
+                          size=(w, h))
+    return ImageProbe(None, notes=tuple(notes), reduce=reduce, size=(w, h))
+
+
+def _walk_images(root: str, problems: list[tuple[str, str]]) -> list[str]:
+    """Files under ``root`` with an accepted extension, as sorted relative paths.
+
+    Follows symbolic links to folders but enters every real folder once (a link loop
+    is reported, not followed forever); folders that cannot be listed are reported in
+    ``problems`` and skipped. Hidden files and folders are ignored.
+    """
+    found: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        try:
+            st = os.stat(d)
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                problems.append((os.path.relpath(d, root), "folder already scanned "
+                                 "(symbolic link loop or duplicate link); not followed"))
                 continue
-            if os.path.splitext(fn)[1].lower() in IMAGE_EXTENSIONS:
-                found.append(os.path.relpath(os.path.join(dirpath, fn), root))
+            seen.add(key)
+            with os.scandir(d) as it:
+                entries = list(it)
+        except OSError as e:
+            problems.append((os.path.relpath(d, root),
+                             f"folder cannot be read: {e.strerror or type(e).__name__}"))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                stack.append(entry.path)
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                if entry.is_symlink() and not os.path.exists(entry.path):
+                    problems.append((os.path.relpath(entry.path, root), "broken symbolic link"))
+                    continue
+                found.append(os.path.relpath(entry.path, root))
     return sorted(found)
 
 
-def _decode_image_bytes(data: bytes, is_jpeg: bool) -> np.ndarray | None:
+@dataclass
+class FolderScan:
+    """The result of scanning a face folder: usable files, skipped files and why."""
+
+    root: str
+    candidates: int = 0
+    """Files with an image extension."""
+    usable: list[str] = field(default_factory=list)
+    skipped: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    converted: dict[str, list[str]] = field(default_factory=dict)
+    folder_problems: list[tuple[str, str]] = field(default_factory=list)
+    reduce: dict[str, int] = field(default_factory=dict)
+    """Relative path → JPEG decode scale denominator, for huge JPEGs only."""
+    log_path: str | None = None
+
+    @property
+    def skipped_files(self) -> list[str]:
+        return sorted(r for items in self.skipped.values() for r, _ in items)
+
+    def counts(self) -> dict[str, int]:
+        """Per-reason counts: skip reasons, then conversion reasons."""
+        out = {k: len(v) for k, v in self.skipped.items() if v}
+        out.update({k: len(v) for k, v in self.converted.items() if v})
+        return out
+
+    def summary(self) -> str | None:
+        """The one-line warning of a scan, or None when every file was a plain image."""
+        n_skip = sum(len(v) for v in self.skipped.values())
+        n_conv = len({r for v in self.converted.values() for r in v})
+        if not (n_skip or n_conv or self.folder_problems):
+            return None
+        parts = [f"FolderSource: '{self.root}'"]
+        if n_skip:
+            why = ", ".join(f"{len(self.skipped[k])} {v}" for k, v in SKIP_REASONS.items()
+                            if self.skipped.get(k))
+            examples = self.skipped_files[:3]
+            parts.append(f"skipping {n_skip} of {self.candidates} files ({why}; e.g. "
+                         + ", ".join(examples) + (", ..." if n_skip > 3 else "") + ")")
+        if n_conv:
+            why = ", ".join(f"{len(self.converted[k])} {v}" for k, v in CONVERT_REASONS.items()
+                            if self.converted.get(k))
+            parts.append(f"converting {n_conv} ({why})")
+        if self.folder_problems:
+            parts.append(f"{len(self.folder_problems)} folder problem(s) (e.g. "
+                         f"{self.folder_problems[0][0]}: {self.folder_problems[0][1]})")
+        text = parts[0] + ": " + "; ".join(parts[1:])
+        if self.log_path:
+            text += f". Details: {self.log_path}"
+        return text
+
+    def details(self) -> str:
+        lines = [f"# tfface folder scan of {self.root}",
+                 f"# {len(self.usable)} usable of {self.candidates} image files",
+                 "# status\treason\tfile\tdetail"]
+        for k, items in self.skipped.items():
+            lines += [f"skipped\t{k}\t{r}\t{d}" for r, d in items]
+        for k, items in self.converted.items():
+            lines += [f"converted\t{k}\t{r}\t{CONVERT_REASONS[k]}" for r in items]
+        lines += [f"folder\tproblem\t{r}\t{d}" for r, d in self.folder_problems]
+        return "\n".join(lines) + "\n"
+
+
+def scan_folder(root: str, image_size: int, min_side: int) -> FolderScan:
+    """Find and classify every image file under ``root`` (see :func:`probe_image`)."""
+    scan = FolderScan(root)
+    rel = _walk_images(root, scan.folder_problems)
+    scan.candidates = len(rel)
+    for r in rel:
+        p = probe_image(os.path.join(root, r), image_size, min_side)
+        if p.skip:
+            scan.skipped.setdefault(p.skip, []).append((r, p.detail))
+            continue
+        scan.usable.append(r)
+        for n in p.notes:
+            scan.converted.setdefault(n, []).append(r)
+        if p.reduce > 1:
+            scan.reduce[r] = p.reduce
+    return scan
+
+
+def _default_log_dir() -> str:
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), "tfface")
+
+
+def _write_scan_log(scan: FolderScan, log_dir: str | None) -> None:
+    """Write the scan's details (one line per file) and remember where; never raises."""
+    name = "folder_scan.log"
+    if log_dir is None:
+        log_dir = _default_log_dir()
+        digest = hashlib.blake2b(scan.root.encode("utf-8"), digest_size=4).hexdigest()
+        name = f"folder_scan-{digest}.log"
+    path = os.path.join(log_dir, name)
+    try:
+        from tfface.fileio import atomic_write
+
+        os.makedirs(log_dir, exist_ok=True)
+        atomic_write(path, scan.details().encode("utf-8"))
+        scan.log_path = path
+    except OSError as e:
+        logger.warning("FolderSource: could not write the scan details to %s (%s)", path, e)
+
+
+_JPEG_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
+                 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def _decode_image_bytes(data: bytes, is_jpeg: bool, reduce: int = 1) -> np.ndarray | None:
     """Decode any supported image into uint8 RGB, or None when it cannot be decoded.
 
-    JPEGs go through ``IMREAD_COLOR`` (fast path, EXIF orientation applied). Other
-    formats are read unchanged so that 16-bit samples are scaled (``>> 8``) rather than
-    clipped and transparent pixels are composited on white.
+    JPEGs go through ``IMREAD_COLOR`` (fast path, EXIF orientation applied; with
+    ``reduce`` 2, 4 or 8 the decoder itself scales down, so a huge photo never needs
+    a full-size buffer). Other formats are read unchanged so that 16-bit samples are
+    scaled (``>> 8``) rather than clipped and transparent pixels are composited on white.
     """
     buf = np.frombuffer(data, np.uint8)
     if buf.size == 0:
         return None
     try:
-        img = cv2.imdecode(buf, cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED)
+        img = cv2.imdecode(buf, _JPEG_REDUCED[reduce] if is_jpeg else cv2.IMREAD_UNCHANGED)
     except cv2.error:
         return None
     if img is None or img.size == 0:
@@ -253,16 +597,25 @@ class FolderSource(FaceSource):
     there are two or more), the rest is train. A folder with a single image uses it
     for both and warns.
 
-    Files whose first bytes are not a known image format are skipped at scan time and
-    reported in one warning. A file that still fails to decode is dropped from the
-    stream (its ``index`` is skipped) with a warning, so a bad file never stops
-    training. Landmarks are :data:`CANONICAL_LANDMARKS` (photos are assumed aligned).
+    The scan (:func:`scan_folder`) reads each file's header and last bytes, never the
+    whole image: zero-byte, unreadable, non-image, corrupt, truncated, too small
+    (shorter side below ``data.min_image_side``, default half the image size) and too
+    large files are skipped; grayscale, transparent, 16-bit, CMYK and palette images
+    are converted; JPEGs above :data:`MAX_DECODE_PIXELS` are decoded at reduced size.
+    One warning sums it up per reason and names a log file with one line per file
+    (``folder_scan.log`` in ``log_dir``, e.g. the run directory; a temporary folder
+    otherwise). Symbolic-link loops and folders that cannot be read are reported, not
+    followed. A file that still fails to decode is dropped from the stream (its
+    ``index`` is skipped) with a warning, so a bad file never stops training; when no
+    file of a split decodes at all, reading it raises :class:`SourceError` instead of
+    waiting forever. Landmarks are :data:`CANONICAL_LANDMARKS` (photos are assumed
+    aligned).
     """
 
     name = "folder"
     synthetic = False
 
-    def __init__(self, data_cfg: DataConfig):
+    def __init__(self, data_cfg: DataConfig, *, log_dir: str | None = None):
         super().__init__(data_cfg)
         if not data_cfg.data_dir:
             raise SourceError("the folder source needs a folder: pass --data-dir DIR")
@@ -274,28 +627,35 @@ class FolderSource(FaceSource):
                 f"(expected a folder of face photos: {exts}, searched recursively)"
             )
         self.root = root
-        rel = _scan_images(root)
-        if not rel:
+        min_side = data_cfg.min_image_side
+        self.min_side = int(self.image_size // 2 if min_side is None else min_side)
+        scan = scan_folder(root, self.image_size, self.min_side)
+        self.scan = scan
+        if not scan.candidates:
+            extra = ""
+            if scan.folder_problems:
+                where, why = scan.folder_problems[0]
+                extra = f"; {len(scan.folder_problems)} folder(s) could not be scanned " \
+                        f"(e.g. {where}: {why})"
             raise SourceError(
                 f"no images found in '{root}' (searched recursively for {exts}, "
-                "case-insensitive)"
+                f"case-insensitive{extra})"
             )
-        good, bad = [], []
-        for r in rel:
-            (good if _sniff(os.path.join(root, r)) else bad).append(r)
-        if bad:
-            examples = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
-            logger.warning(
-                "FolderSource: skipping %d of %d files in '%s' that are empty, unreadable "
-                "or not images (e.g. %s)",
-                len(bad), len(rel), root, examples,
-            )
+        if scan.summary() is not None:
+            _write_scan_log(scan, log_dir)
+            logger.warning(scan.summary())
+        good = scan.usable
         if not good:
+            why = ", ".join(f"{len(v)} {SKIP_REASONS[k]}" for k, v in scan.skipped.items() if v)
             raise SourceError(
-                f"none of the {len(rel)} files with an image extension in '{root}' "
-                f"could be read as an image ({exts})"
+                f"no usable image in '{root}': none of the {scan.candidates} files with an "
+                f"image extension ({exts}) could be read as a usable image ({why})"
+                + (f"; see {scan.log_path}" if scan.log_path else "")
+                + (f". Lower data.min_image_side (now {self.min_side} px) to use small "
+                   "images" if scan.skipped.get("too-small") else "")
             )
-        self.skipped_files = bad
+        self.skipped_files = scan.skipped_files
+        self._reduce = {os.path.join(root, r): f for r, f in scan.reduce.items()}
         # Fixed pseudo-random order: sort by a keyed hash of the relative path. Adding
         # files to the folder does not move existing files between the splits much.
         order = sorted(
@@ -316,6 +676,7 @@ class FolderSource(FaceSource):
             n_eval = max(1, min(int(data_cfg.eval_count), int(n * _EVAL_FRACTION_CAP)))
             self.train_files, self.eval_files = order[: n - n_eval], order[n - n_eval :]
         self._failed: set[str] = set()
+        self._failed_in: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
     def describe(self) -> str:
@@ -328,33 +689,51 @@ class FolderSource(FaceSource):
         _check_split(split)
         return len(self.train_files if split == "train" else self.eval_files)
 
-    def _decode_np(self, data: bytes, path: bytes) -> tuple[np.ndarray, np.bool_]:
+    def _decode_np(self, path: bytes, split_id: np.int64) -> tuple[np.ndarray, np.bool_]:
         size = self.image_size
         p = path.decode("utf-8", "replace")
-        img = _decode_image_bytes(data, p.lower().endswith((".jpg", ".jpeg")))
+        why = "not decodable"
+        try:  # read here, not with tf.io.read_file: a file removed or locked since the
+            with open(p, "rb") as f:  # scan must skip, not stop training
+                data = f.read()
+            img = _decode_image_bytes(data, p.lower().endswith((".jpg", ".jpeg")),
+                                      self._reduce.get(p, 1))
+        except OSError as e:
+            img, why = None, f"unreadable: {e.strerror or type(e).__name__}"
         if img is None:
             with self._lock:
                 first = p not in self._failed
                 self._failed.add(p)
                 count = len(self._failed)
+                split = SPLITS[int(split_id)]
+                failed_split = self._failed_in.setdefault(split, set())
+                failed_split.add(p)
+                n_split = self.num_examples(split)
+                all_failed = len(failed_split) >= n_split
             if first:
                 logger.warning(
-                    "FolderSource: could not decode '%s'; skipped (%d undecodable file(s) "
-                    "so far)", p, count,
+                    "FolderSource: could not decode '%s' (%s); skipped (%d undecodable "
+                    "file(s) so far)", p, why, count,
+                )
+            if all_failed:
+                # Every file of the split failed: filtering them out would wait forever.
+                raise SourceError(
+                    f"none of the {n_split} files of the {split} split of '{self.root}' "
+                    "could be decoded; check the folder (see the warnings above)"
                 )
             return np.zeros((size, size, 3), np.uint8), np.bool_(False)
         return _resize_square_np(img, size), np.bool_(True)
 
-    def _load(self, files: Sequence[str]) -> Callable:
+    def _load(self, files: Sequence[str], split: str = "train") -> Callable:
         paths = tf.constant([os.path.join(self.root, f) for f in files])
         size = self.image_size
+        split_id = tf.constant(SPLITS.index(split), tf.int64)
         landmarks = tf.constant(CANONICAL_LANDMARKS)
 
         def load(index, item):
             path = tf.gather(paths, item)
-            data = tf.io.read_file(path)
             img, ok = tf.numpy_function(
-                self._decode_np, [data, path], (tf.uint8, tf.bool), stateful=False
+                self._decode_np, [path, split_id], (tf.uint8, tf.bool), stateful=False
             )
             img.set_shape((size, size, 3))
             ok.set_shape(())
@@ -370,7 +749,8 @@ class FolderSource(FaceSource):
         else:
             files = self.eval_files
             ds = tf.data.Dataset.range(len(files)).map(lambda i: (i, i))
-        ds = ds.map(self._load(files), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.map(self._load(files, split), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True)
         return ds.filter(_decoded_ok).map(_element_only)
 
 
@@ -1008,8 +1388,11 @@ class SyntheticSource(FaceSource):
 _SOURCES = {"synthetic": SyntheticSource, "folder": FolderSource, "tfds": TfdsSource}
 
 
-def make_source(data_cfg: DataConfig) -> FaceSource:
+def make_source(data_cfg: DataConfig, *, log_dir: str | None = None) -> FaceSource:
     """Build the source named by ``data_cfg.source`` (``synthetic``, ``folder``, ``tfds``).
+
+    ``log_dir`` is where a folder source writes the details of its scan
+    (``folder_scan.log``; a run passes its run directory).
 
     Raises:
         SourceError: unknown source name, or the source cannot be used (the message
@@ -1020,4 +1403,6 @@ def make_source(data_cfg: DataConfig) -> FaceSource:
         raise SourceError(
             f"unknown data source '{data_cfg.source}'; choose one of: {', '.join(_SOURCES)}"
         )
+    if cls is FolderSource:
+        return cls(data_cfg, log_dir=log_dir)
     return cls(data_cfg)

@@ -95,6 +95,13 @@ def unet_depth(size: int, depth: int | None = None) -> int:
     return depth
 
 
+def downsampling_factor(cfg) -> int:
+    """``data.image_size`` must be a multiple of this: ``2 ** depth`` for a fixed
+    ``depth``, otherwise 4 (the U-Net needs at least two halvings and then adapts)."""
+    depth = _params(cfg)["depth"]
+    return 2 ** int(depth) if depth is not None else 4
+
+
 def build_generator(cfg) -> keras.Model:
     """The U-Net generator: occluded face in [-1, 1] → restored face in [-1, 1]."""
     p = _params(cfg)

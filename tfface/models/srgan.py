@@ -116,6 +116,17 @@ def upsampling_stages(scale: int) -> int:
     return stages
 
 
+def supports_scale(scale: int) -> bool:
+    """Whether the generator can upsample by ``scale`` (powers of two, ×2 stages)."""
+    return scale >= 2 and scale & (scale - 1) == 0
+
+
+def downsampling_factor(cfg) -> int:
+    """``data.image_size`` must be a multiple of the SR scale (the LR input is
+    ``image_size // scale`` pixels)."""
+    return int(cfg.data.scale)
+
+
 def build_generator(cfg) -> keras.Model:
     """SRResNet: ``lr`` face [S/scale] in [-1, 1] → ``restored`` face [S] in [-1, 1]."""
     p = _params(cfg)

@@ -117,6 +117,12 @@ def _params(cfg) -> dict[str, Any]:
     return dict(_DEFAULT_PARAMS, **cfg.model.params)
 
 
+def downsampling_factor(cfg) -> int:
+    """``data.image_size`` must be a multiple of this: the encoder halves the image
+    ``len(filter_num) - 1`` times."""
+    return 2 ** (len(_params(cfg)["filter_num"]) - 1)
+
+
 def build_generator(cfg) -> keras.Model:
     """The V-Net generator: occluded face in [-1, 1] → restored face in [-1, 1]."""
     p = _params(cfg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfface import keras
+from tfface.fileio import atomic_path
 from tfface.imageio import to_uint8, write_image
 
 
@@ -44,20 +46,34 @@ class NaNGuard(keras.callbacks.Callback):
 
 
 class CheckpointSaver(keras.callbacks.Callback):
-    """Resumable checkpoint (models, optimizers, step, best score) every N steps and per epoch."""
+    """Resumable checkpoint (models, optimizers, step, best score) every N steps and per epoch.
+
+    A checkpoint that cannot be written (the disk filled up, the folder went away)
+    stops the run cleanly: ``error`` says why, and the previous checkpoints stay intact
+    (TensorFlow writes each one to temporary files and renames them when complete).
+    """
 
     def __init__(self, manager: tf.train.CheckpointManager, every_steps: int, guard: NaNGuard):
         super().__init__()
         self.manager = manager
         self.every = max(1, int(every_steps))
         self.guard = guard
+        self.error: str | None = None
 
     def _step(self) -> int:
         return int(self.model.g_optimizer.iterations.numpy())
 
     def save(self) -> None:
-        if self.guard.failed_at is None:
-            self.manager.save(checkpoint_number=self._step())
+        if self.guard.failed_at is not None or self.error is not None:
+            return
+        step = self._step()
+        try:
+            self.manager.save(checkpoint_number=step)
+        except (OSError, tf.errors.OpError) as e:
+            msg = getattr(e, "message", None) or str(e)
+            self.error = (f"the checkpoint of step {step} could not be written "
+                          f"({msg.strip().splitlines()[0] if msg.strip() else type(e).__name__})")
+            self.model.stop_training = True
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self._step() % self.every == 0:
@@ -82,11 +98,18 @@ class BestWeights(keras.callbacks.Callback):
         if self.guard.failed_at is not None:
             return
         gen = _eval_generator(self.model)
-        gen.save_weights(os.path.join(self.run_dir, "last.weights.h5"))
-        score = (logs or {}).get(self.monitor)
-        if score is not None and float(score) > float(self.best.numpy()):
-            self.best.assign(float(score))
-            gen.save_weights(os.path.join(self.run_dir, "best.weights.h5"))
+        try:
+            # Atomic: a kill or a full disk during the write keeps the previous file.
+            with atomic_path(os.path.join(self.run_dir, "last.weights.h5")) as tmp:
+                gen.save_weights(tmp)
+            score = (logs or {}).get(self.monitor)
+            if score is not None and float(score) > float(self.best.numpy()):
+                with atomic_path(os.path.join(self.run_dir, "best.weights.h5")) as tmp:
+                    gen.save_weights(tmp)
+                self.best.assign(float(score))
+        except OSError as e:
+            print(f"warning: could not write the generator weights ({e}); the checkpoints "
+                  "still hold them", file=sys.stderr)
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -120,7 +143,10 @@ class SampleGrid(keras.callbacks.Callback):
         return grid
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        write_image(os.path.join(self.out_dir, f"epoch_{epoch + 1:04d}.png"), self.render())
+        try:
+            write_image(os.path.join(self.out_dir, f"epoch_{epoch + 1:04d}.png"), self.render())
+        except OSError as e:  # a sample grid is not worth stopping a run for
+            print(f"warning: could not write the sample grid ({e})", file=sys.stderr)
 
 
 class Progress(keras.callbacks.Callback):

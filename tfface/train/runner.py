@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from tfface import keras
 from tfface.config import Config, ConfigError, validate
+from tfface.fileio import atomic_write, check_writable_dir
 from tfface.models import get_arch
 from tfface.train import callbacks as cbs
 from tfface.train.trainer import RestorationTrainer, learning_rate, make_optimizer
@@ -45,7 +46,8 @@ class RunResult:
     step: int
     total_steps: int
     status: str
-    """``completed``, ``time_limit`` or ``nan``."""
+    """``completed``, ``time_limit``, ``nan`` or ``write_error`` (a checkpoint could not
+    be written, e.g. a full disk)."""
     history: dict[str, list[float]] = field(default_factory=dict)
     best_val_psnr: float | None = None
     resumed_from: int = 0
@@ -58,6 +60,14 @@ def generator_inputs(cfg: Config) -> tuple[str, ...]:
     if cfg.model.params.get("mask_input"):
         return ("occluded", "mask")
     return ("occluded",)
+
+
+def model_input_shapes(cfg: Config) -> dict[str, tuple[int, int, int]]:
+    """Per-image shape (H, W, C) of each generator input of ``cfg``, by dataset key."""
+    size = int(cfg.data.image_size)
+    lr = size // int(cfg.data.scale) if cfg.data.task == "sr" else size
+    shapes = {"occluded": (size, size, 3), "mask": (size, size, 1), "lr": (lr, lr, 3)}
+    return {k: shapes[k] for k in generator_inputs(cfg)}
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -247,6 +257,79 @@ def check_memory(cfg: Config, gen: keras.Model, disc: keras.Model | None) -> Non
     )
 
 
+CHECKPOINTS_KEPT = 2
+
+
+def estimate_run_disk(gen: keras.Model, disc: keras.Model | None, ema: bool = False) -> int:
+    """Bytes a run directory needs: the kept checkpoints plus the one being written
+    (weights and two Adam slots of both models, the EMA copy), best/last weights,
+    and 20 MB for logs, samples and metrics."""
+    g, d = gen.count_params(), (disc.count_params() if disc is not None else 0)
+    ckpt = 4 * (3 * g + 3 * d + (g if ema else 0))
+    return int((CHECKPOINTS_KEPT + 1) * ckpt + 2 * 4 * g + 20e6)
+
+
+def check_run_dir(run_dir: str, need_bytes: int = 0) -> None:
+    """Fail before training when ``run_dir`` cannot be written or lacks the space a run
+    needs (a write probe plus a free-space estimate), with what to do about it."""
+    check_writable_dir(
+        run_dir, need_bytes, what="run directory",
+        hint="Choose another --run-dir (or free some space) and start again.")
+
+
+class _OpDeterminism:
+    """Context: TensorFlow op determinism on (when asked), then back to how it was.
+
+    The switch is process-wide; a run must not leave it on for the caller.
+    """
+
+    def __init__(self, on: bool):
+        self.on = on
+        self.was = None
+
+    def __enter__(self):
+        from tensorflow.python.framework import config as tf_config
+
+        self.was = tf_config.is_op_determinism_enabled()
+        if self.on and not self.was:
+            tf.config.experimental.enable_op_determinism()
+        return self
+
+    def __exit__(self, *exc):
+        from tensorflow.python.framework import config as tf_config
+
+        if self.on and not self.was and hasattr(tf_config, "disable_op_determinism"):
+            tf_config.disable_op_determinism()
+
+
+def restore_newest_good(ckpt: tf.train.Checkpoint, manager: tf.train.CheckpointManager,
+                        run_dir: str) -> str | None:
+    """Restore the newest checkpoint that reads back completely; None when there is none.
+
+    TensorFlow writes checkpoints to temporary names and renames them, so a killed
+    process leaves no half-written checkpoint; a file damaged afterwards (a disk
+    error, a copy cut short) is skipped with a warning and the previous one is used.
+    """
+    paths = list(reversed(manager.checkpoints))
+    errors = []
+    for path in paths:
+        try:
+            ckpt.restore(path).assert_existing_objects_matched()
+        except Exception as e:  # noqa: BLE001 - OpError, ValueError, IndexError, ...
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            log.warning("checkpoint %s cannot be read (%s); trying an older one", path, msg)
+            print(f"warning: checkpoint {os.path.basename(path)} cannot be read ({msg}); "
+                  "trying an older one", file=sys.stderr)
+            errors.append(f"{os.path.basename(path)}: {msg}")
+            continue
+        return path
+    if paths:
+        raise ConfigError(
+            f"none of the checkpoints in {os.path.join(run_dir, CKPT_DIR)} can be read "
+            f"({'; '.join(errors)}); move that folder away to start the run over")
+    return None
+
+
 def has_checkpoint(run_dir: str) -> bool:
     return tf.train.latest_checkpoint(os.path.join(run_dir, CKPT_DIR)) is not None
 
@@ -273,12 +356,15 @@ def run(
 
     The training stream is deterministic in the step: a run resumed at step ``s``
     draws exactly the batches an uninterrupted run draws from step ``s`` on.
-    """
-    from tfface.data.pipeline import make_dataset
-    from tfface.data.sources import make_source
 
+    Raises:
+        OutputDirError: ``run_dir`` cannot be written or lacks the space the run needs
+            (checked before the data is read and again, with the model's size, before
+            the first step).
+        ConfigError: invalid config, or ``run_dir`` holds a different run.
+    """
     validate(cfg)
-    os.makedirs(run_dir, exist_ok=True)
+    check_run_dir(run_dir)  # read-only, someone else's folder, a full disk: fail now
     cfg_path = os.path.join(run_dir, CONFIG_FILE)
     if resume and has_checkpoint(run_dir) and os.path.exists(cfg_path):
         saved = Config.load(cfg_path)
@@ -289,10 +375,17 @@ def run(
                 "another --run-dir"
             )
     cfg.save(cfg_path)
+    with _OpDeterminism(cfg.train.deterministic):
+        return _run(cfg, run_dir, resume, extra_callbacks, progress)
+
+
+def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
+    from tfface.data.pipeline import make_dataset
+    from tfface.data.sources import make_source
 
     # Weight initialization follows the config's seed, so a run is reproducible.
     keras.utils.set_random_seed(cfg.data.seed)
-    source = make_source(cfg.data)
+    source = make_source(cfg.data, log_dir=run_dir)
     spe = steps_per_epoch(cfg, source.num_examples("train"))
     total = spe * cfg.train.epochs
     t = cfg.train
@@ -303,6 +396,7 @@ def run(
     with strategy.scope(), _precision(t.mixed_precision):
         gen, disc = build_models(cfg)
         check_memory(cfg, gen, disc)
+        check_run_dir(run_dir, estimate_run_disk(gen, disc, t.ema_decay > 0))
         inputs = generator_inputs(cfg)
         trainer = build_trainer(cfg, gen, disc, content_fn=content_fn, total_steps=total)
         g_opt, d_opt = trainer.g_optimizer, trainer.d_optimizer
@@ -317,8 +411,7 @@ def run(
     manager = tf.train.CheckpointManager(ckpt, os.path.join(run_dir, CKPT_DIR), max_to_keep=2)
 
     start = 0
-    if resume and manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    if resume and manager.latest_checkpoint and restore_newest_good(ckpt, manager, run_dir):
         start = int(g_opt.iterations.numpy())
         log.info("resuming %s from step %d/%d", run_dir, start, total)
         print(f"Resuming {run_dir} from step {start}/{total}.")
@@ -337,10 +430,11 @@ def run(
     guard = cbs.NaNGuard()
     limit = cbs.TimeLimit(t.max_minutes)
     bar = _progress_bar(total, start) if progress else None
+    saver = cbs.CheckpointSaver(manager, t.save_every_steps, guard)
     callbacks: list[keras.callbacks.Callback] = [
         guard,
         limit,
-        cbs.CheckpointSaver(manager, t.save_every_steps, guard),
+        saver,
         cbs.BestWeights(run_dir, best, guard),
         cbs.SampleGrid(sample, inputs, os.path.join(run_dir, "samples")),
         keras.callbacks.CSVLogger(os.path.join(run_dir, "metrics.csv"), append=True),
@@ -384,7 +478,13 @@ def run(
             bar.close()
 
     status = "completed"
-    if guard.failed_at is not None:
+    if saver.error is not None:
+        status = "write_error"
+        latest = manager.latest_checkpoint or "none"
+        print(f"Training stopped: {saver.error}. The last complete checkpoint is kept "
+              f"({latest}); free some space and resume with --resume {run_dir}.",
+              file=sys.stderr)
+    elif guard.failed_at is not None:
         status = "nan"
         latest = manager.latest_checkpoint or "none"
         print(
@@ -403,10 +503,36 @@ def run(
         "best_val_psnr": best_val if math.isfinite(best_val) else None,
         "final": {k: v[-1] for k, v in history.items() if v},
     }
-    with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2)
+    try:
+        atomic_write(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
+    except OSError as e:  # a full disk must not turn a clean stop into a traceback
+        print(f"warning: could not write summary.json ({e})", file=sys.stderr)
     return RunResult(run_dir, step, total, status, history,
                      summary["best_val_psnr"], resumed_from=start)
+
+
+def load_run_config(run_dir: str) -> tuple[Config, keras.Model]:
+    """A run's config and its freshly built (untrained) generator.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` does not exist or holds no config.json.
+        ConfigError: config.json is not a tfface configuration (another tool's folder,
+            a damaged file) or describes a model that cannot be built.
+    """
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"no such run directory: {run_dir}")
+    cfg_path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.exists(cfg_path):
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); "
+                                "pass a folder written by python -m pipelines.train")
+    try:
+        cfg = Config.load(cfg_path)
+        validate(cfg)
+        gen = get_arch(cfg.model.arch).build_generator(cfg)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:  # JSON, keys, values
+        raise ConfigError(f"{cfg_path} is not a usable tfface run configuration ({e}); "
+                          "pass a folder written by python -m pipelines.train") from e
+    return cfg, gen
 
 
 def load_generator(run_dir: str, which: str = "best") -> tuple[Config, keras.Model]:
@@ -415,15 +541,17 @@ def load_generator(run_dir: str, which: str = "best") -> tuple[Config, keras.Mod
     Falls back to the newest checkpoint when the weight file is missing (a run that
     stopped before its first epoch ended).
     """
-    cfg_path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.exists(cfg_path):
-        raise FileNotFoundError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
-    cfg = Config.load(cfg_path)
-    gen = get_arch(cfg.model.arch).build_generator(cfg)
+    cfg, gen = load_run_config(run_dir)
     for name in (which, "last", "best"):
         path = os.path.join(run_dir, f"{name}.weights.h5")
         if os.path.exists(path):
-            gen.load_weights(path)
+            try:
+                gen.load_weights(path)
+            except (ValueError, OSError, KeyError) as e:
+                raise ConfigError(
+                    f"{path} does not hold weights of the model described by "
+                    f"{os.path.join(run_dir, CONFIG_FILE)} ({str(e).strip().splitlines()[0]}); "
+                    "was the file copied from another run?") from e
             return cfg, gen
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, CKPT_DIR))
     if latest is None:

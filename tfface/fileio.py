@@ -1,0 +1,113 @@
+"""Safe file writing: atomic replacement and an early check that a folder can take output.
+
+Every file tfface writes that something later reads back (configs, weights, model
+files, cards, restored images) goes through :func:`atomic_write` or
+:func:`atomic_path`: the content is written to a temporary file in the same folder
+and then moved over the final name with ``os.replace``, which is atomic on POSIX and
+Windows. A process killed mid-write (SIGKILL, power loss before the rename, a full
+disk) leaves either the previous complete file or none, never a half-written one;
+the temporary file is removed when the write fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import tempfile
+import uuid
+from typing import Iterator
+
+__all__ = ["atomic_write", "atomic_path", "check_writable_dir", "OutputDirError", "TMP_MARK"]
+
+TMP_MARK = ".tfface-tmp-"
+"""Part of every temporary file name, so leftovers are recognizable."""
+
+
+class OutputDirError(OSError):
+    """A folder cannot take the output it must hold; the message says why and what to do."""
+
+
+def _tmp_name(path: str) -> str:
+    d, base = os.path.split(os.path.abspath(path))
+    stem, dot, ext = base.partition(".")
+    # Keep every suffix: writers choose the format from it (OpenCV: .png, .mp4; Keras:
+    # .weights.h5 is another format than .h5).
+    return os.path.join(d, f".{stem}{TMP_MARK}{uuid.uuid4().hex[:8]}{dot}{ext}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; on success move it over ``path``.
+
+    For writers that need a file name (``model.save_weights``, ``cv2.VideoWriter``).
+    When the block raises, or writes nothing, ``path`` is left as it was and the
+    temporary file is removed.
+    """
+    path = os.fspath(path)
+    tmp = _tmp_name(path)
+    try:
+        yield tmp
+        if os.path.exists(tmp):
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str, *, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (see the module docstring)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+
+
+def _probe_write(folder: str) -> None:
+    fd, probe = tempfile.mkstemp(prefix=".tfface-write-probe-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(probe)
+
+
+def check_writable_dir(folder: str | os.PathLike, need_bytes: int = 0, *,
+                       what: str = "output folder", hint: str = "") -> None:
+    """Create ``folder`` if needed and prove it can take ``need_bytes`` more bytes.
+
+    Writes (and removes) a small probe file, so a read-only folder, a folder owned by
+    someone else or a full disk is found before any work starts, and compares the free
+    space with ``need_bytes``.
+
+    Raises:
+        OutputDirError: the folder cannot be created or written, or has too little space.
+    """
+    folder = os.fspath(folder)
+    shown = os.path.abspath(folder)
+    hint = f" {hint}" if hint else ""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        _probe_write(folder)
+    except OSError as e:
+        reason = e.strerror or str(e)
+        if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            reason += " (the folder is read-only or belongs to another user)"
+        elif e.errno in (errno.ENOSPC, errno.EDQUOT):
+            reason += " (the disk is full)"
+        raise OutputDirError(f"cannot write to the {what} '{shown}': {reason}."
+                             f"{hint}") from e
+    if need_bytes > 0:
+        free = shutil.disk_usage(folder).free
+        if free < need_bytes:
+            raise OutputDirError(
+                f"the {what} '{shown}' has {free / 1e6:.1f} MB free, but about "
+                f"{need_bytes / 1e6:.1f} MB are needed.{hint}")
