@@ -152,6 +152,14 @@ class TrainConfig:
     """``mixed_float16`` compute with dynamic loss scaling of both optimizers."""
     jit_compile: bool = False
     """Compile the train step with XLA."""
+    n_critic: int = 1
+    """Critic updates per generator update (WGAN-GP regime of ``wgan_gl``)."""
+    gp_weight: float = 10.0
+    """Weight of each critic's gradient penalty (WGAN-GP regime)."""
+    coarse_weight: float = 1.0
+    """Weight of the coarse stage's pixel loss (``unmask``)."""
+    mask_weight: float = 1.0
+    """Weight of the occluder segmentation's Dice loss (``unmask``)."""
 
 
 @dataclass
@@ -292,5 +300,10 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"train.{key} must be one of {LR_SCHEDULES}, got '{sched}'")
         if sched in ("step", "linear") and not t.lr_decay_steps:
             raise ConfigError(f"train.{key} '{sched}' needs train.lr_decay_steps")
+    if not isinstance(t.n_critic, int) or t.n_critic < 1:
+        raise ConfigError(f"train.n_critic must be an integer >= 1, got {t.n_critic!r}")
+    if min(t.gp_weight, t.coarse_weight, t.mask_weight) < 0:
+        raise ConfigError("train.gp_weight, train.coarse_weight and train.mask_weight "
+                          "must be >= 0")
     if t.strategy not in STRATEGIES:
         raise ConfigError(f"train.strategy must be one of {STRATEGIES}, got '{t.strategy}'")
