@@ -39,6 +39,9 @@ DEFAULT_PRESET = "paper"
 REGIME = "wgan_gp"
 """Training regime (see :data:`tfface.train.regimes.REGIMES`)."""
 DISC_CONDITION = "mask"
+BN_MOMENTUM = 0.9
+"""BatchNorm moving-average momentum (PyTorch's default; Keras' 0.99 keeps inference
+statistics far from the training ones in short runs)."""
 """Element key the critics read next to the judged image."""
 
 _DEFAULT_PARAMS: dict[str, Any] = {
@@ -123,14 +126,14 @@ def build_generator(cfg) -> keras.Model:
         x = keras.layers.Conv2D(f, 4, strides=2, padding="same", use_bias=not norm,
                                 name=f"enc{i}_conv")(x)
         if norm:
-            x = keras.layers.BatchNormalization(name=f"enc{i}_bn")(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"enc{i}_bn")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"enc{i}_lrelu")(x)
         skips.append(x)
     for j, rate in enumerate(p["bottleneck_dilations"] or []):
         x = keras.layers.Conv2D(filters[-1], 3, padding="same", dilation_rate=int(rate),
                                 use_bias=not p["batch_norm"], name=f"mid{j}_conv")(x)
         if p["batch_norm"]:
-            x = keras.layers.BatchNormalization(name=f"mid{j}_bn")(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"mid{j}_bn")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"mid{j}_lrelu")(x)
     # Decoder: each transposed conv takes the previous output joined with the output
     # of the encoder conv at the same resolution.
@@ -140,7 +143,7 @@ def build_generator(cfg) -> keras.Model:
         x = keras.layers.Conv2DTranspose(f, 4, strides=2, padding="same",
                                          use_bias=not p["batch_norm"], name=f"dec{j}_deconv")(x)
         if p["batch_norm"]:
-            x = keras.layers.BatchNormalization(name=f"dec{j}_bn")(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"dec{j}_bn")(x)
         x = _activation(p["decoder_activation"], f"dec{j}_act")(x)
     x = keras.layers.Concatenate(name="out_skip")([x, skips[0]])
     x = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", name="output_deconv")(x)
@@ -209,7 +212,9 @@ def _critic_trunk(x, filters, prefix: str):
         x = keras.layers.Conv2D(int(f), 5, strides=2, padding="same", name=f"{prefix}_conv{i}")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"{prefix}_lrelu{i}")(x)
     x = keras.layers.Flatten(name=f"{prefix}_flatten")(x)
-    return keras.layers.Dense(1, dtype="float32", name=f"{prefix}_score")(x)
+    # No bias: a constant cancels out of E[D(fake)] - E[D(real)] and of the gradient
+    # penalty, so it would never learn.
+    return keras.layers.Dense(1, use_bias=False, dtype="float32", name=f"{prefix}_score")(x)
 
 
 def build_discriminator(cfg) -> keras.Model:

@@ -1,0 +1,233 @@
+"""wgan_gl (global + local WGAN-GP critics) and unmask (segmentation + gated inpainting)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfface import keras, losses
+from tfface.config import ConfigError, resolve
+from tfface.data.pipeline import make_dataset
+from tfface.models import get_arch
+from tfface.models.unmask import HardMask, gated_conv, stage_model
+from tfface.models.wgan_gl import HoleCrop
+from tfface.train.runner import build_trainer, make_content_fn
+from tfface.train.unmask import UnmaskTrainer, mask_scores
+from tfface.train.wgan import WGANTrainer
+
+
+def _trainer(arch, **train):
+    cfg = resolve(arch, "tiny", {"train": train} if train else None)
+    family = get_arch(arch)
+    keras.utils.set_random_seed(0)
+    gen, disc = family.build_generator(cfg), family.build_discriminator(cfg)
+    trainer = build_trainer(cfg, gen, disc, content_fn=make_content_fn(cfg))
+    batch = dict(next(iter(make_dataset(cfg, "eval", batch_size=4).take(1))))
+    return cfg, trainer, batch
+
+
+def _l1(trainer, batch):
+    out = trainer.generator(batch["occluded"], training=False)
+    return float(losses.l1(batch["clean"], out))
+
+
+# -- training regimes ----------------------------------------------------------------
+
+def test_wgan_step_updates_both_critics_n_critic_times_and_lowers_the_loss():
+    cfg, trainer, batch = _trainer("wgan_gl", g_lr=3e-3)
+    assert isinstance(trainer, WGANTrainer) and trainer.n_critic == cfg.train.n_critic == 2
+    before = [v.numpy().copy() for v in trainer.discriminator.trainable_variables]
+    logs = trainer.train_step(batch)
+    assert int(trainer.d_optimizer.iterations.numpy()) == 2  # n_critic critic updates
+    assert int(trainer.g_optimizer.iterations.numpy()) == 1  # per generator update
+    frozen = [v.name for v, w in zip(trainer.discriminator.trainable_variables, before)
+              if np.array_equal(v.numpy(), w)]
+    assert not frozen, frozen  # the global and the local critic both learn
+    assert {"g_loss", "pixel", "adv", "d_loss", "w_dist", "gp", "d_global", "d_local"} <= set(logs)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert float(logs["gp"]) >= 0.0
+    l0 = _l1(trainer, batch)
+    step = tf.function(trainer.train_step)
+    for _ in range(20):
+        step(batch)
+    assert _l1(trainer, batch) < 0.8 * l0
+
+
+def test_unmask_step_trains_all_stages_and_lowers_every_loss():
+    cfg, trainer, batch = _trainer("unmask", g_lr=3e-3)
+    assert isinstance(trainer, UnmaskTrainer)
+    logs = trainer.train_step(batch)
+    assert {"g_loss", "pixel", "coarse", "dice", "content", "adv", "d_loss", "mask_acc",
+            "mask_iou"} <= set(logs)
+    stages = stage_model(trainer.generator)
+
+    def scores():
+        # Batch statistics (the BN moving averages barely move in 25 steps).
+        prob, coarse, refined, _ = stages(batch["occluded"], training=True)
+        return (float(losses.dice_loss(batch["mask"], prob)),
+                float(losses.l1(batch["clean"], coarse)), float(losses.l1(batch["clean"], refined)))
+
+    s0 = scores()
+    step = tf.function(trainer.train_step)
+    for _ in range(25):
+        logs = step(batch)
+    s1 = scores()
+    assert all(b < 0.9 * a for a, b in zip(s0, s1)), (s0, s1)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    val = trainer.test_step(batch)
+    assert 0.0 <= float(val["mask_acc"]) <= 1.0 and 0.0 <= float(val["mask_iou"]) <= 1.0
+
+
+def test_regime_options_come_from_the_config():
+    cfg, trainer, _ = _trainer("wgan_gl", n_critic=3, gp_weight=5.0)
+    assert (trainer.n_critic, trainer.gp_weight) == (3, 5.0)
+    _, trainer, _ = _trainer("unmask", coarse_weight=0.5, mask_weight=2.0)
+    assert (trainer.coarse_weight, trainer.mask_weight) == (0.5, 2.0)
+    with pytest.raises(ConfigError, match="n_critic"):
+        resolve("wgan_gl", "tiny", {"train": {"n_critic": 0}})
+
+
+# -- the local critic's crop ----------------------------------------------------------
+
+def test_local_crop_is_centred_on_the_hole_and_clamped_inside_the_image():
+    s, n = 32, 16
+    image = tf.reshape(tf.range(2 * s * s * 3, dtype=tf.float32), (2, s, s, 3))
+    mask = np.zeros((2, s, s, 1), np.float32)
+    mask[0, 10:14, 18:24] = 1.0  # bbox rows 10-13, cols 18-23: centre (12, 21)
+    mask[1, 0:3, 28:32] = 1.0  # hole in a corner: the crop is clamped
+    off = HoleCrop.offsets(tf.constant(mask), n).numpy()
+    np.testing.assert_array_equal(off, [[4, 13], [0, 16]])
+    crop = HoleCrop(n)([image, tf.constant(mask)]).numpy()
+    np.testing.assert_array_equal(crop[0], image.numpy()[0, 4:20, 13:29])
+    np.testing.assert_array_equal(crop[1], image.numpy()[1, 0:16, 16:32])
+    # Bounding-box centre = crop centre (the hole sits in the middle of what is judged).
+    rows, cols = np.nonzero(mask[0, ..., 0])
+    assert (rows.min() + rows.max() + 1) / 2 == off[0, 0] + n / 2
+    assert (cols.min() + cols.max() + 1) / 2 == off[0, 1] + n / 2
+    # No hole: the centre of the image.
+    empty = HoleCrop.offsets(tf.zeros((1, s, s, 1)), n).numpy()
+    np.testing.assert_array_equal(empty, [[8, 8]])
+
+
+def test_local_crop_has_first_and_second_order_gradients():
+    s, n = 16, 8
+    x = tf.random.stateless_uniform((1, s, s, 3), seed=(1, 1))
+    mask = np.zeros((1, s, s, 1), np.float32)
+    mask[0, 2:6, 3:7] = 1.0  # centre (4, 5): crop rows 0-7, cols 1-8
+    with tf.GradientTape() as outer:
+        outer.watch(x)
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            y = tf.reduce_sum(tf.square(HoleCrop(n)([x, tf.constant(mask)])))
+        g = inner.gradient(y, x)
+        gsum = tf.reduce_sum(tf.square(g))
+    inside = np.zeros((1, s, s, 3), bool)
+    inside[0, 0:8, 1:9] = True
+    np.testing.assert_allclose(g.numpy()[inside], 2 * x.numpy()[inside], rtol=1e-6)
+    assert not np.any(g.numpy()[~inside])
+    h = outer.gradient(gsum, x)  # what the gradient penalty differentiates
+    np.testing.assert_allclose(h.numpy()[inside], 8 * x.numpy()[inside], rtol=1e-5)
+
+
+def test_critics_score_the_whole_face_and_the_hole_crop():
+    cfg = resolve("wgan_gl", "tiny")
+    critics = get_arch("wgan_gl").build_discriminator(cfg)
+    s = cfg.data.image_size
+    x = tf.random.stateless_uniform((2, s, s, 3), seed=(5, 6), minval=-1, maxval=1)
+    mask = np.zeros((2, s, s, 1), np.float32)
+    mask[:, 4:10, 4:10] = 1.0
+    scores = critics([x, tf.constant(mask)]).numpy()
+    assert scores.shape == (2, 2)
+    # Changing a pixel far from the hole moves the global score only.
+    far = x.numpy().copy()
+    far[:, s - 1, s - 1] += 0.5
+    moved = critics([tf.constant(far), tf.constant(mask)]).numpy()
+    assert np.all(moved[:, 0] != scores[:, 0])
+    np.testing.assert_array_equal(moved[:, 1], scores[:, 1])
+
+
+# -- gated convolution, segmentation, compositing ---------------------------------------
+
+def test_gated_conv_is_feature_times_sigmoid_gate():
+    inp = keras.Input((8, 8, 2))
+    model = keras.Model(inp, gated_conv(inp, 4, 3, "g", activation="relu6"))
+    x = tf.random.stateless_normal((1, 8, 8, 2), seed=(2, 3)) * 3
+    feat = model.get_layer("g_feature")(x)
+    gate = model.get_layer("g_gate")(x)
+    expected = np.clip(feat.numpy(), 0, 6) / (1 + np.exp(-gate.numpy()))
+    np.testing.assert_allclose(model(x).numpy(), expected, rtol=1e-5, atol=1e-6)
+    # A closed gate (very negative gate bias) blocks the features.
+    b = model.get_layer("g_gate").bias
+    b.assign(tf.fill(b.shape, -50.0))
+    assert float(tf.reduce_max(tf.abs(model(x)))) < 1e-6
+
+
+def test_unmask_changes_only_pixels_inside_the_predicted_mask():
+    cfg = resolve("unmask", "tiny")
+    gen = get_arch("unmask").build_generator(cfg)
+    assert [t.name.split(":")[0] for t in gen.inputs] == ["occluded"]  # no mask input
+    x = tf.random.stateless_uniform((2, 32, 32, 3), seed=(7, 8), minval=-1, maxval=1)
+    prob, coarse, refined, restored = (t.numpy() for t in stage_model(gen)(x))
+    hole = prob > 0.5
+    assert 0 < hole.mean() < 1  # an untrained segmenter predicts some of each
+    hole3 = np.repeat(hole, 3, axis=-1)
+    np.testing.assert_array_equal(restored[~hole3], x.numpy()[~hole3])
+    np.testing.assert_array_equal(restored[hole3], refined[hole3])
+    np.testing.assert_array_equal(gen(x).numpy(), restored)
+
+
+def test_hard_mask_threshold_and_straight_through_gradient():
+    p = tf.constant([[0.1, 0.5, 0.5001, 0.9]])
+    layer = HardMask()
+    np.testing.assert_array_equal(layer(p).numpy(), [[0, 0, 1, 1]])
+    with tf.GradientTape() as tape:
+        tape.watch(p)
+        y = layer(p, training=True)
+        total = tf.reduce_sum(y * tf.constant([[1.0, 2.0, 3.0, 4.0]]))
+    np.testing.assert_array_equal(y.numpy(), [[0, 0, 1, 1]])
+    np.testing.assert_array_equal(tape.gradient(total, p).numpy(), [[1, 2, 3, 4]])
+
+
+def test_mask_scores_and_dice():
+    t = np.zeros((1, 4, 4, 1), np.float32)
+    t[0, :2, :2] = 1.0  # 4 hole pixels
+    p = np.zeros_like(t)
+    p[0, :2, :3] = 0.9  # 6 predicted, 4 of them right
+    acc, iou = mask_scores(tf.constant(t), tf.constant(p))
+    assert float(acc[0]) == pytest.approx(14 / 16)
+    assert float(iou[0]) == pytest.approx(4 / 6)
+    assert float(losses.dice_loss(t, t)) == pytest.approx(0.0)
+    assert float(losses.dice_loss(t, np.zeros_like(t))) == pytest.approx(1 - 1 / 5)
+    _, iou_empty = mask_scores(tf.zeros((1, 4, 4, 1)), tf.zeros((1, 4, 4, 1)))
+    assert float(iou_empty[0]) == 1.0
+
+
+# -- runs -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arch", ["wgan_gl", "unmask"])
+def test_run_checkpoints_resumes_and_restores_without_a_mask(arch, tmp_path):
+    import json
+    import os
+
+    from conftest import Interrupt
+    from tfface.inference import FaceLocator, Restorer, restore_image
+    from tfface.train import run
+
+    cfg = resolve(arch, "tiny", {"train": {"epochs": 2, "steps_per_epoch": 2,
+                                           "save_every_steps": 1, "ema_decay": 0.9}})
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, str(tmp_path), progress=False, extra_callbacks=[Interrupt(3)])
+    result = run(cfg, str(tmp_path), progress=False)
+    assert result.resumed_from == 3 and result.step == 4 and result.status == "completed"
+    for name in ("config.json", "best.weights.h5", "last.weights.h5", "metrics.csv",
+                 "summary.json", "samples/epoch_0002.png"):
+        assert os.path.exists(tmp_path / name), name
+    final = json.load(open(tmp_path / "summary.json"))["final"]
+    extra = {"gp", "w_dist", "d_local"} if arch == "wgan_gl" else {"val_mask_acc", "val_mask_iou"}
+    assert extra <= set(final), sorted(final)
+    restorer = Restorer.load(str(tmp_path))
+    assert not restorer.spec.mask_input  # the user gives no mask
+    face = np.full((48, 48, 3), 128, np.uint8)
+    out = restore_image(restorer, face, FaceLocator())
+    assert out.shape == face.shape and out.dtype == np.uint8
