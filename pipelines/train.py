@@ -8,6 +8,8 @@ Examples::
     python -m pipelines.train --arch vnet --tfds celeb_a --tfds-data-dir ~/tensorflow_datasets
     python -m pipelines.train --arch pix2pix --preset demo     # U-Net + PatchGAN occlusion removal
     python -m pipelines.train --arch srgan --vgg-weights ~/vgg19_notop.h5   # SRGAN x4
+    python -m pipelines.train --arch wgan_gl --preset demo     # WGAN-GP, global + local critics
+    python -m pipelines.train --arch unmask --preset demo      # finds the occluder, then inpaints
     python -m pipelines.train --arch srgan --preset demo --content-loss pixel  # no VGG19 file
     python -m pipelines.train --resume runs/vnet-demo-20261121-130000
 """

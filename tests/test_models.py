@@ -35,6 +35,11 @@ def _tiny_inputs(cfg, n=2):
 
 
 def _judge(family, disc, image, x):
+    if getattr(family, "DISC_CONDITION", None) == "mask":  # critics that read the hole
+        s = image.shape[1]
+        mask = np.zeros((image.shape[0], s, s, 1), np.float32)
+        mask[:, s // 4 : s // 2, s // 3 : s // 2] = 1.0
+        return disc([image, tf.constant(mask)], training=True)
     return disc([image, x] if getattr(family, "CONDITIONAL_D", False) else image, training=True)
 
 

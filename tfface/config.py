@@ -168,6 +168,14 @@ class TrainConfig:
     so two runs with the same seed give bit-identical losses and weights on the same
     machine. Off by default: on GPUs it slows some ops down and refuses ops that have
     no deterministic kernel (on CPUs the cost is small, see the README)."""
+    n_critic: int = 1
+    """Critic updates per generator update (WGAN-GP regime of ``wgan_gl``)."""
+    gp_weight: float = 10.0
+    """Weight of each critic's gradient penalty (WGAN-GP regime)."""
+    coarse_weight: float = 1.0
+    """Weight of the coarse stage's pixel loss (``unmask``)."""
+    mask_weight: float = 1.0
+    """Weight of the occluder segmentation's Dice loss (``unmask``)."""
 
 
 @dataclass
@@ -429,6 +437,11 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"train.{key} must be one of {LR_SCHEDULES}, got '{sched}'")
         if sched in ("step", "linear") and not t.lr_decay_steps:
             raise ConfigError(f"train.{key} '{sched}' needs train.lr_decay_steps")
+    if not isinstance(t.n_critic, int) or t.n_critic < 1:
+        raise ConfigError(f"train.n_critic must be an integer >= 1, got {t.n_critic!r}")
+    if min(t.gp_weight, t.coarse_weight, t.mask_weight) < 0:
+        raise ConfigError("train.gp_weight, train.coarse_weight and train.mask_weight "
+                          "must be >= 0")
     if t.strategy not in STRATEGIES:
         raise ConfigError(f"train.strategy must be one of {STRATEGIES}, got '{t.strategy}'")
     _validate_for_model(cfg)

@@ -144,3 +144,46 @@ def build_feature_extractor(
 def content_loss(extractor: FeatureExtractor, target: tf.Tensor, pred: tf.Tensor) -> tf.Tensor:
     """MSE between the feature maps of target and prediction (the SRGAN VGG loss)."""
     return mse(tf.stop_gradient(extractor(target)), extractor(pred))
+
+
+# -- adversarial losses of the WGAN-GP and SN-PatchGAN regimes ----------------------
+
+def wasserstein_critic_loss(real_scores: tf.Tensor, fake_scores: tf.Tensor) -> tf.Tensor:
+    """Critic side of the Wasserstein loss: E[D(fake)] - E[D(real)] (to minimize)."""
+    return tf.reduce_mean(tf.cast(fake_scores, tf.float32)) - tf.reduce_mean(
+        tf.cast(real_scores, tf.float32))
+
+
+def wasserstein_generator_loss(fake_scores: tf.Tensor) -> tf.Tensor:
+    """Generator side of the Wasserstein loss: -E[D(fake)]."""
+    return -tf.reduce_mean(tf.cast(fake_scores, tf.float32))
+
+
+def gradient_penalty(grads: tf.Tensor) -> tf.Tensor:
+    """WGAN-GP term E[(‖∇D(x̂)‖₂ - 1)²] from per-sample input gradients ``[B, ...]``."""
+    g = tf.reshape(tf.cast(grads, tf.float32), [tf.shape(grads)[0], -1])
+    norm = tf.sqrt(tf.reduce_sum(tf.square(g), axis=1) + 1e-12)
+    return tf.reduce_mean(tf.square(norm - 1.0))
+
+
+def hinge_discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
+    """Hinge loss of an (SN-)PatchGAN: E[relu(1 - D(real))] + E[relu(1 + D(fake))]."""
+    return (tf.reduce_mean(tf.nn.relu(1.0 - tf.cast(real_logits, tf.float32)))
+            + tf.reduce_mean(tf.nn.relu(1.0 + tf.cast(fake_logits, tf.float32))))
+
+
+def hinge_generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
+    """Generator side of the hinge loss: -E[D(fake)]."""
+    return -tf.reduce_mean(tf.cast(fake_logits, tf.float32))
+
+
+def dice_loss(target: tf.Tensor, prob: tf.Tensor, smooth: float = 1.0) -> tf.Tensor:
+    """Dice loss of a soft segmentation, per image then averaged over the batch:
+    ``1 - (2 Σ p·t + s) / (Σ p² + Σ t² + s)`` (Ha et al., Eq. 1; ``s`` keeps images
+    without an occluder defined)."""
+    t = tf.cast(target, tf.float32)
+    p = tf.cast(prob, tf.float32)
+    axes = list(range(1, len(p.shape)))
+    inter = tf.reduce_sum(p * t, axis=axes)
+    den = tf.reduce_sum(p * p, axis=axes) + tf.reduce_sum(t * t, axis=axes)
+    return tf.reduce_mean(1.0 - (2.0 * inter + smooth) / (den + smooth))

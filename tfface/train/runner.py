@@ -30,6 +30,7 @@ from tfface.config import Config, ConfigError, validate
 from tfface.fileio import atomic_write, check_writable_dir
 from tfface.models import get_arch
 from tfface.train import callbacks as cbs
+from tfface.train.regimes import trainer_for
 from tfface.train.trainer import RestorationTrainer, learning_rate, make_optimizer
 
 log = logging.getLogger("tfface.train")
@@ -136,11 +137,12 @@ def build_trainer(
     no variable is created inside a (re)traced step. Call inside the strategy scope."""
     t = cfg.train
     family = get_arch(cfg.model.arch)
-    trainer = RestorationTrainer(
+    trainer_cls, regime_options = trainer_for(family, cfg)
+    trainer = trainer_cls(
         gen, disc, input_keys=generator_inputs(cfg),
         conditional=getattr(family, "CONDITIONAL_D", False),
         sr_scale=cfg.data.scale if cfg.data.task == "sr" else None,
-        ema_decay=t.ema_decay,
+        ema_decay=t.ema_decay, **regime_options,
     )
     total = total_steps or (t.epochs * (t.steps_per_epoch or 1))
     g_opt = make_optimizer(_lr(t, "g", total), t.beta_1, t.mixed_precision)

@@ -1,0 +1,257 @@
+"""wgan_gl (global + local WGAN-GP critics) and unmask (segmentation + gated inpainting)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfface import keras, losses
+from tfface.config import ConfigError, resolve
+from tfface.models import get_arch
+from tfface.models.unmask import HardMask, gated_conv, stage_model
+from tfface.models.wgan_gl import HoleCrop
+from tfface.train.runner import build_trainer, make_content_fn
+from tfface.train.unmask import UnmaskTrainer, mask_scores
+from tfface.train.wgan import WGANTrainer
+
+
+def _batch(size: int, n: int = 4) -> dict[str, tf.Tensor]:
+    """A fixed inpainting batch: smooth faces-like images, a box hole filled with a
+    flat colour (an occluder a segmenter can find)."""
+    yy, xx = np.meshgrid(np.linspace(-1, 1, size), np.linspace(-1, 1, size), indexing="ij")
+    clean = np.stack([np.stack([0.6 * np.sin(3 * xx + i) * np.cos(2 * yy),
+                                0.5 * xx * yy + 0.1 * i, 0.4 * np.cos(4 * yy - i)], -1)
+                      for i in range(n)]).astype(np.float32)
+    mask = np.zeros((n, size, size, 1), np.float32)
+    for i in range(n):
+        mask[i, size // 2 + i : size - 4, 6 + i : size - 8] = 1.0
+    occluded = clean * (1 - mask) + mask * 0.8
+    return {k: tf.constant(v) for k, v in
+            (("clean", clean), ("occluded", occluded), ("mask", mask))}
+
+
+def _trainer(arch, with_batch=True, **train):
+    cfg = resolve(arch, "tiny", {"train": train} if train else None)
+    family = get_arch(arch)
+    keras.utils.set_random_seed(0)
+    gen, disc = family.build_generator(cfg), family.build_discriminator(cfg)
+    trainer = build_trainer(cfg, gen, disc, content_fn=make_content_fn(cfg))
+    return cfg, trainer, _batch(cfg.data.image_size) if with_batch else None
+
+
+def _l1(trainer, batch):
+    out = trainer.generator(batch["occluded"], training=False)
+    return float(losses.l1(batch["clean"], out))
+
+
+# -- training regimes ----------------------------------------------------------------
+
+def test_wgan_step_updates_both_critics_n_critic_times_and_lowers_the_loss():
+    cfg, trainer, batch = _trainer("wgan_gl", g_lr=3e-3)
+    assert isinstance(trainer, WGANTrainer) and trainer.n_critic == cfg.train.n_critic == 2
+    before = [v.numpy().copy() for v in trainer.discriminator.trainable_variables]
+    step = tf.function(trainer.train_step)
+    logs = step(batch)
+    assert int(trainer.d_optimizer.iterations.numpy()) == 2  # n_critic critic updates
+    assert int(trainer.g_optimizer.iterations.numpy()) == 1  # per generator update
+    frozen = [v.name for v, w in zip(trainer.discriminator.trainable_variables, before)
+              if np.array_equal(v.numpy(), w)]
+    assert not frozen, frozen  # the global and the local critic both learn
+    assert {"g_loss", "pixel", "adv", "d_loss", "w_dist", "gp", "d_global", "d_local"} <= set(logs)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert float(logs["gp"]) >= 0.0
+    l0 = _l1(trainer, batch)
+    for _ in range(20):
+        step(batch)
+    assert _l1(trainer, batch) < 0.8 * l0
+
+
+def test_unmask_step_trains_all_stages_and_lowers_every_loss():
+    cfg, trainer, batch = _trainer("unmask", g_lr=3e-3)
+    assert isinstance(trainer, UnmaskTrainer)
+    step = tf.function(trainer.train_step)
+    logs = step(batch)
+    assert {"g_loss", "pixel", "coarse", "dice", "content", "adv", "d_loss", "mask_acc",
+            "mask_iou"} <= set(logs)
+    stages = stage_model(trainer.generator)
+
+    def scores():
+        # Batch statistics (the BN moving averages barely move in 25 steps).
+        prob, coarse, refined, _ = stages(batch["occluded"], training=True)
+        return (float(losses.dice_loss(batch["mask"], prob)),
+                float(losses.l1(batch["clean"], coarse)), float(losses.l1(batch["clean"], refined)))
+
+    s0 = scores()
+    for _ in range(25):
+        logs = step(batch)
+    s1 = scores()
+    (dice0, coarse0, refined0), (dice1, coarse1, refined1) = s0, s1
+    assert dice1 < 0.5 * dice0 and coarse1 < 0.95 * coarse0 and refined1 < 0.95 * refined0, \
+        (s0, s1)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    for m in trainer.metrics:
+        m.reset_state()
+    val = trainer.test_step(batch)
+    acc, iou = mask_scores(batch["mask"], stages(batch["occluded"], training=False)[0])
+    assert float(val["mask_acc"]) == pytest.approx(float(tf.reduce_mean(acc)), abs=1e-6)
+    assert float(val["mask_iou"]) == pytest.approx(float(tf.reduce_mean(iou)), abs=1e-6)
+    assert float(val["dice"]) > 0
+
+
+def test_regime_options_come_from_the_config():
+    cfg, trainer, _ = _trainer("wgan_gl", False, n_critic=3, gp_weight=5.0)
+    assert (trainer.n_critic, trainer.gp_weight) == (3, 5.0)
+    _, trainer, _ = _trainer("unmask", False, coarse_weight=0.5, mask_weight=2.0)
+    assert (trainer.coarse_weight, trainer.mask_weight) == (0.5, 2.0)
+    with pytest.raises(ConfigError, match="n_critic"):
+        resolve("wgan_gl", "tiny", {"train": {"n_critic": 0}})
+
+
+# -- the local critic's crop ----------------------------------------------------------
+
+def test_local_crop_is_centred_on_the_hole_and_clamped_inside_the_image():
+    s, n = 32, 16
+    image = tf.reshape(tf.range(2 * s * s * 3, dtype=tf.float32), (2, s, s, 3))
+    mask = np.zeros((2, s, s, 1), np.float32)
+    mask[0, 10:14, 18:24] = 1.0  # bbox rows 10-13, cols 18-23: centre (12, 21)
+    mask[1, 0:3, 28:32] = 1.0  # hole in a corner: the crop is clamped
+    off = HoleCrop.offsets(tf.constant(mask), n).numpy()
+    np.testing.assert_array_equal(off, [[4, 13], [0, 16]])
+    crop = HoleCrop(n)([image, tf.constant(mask)]).numpy()
+    np.testing.assert_array_equal(crop[0], image.numpy()[0, 4:20, 13:29])
+    np.testing.assert_array_equal(crop[1], image.numpy()[1, 0:16, 16:32])
+    # Bounding-box centre = crop centre (the hole sits in the middle of what is judged).
+    rows, cols = np.nonzero(mask[0, ..., 0])
+    assert (rows.min() + rows.max() + 1) / 2 == off[0, 0] + n / 2
+    assert (cols.min() + cols.max() + 1) / 2 == off[0, 1] + n / 2
+    # No hole: the centre of the image.
+    empty = HoleCrop.offsets(tf.zeros((1, s, s, 1)), n).numpy()
+    np.testing.assert_array_equal(empty, [[8, 8]])
+
+
+def test_local_crop_has_first_and_second_order_gradients():
+    s, n = 16, 8
+    x = tf.random.stateless_uniform((1, s, s, 3), seed=(1, 1))
+    mask = np.zeros((1, s, s, 1), np.float32)
+    mask[0, 2:6, 3:7] = 1.0  # centre (4, 5): crop rows 0-7, cols 1-8
+    with tf.GradientTape() as outer:
+        outer.watch(x)
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            y = tf.reduce_sum(tf.square(HoleCrop(n)([x, tf.constant(mask)])))
+        g = inner.gradient(y, x)
+        gsum = tf.reduce_sum(tf.square(g))
+    inside = np.zeros((1, s, s, 3), bool)
+    inside[0, 0:8, 1:9] = True
+    np.testing.assert_allclose(g.numpy()[inside], 2 * x.numpy()[inside], rtol=1e-6)
+    assert not np.any(g.numpy()[~inside])
+    h = outer.gradient(gsum, x)  # what the gradient penalty differentiates
+    np.testing.assert_allclose(h.numpy()[inside], 8 * x.numpy()[inside], rtol=1e-5)
+
+
+def test_critics_score_the_whole_face_and_the_hole_crop():
+    cfg = resolve("wgan_gl", "tiny")
+    critics = get_arch("wgan_gl").build_discriminator(cfg)
+    s = cfg.data.image_size
+    x = tf.random.stateless_uniform((2, s, s, 3), seed=(5, 6), minval=-1, maxval=1)
+    mask = np.zeros((2, s, s, 1), np.float32)
+    mask[:, 4:10, 4:10] = 1.0
+    scores = critics([x, tf.constant(mask)]).numpy()
+    assert scores.shape == (2, 2)
+    # Changing a pixel far from the hole moves the global score only.
+    far = x.numpy().copy()
+    far[:, s - 1, s - 1] += 0.5
+    moved = critics([tf.constant(far), tf.constant(mask)]).numpy()
+    assert np.all(moved[:, 0] != scores[:, 0])
+    np.testing.assert_array_equal(moved[:, 1], scores[:, 1])
+
+
+# -- gated convolution, segmentation, compositing ---------------------------------------
+
+def test_gated_conv_is_feature_times_sigmoid_gate():
+    inp = keras.Input((8, 8, 2))
+    model = keras.Model(inp, gated_conv(inp, 4, 3, "g", activation="relu6"))
+    x = tf.random.stateless_normal((1, 8, 8, 2), seed=(2, 3)) * 3
+    feat = model.get_layer("g_feature")(x)
+    gate = model.get_layer("g_gate")(x)
+    expected = np.clip(feat.numpy(), 0, 6) / (1 + np.exp(-gate.numpy()))
+    np.testing.assert_allclose(model(x).numpy(), expected, rtol=1e-5, atol=1e-6)
+    # A closed gate (very negative gate bias) blocks the features.
+    b = model.get_layer("g_gate").bias
+    b.assign(tf.fill(b.shape, -50.0))
+    assert float(tf.reduce_max(tf.abs(model(x)))) < 1e-6
+
+
+def test_unmask_changes_only_pixels_inside_the_predicted_mask():
+    cfg = resolve("unmask", "tiny")
+    gen = get_arch("unmask").build_generator(cfg)
+    assert [t.name.split(":")[0] for t in gen.inputs] == ["occluded"]  # no mask input
+    x = tf.random.stateless_uniform((2, 32, 32, 3), seed=(7, 8), minval=-1, maxval=1)
+    prob, coarse, refined, restored = (t.numpy() for t in stage_model(gen)(x))
+    hole = prob > 0.5
+    assert 0 < hole.mean() < 1  # an untrained segmenter predicts some of each
+    hole3 = np.repeat(hole, 3, axis=-1)
+    np.testing.assert_array_equal(restored[~hole3], x.numpy()[~hole3])
+    np.testing.assert_allclose(restored[hole3], refined[hole3], atol=1e-6)
+    np.testing.assert_array_equal(gen(x).numpy(), restored)
+
+
+def test_hard_mask_threshold_and_straight_through_gradient():
+    p = tf.constant([[0.1, 0.5, 0.5001, 0.9]])
+    layer = HardMask()
+    np.testing.assert_array_equal(layer(p).numpy(), [[0, 0, 1, 1]])
+    with tf.GradientTape() as tape:
+        tape.watch(p)
+        y = layer(p, training=True)
+        total = tf.reduce_sum(y * tf.constant([[1.0, 2.0, 3.0, 4.0]]))
+    np.testing.assert_array_equal(y.numpy(), [[0, 0, 1, 1]])
+    np.testing.assert_array_equal(tape.gradient(total, p).numpy(), [[1, 2, 3, 4]])
+
+
+def test_mask_scores_and_dice():
+    t = np.zeros((1, 4, 4, 1), np.float32)
+    t[0, :2, :2] = 1.0  # 4 hole pixels
+    p = np.zeros_like(t)
+    p[0, :2, :3] = 0.9  # 6 predicted, 4 of them right
+    acc, iou = mask_scores(tf.constant(t), tf.constant(p))
+    assert float(acc[0]) == pytest.approx(14 / 16)
+    assert float(iou[0]) == pytest.approx(4 / 6)
+    assert float(losses.dice_loss(t, t)) == pytest.approx(0.0)
+    assert float(losses.dice_loss(t, np.zeros_like(t))) == pytest.approx(1 - 1 / 5)
+    _, iou_empty = mask_scores(tf.zeros((1, 4, 4, 1)), tf.zeros((1, 4, 4, 1)))
+    assert float(iou_empty[0]) == 1.0
+
+
+# -- runs -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arch, occlusion", [("wgan_gl", "boxes"), ("unmask", "facemask")])
+def test_run_writes_a_run_directory_and_restores_without_a_mask(arch, occlusion, tmp_path):
+    """End to end through ``run`` with each new trainer (EMA on: the unmask trainer's
+    evaluation reads the EMA stage view). Resume is the shared runner's machinery,
+    tested with the other families."""
+    import json
+    import os
+
+    from tfface.inference import FaceLocator, Restorer, restore_image
+    from tfface.train import run
+
+    # One occlusion generator each: the run test is about the trainer, not synthesis.
+    cfg = resolve(arch, "tiny", {
+        "data": {"occlusions": {occlusion: 1.0}, "eval_occlusions": {occlusion: 1.0}},
+        "train": {"epochs": 2, "steps_per_epoch": 1, "save_every_steps": 1, "n_critic": 1,
+                  "ema_decay": 0.9}})
+    result = run(cfg, str(tmp_path), progress=False)
+    assert result.step == 2 and result.status == "completed"
+    assert os.path.exists(tmp_path / "checkpoints" / "checkpoint")
+    for name in ("config.json", "best.weights.h5", "last.weights.h5", "metrics.csv",
+                 "summary.json", "samples/epoch_0002.png"):
+        assert os.path.exists(tmp_path / name), name
+    final = json.load(open(tmp_path / "summary.json"))["final"]
+    extra = {"gp", "w_dist", "d_local"} if arch == "wgan_gl" else {"val_mask_acc", "val_mask_iou"}
+    assert extra <= set(final), sorted(final)
+    restorer = Restorer.load(str(tmp_path))
+    assert not restorer.spec.mask_input  # the user gives no mask
+    face = np.full((48, 48, 3), 128, np.uint8)
+    out = restore_image(restorer, face, FaceLocator())
+    assert out.shape == face.shape and out.dtype == np.uint8
