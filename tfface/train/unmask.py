@@ -19,7 +19,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfface import keras, losses, metrics
+from tfface import losses, metrics
 from tfface.train.trainer import RestorationTrainer
 
 _EXTRA = ("dice", "coarse", "mask_acc", "mask_iou")
@@ -58,36 +58,31 @@ class UnmaskTrainer(RestorationTrainer):
         self.stages = stage_model(generator)
         self.eval_stages = (stage_model(self.ema_generator) if self.ema_generator is not None
                             else self.stages)
-        for name in _EXTRA:
-            self._trackers[name] = keras.metrics.Mean(name=name)
 
     @classmethod
     def options(cls, cfg) -> dict[str, Any]:
         """Constructor arguments taken from a run's config."""
         return {"coarse_weight": cfg.train.coarse_weight, "mask_weight": cfg.train.mask_weight}
 
-    @property
-    def metrics(self) -> list[keras.metrics.Metric]:
+    EXTRA_METRICS = _EXTRA
+
+    def _logged_names(self) -> list[str]:
         names = ["g_loss", "pixel", "coarse", "dice"]
         if self.content_weight > 0:
             names.append("content")
         if self.adversarial:
             names += ["adv", "d_loss", "d_real", "d_fake", "d_grad_norm"]
         names += ["g_grad_norm", "psnr", "ssim", "l1", "mask_acc", "mask_iou"]
-        return [self._trackers[n] for n in names]
+        return names
 
-    def train_step(self, batch):
-        if self.xla_train_step:
-            if self._xla_step is None:
-                self._xla_step = tf.function(self._unmask_step, jit_compile=True,
-                                             reduce_retracing=True)
-            return self._xla_step(batch)
+    def _train_step(self, batch):
         return self._unmask_step(batch)
 
     def _unmask_step(self, batch):
         target = batch[self.target_key]
         mask = batch[self.mask_key]
-        log_now = tf.equal(self.g_optimizer.iterations % self.log_every, 0)
+        diagnose = bool(self._diagnose)  # see RestorationTrainer.make_train_function
+        logged: dict[str, tf.Tensor] = {}
         n = self._replicas()
         g_vars = self.generator.trainable_variables
         adversarial = self.adversarial and not self.pretraining
@@ -118,23 +113,24 @@ class UnmaskTrainer(RestorationTrainer):
             d_vars = self.discriminator.trainable_variables
             d_grads = self._gradients(d_tape, d_replica, d_vars, self.d_optimizer)
             self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
-            self._trackers["adv"].update_state(adv)
-            self._trackers["d_loss"].update_state(d_loss)
-            self._trackers["d_real"].update_state(tf.reduce_mean(tf.cast(real_logits, tf.float32)))
-            self._trackers["d_fake"].update_state(tf.reduce_mean(tf.cast(fake_logits, tf.float32)))
-            self._sometimes("d_grad_norm", log_now, lambda: tf.linalg.global_norm(d_grads) * n)
-        self._sometimes("g_grad_norm", log_now, lambda: tf.linalg.global_norm(g_grads) * n)
+            logged.update(adv=adv, d_loss=d_loss,
+                          d_real=tf.reduce_mean(tf.cast(real_logits, tf.float32)),
+                          d_fake=tf.reduce_mean(tf.cast(fake_logits, tf.float32)))
+            if diagnose:
+                logged["d_grad_norm"] = tf.linalg.global_norm(d_grads) * n
+        if diagnose:
+            logged["g_grad_norm"] = tf.linalg.global_norm(g_grads) * n
+            logged["psnr"] = tf.reduce_mean(metrics.psnr(target, restored))
+            logged["l1"] = tf.reduce_mean(metrics.l1(target, restored))
         if content is not None:
-            self._trackers["content"].update_state(content)
+            logged["content"] = content
         if self.ema_generator is not None:
             self._update_ema()
         acc, iou = mask_scores(mask, prob)
-        for name, value in (("g_loss", g_loss), ("pixel", pixel), ("coarse", coarse_loss),
-                            ("dice", dice), ("mask_acc", acc), ("mask_iou", iou)):
-            self._trackers[name].update_state(value)
-        self._sometimes("psnr", log_now, lambda: tf.reduce_mean(metrics.psnr(target, restored)))
-        self._sometimes("l1", log_now, lambda: tf.reduce_mean(metrics.l1(target, restored)))
-        return {m.name: m.result() for m in self.metrics if m.name != "ssim"}
+        logged.update(g_loss=g_loss, pixel=pixel, coarse=coarse_loss, dice=dice,
+                      mask_acc=acc, mask_iou=iou)
+        self._means.update(logged)
+        return self._means.results(n for n in self._logged_names() if n != "ssim")
 
     def test_step(self, batch):
         target = batch[self.target_key]
@@ -143,14 +139,11 @@ class UnmaskTrainer(RestorationTrainer):
             tf.cast(t, tf.float32) for t in self.eval_stages(self._gen_inputs(batch),
                                                             training=False))
         pixel = self.pixel_loss_fn(target, restored)
-        self._trackers["pixel"].update_state(pixel)
-        self._trackers["g_loss"].update_state(self.pixel_weight * pixel)
-        self._trackers["coarse"].update_state(self.pixel_loss_fn(target, coarse))
-        self._trackers["dice"].update_state(losses.dice_loss(mask, prob))
         acc, iou = mask_scores(mask, prob)
-        self._trackers["mask_acc"].update_state(acc)
-        self._trackers["mask_iou"].update_state(iou)
-        self._update_quality(target, restored)
+        self._means.update(dict(
+            self._quality(target, restored), pixel=pixel, g_loss=self.pixel_weight * pixel,
+            coarse=self.pixel_loss_fn(target, coarse), dice=losses.dice_loss(mask, prob),
+            mask_acc=acc, mask_iou=iou))
         names = ("g_loss", "pixel", "coarse", "dice", "psnr", "ssim", "l1", "mask_acc",
                  "mask_iou")
-        return {n: self._trackers[n].result() for n in names}
+        return self._means.results(names)

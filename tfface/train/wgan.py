@@ -25,7 +25,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfface import keras, losses, metrics
+from tfface import losses, metrics
 from tfface.train.trainer import RestorationTrainer
 
 
@@ -47,33 +47,27 @@ class WGANTrainer(RestorationTrainer):
         self.n_critic = int(n_critic)
         self.gp_weight = float(gp_weight)
         self.mask_key = mask_key
-        for name in ("gp", "w_dist", "d_global", "d_local"):
-            self._trackers[name] = keras.metrics.Mean(name=name)
 
     @classmethod
     def options(cls, cfg) -> dict[str, Any]:
         """Constructor arguments taken from a run's config."""
         return {"n_critic": cfg.train.n_critic, "gp_weight": cfg.train.gp_weight}
 
-    @property
-    def metrics(self) -> list[keras.metrics.Metric]:
+    EXTRA_METRICS = ("gp", "w_dist", "d_global", "d_local")
+
+    def _logged_names(self) -> list[str]:
         names = ["g_loss", "pixel"]
         if self.content_weight > 0:
             names.append("content")
         if self.adversarial:
             names += ["adv", "d_loss", "w_dist", "gp", "d_global", "d_local", "d_grad_norm"]
         names += ["g_grad_norm", "psnr", "ssim", "l1"]
-        return [self._trackers[n] for n in names]
+        return names
 
     def _disc(self, image, batch, training: bool):
         return self.discriminator([image, batch[self.mask_key]], training=training)
 
-    def train_step(self, batch):
-        if self.xla_train_step:
-            if self._xla_step is None:
-                self._xla_step = tf.function(self._wgan_step, jit_compile=True,
-                                             reduce_retracing=True)
-            return self._xla_step(batch)
+    def _train_step(self, batch):
         return self._wgan_step(batch)
 
     def _critic_update(self, batch, real, fake):
@@ -103,7 +97,8 @@ class WGANTrainer(RestorationTrainer):
 
     def _wgan_step(self, batch):
         target = batch[self.target_key]
-        log_now = tf.equal(self.g_optimizer.iterations % self.log_every, 0)
+        diagnose = bool(self._diagnose)  # see RestorationTrainer.make_train_function
+        logged: dict[str, tf.Tensor] = {}
         n = self._replicas()
         g_vars = self.generator.trainable_variables
         adversarial = self.adversarial and not self.pretraining
@@ -128,18 +123,18 @@ class WGANTrainer(RestorationTrainer):
         g_grads = self._gradients(g_tape, g_replica, g_vars, self.g_optimizer)
         self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
         if adversarial:
-            for name, value in (("adv", adv), ("d_loss", d_loss), ("w_dist", w_dist),
-                                ("gp", gp), ("d_global", d_g), ("d_local", d_l)):
-                self._trackers[name].update_state(value)
-            self._sometimes("d_grad_norm", log_now,
-                            lambda: tf.linalg.global_norm(d_grads) * n)
-        self._sometimes("g_grad_norm", log_now, lambda: tf.linalg.global_norm(g_grads) * n)
+            logged.update(adv=adv, d_loss=d_loss, w_dist=w_dist, gp=gp, d_global=d_g,
+                          d_local=d_l)
+            if diagnose:
+                logged["d_grad_norm"] = tf.linalg.global_norm(d_grads) * n
+        if diagnose:
+            logged["g_grad_norm"] = tf.linalg.global_norm(g_grads) * n
+            logged["psnr"] = tf.reduce_mean(metrics.psnr(target, fake))
+            logged["l1"] = tf.reduce_mean(metrics.l1(target, fake))
         if content is not None:
-            self._trackers["content"].update_state(content)
+            logged["content"] = content
         if self.ema_generator is not None:
             self._update_ema()
-        self._trackers["g_loss"].update_state(g_loss)
-        self._trackers["pixel"].update_state(pixel)
-        self._sometimes("psnr", log_now, lambda: tf.reduce_mean(metrics.psnr(target, fake)))
-        self._sometimes("l1", log_now, lambda: tf.reduce_mean(metrics.l1(target, fake)))
-        return {m.name: m.result() for m in self.metrics if m.name != "ssim"}
+        logged.update(g_loss=g_loss, pixel=pixel)
+        self._means.update(logged)
+        return self._means.results(n for n in self._logged_names() if n != "ssim")
