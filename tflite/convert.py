@@ -4,6 +4,9 @@ Examples::
 
     python -m tflite.convert --int8 --run runs/vnet-demo-20261121-130000
     python -m tflite.convert --float --fp16 --dynamic --int8 --run RUN_DIR --out-dir dist/
+    python -m tflite.convert --int8 --qat 200 --run RUN_DIR          # + quantization-aware
+    python -m tflite.convert --int8 --auto-mixed 0.1 --run RUN_DIR   # some layers float
+    python -m tflite.convert --int8 --prune 0.5 --run RUN_DIR        # pruned, then int8
 
 Each mode writes ``model_<mode>.tflite`` and ``model_<mode>.json`` (the model card: task,
 tensor names/shapes/dtypes, how to map pixels to the input range and the output back to
@@ -427,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune-steps", type=int, default=100, metavar="N",
                    help="fine-tuning steps of --prune (default 100)")
     p.add_argument("--samples", type=int, default=200, metavar="N",
-                   help=f"representative samples for --int8 calibration (default 200, at "
+                   help=f"representative samples for --int8/--qat calibration (default 200, at "
                    f"least {MIN_CALIBRATION_SAMPLES})")
     p.add_argument("--out-dir", metavar="DIR", help="where files go (default: the run directory)")
     p.add_argument("--android", action="store_true",
