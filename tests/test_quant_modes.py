@@ -49,7 +49,6 @@ def test_qat_int8_file_is_not_worse_than_post_training_int8(vnet_run, tmp_path):
 
 
 def test_qat_configs_cover_prelu_pixelshuffle_and_transposed_convs(tmp_path):
-    from conftest import tiny_config  # noqa: F401  (tf_keras set up)
     from tfface.config import resolve
     from tfface.models import get_arch
 

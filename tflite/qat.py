@@ -29,7 +29,6 @@ from typing import Any, Sequence
 import numpy as np
 
 import tfface  # noqa: F401  (tf_keras before TensorFlow)
-import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 
 from tfface import keras

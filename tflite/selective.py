@@ -123,8 +123,6 @@ class MixedResult:
 
 
 def _debugger(converter: tf.lite.TFLiteConverter, data: Callable[[], Iterable]):
-    from tensorflow.lite.python import lite as _lite  # noqa: F401  (registers the debugger)
-
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     opts = tf.lite.experimental.QuantizationDebugOptions()
     return tf.lite.experimental.QuantizationDebugger(
