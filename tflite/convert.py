@@ -4,6 +4,9 @@ Examples::
 
     python -m tflite.convert --int8 --run runs/vnet-demo-20261121-130000
     python -m tflite.convert --float --fp16 --dynamic --int8 --run RUN_DIR --out-dir dist/
+    python -m tflite.convert --int8 --qat 200 --run RUN_DIR          # + quantization-aware
+    python -m tflite.convert --int8 --auto-mixed 0.1 --run RUN_DIR   # some layers float
+    python -m tflite.convert --int8 --prune 0.5 --run RUN_DIR        # pruned, then int8
 
 Each mode writes ``model_<mode>.tflite`` and ``model_<mode>.json`` (the model card: task,
 tensor names/shapes/dtypes, how to map pixels to the input range and the output back to
@@ -18,7 +21,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -29,9 +32,12 @@ import tensorflow as tf
 from tfface.fileio import atomic_write
 from tflite.harness import LiteRunner
 from tflite.metadata import embed_card, min_runtime_version, op_inventory
+from tflite import selective
 from tflite.quantize import (
-    MIN_CALIBRATION_SAMPLES, MODES, QuantizationConfig, converter_for, representative_from,
+    IO_TYPES, MIN_CALIBRATION_SAMPLES, MODES, QuantizationConfig, converter_for,
+    representative_from,
 )
+from tflite.selective import SelectiveQuantizationError, layers_in_message
 
 CARD_FORMAT = "tfface-model-card/1"
 FIDELITY_IMAGES = 16
@@ -100,9 +106,12 @@ def _training_data(cfg) -> dict[str, Any]:
     return out
 
 
-def representative_inputs(cfg, n: int) -> list[list[np.ndarray]]:
+def representative_inputs(cfg, n: int, with_targets: bool = False):
     """``n`` calibration samples from the run's own training pipeline, as lists of the
-    generator's inputs in its input order (e.g. ``[occluded]`` or ``[occluded, mask]``)."""
+    generator's inputs in its input order (e.g. ``[occluded]`` or ``[occluded, mask]``).
+
+    With ``with_targets`` also returns the samples' ground truth (``clean``, stacked),
+    which ``--auto-mixed`` scores the files against."""
     from tfface.data.pipeline import make_dataset
     from tfface.train.runner import generator_inputs
 
@@ -110,14 +119,15 @@ def representative_inputs(cfg, n: int) -> list[list[np.ndarray]]:
         raise ValueError(f"int8 calibration needs at least {MIN_CALIBRATION_SAMPLES} samples, "
                          f"got {n}")
     keys = generator_inputs(cfg)
-    out = []
+    out, targets = [], []
     for b in make_dataset(cfg, "train", batch_size=1).take(n):
         out.append([b[k].numpy() for k in keys])
+        targets.append(b["clean"].numpy())
     if len(out) < n:
         raise ConversionError(
             f"the run's training pipeline yielded {len(out)} of the {n} calibration samples "
             f"int8 needs (data source: {cfg.data.source}); check that its data is still there")
-    return out
+    return (out, np.concatenate(targets)) if with_targets else out
 
 
 def fidelity_batch(cfg, n: int = FIDELITY_IMAGES) -> dict[str, np.ndarray]:
@@ -135,31 +145,62 @@ def convert_model(
     out_dir: str,
     *,
     representative: Sequence[np.ndarray] | None = None,
+    calibration_targets: np.ndarray | None = None,
     check_batch: dict[str, np.ndarray] | None = None,
     source_run: str | None = None,
+    pruning: dict[str, Any] | None = None,
 ) -> Converted:
-    """Convert ``model`` per ``qcfg`` into ``out_dir``; measure and write its card."""
+    """Convert ``model`` per ``qcfg`` into ``out_dir``; measure and write its card.
+
+    ``representative``: calibration inputs (default: drawn from the run's training
+    pipeline); ``calibration_targets``: their ground truth, needed by ``--auto-mixed``
+    when ``representative`` is given. ``pruning``: the report of :func:`tflite.qat.prune`
+    when ``model`` was pruned (goes into the card, with the file's gzip size).
+    """
     from tfface.train.runner import generator_inputs
 
     os.makedirs(out_dir, exist_ok=True)
     rep = None
-    if qcfg.mode == "int8":
+    targets = calibration_targets
+    if qcfg.full_integer:
         if representative is None:
-            representative = representative_inputs(cfg, qcfg.calibration_samples)
+            representative, targets = representative_inputs(
+                cfg, qcfg.calibration_samples, with_targets=True)
         try:
             rep = representative_from(representative)
         except ValueError as e:  # e.g. an empty representative dataset
             raise ConversionError(f"int8 calibration cannot start: {e}; nothing was "
                                   "written") from e
     t0 = time.time()
+    source, extra = model, {}
+    if qcfg.mode == "qat":
+        from tflite.qat import UnsupportedLayerError, quantize_aware_finetune
+
+        try:
+            source, extra["qat"] = quantize_aware_finetune(model, cfg, qcfg.qat_steps,
+                                                           qcfg.qat_lr)
+        except UnsupportedLayerError as e:
+            raise ConversionError(str(e)) from e
+    float_layers: list[str] = []
     try:
-        content = converter_for(model, qcfg, rep).convert()
+        if qcfg.mixed:
+            content, float_layers, extra["mixed_precision"] = _convert_mixed(
+                model, cfg, qcfg, rep, representative, targets)
+        else:
+            content = converter_for(source, qcfg, rep).convert()
+    except SelectiveQuantizationError as e:
+        raise ConversionError(str(e)) from e
     except Exception as e:  # the converter raises bare ConverterError/RuntimeError
+        named = layers_in_message(model, str(e))
+        hint = (f"The failing op belongs to layer(s) {', '.join(named)}. " if named else "")
         raise ConversionError(
             f"TFLite conversion in mode '{qcfg.mode}' failed: {str(e).strip().splitlines()[-1]}\n"
-            "If a layer cannot be quantized, keep that mode off for this model "
-            "(e.g. use --fp16 or --dynamic) and report the layer named above."
+            f"{hint}If the layer has no TFLite kernel at all, replace it with built-in ops; "
+            "if only its int8 kernel is missing, keep it float with --int8 --keep-float "
+            f"{named[0] if named else 'LAYER'} (or ship --fp16 / --dynamic)."
         ) from e
+    if qcfg.full_integer:
+        _check_full_integer(model, content, float_layers)
     seconds = time.time() - t0
     path = os.path.join(out_dir, qcfg.file_stem + ".tflite")
 
@@ -167,10 +208,12 @@ def convert_model(
     keys = generator_inputs(cfg)
     batch = check_batch if check_batch is not None else fidelity_batch(cfg)
     xs = [batch[k] for k in keys]
-    ref = model.predict(xs[0] if len(xs) == 1 else xs, verbose=0)
+    ref = source.predict(xs[0] if len(xs) == 1 else xs, verbose=0)
     got = runner.run_named(batch)
     fidelity = {
         "images": int(ref.shape[0]),
+        "reference": ("the quantization-aware Keras model after fine-tuning"
+                      if qcfg.mode == "qat" else "the run's Keras model"),
         "psnr_db_vs_keras": round(psnr_between(ref, got), 3),
         "max_abs_error_vs_keras": round(float(np.max(np.abs(ref - got))), 5),
         "note": "PSNR between the Keras and TFLite outputs on a fixed batch of eval inputs, "
@@ -190,7 +233,8 @@ def convert_model(
         "outputs": [_tensor_entry(d, "output") for d in runner.outputs],
         "signature": "serving_default",
         "quantization": {**qcfg.to_dict(),
-                         "calibration": "eval-free training-pipeline samples" if rep else None},
+                         "calibration": "eval-free training-pipeline samples" if rep else None,
+                         "float_layers": float_layers},
         "training_data": _training_data(cfg),
         "source_run": source_run,
         "ops": op_inventory(content),
@@ -207,6 +251,17 @@ def convert_model(
                      "ai_edge_litert": _litert_version()},
         "conversion_seconds": round(seconds, 2),
     }
+    if qcfg.mode == "qat":
+        float_ref = model.predict(xs[0] if len(xs) == 1 else xs, verbose=0)
+        extra["qat"]["psnr_db_vs_float_keras"] = round(psnr_between(float_ref, got), 3)
+    card.update(extra)
+    if pruning is not None:
+        from tflite.qat import gzip_size
+
+        card["pruning"] = {**pruning, "gzip_bytes": gzip_size(content),
+                           "note": "a flatbuffer stores pruned zeros like any weight; the "
+                                   "saving shows when the file is compressed (gzip_bytes), "
+                                   "e.g. in an APK or a download"}
     if cfg.data.task == "sr":
         card["scale"] = cfg.data.scale
     # The card travels inside the file too; its size field must count the card itself.
@@ -220,6 +275,50 @@ def convert_model(
     card_path = os.path.join(out_dir, qcfg.file_stem + ".json")
     atomic_write(card_path, json.dumps(card, indent=2))
     return Converted(path, card_path, card)
+
+
+def _convert_mixed(model, cfg, qcfg: QuantizationConfig, rep, representative, targets):
+    """A full-integer file with some layers in float: named (``keep_float``) or the fewest
+    the quantization debugger's error ranking needs (``auto_mixed_db``)."""
+    from tfface.train.runner import generator_inputs
+
+    conv = converter_for(model, qcfg, rep)
+    io_type = IO_TYPES[qcfg.io]
+    if qcfg.keep_float:
+        res = selective.keep_float(model, conv, rep, qcfg.keep_float, io_type)
+        return res.content, res.float_layers, res.details
+    if targets is None:
+        raise ValueError("--auto-mixed scores files against ground truth: pass "
+                         "calibration_targets with representative inputs")
+    from tfface.metrics import psnr as _psnr
+
+    n = len(representative)
+    feed = {k: np.concatenate([s[i] for s in representative])
+            for i, k in enumerate(generator_inputs(cfg))}
+    xs = list(feed.values())
+    ref = model.predict(xs[0] if len(xs) == 1 else xs, verbose=0)
+    float_q = float(np.mean(_psnr(targets[:n], ref).numpy()))
+
+    def quality(content: bytes) -> float:
+        return float(np.mean(_psnr(targets[:n], LiteRunner(content).run_named(feed)).numpy()))
+
+    res = selective.auto_mixed(model, conv, rep, qcfg.auto_mixed_db, quality, float_q, io_type)
+    res.details["images"] = n
+    res.details["data"] = "calibration samples (training pipeline), PSNR vs ground truth"
+    return res.content, res.float_layers, res.details
+
+
+def _check_full_integer(model, content: bytes, allowed: Sequence[str]) -> None:
+    """A full-integer file must compute in int8 except where float was asked for."""
+    stray = [(op, layers) for op, layers in selective.float_op_layers(model, content)
+             if not set(layers) & set(allowed)]
+    if stray:
+        desc = ", ".join(f"{op} (layer {'/'.join(layers) or 'unknown'})" for op, layers in stray)
+        first = next((ls[0] for _, ls in stray if ls), "LAYER")
+        raise ConversionError(
+            f"these ops have no int8 kernel and would run in float inside a full-integer "
+            f"file: {desc}. Keep them float deliberately with --keep-float {first}, "
+            "replace the layer with one that has int8 kernels, or ship --fp16 / --dynamic.")
 
 
 ANDROID_DIR = "android_demo_assets"
@@ -313,11 +412,33 @@ def build_parser() -> argparse.ArgumentParser:
         ("int8", "full integer: int8 weights and activations, calibrated on pipeline data"),
     ]:
         p.add_argument(f"--{mode}", action="store_true", help=text)
+    p.add_argument("--qat", type=int, metavar="STEPS",
+                   help="quantization-aware training: fine-tune a quantized copy of the "
+                   "generator for STEPS steps on the run's training data with its pixel loss "
+                   "(tensorflow-model-optimization), then write a full-integer file "
+                   "model_qat.tflite")
+    p.add_argument("--qat-lr", type=float, default=1e-4, metavar="LR",
+                   help="learning rate of --qat fine-tuning (default 1e-4, constant)")
     p.add_argument("--io", choices=["float", "int8", "uint8"], default="float",
-                   help="input/output tensor type of --int8 files (default: float, the "
+                   help="input/output tensor type of --int8/--qat files (default: float, the "
                    "quantize/dequantize then runs inside the file)")
+    p.add_argument("--keep-float", nargs="+", metavar="LAYER", default=[],
+                   help="--int8: keep these Keras layers' ops in float (selective "
+                   "quantization via TFLite's quantization debugger); an unknown name lists "
+                   "the valid ones. The file is model_int8_mixed.tflite")
+    p.add_argument("--auto-mixed", type=float, metavar="DB",
+                   help="--int8: keep the fewest layers in float (ranked by the quantization "
+                   "debugger's per-layer error) so the file's PSNR on the calibration data "
+                   "stays within DB dB of the float model's; reports the layers")
+    p.add_argument("--prune", type=float, metavar="SPARSITY",
+                   help="before converting, prune every conv/dense kernel to SPARSITY "
+                   "(0-1, e.g. 0.5) with tensorflow-model-optimization, fine-tuning "
+                   "--prune-steps steps; reports achieved sparsity and gzip size "
+                   "(files get a _prunedNN suffix)")
+    p.add_argument("--prune-steps", type=int, default=100, metavar="N",
+                   help="fine-tuning steps of --prune (default 100)")
     p.add_argument("--samples", type=int, default=200, metavar="N",
-                   help=f"representative samples for --int8 calibration (default 200, at "
+                   help=f"representative samples for --int8/--qat calibration (default 200, at "
                    f"least {MIN_CALIBRATION_SAMPLES})")
     p.add_argument("--out-dir", metavar="DIR", help="where files go (default: the run directory)")
     p.add_argument("--android", action="store_true",
@@ -326,12 +447,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_args(args, modes: list[str]) -> str | None:
+    """A usage problem of the mode flags, as a message (None when they are fine)."""
+    if args.keep_float and args.auto_mixed is not None:
+        return "use either --keep-float or --auto-mixed, not both"
+    if (args.keep_float or args.auto_mixed is not None) and "int8" not in modes:
+        return ("--keep-float/--auto-mixed select layers of a post-training full-integer "
+                "file: add --int8")
+    if args.auto_mixed is not None and args.auto_mixed < 0:
+        return f"--auto-mixed takes a PSNR drop in dB >= 0, got {args.auto_mixed}"
+    if args.qat is not None and args.qat < 1:
+        return f"--qat takes a number of fine-tuning steps >= 1, got {args.qat}"
+    if args.prune is not None and not 0.0 < args.prune < 1.0:
+        return f"--prune takes a sparsity between 0 and 1 (e.g. 0.5), got {args.prune}"
+    if args.prune is not None and args.prune_steps < 1:
+        return f"--prune-steps must be >= 1, got {args.prune_steps}"
+    if args.prune is not None and "qat" in modes:
+        return ("--prune with --qat is not supported: quantization-aware fine-tuning would "
+                "refill the pruned weights; prune with --int8 instead")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    modes = [m for m in MODES if getattr(args, m)]
+    modes = [m for m in MODES if m != "qat" and getattr(args, m)]
+    if args.qat is not None:
+        modes.append("qat")
     if not modes:
-        print("error: choose at least one mode: --float, --fp16, --dynamic or --int8",
-              file=sys.stderr)
+        print("error: choose at least one mode: --float, --fp16, --dynamic, --int8 or "
+              "--qat STEPS", file=sys.stderr)
+        return 2
+    usage = _check_args(args, modes)
+    if usage:
+        print(f"error: {usage}", file=sys.stderr)
         return 2
     if args.samples < MIN_CALIBRATION_SAMPLES:
         print(f"error: --samples must be at least {MIN_CALIBRATION_SAMPLES} for a reliable "
@@ -348,18 +496,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, OutputDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    pruning = None
+    if args.prune is not None:
+        from tflite.qat import prune
+
+        print(f"Pruning to {args.prune:.0%} sparsity ({args.prune_steps} fine-tuning steps) ...",
+              flush=True)
+        model, pruning = prune(model, cfg, args.prune, args.prune_steps)
+        print(f"Achieved kernel sparsity: {pruning['achieved_sparsity']:.1%}")
     rows = []
     for mode in modes:
-        qcfg = (QuantizationConfig.for_int8(args.io, args.samples) if mode == "int8"
-                else getattr(QuantizationConfig, f"for_{mode}")())
+        if mode == "int8":
+            qcfg = QuantizationConfig.for_int8(args.io, args.samples)
+            if args.keep_float or args.auto_mixed is not None:
+                qcfg = qcfg.with_selection(args.keep_float, args.auto_mixed)
+        elif mode == "qat":
+            qcfg = QuantizationConfig.for_qat(args.qat, args.io, args.samples, args.qat_lr)
+        else:
+            qcfg = getattr(QuantizationConfig, f"for_{mode}")()
+        if pruning is not None:
+            qcfg = replace(qcfg, pruned=args.prune)
         print(f"Converting ({mode}) ...", flush=True)
         try:
             res = convert_model(model, cfg, qcfg, out_dir, check_batch=check,
-                                source_run=os.path.abspath(args.run))
+                                source_run=os.path.abspath(args.run), pruning=pruning)
         except ConversionError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
         rows.append(res)
+        kept = res.card["quantization"]["float_layers"]
+        if qcfg.mixed:
+            print(f"Layers kept in float ({len(kept)}): {', '.join(kept) or 'none'}")
+        if "qat" in res.card:
+            q = res.card["qat"]
+            print(f"QAT: {q['steps']} steps, {q['loss']} loss {q['loss_first_step']:.4f} at the "
+                  f"first step, {q['loss_mean']:.4f} on average; the file follows the float "
+                  f"model to {q['psnr_db_vs_float_keras']:.2f} dB")
         if args.android:
             print(f"Android assets: {export_android(res, cfg)}")
     print()
@@ -371,9 +543,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{c['file']:<28}{c['size_bytes'] / 1e6:>8.2f}MB  {ops:>10}  "
               f"{c['fidelity']['psnr_db_vs_keras']:>11.2f} dB  "
               f"{c['quality']['psnr_db_vs_ground_truth']:>12.2f} dB")
+    if pruning is not None:
+        print(f"\nPruned to {pruning['achieved_sparsity']:.1%} kernel sparsity "
+              f"(target {pruning['target_sparsity']:.0%}); compressed sizes:")
+        for r in rows:
+            print(f"  {r.card['file']:<34}{r.card['pruning']['gzip_bytes'] / 1e6:>8.2f}MB gzip")
     for r in rows:
         fid = r.card["fidelity"]["psnr_db_vs_keras"]
-        if r.card["quantization"]["mode"] == "int8" and fid < LOW_INT8_FIDELITY_DB:
+        if r.card["quantization"]["mode"] == "int8" and not r.card["quantization"]["float_layers"] \
+                and fid < LOW_INT8_FIDELITY_DB:
             print(f"warning: {r.card['file']} follows the Keras model only to {fid:.1f} dB. "
                   "Models with unbounded activations often quantize poorly: train with "
                   "--set model.params.activation=ReLU6, or ship --fp16 / --dynamic.",

@@ -6,7 +6,7 @@ turns a config into a ready ``tf.lite.TFLiteConverter`` for a Keras generator.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -14,7 +14,9 @@ import numpy as np
 import tfface  # noqa: F401
 import tensorflow as tf
 
-MODES = ("float", "fp16", "dynamic", "int8")
+MODES = ("float", "fp16", "dynamic", "int8", "qat")
+FULL_INTEGER = ("int8", "qat")
+"""Modes whose files compute in int8 throughout (calibrated from representative data)."""
 IO_TYPES = {"float": tf.float32, "int8": tf.int8, "uint8": tf.uint8}
 MIN_CALIBRATION_SAMPLES = 100
 
@@ -25,6 +27,14 @@ class QuantizationConfig:
     io: str = "float"
     """dtype of the input/output tensors of full-integer files: float, int8 or uint8."""
     calibration_samples: int = 0
+    keep_float: tuple[str, ...] = ()
+    """Keras layers whose ops stay float in a full-integer file (``--keep-float``)."""
+    auto_mixed_db: float | None = None
+    """Keep the fewest layers float so PSNR stays within this many dB of float."""
+    qat_steps: int = 0
+    qat_lr: float = 1e-4
+    pruned: float | None = None
+    """Target sparsity the model was pruned to before conversion (naming and card)."""
 
     @classmethod
     def for_float(cls) -> "QuantizationConfig":
@@ -44,12 +54,49 @@ class QuantizationConfig:
             raise ValueError(f"io must be one of {sorted(IO_TYPES)}, got '{io}'")
         return cls("int8", io=io, calibration_samples=int(calibration_samples))
 
+    @classmethod
+    def for_qat(cls, steps: int, io: str = "float", calibration_samples: int = 200,
+                lr: float = 1e-4) -> "QuantizationConfig":
+        """Quantization-aware fine-tuning for ``steps`` steps, then full-integer
+        conversion (the representative data calibrates tensors QAT does not model)."""
+        if int(steps) < 1:
+            raise ValueError(f"--qat takes a number of fine-tuning steps >= 1, got {steps}")
+        base = cls.for_int8(io, calibration_samples)
+        return replace(base, mode="qat", qat_steps=int(steps), qat_lr=float(lr))
+
+    def with_selection(self, keep_float: tuple[str, ...] | list[str] = (),
+                       auto_mixed_db: float | None = None) -> "QuantizationConfig":
+        """This full-integer config with layers kept in float (named or chosen)."""
+        if self.mode != "int8":
+            raise ValueError("--keep-float/--auto-mixed apply to post-training --int8 files "
+                             "(not to --qat, whose layers all train quantized)")
+        if keep_float and auto_mixed_db is not None:
+            raise ValueError("use either --keep-float or --auto-mixed, not both")
+        return replace(self, keep_float=tuple(keep_float), auto_mixed_db=auto_mixed_db)
+
+    @property
+    def full_integer(self) -> bool:
+        return self.mode in FULL_INTEGER
+
+    @property
+    def mixed(self) -> bool:
+        return bool(self.keep_float) or self.auto_mixed_db is not None
+
     @property
     def file_stem(self) -> str:
-        return f"model_{self.mode}" + (f"_io{self.io}" if self.mode == "int8" and self.io != "float" else "")
+        stem = f"model_{self.mode}"
+        if self.full_integer and self.io != "float":
+            stem += f"_io{self.io}"
+        if self.mixed:
+            stem += "_mixed"
+        if self.pruned:
+            stem += f"_pruned{round(self.pruned * 100)}"
+        return stem
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["keep_float"] = list(self.keep_float)
+        return d
 
 
 def serving_function(model: tf.keras.Model, batch: int = 1) -> tf.types.experimental.ConcreteFunction:
@@ -90,7 +137,7 @@ def converter_for(
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     if qcfg.mode == "fp16":
         conv.target_spec.supported_types = [tf.float16]
-    elif qcfg.mode == "int8":
+    elif qcfg.full_integer:
         if representative is None:
             raise ValueError("int8 quantization needs representative data from the pipeline")
         conv.representative_dataset = representative
