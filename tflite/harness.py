@@ -8,6 +8,7 @@ card's range, whatever the file's I/O types are.
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 import numpy as np
 
@@ -36,8 +37,26 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return ((np.asarray(q, np.float64) - zero_point) * scale).astype(np.float32)
 
 
+class ShapeMismatchError(ValueError):
+    """Images do not fit a model input whose shape is fixed in the file."""
+
+
+def is_dynamic(detail: dict) -> bool:
+    """Whether a tensor has dimensions the file leaves open (-1 in ``shape_signature``)."""
+    sig = detail.get("shape_signature")
+    return sig is not None and len(sig) > 0 and bool(np.any(np.asarray(sig) < 0))
+
+
 class LiteRunner:
-    """A ``.tflite`` model as a float-in, float-out callable over NHWC batches."""
+    """A ``.tflite`` model as a float-in, float-out callable over NHWC batches.
+
+    Files converted with open dimensions (``-1`` in an input's ``shape_signature``,
+    e.g. a fully convolutional model exported with ``(None, None, 3)`` images) are
+    resized to the images they are given (``resize_tensor_input`` then
+    ``allocate_tensors``); a dynamic batch dimension runs the whole batch in one
+    invocation. Files with fixed shapes get a :class:`ShapeMismatchError` naming
+    the shape they need when the images do not match it.
+    """
 
     def __init__(self, model: str | os.PathLike | bytes, num_threads: int = 2):
         if isinstance(model, (bytes, bytearray)):
@@ -47,8 +66,16 @@ class LiteRunner:
                 raise FileNotFoundError(f"no such .tflite file: {model}")
             self.interpreter = Interpreter(model_path=os.fspath(model), num_threads=num_threads)
         self.interpreter.allocate_tensors()
+        self._refresh()
+
+    def _refresh(self) -> None:
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether any input of the file can be resized."""
+        return any(is_dynamic(d) for d in self.inputs)
 
     def _feed(self, detail: dict, x: np.ndarray) -> np.ndarray:
         dtype = detail["dtype"]
@@ -82,23 +109,49 @@ class LiteRunner:
             raise ValueError(f"model inputs {missing} are missing from the batch")
         return self(*[batch[k] for k in self.input_keys])
 
+    def _fit(self, shapes: list[tuple[int, ...]]) -> None:
+        """Resize the inputs to ``shapes`` (batch included) where the file allows it;
+        raise :class:`ShapeMismatchError` where it does not."""
+        changed = False
+        for detail, shape in zip(self.inputs, shapes):
+            have = tuple(int(v) for v in detail["shape"])
+            if have == shape:
+                continue
+            sig = detail.get("shape_signature")
+            sig = tuple(int(v) for v in (sig if sig is not None and len(sig) else have))
+            fixed_bad = [i for i, (s, w) in enumerate(zip(sig, shape)) if s >= 0 and s != w]
+            if len(sig) != len(shape) or fixed_bad:
+                want = tuple("any" if s < 0 else s for s in sig[1:])
+                raise ShapeMismatchError(
+                    f"input '{self.tensor_key(detail)}' of this .tflite file takes images of "
+                    f"shape {want} (height, width, channels), got {shape[1:]}; resize the "
+                    f"images to that size, or convert the model with open spatial dimensions "
+                    f"(a fully convolutional model built with inputs of shape (None, None, C))"
+                )
+            self.interpreter.resize_tensor_input(detail["index"], list(shape), strict=True)
+            changed = True
+        if changed:
+            self.interpreter.allocate_tensors()
+            self._refresh()
+
     def __call__(self, *xs: np.ndarray) -> np.ndarray:
-        """Run a batch (any size; the file's batch-1 graph is run per image). Inputs are
-        positional in the file's input order (:attr:`input_keys`); prefer :meth:`run_named`
-        for models with several inputs."""
+        """Run a batch (any size). Inputs are positional in the file's input order
+        (:attr:`input_keys`); prefer :meth:`run_named` for models with several inputs.
+        Files with a batch dimension of 1 run the batch image by image."""
         if len(xs) != len(self.inputs):
             raise ValueError(f"model takes {len(self.inputs)} inputs, got {len(xs)}")
+        xs = tuple(np.asarray(x) for x in xs)
         n = xs[0].shape[0]
+        if any(x.shape[0] != n for x in xs):
+            raise ValueError(f"inputs have different batch sizes: {[x.shape[0] for x in xs]}")
+        whole = all(is_dynamic(d) and int(d["shape_signature"][0]) < 0 for d in self.inputs)
+        step = n if whole else 1
         outs = []
-        for i in range(n):
-            for detail, x in zip(self.inputs, xs):
-                want = tuple(detail["shape"][1:])
-                if tuple(x.shape[1:]) != want:
-                    raise ValueError(
-                        f"input '{detail['name']}' expects images of shape {want}, "
-                        f"got {tuple(x.shape[1:])}"
-                    )
-                self.interpreter.set_tensor(detail["index"], self._feed(detail, x[i : i + 1]))
+        for i in range(0, n, step):
+            chunk = [x[i:i + step] for x in xs]
+            self._fit([tuple(int(v) for v in c.shape) for c in chunk])
+            for detail, c in zip(self.inputs, chunk):
+                self.interpreter.set_tensor(detail["index"], self._feed(detail, c))
             self.interpreter.invoke()
             outs.append(self._read(self.outputs[0]))
         return np.concatenate(outs, axis=0)
@@ -123,16 +176,27 @@ def measure_latency(
     xnnpack: tuple[bool, ...] = (True, False),
     runs: int = 20,
     warmup: int = 3,
+    input_shapes: Sequence[Sequence[int]] | None = None,
 ) -> list[dict]:
     """Invoke latency (ms) after warm-up: p50/p90/mean over ``runs`` invocations, for each
     thread count, with and without the XNNPACK delegate (LiteRT's default CPU delegate).
-    Inputs are zeros of the right type (latency of these graphs does not depend on data)."""
+    Inputs are zeros of the right type (latency of these graphs does not depend on data).
+    Files with open input dimensions are timed at ``input_shapes`` (one full shape per
+    input, batch included), which they then need."""
     import time
 
     out = []
     for use_xnn in xnnpack:
         for n in threads:
             it = _interpreter(model, n, use_xnn)
+            details = it.get_input_details()
+            if input_shapes is not None:
+                for d, shape in zip(details, input_shapes):
+                    if tuple(d["shape"]) != tuple(shape):
+                        it.resize_tensor_input(d["index"], list(shape), strict=True)
+            elif any(is_dynamic(d) for d in details):
+                raise ValueError("this .tflite file has open input dimensions: time it at "
+                                 "given sizes (input_shapes)")
             it.allocate_tensors()
             for d in it.get_input_details():
                 it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
