@@ -183,9 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{len(order) // max(1, len(summaries['keras']['by_degradation']))} held-out "
               f"faces x {len(summaries['keras']['by_degradation'])} degradation(s) "
               f"({report['data']}), super-resolution "
-              f"x{sc} ({cfg.data.image_size // sc} -> {cfg.data.image_size} px). psnr/ssim/ms_ssim/l1 "
-              f"on 8-bit RGB over the whole image; psnr_y/ssim_y on the BT.601 luma Y with {sc} "
-              "pixels cropped from every border (the SR literature's convention). Baselines: "
+              f"x{sc} ({cfg.data.image_size // sc} -> {cfg.data.image_size} px). "
+              "psnr/ssim/ms_ssim/l1 on 8-bit RGB over the whole image; psnr_y/ssim_y on the "
+              f"BT.601 luma Y with {sc} pixels cropped from every border (the SR literature's "
+              "convention). Baselines: "
               "`input` (the untouched LR face, nearest-neighbour upsampled), `bicubic` "
               "(bicubic upsampling of the same LR input).", "", "## Overall", "",
               _table(summaries, "overall", shown), "", "## By scale",

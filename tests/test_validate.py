@@ -26,6 +26,7 @@ def test_report_measures_fidelity_quality_latency_and_inventory(tiny_int8_file, 
     assert all(k.endswith("%") for k in q["tflite"]["by_area_bin"])
     assert len(rep["latency"]) == 4 and all(r["p50_ms"] > 0 for r in rep["latency"])
     assert rep["ops"]["float_ops"] == [] and rep["peak_memory_mb"] > 50
+    assert rep["xnnpack_partitions"] == 1  # every op of the tiny V-Net runs in XNNPACK
 
 
 def test_gates_pass_and_fail(tiny_int8_file, tmp_path, capsys):
@@ -45,8 +46,13 @@ def test_gates_pass_and_fail(tiny_int8_file, tmp_path, capsys):
     # A threshold above the measured value fails, and says why.
     assert validate.main([tiny_int8_file, "--min-fidelity-db", str(measured + 1), *common]) == 1
     assert "fidelity" in capsys.readouterr().err
-    assert validate.main([tiny_int8_file, "--max-latency-ms", "0.000001", *common]) == 1
-    assert validate.main([tiny_int8_file, "--min-psnr", "99", *common]) == 1
+    # The other gates on the same report (the exit code path is the one above).
+    rep = report[0]
+    assert validate.gate_failures(rep, None, None, 1e-6)[0].startswith("latency p50")
+    assert validate.gate_failures(rep, None, 99.0, None)[0].startswith("PSNR")
+    assert validate.gate_failures(rep, measured - 1, 5.0, 1e4) == []
+    assert validate.gate_failures({**rep, "latency": []}, None, None, 1e4) == [
+        "latency not measured"]
 
 
 def test_a_broken_file_fails_the_fidelity_gate(tiny_int8_file, tmp_path):
@@ -192,3 +198,41 @@ def test_sr_cli_table_and_unknown_degradation(tiny_sr_float_file, tmp_path, caps
     assert set(report["quality"]["tflite"]["by_degradation"]) == {"none"}  # the run's own
     assert validate.main([tiny_sr_float_file, "--degradations", "none", "blurry", *common]) == 2
     assert "unknown degradation 'blurry'" in capsys.readouterr().err
+
+
+def test_leaky_form_prelu_keeps_the_function_and_runs_all_of_srgan_int8_in_xnnpack():
+    import numpy as np
+
+    from tfface import keras
+    from tfface.config import resolve
+    from tfface.models import get_arch
+    from tfface.models.layers import LeakyFormPReLU, xnnpack_int8_form
+    from tflite.harness import LiteRunner, delegate_partitions, op_profile
+    from tflite.quantize import QuantizationConfig, converter_for, representative_from
+
+    cfg = resolve("srgan", "tiny", {"data": {"image_size": 16}})  # 4 -> 16 px
+    keras.utils.set_random_seed(0)
+    gen = get_arch("srgan").build_generator(cfg)
+    rng = np.random.default_rng(0)
+    for layer in gen.layers:  # trained-looking slopes, some negative
+        if type(layer) is keras.layers.PReLU:
+            layer.set_weights([rng.uniform(-0.2, 0.5, layer.get_weights()[0].shape)])
+    alt = xnnpack_int8_form(gen)
+    assert sum(isinstance(layer, LeakyFormPReLU) for layer in alt.layers) == 5
+    x = rng.uniform(-1, 1, (4, 4, 4, 3)).astype(np.float32)
+    np.testing.assert_allclose(alt(x).numpy(), gen(x).numpy(), atol=1e-5)
+    assert xnnpack_int8_form(alt) is alt  # nothing left to replace
+
+    rep = representative_from([rng.uniform(-1, 1, (1, 4, 4, 3)).astype(np.float32)
+                               for _ in range(16)])
+    files = {name: converter_for(m, QuantizationConfig.for_int8(), rep).convert()
+             for name, m in (("prelu", gen), ("leaky", alt))}
+    # Int8 PRELU falls back to the built-in kernels: one XNNPACK partition per PReLU + 1.
+    assert delegate_partitions(files["prelu"]) == 6
+    assert {r["op"] for r in op_profile(files["prelu"], runs=1, warmup=0)
+            if not r["delegated"]} == {"PRELU"}
+    assert delegate_partitions(files["leaky"]) == 1
+    assert all(r["delegated"] for r in op_profile(files["leaky"], runs=1, warmup=0))
+    ref = gen(x).numpy()
+    for content in files.values():
+        assert np.max(np.abs(LiteRunner(content)(x) - ref)) < 0.1

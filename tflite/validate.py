@@ -13,7 +13,9 @@ OpenCV inpainting given the true mask; for super-resolution PSNR/SSIM on RGB and
 the luma Y with a ``scale``-pixel border crop, per degradation, next to bicubic
 upsampling and the nearest-upsampled input), latency (p50/p90 for 1, 2 and 4 threads,
 with and without XNNPACK), the process's peak memory, and the graph inventory (ops,
-how many run in int8, float fallbacks, minimum runtime version). Several files
+how many run in int8, float fallbacks, minimum runtime version, and how many
+partitions XNNPACK splits the graph into: more than one means some ops run in
+LiteRT's slower built-in kernels). Several files
 give one comparison table (markdown and JSON). Gates make the command exit 1 when
 a file falls short, so CI and release scripts can rely on it.
 """
@@ -30,7 +32,7 @@ import numpy as np
 
 import tfface  # noqa: F401
 
-from tflite.harness import LiteRunner, measure_latency, peak_memory_mb
+from tflite.harness import LiteRunner, delegate_partitions, measure_latency, peak_memory_mb
 from tflite.metadata import min_runtime_version, op_inventory, read_card
 
 GATE_LATENCY_THREADS = 2
@@ -78,8 +80,9 @@ def validate_file(
     report: dict[str, Any] = {"file": path, "size_bytes": os.path.getsize(path),
                               "mode": card.get("quantization", {}).get("mode"),
                               "ops": op_inventory(path),
-                              "min_runtime_version": min_runtime_version(path)}
-    latency_shapes = None
+                              "min_runtime_version": min_runtime_version(path),
+                              "xnnpack_partitions": delegate_partitions(path)}
+    latency_shapes = latency_inputs = None
     if run_dir and os.path.exists(os.path.join(run_dir, "config.json")):
         if keras_model is None:
             cfg, keras_model = load_generator(run_dir)
@@ -114,6 +117,7 @@ def validate_file(
         if cfg.data.task == "sr":
             report["scale"] = int(cfg.data.scale)
         latency_shapes = [(1, *batches[0][k].shape[1:]) for k in runner.input_keys]
+        latency_inputs = [batches[0][k][:1] for k in runner.input_keys]
         report["_faces"] = {"input": batches[0][keys[0]][:GRID_FACES],
                             "output": got[:GRID_FACES],
                             "target": batches[0]["clean"][:GRID_FACES]}
@@ -126,7 +130,8 @@ def validate_file(
                           "latency needs a run directory (its image size)").lstrip("; ")
     else:
         report["latency"] = measure_latency(path, threads=threads, runs=latency_runs,
-                                            input_shapes=latency_shapes if runner.dynamic else None)
+                                            input_shapes=latency_shapes if runner.dynamic else None,
+                                            inputs=latency_inputs)
     report["peak_memory_mb"] = peak_memory_mb()
     return report
 
@@ -169,8 +174,8 @@ def comparison_table(reports: list[dict[str, Any]]) -> str:
     extra, base = (("psnr_y", "bicubic") if sr else ("hole_psnr", "opencv_ns"))
     titles = (("Y PSNR (crop)", "bicubic PSNR", "bicubic Y PSNR") if sr
               else ("hole PSNR", "OpenCV NS PSNR", "OpenCV NS hole PSNR"))
-    head = ("| file | mode | size MB | int8 ops | p50 ms (2 thr) | fidelity dB | PSNR | SSIM | "
-            + " | ".join(titles) + " |\n" + "|---" * 11 + "|")
+    head = ("| file | mode | size MB | int8 ops | XNNPACK parts | p50 ms (2 thr) | fidelity dB | "
+            "PSNR | SSIM | " + " | ".join(titles) + " |\n" + "|---" * 12 + "|")
     lines = [head]
     for r in reports:
         lat = next((x["p50_ms"] for x in r["latency"] if x["threads"] == 2 and x["xnnpack"]), None)
@@ -181,7 +186,8 @@ def comparison_table(reports: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {os.path.basename(r['file'])} | {r.get('mode') or '-'} | "
             f"{r['size_bytes'] / 1e6:.2f} | {ops['integer_ops']}/{ops['compute_ops']} | "
-            f"{_fmt(lat)} | {_fmt(r.get('fidelity', {}).get('psnr_db'))} | "
+            f"{r.get('xnnpack_partitions', '-')} | {_fmt(lat)} | "
+            f"{_fmt(r.get('fidelity', {}).get('psnr_db'))} | "
             f"{_fmt(t.get('psnr'))} | {_fmt(t.get('ssim'), '.3f')} | {_fmt(t.get(extra))} | "
             f"{_fmt(b.get('psnr'))} | {_fmt(b.get(extra))} |"
         )
