@@ -7,12 +7,18 @@ Examples::
     python -m pipelines.evaluate --run runs/demo --tflite runs/demo/model_int8.tflite \\
         --embedding arcface.tflite
 
+    python -m pipelines.evaluate --run runs/srgan-demo --degradations none classic realesrgan
+
 Writes report.md, report.json and PNGs (worst/median/best restorations, a bar chart
-per metric) to --out (default RUN_DIR/eval). Scores: PSNR, SSIM, MS-SSIM, L1, and
-PSNR/SSIM inside the hole, per occlusion generator and hole-area bin, for the Keras
-model (raw, and composited into the hole), each .tflite file, the untouched damaged
-input and OpenCV inpainting given the true mask (Telea, Navier–Stokes, radius 3).
-With --embedding, face-verification TPR/FPR/accuracy of damaged and restored faces.
+per metric) to --out (default RUN_DIR/eval). Inpainting runs: PSNR, SSIM, MS-SSIM,
+L1, and PSNR/SSIM inside the hole, per occlusion generator and hole-area bin, for
+the Keras model (raw, and composited into the hole), each .tflite file, the
+untouched damaged input and OpenCV inpainting given the true mask (Telea,
+Navier–Stokes, radius 3). Super-resolution runs: PSNR, SSIM, MS-SSIM and L1 on RGB
+and PSNR/SSIM on the luma Y with a ``scale``-pixel border crop, per scale and
+degradation, next to bicubic upsampling and the untouched input (nearest-neighbour
+upsampled). With --embedding, face-verification TPR/FPR/accuracy of damaged and
+restored faces.
 """
 
 from __future__ import annotations
@@ -28,13 +34,15 @@ import numpy as np
 import tfface  # noqa: F401
 
 METRICS_SHOWN = ("psnr", "ssim", "ms_ssim", "l1", "hole_psnr", "hole_ssim")
+SR_METRICS_SHOWN = ("psnr", "ssim", "ms_ssim", "l1", "psnr_y", "ssim_y")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m pipelines.evaluate",
         description="Score a run's model (Keras, and any .tflite files) on held-out faces "
-        "next to OpenCV inpainting and the damaged input; write report.md/json and figures.",
+        "next to classical baselines (OpenCV inpainting, bicubic upsampling) and the damaged "
+        "input; write report.md/json and figures.",
     )
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory to evaluate")
     p.add_argument("--weights", choices=["best", "last"], default="best",
@@ -45,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=".tflite files of the run to score alongside the Keras model")
     p.add_argument("--images", type=int, default=None,
                    help="number of eval faces (default: the run's whole eval split)")
+    p.add_argument("--degradations", nargs="+", metavar="NAME",
+                   help="super-resolution runs: degradation presets whose LR inputs are "
+                   "scored (none, classic, realesrgan; default: the run's own)")
     p.add_argument("--embedding", metavar="MODEL",
                    help="face-embedding model (Keras or .tflite, e.g. an ArcFace or "
                    "MobileFaceNet export) for the face-verification evaluation")
@@ -52,26 +63,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _table(summaries: dict[str, dict], section: str) -> str:
+def _table(summaries: dict[str, dict], section: str,
+           shown: Sequence[str] = METRICS_SHOWN) -> str:
     lines = []
     keys = sorted({k for s in summaries.values() for k in s[section]}) if section != "overall" else [None]
     for key in keys:
         if key is not None:
             lines.append(f"\n**{key}**\n")
-        lines.append("| method | images | " + " | ".join(METRICS_SHOWN) + " |")
-        lines.append("|---" * (len(METRICS_SHOWN) + 2) + "|")
+        lines.append("| method | images | " + " | ".join(shown) + " |")
+        lines.append("|---" * (len(shown) + 2) + "|")
         for name, s in summaries.items():
             row = s["overall"] if key is None else s[section].get(key)
             if not row:
                 continue
-            vals = ["-" if row[m] is None else f"{row[m]:.4g}" for m in METRICS_SHOWN]
+            vals = ["-" if row[m] is None else f"{row[m]:.4g}" for m in shown]
             lines.append(f"| {name} | {row['images']} | " + " | ".join(vals) + " |")
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from tfface.evaluation import (eval_batches, evaluate, face_recognition, load_embedder)
+    from tfface.evaluation import (bicubic, eval_batches, evaluate, face_recognition,
+                                   load_embedder, nearest_input, opencv_inpaint, sr_eval_batches)
     from tfface.figures import bar_chart, image_grid
     from tfface.train.runner import generator_inputs, load_generator
 
@@ -80,10 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:  # missing or foreign run directory
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if cfg.data.task != "inpaint":
-        print("error: pipelines.evaluate scores inpainting runs in this version; for "
-              "super-resolution runs use the validation metrics of python -m tflite.validate",
-              file=sys.stderr)
+    sr = cfg.data.task == "sr"
+    if args.degradations and not sr:
+        print("error: --degradations applies to super-resolution runs only", file=sys.stderr)
         return 2
     if args.data_dir:
         cfg.data.source, cfg.data.data_dir = "folder", args.data_dir
@@ -95,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.makedirs(out_dir, exist_ok=True)
     n = args.images or cfg.data.eval_count
     try:
-        batches = eval_batches(cfg, n)
+        batches = (sr_eval_batches(cfg, n, args.degradations) if sr else eval_batches(cfg, n))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -108,7 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def composited(b):
         return np.where(b["mask"] > 0.5, keras_fn(b), b["occluded"])
 
-    restorers: dict[str, Any] = {"keras": keras_fn, "keras_composited": composited}
+    restorers: dict[str, Any] = {"keras": keras_fn}
+    if not sr:
+        restorers["keras_composited"] = composited
     if args.tflite:
         from tflite.harness import LiteRunner
 
@@ -117,32 +131,43 @@ def main(argv: Sequence[str] | None = None) -> int:
             restorers[os.path.splitext(os.path.basename(f))[0]] = runner.run_named
     print(f"Scoring {sum(len(b['clean']) for b in batches)} eval faces ...", flush=True)
     rows: dict[str, list] = {}
-    summaries = evaluate(restorers, batches, rows_out=rows)
+    try:
+        summaries = evaluate(restorers, batches, rows_out=rows)
+    except ValueError as e:  # e.g. a .tflite file made for another image size
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
     # Worst, median and best restorations of the Keras model (by PSNR).
     flat = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
     order = np.argsort([r["psnr"] for r in rows["keras"]])
     pick = [order[0], order[len(order) // 2], order[-1]]
     sel = {k: v[pick] for k, v in flat.items()}
-    from tfface.evaluation import opencv_inpaint
-
-    image_grid({"damaged": sel["occluded"], "keras": keras_fn(sel),
-                "composited": composited(sel), "opencv_ns": opencv_inpaint("ns")(sel),
-                "target": sel["clean"]}, os.path.join(out_dir, "worst_median_best.png"))
+    if sr:
+        columns = {"input": sel["lr"], "bicubic": bicubic(sel), "keras": keras_fn(sel),
+                   "target": sel["clean"]}
+    else:
+        columns = {"damaged": sel["occluded"], "keras": keras_fn(sel),
+                   "composited": composited(sel), "opencv_ns": opencv_inpaint("ns")(sel),
+                   "target": sel["clean"]}
+    image_grid(columns, os.path.join(out_dir, "worst_median_best.png"))
     figures = ["worst_median_best.png"]
-    for m in METRICS_SHOWN:
+    shown = SR_METRICS_SHOWN if sr else METRICS_SHOWN
+    for m in shown:
         name = f"bar_{m}.png"
         bar_chart({k: s["overall"][m] for k, s in summaries.items()},
                   os.path.join(out_dir, name), m, f"{m} on {len(order)} eval faces")
         figures.append(name)
 
-    report: dict[str, Any] = {"run": os.path.abspath(args.run), "images": int(len(order)),
+    report: dict[str, Any] = {"run": os.path.abspath(args.run), "task": cfg.data.task,
+                              "images": int(len(order)),
                               "data": cfg.data.data_dir or cfg.data.source,
                               "metrics": summaries}
+    if sr:
+        report["scale"] = int(cfg.data.scale)
     if args.embedding:
         try:
             embed = load_embedder(args.embedding)
-            variants = {"damaged": flat["occluded"],
+            variants = {"damaged": nearest_input(flat) if sr else flat["occluded"],
                         **{k: np.concatenate([fn(b) for b in batches])
                            for k, fn in restorers.items()}}
             report["face_recognition"] = face_recognition(embed, flat["clean"], variants)
@@ -151,13 +176,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     with open(os.path.join(out_dir, "report.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
-    md = [f"# Evaluation of {os.path.basename(os.path.normpath(args.run))}", "",
-          f"{len(order)} held-out faces ({report['data']}). PSNR/SSIM on 8-bit RGB; hole_* "
-          "only over the occluded pixels. `keras_composited` keeps every pixel outside the "
-          "hole from the input. Baselines: `input` (untouched), `opencv_telea`, `opencv_ns` "
-          "(OpenCV inpainting given the true mask, radius 3).", "", "## Overall", "",
-          _table(summaries, "overall"), "", "## By occlusion", _table(summaries, "by_occlusion"),
-          "", "## By hole area", _table(summaries, "by_area_bin"), ""]
+    title = f"# Evaluation of {os.path.basename(os.path.normpath(args.run))}"
+    if sr:
+        sc = report["scale"]
+        md = [title, "",
+              f"{len(order) // max(1, len(summaries['keras']['by_degradation']))} held-out "
+              f"faces x {len(summaries['keras']['by_degradation'])} degradation(s) "
+              f"({report['data']}), super-resolution "
+              f"x{sc} ({cfg.data.image_size // sc} -> {cfg.data.image_size} px). "
+              "psnr/ssim/ms_ssim/l1 on 8-bit RGB over the whole image; psnr_y/ssim_y on the "
+              f"BT.601 luma Y with {sc} pixels cropped from every border (the SR literature's "
+              "convention). Baselines: "
+              "`input` (the untouched LR face, nearest-neighbour upsampled), `bicubic` "
+              "(bicubic upsampling of the same LR input).", "", "## Overall", "",
+              _table(summaries, "overall", shown), "", "## By scale",
+              _table(summaries, "by_scale", shown), "", "## By degradation",
+              _table(summaries, "by_degradation", shown), ""]
+    else:
+        md = [title, "",
+              f"{len(order)} held-out faces ({report['data']}). PSNR/SSIM on 8-bit RGB; hole_* "
+              "only over the occluded pixels. `keras_composited` keeps every pixel outside the "
+              "hole from the input. Baselines: `input` (untouched), `opencv_telea`, `opencv_ns` "
+              "(OpenCV inpainting given the true mask, radius 3).", "", "## Overall", "",
+              _table(summaries, "overall"), "", "## By occlusion",
+              _table(summaries, "by_occlusion"), "", "## By hole area",
+              _table(summaries, "by_area_bin"), ""]
     if "face_recognition" in report:
         fr = report["face_recognition"]
         md += ["## Face verification", "",
@@ -168,10 +211,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     md += ["", *[f"![{f}]({f})" for f in figures]]
     with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(md) + "\n")
-    o = summaries
-    print(f"PSNR  keras {o['keras']['overall']['psnr']:.2f}  composited "
-          f"{o['keras_composited']['overall']['psnr']:.2f}  opencv_ns "
-          f"{o['opencv_ns']['overall']['psnr']:.2f}  input {o['input']['overall']['psnr']:.2f} dB")
+    o = {k: v["overall"] for k, v in summaries.items()}
+    if sr:
+        print(f"PSNR (RGB / Y)  keras {o['keras']['psnr']:.2f} / {o['keras']['psnr_y']:.2f}  "
+              f"bicubic {o['bicubic']['psnr']:.2f} / {o['bicubic']['psnr_y']:.2f}  "
+              f"input {o['input']['psnr']:.2f} / {o['input']['psnr_y']:.2f} dB")
+    else:
+        print(f"PSNR  keras {o['keras']['psnr']:.2f}  composited "
+              f"{o['keras_composited']['psnr']:.2f}  opencv_ns "
+              f"{o['opencv_ns']['psnr']:.2f}  input {o['input']['psnr']:.2f} dB")
     print(f"Report: {os.path.abspath(os.path.join(out_dir, 'report.md'))}")
     return 0
 

@@ -50,6 +50,32 @@ def tiny_int8_file(trained_tiny_run, tmp_path_factory):
     return os.path.join(out, "model_int8.tflite")
 
 
+@pytest.fixture(scope="session")
+def trained_tiny_sr_run(tmp_path_factory):
+    """A tiny SRGAN generator (x4, 8 -> 32 px) trained on the pixel loss only for 80
+    steps (the pre-training phase; about 15 s), shared and built once."""
+    from tfface.config import resolve
+    from tfface.train import run
+
+    run_dir = str(tmp_path_factory.mktemp("runs") / "srgan-tiny")
+    cfg = resolve("srgan", "tiny", {"train": {"epochs": 2, "steps_per_epoch": 40,
+                                              "pretrain_steps": 80, "g_lr": 2e-3,
+                                              "save_every_steps": 1000}})
+    result = run(cfg, run_dir, progress=False)
+    assert result.status == "completed"
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_sr_float_file(trained_tiny_sr_run, tmp_path_factory):
+    """The tiny SR run converted to a float .tflite (with its card), built once."""
+    from tflite import convert
+
+    out = str(tmp_path_factory.mktemp("sr-float"))
+    assert convert.main(["--float", "--run", trained_tiny_sr_run, "--out-dir", out]) == 0
+    return os.path.join(out, "model_float.tflite")
+
+
 class Interrupt(keras.callbacks.Callback):
     """Raise KeyboardInterrupt after a given training step, like a Ctrl-C or a killed job."""
 

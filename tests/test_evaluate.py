@@ -57,3 +57,56 @@ def test_evaluate_writes_report_with_baselines_and_embedding(trained_tiny_run, t
 def test_evaluate_errors(tmp_path, capsys):
     assert evaluate_cli.main(["--run", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_sr_scores_crop_the_border_for_y_only():
+    from tfface.evaluation import score_sr_batch
+
+    rng = np.random.default_rng(1)
+    clean = rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    batch = {"clean": clean, "lr": clean[:, ::4, ::4], "degradation": np.array(["none"] * 2)}
+    pred = clean.copy()
+    pred[:, :4] = -pred[:, :4]  # damage only the 4-px top border (x4: cropped for Y)
+    rows = score_sr_batch(batch, pred)
+    assert all(r["psnr_y"] == 100.0 and r["ssim_y"] > 0.999 for r in rows)
+    assert all(r["psnr"] < 30 and r["scale"] == 4 for r in rows)
+    with pytest.raises(ValueError, match="SR output has shape"):
+        score_sr_batch(batch, pred[:, :16, :16])
+
+
+def test_evaluate_sr_run_per_scale_and_degradation(trained_tiny_sr_run, tiny_sr_float_file,
+                                                    tmp_path):
+    import cv2
+
+    out = tmp_path / "eval"
+    code = evaluate_cli.main(["--run", trained_tiny_sr_run, "--images", "4", "--out", str(out),
+                              "--tflite", tiny_sr_float_file,
+                              "--degradations", "none", "classic"])
+    assert code == 0
+    report = json.load(open(out / "report.json"))
+    assert report["task"] == "sr" and report["scale"] == 4 and report["images"] == 8
+    m = report["metrics"]
+    assert set(m) == {"keras", "model_float", "input", "bicubic"}
+    for s in m.values():
+        assert s["by_scale"]["x4"]["images"] == 8
+        assert set(s["by_degradation"]) == {"none", "classic"}
+        assert 5 < s["overall"]["psnr_y"] < 60 and 0 < s["overall"]["ssim_y"] <= 1
+    assert abs(m["model_float"]["overall"]["psnr"] - m["keras"]["overall"]["psnr"]) < 0.1
+    none = {k: m[k]["by_degradation"]["none"] for k in ("bicubic", "input")}
+    assert none["bicubic"]["psnr"] > none["input"]["psnr"]
+    md = open(out / "report.md").read()
+    assert "## By scale" in md and "## By degradation" in md and "psnr_y" in md
+    assert "| bicubic |" in md and "4 pixels cropped" in md
+    grid = cv2.imread(str(out / "worst_median_best.png"))
+    assert grid.shape[1] == 4 * 128  # input | bicubic | keras | target
+    for png in ("bar_psnr.png", "bar_psnr_y.png", "bar_ssim_y.png"):
+        assert os.path.getsize(out / png) > 1000
+
+
+def test_evaluate_sr_errors(trained_tiny_sr_run, trained_tiny_run, tmp_path, capsys):
+    assert evaluate_cli.main(["--run", trained_tiny_run, "--degradations", "none",
+                              "--out", str(tmp_path)]) == 2
+    assert "super-resolution runs only" in capsys.readouterr().err
+    assert evaluate_cli.main(["--run", trained_tiny_sr_run, "--degradations", "sharp",
+                              "--out", str(tmp_path)]) == 2
+    assert "unknown degradation 'sharp'" in capsys.readouterr().err

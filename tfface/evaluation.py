@@ -9,12 +9,19 @@ eval batches, and every image is scored as 8-bit RGB (see :mod:`tfface.metrics`)
   invent), grouped by occlusion generator and by hole-area bin (0–10 %, …, 50–60 %);
 * the baselines on the same inputs: the untouched damaged input, and OpenCV
   inpainting given the true mask (Telea and Navier–Stokes, radius 3).
+
+Super-resolution batches (an ``lr`` input) are scored the same way on RGB, plus the
+SR literature's convention: PSNR and SSIM on the BT.601 luma Y with ``scale``
+pixels cropped from every border (:func:`tfface.metrics.psnr_y`), grouped by
+degradation (``none``, ``classic``, ``realesrgan``) and by scale, next to bicubic
+upsampling and the untouched input (nearest-neighbour upsampled, what a viewer
+shows when it enlarges the small face).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -32,17 +39,64 @@ Restore = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
 def eval_batches(cfg, images: int, batch_size: int = 8) -> list[dict[str, np.ndarray]]:
-    """The first ``images`` faces of the eval split of ``cfg`` as numpy batches."""
+    """The first ``images`` faces of the eval split of ``cfg`` as numpy batches.
+
+    Super-resolution batches carry a ``degradation`` label (the preset that made
+    ``lr``) so scores can be grouped by it.
+    """
     from tfface.data.pipeline import make_dataset
 
     out, seen = [], 0
     for b in make_dataset(cfg, "eval", batch_size=min(batch_size, images)):
         b = {k: v.numpy() for k, v in b.items()}
         take = min(len(b["clean"]), images - seen)
-        out.append({k: v[:take] for k, v in b.items()})
+        b = {k: v[:take] for k, v in b.items()}
+        if cfg.data.task == "sr":
+            b["degradation"] = np.full(take, cfg.data.degradation)
+        out.append(b)
         seen += take
         if seen >= images:
             break
+    return out
+
+
+def _op_message(e: Exception) -> str:
+    """The readable part of a TensorFlow op error (without its ``{{function_node ...}}``)."""
+    import re
+
+    msg = getattr(e, "message", str(e)).splitlines()[0]
+    return re.sub(r"\{\{.*?\}\}\s*", "", msg).strip()[:200]
+
+
+def sr_eval_batches(cfg, images: int, degradations: Sequence[str] | None = None,
+                    batch_size: int = 8) -> list[dict[str, np.ndarray]]:
+    """Eval batches of an SR config for each degradation preset in ``degradations``
+    (default: the config's own). The same ``images`` clean faces are degraded by each
+    preset; presets other than the config's own use their published options.
+
+    Raises:
+        ValueError: an unknown degradation preset (the message lists the valid ones).
+    """
+    import copy
+
+    from tfface.data.degrade import PRESETS
+
+    if cfg.data.task != "sr":
+        raise ValueError("degradations apply to super-resolution configs only")
+    out = []
+    for name in degradations or [cfg.data.degradation]:
+        if name not in PRESETS:
+            raise ValueError(f"unknown degradation '{name}'; choose from: {', '.join(PRESETS)}")
+        c = copy.deepcopy(cfg)
+        if name != cfg.data.degradation:
+            c.data.degradation, c.data.degradation_options = name, {}
+        try:
+            out += eval_batches(c, images, batch_size)
+        except tf.errors.OpError as e:
+            raise ValueError(
+                f"degradation '{name}' could not be synthesized for {c.data.image_size} px faces "
+                f"at x{c.data.scale} ({_op_message(e)}); choose another "
+                "degradation or a larger image size") from e
     return out
 
 
@@ -151,14 +205,19 @@ def score_batch(batch: Mapping[str, np.ndarray], pred: np.ndarray) -> list[dict[
 METRIC_KEYS = ("psnr", "ssim", "ms_ssim", "l1", "hole_psnr", "hole_ssim")
 
 
+def _means(rows: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
+    """Image count and the mean of each metric in ``keys`` (NaNs left out; None if none)."""
+    out: dict[str, Any] = {"images": len(rows)}
+    for k in keys:
+        vals = [r[k] for r in rows if not np.isnan(r[k])]
+        out[k] = float(np.mean(vals)) if vals else None
+    return out
+
+
 def summarize(rows: list[dict[str, Any]], occlusion_names: Mapping[int, str] | None = None) -> dict[str, Any]:
     """Mean of each metric overall, per occlusion generator and per hole-area bin."""
     def mean(rs):
-        out = {"images": len(rs)}
-        for k in METRIC_KEYS:
-            vals = [r[k] for r in rs if not np.isnan(r[k])]
-            out[k] = float(np.mean(vals)) if vals else None
-        return out
+        return _means(rs, METRIC_KEYS)
 
     by_occ: dict[str, list] = defaultdict(list)
     by_bin: dict[str, list] = defaultdict(list)
@@ -180,27 +239,101 @@ def evaluate(
     baselines: bool = True,
     rows_out: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Score every restorer (and the baselines) on the same inpainting batches.
+    """Score every restorer (and the baselines) on the same batches.
 
-    Returns ``{name: summary}`` (see :func:`summarize`), baselines named
-    ``input``, ``opencv_telea`` and ``opencv_ns``. ``rows_out`` (a dict) receives the
-    per-image scores of each restorer.
+    Inpainting batches (``occluded`` + ``mask``): returns ``{name: summary}`` (see
+    :func:`summarize`), baselines named ``input``, ``opencv_telea`` and ``opencv_ns``.
+    Super-resolution batches (``lr``): summaries of :func:`summarize_sr`, baselines
+    ``input`` (nearest-upsampled LR) and ``bicubic``. ``rows_out`` (a dict) receives
+    the per-image scores of each restorer.
     """
     from tfface.data.occlusion import OCCLUSION_IDS
 
-    names = {v: k for k, v in OCCLUSION_IDS.items()}
+    batches = [{k: np.asarray(v) for k, v in b.items()} for b in batches]
+    if not batches:
+        raise ValueError("no eval batches to score")
+    sr = "lr" in batches[0]
     all_restorers = dict(restorers)
-    if baselines:
+    if baselines and sr:
+        all_restorers.update(input=nearest_input, bicubic=bicubic)
+    elif baselines:
         all_restorers.update(input=damaged_input, opencv_telea=opencv_inpaint("telea"),
                              opencv_ns=opencv_inpaint("ns"))
+    score = score_sr_batch if sr else score_batch
     rows: dict[str, list] = {k: [] for k in all_restorers}
     for batch in batches:
-        batch = {k: np.asarray(v) for k, v in batch.items()}
         for name, fn in all_restorers.items():
-            rows[name].extend(score_batch(batch, np.asarray(fn(batch))))
+            rows[name].extend(score(batch, np.asarray(fn(batch))))
     if rows_out is not None:
         rows_out.update(rows)
+    if sr:
+        return {k: summarize_sr(v) for k, v in rows.items()}
+    names = {v: k for k, v in OCCLUSION_IDS.items()}
     return {k: summarize(v, names) for k, v in rows.items()}
+
+
+# -- super-resolution ----------------------------------------------------------------
+
+SR_METRIC_KEYS = ("psnr", "ssim", "ms_ssim", "l1", "psnr_y", "ssim_y")
+"""RGB metrics over the whole image; ``*_y`` on luma Y with a ``scale``-pixel border crop."""
+
+
+def sr_scale(batch: Mapping[str, np.ndarray]) -> int:
+    """Upscaling factor of an SR batch (HR side over LR side)."""
+    return int(batch["clean"].shape[1] // batch["lr"].shape[1])
+
+
+def nearest_input(batch: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Baseline 'restorer' of SR: the untouched LR input, enlarged by pixel repetition."""
+    s = sr_scale(batch)
+    return np.repeat(np.repeat(np.asarray(batch["lr"]), s, axis=1), s, axis=2)
+
+
+def bicubic(batch: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Baseline restorer of SR: bicubic upsampling of ``lr`` to the HR size."""
+    return metrics.bicubic_upsample(batch["lr"], int(batch["clean"].shape[1])).numpy()
+
+
+def score_sr_batch(batch: Mapping[str, np.ndarray], pred: np.ndarray) -> list[dict[str, Any]]:
+    """Per-image scores of one super-resolved batch: RGB PSNR/SSIM/MS-SSIM/L1 over the
+    whole image, and PSNR/SSIM on Y with ``scale`` border pixels cropped."""
+    target = batch["clean"]
+    scale = sr_scale(batch)
+    if pred.shape != target.shape:
+        raise ValueError(f"SR output has shape {pred.shape[1:]}, the target {target.shape[1:]}")
+    psnr = metrics.psnr(target, pred).numpy()
+    ssim = metrics.ssim(target, pred).numpy()
+    l1 = metrics.l1(target, pred).numpy()
+    msssim = ms_ssim(target, pred)
+    py = metrics.psnr_y(target, pred, border=scale).numpy()
+    sy = metrics.ssim_y(target, pred, border=scale).numpy()
+    degr = batch.get("degradation")
+    rows = []
+    for i in range(len(target)):
+        rows.append({
+            "psnr": float(psnr[i]), "ssim": float(ssim[i]), "ms_ssim": float(msssim[i]),
+            "l1": float(l1[i]), "psnr_y": float(py[i]), "ssim_y": float(sy[i]),
+            "scale": scale, "degradation": str(degr[i]) if degr is not None else "none",
+            "index": int(batch["index"][i]) if "index" in batch else i,
+        })
+    return rows
+
+
+def summarize_sr(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean of each SR metric overall, per degradation and per scale (``x4``)."""
+    def mean(rs):
+        return _means(rs, SR_METRIC_KEYS)
+
+    by_deg: dict[str, list] = defaultdict(list)
+    by_scale: dict[str, list] = defaultdict(list)
+    for r in rows:
+        by_deg[r["degradation"]].append(r)
+        by_scale[f"x{r['scale']}"].append(r)
+    return {
+        "overall": mean(rows),
+        "by_degradation": {k: mean(v) for k, v in sorted(by_deg.items())},
+        "by_scale": {k: mean(v) for k, v in sorted(by_scale.items())},
+    }
 
 
 def face_recognition(

@@ -8,6 +8,7 @@ card's range, whatever the file's I/O types are.
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 import numpy as np
 
@@ -48,8 +49,26 @@ def check_tflite_header(head: bytes, name: str = "the file") -> None:
                          f"'TFL3' at byte 4); pass a file written by python -m tflite.convert")
 
 
+class ShapeMismatchError(ValueError):
+    """Images do not fit a model input whose shape is fixed in the file."""
+
+
+def is_dynamic(detail: dict) -> bool:
+    """Whether a tensor has dimensions the file leaves open (-1 in ``shape_signature``)."""
+    sig = detail.get("shape_signature")
+    return sig is not None and len(sig) > 0 and bool(np.any(np.asarray(sig) < 0))
+
+
 class LiteRunner:
-    """A ``.tflite`` model as a float-in, float-out callable over NHWC batches."""
+    """A ``.tflite`` model as a float-in, float-out callable over NHWC batches.
+
+    Files converted with open dimensions (``-1`` in an input's ``shape_signature``,
+    e.g. a fully convolutional model exported with ``(None, None, 3)`` images) are
+    resized to the images they are given (``resize_tensor_input`` then
+    ``allocate_tensors``); a dynamic batch dimension runs the whole batch in one
+    invocation. Files with fixed shapes get a :class:`ShapeMismatchError` naming
+    the shape they need when the images do not match it.
+    """
 
     def __init__(self, model: str | os.PathLike | bytes, num_threads: int = 2):
         """Load a ``.tflite`` file (path) or its bytes.
@@ -79,8 +98,16 @@ class LiteRunner:
             detail = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
             raise ValueError(f"{name} cannot be loaded by the LiteRT interpreter ({detail}); "
                              "is it a complete .tflite file written by tflite.convert?") from e
+        self._refresh()
+
+    def _refresh(self) -> None:
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether any input of the file can be resized."""
+        return any(is_dynamic(d) for d in self.inputs)
 
     def _feed(self, detail: dict, x: np.ndarray) -> np.ndarray:
         dtype = detail["dtype"]
@@ -114,24 +141,49 @@ class LiteRunner:
             raise ValueError(f"model inputs {missing} are missing from the batch")
         return self(*[batch[k] for k in self.input_keys])
 
+    def _fit(self, shapes: list[tuple[int, ...]]) -> None:
+        """Resize the inputs to ``shapes`` (batch included) where the file allows it;
+        raise :class:`ShapeMismatchError` where it does not."""
+        changed = False
+        for detail, shape in zip(self.inputs, shapes):
+            have = tuple(int(v) for v in detail["shape"])
+            if have == shape:
+                continue
+            sig = detail.get("shape_signature")
+            sig = tuple(int(v) for v in (sig if sig is not None and len(sig) else have))
+            fixed_bad = [i for i, (s, w) in enumerate(zip(sig, shape)) if s >= 0 and s != w]
+            if len(sig) != len(shape) or fixed_bad:
+                want = tuple("any" if s < 0 else s for s in sig[1:])
+                raise ShapeMismatchError(
+                    f"input '{self.tensor_key(detail)}' of this .tflite file takes images of "
+                    f"shape {want} (height, width, channels), got {shape[1:]}; resize the "
+                    f"images to that size, or convert the model with open spatial dimensions "
+                    f"(a fully convolutional model built with inputs of shape (None, None, C))"
+                )
+            self.interpreter.resize_tensor_input(detail["index"], list(shape), strict=True)
+            changed = True
+        if changed:
+            self.interpreter.allocate_tensors()
+            self._refresh()
+
     def __call__(self, *xs: np.ndarray) -> np.ndarray:
-        """Run a batch (any size; the file's batch-1 graph is run per image). Inputs are
-        positional in the file's input order (:attr:`input_keys`); prefer :meth:`run_named`
-        for models with several inputs."""
+        """Run a batch (any size). Inputs are positional in the file's input order
+        (:attr:`input_keys`); prefer :meth:`run_named` for models with several inputs.
+        Files with a batch dimension of 1 run the batch image by image."""
         if len(xs) != len(self.inputs):
             raise ValueError(f"model takes {len(self.inputs)} inputs, got {len(xs)}")
+        xs = tuple(np.asarray(x) for x in xs)
         n = xs[0].shape[0]
+        if any(x.shape[0] != n for x in xs):
+            raise ValueError(f"inputs have different batch sizes: {[x.shape[0] for x in xs]}")
+        whole = all(is_dynamic(d) and int(d["shape_signature"][0]) < 0 for d in self.inputs)
+        step = n if whole else 1
         outs = []
-        for i in range(n):
-            for detail, x in zip(self.inputs, xs):
-                want = tuple(int(v) for v in detail["shape"][1:])
-                if tuple(int(v) for v in x.shape[1:]) != want:
-                    raise ValueError(
-                        f"input '{self.tensor_key(detail)}' of the model expects images of "
-                        f"shape {want}, got {tuple(int(v) for v in x.shape[1:])}; resize the "
-                        "images (or use the model converted for this size)"
-                    )
-                self.interpreter.set_tensor(detail["index"], self._feed(detail, x[i : i + 1]))
+        for i in range(0, n, step):
+            chunk = [x[i:i + step] for x in xs]
+            self._fit([tuple(int(v) for v in c.shape) for c in chunk])
+            for detail, c in zip(self.inputs, chunk):
+                self.interpreter.set_tensor(detail["index"], self._feed(detail, c))
             self.interpreter.invoke()
             outs.append(self._read(self.outputs[0]))
         return np.concatenate(outs, axis=0)
@@ -139,7 +191,9 @@ class LiteRunner:
 
 # -- latency, memory, validation -----------------------------------------------------
 
-def _interpreter(model: str | os.PathLike | bytes, threads: int, xnnpack: bool) -> Interpreter:
+def interpreter_for(model: str | os.PathLike | bytes, threads: int, xnnpack: bool) -> Interpreter:
+    """A LiteRT interpreter for timing: ``xnnpack`` applies LiteRT's default CPU delegate
+    (XNNPACK), otherwise only the built-in kernels run."""
     from ai_edge_litert.interpreter import OpResolverType
 
     kwargs = dict(num_threads=threads,
@@ -150,25 +204,59 @@ def _interpreter(model: str | os.PathLike | bytes, threads: int, xnnpack: bool) 
     return Interpreter(model_path=os.fspath(model), **kwargs)
 
 
+def fill_inputs(it: Interpreter, values: Sequence[np.ndarray] | None = None,
+                seed: int = 0) -> None:
+    """Set every input of ``it``: ``values`` (one float batch per input in the card's
+    range, its first image used, quantized for integer inputs) or, without them, random
+    values over the tensor's range (uniform in [-1, 1] for float inputs, over all levels
+    for integer ones). Not zeros: some built-in int8 kernels (e.g. PRELU) take
+    data-dependent paths, and an all-zero input timed int8 SRGAN 1.5x too fast."""
+    rng = np.random.default_rng(seed)
+    for i, d in enumerate(it.get_input_details()):
+        shape, dtype = tuple(d["shape"]), d["dtype"]
+        if values is not None:
+            x = np.broadcast_to(np.asarray(values[i], np.float32)[:1], shape)
+            x = (quantize(x, *d["quantization"], dtype) if np.issubdtype(dtype, np.integer)
+                 else x.astype(dtype))
+        elif np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            x = rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+        else:
+            x = rng.uniform(-1, 1, shape).astype(dtype)
+        it.set_tensor(d["index"], np.ascontiguousarray(x))
+
+
 def measure_latency(
     model: str | os.PathLike | bytes,
     threads: tuple[int, ...] = (1, 2, 4),
     xnnpack: tuple[bool, ...] = (True, False),
     runs: int = 20,
     warmup: int = 3,
+    input_shapes: Sequence[Sequence[int]] | None = None,
+    inputs: Sequence[np.ndarray] | None = None,
 ) -> list[dict]:
     """Invoke latency (ms) after warm-up: p50/p90/mean over ``runs`` invocations, for each
     thread count, with and without the XNNPACK delegate (LiteRT's default CPU delegate).
-    Inputs are zeros of the right type (latency of these graphs does not depend on data)."""
+    ``inputs`` (one float batch per input, e.g. real eval images) are fed, else random
+    values in range (see :func:`fill_inputs`). Files with open input dimensions are
+    timed at ``input_shapes`` (one full shape per input, batch included), which they
+    then need."""
     import time
 
     out = []
     for use_xnn in xnnpack:
         for n in threads:
-            it = _interpreter(model, n, use_xnn)
+            it = interpreter_for(model, n, use_xnn)
+            details = it.get_input_details()
+            if input_shapes is not None:
+                for d, shape in zip(details, input_shapes):
+                    if tuple(d["shape"]) != tuple(shape):
+                        it.resize_tensor_input(d["index"], list(shape), strict=True)
+            elif any(is_dynamic(d) for d in details):
+                raise ValueError("this .tflite file has open input dimensions: time it at "
+                                 "given sizes (input_shapes)")
             it.allocate_tensors()
-            for d in it.get_input_details():
-                it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+            fill_inputs(it, inputs)
             for _ in range(warmup):
                 it.invoke()
             times = []
@@ -190,3 +278,118 @@ def peak_memory_mb() -> float:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+# -- per-op profile --------------------------------------------------------------------
+
+def delegate_partitions(model: str | os.PathLike | bytes, threads: int = 2) -> int:
+    """How many partitions of the graph XNNPACK takes over (``DELEGATE`` nodes after
+    the default delegate is applied). One means the whole graph runs in XNNPACK; more
+    means some ops fall back to the built-in kernels and split the graph."""
+    it = interpreter_for(model, threads, True)
+    it.allocate_tensors()
+    return sum(d["op_name"] == "DELEGATE" for d in it._get_ops_details())
+
+
+def _single_op_model(m, sg, op) -> bytes:
+    """A file holding only ``op`` of subgraph ``sg`` of model object ``m``: its constant
+    inputs keep their data, its other inputs become the graph's inputs."""
+    import copy
+
+    from tensorflow.lite.python import schema_py_generated as schema_fb
+    from tensorflow.lite.tools import flatbuffer_utils as fbu
+
+    def has_data(t):
+        b = m.buffers[sg.tensors[t].buffer]
+        return b.data is not None and len(b.data) > 0
+
+    used = [t for t in list(op.inputs) + list(op.outputs) + list(op.intermediates or []) if t >= 0]
+    remap = {t: j for j, t in enumerate(dict.fromkeys(used))}
+    new = schema_fb.ModelT()
+    new.version, new.operatorCodes, new.description = m.version, m.operatorCodes, b"single op"
+    new.buffers = [schema_fb.BufferT()]
+    sub = schema_fb.SubGraphT()
+    sub.tensors = []
+    for t in remap:
+        tt = copy.copy(sg.tensors[t])
+        new.buffers.append(m.buffers[tt.buffer] if has_data(t) else schema_fb.BufferT())
+        tt.buffer = len(new.buffers) - 1
+        sub.tensors.append(tt)
+    sub.inputs = [remap[t] for t in op.inputs if t >= 0 and not has_data(t)]
+    sub.outputs = [remap[t] for t in op.outputs]
+    nop = copy.copy(op)
+    nop.inputs = [remap[t] if t >= 0 else -1 for t in op.inputs]
+    nop.outputs = [remap[t] for t in op.outputs]
+    nop.intermediates = [remap[t] for t in (op.intermediates or [])] or None
+    sub.operators = [nop]
+    new.subgraphs = [sub]
+    return bytes(fbu.convert_object_to_bytearray(new))
+
+
+def op_profile(
+    model: str | os.PathLike | bytes,
+    threads: int = 2,
+    xnnpack: bool = True,
+    runs: int = 5,
+    warmup: int = 2,
+) -> list[dict]:
+    """Per-op latency: each op of the main graph is cut out into a one-op file (same
+    tensors, weights and quantization) and timed alone (p50 over ``runs``).
+
+    Returns one row per op, in graph order: ``op`` (type), ``output_shape``,
+    ``dtype`` (of the output), ``ms``, and ``delegated`` (whether XNNPACK took the op
+    when asked to; an op it leaves to the built-in kernels also splits the full graph
+    into more delegate partitions, each with its own entry/exit cost). Ops of the same
+    type, shapes and types are timed once. The sum over ops approximates the whole
+    graph's latency; XNNPACK's fusions across ops are not seen here. Inputs are
+    random values over each tensor's range, not the activations of real images.
+    """
+    import time
+
+    from tensorflow.lite.python import schema_py_generated as schema_fb
+    from tensorflow.lite.tools import flatbuffer_utils as fbu
+
+    m = (fbu.read_model_from_bytearray(bytearray(model)) if isinstance(model, (bytes, bytearray))
+         else fbu.read_model(os.fspath(model)))
+    sg = m.subgraphs[0]
+    type_names = {v: k for k, v in vars(schema_fb.TensorType).items() if not k.startswith("_")}
+    cache: dict = {}
+    rows = []
+    for i, op in enumerate(sg.operators):
+        name = fbu.opcode_to_name(m, op.opcodeIndex)
+
+        def sig(ts):
+            return tuple((tuple(sg.tensors[t].shape), sg.tensors[t].type) if t >= 0 else None
+                         for t in ts)
+
+        key = (name, sig(op.inputs), sig(op.outputs))
+        if key not in cache:
+            it = interpreter_for(_single_op_model(m, sg, op), threads, xnnpack)
+            it.allocate_tensors()
+            fill_inputs(it)
+            for _ in range(warmup):
+                it.invoke()
+            times = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                it.invoke()
+                times.append((time.perf_counter() - t0) * 1e3)
+            delegated = any(d["op_name"] == "DELEGATE" for d in it._get_ops_details())
+            cache[key] = (float(np.percentile(times, 50)), delegated)
+        out = sg.tensors[op.outputs[0]]
+        rows.append({"index": i, "op": name, "output_shape": [int(v) for v in out.shape],
+                     "dtype": type_names.get(out.type, str(out.type)).lower(),
+                     "ms": cache[key][0], "delegated": cache[key][1]})
+    return rows
+
+
+def profile_by_op_type(rows: list[dict]) -> list[dict]:
+    """:func:`op_profile` rows summed per op type (and output dtype), slowest first."""
+    agg: dict = {}
+    for r in rows:
+        a = agg.setdefault((r["op"], r["dtype"]), {"op": r["op"], "dtype": r["dtype"], "count": 0,
+                                                   "ms": 0.0, "not_delegated": 0})
+        a["count"] += 1
+        a["ms"] += r["ms"]
+        a["not_delegated"] += not r["delegated"]
+    return sorted(agg.values(), key=lambda a: -a["ms"])

@@ -9,9 +9,13 @@ Examples::
 For each file: fidelity to the Keras model of its run (PSNR and max abs error on
 the eval split), quality against ground truth (PSNR/SSIM/MS-SSIM/L1 and inside the
 hole, per occlusion generator and hole-area bin, next to the damaged input and
-OpenCV inpainting given the true mask), latency (p50/p90 for 1, 2 and 4 threads,
+OpenCV inpainting given the true mask; for super-resolution PSNR/SSIM on RGB and on
+the luma Y with a ``scale``-pixel border crop, per degradation, next to bicubic
+upsampling and the nearest-upsampled input), latency (p50/p90 for 1, 2 and 4 threads,
 with and without XNNPACK), the process's peak memory, and the graph inventory (ops,
-how many run in int8, float fallbacks, minimum runtime version). Several files
+how many run in int8, float fallbacks, minimum runtime version, and how many
+partitions XNNPACK splits the graph into: more than one means some ops run in
+LiteRT's slower built-in kernels). Several files
 give one comparison table (markdown and JSON). Gates make the command exit 1 when
 a file falls short, so CI and release scripts can rely on it.
 """
@@ -28,7 +32,7 @@ import numpy as np
 
 import tfface  # noqa: F401
 
-from tflite.harness import LiteRunner, measure_latency, peak_memory_mb
+from tflite.harness import LiteRunner, delegate_partitions, measure_latency, peak_memory_mb
 from tflite.metadata import min_runtime_version, op_inventory, read_card
 
 GATE_LATENCY_THREADS = 2
@@ -61,10 +65,15 @@ def validate_file(
     latency_runs: int = 20,
     threads: tuple[int, ...] = (1, 2, 4),
     keras_model=None,
+    degradations: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Measure one ``.tflite`` file; see the module docstring for what is measured."""
+    """Measure one ``.tflite`` file; see the module docstring for what is measured.
+
+    ``degradations`` (super-resolution only) lists the degradation presets whose LR
+    inputs are scored (default: the run's own).
+    """
     from tfface.config import Config
-    from tfface.evaluation import eval_batches, evaluate
+    from tfface.evaluation import eval_batches, evaluate, sr_eval_batches
     from tfface.train.runner import generator_inputs, load_generator
 
     if not os.path.exists(path):
@@ -75,7 +84,9 @@ def validate_file(
     report: dict[str, Any] = {"file": path, "size_bytes": os.path.getsize(path),
                               "mode": card.get("quantization", {}).get("mode"),
                               "ops": op_inventory(path),
-                              "min_runtime_version": min_runtime_version(path)}
+                              "min_runtime_version": min_runtime_version(path),
+                              "xnnpack_partitions": delegate_partitions(path)}
+    latency_shapes = latency_inputs = None
     if run_dir and os.path.exists(os.path.join(run_dir, "config.json")):
         if keras_model is None:
             cfg, keras_model = load_generator(run_dir)
@@ -85,7 +96,12 @@ def validate_file(
             cfg.data.source, cfg.data.data_dir = "folder", data_dir
         keys = generator_inputs(cfg)
         _check_inputs_match(runner, cfg, keys, path, run_dir)
-        batches = eval_batches(cfg, images)
+        if cfg.data.task == "sr":
+            batches = sr_eval_batches(cfg, images, degradations)
+        elif degradations:
+            raise ValueError("--degradations applies to super-resolution runs only")
+        else:
+            batches = eval_batches(cfg, images)
 
         def tfl(batch):
             return runner.run_named(batch)
@@ -101,15 +117,26 @@ def validate_file(
         report["fidelity"] = {"psnr_db": psnr_between(ref, got),
                               "max_abs_error": float(np.max(np.abs(ref - got))),
                               "images": int(len(ref))}
-        if cfg.data.task == "inpaint":
-            report["quality"] = evaluate({"tflite": tfl, "keras": ker}, batches)
+        report["task"] = cfg.data.task
+        report["quality"] = evaluate({"tflite": tfl, "keras": ker}, batches)
+        if cfg.data.task == "sr":
+            report["scale"] = int(cfg.data.scale)
+        latency_shapes = [(1, *batches[0][k].shape[1:]) for k in runner.input_keys]
+        latency_inputs = [batches[0][k][:1] for k in runner.input_keys]
         report["_faces"] = {"input": batches[0][keys[0]][:GRID_FACES],
                             "output": got[:GRID_FACES],
                             "target": batches[0]["clean"][:GRID_FACES]}
     else:
         report["note"] = ("no run directory found (pass --run RUN_DIR): fidelity and quality "
                           "were not measured")
-    report["latency"] = measure_latency(path, threads=threads, runs=latency_runs)
+    if runner.dynamic and latency_shapes is None:
+        report["latency"] = []
+        report["note"] = (report.get("note", "") + "; the file has open input dimensions: "
+                          "latency needs a run directory (its image size)").lstrip("; ")
+    else:
+        report["latency"] = measure_latency(path, threads=threads, runs=latency_runs,
+                                            input_shapes=latency_shapes if runner.dynamic else None,
+                                            inputs=latency_inputs)
     report["peak_memory_mb"] = peak_memory_mb()
     return report
 
@@ -149,7 +176,9 @@ def gate_failures(report: dict[str, Any], min_fidelity_db: float | None,
     if max_latency_ms is not None:
         lat = [r["p50_ms"] for r in report["latency"]
                if r["threads"] == GATE_LATENCY_THREADS and r["xnnpack"]]
-        if lat and lat[0] > max_latency_ms:
+        if not lat:
+            fails.append("latency not measured")
+        elif lat[0] > max_latency_ms:
             fails.append(f"latency p50 {lat[0]:.2f} ms > {max_latency_ms} ms "
                          f"({GATE_LATENCY_THREADS} threads, XNNPACK)")
     return fails
@@ -160,22 +189,28 @@ def _fmt(v, spec=".2f"):
 
 
 def comparison_table(reports: list[dict[str, Any]]) -> str:
-    """One markdown table comparing the files."""
-    head = ("| file | mode | size MB | int8 ops | p50 ms (2 thr) | fidelity dB | PSNR | "
-            "SSIM | hole PSNR | OpenCV NS PSNR |\n|---|---|---|---|---|---|---|---|---|---|")
+    """One markdown table comparing the files (inpainting: PSNR inside the hole and
+    OpenCV Navier–Stokes; super-resolution: Y-channel PSNR and bicubic)."""
+    sr = any(r.get("task") == "sr" for r in reports)
+    extra, base = (("psnr_y", "bicubic") if sr else ("hole_psnr", "opencv_ns"))
+    titles = (("Y PSNR (crop)", "bicubic PSNR", "bicubic Y PSNR") if sr
+              else ("hole PSNR", "OpenCV NS PSNR", "OpenCV NS hole PSNR"))
+    head = ("| file | mode | size MB | int8 ops | XNNPACK parts | p50 ms (2 thr) | fidelity dB | "
+            "PSNR | SSIM | " + " | ".join(titles) + " |\n" + "|---" * 12 + "|")
     lines = [head]
     for r in reports:
         lat = next((x["p50_ms"] for x in r["latency"] if x["threads"] == 2 and x["xnnpack"]), None)
         q = r.get("quality", {})
         t = q.get("tflite", {}).get("overall", {})
-        ns = q.get("opencv_ns", {}).get("overall", {})
+        b = q.get(base, {}).get("overall", {})
         ops = r["ops"]
         lines.append(
             f"| {os.path.basename(r['file'])} | {r.get('mode') or '-'} | "
             f"{r['size_bytes'] / 1e6:.2f} | {ops['integer_ops']}/{ops['compute_ops']} | "
-            f"{_fmt(lat)} | {_fmt(r.get('fidelity', {}).get('psnr_db'))} | "
-            f"{_fmt(t.get('psnr'))} | {_fmt(t.get('ssim'), '.3f')} | {_fmt(t.get('hole_psnr'))} | "
-            f"{_fmt(ns.get('psnr'))} |"
+            f"{r.get('xnnpack_partitions', '-')} | {_fmt(lat)} | "
+            f"{_fmt(r.get('fidelity', {}).get('psnr_db'))} | "
+            f"{_fmt(t.get('psnr'))} | {_fmt(t.get('ssim'), '.3f')} | {_fmt(t.get(extra))} | "
+            f"{_fmt(b.get('psnr'))} | {_fmt(b.get(extra))} |"
         )
     return "\n".join(lines)
 
@@ -224,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", metavar="DIR",
                    help="score on a folder of faces instead of the run's eval split")
     p.add_argument("--images", type=int, default=64, help="eval images to score (default 64)")
+    p.add_argument("--degradations", nargs="+", metavar="NAME",
+                   help="super-resolution: degradation presets whose LR inputs are scored "
+                   "(none, classic, realesrgan; default: the run's own)")
     p.add_argument("--latency-runs", type=int, default=20,
                    help="timed invocations per setting after warm-up (default 20)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4],
@@ -252,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             rep = validate_file(path, run_dir=args.run, data_dir=args.data_dir,
                                 images=args.images, latency_runs=args.latency_runs,
-                                threads=tuple(args.threads))
+                                threads=tuple(args.threads), degradations=args.degradations)
         except (FileNotFoundError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -279,9 +317,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"FAIL {os.path.basename(r['file'])}: {reason}", file=sys.stderr)
     return 1 if failed else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 def check_samples(manifest_path: str) -> dict[str, Any]:
@@ -334,3 +369,7 @@ def check_samples(manifest_path: str) -> dict[str, Any]:
     if worst > tol:
         problems.append(f"outputs differ from the expected PNGs by up to {worst} levels (> {tol})")
     return {"ok": not problems, "max_abs_levels": worst, "problems": problems}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -182,3 +182,39 @@ def output_head(x, head: str, name: str = "restored"):
     if head == "clip":
         return ClipOutput(name=name, dtype="float32")(x)
     raise ValueError(f"output_head must be 'clip' or 'tanh', got '{head}'")
+
+
+@keras.utils.register_keras_serializable(package="tfface")
+class LeakyFormPReLU(keras.layers.PReLU):
+    """PReLU (same weights, same function) in a form LiteRT's XNNPACK runs in int8.
+
+    Computes ``x·(1 + a)/2 + |x|·(1 − a)/2`` with ``|x|`` as ``leaky_relu(x, −1)``, which
+    equals ``x`` for ``x > 0`` and ``a·x`` otherwise. In full-int8 files XNNPACK does not
+    take ``PRELU`` (nor standalone ``RELU``/``ABS``/``MAXIMUM``, whose int8 form needs the
+    same input and output scale), so every PReLU of SRGAN ran in LiteRT's built-in
+    kernels and split the graph into one delegate partition per PReLU; ``LEAKY_RELU``,
+    ``MUL`` and ``ADD`` all run in XNNPACK int8 (see ``benchmarks/tflite_latency.py``).
+    Used at export time through :func:`xnnpack_int8_form`; training keeps Keras' PReLU.
+    """
+
+    def call(self, inputs):
+        a = tf.cast(self.alpha, inputs.dtype)
+        return inputs * ((1.0 + a) * 0.5) + tf.nn.leaky_relu(inputs, alpha=-1.0) * ((1.0 - a) * 0.5)
+
+
+def xnnpack_int8_form(model: keras.Model) -> keras.Model:
+    """``model`` with each PReLU layer replaced by :class:`LeakyFormPReLU` (same weights).
+
+    Returns ``model`` itself when it has no PReLU. Meant for full-int8 conversion; the
+    float function is unchanged (up to float rounding).
+    """
+    if not any(type(layer) is keras.layers.PReLU for layer in model.layers):
+        return model
+
+    def clone(layer):
+        cls = LeakyFormPReLU if type(layer) is keras.layers.PReLU else layer.__class__
+        return cls.from_config(layer.get_config())
+
+    new = keras.models.clone_model(model, clone_function=clone)
+    new.set_weights(model.get_weights())
+    return new
