@@ -225,8 +225,12 @@ def test_leaky_form_prelu_keeps_the_function_and_runs_all_of_srgan_int8_in_xnnpa
 
     rep = representative_from([rng.uniform(-1, 1, (1, 4, 4, 3)).astype(np.float32)
                                for _ in range(16)])
-    files = {name: converter_for(m, QuantizationConfig.for_int8(), rep).convert()
+    files = {name: converter_for(m, QuantizationConfig.for_int8(), rep,
+                                 xnnpack_form=False).convert()
              for name, m in (("prelu", gen), ("leaky", alt))}
+    # What tflite.convert writes: the leaky form, applied by converter_for itself.
+    assert delegate_partitions(
+        converter_for(gen, QuantizationConfig.for_int8(), rep).convert()) == 1
     # Int8 PRELU falls back to the built-in kernels: one XNNPACK partition per PReLU + 1.
     assert delegate_partitions(files["prelu"]) == 6
     assert {r["op"] for r in op_profile(files["prelu"], runs=1, warmup=0)

@@ -87,6 +87,9 @@ class RestorationTrainer(keras.Model):
             (``ema_generator``), used for validation, saved weights and export.
     """
 
+    EXTRA_METRICS: tuple[str, ...] = ()
+    """Names a subclass logs besides the shared ones (see :meth:`_logged_names`)."""
+
     def __init__(
         self,
         generator: keras.Model,
@@ -119,7 +122,7 @@ class RestorationTrainer(keras.Model):
         """Generator-only pixel-loss phase (compiled into the step; see :meth:`set_pretraining`)."""
         names = ("g_loss", "pixel", "content", "adv", "d_loss", "d_real", "d_fake",
                  "g_grad_norm", "d_grad_norm", "psnr", "ssim", "l1") + _SR_METRICS
-        self._means = MeanVector(names)
+        self._means = MeanVector(names + tuple(self.EXTRA_METRICS))
 
     @property
     def eval_generator(self) -> keras.Model:
