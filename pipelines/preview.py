@@ -65,6 +65,8 @@ def _config(args) -> Config:
     d.task, d.image_size, d.seed = args.task, args.size, args.seed
     d.scale, d.sr_downscale, d.degradation = args.scale, args.downscale, args.degradation
     d.lr_up = args.task == "sr"
+    if args.task == "sr":  # the data of an SR family (validation checks arch vs task)
+        cfg.model.arch = "srgan"
     d.eval_count = max(args.n, 1)
     d.synthetic_count = max(args.n, 64)
     if args.occlusion:

@@ -631,7 +631,8 @@ def test_empty_representative_dataset_is_a_clear_error_and_writes_nothing(small_
                                                                          monkeypatch, capsys):
     from tflite import convert
 
-    monkeypatch.setattr(convert, "representative_inputs", lambda cfg, n: [])
+    monkeypatch.setattr(convert, "representative_inputs",
+                        lambda cfg, n, with_targets=False: ([], None) if with_targets else [])
     out = tmp_path / "out"
     code = convert.main(["--int8", "--run", small_run, "--samples", "100", "--out-dir", str(out)])
     err = capsys.readouterr().err
