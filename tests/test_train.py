@@ -141,11 +141,11 @@ def test_steps_per_execution_runs_saves_and_resumes_on_its_step_grid(tmp_path):
 
     with pytest.raises(ConfigError, match="save_every_steps .* multiple of"):
         tiny_config(steps_per_execution=2, save_every_steps=5)
-    cfg = tiny_config(steps_per_execution=2, save_every_steps=4, steps_per_epoch=4,
-                      epochs=2, adv_weight=0.0)
-    with pytest.raises(KeyboardInterrupt):  # stops at the end of the 2nd call (step 4)
-        run(cfg, str(tmp_path), progress=False, extra_callbacks=[Interrupt(4)])
+    cfg = tiny_config(steps_per_execution=2, save_every_steps=2, steps_per_epoch=4,
+                      epochs=1, adv_weight=0.0)
+    with pytest.raises(KeyboardInterrupt):  # stops at the end of the 1st call (step 2)
+        run(cfg, str(tmp_path), progress=False, extra_callbacks=[Interrupt(2)])
     result = run(cfg, str(tmp_path), progress=False)
-    assert result.resumed_from == 4 and result.step == 8 and result.status == "completed"
+    assert result.resumed_from == 2 and result.step == 4 and result.status == "completed"
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert np.isfinite(float(rows[-1]["val_psnr"]))
