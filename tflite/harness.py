@@ -8,6 +8,7 @@ card's range, whatever the file's I/O types are.
 from __future__ import annotations
 
 import os
+import time
 from typing import Sequence
 
 import numpy as np
@@ -57,6 +58,18 @@ def is_dynamic(detail: dict) -> bool:
     """Whether a tensor has dimensions the file leaves open (-1 in ``shape_signature``)."""
     sig = detail.get("shape_signature")
     return sig is not None and len(sig) > 0 and bool(np.any(np.asarray(sig) < 0))
+
+
+def invoke_times(interpreter, warmup: int, runs: int) -> list[float]:
+    """Milliseconds of each of ``runs`` invocations after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        interpreter.invoke()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        interpreter.invoke()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
 
 
 class LiteRunner:
@@ -241,7 +254,6 @@ def measure_latency(
     values in range (see :func:`fill_inputs`). Files with open input dimensions are
     timed at ``input_shapes`` (one full shape per input, batch included), which they
     then need."""
-    import time
 
     out = []
     for use_xnn in xnnpack:
@@ -257,13 +269,7 @@ def measure_latency(
                                  "given sizes (input_shapes)")
             it.allocate_tensors()
             fill_inputs(it, inputs)
-            for _ in range(warmup):
-                it.invoke()
-            times = []
-            for _ in range(runs):
-                t0 = time.perf_counter()
-                it.invoke()
-                times.append((time.perf_counter() - t0) * 1e3)
+            times = invoke_times(it, warmup, runs)
             out.append({"threads": n, "xnnpack": use_xnn, "runs": runs,
                         "p50_ms": float(np.percentile(times, 50)),
                         "p90_ms": float(np.percentile(times, 90)),
@@ -344,7 +350,6 @@ def op_profile(
     graph's latency; XNNPACK's fusions across ops are not seen here. Inputs are
     random values over each tensor's range, not the activations of real images.
     """
-    import time
 
     from tensorflow.lite.python import schema_py_generated as schema_fb
     from tensorflow.lite.tools import flatbuffer_utils as fbu
@@ -367,13 +372,7 @@ def op_profile(
             it = interpreter_for(_single_op_model(m, sg, op), threads, xnnpack)
             it.allocate_tensors()
             fill_inputs(it)
-            for _ in range(warmup):
-                it.invoke()
-            times = []
-            for _ in range(runs):
-                t0 = time.perf_counter()
-                it.invoke()
-                times.append((time.perf_counter() - t0) * 1e3)
+            times = invoke_times(it, warmup, runs)
             delegated = any(d["op_name"] == "DELEGATE" for d in it._get_ops_details())
             cache[key] = (float(np.percentile(times, 50)), delegated)
         out = sg.tensors[op.outputs[0]]

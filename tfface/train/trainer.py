@@ -312,6 +312,7 @@ class RestorationTrainer(keras.Model):
                 replica_loss = self._scaled(g_loss / n, self.g_optimizer)
             g_grads = self._gradients(tape, replica_loss, g_vars, self.g_optimizer)
             self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
+            d_grads = None
         else:
             d_vars = self.discriminator.trainable_variables
             # One generator forward pass feeds both losses; two tapes keep the
@@ -332,21 +333,27 @@ class RestorationTrainer(keras.Model):
             self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
             logged.update(adv=adv, d_loss=d_loss, d_real=tf.reduce_mean(tf.sigmoid(real_logits)),
                           d_fake=tf.reduce_mean(tf.sigmoid(fake_logits)))
+        logged.update(g_loss=g_loss, pixel=pixel)
+        return self._finish_step(logged, diagnose, target, fake, g_grads, d_grads, content)
+
+    def _finish_step(self, logged, diagnose, target, fake, g_grads, d_grads, content):
+        """The shared end of every train step: diagnostics (on the diagnostic variant
+        only; SSIM, a blur per image, is left to validation), the content term, the EMA
+        update, one write of the step means, and the logs."""
+        n = self._replicas()
+        if diagnose:
             # Gradient norms of the global-batch loss (per replica × replicas): a
             # discriminator that overpowers the generator shows as d_loss → 0 with
             # g_grad_norm of the adversarial term collapsing or exploding.
-            if diagnose:
+            if d_grads is not None:
                 logged["d_grad_norm"] = tf.linalg.global_norm(d_grads) * n
-        if diagnose:
             logged["g_grad_norm"] = tf.linalg.global_norm(g_grads) * n
-            # SSIM (a blur per image) is left to validation.
             logged["psnr"] = tf.reduce_mean(metrics.psnr(target, fake))
             logged["l1"] = tf.reduce_mean(metrics.l1(target, fake))
         if content is not None:
             logged["content"] = content
         if self.ema_generator is not None:
             self._update_ema()
-        logged.update(g_loss=g_loss, pixel=pixel)
         self._means.update(logged)
         return self._means.results(n for n in self._logged_names() if n not in _TRAIN_SKIP)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfface import losses, metrics
+from tfface import losses
 from tfface.train.trainer import RestorationTrainer
 
 _EXTRA = ("dice", "coarse", "mask_acc", "mask_iou")
@@ -116,21 +116,11 @@ class UnmaskTrainer(RestorationTrainer):
             logged.update(adv=adv, d_loss=d_loss,
                           d_real=tf.reduce_mean(tf.cast(real_logits, tf.float32)),
                           d_fake=tf.reduce_mean(tf.cast(fake_logits, tf.float32)))
-            if diagnose:
-                logged["d_grad_norm"] = tf.linalg.global_norm(d_grads) * n
-        if diagnose:
-            logged["g_grad_norm"] = tf.linalg.global_norm(g_grads) * n
-            logged["psnr"] = tf.reduce_mean(metrics.psnr(target, restored))
-            logged["l1"] = tf.reduce_mean(metrics.l1(target, restored))
-        if content is not None:
-            logged["content"] = content
-        if self.ema_generator is not None:
-            self._update_ema()
         acc, iou = mask_scores(mask, prob)
         logged.update(g_loss=g_loss, pixel=pixel, coarse=coarse_loss, dice=dice,
                       mask_acc=acc, mask_iou=iou)
-        self._means.update(logged)
-        return self._means.results(n for n in self._logged_names() if n != "ssim")
+        return self._finish_step(logged, diagnose, target, restored, g_grads,
+                                 d_grads if adversarial else None, content)
 
     def test_step(self, batch):
         target = batch[self.target_key]

@@ -25,7 +25,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfface import losses, metrics
+from tfface import losses
 from tfface.train.trainer import RestorationTrainer
 
 
@@ -125,16 +125,6 @@ class WGANTrainer(RestorationTrainer):
         if adversarial:
             logged.update(adv=adv, d_loss=d_loss, w_dist=w_dist, gp=gp, d_global=d_g,
                           d_local=d_l)
-            if diagnose:
-                logged["d_grad_norm"] = tf.linalg.global_norm(d_grads) * n
-        if diagnose:
-            logged["g_grad_norm"] = tf.linalg.global_norm(g_grads) * n
-            logged["psnr"] = tf.reduce_mean(metrics.psnr(target, fake))
-            logged["l1"] = tf.reduce_mean(metrics.l1(target, fake))
-        if content is not None:
-            logged["content"] = content
-        if self.ema_generator is not None:
-            self._update_ema()
         logged.update(g_loss=g_loss, pixel=pixel)
-        self._means.update(logged)
-        return self._means.results(n for n in self._logged_names() if n != "ssim")
+        return self._finish_step(logged, diagnose, target, fake, g_grads,
+                                 d_grads if adversarial else None, content)
