@@ -486,6 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "int8 calibration", file=sys.stderr)
         return 2
     from tfface.fileio import OutputDirError, check_writable_dir
+    from tfface.runlock import DirBusyError, DirLock
     from tfface.train.runner import load_generator
 
     out_dir = args.out_dir or args.run
@@ -518,11 +519,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             qcfg = replace(qcfg, pruned=args.prune)
         print(f"Converting ({mode}) ...", flush=True)
         try:
-            res = convert_model(model, cfg, qcfg, out_dir, check_batch=check,
-                                source_run=os.path.abspath(args.run), pruning=pruning)
+            # One conversion at a time writes into a folder, so a .tflite and its card
+            # always come from the same process (tfface.runlock).
+            with DirLock(out_dir, "convert", what="output folder",
+                         hint="or pass another --out-dir"):
+                res = convert_model(model, cfg, qcfg, out_dir, check_batch=check,
+                                    source_run=os.path.abspath(args.run), pruning=pruning)
         except ConversionError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
+        except DirBusyError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         rows.append(res)
         kept = res.card["quantization"]["float_layers"]
         if qcfg.mixed:

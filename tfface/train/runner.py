@@ -388,7 +388,10 @@ def run(
         OutputDirError: ``run_dir`` cannot be written or lacks the space the run needs
             (checked before the data is read and again, with the model's size, before
             the first step).
-        ConfigError: invalid config, or ``run_dir`` holds a different run.
+        ConfigError: invalid config, ``run_dir`` holds a different run (only
+            :data:`RESUMABLE_KEYS` may differ on resume), or trained results without a
+            checkpoint to continue from (see :func:`refuse_to_replace_results`).
+        DirBusyError: another process trains in ``run_dir`` (nothing is changed).
     """
     validate(cfg)
     check_run_dir(run_dir)  # read-only, someone else's folder, a full disk: fail now
