@@ -171,7 +171,7 @@ def test_a_second_process_on_the_same_run_directory_is_refused_and_the_first_con
     from tfface.runlock import lock_path
 
     run_dir = str(tmp_path / "run")
-    cfg = small_cfg(epochs=2, save_every_steps=1)
+    cfg = small_cfg(save_every_steps=1)
     gate = Gate()
     box = {}
     first = threading.Thread(target=lambda: box.update(
@@ -197,9 +197,9 @@ def test_a_second_process_on_the_same_run_directory_is_refused_and_the_first_con
     assert "Traceback" not in second.stderr
 
     res = box["res"]
-    assert (res.status, res.step, res.resumed_from) == ("completed", 4, 0)
+    assert (res.status, res.step, res.resumed_from) == ("completed", 2, 0)
     rows = open(os.path.join(run_dir, "metrics.csv")).read().strip().splitlines()
-    assert len(rows) == 3  # header + one row per epoch: no interleaved second writer
+    assert len(rows) == 2  # header + one row per epoch: no interleaved second writer
     assert not os.path.exists(lock_path(run_dir))
 
 
@@ -442,16 +442,18 @@ def test_nan_state_is_never_a_good_checkpoint_and_resume_uses_the_lower_learning
     real_run = train_pkg.run
     monkeypatch.setattr(train_pkg, "run", lambda *a, **kw: real_run(
         *a, **dict(kw, extra_callbacks=[probe])))
-    assert train_cli.main(["--resume", run_dir, "--set", "train.g_lr=1e-5", "--quiet"]) == 0
+    assert train_cli.main(["--resume", run_dir, "--set", "train.g_lr=1e-5", "--epochs", "2",
+                           "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "Resuming with changed settings: train.g_lr 0.01 -> 1e-05." in out
-    assert f"Resuming {run_dir} from step 2/6." in out
+    assert "Resuming with changed settings: train.epochs 3 -> 2; train.g_lr 0.01 -> 1e-05." \
+        in out
+    assert f"Resuming {run_dir} from step 2/4." in out
     assert probe.lr == pytest.approx(1e-5)  # not the 1e-2 the checkpoint restored
     # Adam moves each weight by about the learning rate per step: measured 1.1e-5 here,
     # and 1.1e-2 when the optimizer kept the 1e-2 its checkpoint restored.
     assert 0 < probe.delta < 1e-4, probe.delta
     summary = json.load(open(os.path.join(run_dir, "summary.json")))
-    assert (summary["status"], summary["step"], summary["resumed_from"]) == ("completed", 6, 2)
+    assert (summary["status"], summary["step"], summary["resumed_from"]) == ("completed", 4, 2)
     assert np.isfinite(summary["final"]["val_psnr"])
 
     # A checkpoint that already holds a NaN (written before this check existed) is
