@@ -73,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
-    from tfface.fileio import OutputDirError, check_writable_dir
+    from tfface.fileio import (OutputDirError, check_writable_dir, display_name,
+                               regular_file_problem)
     from tfface.inference import (FaceLocator, InferenceError, Restorer, read_mask, read_photo,
                                   restore_image)
     from tfface.imageio import write_image
@@ -93,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"note: {locator.note}", file=sys.stderr)
 
     files = list(_inputs(args.inputs))
-    missing = [p for p, _ in files if not os.path.exists(p)]
+    missing = [display_name(p) for p, _ in files if not os.path.lexists(p)]
     if missing:
         print(f"error: no such file: {missing[0]}", file=sys.stderr)
         return 2
@@ -101,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path, rel in tqdm(files, desc="restoring", unit="file", disable=args.quiet or len(files) < 2):
         ext = os.path.splitext(path)[1].lower()
         stem = os.path.splitext(rel)[0]
+        odd = regular_file_problem(path) if ext in IMAGE_EXTS + VIDEO_EXTS else None
+        if odd:  # a named pipe would block forever; an undecodable name cannot be written
+            failed.append((display_name(path), odd))
+            continue
         target = os.path.join(args.out, stem + (".mp4" if ext in VIDEO_EXTS else ".png"))
         if ext in IMAGE_EXTS + VIDEO_EXTS and os.path.exists(target) and not args.overwrite:
             kept.append(target)
@@ -128,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else:
                     done += 1
             else:
-                skipped.append(path)
+                skipped.append(display_name(path))
         except InferenceError as e:
             print(f"error: {path}: {e}", file=sys.stderr)
             return 2
