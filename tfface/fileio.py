@@ -148,7 +148,7 @@ def open_regular(path: str | os.PathLike, mode: str = "rb"):
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFileError(errno.EINVAL, f"{_kind(st.st_mode)}, not a regular file")
+            raise NotRegularFileError(f"{_kind(st.st_mode)}, not a regular file")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         f = os.fdopen(fd, mode)

@@ -9,6 +9,7 @@ the model, mapping the output back to pixels and pasting it into the photo.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -128,33 +129,45 @@ def tflite_spec(name: str, card: dict, image: dict, output: dict, mask_input: bo
     Raises:
         InferenceError: the card and the file disagree, or either is absurd.
     """
+    from tfface.models.params import shown
+
     def bad(why: str) -> InferenceError:
         return InferenceError(f"the model card of {name} does not describe the file ({why}); "
                               "convert the model again with python -m tflite.convert")
 
     task = card.get("task")
     if task not in ("inpaint", "sr"):
-        raise bad(f"task {str(task)[:40]!r} is neither 'inpaint' nor 'sr'")
+        raise bad(f"task {shown(task)} is neither 'inpaint' nor 'sr'")
     in_shape = [int(v) for v in image["shape"]]
     out_shape = [int(v) for v in output["shape"]]
-    dynamic = any(int(v) < 0 for v in (image.get("shape_signature") if image.get(
-        "shape_signature") is not None and len(image.get("shape_signature")) else []))
+    sig = image.get("shape_signature")
+    dynamic = sig is not None and len(sig) == 4 and any(int(v) < 0 for v in sig[1:3])
     raw = card.get("scale", 1)
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw != int(raw) \
-            or not 1 <= raw <= MAX_SR_SCALE:
-        raise bad(f"scale {str(raw)[:40]!r} is not an integer between 1 and {MAX_SR_SCALE}")
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw) \
+            or raw != int(raw) or not 1 <= raw <= MAX_SR_SCALE:
+        raise bad(f"scale {shown(raw)} is not an integer between 1 and {MAX_SR_SCALE}")
     scale = int(raw)
     if task == "inpaint" and scale != 1:
         raise bad(f"an inpainting model with scale {scale}")
     if dynamic:  # open spatial dimensions: the card's input side, bounded
         try:
-            side = int(card["inputs"][0]["shape"][1])
-        except (KeyError, IndexError, TypeError, ValueError):
+            entry = next(e for e in card["inputs"] if e.get("name") == image["name"])
+            side = int(entry["shape"][1])
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, StopIteration):
             raise bad("a file with open input dimensions needs its input shape in the "
                       "card") from None
         if not 8 <= side <= MAX_MODEL_SIDE // scale:
             raise bad(f"input side {side} is not between 8 and {MAX_MODEL_SIDE // scale}")
         return ModelSpec(task, side, side * scale, scale, mask_input)
+    for what, entries, detail, real in (("input", card.get("inputs"), image, in_shape),
+                                        ("output", card.get("outputs"), output, out_shape)):
+        entries = entries if isinstance(entries, list) else []
+        named = [e for e in entries if isinstance(e, dict) and e.get("name") == detail["name"]]
+        if not named and what == "output" and entries and isinstance(entries[0], dict):
+            named = entries[:1]  # the first output is the restored image
+        said = named[0].get("shape") if named else None
+        if said is not None and said != real:
+            raise bad(f"the card's {what} shape {shown(said)} is not the file's {real}")
     size, out_size = in_shape[1], out_shape[1]
     if max(in_shape[1:3] + out_shape[1:3]) > MAX_MODEL_SIDE or min(in_shape[1:3]) < 1:
         raise bad(f"the file maps {in_shape[1:3]} to {out_shape[1:3]} pixels")

@@ -2,12 +2,14 @@
 
 Examples::
 
-    python -m tflite.validate runs/demo/model_int8.tflite
-    python -m tflite.validate runs/demo/model_*.tflite --min-fidelity-db 35 --max-latency-ms 20
+    python -m tflite.validate runs/demo/model_int8.tflite --run runs/demo
+    python -m tflite.validate runs/demo/model_*.tflite --run runs/demo --min-fidelity-db 35 \
+        --max-latency-ms 20
     python -m tflite.validate model_int8.tflite --run runs/demo --data-dir ~/faces --images 200
 
-For each file: fidelity to the Keras model of its run (PSNR and max abs error on
-the eval split), quality against ground truth (PSNR/SSIM/MS-SSIM/L1 and inside the
+For each file: fidelity to the Keras model of the run given with ``--run`` (PSNR and
+max abs error on the eval split; a path written in the file's card is never opened on
+its own), quality against ground truth (PSNR/SSIM/MS-SSIM/L1 and inside the
 hole, per occlusion generator and hole-area bin, next to the damaged input and
 OpenCV inpainting given the true mask; for super-resolution PSNR/SSIM on RGB and on
 the luma Y with a ``scale``-pixel border crop, per degradation, next to bicubic

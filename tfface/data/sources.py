@@ -368,7 +368,7 @@ def probe_image(path: str, image_size: int, min_side: int, *,
                           "P": ["palette"], "CMYK": ["cmyk"], "I;16": ["grayscale", "16-bit"],
                           "I": ["grayscale", "16-bit"]}.get(mode, [])
     except NotRegularFileError as e:
-        return ImageProbe("not-a-file", e.strerror)
+        return ImageProbe("not-a-file", str(e))
     except OSError as e:
         return ImageProbe("unreadable", e.strerror or type(e).__name__)
     if w < 1 or h < 1:
