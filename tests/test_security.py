@@ -138,8 +138,8 @@ def test_a_malicious_config_runs_no_code_in_any_entry_point(tool, good_run, conv
     assert argv() == 2
     err = capsys.readouterr().err
     cfg_path = os.path.join(bad, "config.json")
-    assert err.startswith(f"error: {cfg_path}: model.params.activation of vnet must be one of "
-                          "'ReLU', 'ReLU6'"), err
+    assert err.startswith(f"error: {cfg_path}"), err  # one line that names the file
+    assert "model.params.activation of vnet must be one of 'ReLU', 'ReLU6'" in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not marker.exists()
     assert not os.path.exists(out)  # nothing written either
@@ -191,7 +191,7 @@ def test_a_damaged_or_hostile_config_file_is_one_line_naming_it(good_run, tmp_pa
     from pipelines import evaluate as evaluate_cli
 
     cases = {
-        "not JSON": (b'{"data": {"image_size": 32', "is not valid JSON"),
+        "not JSON": (b'{"data": {"image_size": 32', "not valid JSON"),
         "not UTF-8": (b"\xff\xfe\x00junk", "not UTF-8 text"),
         "NaN": (b'{"train": {"g_lr": NaN}}', "non-finite number NaN"),
         "deep": (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
@@ -204,7 +204,7 @@ def test_a_damaged_or_hostile_config_file_is_one_line_naming_it(good_run, tmp_pa
         (run / "config.json").write_bytes(content)
         assert evaluate_cli.main(["--run", str(run)]) == 2, name
         err = capsys.readouterr().err
-        assert err.startswith(f"error: {run / 'config.json'}: ") and expected in err, (name, err)
+        assert err.startswith(f"error: {run / 'config.json'} ") and expected in err, (name, err)
         assert len(err.strip().splitlines()) == 1
 
 
@@ -235,6 +235,7 @@ def test_absurd_config_values_are_refused_up_front_naming_the_key(capsys):
 
 def test_a_malicious_embedding_h5_is_never_loaded(good_run, tmp_path, capsys):
     from pipelines import evaluate as evaluate_cli
+    from tfface.evaluation import load_embedder
 
     marker = tmp_path / "ran"
     path = str(marker)
@@ -255,15 +256,18 @@ def test_a_malicious_embedding_h5_is_never_loaded(good_run, tmp_path, capsys):
     assert marker.exists()
     marker.unlink()
 
+    out = tmp_path / "eval"
+    assert evaluate_cli.main(["--run", good_run, "--embedding", h5, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --embedding: ") and len(err.strip().splitlines()) == 1
+    assert "face-embedding models are accepted as .tflite files only" in err, err
+    assert not marker.exists() and not out.exists()  # refused before anything was scored
     keras_file = str(tmp_path / "arcface.keras")
     shutil.copy(h5, keras_file)
-    for f in (h5, keras_file, str(tmp_path)):
-        out = tmp_path / "eval"
-        assert evaluate_cli.main(["--run", good_run, "--embedding", f, "--out", str(out)]) == 2
-        err = capsys.readouterr().err
-        assert "face-embedding models are accepted as .tflite files only" in err, err
-        assert len(err.strip().splitlines()) == 1
-        assert not marker.exists() and not out.exists()
+    for f in (keras_file, str(tmp_path), str(tmp_path / "arcface.tflite.h5")):
+        with pytest.raises(ValueError, match="accepted as .tflite files only"):
+            load_embedder(f)
+    assert not marker.exists()
 
 
 def test_an_embedding_tflite_must_be_an_embedding_model_with_a_valid_card(tmp_path):
@@ -332,6 +336,13 @@ def test_a_card_pointing_at_a_malicious_run_is_never_followed(good_run, conv_tfl
     capsys.readouterr()
 
 
+@pytest.fixture(scope="module")
+def sr_x4_bytes():
+    """A x4 super-resolution .tflite (8 -> 32 px, nearest upsampling), no card."""
+    lr = keras.Input((8, 8, 3), name="lr")
+    return tflite_bytes(keras.Model(lr, keras.layers.UpSampling2D(4, name="restored")(lr)))
+
+
 @pytest.mark.parametrize("card, expected", [
     ({"task": "sr", "scale": 1000}, "scale 1000 is not an integer between 1 and 16"),
     ({"task": "sr", "scale": "four"}, "scale 'four' is not an integer"),
@@ -341,13 +352,11 @@ def test_a_card_pointing_at_a_malicious_run_is_never_followed(good_run, conv_tfl
      "the card's output shape [1, 1000000000, 1000000000, 3] is not the file's [1, 32, 32, 3]"),
     ({"task": "__import__('os')", "scale": 4}, "is neither 'inpaint' nor 'sr'"),
 ])
-def test_a_card_that_lies_is_a_clear_error(card, expected, tmp_path, capsys):
+def test_a_card_that_lies_is_a_clear_error(card, expected, sr_x4_bytes, tmp_path, capsys):
     from pipelines import restore as restore_cli
 
-    lr = keras.Input((8, 8, 3), name="lr")
-    sr = keras.Model(lr, keras.layers.UpSampling2D(4, name="restored")(lr))
     full = {"outputs": [{"name": "restored", "shape": [1, 32, 32, 3]}], **card}
-    tfl = _with_card(tflite_bytes(sr), full, tmp_path / "model_sr.tflite")
+    tfl = _with_card(sr_x4_bytes, full, tmp_path / "model_sr.tflite")
     photo = tmp_path / "p.png"
     photo.write_bytes(face_png(3, 40))
     out = tmp_path / "out"

@@ -29,7 +29,15 @@ STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 
 
 class ConfigError(ValueError):
-    """A configuration value is invalid; the message says which and why."""
+    """A configuration value is invalid; the message says which and why.
+
+    Raised by :meth:`Config.load`, the message starts with the file's path and
+    ``detail`` holds the reason alone.
+    """
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail if detail is not None else message
 
 
 @dataclass
@@ -223,28 +231,28 @@ class Config:
             with open_regular(path) as f:
                 raw = f.read(MAX_CONFIG_BYTES + 1)
             if len(raw) > MAX_CONFIG_BYTES:
-                raise ConfigError(f"larger than {MAX_CONFIG_BYTES // 1000} kB; a tfface "
-                                  "config is a few kB")
+                raise ConfigError(f"larger than {MAX_CONFIG_BYTES // 1000} kB (a tfface "
+                                  "config is a few kB)")
             data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
             cfg = cls.from_dict(data)
             validate(cfg)
         except FileNotFoundError:
             raise
         except NotRegularFileError as e:
-            raise ConfigError(f"{shown}: {e}") from None
+            detail = str(e)
         except OSError as e:
-            raise ConfigError(f"{shown}: cannot be read ({e.strerror or e})") from None
+            detail = f"cannot be read ({e.strerror or e})"
         except UnicodeDecodeError:
-            raise ConfigError(f"{shown}: is not a tfface config (not UTF-8 text)") from None
+            detail = "not UTF-8 text"
         except json.JSONDecodeError as e:
-            raise ConfigError(f"{shown}: is not valid JSON ({e.msg} at line {e.lineno}, "
-                              f"column {e.colno}); is the file damaged?") from None
+            detail = f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
         except RecursionError:
-            raise ConfigError(f"{shown}: is not a tfface config (nested too deeply)") from None
+            detail = "nested too deeply"
         except (ConfigError, ValueError, TypeError) as e:
             detail = " ".join(str(e).split())
-            raise ConfigError(f"{shown}: {detail}") from None
-        return cfg
+        else:
+            return cfg
+        raise ConfigError(f"{shown}: {detail}", detail)
 
 
 MAX_CONFIG_BYTES = 1_000_000
