@@ -99,8 +99,8 @@ def load_card(path: str) -> dict[str, Any] | None:
         belongs = embedded is None or card == embedded
     if belongs:
         return card
-    log.warning("%s does not belong to %s (its hash does not match the file: a stale or "
-                "copied card); using the card embedded in the file", side, path)
+    log.warning("%s does not belong to %s (it does not match the file: a stale or copied "
+                "card); using the card embedded in the file", side, path)
     return embedded
 
 
