@@ -97,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
-    from tfface.fileio import OutputDirError, check_writable_dir
+    from tfface.fileio import (OutputDirError, check_writable_dir, display_name,
+                               regular_file_problem)
     from tfface.inference import (FaceLocator, InferenceError, Restorer, read_mask, read_photo,
                                   restore_image)
     from tfface.imageio import write_image
@@ -117,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"note: {locator.note}", file=sys.stderr)
 
     files = list(_inputs(args.inputs))
-    missing = [p for p, _ in files if not os.path.exists(p)]
+    missing = [display_name(p) for p, _ in files if not os.path.lexists(p)]
     if missing:
         print(f"error: no such file: {missing[0]}", file=sys.stderr)
         return 2
@@ -126,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path, rel in tqdm(files, desc="restoring", unit="file", disable=args.quiet or len(files) < 2):
         ext = os.path.splitext(path)[1].lower()
         stem = output_stem(rel)
+        odd = regular_file_problem(path) if ext in IMAGE_EXTS + VIDEO_EXTS else None
+        if odd:  # a named pipe would block forever; an undecodable name cannot be written
+            failed.append((display_name(path), odd))
+            continue
         target = output_path(args.out, rel)
         if ext in IMAGE_EXTS + VIDEO_EXTS and os.path.exists(target):
             # Two inputs given under the same relative name (e.g. a/x.png and b/x.png as
@@ -166,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     written[(st.st_dev, st.st_ino)] = path
                     done += 1
             else:
-                skipped.append(path)
+                skipped.append(display_name(path))
         except InferenceError as e:
             print(f"error: {path}: {e}", file=sys.stderr)
             return 2

@@ -673,9 +673,11 @@ def load_run_config(run_dir: str) -> tuple[Config, keras.Model]:
         raise FileNotFoundError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); "
                                 "pass a folder written by python -m pipelines.train")
     try:
-        cfg = Config.load(cfg_path)
-        validate(cfg)
+        cfg = Config.load(cfg_path)  # validated before anything is built from it
         gen = get_arch(cfg.model.arch).build_generator(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{cfg_path} is not a usable tfface run configuration ({e.detail}); "
+                          "pass a folder written by python -m pipelines.train") from None
     except (ValueError, TypeError, KeyError, AttributeError) as e:  # JSON, keys, values
         raise ConfigError(f"{cfg_path} is not a usable tfface run configuration ({e}); "
                           "pass a folder written by python -m pipelines.train") from e
