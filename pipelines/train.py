@@ -37,7 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Presets: 'paper' is the published configuration (256 px; sized for a GPU), "
         "'demo' trains a small model in a few minutes on a CPU, 'tiny' runs in seconds "
         "(tests, smoke checks). Any config value can be set with --set, e.g. "
-        "--set train.g_lr=2e-4 --set data.occlusions='{\"boxes\": 1}'.",
+        "--set train.g_lr=2e-4 --set data.occlusions='{\"boxes\": 1}'.\n\n"
+        "Writes into --run-dir DIR (default runs/ARCH-PRESET-TIMESTAMP/): config.json, "
+        "checkpoints/, best.weights.h5 and last.weights.h5, metrics.csv (train and validation "
+        "metrics per epoch, with the damaged input's and OpenCV's (SR: bicubic's) scores on "
+        "the same eval faces), logs/ (TensorBoard), samples/epoch_NNNN.png and summary.json; "
+        "with --export int8 also model_int8.tflite and its card model_int8.json.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--arch", default="vnet", choices=sorted(ARCHS),
@@ -171,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import tensorflow as tf
 
     from tfface.data.sources import SourceError
+    from tfface.evaluation import BASELINE_NAMES
     from tfface.fileio import OutputDirError
     from tfface.train import run
     from tfface.train.runner import CONFIG_FILE, has_checkpoint
@@ -222,8 +228,14 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{run_dir}", file=sys.stderr)
         return 130
 
+    best = "none" if result.best_val_psnr is None else f"{result.best_val_psnr:.2f} dB"
     print(f"Training {result.status} at step {result.step}/{result.total_steps}. "
-          f"Best validation PSNR: {result.best_val_psnr if result.best_val_psnr is None else round(result.best_val_psnr, 2)} dB")
+          f"Best validation PSNR: {best}")
+    for name, b in result.baselines.items():
+        print(f"  baseline     {BASELINE_NAMES.get(name, name)}: PSNR {b['psnr']:.2f} dB, "
+              f"SSIM {b['ssim']:.4f} ({b['images']} eval faces)")
+    if result.verdict:
+        print(f"Verdict: {result.verdict}")
     print(f"  config       {os.path.join(run_dir, 'config.json')}")
     print(f"  weights      {os.path.join(run_dir, 'best.weights.h5')}")
     print(f"  metrics      {os.path.join(run_dir, 'metrics.csv')}")

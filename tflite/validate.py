@@ -252,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run .tflite files in the LiteRT interpreter and measure fidelity to the "
         "Keras model, quality against ground truth (next to OpenCV inpainting), latency and "
         "size. Exits 1 when a file misses a gate.",
+        epilog="Writes into --out-dir DIR (default: the folder of the first file): "
+        "validation.md and validation.json (one comparison table), validation_faces.png "
+        "(the same faces restored by each file) and quality_vs_latency.png / "
+        "quality_vs_size.png.",
     )
     p.add_argument("files", nargs="+", metavar="MODEL.tflite")
     p.add_argument("--run", metavar="RUN_DIR",
