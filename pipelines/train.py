@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoints/, best.weights.h5 and last.weights.h5, metrics.csv (train and validation "
         "metrics per epoch, with the damaged input's and OpenCV's (SR: bicubic's) scores on "
         "the same eval faces), logs/ (TensorBoard), samples/epoch_NNNN.png and summary.json; "
-        "with --export int8 also model_int8.tflite and its card model_int8.json.",
+        "with --export int8 also model_int8.tflite (model_int8_mixed.tflite when layers stay "
+        "float) and its card (.json).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--arch", default="vnet", choices=sorted(ARCHS),
@@ -117,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--resume", metavar="RUN_DIR",
                      help="resume an interrupted run with its saved config")
     out.add_argument("--export", choices=["int8"], default=None,
-                     help="convert the trained model to .tflite when training ends")
+                     help="convert the trained model to .tflite when training ends (int8: "
+                     "every convolution in int8; layers the architecture keeps float, e.g. "
+                     "the V-Net's hole_fill, stay float: model_int8_mixed.tflite)")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -246,8 +249,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.export and result.status == "completed":
         from tflite import convert
 
-        return convert.main(["--" + args.export, "--run", run_dir])
-    print(f"Next: python -m tflite.convert --int8 --run {run_dir}")
+        from tfface.models import get_arch
+
+        argv = ["--" + args.export, "--run", run_dir]
+        keep = getattr(get_arch(cfg.model.arch), "int8_keep_float", lambda c: [])(cfg)
+        if keep:  # e.g. the classical fill of a prefill V-Net: int8 convolutions around it
+            argv += ["--keep-float", *keep]
+        return convert.main(argv)
+    from tfface.models import get_arch
+
+    keep = getattr(get_arch(cfg.model.arch), "int8_keep_float", lambda c: [])(cfg)
+    print(f"Next: python -m tflite.convert --int8 --run {run_dir}"
+          + (f" --keep-float {' '.join(keep)}" if keep else ""))
     return 0
 
 

@@ -743,14 +743,19 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"(target {pruning['target_sparsity']:.0%}); compressed sizes:")
         for r in rows:
             print(f"  {r.card['file']:<34}{r.card['pruning']['gzip_bytes'] / 1e6:>8.2f}MB gzip")
+    from tfface.models import get_arch
+
+    keep = getattr(get_arch(cfg.model.arch), "int8_keep_float", lambda c: [])(cfg)
     for r in rows:
         fid = r.card["fidelity"]["psnr_db_vs_keras"]
         if r.card["quantization"]["mode"] == "int8" and not r.card["quantization"]["float_layers"] \
                 and fid < LOW_INT8_FIDELITY_DB:
+            hint = (f"This model's {', '.join(keep)} loses too much in int8: convert with "
+                    f"--int8 --keep-float {' '.join(keep)} (convolutions stay int8)."
+                    if keep else "Models with unbounded activations often quantize poorly: "
+                    "train with --set model.params.activation=ReLU6, or ship --fp16 / --dynamic.")
             print(f"warning: {r.card['file']} follows the Keras model only to {fid:.1f} dB. "
-                  "Models with unbounded activations often quantize poorly: train with "
-                  "--set model.params.activation=ReLU6, or ship --fp16 / --dynamic.",
-                  file=sys.stderr)
+                  + hint, file=sys.stderr)
     print()
     print(f"Run directory : {os.path.abspath(args.run)}")
     for r in rows:

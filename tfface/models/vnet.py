@@ -128,6 +128,13 @@ def downsampling_factor(cfg) -> int:
     return 2 ** (len(_params(cfg)["filter_num"]) - 1)
 
 
+def int8_keep_float(cfg) -> list[str]:
+    """Layers a full-int8 export of ``cfg``'s generator keeps in float: the parameter-free
+    ``hole_fill`` (its 30 diffusion steps lose too much in int8; see the shipped
+    model's figures in android_demo_assets/README.md). Every convolution stays int8."""
+    return ["hole_fill"] if _params(cfg)["prefill"] else []
+
+
 def build_generator(cfg) -> keras.Model:
     """The V-Net generator: occluded face in [-1, 1] → restored face in [-1, 1]."""
     p = _params(cfg)
