@@ -206,7 +206,8 @@ def bench_files(paths: Sequence[str], args) -> dict[str, Any]:
     out: dict[str, Any] = {"files": {}}
     for k, c in files.items():
         inv = op_inventory(c)
-        row = {**lat[k], "size_mb": len(c) / 1e6, "partitions": delegate_partitions(c, args.threads),
+        row = {**lat[k], "size_mb": len(c) / 1e6,
+               "partitions": delegate_partitions(c, args.threads),
                "integer_ops": inv["integer_ops"], "compute_ops": inv["compute_ops"]}
         out["files"][k] = row
         print(f"  {k:<26}{row['size_mb']:8.2f}{row['partitions']:6d}"

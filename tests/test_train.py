@@ -195,3 +195,20 @@ def test_steps_per_execution_runs_saves_and_resumes_on_its_step_grid(tmp_path):
     assert result.resumed_from == 2 and result.step == 4 and result.status == "completed"
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert np.isfinite(float(rows[-1]["val_psnr"]))
+
+
+def test_sr_runs_show_bicubic_as_their_baseline(trained_tiny_sr_run):
+    from tfface.evaluation import bicubic, eval_batches
+    from tfface.metrics import psnr
+
+    cfg = Config.load(os.path.join(trained_tiny_sr_run, "config.json"))
+    summary = json.load(open(os.path.join(trained_tiny_sr_run, "summary.json")))
+    assert set(summary["baselines"]) == {"bicubic"}
+    batches = eval_batches(cfg, cfg.data.eval_count)
+    want = float(np.mean(np.concatenate([psnr(b["clean"], bicubic(b)).numpy() for b in batches])))
+    assert summary["baselines"]["bicubic"]["psnr"] == pytest.approx(want, abs=1e-4)
+    rows = list(csv.DictReader(open(os.path.join(trained_tiny_sr_run, "metrics.csv"))))
+    for r in rows:
+        assert float(r["val_bicubic_ssim"]) == pytest.approx(
+            summary["baselines"]["bicubic"]["ssim"], abs=1e-6)
+    assert "bicubic upsampling" in summary["verdict"]

@@ -80,6 +80,9 @@ def validate_file(
         raise FileNotFoundError(f"no such file: {path}")
     runner = LiteRunner(path)  # ValueError naming the problem for a file that is not one
     card = load_card(path) or {}
+    beside = os.path.dirname(os.path.abspath(path))  # a file converted into its run directory
+    if run_dir is None and os.path.exists(os.path.join(beside, "config.json")):
+        run_dir = beside
     run_dir = run_dir or card.get("source_run")
     report: dict[str, Any] = {"file": path, "size_bytes": os.path.getsize(path),
                               "mode": card.get("quantization", {}).get("mode"),
@@ -259,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("files", nargs="+", metavar="MODEL.tflite")
     p.add_argument("--run", metavar="RUN_DIR",
-                   help="run directory of the Keras model (default: the one named in the card)")
+                   help="run directory of the Keras model (default: the folder of the file when "
+                   "it is a run directory, else the one named in the card)")
     p.add_argument("--data-dir", metavar="DIR",
                    help="score on a folder of faces instead of the run's eval split")
     p.add_argument("--images", type=int, default=64, help="eval images to score (default 64)")
