@@ -192,11 +192,38 @@ def bench_arch(arch: str, args) -> dict[str, Any]:
     return out
 
 
+def bench_files(paths: Sequence[str], args) -> dict[str, Any]:
+    """Time existing ``.tflite`` files (e.g. a run's int8 and fp16 files) in interleaved
+    rounds, XNNPACK on, on random in-range inputs (latency does not depend on them)."""
+    files = {}
+    for p in paths:
+        with open(p, "rb") as f:
+            files[os.path.basename(p)] = f.read()
+    lat = time_files(files, args.threads, args.runs, args.warmup, None)
+    base = next((lat[k]["p50_ms"] for k in lat if "float" in k and "fp16" not in k), None)
+    print(f"  {'file':<26}{'size MB':>8}{'parts':>6}{'int8 ops':>10}{'p50 ms':>10}{'p90 ms':>10}"
+          + (f"{'vs float':>10}" if base else ""))
+    out: dict[str, Any] = {"files": {}}
+    for k, c in files.items():
+        inv = op_inventory(c)
+        row = {**lat[k], "size_mb": len(c) / 1e6,
+               "partitions": delegate_partitions(c, args.threads),
+               "integer_ops": inv["integer_ops"], "compute_ops": inv["compute_ops"]}
+        out["files"][k] = row
+        print(f"  {k:<26}{row['size_mb']:8.2f}{row['partitions']:6d}"
+              f"{inv['integer_ops']:>6}/{inv['compute_ops']:<3}{row['p50_ms']:10.2f}"
+              f"{row['p90_ms']:10.2f}" + (f"{base / row['p50_ms']:9.2f}x" if base else ""))
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.tflite_latency",
         description="Float vs dynamic-range vs int8 LiteRT latency of the default presets.")
     p.add_argument("--archs", nargs="+", default=list(ARCH_OVERRIDES), choices=list(ARCH_OVERRIDES))
+    p.add_argument("--files", nargs="+", metavar="FILE.tflite",
+                   help="instead of building the presets: time these existing files (e.g. "
+                   "runs/demo/model_int8_mixed.tflite runs/demo/model_fp16.tflite), interleaved")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=12, help="timed invocations per file (default 12)")
     p.add_argument("--warmup", type=int, default=2)
@@ -224,6 +251,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     load0 = os.getloadavg()
     print(f"LiteRT latency, {args.threads} threads, XNNPACK on; {os.cpu_count()} CPUs, load "
           f"average {load0[0]:.1f} at start (a load above the CPU count inflates every time)")
+    if args.files:
+        res = bench_files(args.files, args)
+        load1 = os.getloadavg()
+        print(f"load average {load0[0]:.1f} -> {load1[0]:.1f}")
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                json.dump({"threads": args.threads, "load_average": [load0[0], load1[0]],
+                           **res}, fh, indent=2)
+        return 0
     results = [bench_arch(a, args) for a in args.archs]
     load1 = os.getloadavg()
     print(f"\nSummary (p50 ms, {args.threads} threads, XNNPACK; load average {load0[0]:.1f} -> "

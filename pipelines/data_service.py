@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m pipelines.data_service",
         description="Start a tf.data service dispatcher or worker for tfface's synthesis.",
-        epilog="The trainer connects with data.data_service=grpc://DISPATCHER_HOST:PORT.",
+        epilog="The trainer connects with data.data_service=grpc://DISPATCHER_HOST:PORT. "
+        "Writes no files, except the dispatcher's journal in --work-dir DIR when given.",
     )
     role = p.add_mutually_exclusive_group(required=True)
     role.add_argument("--dispatcher", action="store_true", help="run the dispatcher")

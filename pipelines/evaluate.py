@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score a run's model (Keras, and any .tflite files) on held-out faces "
         "next to classical baselines (OpenCV inpainting, bicubic upsampling) and the damaged "
         "input; write report.md/json and figures.",
+        epilog="Writes into RUN_DIR/eval/ (or --out DIR): report.md and report.json (every "
+        "metric per method, occlusion generator and hole-area bin), worst_median_best.png "
+        "(restorations by the model and the baselines) and bar_<metric>.png charts.",
     )
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory to evaluate")
     p.add_argument("--weights", choices=["best", "last"], default="best",

@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pipelines.preview",
         description="Write a PNG grid of synthesized training samples (clean / damaged / "
         "mask for inpainting; clean / lr / lr_up for super-resolution).",
+        epilog="Writes one PNG file at --out PNG (its folder is created); nothing else.",
     )
     p.add_argument("--task", choices=TASKS, default="inpaint",
                    help="inpaint (occlusions) or sr (super-resolution); default inpaint")

@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pipelines.restore",
         description="Restore the face in images, folders of images and videos with a run's "
         "Keras model or a .tflite file (same pre/post-processing for both).",
+        epilog="Writes into --out DIR (default restored/): NAME.png for each image and "
+        "NAME.mp4 for each video (NAME: the input's name; inputs from folders keep their "
+        "sub-folders), plus NAME_compare.png with --compare. Existing outputs are kept "
+        "unless --overwrite is given.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files, folders (searched recursively) and video files")

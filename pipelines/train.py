@@ -37,7 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Presets: 'paper' is the published configuration (256 px; sized for a GPU), "
         "'demo' trains a small model in a few minutes on a CPU, 'tiny' runs in seconds "
         "(tests, smoke checks). Any config value can be set with --set, e.g. "
-        "--set train.g_lr=2e-4 --set data.occlusions='{\"boxes\": 1}'.",
+        "--set train.g_lr=2e-4 --set data.occlusions='{\"boxes\": 1}'.\n\n"
+        "Writes into --run-dir DIR (default runs/ARCH-PRESET-TIMESTAMP/): config.json, "
+        "checkpoints/, best.weights.h5 and last.weights.h5, metrics.csv (train and validation "
+        "metrics per epoch, with the damaged input's and OpenCV's (SR: bicubic's) scores on "
+        "the same eval faces), logs/ (TensorBoard), samples/epoch_NNNN.png and summary.json; "
+        "with --export int8 also model_int8.tflite (model_int8_mixed.tflite when layers stay "
+        "float) and its card (.json).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--arch", default="vnet", choices=sorted(ARCHS),
@@ -114,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "--epochs, --steps-per-epoch, --max-minutes) may change its learning "
                      "rates (e.g. after a NaN), its length and its bookkeeping, nothing else")
     out.add_argument("--export", choices=["int8"], default=None,
-                     help="convert the trained model to .tflite when training ends")
+                     help="convert the trained model to .tflite when training ends (int8: "
+                     "every convolution in int8; layers the architecture keeps float, e.g. "
+                     "the V-Net's hole_fill, stay float: model_int8_mixed.tflite)")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -178,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import tensorflow as tf
 
     from tfface.data.sources import SourceError
+    from tfface.evaluation import BASELINE_NAMES
     from tfface.fileio import OutputDirError
     from tfface.train import run
     from tfface.train.runner import CONFIG_FILE, has_checkpoint, resume_config
@@ -225,8 +234,14 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{run_dir}", file=sys.stderr)
         return 130
 
+    best = "none" if result.best_val_psnr is None else f"{result.best_val_psnr:.2f} dB"
     print(f"Training {result.status} at step {result.step}/{result.total_steps}. "
-          f"Best validation PSNR: {result.best_val_psnr if result.best_val_psnr is None else round(result.best_val_psnr, 2)} dB")
+          f"Best validation PSNR: {best}")
+    for name, b in result.baselines.items():
+        print(f"  baseline     {BASELINE_NAMES.get(name, name)}: PSNR {b['psnr']:.2f} dB, "
+              f"SSIM {b['ssim']:.4f} ({b['images']} eval faces)")
+    if result.verdict:
+        print(f"Verdict: {result.verdict}")
     print(f"  config       {os.path.join(run_dir, 'config.json')}")
     print(f"  weights      {os.path.join(run_dir, 'best.weights.h5')}")
     print(f"  metrics      {os.path.join(run_dir, 'metrics.csv')}")
@@ -237,8 +252,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.export and result.status == "completed":
         from tflite import convert
 
-        return convert.main(["--" + args.export, "--run", run_dir])
-    print(f"Next: python -m tflite.convert --int8 --run {run_dir}")
+        from tfface.models import get_arch
+
+        argv = ["--" + args.export, "--run", run_dir]
+        keep = getattr(get_arch(cfg.model.arch), "int8_keep_float", lambda c: [])(cfg)
+        if keep:  # e.g. the classical fill of a prefill V-Net: int8 convolutions around it
+            argv += ["--keep-float", *keep]
+        return convert.main(argv)
+    from tfface.models import get_arch
+
+    keep = getattr(get_arch(cfg.model.arch), "int8_keep_float", lambda c: [])(cfg)
+    print(f"Next: python -m tflite.convert --int8 --run {run_dir}"
+          + (f" --keep-float {' '.join(keep)}" if keep else ""))
     return 0
 
 

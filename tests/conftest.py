@@ -41,13 +41,12 @@ def trained_tiny_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_int8_file(trained_tiny_run, tmp_path_factory):
-    """The tiny run converted to a full-integer .tflite (with its card), built once."""
+    """The tiny run converted to a full-integer .tflite (with its card) in its run
+    directory, as by default, built once."""
     from tflite import convert
 
-    out = str(tmp_path_factory.mktemp("int8"))
-    assert convert.main(["--int8", "--run", trained_tiny_run, "--samples", "100",
-                         "--out-dir", out]) == 0
-    return os.path.join(out, "model_int8.tflite")
+    assert convert.main(["--int8", "--run", trained_tiny_run, "--samples", "100"]) == 0
+    return os.path.join(trained_tiny_run, "model_int8.tflite")
 
 
 @pytest.fixture(scope="session")
@@ -68,12 +67,12 @@ def trained_tiny_sr_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_sr_float_file(trained_tiny_sr_run, tmp_path_factory):
-    """The tiny SR run converted to a float .tflite (with its card), built once."""
+    """The tiny SR run converted to a float .tflite (with its card) in its run directory,
+    built once."""
     from tflite import convert
 
-    out = str(tmp_path_factory.mktemp("sr-float"))
-    assert convert.main(["--float", "--run", trained_tiny_sr_run, "--out-dir", out]) == 0
-    return os.path.join(out, "model_float.tflite")
+    assert convert.main(["--float", "--run", trained_tiny_sr_run]) == 0
+    return os.path.join(trained_tiny_sr_run, "model_float.tflite")
 
 
 class Interrupt(keras.callbacks.Callback):

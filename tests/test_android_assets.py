@@ -1,28 +1,79 @@
-"""android_demo_assets/: every shipped file runs and gives its documented outputs."""
+"""android_demo_assets/: every shipped file runs, gives its documented outputs and its
+model card tells the truth."""
 
 from __future__ import annotations
 
 import glob
 import json
 import os
+import shutil
 
 import cv2
 import pytest
 
 from tflite import convert
+from tflite.metadata import op_inventory
 from tflite.validate import check_samples
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "android_demo_assets")
-MANIFESTS = sorted(glob.glob(os.path.join(ASSETS, "*", "*_samples.json")))
+# Every shipped model file (int8, int8 with float layers, fp16, ...): each must come
+# with its card and its samples.
+SHIPPED = sorted(glob.glob(os.path.join(ASSETS, "*", "*.tflite")))
+IDS = [os.path.relpath(p, ASSETS) for p in SHIPPED]
 
 
-@pytest.mark.parametrize("manifest", MANIFESTS, ids=[os.path.relpath(m, ASSETS) for m in MANIFESTS])
-def test_shipped_file_reproduces_its_expected_outputs(manifest):
+def test_assets_ship_models():
+    assert len(SHIPPED) >= 2, SHIPPED  # at least the V-Net and the SRGAN
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=IDS)
+def test_shipped_file_reproduces_its_expected_outputs(path):
+    manifest = os.path.splitext(path)[0] + "_samples.json"
+    assert os.path.exists(manifest), f"{os.path.basename(path)} ships without its samples"
     result = check_samples(manifest)
     assert result["ok"], result["problems"]
-    samples = json.load(open(manifest))["samples"]
-    assert 3 <= len(samples) <= 5
+    m = json.load(open(manifest))
+    assert m["model"] == os.path.basename(path)
+    assert 3 <= len(m["samples"]) <= 5
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=IDS)
+def test_shipped_card_tells_the_truth(path):
+    """Each input described by what it is, with its own range and formula; the embedded
+    card equals the JSON one; no absolute machine path anywhere."""
+    assert convert.card_problems(path) == []
+    card = json.load(open(os.path.splitext(path)[0] + ".json"))
+    kinds = {i["key"]: i["kind"] for i in card["inputs"]}
+    assert kinds in ({"occluded": "image", "mask": "mask"}, {"occluded": "image"},
+                     {"lr": "low-resolution image"}), kinds
+    mode = card["quantization"]["mode"]
+    ops = op_inventory(path)
+    if mode == "fp16":  # the GPU-delegate file: float compute throughout
+        assert ops["integer_ops"] == 0
+    else:
+        assert mode == "int8" and ops["integer_ops"] > 0
+        assert set(ops["float_ops"]) == set() or card["quantization"]["float_layers"]
+
+
+def test_card_check_catches_a_mask_described_as_rgb_and_machine_paths(tmp_path):
+    """The card the V-Net shipped with before: mask as an RGB image in [-1, 1] and the
+    paths of the machine that made it; both are caught."""
+    src = os.path.join(ASSETS, "vnet", "model_int8_mixed.tflite")
+    path = str(tmp_path / "model_int8_mixed.tflite")
+    shutil.copy(src, path)
+    card = json.load(open(os.path.join(ASSETS, "vnet", "model_int8_mixed.json")))
+    mask = next(i for i in card["inputs"] if i["key"] == "mask")
+    mask.update(layout="NHWC, RGB", value_range=[-1.0, 1.0],
+                normalization=convert.INPUT_NORMALIZATION, kind="image")
+    card["source_run"] = "/work/runs/vnet-ship-a"
+    card["training_data"]["description"] = "face photos from folder /work/shared/data/faces-dev"
+    problems = convert.card_problems(path, card)
+    assert any("input 'mask' (mask): card says layout 'NHWC, RGB'" in p for p in problems)
+    assert any("value_range [-1.0, 1.0]" in p for p in problems)
+    assert any("'/work/runs/vnet-ship-a'" in p for p in problems)
+    assert any("/work/shared/data/faces-dev" in p for p in problems)
+    assert any("embedded" in p for p in problems)
 
 
 def test_export_android_round_trip_and_a_stale_output_is_caught(trained_tiny_run, tmp_path):
@@ -31,11 +82,16 @@ def test_export_android_round_trip_and_a_stale_output_is_caught(trained_tiny_run
 
     cfg, model = load_generator(trained_tiny_run)
     res = convert.convert_model(model, cfg, QuantizationConfig.for_int8(), str(tmp_path / "c"),
-                                representative=convert.representative_inputs(cfg, 100))
+                                representative=convert.representative_inputs(cfg, 100),
+                                source_run=trained_tiny_run)
     dest = convert.export_android(res, cfg, str(tmp_path / "assets"))
     manifest = os.path.join(dest, "model_int8_samples.json")
     ok = check_samples(manifest)
     assert ok["ok"] and ok["max_abs_levels"] == 0, ok
+    # A freshly exported card passes the same truth check as the shipped ones, even
+    # though the run lives at an absolute path outside the working directory.
+    assert convert.card_problems(os.path.join(dest, "model_int8.tflite")) == []
+    assert json.load(open(os.path.join(dest, "model_int8.json")))["source_run"] == "vnet-tiny"
     m = json.load(open(manifest))
     assert len(m["samples"]) == convert.ANDROID_SAMPLES
     assert "synthetic" in m["sample_faces"]  # never photos from the training data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -101,6 +102,30 @@ def test_convert_cli_errors(tmp_path, capsys):
     assert "at least 100" in capsys.readouterr().err
 
 
+def test_convert_without_run_takes_the_most_recent_run_under_runs(trained_tiny_run, tmp_path,
+                                                                  monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert convert.main(["--fp16"]) == 2  # no runs/ at all: one line says how to make one
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "no trained run under runs/" in err and "python -m pipelines.train" in err
+    os.makedirs("runs/not-a-run")  # folders without config and weights are not runs
+    os.makedirs("runs/old")
+    for name in ("config.json", "best.weights.h5"):
+        open(os.path.join("runs/old", name), "w").close()
+        os.utime(os.path.join("runs/old", name), (1e9, 1e9))
+    shutil.copytree(trained_tiny_run, "runs/new")
+    from tfface.train.runner import latest_run
+
+    assert latest_run() == os.path.join("runs", "new")
+    assert convert.main(["--fp16"]) == 0
+    out = capsys.readouterr().out
+    assert "Converting the most recent run under runs/: runs/new" in out
+    card = json.load(open("runs/new/model_fp16.json"))
+    assert card["source_run"] == "runs/new"  # relative, as the user named it
+    assert not os.path.exists("runs/old/model_fp16.tflite")
+
+
 def test_a_model_with_the_mask_as_second_input_converts_and_runs_by_name(tmp_path):
     from conftest import tiny_config
     from tfface.models import get_arch
@@ -112,6 +137,14 @@ def test_a_model_with_the_mask_as_second_input_converts_and_runs_by_name(tmp_pat
     fp16 = convert.convert_model(model, cfg, QuantizationConfig.for_fp16(), str(tmp_path),
                                  check_batch=batch)
     assert sorted(LiteRunner(fp16.path).input_keys) == ["mask", "occluded"]
+    # The card says what each input is: the mask is one 0/1 channel, not an RGB image.
+    inputs = {i["key"]: i for i in fp16.card["inputs"]}
+    assert inputs["mask"]["kind"] == "mask" and inputs["mask"]["shape"][-1] == 1
+    assert inputs["mask"]["value_range"] == [0.0, 1.0]
+    assert "RGB" not in inputs["mask"]["layout"] and "127.5" not in json.dumps(inputs["mask"])
+    assert inputs["occluded"]["kind"] == "image" and inputs["occluded"]["value_range"] == [-1, 1]
+    assert inputs["occluded"]["normalization"]["formula"].startswith("x = (pixel - 127.5)")
+    assert fp16.card["outputs"][0]["key"] == "restored"
     assert fp16.card["fidelity"]["psnr_db_vs_keras"] >= FP16_FIDELITY_FLOOR_DB
     rep = convert.representative_inputs(cfg, 100)
     assert len(rep) == 100 and [x.shape for x in rep[0]] == [(1, 64, 64, 3), (1, 64, 64, 1)]

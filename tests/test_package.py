@@ -31,3 +31,30 @@ def test_import_does_not_spill_tensorflow_startup_notices():
     proc = _python("import tfface")
     assert proc.returncode == 0
     assert "oneDNN" not in proc.stderr and "cuda" not in proc.stderr.lower()
+
+
+def test_every_cli_is_a_console_script_whose_help_says_what_it_writes(capsys):
+    """pyproject's console scripts: one per CLI, each resolving to a ``main`` whose
+    ``--help`` exits 0 and says what the command writes and where."""
+    import importlib
+    import tomllib
+
+    import pytest
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+        scripts = tomllib.load(f)["project"]["scripts"]
+    want = {"tfface-train", "tfface-convert", "tfface-validate", "tfface-evaluate",
+            "tfface-restore", "tfface-preview"}
+    if os.path.exists(os.path.join(root, "pipelines", "prepare.py")):
+        want.add("tfface-prepare")
+    assert want <= set(scripts), sorted(want - set(scripts))
+    for name, target in scripts.items():
+        module, func = target.split(":")
+        main = getattr(importlib.import_module(module), func)
+        assert func == "main" and callable(main), name
+        with pytest.raises(SystemExit) as exit_:
+            main(["--help"])
+        assert exit_.value.code == 0, name
+        text = " ".join(capsys.readouterr().out.split())
+        assert "Writes " in text, f"{name} --help does not say what it writes"

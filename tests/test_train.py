@@ -79,6 +79,52 @@ def test_run_writes_a_complete_run_directory(tmp_path):
     assert summary["status"] == "completed" and summary["step"] == 10
 
 
+def test_every_run_shows_its_baselines_on_the_same_eval_faces(trained_tiny_run):
+    """metrics.csv and summary.json carry the damaged input's and OpenCV NS' scores,
+    equal to scoring those baselines directly on the run's eval split."""
+    import cv2
+
+    from tfface.imageio import to_float, to_uint8
+    from tfface.metrics import psnr, ssim
+
+    cfg = Config.load(os.path.join(trained_tiny_run, "config.json"))
+    batch = next(iter(make_dataset(cfg, "eval", batch_size=cfg.data.eval_count).take(1)))
+    batch = {k: v.numpy() for k, v in batch.items()}
+    ns = np.stack([to_float(cv2.inpaint(to_uint8(x), (m[..., 0] > 0.5).astype(np.uint8) * 255,
+                                        3, cv2.INPAINT_NS))
+                   for x, m in zip(batch["occluded"], batch["mask"])])
+    want = {"input": batch["occluded"], "opencv_ns": ns}
+    rows = list(csv.DictReader(open(os.path.join(trained_tiny_run, "metrics.csv"))))
+    summary = json.load(open(os.path.join(trained_tiny_run, "summary.json")))
+    assert set(summary["baselines"]) == {"input", "opencv_ns"}
+    for name, pred in want.items():
+        p = float(np.mean(psnr(batch["clean"], pred).numpy()))
+        s = float(np.mean(ssim(batch["clean"], pred).numpy()))
+        assert summary["baselines"][name]["psnr"] == pytest.approx(p, abs=1e-4)
+        assert summary["baselines"][name]["ssim"] == pytest.approx(s, abs=1e-5)
+        assert summary["baselines"][name]["images"] == cfg.data.eval_count
+        for row in rows:  # the same values in every epoch's row
+            assert float(row[f"val_{name}_psnr"]) == pytest.approx(p, abs=1e-4)
+            assert float(row[f"val_{name}_ssim"]) == pytest.approx(s, abs=1e-5)
+    # OpenCV beats doing nothing on these faces, and the verdict agrees with the numbers.
+    assert summary["baselines"]["opencv_ns"]["psnr"] > summary["baselines"]["input"]["psnr"] + 3
+    beats = all(summary["best_val_psnr"] > b["psnr"] for b in summary["baselines"].values())
+    assert summary["beats_baselines"] is beats
+    assert ("does NOT beat" in summary["verdict"]) is (not beats)
+    assert "OpenCV Navier-Stokes" in summary["verdict"] and "damaged input" in summary["verdict"]
+
+
+def test_validation_line_puts_baselines_after_the_model():
+    from tfface.train.callbacks import validation_line
+
+    line = validation_line({"val_psnr": 31.25, "val_ssim": 0.95, "val_input_psnr": 19.4,
+                            "val_input_ssim": 0.8, "val_opencv_ns_psnr": 30.3,
+                            "val_opencv_ns_ssim": 0.93, "psnr": 1.0},
+                           ("input", "opencv_ns"))
+    assert line == ("psnr 31.25  ssim 0.95 | damaged input 19.40 dB / 0.8000 | "
+                    "OpenCV Navier-Stokes (true mask) 30.30 dB / 0.9300")
+
+
 def test_interrupted_run_resumes_from_the_saved_step(tmp_path):
     cfg = tiny_config(epochs=2, steps_per_epoch=5, save_every_steps=3)
     with pytest.raises(KeyboardInterrupt):
@@ -149,3 +195,20 @@ def test_steps_per_execution_runs_saves_and_resumes_on_its_step_grid(tmp_path):
     assert result.resumed_from == 2 and result.step == 4 and result.status == "completed"
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert np.isfinite(float(rows[-1]["val_psnr"]))
+
+
+def test_sr_runs_show_bicubic_as_their_baseline(trained_tiny_sr_run):
+    from tfface.evaluation import bicubic, eval_batches
+    from tfface.metrics import psnr
+
+    cfg = Config.load(os.path.join(trained_tiny_sr_run, "config.json"))
+    summary = json.load(open(os.path.join(trained_tiny_sr_run, "summary.json")))
+    assert set(summary["baselines"]) == {"bicubic"}
+    batches = eval_batches(cfg, cfg.data.eval_count)
+    want = float(np.mean(np.concatenate([psnr(b["clean"], bicubic(b)).numpy() for b in batches])))
+    assert summary["baselines"]["bicubic"]["psnr"] == pytest.approx(want, abs=1e-4)
+    rows = list(csv.DictReader(open(os.path.join(trained_tiny_sr_run, "metrics.csv"))))
+    for r in rows:
+        assert float(r["val_bicubic_ssim"]) == pytest.approx(
+            summary["baselines"]["bicubic"]["ssim"], abs=1e-6)
+    assert "bicubic upsampling" in summary["verdict"]

@@ -70,8 +70,8 @@ def test_a_broken_file_fails_the_fidelity_gate(tiny_int8_file, trained_tiny_run,
     fbu.randomize_weights(model, random_seed=3, buffers_to_skip=sorted(keep))
     fbu.write_model(model, broken)
     shutil.copy(os.path.splitext(tiny_int8_file)[0] + ".json", tmp_path / "model_int8.json")
-    rep = validate.validate_file(broken, run_dir=trained_tiny_run, images=8, latency_runs=2,
-                                 threads=(2,))
+    rep = validate.validate_file(broken, run_dir=os.path.dirname(tiny_int8_file), images=8,
+                                 latency_runs=2, threads=(2,))
     assert rep["fidelity"]["psnr_db"] < 20
     assert validate.gate_failures(rep, 30.0, None, None)
 

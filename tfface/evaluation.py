@@ -440,3 +440,53 @@ def load_embedder(path: str) -> Callable[[np.ndarray], np.ndarray]:
                          "returns one N x D vector per face")
     size = ins[0][1:3]
     return lambda x: runner(prep(x, size))
+
+
+# -- the baselines a training run shows next to its model ---------------------------
+
+RUN_BASELINES = {"inpaint": ("input", "opencv_ns"), "sr": ("bicubic",)}
+"""Baselines each training run scores once on its eval faces, per task."""
+BASELINE_NAMES = {"input": "damaged input", "opencv_ns": "OpenCV Navier-Stokes (true mask)",
+                  "bicubic": "bicubic upsampling"}
+
+
+def baseline_scores(batches: Iterable[Mapping[str, np.ndarray]]) -> dict[str, dict[str, float]]:
+    """Mean PSNR/SSIM (8-bit RGB, as the run's validation) of the classical baselines
+    on eval batches: the damaged input and OpenCV Navier–Stokes inpainting given the
+    true mask (inpainting), bicubic upsampling (super-resolution).
+
+    Returns ``{name: {"psnr": dB, "ssim": s, "images": n}}`` with names from
+    :data:`RUN_BASELINES`.
+    """
+    restorers = {"input": damaged_input, "opencv_ns": opencv_inpaint("ns"), "bicubic": bicubic}
+    scores: dict[str, dict[str, list]] = {}
+    for batch in batches:
+        batch = {k: np.asarray(v) for k, v in batch.items()}
+        names = RUN_BASELINES["sr" if "lr" in batch else "inpaint"]
+        for name in names:
+            pred = np.asarray(restorers[name](batch))
+            s = scores.setdefault(name, {"psnr": [], "ssim": []})
+            s["psnr"].extend(metrics.psnr(batch["clean"], pred).numpy().tolist())
+            s["ssim"].extend(metrics.ssim(batch["clean"], pred).numpy().tolist())
+    if not scores:
+        raise ValueError("no eval batches to score the baselines on")
+    return {name: {"psnr": float(np.mean(s["psnr"])), "ssim": float(np.mean(s["ssim"])),
+                   "images": len(s["psnr"])} for name, s in scores.items()}
+
+
+def baseline_verdict(psnr: float | None, ssim: float | None,
+                     baselines: Mapping[str, Mapping[str, float]]) -> tuple[bool, str]:
+    """Whether a model's validation PSNR beats every baseline, and one line saying so,
+    e.g. ``"beats the damaged input (+11.2 dB) and OpenCV ... (+0.9 dB)"``."""
+    if psnr is None or not np.isfinite(psnr):
+        return False, "no validation score yet, so no comparison with the baselines"
+    parts, beats = [], True
+    for name, b in baselines.items():
+        d = psnr - b["psnr"]
+        beats &= d > 0
+        ssim_txt = f", SSIM {b['ssim']:.4f}" if ssim is not None else ""
+        parts.append(f"{BASELINE_NAMES.get(name, name)} {b['psnr']:.2f} dB{ssim_txt} "
+                     f"({d:+.2f} dB)")
+    own = f"{psnr:.2f} dB" + (f", SSIM {ssim:.4f}" if ssim is not None else "")
+    verb = "beats every baseline" if beats else "does NOT beat every baseline"
+    return beats, f"the model ({own}) {verb}: " + "; ".join(parts)

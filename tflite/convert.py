@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -50,6 +51,28 @@ INPUT_NORMALIZATION = {"mean": 127.5, "std": 127.5,
                        "formula": "x = (pixel - 127.5) / 127.5  (pixel in 0..255, RGB)"}
 OUTPUT_DENORMALIZATION = {"mean": -1.0, "std": 1.0 / 127.5,
                           "formula": "pixel = clip(round((y + 1) * 127.5), 0, 255)"}
+MASK_NORMALIZATION = {
+    "mean": 0.0, "std": 1.0, "values": [0.0, 1.0],
+    "formula": "m = 1.0 where the pixel is missing or covered (the hole to restore), else 0.0; "
+               "from an 8-bit mask image with white = hole: m = 1.0 if value > 127 else 0.0",
+}
+
+# What each model tensor is, by its signature key (the dataset key of the input).
+TENSOR_KINDS: dict[str, dict[str, Any]] = {
+    "occluded": {"kind": "image", "description": "the damaged face, RGB",
+                 "layout": "NHWC, RGB", "value_range": [-1.0, 1.0],
+                 "normalization": INPUT_NORMALIZATION},
+    "mask": {"kind": "mask", "description": "the hole mask, one channel, 0/1 "
+                                            "(1 = hole: the pixels the model restores)",
+             "layout": "NHWC, 1 channel", "value_range": [0.0, 1.0],
+             "normalization": MASK_NORMALIZATION},
+    "lr": {"kind": "low-resolution image",
+           "description": "the low-resolution face, RGB (the output is `scale` times larger)",
+           "layout": "NHWC, RGB", "value_range": [-1.0, 1.0],
+           "normalization": INPUT_NORMALIZATION},
+}
+OUTPUT_KIND = {"kind": "image", "description": "the restored face, RGB", "layout": "NHWC, RGB",
+               "value_range": [-1.0, 1.0], "denormalization": OUTPUT_DENORMALIZATION}
 
 
 class ConversionError(RuntimeError):
@@ -71,18 +94,27 @@ def psnr_between(a: np.ndarray, b: np.ndarray) -> float:
     return 100.0 if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
 
 
-def _tensor_entry(detail: dict, role: str) -> dict[str, Any]:
+def _tensor_entry(detail: dict, role: str, task: str = "inpaint",
+                  key: str | None = None) -> dict[str, Any]:
+    """The card's description of one input/output tensor: what it is (image, mask,
+    low-resolution image), its range and the formula from pixels (or to pixels)."""
     scale, zp = detail["quantization"]
     entry: dict[str, Any] = {
         "name": detail["name"],
+        "key": key or LiteRunner.tensor_key(detail),
         "shape": [int(s) for s in detail["shape"]],
         "dtype": np.dtype(detail["dtype"]).name,
-        "layout": "NHWC, RGB",
-        "value_range": [-1.0, 1.0],
     }
-    entry["normalization" if role == "input" else "denormalization"] = (
-        INPUT_NORMALIZATION if role == "input" else OUTPUT_DENORMALIZATION
-    )
+    if role == "output":
+        kind = dict(OUTPUT_KIND)
+        if task == "sr":
+            kind["description"] = "the super-resolved face, RGB"
+    else:
+        kind = TENSOR_KINDS.get(entry["key"])
+        if kind is None:  # a tensor this card format does not know: say only what is sure
+            kind = {"kind": "tensor", "description": f"model input '{entry['key']}'",
+                    "layout": "NHWC"}
+    entry.update(kind)
     entry["quantization"] = (
         {"scale": float(scale), "zero_point": int(zp),
          "formula": "real = (q - zero_point) * scale"}
@@ -91,11 +123,35 @@ def _tensor_entry(detail: dict, role: str) -> dict[str, Any]:
     return entry
 
 
+def _output_entries(runner: LiteRunner, task: str) -> list[dict[str, Any]]:
+    """Card entries of the outputs, keyed by their signature names (e.g. ``restored``)."""
+    sig = runner.interpreter.get_signature_list().get("serving_default", {})
+    names = sig.get("outputs", [])
+    keys = names if len(names) == len(runner.outputs) == 1 else [None] * len(runner.outputs)
+    return [_tensor_entry(d, "output", task, k) for d, k in zip(runner.outputs, keys)]
+
+
+def portable_name(path: str | None) -> str | None:
+    """A run or data folder as a card may name it: relative to the working directory
+    when it lies inside it, else its own name; never an absolute machine path."""
+    if not path:
+        return path
+    full = os.path.abspath(path)
+    rel = os.path.relpath(full)
+    if rel != os.curdir and not rel.startswith(os.pardir) and not os.path.isabs(rel):
+        return rel.replace(os.sep, "/")
+    return os.path.basename(os.path.normpath(full))
+
+
+def _folder_name(path: str | None) -> str:
+    return os.path.basename(os.path.normpath(os.path.expanduser(path or ""))) or "?"
+
+
 def _training_data(cfg) -> dict[str, Any]:
     d = cfg.data
     desc = {
         "synthetic": "built-in procedurally drawn synthetic faces (not real photos)",
-        "folder": f"face photos from folder {d.data_dir}",
+        "folder": f"face photos from a folder named '{_folder_name(d.data_dir)}'",
         "tfds": f"TFDS dataset {d.tfds_name}",
     }[d.source]
     out = {"source": d.source, "description": desc, "image_size": d.image_size}
@@ -230,13 +286,13 @@ def convert_model(
         "preset": cfg.model.preset,
         "parameters": int(model.count_params()),
         "inputs": [_tensor_entry(d, "input") for d in runner.inputs],
-        "outputs": [_tensor_entry(d, "output") for d in runner.outputs],
+        "outputs": _output_entries(runner, cfg.data.task),
         "signature": "serving_default",
         "quantization": {**qcfg.to_dict(),
                          "calibration": "eval-free training-pipeline samples" if rep else None,
                          "float_layers": float_layers},
         "training_data": _training_data(cfg),
-        "source_run": source_run,
+        "source_run": portable_name(source_run),
         "ops": op_inventory(content),
         "min_runtime_version": min_runtime_version(content),
         "size_bytes": len(content),
@@ -265,11 +321,7 @@ def convert_model(
     if cfg.data.task == "sr":
         card["scale"] = cfg.data.scale
     # The card travels inside the file too; its size field must count the card itself.
-    for _ in range(5):
-        final = embed_card(content, card)
-        if card["size_bytes"] == len(final):
-            break
-        card["size_bytes"] = len(final)
+    final = _finish_card(content, card)
     card_path = os.path.join(out_dir, qcfg.file_stem + ".json")
     card = write_model_and_card(path, card_path, final, card)
     return Converted(path, card_path, card)
@@ -351,6 +403,120 @@ def _check_full_integer(model, content: bytes, allowed: Sequence[str]) -> None:
             "replace the layer with one that has int8 kernels, or ship --fp16 / --dynamic.")
 
 
+_ABS_PATH = re.compile(r"(?:^|[\s'\"(=:,])(?:/[\w.-]+)+|(?:^|[\s'\"(=:,])~/|[A-Za-z]:\\")
+
+
+def absolute_paths(card: Any) -> list[str]:
+    """Every string in ``card`` (recursively) that holds an absolute machine path."""
+    if isinstance(card, dict):
+        return [p for v in card.values() for p in absolute_paths(v)]
+    if isinstance(card, list):
+        return [p for v in card for p in absolute_paths(v)]
+    return [card] if isinstance(card, str) and _ABS_PATH.search(card) else []
+
+
+def card_problems(path: str, card: dict[str, Any] | None = None) -> list[str]:
+    """What is untrue or missing in the model card of a ``.tflite`` file (empty: none).
+
+    Checks the JSON beside the file (or ``card``) against the file itself: the same
+    card embedded in the file, its name and size, each input described by what it is
+    (image / mask / low-resolution image, with its own channels, range and formula),
+    and no absolute machine path anywhere.
+    """
+    from tflite.metadata import read_card
+
+    problems: list[str] = []
+    if card is None:
+        side = os.path.splitext(path)[0] + ".json"
+        if not os.path.exists(side):
+            return [f"no model card {os.path.basename(side)} beside the file"]
+        with open(side, encoding="utf-8") as f:
+            card = json.load(f)
+    if read_card(path) != card:
+        problems.append("the card embedded in the file differs from the JSON card")
+    if card.get("file") != os.path.basename(path):
+        problems.append(f"card names file {card.get('file')!r}")
+    if card.get("size_bytes") != os.path.getsize(path):
+        problems.append(f"card size_bytes {card.get('size_bytes')} != {os.path.getsize(path)}")
+    runner = LiteRunner(path)
+    entries = card.get("inputs") or []
+    if len(entries) != len(runner.inputs):
+        problems.append(f"card lists {len(entries)} inputs, the file has {len(runner.inputs)}")
+    for entry, detail in zip(entries, runner.inputs):
+        key = LiteRunner.tensor_key(detail)
+        want = TENSOR_KINDS.get(key)
+        channels = int(detail["shape"][-1])
+        if entry.get("name") != detail["name"] or entry.get("key") != key:
+            problems.append(f"input {detail['name']}: the card entry is {entry.get('name')!r} "
+                            f"with key {entry.get('key')!r}")
+        if want is None:
+            continue
+        for field in ("kind", "layout", "value_range", "normalization"):
+            if entry.get(field) != want[field]:
+                problems.append(f"input '{key}' ({want['kind']}): card says {field} "
+                                f"{entry.get(field)!r}")
+        if (channels == 1) != (want["kind"] == "mask"):
+            problems.append(f"input '{key}' has {channels} channels but is described as "
+                            f"{entry.get('kind')!r}")
+    for out in card.get("outputs") or []:
+        if out.get("value_range") != [-1.0, 1.0] or \
+                out.get("denormalization") != OUTPUT_DENORMALIZATION:
+            problems.append(f"output {out.get('name')}: range or denormalization is wrong")
+    for p in absolute_paths(card):
+        problems.append(f"absolute machine path in the card: {p!r}")
+    return problems
+
+
+def _finish_card(content: bytes, card: dict[str, Any]) -> bytes:
+    """``content`` with ``card`` embedded; the card's ``size_bytes`` counts the card itself."""
+    for _ in range(5):
+        final = embed_card(content, card)
+        if card["size_bytes"] == len(final):
+            break
+        card["size_bytes"] = len(final)
+    return final
+
+
+def refresh_card(path: str) -> dict[str, Any]:
+    """Rewrite the model card of an existing ``.tflite`` file in the current card format
+    (the JSON beside it and the copy embedded in the file), leaving the model untouched.
+
+    The tensor descriptions are re-derived from the file's own signature (what each
+    input is, its range and formula), and machine paths are replaced by portable
+    names (``source_run``, the training-data description). Measured figures
+    (fidelity, quality, ops) are kept as they are. Returns the new card.
+
+    Raises:
+        ValueError: the file is not a TFLite model or carries no tfface card.
+    """
+    from tflite.metadata import read_card, strip_card
+
+    runner = LiteRunner(path)
+    with open(path, "rb") as f:
+        content = f.read()
+    card_path = os.path.splitext(path)[0] + ".json"
+    card = None
+    if os.path.exists(card_path):  # the JSON keeps the converter's field order
+        with open(card_path, encoding="utf-8") as f:
+            card = json.load(f)
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+        card = read_card(content)
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+        raise ValueError(f"{path} carries no {CARD_FORMAT} model card to refresh")
+    task = card.get("task", "inpaint")
+    card["inputs"] = [_tensor_entry(d, "input") for d in runner.inputs]
+    card["outputs"] = _output_entries(runner, task)
+    card["source_run"] = (os.path.basename(os.path.normpath(card["source_run"]))
+                          if card.get("source_run") else card.get("source_run"))
+    data = card.get("training_data") or {}
+    if data.get("source") == "folder" and isinstance(data.get("description"), str):
+        folder = data["description"].rsplit(" ", 1)[-1].strip("'")
+        data["description"] = f"face photos from a folder named '{_folder_name(folder)}'"
+    final = _finish_card(strip_card(content), card)
+    card = write_model_and_card(path, card_path, final, card)
+    return card
+
+
 ANDROID_DIR = "android_demo_assets"
 ANDROID_SAMPLES = 4
 
@@ -430,9 +596,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m tflite.convert",
         description="Convert a training run's generator into .tflite files, one per mode, "
         "each with a model card (.json) that tells an app how to feed and read it.",
+        epilog="Writes into the run directory (or --out-dir DIR): model_<mode>.tflite and "
+        "its card model_<mode>.json per mode (e.g. model_int8, model_int8_mixed, model_fp16, "
+        "model_qat); with --android also a copy, sample PNGs and <stem>_samples.json in "
+        f"{ANDROID_DIR}/<arch>/. Without --run: the most recently trained run under runs/.",
     )
-    p.add_argument("--run", required=True, metavar="RUN_DIR",
-                   help="run directory written by python -m pipelines.train")
+    p.add_argument("--run", metavar="RUN_DIR",
+                   help="run directory written by python -m pipelines.train (default: the "
+                   "most recently trained run under runs/)")
     p.add_argument("--weights", choices=["best", "last"], default="best",
                    help="which generator weights of the run to convert (default: best)")
     for mode, text in [
@@ -471,6 +642,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"representative samples for --int8/--qat calibration (default 200, at "
                    f"least {MIN_CALIBRATION_SAMPLES})")
     p.add_argument("--out-dir", metavar="DIR", help="where files go (default: the run directory)")
+    p.add_argument("--recard", nargs="+", metavar="FILE",
+                   help="instead of converting: rewrite the model card of existing .tflite "
+                   "files (FILE.json beside each and the copy inside it) in the current card "
+                   "format, keeping the model and its measured figures unchanged")
     p.add_argument("--android", action="store_true",
                    help=f"also copy each file, its card, sample inputs and expected outputs "
                    f"into {ANDROID_DIR}/<arch>/")
@@ -500,6 +675,16 @@ def _check_args(args, modes: list[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.recard:
+        for path in args.recard:
+            try:
+                card = refresh_card(path)
+            except (OSError, ValueError) as e:
+                print(f"error: {path}: {e}", file=sys.stderr)
+                return 2
+            print(f"Card refreshed: {path} and {os.path.splitext(path)[0]}.json "
+                  f"(inputs: {', '.join(i['key'] + ' = ' + i['kind'] for i in card['inputs'])})")
+        return 0
     modes = [m for m in MODES if m != "qat" and getattr(args, m)]
     if args.qat is not None:
         modes.append("qat")
@@ -517,7 +702,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from tfface.fileio import OutputDirError, check_writable_dir
     from tfface.runlock import DirBusyError, DirLock
-    from tfface.train.runner import load_generator
+    from tfface.train.runner import RUNS_ROOT, latest_run, load_generator
+
+    if args.run is None:
+        args.run = latest_run(RUNS_ROOT)
+        if args.run is None:
+            print(f"error: no --run given and no trained run under {RUNS_ROOT}/ "
+                  f"({os.path.abspath(RUNS_ROOT)}); make one with: python -m pipelines.train "
+                  "--arch vnet --preset demo --run-dir runs/demo", file=sys.stderr)
+            return 2
+        print(f"Converting the most recent run under {RUNS_ROOT}/: {args.run}", flush=True)
 
     out_dir = args.out_dir or args.run
     try:
@@ -554,7 +748,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with DirLock(out_dir, "convert", what="output folder",
                          hint="or pass another --out-dir"):
                 res = convert_model(model, cfg, qcfg, out_dir, check_batch=check,
-                                    source_run=os.path.abspath(args.run), pruning=pruning)
+                                    source_run=portable_name(args.run), pruning=pruning)
         except ConversionError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
@@ -586,14 +780,19 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"(target {pruning['target_sparsity']:.0%}); compressed sizes:")
         for r in rows:
             print(f"  {r.card['file']:<34}{r.card['pruning']['gzip_bytes'] / 1e6:>8.2f}MB gzip")
+    from tfface.models import get_arch
+
+    keep = getattr(get_arch(cfg.model.arch), "int8_keep_float", lambda c: [])(cfg)
     for r in rows:
         fid = r.card["fidelity"]["psnr_db_vs_keras"]
         if r.card["quantization"]["mode"] == "int8" and not r.card["quantization"]["float_layers"] \
                 and fid < LOW_INT8_FIDELITY_DB:
+            hint = (f"This model's {', '.join(keep)} loses too much in int8: convert with "
+                    f"--int8 --keep-float {' '.join(keep)} (convolutions stay int8)."
+                    if keep else "Models with unbounded activations often quantize poorly: "
+                    "train with --set model.params.activation=ReLU6, or ship --fp16 / --dynamic.")
             print(f"warning: {r.card['file']} follows the Keras model only to {fid:.1f} dB. "
-                  "Models with unbounded activations often quantize poorly: train with "
-                  "--set model.params.activation=ReLU6, or ship --fp16 / --dynamic.",
-                  file=sys.stderr)
+                  + hint, file=sys.stderr)
     print()
     print(f"Run directory : {os.path.abspath(args.run)}")
     for r in rows:

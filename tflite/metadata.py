@@ -54,6 +54,28 @@ def embed_card(model: bytes, card: dict[str, Any]) -> bytes:
     return bytes(fbu.convert_object_to_bytearray(m))
 
 
+def strip_card(model: bytes) -> bytes:
+    """``model`` without its embedded card (the model itself, as the converter wrote it).
+
+    Two files whose stripped bytes are equal hold the same model, whatever their cards
+    say. The card's buffer is removed too, so nothing of the old card remains.
+    """
+    m = _model(model)
+    keep, drop = [], set()
+    for md in m.metadata or []:
+        (drop.add(md.buffer) if md.name in (CARD_KEY, CARD_KEY.encode()) else keep.append(md))
+    if not drop:
+        return bytes(model)
+    # Only the card's buffer goes; it is the last one embed_card appended, so no other
+    # index moves. Anything else is refused rather than renumbered.
+    if drop != {len(m.buffers) - 1}:
+        raise ValueError("the embedded model card is not the file's last buffer; "
+                         "the file was not written by tfface")
+    m.buffers.pop()
+    m.metadata = keep
+    return bytes(fbu.convert_object_to_bytearray(m))
+
+
 def read_card(model: bytes | str | os.PathLike) -> dict[str, Any] | None:
     """The model card embedded in a ``.tflite`` file (``None`` when it has none)."""
     raw = _metadata(_model(model)).get(CARD_KEY)

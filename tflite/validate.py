@@ -132,7 +132,11 @@ def validate_file(
         raise ValueError(f"{path}: {problem}; tflite.validate measures face restoration files")
     card = load_card(path) or {}
     # A path written in a card is never followed on its own (a card can come from
-    # anyone): the run to compare with is the one the user names with --run.
+    # anyone): the run to compare with is the one the user names with --run, or the
+    # folder the file itself lies in when that is a run directory.
+    beside = os.path.dirname(os.path.abspath(path))
+    if run_dir is None and os.path.exists(os.path.join(beside, "config.json")):
+        run_dir = beside
     named_run = card.get("source_run") if isinstance(card.get("source_run"), str) else None
     mode = card.get("quantization", {}).get("mode") if isinstance(
         card.get("quantization"), dict) else None
@@ -312,11 +316,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run .tflite files in the LiteRT interpreter and measure fidelity to the "
         "Keras model, quality against ground truth (next to OpenCV inpainting), latency and "
         "size. Exits 1 when a file misses a gate.",
+        epilog="Writes into --out-dir DIR (default: the folder of the first file): "
+        "validation.md and validation.json (one comparison table), validation_faces.png "
+        "(the same faces restored by each file) and quality_vs_latency.png / "
+        "quality_vs_size.png.",
     )
     p.add_argument("files", nargs="+", metavar="MODEL.tflite")
     p.add_argument("--run", metavar="RUN_DIR",
-                   help="run directory of the Keras model; without it only the file itself is "
-                   "measured (the run named in the card is never opened on its own)")
+                   help="run directory of the Keras model (default: the folder of the file "
+                   "when it is a run directory); the run named in the card is never opened on "
+                   "its own")
     p.add_argument("--data-dir", metavar="DIR",
                    help="score on a folder of faces instead of the run's eval split")
     p.add_argument("--images", type=int, default=64, help="eval images to score (default 64)")

@@ -226,6 +226,26 @@ class SampleGrid(keras.callbacks.Callback):
             print(f"warning: could not write the sample grid ({e})", file=sys.stderr)
 
 
+class Baselines(keras.callbacks.Callback):
+    """Put the run's baseline scores (computed once, on the same eval faces) into every
+    epoch's logs as ``val_<baseline>_<metric>``, so the validation lines, metrics.csv,
+    TensorBoard and the history show them next to the model's ``val_psnr``/``val_ssim``.
+
+    Must come before the callbacks that read the logs (they share one dict).
+    """
+
+    def __init__(self, scores: dict[str, dict[str, float]]):
+        super().__init__()
+        self.scores = scores
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is None or "val_psnr" not in logs:
+            return
+        for name, s in self.scores.items():
+            for metric in ("psnr", "ssim"):
+                logs[f"val_{name}_{metric}"] = s[metric]
+
+
 class Progress(keras.callbacks.Callback):
     """One progress bar for the whole run (steps, rate, overall ETA, latest losses).
 
@@ -233,10 +253,12 @@ class Progress(keras.callbacks.Callback):
     resumed run.
     """
 
-    def __init__(self, bar: Any, keys: tuple[str, ...] = ("g_loss", "d_loss", "psnr")):
+    def __init__(self, bar: Any, keys: tuple[str, ...] = ("g_loss", "d_loss", "psnr"),
+                 baselines: tuple[str, ...] = ()):
         super().__init__()
         self.bar = bar
         self.keys = keys
+        self.baselines = tuple(baselines)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self.bar.update(1)
@@ -246,11 +268,24 @@ class Progress(keras.callbacks.Callback):
             )
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
-        val = "  ".join(
-            f"{k[4:]} {float(v):.4g}" for k, v in logs.items() if k.startswith("val_")
-        )
-        self.bar.write(f"epoch {epoch + 1}: validation {val}")
+        line = validation_line(logs or {}, self.baselines)
+        self.bar.write(f"epoch {epoch + 1}: validation {line}")
+
+
+def validation_line(logs: dict[str, Any], baselines: tuple[str, ...] = ()) -> str:
+    """The model's validation metrics, then each baseline's PSNR/SSIM on the same faces:
+    ``psnr 31.2  ssim 0.95  ... | damaged input 19.40 dB / 0.812 | OpenCV NS ...``."""
+    from tfface.evaluation import BASELINE_NAMES
+
+    base_keys = {f"val_{b}_{m}" for b in baselines for m in ("psnr", "ssim")}
+    own = "  ".join(f"{k[4:]} {float(v):.4g}" for k, v in logs.items()
+                    if k.startswith("val_") and k not in base_keys)
+    parts = [own]
+    for b in baselines:
+        if f"val_{b}_psnr" in logs:
+            parts.append(f"{BASELINE_NAMES.get(b, b)} {float(logs[f'val_{b}_psnr']):.2f} dB / "
+                         f"{float(logs[f'val_{b}_ssim']):.4f}")
+    return " | ".join(parts)
 
 
 class TimeLimit(keras.callbacks.Callback):

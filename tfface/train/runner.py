@@ -72,6 +72,11 @@ class RunResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     best_val_psnr: float | None = None
     resumed_from: int = 0
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    """PSNR/SSIM of the classical baselines on the run's eval faces (see
+    :func:`tfface.evaluation.baseline_scores`)."""
+    verdict: str | None = None
+    """One line: does the model's best validation PSNR beat every baseline?"""
 
 
 def generator_inputs(cfg: Config) -> tuple[str, ...]:
@@ -565,6 +570,10 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
     sample_ds = make_dataset(cfg, "eval", batch_size=t.sample_count, source=source)
     sample = next(iter(sample_ds.take(1)))
     sample = {k: v.numpy() for k, v in sample.items()}
+    # The classical baselines on the same eval faces, once per run (they do not change).
+    from tfface.evaluation import baseline_scores, baseline_verdict
+
+    baselines = baseline_scores({k: v.numpy() for k, v in b.items()} for b in eval_ds)
 
     guard = cbs.NaNGuard()
     limit = cbs.TimeLimit(t.max_minutes)
@@ -572,6 +581,7 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
     saver = cbs.CheckpointSaver(manager, t.save_every_steps, guard, checked)
     divergence = cbs.DivergenceWarning(best)
     callbacks: list[keras.callbacks.Callback] = [
+        cbs.Baselines(baselines),  # first: the callbacks below read its keys from the logs
         guard,
         limit,
         saver,
@@ -588,7 +598,7 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
         trainer.set_pretraining(start < t.pretrain_steps)
         callbacks.insert(0, cbs.PretrainPhase(t.pretrain_steps))
     if bar is not None:
-        callbacks.append(cbs.Progress(bar))
+        callbacks.append(cbs.Progress(bar, baselines=tuple(baselines)))
     callbacks += list(extra_callbacks or [])
 
     history: dict[str, list[float]] = {}
@@ -643,9 +653,15 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
         print(f"Stopped after the time limit at step {step}/{total}; resume with "
               f"--resume {run_dir}.")
     best_val = float(best.numpy())
+    best_val = best_val if math.isfinite(best_val) else None
+    psnrs, ssims = history.get("val_psnr", []), history.get("val_ssim", [])
+    best_ssim = (ssims[int(np.argmax(psnrs))] if psnrs and len(ssims) == len(psnrs)
+                 and best_val is not None and np.isclose(max(psnrs), best_val) else None)
+    beats, verdict = baseline_verdict(best_val, best_ssim, baselines)
     summary: dict[str, Any] = {
         "status": status, "step": step, "total_steps": total, "resumed_from": start,
-        "best_val_psnr": best_val if math.isfinite(best_val) else None,
+        "best_val_psnr": best_val, "best_val_ssim": best_ssim,
+        "baselines": baselines, "beats_baselines": beats, "verdict": verdict,
         "final": {k: v[-1] for k, v in history.items() if v},
     }
     if divergence.warnings:
@@ -655,7 +671,8 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
     except OSError as e:  # a full disk must not turn a clean stop into a traceback
         print(f"warning: could not write summary.json ({e})", file=sys.stderr)
     return RunResult(run_dir, step, total, status, history,
-                     summary["best_val_psnr"], resumed_from=start)
+                     summary["best_val_psnr"], resumed_from=start, baselines=baselines,
+                     verdict=verdict)
 
 
 def load_run_config(run_dir: str) -> tuple[Config, keras.Model]:
@@ -709,3 +726,31 @@ def load_generator(run_dir: str, which: str = "best") -> tuple[Config, keras.Mod
     key = "ema_generator" if cfg.train.ema_decay > 0 else "generator"
     tf.train.Checkpoint(**{key: gen}).restore(latest).expect_partial()
     return cfg, gen
+
+
+RUNS_ROOT = "runs"
+"""Where ``pipelines.train`` puts runs by default (relative to the working directory)."""
+
+
+def latest_run(root: str = RUNS_ROOT) -> str | None:
+    """The most recently trained run directory directly under ``root``, or None.
+
+    A run counts when it holds ``config.json`` and trained weights (best/last
+    ``*.weights.h5`` or a checkpoint); "most recent" is the newest of those files.
+    """
+    if not os.path.isdir(root):
+        return None
+    found = []
+    for name in os.listdir(root):
+        path = os.path.join(root, name)
+        if not os.path.isfile(os.path.join(path, CONFIG_FILE)):
+            continue
+        stamps = [os.path.getmtime(p) for p in
+                  (os.path.join(path, f) for f in ("best.weights.h5", "last.weights.h5"))
+                  if os.path.isfile(p)]
+        ckpt = os.path.join(path, CKPT_DIR, "checkpoint")
+        if os.path.isfile(ckpt):
+            stamps.append(os.path.getmtime(ckpt))
+        if stamps:
+            found.append((max(stamps), name, path))
+    return max(found)[2] if found else None
