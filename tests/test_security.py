@@ -331,7 +331,7 @@ def test_a_card_pointing_at_a_malicious_run_is_never_followed(good_run, conv_tfl
     photo.write_bytes(face_png(2))
     assert restore_cli.main([str(photo), "--model", tfl, "--out", str(tmp_path / "r"),
                              "--quiet"]) == 0
-    assert (tmp_path / "r" / "p.png").exists()
+    assert (tmp_path / "r" / "p_png.png").exists()
     assert opened == [] and not marker.exists()
     capsys.readouterr()
 
