@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from types import SimpleNamespace
 
 import tfface  # noqa: F401  (must precede tensorflow: selects tf_keras)
@@ -282,8 +281,8 @@ def test_a_conversion_into_a_folder_another_conversion_writes_to_is_refused(mode
 def _img(h, w, seed):
     rng = np.random.default_rng(seed)
     img = np.full((h, w, 3), rng.integers(0, 255, 3), np.uint8)
-    cv2.circle(img, (w // 2, h // 2), min(h, w) // 3, tuple(int(v) for v in rng.integers(0, 255, 3)),
-               -1)
+    color = tuple(int(v) for v in rng.integers(0, 255, 3))
+    cv2.circle(img, (w // 2, h // 2), min(h, w) // 3, color, -1)
     return img
 
 

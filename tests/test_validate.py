@@ -31,7 +31,8 @@ def test_report_measures_fidelity_quality_latency_and_inventory(tiny_int8_file, 
 
 
 def test_gates_pass_and_fail(tiny_int8_file, trained_tiny_run, tmp_path, capsys):
-    common = ["--run", trained_tiny_run, "--images", "8", "--latency-runs", "2", "--threads", "2", "--out-dir", str(tmp_path)]
+    common = ["--run", trained_tiny_run, "--images", "8", "--latency-runs", "2", "--threads", "2",
+              "--out-dir", str(tmp_path)]
     assert validate.main([tiny_int8_file, "--min-fidelity-db", "30", "--max-latency-ms", "10000",
                           *common]) == 0
     table = open(tmp_path / "validation.md").read()
@@ -193,7 +194,8 @@ def test_sr_quality_in_rgb_and_y_per_degradation_next_to_bicubic(tiny_sr_float_f
 
 def test_sr_cli_table_and_unknown_degradation(tiny_sr_float_file, trained_tiny_sr_run, tmp_path,
                                               capsys):
-    common = ["--run", trained_tiny_sr_run, "--images", "4", "--latency-runs", "2", "--threads", "2", "--out-dir", str(tmp_path)]
+    common = ["--run", trained_tiny_sr_run, "--images", "4", "--latency-runs", "2", "--threads",
+              "2", "--out-dir", str(tmp_path)]
     assert validate.main([tiny_sr_float_file, *common]) == 0
     table = open(tmp_path / "validation.md").read()
     assert "Y PSNR (crop)" in table and "bicubic PSNR" in table
