@@ -1,0 +1,118 @@
+// Drive the web demo in headless Chromium (playwright-core, the system's browser; nothing
+// is downloaded) and print what the page computed, as JSON, for tests/test_web_demo.py and
+// benchmarks/web_demo.py to compare with the expected PNGs and the Python LiteRT outputs.
+//
+//   node web_demo/browser_check.mjs --url http://127.0.0.1:PORT/web_demo/index.html \
+//        --chromium /usr/bin/chromium --root REPO [--runs 10] [--ui] [--screenshot out.png] \
+//        android_demo_assets/vnet/model_int8_mixed_samples.json ...
+//
+// Per manifest: the page's output for every sample (base64 RGB), and with --ui the same
+// restore done through the controls a person uses (file inputs, the Restore button) plus a
+// painted stroke on the hole canvas; with --runs N the median latency of N runs.
+
+import {chromium} from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+function parse(argv) {
+  const a = {runs: 0, ui: false, manifests: [], screenshot: null, chromium: '/usr/bin/chromium',
+             root: process.cwd(), url: null, timeout: 120000};
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    if (k === '--url') a.url = argv[++i];
+    else if (k === '--chromium') a.chromium = argv[++i];
+    else if (k === '--root') a.root = argv[++i];
+    else if (k === '--runs') a.runs = Number(argv[++i]);
+    else if (k === '--timeout') a.timeout = Number(argv[++i]);
+    else if (k === '--screenshot') a.screenshot = argv[++i];
+    else if (k === '--ui') a.ui = true;
+    else if (k.startsWith('--')) throw new Error(`unknown option ${k}`);
+    else a.manifests.push(k);
+  }
+  if (!a.url) throw new Error('--url is required');
+  return a;
+}
+
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+               '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+async function main() {
+  const args = parse(process.argv.slice(2));
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tfface-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: args.chromium, headless: true, args: FLAGS,
+    viewport: {width: 1000, height: 1250}, timeout: args.timeout,
+  });
+  const log = [];
+  const out = {browser: context.browser()?.version() ?? null, files: [], log};
+  try {
+    const page = context.pages()[0] ?? await context.newPage();
+    page.setDefaultTimeout(args.timeout);
+    page.on('console', (m) => { if (m.type() === 'error') log.push(`console: ${m.text()}`); });
+    page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
+    await page.goto(args.url);
+    await page.evaluate(() => window.tffaceDemo.ready);
+    out.userAgent = await page.evaluate(() => navigator.userAgent);
+    const base = new URL('../', args.url);
+    for (const rel of args.manifests) {
+      const murl = new URL(rel, base).href;
+      const data = JSON.parse(fs.readFileSync(path.join(args.root, rel), 'utf8'));
+      const res = {manifest: rel, samples: []};
+      res.info = await page.evaluate((u) => window.tffaceDemo.loadShipped(u), murl);
+      res.runtime = await page.evaluate(() => window.tffaceDemo.runtime());
+      for (let i = 0; i < data.samples.length; i++) {
+        res.samples.push(await page.evaluate((k) => window.tffaceDemo.runSample(k), i));
+      }
+      if (args.runs > 0) {
+        res.benchmark = await page.evaluate((n) => window.tffaceDemo.benchmarkSample(0, n), args.runs);
+      }
+      if (args.ui) res.ui = await throughControls(page, args, murl, rel, data);
+      out.files.push(res);
+    }
+    if (args.screenshot) await page.screenshot({path: args.screenshot, fullPage: true});
+  } finally {
+    await context.close();
+    fs.rmSync(profile, {recursive: true, force: true});
+  }
+  process.stdout.write(JSON.stringify(out));
+}
+
+const settle = (page) => page.evaluate(() => window.tffaceDemo.state.pending);
+
+/** Sample 0 restored the way a person does it: pick the model in the list, choose the
+ * photo (and the mask PNG) with the file inputs, press Restore, read the "after" canvas. */
+async function throughControls(page, args, murl, rel, data) {
+  const dir = path.dirname(path.join(args.root, rel));
+  const item = data.samples[0];
+  await page.selectOption('#model', murl);
+  await settle(page);
+  const image = Object.entries(item.inputs).find(([k]) => k !== 'mask')[1];
+  await page.setInputFiles('#photo', path.join(dir, image));
+  await settle(page);
+  const ui = {};
+  if (item.inputs.mask) {
+    // a painted stroke first: it marks hole pixels where the pointer went, and Clear empties it
+    await page.click('#clear-mask');
+    const box = await page.locator('#mask-canvas').boundingBox();
+    const y = box.y + box.height / 2;
+    await page.mouse.move(box.x + box.width * 0.25, y);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.75, y, {steps: 8});
+    await page.mouse.up();
+    ui.painted = await page.evaluate(() => window.tffaceDemo.hole());
+    await page.setInputFiles('#mask-file', path.join(dir, item.inputs.mask));
+    await settle(page);
+  }
+  await page.click('#run');
+  await settle(page);
+  ui.latencyText = await page.textContent('#latency');
+  ui.status = await page.evaluate(() => window.tffaceDemo.status());
+  ui.after = await page.evaluate(() => window.tffaceDemo.afterPixels());
+  return ui;
+}
+
+main().catch((e) => {
+  process.stderr.write(`browser_check: ${e.message ?? e}\n`);
+  process.exit(1);
+});
