@@ -31,7 +31,7 @@ function track(p) {
 }
 
 function fail(e) {
-  console.error(e);
+  console.warn(e);  // the page says it; the console keeps the stack
   status(e instanceof CardError ? `Model card: ${e.message}` : `Error: ${e.message ?? e}`);
 }
 
@@ -109,15 +109,21 @@ function describe(r) {
 
 async function setModel(modelBytes, card, label, manifest) {
   status('');
-  $('run').disabled = $('bench').disabled = true;
+  const before = $('model-info').textContent;
   $('model-info').textContent = `Loading ${label}…`;
-  const r = await Restorer.load(modelBytes, card, {wasmDir: WASM_DIR});
+  let r;
+  try {
+    r = await Restorer.load(modelBytes, card, {wasmDir: WASM_DIR});
+  } catch (e) {
+    $('model-info').textContent = before;  // the model loaded before stays in use
+    throw e;
+  }
   if (state.restorer) state.restorer.delete();
   state.restorer = r;
   state.label = label;
   state.manifest = manifest;
   state.result = null;
-  $('model-info').textContent = `${label}: ${describe(r)}`;
+  $('model-info').textContent = describe(r);
   const notes = $('notes');
   notes.replaceChildren(...r.plan.notes.map((n) => {
     const li = document.createElement('li');
@@ -126,6 +132,7 @@ async function setModel(modelBytes, card, label, manifest) {
   }));
   const inpaint = Boolean(r.plan.mask);
   $('mask-section').hidden = !inpaint;
+  $('photo-section').classList.toggle('wide', !inpaint);
   $('run-step').textContent = inpaint ? '4' : '3';
   if (inpaint) $('mask-convention').textContent = String(r.plan.mask.hole);
   $('compare').hidden = $('slider').hidden = $('download').hidden = true;
@@ -389,6 +396,16 @@ function showResult(output) {
 function applySlider() {
   const v = Number($('slider').value);
   $('after').style.clipPath = `inset(0 0 0 ${v}%)`;
+  $('divider').style.left = `${v}%`;
+}
+
+/** Dragging on the picture moves the divider too. */
+function onCompare(ev) {
+  if (ev.type === 'pointerdown') $('compare').setPointerCapture(ev.pointerId);
+  else if (!(ev.buttons & 1)) return;
+  const b = $('compare').getBoundingClientRect();
+  $('slider').value = String(Math.round(Math.min(1, Math.max(0, (ev.clientX - b.left) / b.width)) * 100));
+  applySlider();
 }
 
 function inputsNow() {
@@ -507,6 +524,8 @@ async function init() {
   $('run').addEventListener('click', () => track(restoreNow()));
   $('bench').addEventListener('click', () => track(benchNow()));
   $('slider').addEventListener('input', applySlider);
+  $('compare').addEventListener('pointerdown', onCompare);
+  $('compare').addEventListener('pointermove', onCompare);
   if (sel.options.length) {
     await loadShipped(sel.value, sel.selectedOptions[0].textContent);
   }

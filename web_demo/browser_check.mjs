@@ -70,6 +70,7 @@ async function main() {
       if (args.ui) res.ui = await throughControls(page, args, murl, rel, data);
       out.files.push(res);
     }
+    if (args.ui && args.manifests.length >= 2) out.badInputs = await badInputs(page, args);
     if (args.screenshot) await page.screenshot({path: args.screenshot, fullPage: true});
   } finally {
     await context.close();
@@ -110,6 +111,32 @@ async function throughControls(page, args, murl, rel, data) {
   ui.status = await page.evaluate(() => window.tffaceDemo.status());
   ui.after = await page.evaluate(() => window.tffaceDemo.afterPixels());
   return ui;
+}
+
+/** Files that do not go together, loaded with "load your own": the page says what is
+ * wrong in one line and keeps the model it had. */
+async function badInputs(page, args) {
+  const [a, b] = args.manifests.map((rel) => {
+    const data = JSON.parse(fs.readFileSync(path.join(args.root, rel), 'utf8'));
+    const dir = path.dirname(path.join(args.root, rel));
+    return {model: path.join(dir, data.model), card: path.join(dir, data.card)};
+  });
+  const out = {};
+  const attempt = async (model, card) => {
+    await page.setInputFiles('#model-file', model);
+    await page.setInputFiles('#card-file', card);
+    await page.click('#load-own');
+    await settle(page);
+    const r = {status: await page.evaluate(() => window.tffaceDemo.status()),
+               info: await page.textContent('#model-info')};
+    return r;
+  };
+  await page.click('#model-section summary');  // open "load your own"
+  out.before = await page.textContent('#model-info');
+  out.wrongCard = await attempt(a.model, b.card);
+  out.notTflite = await attempt(a.card, a.card);
+  out.notJson = await attempt(a.model, a.model);
+  return out;
 }
 
 main().catch((e) => {

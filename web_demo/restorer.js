@@ -287,7 +287,7 @@ export class Restorer {
     const rt = await initRuntime(wasmDir);
     const bytes = modelBytes instanceof Uint8Array ? modelBytes : new Uint8Array(modelBytes);
     const head = String.fromCharCode(...bytes.slice(4, 8));
-    if (head !== 'TFL3') throw new CardError('the model file is not a .tflite flatbuffer');
+    if (head !== 'TFL3') throw new Error('the model file is not a .tflite flatbuffer');
     const model = await loadAndCompile(bytes, {
       accelerator: 'wasm',
       cpuOptions: {numThreads: rt.threadCount},

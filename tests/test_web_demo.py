@@ -1,0 +1,155 @@
+"""The web demo (web_demo/) in a real browser: headless Chromium opens the page from a
+loopback server, the page runs every shipped .tflite on its sample inputs with LiteRT.js
+(WebAssembly), fed as the model card says, and its outputs must equal the expected PNGs
+within the samples file's tolerance; the same restore is done once through the page's
+controls (file inputs, the Restore button, a painted hole).
+
+Needs Debian's chromium, Node.js and ``npm ci --prefix web_demo``; without them the tests
+skip, saying what is missing, unless TFFACE_REQUIRE_BROWSER=1 (set by .ci/run), which
+makes them fail instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import glob
+import json
+import os
+import shutil
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WEB = os.path.join(ROOT, "web_demo")
+MANIFESTS = sorted(os.path.relpath(p, ROOT) for p in
+                   glob.glob(os.path.join(ROOT, "android_demo_assets", "*", "*_samples.json")))
+IDS = [os.path.basename(os.path.dirname(m)) for m in MANIFESTS]
+
+
+def browser_setup() -> tuple[str | None, str | None, list[str]]:
+    """(chromium, node, what is missing)."""
+    chromium = (os.environ.get("TFFACE_CHROMIUM") or shutil.which("chromium")
+                or shutil.which("chromium-browser"))
+    node = shutil.which("node")
+    missing = []
+    if not chromium:
+        missing.append("chromium (apt-get install chromium)")
+    if not node:
+        missing.append("node (Node.js 20)")
+    absent = [pkg for pkg in ("playwright-core", "@litertjs/core")
+              if not os.path.isfile(os.path.join(WEB, "node_modules", pkg, "package.json"))]
+    if absent:
+        missing.append(f"{', '.join(absent)} in web_demo/node_modules (npm ci --prefix web_demo)")
+    return chromium, node, missing
+
+
+def rgb(entry: dict) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(entry["rgb"]), np.uint8).reshape(
+        entry["height"], entry["width"], 3)
+
+
+def expected(manifest: str, index: int) -> tuple[np.ndarray, int]:
+    m = json.load(open(os.path.join(ROOT, manifest)))
+    path = os.path.join(ROOT, os.path.dirname(manifest), m["samples"][index]["expected"])
+    return cv2.cvtColor(cv2.imread(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB), \
+        int(m["tolerance"]["max_abs_levels"])
+
+
+def max_levels(a: np.ndarray, b: np.ndarray) -> int:
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return int(np.max(np.abs(a.astype(int) - b.astype(int))))
+
+
+@pytest.fixture(scope="module")
+def page_run():
+    """One browser session over every shipped file (about 15 s)."""
+    chromium, node, missing = browser_setup()
+    if missing:
+        msg = "the browser test needs " + ", ".join(missing)
+        if os.environ.get("TFFACE_REQUIRE_BROWSER") == "1":
+            pytest.fail(msg + " (TFFACE_REQUIRE_BROWSER=1: not skipped)", pytrace=False)
+        pytest.skip(msg)
+    from web_demo import serve
+
+    server, url = serve.start_in_thread(quiet=True)
+    try:
+        proc = subprocess.run(
+            [node, os.path.join(WEB, "browser_check.mjs"), "--url", url, "--chromium", chromium,
+             "--root", ROOT, "--timeout", "60000", "--ui", *MANIFESTS],
+            capture_output=True, text=True, timeout=240, cwd=ROOT)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert [f["manifest"] for f in out["files"]] == MANIFESTS
+    return out
+
+
+def test_every_shipped_file_is_listed_in_the_page():
+    listed = json.load(open(os.path.join(WEB, "models.json")))["models"]
+    paths = sorted(os.path.relpath(os.path.normpath(os.path.join(WEB, m["manifest"])), ROOT)
+                   for m in listed)
+    assert MANIFESTS and paths == MANIFESTS
+
+
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=IDS)
+def test_page_output_equals_the_expected_pngs(page_run, manifest):
+    res = next(f for f in page_run["files"] if f["manifest"] == manifest)
+    n = len(json.load(open(os.path.join(ROOT, manifest)))["samples"])
+    assert len(res["samples"]) == n >= 3
+    for i, got in enumerate(res["samples"]):
+        want, tol = expected(manifest, i)
+        diff = max_levels(rgb(got), want)
+        assert diff <= tol, f"sample {i}: the page's output differs by {diff} levels (> {tol})"
+        assert got["ms"] > 0
+
+
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=IDS)
+def test_restore_through_the_page_controls(page_run, manifest):
+    ui = next(f for f in page_run["files"] if f["manifest"] == manifest)["ui"]
+    assert ui["status"] == ""
+    assert "ms" in ui["latencyText"] and "WASM" in ui["latencyText"], ui["latencyText"]
+    want, tol = expected(manifest, 0)
+    assert ui["after"] is not None, "no result shown"
+    assert max_levels(rgb(ui["after"]), want) <= tol
+    m = json.load(open(os.path.join(ROOT, manifest)))
+    if "mask" in m["samples"][0]["inputs"]:
+        # the stroke went across the middle from 1/4 to 3/4 of the width
+        side = want.shape[0]
+        hole = np.array(ui["painted"], np.uint8).reshape(side, side)
+        row = side // 2
+        assert hole[row, side // 4 + 4: 3 * side // 4 - 4].all()
+        assert not hole[: side // 4].any() and not hole[3 * side // 4:].any()
+        assert not hole[:, : side // 4 - 8].any() and not hole[:, 3 * side // 4 + 8:].any()
+
+
+def test_the_page_runs_threaded_and_says_so(page_run):
+    for f in page_run["files"]:
+        rt = f["runtime"]
+        # served cross-origin isolated, so LiteRT.js gets its threaded WebAssembly build
+        assert rt["isolated"] and rt["threads"], rt
+        assert rt["threadCount"] >= 1
+        assert f"{rt['threadCount']} thread" in rt["backend"]
+
+
+def test_files_that_do_not_fit_are_refused_in_one_line(page_run):
+    if len(MANIFESTS) < 2:
+        pytest.skip("needs two shipped files (one's model with the other's card)")
+    bad = page_run["badInputs"]
+    assert "describes 1 input(s)" in bad["wrongCard"]["status"] or \
+        "describes 2 input(s)" in bad["wrongCard"]["status"], bad["wrongCard"]
+    assert "not a .tflite" in bad["notTflite"]["status"]
+    assert "not JSON" in bad["notJson"]["status"]
+    for case in ("wrongCard", "notTflite", "notJson"):
+        assert "\n" not in bad[case]["status"]
+        assert bad[case]["info"] == bad["before"]  # the model in use stays loaded
+
+
+def test_no_page_errors(page_run):
+    errors = [line for line in page_run["log"]
+              if line.startswith("pageerror") or "Failed to load resource" in line]
+    assert not errors, errors
