@@ -66,12 +66,7 @@ def max_levels(a: np.ndarray, b: np.ndarray) -> int:
 @pytest.fixture(scope="module")
 def page_run():
     """One browser session over every shipped file (about 15 s)."""
-    chromium, node, missing = browser_setup()
-    if missing:
-        msg = "the browser test needs " + ", ".join(missing)
-        if os.environ.get("TFFACE_REQUIRE_BROWSER") == "1":
-            pytest.fail(msg + " (TFFACE_REQUIRE_BROWSER=1: not skipped)", pytrace=False)
-        pytest.skip(msg)
+    chromium, node = need_browser_setup()
     from web_demo import serve
 
     server, url = serve.start_in_thread(quiet=True)
@@ -87,6 +82,28 @@ def page_run():
     out = json.loads(proc.stdout)
     assert [f["manifest"] for f in out["files"]] == MANIFESTS
     return out
+
+
+def need_browser_setup(need_chromium: bool = True) -> tuple[str, str]:
+    chromium, node, missing = browser_setup()
+    if not need_chromium:
+        missing = [m for m in missing if not m.startswith("chromium")]
+    if missing:
+        msg = "the browser test needs " + ", ".join(missing)
+        if os.environ.get("TFFACE_REQUIRE_BROWSER") == "1":
+            pytest.fail(msg + " (TFFACE_REQUIRE_BROWSER=1: not skipped)", pytrace=False)
+        pytest.skip(msg)
+    return chromium, node
+
+
+def test_card_reading_in_node():
+    """web_demo/restorer.test.mjs: the page's reading of cards (shipped, per-input,
+    uint8 I/O, refused ones), in Node without a browser (under a second)."""
+    _, node = need_browser_setup(need_chromium=False)
+    proc = subprocess.run([node, "--test", os.path.join(WEB, "restorer.test.mjs")],
+                          capture_output=True, text=True, timeout=60, cwd=WEB)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-1000:]
+    assert "# fail 0" in proc.stdout and "# pass 0" not in proc.stdout
 
 
 def test_every_shipped_file_is_listed_in_the_page():

@@ -5,6 +5,8 @@
 import {Restorer, CardError, holeFromImage} from './restorer.js';
 
 const WASM_DIR = new URL('./node_modules/@litertjs/core/wasm/', import.meta.url).href;
+// index.html?threads=0 runs single-threaded (to compare); threads need cross-origin isolation
+const ALLOW_THREADS = new URLSearchParams(location.search).get('threads') !== '0';
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -113,7 +115,7 @@ async function setModel(modelBytes, card, label, manifest) {
   $('model-info').textContent = `Loading ${label}…`;
   let r;
   try {
-    r = await Restorer.load(modelBytes, card, {wasmDir: WASM_DIR});
+    r = await Restorer.load(modelBytes, card, {wasmDir: WASM_DIR, allowThreads: ALLOW_THREADS});
   } catch (e) {
     $('model-info').textContent = before;  // the model loaded before stays in use
     throw e;

@@ -14,10 +14,10 @@ let runtime = null;
 
 /** Load LiteRT.js's WebAssembly runtime once: threaded when the page is cross-origin
  * isolated and the browser has WASM threads, else single-threaded. */
-export async function initRuntime(wasmDir) {
+export async function initRuntime(wasmDir, {allowThreads = true} = {}) {
   if (runtime) return runtime;
   const isolated = self.crossOriginIsolated === true;
-  const threads = isolated && (await supportsFeature('threads')) &&
+  const threads = allowThreads && isolated && (await supportsFeature('threads')) &&
       (await supportsFeature('relaxedSimd'));
   const lib = await loadLiteRt(wasmDir, {threads});
   // A CPU-only environment: no attempt to open a WebGPU device (the model runs on WASM).
@@ -25,6 +25,7 @@ export async function initRuntime(wasmDir) {
   runtime = {
     threads,
     isolated,
+    allowThreads,
     threadCount: threads ? lib.liteRtWasm.getThreadCount() : 1,
     hardwareConcurrency: navigator.hardwareConcurrency || 1,
   };
@@ -208,8 +209,12 @@ export function roundHalfEven(x) {
   return (Math.abs(x % 1) === 0.5 && r % 2 !== 0) ? r - 1 : r;
 }
 
+/** round(x / scale) + zero_point, half away from zero as TFLite's quantize kernel and the
+ * project's runner round, saturated to uint8. */
 function quantize(x, q) {
-  return Math.min(255, Math.max(0, roundHalfEven(x / q.scale) + q.zeroPoint));
+  const v = x / q.scale;
+  const r = Math.sign(v) * Math.floor(Math.abs(v) + 0.5);
+  return Math.min(255, Math.max(0, r + q.zeroPoint));
 }
 
 /** RGBA pixels (ImageData-like: data, width, height) -> the input's typed array. */
@@ -266,13 +271,14 @@ export function decodeOutput(t, arr) {
   for (let i = 0; i < n; i++) {
     for (let c = 0; c < 3; c++) {
       let y = arr[3 * i + c];
-      if (t.quant) y = f((y - t.quant.zeroPoint) * f(t.quant.scale));
+      if (t.quant) y = f((y - t.quant.zeroPoint) * t.quant.scale);
       const p = roundHalfEven(f(f(y - t.mean[c]) * gain[c]));
       rgba[4 * i + c] = p < 0 ? 0 : p > 255 ? 255 : p;
     }
     rgba[4 * i + 3] = 255;
   }
-  return new ImageData(rgba, t.width, t.height);
+  return typeof ImageData === 'function' ? new ImageData(rgba, t.width, t.height)
+                                         : {data: rgba, width: t.width, height: t.height};
 }
 
 function median(xs) {
@@ -283,8 +289,8 @@ function median(xs) {
 
 /** A loaded model with its card: `restore({image, hole})` runs it once and times it. */
 export class Restorer {
-  static async load(modelBytes, card, {wasmDir}) {
-    const rt = await initRuntime(wasmDir);
+  static async load(modelBytes, card, {wasmDir, allowThreads = true}) {
+    const rt = await initRuntime(wasmDir, {allowThreads});
     const bytes = modelBytes instanceof Uint8Array ? modelBytes : new Uint8Array(modelBytes);
     const head = String.fromCharCode(...bytes.slice(4, 8));
     if (head !== 'TFL3') throw new Error('the model file is not a .tflite flatbuffer');
@@ -354,8 +360,8 @@ export class Restorer {
   backendText() {
     const rt = this.runtime;
     return `WASM (XNNPACK), ${rt.threadCount} thread${rt.threadCount === 1 ? '' : 's'}` +
-        (rt.threads ? '' : rt.isolated ? ' (this browser has no WASM threads)'
-                                       : ' (page not cross-origin isolated: no threads)');
+        (rt.threads ? '' : !rt.isolated ? ' (page not cross-origin isolated: no threads)'
+                         : rt.allowThreads ? ' (this browser has no WASM threads)' : ' (?threads=0)');
   }
 
   delete() {

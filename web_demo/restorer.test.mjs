@@ -1,0 +1,121 @@
+// How the page reads model cards (node --test web_demo/restorer.test.mjs; no browser):
+// the shipped cards, the per-input description of newer cards, integer I/O, and cards
+// that do not describe the file.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import {planFromCard, encodeImage, encodeMask, decodeOutput, roundHalfEven, tensorKey,
+        CardError} from './restorer.js';
+
+const root = new URL('../android_demo_assets/', import.meta.url);
+const card = (rel) => JSON.parse(fs.readFileSync(new URL(rel, root), 'utf8'));
+// the tensor details LiteRT.js reports for the shipped files (signature keys)
+const det = (name, shape, dtype = 'float32') => ({name, shape: Int32Array.from(shape), dtype});
+const VNET_IN = [det('occluded', [1, 128, 128, 3]), det('mask', [1, 128, 128, 1])];
+const OUT128 = [det('restored', [1, 128, 128, 3])];
+
+test('signature keys from tensor names', () => {
+  assert.equal(tensorKey('serving_default_occluded:0'), 'occluded');
+  assert.equal(tensorKey('StatefulPartitionedCall:0'), 'StatefulPartitionedCall');
+});
+
+test('shipped V-Net card: image in [-1, 1], mask 1 = hole', () => {
+  const plan = planFromCard(card('vnet/model_int8_mixed.json'), VNET_IN, OUT128);
+  assert.deepEqual(plan.inputs.map((t) => t.role), ['image', 'mask']);
+  assert.equal(plan.task, 'inpaint');
+  assert.deepEqual([plan.mask.hole, plan.mask.keep], [1, 0]);
+  const img = {width: 128, height: 128, data: new Uint8ClampedArray(128 * 128 * 4)};
+  img.data[0] = 0; img.data[1] = 255; img.data[2] = 128;
+  const x = encodeImage(plan.image, img);
+  assert.deepEqual([x[0], x[1]], [-1, 1]);
+  assert.ok(Math.abs(x[2] - 0.5 / 127.5) < 1e-7);
+  const hole = new Uint8Array(128 * 128);
+  hole[5] = 1;
+  const m = encodeMask(plan.mask, hole);
+  assert.deepEqual([m[4], m[5]], [0, 1]);
+  // y = -1, 0, 1 -> pixels 0, 128 (127.5 rounds half to even), 255; out of range is clipped
+  const y = new Float32Array(128 * 128 * 3);
+  y.set([-1, 0, 1, -3, 2, 0.999]);
+  const px = decodeOutput(plan.outputs[0], y).data;
+  assert.deepEqual(Array.from(px.slice(0, 8)), [0, 128, 255, 255, 0, 255, 255, 255]);
+});
+
+test('shipped SRGAN card: one low-resolution input', () => {
+  const plan = planFromCard(card('srgan/model_int8.json'), [det('lr', [1, 32, 32, 3])], OUT128);
+  assert.equal(plan.task, 'sr');
+  assert.equal(plan.image.role, 'lowres');
+  assert.equal(plan.mask, undefined);
+});
+
+test('a card that says what each input is: mask in 0..1, no note', () => {
+  const c = card('vnet/model_int8_mixed.json');
+  c.inputs[1] = {...c.inputs[1], role: 'mask', value_range: [0, 1], normalization: null};
+  c.inputs[0] = {...c.inputs[0], role: 'image'};
+  const plan = planFromCard(c, VNET_IN, OUT128);
+  assert.equal(plan.mask.role, 'mask');
+  assert.deepEqual([plan.mask.hole, plan.mask.keep], [1, 0]);
+  assert.deepEqual(plan.notes, []);
+  // the old card's [-1, 1] description of the mask is noted, not followed
+  const old = planFromCard(card('vnet/model_int8_mixed.json'), VNET_IN, OUT128);
+  assert.equal(old.notes.length, 1);
+  assert.match(old.notes[0], /1 = hole/);
+});
+
+test('an image input given only as a value range', () => {
+  const c = card('srgan/model_int8.json');
+  c.inputs[0] = {...c.inputs[0], normalization: undefined, value_range: [0, 1]};
+  const plan = planFromCard(c, [det('lr', [1, 32, 32, 3])], OUT128);
+  const img = {width: 32, height: 32, data: new Uint8ClampedArray(32 * 32 * 4).fill(255)};
+  assert.ok(Math.abs(encodeImage(plan.image, img)[0] - 1) < 1e-6);
+});
+
+test('uint8 I/O: quantized with the card scale and zero point', () => {
+  const c = card('srgan/model_int8.json');
+  const q = {scale: 2 / 255, zero_point: 128};
+  c.inputs[0] = {...c.inputs[0], dtype: 'uint8', quantization: q};
+  c.outputs[0] = {...c.outputs[0], dtype: 'uint8', quantization: q};
+  const plan = planFromCard(c, [det('lr', [1, 32, 32, 3], 'uint8')],
+                            [det('restored', [1, 128, 128, 3], 'uint8')]);
+  const img = {width: 32, height: 32, data: new Uint8ClampedArray(32 * 32 * 4)};
+  img.data.set([0, 255, 200]);
+  const x = encodeImage(plan.image, img);
+  assert.ok(x instanceof Uint8Array);
+  // as the project's Python runner quantizes (tflite.harness.quantize: half away from
+  // zero): pixels 0, 255, 200 -> 0, 255 (saturated), 201 (200 / 127.5 - 1 is a tie)
+  assert.deepEqual(Array.from(x.slice(0, 3)), [0, 255, 201]);
+  // and dequantizes: q 0, 128, 255 -> y -1.0039, 0, 0.99608 -> pixels 0, 128, 254
+  const y = new Uint8Array(128 * 128 * 3);
+  y.set([0, 128, 255]);
+  assert.deepEqual(Array.from(decodeOutput(plan.outputs[0], y).data.slice(0, 3)), [0, 128, 254]);
+  // an integer tensor without its parameters is refused
+  delete c.inputs[0].quantization;
+  assert.throws(() => planFromCard(c, [det('lr', [1, 32, 32, 3], 'uint8')],
+                                   [det('restored', [1, 128, 128, 3], 'uint8')]), /no quantization/);
+});
+
+test('cards that do not describe the file are refused with the reason', () => {
+  const v = card('vnet/model_int8_mixed.json');
+  assert.throws(() => planFromCard(v, [det('lr', [1, 32, 32, 3])], OUT128), CardError);
+  const wrongShape = structuredClone(v);
+  wrongShape.inputs[0].shape = [1, 64, 64, 3];
+  assert.throws(() => planFromCard(wrongShape, VNET_IN, OUT128), /shape \[1,64,64,3\].*\[1,128,128,3\]/);
+  const int8 = structuredClone(v);
+  int8.inputs[0].dtype = 'int8';
+  assert.throws(() => planFromCard(int8, [det('occluded', [1, 128, 128, 3], 'int8'), VNET_IN[1]],
+                                   OUT128), /float32 and uint8/);
+  const zero = structuredClone(v);
+  zero.inputs[0].normalization.std = 0;
+  assert.throws(() => planFromCard(zero, VNET_IN, OUT128), /std is 0/);
+  const text = structuredClone(v);
+  text.inputs[0].normalization.mean = 'x';
+  assert.throws(() => planFromCard(text, VNET_IN, OUT128), /not a number/);
+  const bare = structuredClone(v);
+  delete bare.inputs[0].normalization;
+  delete bare.inputs[0].value_range;
+  assert.throws(() => planFromCard(bare, VNET_IN, OUT128), /neither a normalization nor a value range/);
+  assert.throws(() => planFromCard({}, VNET_IN, OUT128), /no inputs\/outputs/);
+});
+
+test('round half to even, as numpy', () => {
+  assert.deepEqual([0.5, 1.5, 2.5, 127.5, 128.5, 3.2, 3.7].map(roundHalfEven), [0, 2, 2, 128, 128, 3, 4]);
+});
