@@ -380,8 +380,20 @@ function showResult(output) {
   const r = state.restorer, out = r.plan.outputs[0];
   state.result = output;
   const view = 384;
-  // before: the input as fed (an SR input shown at the output's size, smoothed by the browser)
-  putScaled($('before'), state.input, out.width, out.height, true);
+  // before: the input as fed, its hole tinted red (an SR input shown at the output's size,
+  // smoothed by the browser)
+  let before = state.input;
+  if (r.plan.mask && state.hole) {
+    before = new ImageData(new Uint8ClampedArray(state.input.data), state.input.width, state.input.height);
+    for (let i = 0; i < state.hole.length; i++) {
+      if (!state.hole[i]) continue;
+      const d = before.data;
+      d[4 * i] = 0.4 * d[4 * i] + 0.6 * 255;
+      d[4 * i + 1] *= 0.4;
+      d[4 * i + 2] *= 0.4;
+    }
+  }
+  putScaled($('before'), before, out.width, out.height, true);
   putScaled($('after'), output, out.width, out.height, false);
   for (const id of ['before', 'after']) {
     $(id).style.width = `${view}px`;
@@ -558,5 +570,11 @@ window.tffaceDemo = {
             width: c.width, height: c.height};
   },
   hole: () => (state.hole ? Array.from(state.hole) : null),
+  /** Place the crop box (photo pixels: top-left and width), as dragging it does. */
+  setCrop(x, y, w) {
+    state.crop = clampCrop({x, y, w, h: Math.round(w / cropAspect())});
+    drawStage();
+    updateInput();
+  },
   status: () => $('status').textContent,
 };
