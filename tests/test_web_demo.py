@@ -134,6 +134,17 @@ def test_restore_through_the_page_controls(page_run, manifest):
     assert ui["after"] is not None, "no result shown"
     assert max_levels(rgb(ui["after"]), want) <= tol
     m = json.load(open(os.path.join(ROOT, manifest)))
+    target = cv2.imread(os.path.join(ROOT, os.path.dirname(manifest), m["samples"][0]["target"]))
+    # the dropped photo is in use: its centred square, resized to the model's input
+    assert ui["dropped"] == [target.shape[1], target.shape[0]]
+    fed = rgb(ui["droppedInput"]).astype(float)
+    side = fed.shape[0]
+    want_in = cv2.resize(cv2.cvtColor(target, cv2.COLOR_BGR2RGB), (side, side),
+                         interpolation=cv2.INTER_AREA).astype(float)
+    if side == target.shape[0]:
+        assert np.array_equal(fed, want_in)  # same size: copied exactly
+    else:
+        assert np.mean(np.abs(fed - want_in)) < 1.5  # area-like downscaling (nearest: 6)
     if "mask" in m["samples"][0]["inputs"]:
         # the stroke went across the middle from 1/4 to 3/4 of the width
         side = want.shape[0]

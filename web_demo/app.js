@@ -527,6 +527,16 @@ async function init() {
   st.addEventListener('pointerup', onStageUp);
   st.addEventListener('pointercancel', onStageUp);
   $('crop-size').addEventListener('input', onCropSize);
+  st.tabIndex = 0;
+  st.addEventListener('keydown', (e) => {
+    const step = {ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1]}[e.key];
+    if (!step || !state.photo) return;
+    e.preventDefault();
+    const d = Math.max(1, Math.round(state.crop.w * (e.shiftKey ? 0.1 : 0.02)));
+    state.crop = clampCrop({...state.crop, x: state.crop.x + step[0] * d, y: state.crop.y + step[1] * d});
+    drawStage();
+    updateInput();
+  });
   const mc = $('mask-canvas');
   mc.addEventListener('pointerdown', onMaskDown);
   mc.addEventListener('pointermove', onMaskMove);
@@ -570,6 +580,10 @@ window.tffaceDemo = {
             width: c.width, height: c.height};
   },
   hole: () => (state.hole ? Array.from(state.hole) : null),
+  photoSize: () => (state.photo ? [state.photo.width, state.photo.height] : null),
+  /** The crop as fed to the model (base64 RGB at the input's size). */
+  inputPixels: () => (state.input ? {rgb: rgbBase64(state.input), width: state.input.width,
+                                     height: state.input.height} : null),
   /** Place the crop box (photo pixels: top-left and width), as dragging it does. */
   setCrop(x, y, w) {
     state.crop = clampCrop({x, y, w, h: Math.round(w / cropAspect())});

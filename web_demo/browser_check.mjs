@@ -110,6 +110,17 @@ async function throughControls(page, args, murl, rel, data) {
   ui.latencyText = await page.textContent('#latency');
   ui.status = await page.evaluate(() => window.tffaceDemo.status());
   ui.after = await page.evaluate(() => window.tffaceDemo.afterPixels());
+  // a photo dropped on the drop zone replaces the one chosen (the undamaged target here)
+  const target = fs.readFileSync(path.join(dir, item.target)).toString('base64');
+  await page.evaluate(async (b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));
+    document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+  }, target);
+  await settle(page);
+  ui.dropped = await page.evaluate(() => window.tffaceDemo.photoSize());
+  ui.droppedInput = await page.evaluate(() => window.tffaceDemo.inputPixels());
   return ui;
 }
 
