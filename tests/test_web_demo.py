@@ -46,6 +46,16 @@ def browser_setup() -> tuple[str | None, str | None, list[str]]:
     return chromium, node, missing
 
 
+def load_serve():
+    """web_demo/serve.py by its path (web_demo is not an installed package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("web_demo_serve", os.path.join(WEB, "serve.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def rgb(entry: dict) -> np.ndarray:
     return np.frombuffer(base64.b64decode(entry["rgb"]), np.uint8).reshape(
         entry["height"], entry["width"], 3)
@@ -67,7 +77,7 @@ def max_levels(a: np.ndarray, b: np.ndarray) -> int:
 def page_run():
     """One browser session over every shipped file (about 15 s)."""
     chromium, node = need_browser_setup()
-    from web_demo import serve
+    serve = load_serve()
 
     server, url = serve.start_in_thread(quiet=True)
     try:
