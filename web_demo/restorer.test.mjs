@@ -47,18 +47,49 @@ test('shipped SRGAN card: one low-resolution input', () => {
   assert.equal(plan.mask, undefined);
 });
 
+// The two ways cards have described the mask: by what it is (key, kind, range 0..1) and,
+// in the first cards, with the image's [-1, 1] range (which the samples never followed).
+function withMask(c, entry) {
+  const out = structuredClone(c);
+  const {name, shape, dtype, quantization} = out.inputs[1];
+  out.inputs[1] = {name, shape, dtype, quantization, ...entry};
+  return out;
+}
+
 test('a card that says what each input is: mask in 0..1, no note', () => {
-  const c = card('vnet/model_int8_mixed.json');
-  c.inputs[1] = {...c.inputs[1], role: 'mask', value_range: [0, 1], normalization: null};
-  c.inputs[0] = {...c.inputs[0], role: 'image'};
+  const c = withMask(card('vnet/model_int8_mixed.json'), {
+    key: 'mask', kind: 'mask', layout: 'NHWC, 1 channel', value_range: [0, 1],
+    normalization: {mean: 0, std: 1, values: [0, 1]}});
+  c.inputs[0] = {...c.inputs[0], key: 'occluded', kind: 'image'};
   const plan = planFromCard(c, VNET_IN, OUT128);
-  assert.equal(plan.mask.role, 'mask');
+  assert.deepEqual(plan.inputs.map((t) => [t.key, t.role]), [['occluded', 'image'], ['mask', 'mask']]);
   assert.deepEqual([plan.mask.hole, plan.mask.keep], [1, 0]);
   assert.deepEqual(plan.notes, []);
-  // the old card's [-1, 1] description of the mask is noted, not followed
-  const old = planFromCard(card('vnet/model_int8_mixed.json'), VNET_IN, OUT128);
-  assert.equal(old.notes.length, 1);
-  assert.match(old.notes[0], /1 = hole/);
+  const sr = card('srgan/model_int8.json');
+  sr.inputs[0] = {...sr.inputs[0], key: 'lr', kind: 'low-resolution image'};
+  assert.equal(planFromCard(sr, [det('lr', [1, 32, 32, 3])], OUT128).image.role, 'lowres');
+});
+
+test('a first-format card (mask given the image range): fed 0/1 and noted', () => {
+  const c = withMask(card('vnet/model_int8_mixed.json'), {
+    layout: 'NHWC, RGB', value_range: [-1, 1],
+    normalization: {mean: 127.5, std: 127.5, formula: 'x = (pixel - 127.5) / 127.5'}});
+  delete c.inputs[0].kind;
+  delete c.inputs[0].key;
+  const plan = planFromCard(c, VNET_IN, OUT128);
+  assert.deepEqual(plan.inputs.map((t) => t.role), ['image', 'mask']);
+  assert.deepEqual([plan.mask.hole, plan.mask.keep], [1, 0]);
+  assert.equal(plan.notes.length, 1);
+  assert.match(plan.notes[0], /1 = hole/);
+});
+
+test('a card that names its own mask values', () => {
+  const c = withMask(card('vnet/model_int8_mixed.json'), {kind: 'mask', hole_value: 0, keep_value: 1});
+  const plan = planFromCard(c, VNET_IN, OUT128);
+  const hole = new Uint8Array(128 * 128);
+  hole[0] = 1;
+  const m = encodeMask(plan.mask, hole);
+  assert.deepEqual([m[0], m[1]], [0, 1]);
 });
 
 test('an image input given only as a value range', () => {
