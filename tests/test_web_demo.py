@@ -165,6 +165,44 @@ def test_restore_through_the_page_controls(page_run, manifest):
         assert not hole[:, : side // 4 - 8].any() and not hole[:, 3 * side // 4 + 8:].any()
 
 
+def test_paste_back_changes_only_the_hole(page_run):
+    """"Download the whole photo": the output goes into the photo through the hole (grown
+    by a pixel and feathered); every other pixel of the photo is its own."""
+    inpaint = [m for m in MANIFESTS if "mask" in json.load(open(os.path.join(ROOT, m)))["samples"][0]["inputs"]]
+    if not inpaint:
+        pytest.skip("no shipped inpainting file")
+    manifest = inpaint[0]
+    ui = next(f for f in page_run["files"] if f["manifest"] == manifest)["ui"]
+    m = json.load(open(os.path.join(ROOT, manifest)))
+    base = os.path.join(ROOT, os.path.dirname(manifest))
+    item = m["samples"][0]
+    photo = cv2.cvtColor(cv2.imread(os.path.join(base, item["inputs"]["occluded"])), cv2.COLOR_BGR2RGB)
+    hole = (cv2.imread(os.path.join(base, item["inputs"]["mask"]), cv2.IMREAD_GRAYSCALE) > 127)
+    want, tol = expected(manifest, 0)
+    k = np.ones((3, 3), np.uint8)
+    grow = lambda h, n: cv2.dilate(h.astype(np.uint8), k, iterations=n).astype(bool)  # noqa: E731
+
+    # the crop is the whole photo: the hole holds the output, the rest is the photo
+    full = rgb(ui["pasted"])
+    assert full.shape == photo.shape
+    assert np.array_equal(full[~grow(hole, 2)], photo[~grow(hole, 2)])
+    inner = cv2.erode(hole.astype(np.uint8), k, iterations=1).astype(bool)
+    assert inner.sum() > 100
+    assert max_levels(full[inner], want[inner]) <= tol
+
+    # a 96 px box at (24, 8): nothing outside it changes, nor outside its (scaled) hole
+    small = rgb(ui["pastedSmallCrop"])
+    box = np.zeros(hole.shape, bool)
+    box[8:104, 24:120] = True
+    assert np.array_equal(small[~box], photo[~box])
+    placed = np.zeros(hole.shape, np.uint8)
+    placed[8:104, 24:120] = cv2.resize(hole.astype(np.uint8), (96, 96), interpolation=cv2.INTER_NEAREST)
+    assert np.array_equal(small[~grow(placed, 3)], photo[~grow(placed, 3)])
+    changed = np.abs(small.astype(int) - photo.astype(int)).mean(axis=2)
+    inside = cv2.erode(placed, k, iterations=1).astype(bool)
+    assert changed[inside].mean() > 5  # the hole's content was replaced
+
+
 def test_the_page_runs_threaded_and_says_so(page_run):
     for f in page_run["files"]:
         rt = f["runtime"]

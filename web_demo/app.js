@@ -18,6 +18,7 @@ const state = {
   input: null,        // ImageData at the model's input size (the crop as fed)
   hole: null,         // Uint8Array, 1 = hole, at the model's input size
   result: null,       // last output ImageData
+  pasted: null,       // {canvas, ctx}: the whole photo with the hole replaced
   pending: Promise.resolve(),
 };
 
@@ -125,6 +126,7 @@ async function setModel(modelBytes, card, label, manifest) {
   state.label = label;
   state.manifest = manifest;
   state.result = null;
+  state.pasted = null;
   $('model-info').textContent = describe(r);
   const notes = $('notes');
   notes.replaceChildren(...r.plan.notes.map((n) => {
@@ -137,7 +139,7 @@ async function setModel(modelBytes, card, label, manifest) {
   $('photo-section').classList.toggle('wide', !inpaint);
   $('run-step').textContent = inpaint ? '4' : '3';
   if (inpaint) $('mask-convention').textContent = String(r.plan.mask.hole);
-  $('compare').hidden = $('slider').hidden = $('download').hidden = true;
+  $('compare').hidden = $('slider').hidden = $('download').hidden = $('download-full').hidden = true;
   $('latency').textContent = '';
   resetHole();
   updateInput();
@@ -217,6 +219,7 @@ async function setPhoto(blob) {
   state.photo = await decodeImage(blob);
   state.crop = defaultCrop();
   state.result = null;
+  state.pasted = null;
   resetHole();
   drawStage();
   updateInput();
@@ -405,6 +408,46 @@ function showResult(output) {
   c.getContext('2d').putImageData(output, 0, 0);
   $('download').href = c.toDataURL('image/png');
   $('download').hidden = false;
+  if (r.plan.mask && r.plan.task !== 'sr') {
+    state.pasted = pasteBack();
+    $('download-full').href = state.pasted.canvas.toDataURL('image/png');
+    $('download-full').hidden = false;
+  }
+}
+
+/** The whole photo with only the hole replaced: the output resized to the crop box and
+ * drawn through the hole mask, grown by one model pixel and feathered over about one, so
+ * no seam shows; every pixel outside that band is the photo's own. */
+function pasteBack() {
+  const r = state.restorer, t = r.plan.mask, c = state.crop, photo = state.photo;
+  const [full, fctx] = canvas2d(photo.width, photo.height);
+  fctx.drawImage(photo, 0, 0);
+  const [out, octx] = canvas2d(state.result.width, state.result.height);
+  octx.putImageData(state.result, 0, 0);
+  const grown = new Uint8ClampedArray(t.width * t.height * 4);
+  for (let y = 0; y < t.height; y++) {
+    for (let x = 0; x < t.width; x++) {
+      let near = 0;
+      for (let dy = -1; dy <= 1 && !near; dy++) {
+        for (let dx = -1; dx <= 1 && !near; dx++) {
+          const yy = y + dy, xx = x + dx;
+          if (yy >= 0 && yy < t.height && xx >= 0 && xx < t.width) near = state.hole[yy * t.width + xx];
+        }
+      }
+      grown[4 * (y * t.width + x) + 3] = near ? 255 : 0;
+    }
+  }
+  const [mask, mctx] = canvas2d(t.width, t.height);
+  mctx.putImageData(new ImageData(grown, t.width, t.height), 0, 0);
+  const [patch, pctx] = canvas2d(c.w, c.h);
+  pctx.imageSmoothingEnabled = true;
+  pctx.imageSmoothingQuality = 'high';
+  pctx.drawImage(out, 0, 0, c.w, c.h);
+  pctx.globalCompositeOperation = 'destination-in';
+  pctx.filter = `blur(${Math.max(0.5, 0.5 * c.w / t.width)}px)`;
+  pctx.drawImage(mask, 0, 0, c.w, c.h);
+  fctx.drawImage(patch, c.x, c.y);
+  return {canvas: full, ctx: fctx};
 }
 
 function applySlider() {
@@ -581,6 +624,13 @@ window.tffaceDemo = {
   },
   hole: () => (state.hole ? Array.from(state.hole) : null),
   photoSize: () => (state.photo ? [state.photo.width, state.photo.height] : null),
+  /** The whole photo with the hole replaced (what "Download the whole photo" gives). */
+  pastedPixels() {
+    if (!state.pasted) return null;
+    const {canvas, ctx} = state.pasted;
+    return {rgb: rgbBase64(ctx.getImageData(0, 0, canvas.width, canvas.height)),
+            width: canvas.width, height: canvas.height};
+  },
   /** The crop as fed to the model (base64 RGB at the input's size). */
   inputPixels: () => (state.input ? {rgb: rgbBase64(state.input), width: state.input.width,
                                      height: state.input.height} : null),

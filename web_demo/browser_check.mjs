@@ -110,6 +110,15 @@ async function throughControls(page, args, murl, rel, data) {
   ui.latencyText = await page.textContent('#latency');
   ui.status = await page.evaluate(() => window.tffaceDemo.status());
   ui.after = await page.evaluate(() => window.tffaceDemo.afterPixels());
+  ui.pasted = await page.evaluate(() => window.tffaceDemo.pastedPixels());
+  if (item.inputs.mask) {
+    // and with a smaller box moved off-centre: the photo outside it must stay as it was
+    await page.evaluate(() => window.tffaceDemo.setCrop(24, 8, 96));
+    await page.click('#run');
+    await settle(page);
+    ui.pastedSmallCrop = await page.evaluate(() => window.tffaceDemo.pastedPixels());
+    ui.smallCropHole = await page.evaluate(() => window.tffaceDemo.hole());
+  }
   // a photo dropped on the drop zone replaces the one chosen (the undamaged target here)
   const target = fs.readFileSync(path.join(dir, item.target)).toString('base64');
   await page.evaluate(async (b64) => {
