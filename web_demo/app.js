@@ -19,6 +19,9 @@ const state = {
   hole: null,         // Uint8Array, 1 = hole, at the model's input size
   result: null,       // last output ImageData
   pasted: null,       // {canvas, ctx}: the whole photo with the hole replaced
+  probs: null,        // a segmenter's last output (hole probabilities)
+  finderUrl: null,    // samples manifest of the shipped occluder segmenter, if any
+  finder: null,       // its loaded Restorer
   pending: Promise.resolve(),
 };
 
@@ -100,7 +103,8 @@ function describe(r) {
   const c = r.card, p = r.plan;
   const img = p.image;
   const out = p.outputs[0];
-  const task = p.task === 'sr'
+  const task = p.segment ? `finds the occluder (hole map), ${img.width} px`
+      : p.task === 'sr'
       ? `×${c.scale ?? out.width / img.width} super-resolution, ${img.width} → ${out.width} px`
       : `inpainting, ${img.width} px${p.mask ? ', hole mask input' : ''}`;
   const q = c.quality?.psnr_db_vs_ground_truth;
@@ -136,8 +140,12 @@ async function setModel(modelBytes, card, label, manifest) {
   }));
   const inpaint = Boolean(r.plan.mask);
   $('mask-section').hidden = !inpaint;
+  $('find-hole').hidden = !state.finderUrl;
   $('photo-section').classList.toggle('wide', !inpaint);
   $('run-step').textContent = inpaint ? '4' : '3';
+  $('h-run').lastChild.textContent = r.plan.segment ? '. Find the occluder' : '. Restore';
+  $('run').textContent = r.plan.segment ? 'Find the occluder' : 'Restore';
+  state.probs = null;
   if (inpaint) $('mask-convention').textContent = String(r.plan.mask.hole);
   $('compare').hidden = $('slider').hidden = $('download').hidden = $('download-full').hidden = true;
   $('latency').textContent = '';
@@ -366,6 +374,27 @@ function onMaskUp() {
   painting = null;
 }
 
+/** The hole found by the shipped occluder segmenter on the current crop. */
+async function findHole() {
+  const t = state.restorer?.plan.mask;
+  if (!t || !state.finderUrl) return;
+  if (!state.photo) throw new Error('pick a photo first');
+  if (!state.finder) {
+    const url = state.finderUrl;
+    const data = await (await fetchOk(url, 'the segmenter samples manifest')).json();
+    const [bytes, card] = await Promise.all([
+      fetchOk(besideManifest(url, data.model), 'the segmenter').then((r) => r.arrayBuffer()),
+      fetchOk(besideManifest(url, data.card), 'the segmenter card').then((r) => r.json()),
+    ]);
+    state.finder = await Restorer.load(bytes, card, {wasmDir: WASM_DIR, allowThreads: ALLOW_THREADS,
+                                                     singleThread: true});
+    if (!state.finder.plan.segment) throw new CardError('the listed segmenter does not output a hole map');
+  }
+  const f = state.finder, fi = f.plan.image, c = state.crop;
+  const {probs} = await f.restore({image: pixelsOf(state.photo, c.x, c.y, c.w, c.h, fi.width, fi.height)});
+  setHole(f.holeFrom(probs, t.width, t.height, 1));
+}
+
 async function loadMaskFile(file) {
   const t = state.restorer?.plan.mask;
   if (!t) return;
@@ -379,36 +408,51 @@ async function loadMaskFile(file) {
 
 // ---------------------------------------------------------------- restore and compare
 
+/** Tint the pixels where `isHole(i)` red (the hole, as the page paints it). */
+function tinted(img, isHole) {
+  const shown = new ImageData(new Uint8ClampedArray(img.data), img.width, img.height);
+  const d = shown.data;
+  for (let i = 0; i < img.width * img.height; i++) {
+    if (!isHole(i)) continue;
+    d[4 * i] = 0.4 * d[4 * i] + 0.6 * 255;
+    d[4 * i + 1] *= 0.4;
+    d[4 * i + 2] *= 0.4;
+  }
+  return shown;
+}
+
 function showResult(output) {
   const r = state.restorer, out = r.plan.outputs[0];
   state.result = output;
   const view = 384;
   // before: the input as fed, its hole tinted red (an SR input shown at the output's size,
-  // smoothed by the browser)
-  let before = state.input;
-  if (r.plan.mask && state.hole) {
-    before = new ImageData(new Uint8ClampedArray(state.input.data), state.input.width, state.input.height);
-    for (let i = 0; i < state.hole.length; i++) {
-      if (!state.hole[i]) continue;
-      const d = before.data;
-      d[4 * i] = 0.4 * d[4 * i] + 0.6 * 255;
-      d[4 * i + 1] *= 0.4;
-      d[4 * i + 2] *= 0.4;
-    }
+  // smoothed by the browser); after: the output, or for a segmenter the crop with the
+  // hole it found tinted
+  let before = state.input, after = output;
+  if (r.plan.segment) {
+    const [, ctx] = canvas2d(out.width, out.height);
+    const [src, sctx] = canvas2d(state.input.width, state.input.height);
+    sctx.putImageData(state.input, 0, 0);
+    ctx.drawImage(src, 0, 0, out.width, out.height);
+    after = tinted(ctx.getImageData(0, 0, out.width, out.height), (i) => state.probs[i] > out.threshold);
+  } else if (r.plan.mask && state.hole) {
+    before = tinted(state.input, (i) => state.hole[i]);
   }
   putScaled($('before'), before, out.width, out.height, true);
-  putScaled($('after'), output, out.width, out.height, false);
+  putScaled($('after'), after, out.width, out.height, false);
   for (const id of ['before', 'after']) {
     $(id).style.width = `${view}px`;
     $(id).style.height = `${view * out.height / out.width}px`;
   }
   $('compare').hidden = $('slider').hidden = false;
   applySlider();
+  // the download: the restored crop, or a segmenter's map (white = hole)
   const [c] = canvas2d(output.width, output.height);
   c.getContext('2d').putImageData(output, 0, 0);
   $('download').href = c.toDataURL('image/png');
+  $('download').download = r.plan.segment ? 'hole.png' : 'restored.png';
   $('download').hidden = false;
-  if (r.plan.mask && r.plan.task !== 'sr') {
+  if (r.plan.mask && !r.plan.segment) {
     state.pasted = pasteBack();
     $('download-full').href = state.pasted.canvas.toDataURL('image/png');
     $('download-full').hidden = false;
@@ -477,7 +521,8 @@ function inputsNow() {
 async function restoreNow() {
   status('');
   const r = state.restorer;
-  const {output, ms} = await r.restore(inputsNow());
+  const {output, ms, probs} = await r.restore(inputsNow());
+  state.probs = probs ?? null;
   showResult(output);
   const first = r.times.length === 1 ? ' (the first run includes XNNPACK set-up)' : '';
   $('latency').textContent = `This run: ${ms.toFixed(1)} ms${first} · ${r.backendText()}`;
@@ -530,6 +575,13 @@ async function useSample() {
   }
 }
 
+function f32Base64(arr) {
+  const bytes = new Uint8Array(Float32Array.from(arr).buffer);
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
 function rgbBase64(img) {
   const n = img.width * img.height;
   const rgb = new Uint8Array(n * 3);
@@ -544,11 +596,19 @@ function rgbBase64(img) {
 async function init() {
   const list = await (await fetchOk(new URL('./models.json', import.meta.url), 'models.json')).json();
   const sel = $('model');
-  for (const m of list.models) {
+  const listUrl = new URL('./models.json', import.meta.url);
+  // only the files this checkout ships (an entry whose samples manifest is absent is left out)
+  const present = await Promise.all(list.models.map(async (m) => {
+    const url = new URL(String(m.manifest), listUrl).href;
+    const ok = await fetch(url, {method: 'HEAD'}).then((r) => r.ok, () => false);
+    return ok ? {...m, url} : null;
+  }));
+  for (const m of present.filter(Boolean)) {
     const o = document.createElement('option');
-    o.value = new URL(m.manifest, new URL('./models.json', import.meta.url)).href;
+    o.value = m.url;
     o.textContent = m.title;
     sel.append(o);
+    if (m.finds_hole && !state.finderUrl) state.finderUrl = m.url;
   }
   sel.addEventListener('change', () => track(loadShipped(sel.value, sel.selectedOptions[0].textContent)));
   $('load-own').addEventListener('click', () => track(loadOwn()));
@@ -587,6 +647,7 @@ async function init() {
   mc.addEventListener('pointercancel', onMaskUp);
   mc.addEventListener('contextmenu', (e) => e.preventDefault());
   $('clear-mask').addEventListener('click', resetHole);
+  $('find-hole').addEventListener('click', () => track(findHole()));
   $('mask-file').addEventListener('change', (e) => e.target.files[0] && track(loadMaskFile(e.target.files[0])));
   $('run').addEventListener('click', () => track(restoreNow()));
   $('bench').addEventListener('click', () => track(benchNow()));
@@ -609,9 +670,13 @@ window.tffaceDemo = {
   plan: () => state.restorer.plan,
   /** Run sample `index` of the loaded shipped file; the output as base64 RGB bytes. */
   async runSample(index) {
-    const {output, ms} = await state.restorer.restore(await sampleInputs(index));
-    return {rgb: rgbBase64(output), width: output.width, height: output.height, ms};
+    const {output, ms, probs} = await state.restorer.restore(await sampleInputs(index));
+    return {rgb: rgbBase64(output), width: output.width, height: output.height, ms,
+            probs: probs ? f32Base64(probs) : null};
   },
+  /** A segmenter's last output through the Restore button (base64 float32). */
+  lastProbs: () => (state.probs ? f32Base64(state.probs) : null),
+  finderListed: () => Boolean(state.finderUrl),
   async benchmarkSample(index, runs) {
     return state.restorer.benchmark(await sampleInputs(index), {runs, warmup: 3});
   },

@@ -39,34 +39,46 @@ const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', 
 
 async function main() {
   const args = parse(process.argv.slice(2));
+  evalTimeout = args.timeout;
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tfface-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: args.chromium, headless: true, args: FLAGS,
     viewport: {width: 1000, height: 1250}, timeout: args.timeout,
   });
   const log = [];
-  const out = {browser: context.browser()?.version() ?? null, files: [], log};
+  const failed = [];
+  const out = {browser: context.browser()?.version() ?? null, files: [], log, failed};
   try {
     const page = context.pages()[0] ?? await context.newPage();
     page.setDefaultTimeout(args.timeout);
     page.on('console', (m) => { if (m.type() === 'error') log.push(`console: ${m.text()}`); });
     page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
+    page.on('response', (r) => { if (r.status() >= 400) failed.push(`${r.status()} ${r.url()}`); });
     await page.goto(args.url);
-    await page.evaluate(() => window.tffaceDemo.ready);
+    await limited(page.evaluate(() => window.tffaceDemo.ready), 'opening the page');
+    // the shipped files the page offers, as paths from the repository root
+    out.offered = await page.evaluate(() => [...document.querySelectorAll('#model option')]
+        .map((o) => new URL(o.value).pathname.replace(/^\//, '')));
+    out.finderListed = await page.evaluate(() => window.tffaceDemo.finderListed());
     out.userAgent = await page.evaluate(() => navigator.userAgent);
     const base = new URL('../', args.url);
     for (const rel of args.manifests) {
       const murl = new URL(rel, base).href;
       const data = JSON.parse(fs.readFileSync(path.join(args.root, rel), 'utf8'));
       const res = {manifest: rel, samples: []};
-      res.info = await page.evaluate((u) => window.tffaceDemo.loadShipped(u), murl);
+      step(`load ${rel}`);
+      res.info = await limited(page.evaluate((u) => window.tffaceDemo.loadShipped(u), murl), `loading ${rel}`);
       res.runtime = await page.evaluate(() => window.tffaceDemo.runtime());
       for (let i = 0; i < data.samples.length; i++) {
-        res.samples.push(await page.evaluate((k) => window.tffaceDemo.runSample(k), i));
+        step(`sample ${i}`);
+        res.samples.push(await limited(page.evaluate((k) => window.tffaceDemo.runSample(k), i),
+                                       `sample ${i} of ${rel}`));
       }
       if (args.runs > 0) {
-        res.benchmark = await page.evaluate((n) => window.tffaceDemo.benchmarkSample(0, n), args.runs);
+        res.benchmark = await limited(page.evaluate((n) => window.tffaceDemo.benchmarkSample(0, n), args.runs),
+                                      `timing ${rel}`);
       }
+      step('controls');
       if (args.ui) res.ui = await throughControls(page, args, murl, rel, data);
       out.files.push(res);
     }
@@ -79,7 +91,19 @@ async function main() {
   process.stdout.write(JSON.stringify(out));
 }
 
-const settle = (page) => page.evaluate(() => window.tffaceDemo.state.pending);
+let evalTimeout = 120000;
+/** page.evaluate with a time limit (it has none): a page stuck in WebAssembly fails the
+ * run with the step's name instead of hanging it. */
+function limited(promise, what) {
+  let timer;
+  const limit = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the page did not finish: ${what}`)), evalTimeout);
+  });
+  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
+}
+const settle = (page) => limited(page.evaluate(() => window.tffaceDemo.state.pending), 'an action');
+const t0 = Date.now();
+const step = (what) => { if (process.env.TFFACE_WEB_VERBOSE) process.stderr.write(`${((Date.now() - t0) / 1e3).toFixed(1)} s ${what}\n`); };
 
 /** Sample 0 restored the way a person does it: pick the model in the list, choose the
  * photo (and the mask PNG) with the file inputs, press Restore, read the "after" canvas. */
@@ -92,6 +116,14 @@ async function throughControls(page, args, murl, rel, data) {
   await page.setInputFiles('#photo', path.join(dir, image));
   await settle(page);
   const ui = {};
+  if (item.inputs.mask && await page.evaluate(() => window.tffaceDemo.finderListed())) {
+    // the shipped occluder segmenter finds the hole on the crop
+    step('find hole');
+    await page.click('#find-hole');
+    await settle(page);
+    ui.foundHole = await page.evaluate(() => window.tffaceDemo.hole());
+    ui.foundStatus = await page.evaluate(() => window.tffaceDemo.status());
+  }
   if (item.inputs.mask) {
     // a painted stroke first: it marks hole pixels where the pointer went, and Clear empties it
     await page.click('#clear-mask');
@@ -105,20 +137,26 @@ async function throughControls(page, args, murl, rel, data) {
     await page.setInputFiles('#mask-file', path.join(dir, item.inputs.mask));
     await settle(page);
   }
+  step('run');
   await page.click('#run');
   await settle(page);
+  step('ran');
   ui.latencyText = await page.textContent('#latency');
   ui.status = await page.evaluate(() => window.tffaceDemo.status());
   ui.after = await page.evaluate(() => window.tffaceDemo.afterPixels());
+  ui.probs = await page.evaluate(() => window.tffaceDemo.lastProbs());
+  step('pasted');
   ui.pasted = await page.evaluate(() => window.tffaceDemo.pastedPixels());
   if (item.inputs.mask) {
     // and with a smaller box moved off-centre: the photo outside it must stay as it was
+    step('small crop');
     await page.evaluate(() => window.tffaceDemo.setCrop(24, 8, 96));
     await page.click('#run');
     await settle(page);
     ui.pastedSmallCrop = await page.evaluate(() => window.tffaceDemo.pastedPixels());
     ui.smallCropHole = await page.evaluate(() => window.tffaceDemo.hole());
   }
+  step('drop');
   // a photo dropped on the drop zone replaces the one chosen (the undamaged target here)
   const target = fs.readFileSync(path.join(dir, item.target)).toString('base64');
   await page.evaluate(async (b64) => {
@@ -143,6 +181,7 @@ async function badInputs(page, args) {
   });
   const out = {};
   const attempt = async (model, card) => {
+    step(`load own ${path.basename(model)} + ${path.basename(card)}`);
     await page.setInputFiles('#model-file', model);
     await page.setInputFiles('#card-file', card);
     await page.click('#load-own');

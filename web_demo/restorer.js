@@ -22,12 +22,19 @@ export async function initRuntime(wasmDir, {allowThreads = true} = {}) {
   const lib = await loadLiteRt(wasmDir, {threads});
   // A CPU-only environment: no attempt to open a WebGPU device (the model runs on WASM).
   lib.setDefaultEnvironment(await Environment.create({webGpuDevice: null}));
+  // The threaded runtime has a fixed pool of navigator.hardwareConcurrency workers, and a
+  // model compiled for n threads holds n - 1 of them until it is deleted; a compile that
+  // finds the pool empty blocks the page for good (seen: a third 2-thread model on a
+  // 2-core machine). Two models are alive while one replaces the other, so each gets at
+  // most 1 + cores / 2 threads; helpers (the occluder segmenter) run on one.
+  const cores = navigator.hardwareConcurrency || 1;
   runtime = {
     threads,
     isolated,
     allowThreads,
-    threadCount: threads ? lib.liteRtWasm.getThreadCount() : 1,
-    hardwareConcurrency: navigator.hardwareConcurrency || 1,
+    threadCount: threads ? Math.max(1, Math.min(lib.liteRtWasm.getThreadCount(),
+                                                1 + Math.floor(cores / 2))) : 1,
+    hardwareConcurrency: cores,
   };
   return runtime;
 }
@@ -179,10 +186,22 @@ export function planFromCard(card, inputDetails, outputDetails) {
   });
   const outputs = card.outputs.map((entry, i) => {
     const t = match(entry, outputDetails, i, 'output');
-    if (t.channels !== 3) throw new CardError(`output ${entry.name} has ${t.channels} channels, not RGB`);
     if (t.dtype === 'uint8' && !t.quant) {
       throw new CardError(`output ${entry.name} is uint8 but the card gives no quantization`);
     }
+    if (t.channels === 1) {
+      // a one-channel output is a map of the hole (an occluder segmenter): the
+      // probability over its value range, a hole where it passes the range's middle
+      const r = Array.isArray(entry.value_range) && entry.value_range.length === 2
+          ? entry.value_range.map((v) => finite(v, 'value_range')) : [0, 1];
+      if (r[1] <= r[0]) throw new CardError(`output ${entry.name} has an empty value range`);
+      t.role = 'mask';
+      t.lo = r[0]; t.hi = r[1];
+      t.threshold = (r[0] + r[1]) / 2;
+      return t;
+    }
+    if (t.channels !== 3) throw new CardError(`output ${entry.name} has ${t.channels} channels, not RGB or a mask`);
+    t.role = 'image';
     const dn = entry.denormalization;
     if (dn && dn.mean !== undefined && dn.std !== undefined) {
       // pixel = (y - mean) / std: the TFLite-metadata form the cards use
@@ -199,7 +218,10 @@ export function planFromCard(card, inputDetails, outputDetails) {
     return t;
   });
   const roles = inputs.map((t) => t.role);
-  return {inputs, outputs, notes, task: card.task ?? (roles.includes('lowres') ? 'sr' : 'inpaint'),
+  const segment = outputs[0].role === 'mask';
+  if (!inputs.some((t) => t.role !== 'mask')) throw new CardError('the card describes no image input');
+  return {inputs, outputs, notes, segment,
+          task: segment ? 'segment' : card.task ?? (roles.includes('lowres') ? 'sr' : 'inpaint'),
           image: inputs.find((t) => t.role !== 'mask'), mask: inputs.find((t) => t.role === 'mask')};
 }
 
@@ -260,9 +282,30 @@ export function holeFromImage(img) {
   return hole;
 }
 
+/** A one-channel output's typed array -> its values (dequantized, float32). */
+export function outputValues(t, arr) {
+  if (!t.quant) return Float32Array.from(arr);
+  return Float32Array.from(arr, (q) => (q - t.quant.zeroPoint) * t.quant.scale);
+}
+
+/** Hole probabilities -> grey levels over the value range (white = hole). */
+function decodeMaskOutput(t, arr) {
+  const p = outputValues(t, arr);
+  const n = t.width * t.height;
+  const rgba = new Uint8ClampedArray(n * 4);
+  for (let i = 0; i < n; i++) {
+    const g = Math.round((p[i] - t.lo) / (t.hi - t.lo) * 255);
+    rgba.fill(g, 4 * i, 4 * i + 3);
+    rgba[4 * i + 3] = 255;
+  }
+  return typeof ImageData === 'function' ? new ImageData(rgba, t.width, t.height)
+                                         : {data: rgba, width: t.width, height: t.height};
+}
+
 /** The output's typed array -> RGBA ImageData by the card's denormalization
- * (pixel = clip(round((y - mean) / std), 0, 255)). */
+ * (pixel = clip(round((y - mean) / std), 0, 255)); a hole map as grey levels. */
 export function decodeOutput(t, arr) {
+  if (t.role === 'mask') return decodeMaskOutput(t, arr);
   const n = t.width * t.height;
   const rgba = new Uint8ClampedArray(n * 4);
   const f = Math.fround;
@@ -289,14 +332,14 @@ function median(xs) {
 
 /** A loaded model with its card: `restore({image, hole})` runs it once and times it. */
 export class Restorer {
-  static async load(modelBytes, card, {wasmDir, allowThreads = true}) {
+  static async load(modelBytes, card, {wasmDir, allowThreads = true, singleThread = false}) {
     const rt = await initRuntime(wasmDir, {allowThreads});
     const bytes = modelBytes instanceof Uint8Array ? modelBytes : new Uint8Array(modelBytes);
     const head = String.fromCharCode(...bytes.slice(4, 8));
     if (head !== 'TFL3') throw new Error('the model file is not a .tflite flatbuffer');
     const model = await loadAndCompile(bytes, {
       accelerator: 'wasm',
-      cpuOptions: {numThreads: rt.threadCount},
+      cpuOptions: {numThreads: singleThread ? 1 : rt.threadCount},
     });
     let plan;
     try {
@@ -305,7 +348,7 @@ export class Restorer {
       model.delete();
       throw e;
     }
-    return new Restorer(model, card, plan, rt);
+    return new Restorer(model, card, plan, {...rt, threadCount: singleThread ? 1 : rt.threadCount});
   }
 
   constructor(model, card, plan, rt) {
@@ -345,7 +388,41 @@ export class Restorer {
     for (const r of Object.values(results)) r.delete();
     const ms = performance.now() - t0;
     this.times.push(ms);
-    return {output: decodeOutput(out, data), ms};
+    const res = {output: decodeOutput(out, data), ms};
+    if (out.role === 'mask') res.probs = outputValues(out, data);
+    return res;
+  }
+
+  /** A segmenter's hole map resized to w x h: probabilities interpolated bilinearly,
+   * then a hole where they pass the threshold, grown by `grow` pixels (the edge of an
+   * occluder left outside the hole would be copied by the inpainting model). */
+  holeFrom(probs, w, h, grow = 1) {
+    const t = this.plan.outputs[0];
+    const hole = new Uint8Array(w * h);
+    for (let y = 0; y < h; y++) {
+      const fy = Math.min(t.height - 1, Math.max(0, (y + 0.5) * t.height / h - 0.5));
+      const y0 = Math.floor(fy), y1 = Math.min(t.height - 1, y0 + 1), wy = fy - y0;
+      for (let x = 0; x < w; x++) {
+        const fx = Math.min(t.width - 1, Math.max(0, (x + 0.5) * t.width / w - 0.5));
+        const x0 = Math.floor(fx), x1 = Math.min(t.width - 1, x0 + 1), wx = fx - x0;
+        const p = (1 - wy) * ((1 - wx) * probs[y0 * t.width + x0] + wx * probs[y0 * t.width + x1]) +
+            wy * ((1 - wx) * probs[y1 * t.width + x0] + wx * probs[y1 * t.width + x1]);
+        hole[y * w + x] = p > t.threshold ? 1 : 0;
+      }
+    }
+    let cur = hole;
+    for (let g = 0; g < grow; g++) {
+      const next = cur.slice();
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+          if (cur[y * w + x]) continue;
+          if ((x > 0 && cur[y * w + x - 1]) || (x < w - 1 && cur[y * w + x + 1]) ||
+              (y > 0 && cur[(y - 1) * w + x]) || (y < h - 1 && cur[(y + 1) * w + x])) next[y * w + x] = 1;
+        }
+      }
+      cur = next;
+    }
+    return cur;
   }
 
   /** `runs` timed runs after `warmup` untimed ones on the same inputs: {p50_ms, min_ms, runs}. */

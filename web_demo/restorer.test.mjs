@@ -5,7 +5,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import {planFromCard, encodeImage, encodeMask, decodeOutput, roundHalfEven, tensorKey,
-        CardError} from './restorer.js';
+        CardError, Restorer} from './restorer.js';
 
 const root = new URL('../android_demo_assets/', import.meta.url);
 const card = (rel) => JSON.parse(fs.readFileSync(new URL(rel, root), 'utf8'));
@@ -149,4 +149,34 @@ test('cards that do not describe the file are refused with the reason', () => {
 
 test('round half to even, as numpy', () => {
   assert.deepEqual([0.5, 1.5, 2.5, 127.5, 128.5, 3.2, 3.7].map(roundHalfEven), [0, 2, 2, 128, 128, 3, 4]);
+});
+
+test('a one-channel output is a hole map (occluder segmenter)', () => {
+  const c = card('srgan/model_int8.json');
+  c.task = 'segment-occluder';
+  c.inputs[0] = {...c.inputs[0], name: 'serving_default_occluded:0', shape: [1, 4, 4, 3]};
+  c.outputs[0] = {name: 'StatefulPartitionedCall:0', shape: [1, 4, 4, 1], dtype: 'float32',
+                  value_range: [0, 1], quantization: null,
+                  denormalization: {formula: 'probability that the pixel is occluded; hole = p > 0.5'}};
+  const plan = planFromCard(c, [det('occluded', [1, 4, 4, 3])], [det('restored', [1, 4, 4, 1])]);
+  assert.equal(plan.segment, true);
+  assert.equal(plan.outputs[0].threshold, 0.5);
+  const p = new Float32Array(16);
+  p.set([1, 0.6, 0.4, 0], 4);  // row 1
+  assert.deepEqual(Array.from(decodeOutput(plan.outputs[0], p).data.slice(16, 32)),
+                   [255, 255, 255, 255, 153, 153, 153, 255, 102, 102, 102, 255, 0, 0, 0, 255]);
+  const r = new Restorer(null, c, plan, {threadCount: 1});
+  // same size: the threshold alone; then grown by one pixel (4-neighbours)
+  assert.deepEqual(Array.from(r.holeFrom(p, 4, 4, 0)), [0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  assert.deepEqual(Array.from(r.holeFrom(p, 4, 4, 1)), [1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0]);
+  // twice the size: rows 2..3 hold the hole's row, bilinear between the map's pixels
+  const big = r.holeFrom(p, 8, 8, 0);
+  assert.deepEqual(Array.from(big.slice(16, 24)), [1, 1, 1, 0, 0, 0, 0, 0]);
+  assert.deepEqual(Array.from(big.slice(24, 32)), [1, 1, 1, 0, 0, 0, 0, 0]);
+  assert.equal(big.slice(0, 16).some((v) => v) || big.slice(32).some((v) => v), false);
+  // a map with three channels or none is not taken for one
+  const bad = structuredClone(c);
+  bad.outputs[0].shape = [1, 4, 4, 2];
+  assert.throws(() => planFromCard(bad, [det('occluded', [1, 4, 4, 3])], [det('restored', [1, 4, 4, 2])]),
+                /2 channels/);
 });
