@@ -140,7 +140,7 @@ async function setModel(modelBytes, card, label, manifest) {
   }));
   const inpaint = Boolean(r.plan.mask);
   $('mask-section').hidden = !inpaint;
-  $('find-hole').hidden = !state.finderUrl;
+  $('find-hole').hidden = $('find-hint').hidden = !state.finderUrl;
   $('photo-section').classList.toggle('wide', !inpaint);
   $('run-step').textContent = inpaint ? '4' : '3';
   $('h-run').lastChild.textContent = r.plan.segment ? '. Find the occluder' : '. Restore';
