@@ -24,7 +24,6 @@ web_demo``.
 from __future__ import annotations
 
 import argparse
-import base64
 import glob
 import json
 import os
@@ -96,13 +95,15 @@ def run_page(manifests: list[str], runs: int, query: str = "") -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.web_demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.web_demo",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("manifests", nargs="*", help="samples files (default: every shipped one)")
     parser.add_argument("--runs", type=int, default=20, help="timed runs per file (default 20)")
     parser.add_argument("--threads", type=int, default=2, help="Python LiteRT threads (default 2)")
     args = parser.parse_args(argv)
     import cv2
 
+    from tests.test_web_demo import page_levels
     from tflite.harness import LiteRunner, measure_latency
     from tfface.imageio import to_uint8
 
@@ -115,10 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         m = json.load(open(man))
         model = os.path.join(os.path.dirname(man), m["model"])
         runner = LiteRunner(model, num_threads=args.threads)
-        outs = [to_uint8(runner.run_named(sample_feed(man, i))[0]) for i in range(len(m["samples"]))]
+        outs = [to_uint8(runner.run_named(sample_feed(man, i))[0])
+                for i in range(len(m["samples"]))]
         feed0 = sample_feed(man, 0)
-        invoke = [r for r in measure_latency(model, threads=(args.threads,), xnnpack=(True,),
-                                             runs=args.runs, inputs=[feed0[k] for k in runner.input_keys])]
+        invoke = measure_latency(model, threads=(args.threads,), xnnpack=(True,), runs=args.runs,
+                                 inputs=[feed0[k] for k in runner.input_keys])
         rows[man] = {"py": outs, "runner": runner, "feed0": feed0,
                      "py_ms": [python_latency(runner, feed0, args.runs)],
                      "py_invoke_ms": invoke[0]["p50_ms"], "manifest": m}
@@ -131,17 +133,19 @@ def main(argv: list[str] | None = None) -> int:
         r["py_ms"].append(python_latency(r["runner"], r["feed0"], args.runs))
 
     print("\n| file | samples | max diff vs Python LiteRT | max diff vs expected PNG | "
-          "browser p50 (ms) | browser, 1 thread | Python LiteRT p50 (ms) | Python invoke only (ms) |")
+          "browser p50 (ms) | browser, 1 thread | Python LiteRT p50 (ms) | "
+          "Python invoke only (ms) |")
     print("|---|---|---|---|---|---|---|---|")
     for man, res, res1 in zip(manifests, page["files"], single["files"]):
         r = rows[man]
         base = os.path.dirname(man)
         d_py = d_exp = 0
         for i, s in enumerate(res["samples"]):
-            got = np.frombuffer(base64.b64decode(s["rgb"]), np.uint8).reshape(s["height"], s["width"], 3)
-            exp = cv2.cvtColor(cv2.imread(os.path.join(base, r["manifest"]["samples"][i]["expected"])),
-                               cv2.COLOR_BGR2RGB)
-            d_py = max(d_py, int(np.abs(got.astype(int) - r["py"][i].astype(int)).max()))
+            got = page_levels(s, s.get("probs"))  # a segmenter's map as check_samples maps it
+            path = os.path.join(base, r["manifest"]["samples"][i]["expected"])
+            exp = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+            py = np.broadcast_to(r["py"][i], got.shape)
+            d_py = max(d_py, int(np.abs(got.astype(int) - py.astype(int)).max()))
             d_exp = max(d_exp, int(np.abs(got.astype(int) - exp.astype(int)).max()))
         name = os.path.relpath(os.path.join(base, r["manifest"]["model"]),
                                os.path.join(ROOT, "android_demo_assets"))
@@ -149,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         b = res["benchmark"]
         py = " / ".join(f"{x:.1f}" for x in r["py_ms"])
         print(f"| `{name}` | {len(res['samples'])} | {d_py} | {d_exp} | "
-              f"{b['p50_ms']:.1f} ({rt['threadCount']} threads) | {res1['benchmark']['p50_ms']:.1f} | "
+              f"{b['p50_ms']:.1f} ({rt['threadCount']} threads) | "
+              f"{res1['benchmark']['p50_ms']:.1f} | "
               f"{py} ({args.threads} threads) | "
               f"{r['py_invoke_ms']:.1f} |")
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")

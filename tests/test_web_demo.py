@@ -2,7 +2,8 @@
 loopback server, the page runs every shipped .tflite on its sample inputs with LiteRT.js
 (WebAssembly), fed as the model card says, and its outputs must equal the expected PNGs
 within the samples file's tolerance; the same restore is done once through the page's
-controls (file inputs, the Restore button, a painted hole).
+controls (file inputs, a painted hole, the Restore button, a dropped photo), with the
+pasted-back photo and, when the occluder segmenter ships, the hole it finds.
 
 Needs Debian's chromium, Node.js and ``npm ci --prefix web_demo``; without them the tests
 skip, saying what is missing, unless TFFACE_REQUIRE_BROWSER=1 (set by .ci/run), which
@@ -76,7 +77,8 @@ def page_levels(entry: dict, probs_b64: str | None) -> np.ndarray:
         return rgb(entry)
     from tfface.imageio import to_uint8
 
-    p = np.frombuffer(base64.b64decode(probs_b64), np.float32).reshape(entry["height"], entry["width"], 1)
+    p = np.frombuffer(base64.b64decode(probs_b64), np.float32).reshape(
+        entry["height"], entry["width"], 1)
     return np.repeat(to_uint8(p), 3, axis=2)
 
 
@@ -196,7 +198,8 @@ def test_restore_through_the_page_controls(page_run, manifest):
 def test_paste_back_changes_only_the_hole(page_run):
     """"Download the whole photo": the output goes into the photo through the hole (grown
     by a pixel and feathered); every other pixel of the photo is its own."""
-    inpaint = [m for m in MANIFESTS if "mask" in json.load(open(os.path.join(ROOT, m)))["samples"][0]["inputs"]]
+    inpaint = [m for m in MANIFESTS
+               if "mask" in json.load(open(os.path.join(ROOT, m)))["samples"][0]["inputs"]]
     if not inpaint:
         pytest.skip("no shipped inpainting file")
     manifest = inpaint[0]
@@ -204,7 +207,8 @@ def test_paste_back_changes_only_the_hole(page_run):
     m = json.load(open(os.path.join(ROOT, manifest)))
     base = os.path.join(ROOT, os.path.dirname(manifest))
     item = m["samples"][0]
-    photo = cv2.cvtColor(cv2.imread(os.path.join(base, item["inputs"]["occluded"])), cv2.COLOR_BGR2RGB)
+    photo = cv2.cvtColor(cv2.imread(os.path.join(base, item["inputs"]["occluded"])),
+                         cv2.COLOR_BGR2RGB)
     hole = (cv2.imread(os.path.join(base, item["inputs"]["mask"]), cv2.IMREAD_GRAYSCALE) > 127)
     want, tol = expected(manifest, 0)
     k = np.ones((3, 3), np.uint8)
@@ -224,7 +228,8 @@ def test_paste_back_changes_only_the_hole(page_run):
     box[8:104, 24:120] = True
     assert np.array_equal(small[~box], photo[~box])
     placed = np.zeros(hole.shape, np.uint8)
-    placed[8:104, 24:120] = cv2.resize(hole.astype(np.uint8), (96, 96), interpolation=cv2.INTER_NEAREST)
+    placed[8:104, 24:120] = cv2.resize(hole.astype(np.uint8), (96, 96),
+                                       interpolation=cv2.INTER_NEAREST)
     assert np.array_equal(small[~grow(placed, 3)], photo[~grow(placed, 3)])
     changed = np.abs(small.astype(int) - photo.astype(int)).mean(axis=2)
     inside = cv2.erode(placed, k, iterations=1).astype(bool)
