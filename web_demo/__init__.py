@@ -1,0 +1,1 @@
+"""The web demo: a static page that runs shipped .tflite files in the browser (see README)."""
