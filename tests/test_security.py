@@ -483,7 +483,7 @@ def test_fifos_and_non_utf8_names_in_a_restore_folder_are_skipped(good_run, tmp_
                                                  str(out), "--quiet"]))
     printed = capsys.readouterr()
     assert code == 0, printed.err
-    assert sorted(os.listdir(out)) == ["face0.png", "face1.png", "face2.png"]
+    assert sorted(os.listdir(out)) == ["face0_png.png", "face1_png.png", "face2_png.png"]
     assert "skipped 3 image file(s)" in printed.err
     assert "pipe.jpg: a named pipe (FIFO), not a regular file" in printed.err
     assert "caf\\xe9.png: file name is not valid UTF-8" in printed.err

@@ -432,8 +432,17 @@ def card_problems(path: str, card: dict[str, Any] | None = None) -> list[str]:
             return [f"no model card {os.path.basename(side)} beside the file"]
         with open(side, encoding="utf-8") as f:
             card = json.load(f)
-    if read_card(path) != card:
+    # The JSON card also carries the file's SHA-256, which the embedded copy cannot hold.
+    from tflite.validate import CARD_HASH_KEY
+    import hashlib
+
+    if read_card(path) != {k: v for k, v in card.items() if k != CARD_HASH_KEY}:
         problems.append("the card embedded in the file differs from the JSON card")
+    if CARD_HASH_KEY in card:
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        if card[CARD_HASH_KEY] != digest:
+            problems.append(f"card {CARD_HASH_KEY} does not match the file")
     if card.get("file") != os.path.basename(path):
         problems.append(f"card names file {card.get('file')!r}")
     if card.get("size_bytes") != os.path.getsize(path):
