@@ -102,3 +102,31 @@ def test_export_android_round_trip_and_a_stale_output_is_caught(trained_tiny_run
     cv2.imwrite(exp, 255 - img)
     bad = check_samples(manifest)
     assert not bad["ok"] and "differ" in bad["problems"][0]
+
+
+def test_recard_rewrites_an_old_card_and_leaves_the_model_untouched(tmp_path, capsys):
+    from tflite.metadata import embed_card, read_card, strip_card
+
+    src = os.path.join(ASSETS, "vnet", "model_int8_mixed.tflite")
+    path = str(tmp_path / "model_int8_mixed.tflite")
+    card = json.load(open(os.path.join(ASSETS, "vnet", "model_int8_mixed.json")))
+    for entry in card["inputs"]:  # the card format before: every input an RGB image
+        for k in ("key", "kind", "description"):
+            entry.pop(k)
+        entry.update(layout="NHWC, RGB", value_range=[-1.0, 1.0],
+                     normalization=convert.INPUT_NORMALIZATION)
+    card["source_run"] = "/work/runs/vnet-ship-a"
+    card["training_data"]["description"] = "face photos from folder /work/shared/data/faces-dev"
+    model = strip_card(open(src, "rb").read())
+    open(path, "wb").write(embed_card(model, card))
+    json.dump(card, open(str(tmp_path / "model_int8_mixed.json"), "w"))
+    assert convert.card_problems(path)  # the old card is caught ...
+
+    assert convert.main(["--recard", path]) == 0
+    assert "mask = mask" in capsys.readouterr().out
+    assert convert.card_problems(path) == []  # ... and the new one tells the truth
+    assert strip_card(open(path, "rb").read()) == model  # the model itself is unchanged
+    new = read_card(path)
+    assert new["source_run"] == "vnet-ship-a"
+    assert new["training_data"]["description"] == "face photos from a folder named 'faces-dev'"
+    assert new["fidelity"] == card["fidelity"] and new["ops"] == card["ops"]
