@@ -57,9 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="paste restored pixels only inside the hole (needs --mask)")
     p.add_argument("--compare", action="store_true",
                    help="also write NAME_compare.png: input and result side by side")
-    p.add_argument("--face-detector", metavar="FILE",
-                   help="OpenCV face detector (Haar cascade .xml or YuNet .onnx); without one "
-                   "the centered square of each image is restored")
+    p.add_argument("--face-detector", metavar="NAME|FILE", default="mtcnn",
+                   help="how faces are found: mtcnn (default), blazeface, a BlazeFace "
+                   "short-range .tflite file, or an OpenCV detector file (Haar cascade .xml "
+                   "or YuNet .onnx: one square crop a photo, no alignment)")
+    p.add_argument("--center", action="store_true",
+                   help="no detection: restore the centered square of each image")
+    p.add_argument("--segmenter", metavar="FILE",
+                   help="occluder segmenter (.tflite) that finds the hole when a model needs "
+                   "one and --mask is not given (default: the shipped "
+                   "android_demo_assets/segmenter file)")
+    p.add_argument("--min-face", type=int, default=24, metavar="PX",
+                   help="faces smaller than this (box side, px) are left alone and counted "
+                   "(default: 24)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace outputs that already exist (default: keep them and skip "
                    "their inputs)")
@@ -74,13 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     from tfface.fileio import OutputDirError, check_writable_dir
-    from tfface.inference import (FaceLocator, InferenceError, Restorer, read_mask, read_photo,
-                                  restore_image)
+    from tfface.inference import InferenceError, Restorer, read_mask, read_photo, restore_image
     from tfface.imageio import write_image
 
     try:
         restorer = Restorer.load(args.model)
-        locator = FaceLocator(args.face_detector)
+        locator = _locator(args, restorer)
         mask = read_mask(args.mask) if args.mask else None
         if args.compose and mask is None:
             raise InferenceError("--compose needs --mask (it keeps the pixels outside the hole)")
@@ -113,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     failed.append((path, str(e)))
                     continue
                 out = restore_image(restorer, rgb, locator, mask, args.compose)
+                _note_faces(locator, path, args.quiet)
                 write_image(target, out)
                 if args.compare:
                     left = cv2.resize(rgb, (out.shape[1], out.shape[0]),
@@ -148,6 +158,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(failed) > 20:
         print(f"warning: ... and {len(failed) - 20} more", file=sys.stderr)
     return 0 if done or kept or not files else 1
+
+
+SHIPPED_SEGMENTER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                 "android_demo_assets", "segmenter", "segmenter_int8.tflite")
+"""The occluder segmenter used when a model needs a hole mask and none is given."""
+
+
+def _locator(args, restorer):
+    """How faces are found: the detect/align/paste-back pipeline (default), an OpenCV
+    detector file (one square crop a photo), or the centered square (--center)."""
+    from tfface.inference import FaceLocator, InferenceError
+
+    det = args.face_detector
+    if args.center:
+        return FaceLocator(None, center=True)
+    if det.lower().endswith((".xml", ".onnx")):
+        return FaceLocator(det)
+    from tfface.faces import FacePipeline, make_detector
+    from tfface.faces.segmenter import OccluderSegmenter
+
+    segmenter = None
+    if restorer.spec.task == "inpaint" and args.mask is None:
+        path = args.segmenter or SHIPPED_SEGMENTER
+        if args.segmenter is None and not os.path.exists(path):
+            raise InferenceError(f"the occluder segmenter {path} is missing: pass --mask FILE "
+                                 "(white = hole) or --segmenter FILE")
+        segmenter = OccluderSegmenter(path)
+    return FacePipeline(make_detector(det), segmenter, min_face=args.min_face)
+
+
+def _note_faces(locator, path: str, quiet: bool) -> None:
+    """One line per photo whose faces were not all restored."""
+    report = getattr(locator, "last_report", None)
+    if report is None or quiet:
+        return
+    if report.restored < report.found or not report.found:
+        print(f"note: {path}: {report.summary()}", file=sys.stderr)
 
 
 def _restore_video(src: str, dst: str, restorer, locator, mask, compose: bool, quiet: bool) -> int:

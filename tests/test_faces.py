@@ -1,0 +1,265 @@
+"""The real-photo path: faces found, aligned to the template, restored, pasted back.
+
+Real faces come from ``skimage.data.astronaut()`` (public domain), placed by the tests
+at known offsets, scales and rotations into larger canvases, so the expected landmarks
+are known exactly (the astronaut's own, detected once, moved by the placement).
+"""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from tfface.faces import FacePipeline, make_detector
+from tfface.faces import align as al
+from tfface.faces.detect import DetectorError, blazeface_five_points
+from tfface.inference import ModelSpec, Restorer
+
+skimage_data = pytest.importorskip("skimage.data")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED_SEGMENTER = os.path.join(ROOT, "android_demo_assets", "segmenter", "segmenter_int8.tflite")
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return skimage_data.astronaut()
+
+
+@pytest.fixture(scope="module")
+def mtcnn():
+    return make_detector("mtcnn")
+
+
+@pytest.fixture(scope="module")
+def astro_landmarks(astronaut, mtcnn):
+    faces = mtcnn.detect(astronaut)
+    assert len(faces) == 1
+    return faces[0].landmarks.astype(np.float64)
+
+
+def _place(img, canvas_hw, center, scale, degrees, fill=(110, 130, 150)):
+    """``img`` rotated/scaled about its centre and put at ``center`` of a new canvas;
+    returns the canvas and the 2x3 placement matrix."""
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, scale)
+    m[:, 2] += np.asarray(center, np.float64) - [w / 2, h / 2]
+    canvas = np.empty(canvas_hw + (3,), np.uint8)
+    canvas[:] = fill
+    cv2.warpAffine(img, m, canvas_hw[::-1], dst=canvas, flags=cv2.INTER_AREA if scale < 1
+                   else cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT)
+    return canvas, m
+
+
+def _astro_face(astronaut, astro_landmarks, pad=1.4):
+    """The astronaut's head only (a square around the landmarks), so several fit a canvas."""
+    c = astro_landmarks.mean(0)
+    d = np.linalg.norm(astro_landmarks[1] - astro_landmarks[0])
+    half = int(pad * 2 * d)
+    x0, y0 = int(c[0]) - half, int(c[1]) - half
+    crop = astronaut[max(y0, 0):y0 + 2 * half, max(x0, 0):x0 + 2 * half]
+    return crop, astro_landmarks - [max(x0, 0), max(y0, 0)]
+
+
+class _Fake:
+    """A stand-in model: brightens the crop (inpaint) or upsamples it bicubically (SR)."""
+
+    @staticmethod
+    def restorer(task="inpaint", size=64, scale=1, mask_input=False, delta=0.3):
+        out = size * scale
+
+        def predict(*xs):
+            x = xs[0][0]
+            if scale > 1:
+                x = cv2.resize(x, (out, out), interpolation=cv2.INTER_CUBIC)
+            return np.clip(x + delta, -1, 1)[None]
+
+        return Restorer(predict, ModelSpec(task, size, out, scale, mask_input), "fake")
+
+
+class _BoxSegmenter:
+    """A segmenter that always finds the same hole: the lower middle of the crop."""
+
+    def hole(self, crop):
+        s = crop.shape[0]
+        h = np.zeros((s, s), bool)
+        h[int(0.62 * s):int(0.8 * s), int(0.35 * s):int(0.65 * s)] = True
+        return h
+
+
+def test_astronaut_found_with_landmarks(astronaut, mtcnn):
+    faces = mtcnn.detect(astronaut)
+    assert len(faces) == 1 and faces[0].score > 0.95
+    f = faces[0]
+    x0, y0, x1, y1 = f.box
+    lm = f.landmarks
+    assert (lm[:, 0] > x0).all() and (lm[:, 0] < x1).all()
+    assert (lm[:, 1] > y0).all() and (lm[:, 1] < y1).all()
+    assert lm[0, 0] < lm[1, 0] and lm[3, 0] < lm[4, 0]  # image-left first
+    assert lm[0, 1] < lm[2, 1] < lm[3, 1]  # eyes above nose above mouth
+
+
+@pytest.mark.parametrize("center,scale,degrees", [
+    ((150, 110), 0.9, 0.0), ((330, 200), 0.6, 15.0), ((220, 150), 1.0, -25.0)])
+def test_placed_face_is_found_and_aligned(astronaut, astro_landmarks, mtcnn, center, scale,
+                                          degrees):
+    face, lm = _astro_face(astronaut, astro_landmarks)
+    canvas, m = _place(face, (300, 440), center, scale, degrees)
+    expected = al.transform_points(m, lm)
+    faces = mtcnn.detect(canvas)
+    assert len(faces) == 1
+    d = np.linalg.norm(expected[1] - expected[0])
+    err = np.linalg.norm(faces[0].landmarks - expected, axis=1)
+    assert err.max() < 0.12 * d, (err, d)  # landmarks found where the face was put
+    # Aligned by the detected landmarks, the true landmarks land within 2.5 px (128 px
+    # crop) of where the true alignment puts them.
+    size = 128
+    crop, m_det = al.align_face(canvas, faces[0].landmarks, size)
+    m_true = al.alignment_matrix(expected, size)
+    a = al.transform_points(m_det, expected)
+    b = al.transform_points(m_true, expected)
+    assert np.abs(a - b).max() < 2.5, np.abs(a - b).max()
+    # ... and the alignment undoes the placement: the true landmarks give the crop of
+    # the original face (up to resampling), the detected ones nearly so.
+    ref, _ = al.align_face(face, lm, size)
+    true_crop = cv2.warpAffine(canvas, m_true, (size, size), flags=cv2.INTER_CUBIC)
+    inner = (slice(24, -24), slice(24, -24))
+    assert np.abs(true_crop.astype(float) - ref)[inner].mean() < 8
+    assert np.abs(crop.astype(float) - ref)[inner].mean() < 20
+    assert crop.shape == (size, size, 3)
+
+
+def test_template_is_the_training_framing():
+    t = al.TEMPLATE
+    assert t.shape == (5, 2)
+    assert abs(t[0, 1] - t[1, 1]) < 0.01 and t[0, 0] < 0.5 < t[1, 0]
+    assert t[0, 1] < t[2, 1] < t[3, 1]
+
+
+def test_paste_back_changes_only_the_face_and_leaves_no_seam(astronaut, astro_landmarks, mtcnn):
+    face, lm = _astro_face(astronaut, astro_landmarks)
+    canvas, _ = _place(face, (300, 400), (200, 150), 0.8, 10.0)
+    fp = FacePipeline(mtcnn, None)
+    out, rep = fp.restore(_Fake.restorer("sr", size=64, scale=1), canvas)
+    assert rep.found == 1 and rep.restored == 1
+    m = al.alignment_matrix(rep.faces[0].landmarks, 64)
+    foot = cv2.warpAffine(np.ones((64, 64), np.float32), al.invert(m), (400, 300),
+                          flags=cv2.INTER_LINEAR) > 0
+    assert np.array_equal(out[~foot], canvas[~foot])  # outside the face: unchanged
+    change = out.astype(float) - canvas.astype(float)
+    assert change[foot].mean() > 20  # the face was replaced (brightened by ~38)
+    # No seam: along the edge of the pasted region the change is close to zero (the
+    # feathered weight), far below the change in the middle of the face.
+    inner = cv2.erode(foot.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    band = foot & ~inner
+    assert np.abs(change[band]).mean() < 4, np.abs(change[band]).mean()
+
+
+def test_inpainting_replaces_only_the_found_hole(astronaut, astro_landmarks, mtcnn):
+    face, lm = _astro_face(astronaut, astro_landmarks)
+    canvas, _ = _place(face, (260, 300), (150, 130), 0.7, -8.0)
+    fp = FacePipeline(mtcnn, _BoxSegmenter(), hole_grow=2, hole_feather=2)
+    out, rep = fp.restore(_Fake.restorer("inpaint", 64, mask_input=True), canvas)
+    assert rep.restored == 1
+    m = al.alignment_matrix(rep.faces[0].landmarks, 64)
+    hole = _BoxSegmenter().hole(np.zeros((64, 64, 3)))
+    near = cv2.dilate(hole.astype(np.uint8), np.ones((11, 11), np.uint8))  # grow + feather + warp
+    allowed = cv2.warpAffine(near.astype(np.float32), al.invert(m), (300, 260)) > 0
+    changed = np.any(out != canvas, axis=-1)
+    assert changed.sum() > 50 and not (changed & ~allowed).any()
+
+
+def test_user_mask_changes_exactly_its_pixels(astronaut, astro_landmarks, mtcnn):
+    face, lm = _astro_face(astronaut, astro_landmarks)
+    canvas, m = _place(face, (240, 240), (120, 120), 0.7, 0.0)
+    mouth = al.transform_points(m, lm)[3:].mean(0).astype(int)
+    mask = np.zeros(canvas.shape[:2], bool)
+    mask[mouth[1] - 6:mouth[1] + 6, mouth[0] - 15:mouth[0] + 15] = True
+    out, rep = FacePipeline(mtcnn).restore(_Fake.restorer("inpaint", 64, mask_input=True),
+                                           canvas, mask)
+    assert rep.restored == 1
+    assert np.array_equal(out[~mask], canvas[~mask])
+    assert (out[mask].astype(int) - canvas[mask]).mean() > 20
+
+
+def test_no_face_and_three_faces(astronaut, astro_landmarks, mtcnn):
+    fake = _Fake.restorer("inpaint", 64, mask_input=True)
+    empty = np.zeros((200, 300, 3), np.uint8)
+    empty[:] = np.linspace(0, 255, 300, dtype=np.uint8)[None, :, None]
+    out, rep = FacePipeline(mtcnn, _BoxSegmenter()).restore(fake, empty)
+    assert rep.found == 0 and np.array_equal(out, empty)
+    assert rep.summary() == "no face found: copied unchanged"
+
+    face, _ = _astro_face(astronaut, astro_landmarks)
+    canvas = np.full((320, 560, 3), (110, 130, 150), np.uint8)
+    for cx, cy, s, deg in ((100, 110, 0.55, 0), (280, 200, 0.5, 12), (460, 120, 0.6, -10)):
+        canvas = _paste_on(canvas, face, (cx, cy), s, deg)
+    # and a tiny face, found or not, never restored
+    canvas = _paste_on(canvas, face, (520, 290), 0.12, 0)
+    fp = FacePipeline(mtcnn, _BoxSegmenter(), min_face=30)
+    out, rep = fp.restore(fake, canvas)
+    assert rep.restored == 3, rep.summary()
+    assert rep.found - rep.restored == rep.small
+    changed = np.any(out != canvas, axis=-1)
+    for cx, cy in ((100, 110), (280, 200), (460, 120)):
+        assert changed[cy - 50:cy + 50, cx - 50:cx + 50].any()
+    assert not changed[270:310, 500:540].any()
+
+
+def _paste_on(canvas, img, center, scale, degrees):
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, scale)
+    m[:, 2] += np.asarray(center, np.float64) - [w / 2, h / 2]
+    out = canvas.copy()
+    cv2.warpAffine(img, m, canvas.shape[:2][::-1], dst=out, flags=cv2.INTER_AREA,
+                   borderMode=cv2.BORDER_TRANSPARENT)
+    return out
+
+
+def test_sr_upscales_the_whole_photo(astronaut, astro_landmarks, mtcnn):
+    face, _ = _astro_face(astronaut, astro_landmarks)
+    canvas = _paste_on(np.full((120, 160, 3), 90, np.uint8), face, (80, 60), 0.3, 0)
+    fake = _Fake.restorer("sr", size=16, scale=2, delta=0.2)
+    out, rep = FacePipeline(mtcnn, min_face=10).restore(fake, canvas)
+    assert out.shape == (240, 320, 3)
+    assert rep.restored == 1, rep.summary()
+    bicubic = cv2.resize(canvas, (320, 240), interpolation=cv2.INTER_CUBIC)
+    changed = np.any(out != bicubic, axis=-1)
+    assert changed.any() and not changed[:, :80].any()  # left quarter: no face, bicubic
+
+
+def test_blazeface_five_points_puts_mouth_corners_on_the_eye_line():
+    kp = np.array([[40, 50], [60, 50], [50, 62], [50, 72], [30, 55], [70, 55]], np.float32)
+    five = blazeface_five_points(kp)
+    assert five[0, 0] < five[1, 0] and five[3, 0] < 50 < five[4, 0]
+    assert abs(five[3, 1] - five[4, 1]) < 1e-4
+
+
+def test_bad_detector_file_is_one_clear_error(tmp_path):
+    bad = tmp_path / "det.tflite"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(DetectorError, match="not a .tflite file"):
+        make_detector(str(bad))
+    with pytest.raises(DetectorError, match="unknown face detector"):
+        make_detector("yolo")
+
+
+@pytest.mark.skipif(not os.path.exists(SHIPPED_SEGMENTER), reason="segmenter not shipped")
+def test_shipped_segmenter_finds_a_synthetic_occluder(astronaut, astro_landmarks):
+    from tfface.faces.segmenter import OccluderSegmenter
+
+    crop, _ = al.align_face(astronaut, astro_landmarks, 128)
+    occluded = crop.copy()
+    truth = np.zeros((128, 128), bool)
+    # a grey surgical-mask-like shape over nose tip and mouth
+    t = al.TEMPLATE * 128
+    cv2.ellipse(occluded, (int(t[2, 0]), int(t[3, 1])), (34, 24), 0, 0, 360, (205, 210, 215), -1)
+    cv2.ellipse(truth.view(np.uint8), (int(t[2, 0]), int(t[3, 1])), (34, 24), 0, 0, 360, 1, -1)
+    seg = OccluderSegmenter(SHIPPED_SEGMENTER)
+    pred = seg.hole(occluded)
+    iou = (pred & truth).sum() / max((pred | truth).sum(), 1)
+    assert iou > 0.6, iou
+    clean = seg.hole(crop)
+    assert clean.mean() < 0.05, clean.mean()  # the bare face: (almost) no hole
