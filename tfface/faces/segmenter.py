@@ -145,7 +145,8 @@ def _jitter(images, masks, seed, cfg: SegmenterConfig):
 
 
 def segmenter_dataset(cfg: SegmenterConfig, split: str = "train", *, start_step: int = 0,
-                      data_dir: str | None = None, augment: bool | None = None):
+                      data_dir: str | None = None, augment: bool | None = None,
+                      mixture: dict[str, float] | None = None):
     """``(occluded [-1, 1], mask {0, 1})`` batches from the folder's faces.
 
     Occluders are placed at the landmarks of the measured template
@@ -156,14 +157,15 @@ def segmenter_dataset(cfg: SegmenterConfig, split: str = "train", *, start_step:
 
     ``split="train"`` is infinite, with the similarity jitter and clean faces;
     ``"eval"`` is the folder source's fixed eval split (no augmentation unless
-    ``augment``).
+    ``augment``). ``mixture`` replaces :data:`SEGMENTER_MIXTURE` (e.g. one occluder
+    for a per-occluder evaluation).
     """
     from tfface.data import occlusion as occ
     from tfface.data.pipeline import element_seed
     from tfface.data.sources import make_source
     from tfface.faces.align import TEMPLATE
 
-    dcfg = _data_cfg(cfg, data_dir or cfg.data_dir, _mixture(cfg))
+    dcfg = _data_cfg(cfg, data_dir or cfg.data_dir, mixture or _mixture(cfg))
     d = dcfg.data
     size = int(d.image_size)
     mixture = occ.check_mixture(dict(d.occlusions))
