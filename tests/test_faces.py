@@ -263,3 +263,101 @@ def test_shipped_segmenter_finds_a_synthetic_occluder(astronaut, astro_landmarks
     assert iou > 0.6, iou
     clean = seg.hole(crop)
     assert clean.mean() < 0.05, clean.mean()  # the bare face: (almost) no hole
+
+
+SHIPPED_MODELS = sorted(
+    os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(ROOT, "android_demo_assets"))
+    for f in fs if f.endswith(".tflite") and "segmenter" not in dp)
+
+
+@pytest.fixture(scope="module")
+def masked_photo(astronaut, astro_landmarks, tmp_path_factory):
+    """A 320x240 photo: the astronaut's head off centre, tilted, a grey mask on her mouth."""
+    face, lm = _astro_face(astronaut, astro_landmarks)
+    face = face.copy()
+    mouth = lm[3:].mean(0)
+    d = np.linalg.norm(lm[1] - lm[0])
+    cv2.ellipse(face, (int(mouth[0]), int(mouth[1] - 0.1 * d)), (int(0.8 * d), int(0.45 * d)),
+                0, 0, 360, (200, 205, 210), -1)
+    canvas = _paste_on(np.full((240, 320, 3), (120, 140, 160), np.uint8), face, (190, 120),
+                       0.55, 10.0)
+    path = str(tmp_path_factory.mktemp("photo") / "masked.png")
+    cv2.imwrite(path, canvas[:, :, ::-1])
+    return path, canvas
+
+
+@pytest.mark.skipif(not os.path.exists(SHIPPED_SEGMENTER), reason="segmenter not shipped")
+@pytest.mark.parametrize("model", SHIPPED_MODELS, ids=[os.path.basename(os.path.dirname(m))
+                                                        for m in SHIPPED_MODELS])
+def test_restore_cli_with_no_other_flag_restores_the_face_in_place(model, masked_photo,
+                                                                     tmp_path, capsys):
+    from pipelines import restore as restore_cli
+
+    path, canvas = masked_photo
+    out = tmp_path / "out"
+    assert restore_cli.main([path, "--model", model, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "no face" not in err, err
+    res = cv2.imread(str(out / "masked.png"))[:, :, ::-1]
+    k = res.shape[0] // canvas.shape[0]
+    assert res.shape == (canvas.shape[0] * k, canvas.shape[1] * k, 3)
+    base = canvas if k == 1 else cv2.resize(canvas, res.shape[1::-1], interpolation=cv2.INTER_CUBIC)
+    changed = np.any(res != base, axis=-1)
+    assert changed.any()
+    ys, xs = np.nonzero(changed)
+    # every changed pixel is on the face (placed at (190, 120), about 120 px wide)
+    assert xs.min() >= 110 * k and xs.max() <= 270 * k and ys.min() >= 40 * k \
+        and ys.max() <= 200 * k, (xs.min(), xs.max(), ys.min(), ys.max())
+
+
+def test_restore_cli_bad_inputs_are_one_line_each_and_write_nothing(tmp_path, capsys):
+    from pipelines import restore as restore_cli
+
+    model = os.path.join(ROOT, "android_demo_assets", "srgan", "model_int8.tflite")
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 40)
+    (src / "empty.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 20)
+    out = tmp_path / "out"
+    code = restore_cli.main([str(src), "--model", model, "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    lines = [x for x in err.splitlines() if "broken.jpg" in x or "empty.mp4" in x]
+    assert len(lines) == 2 and "Traceback" not in err, err
+    assert any("no frames" in x for x in lines)
+    assert not out.exists() or not any(out.rglob("*.*"))  # nothing written, not even half
+
+    bad = tmp_path / "det.tflite"
+    bad.write_bytes(b"garbage" * 10)
+    code = restore_cli.main([str(src / "broken.jpg"), "--model", model, "--out", str(out),
+                             "--face-detector", str(bad)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error:") and "det.tflite" in err[0]
+
+
+def test_prepare_makes_training_crops_and_logs_the_skipped(astronaut, astro_landmarks, mtcnn,
+                                                            tmp_path, capsys):
+    from pipelines import prepare
+
+    raw = tmp_path / "raw"
+    (raw / "sub").mkdir(parents=True)
+    face, _ = _astro_face(astronaut, astro_landmarks)
+    cv2.imwrite(str(raw / "astro.jpg"), astronaut[:, :, ::-1])
+    cv2.imwrite(str(raw / "sub" / "tilted.png"),
+                _paste_on(np.full((300, 300, 3), 120, np.uint8), face, (150, 150), 0.9, 20)[:, :, ::-1])
+    cv2.imwrite(str(raw / "empty.png"), np.full((120, 160, 3), 90, np.uint8))
+    two = _paste_on(np.full((240, 400, 3), 120, np.uint8), face, (100, 120), 0.6, 0)
+    cv2.imwrite(str(raw / "two.png"), _paste_on(two, face, (300, 120), 0.6, 0)[:, :, ::-1])
+    cv2.imwrite(str(raw / "tiny.png"), _paste_on(np.full((200, 200, 3), 120, np.uint8), face,
+                                                 (100, 100), 0.3, 0)[:, :, ::-1])
+    out = tmp_path / "crops"
+    assert prepare.main([str(raw), str(out), "--size", "128", "--quiet"]) == 0
+    assert "2 crop(s) written" in capsys.readouterr().out
+    log = (out / "skipped.tsv").read_text().splitlines()
+    assert sorted(log[1:]) == ["empty.png\tno face", "tiny.png\ttoo small", "two.png\tseveral faces"]
+    for name in ("astro.png", "sub/tilted.png"):
+        crop = cv2.imread(str(out / name))[:, :, ::-1].copy()
+        assert crop.shape == (128, 128, 3)
+        lm = mtcnn.detect(crop)[0].landmarks
+        err = np.linalg.norm(lm - (al.TEMPLATE * 128 - 0.5), axis=1)
+        assert err[:2].max() < 6, err  # eyes where the training faces have them

@@ -124,9 +124,9 @@ class MTCNNDetector:
 
 # --------------------------------------------------------------------------- BlazeFace
 
-BLAZEFACE_MOUTH_RATIO = 0.80
+BLAZEFACE_MOUTH_RATIO = 0.937
 """Mouth-corner distance / eye distance used to place BlazeFace's missing mouth corners."""
-BLAZEFACE_MOUTH_SHIFT = 0.0
+BLAZEFACE_MOUTH_SHIFT = -0.156
 """Shift (eye distances, along the face's downward axis) from BlazeFace's mouth centre
 to the midpoint of the mouth corners as MTCNN places them."""
 
