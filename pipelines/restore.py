@@ -131,8 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 np.concatenate([left, out], axis=1))
                 done += 1
             elif ext in VIDEO_EXTS:
-                n = _restore_video(path, target, restorer, locator, mask, args.compose,
-                                   args.quiet)
+                if hasattr(locator, "start_video"):  # smoothed landmarks across frames
+                    locator.start_video(_video_fps(path))
+                try:
+                    n = _restore_video(path, target, restorer, locator, mask, args.compose,
+                                       args.quiet)
+                finally:
+                    if hasattr(locator, "end_video"):
+                        locator.end_video()
                 if n == 0:
                     failed.append((path, "no frames could be read"))
                 else:
@@ -186,6 +192,15 @@ def _locator(args, restorer):
                                  "(white = hole) or --segmenter FILE")
         segmenter = OccluderSegmenter(path)
     return FacePipeline(make_detector(det), segmenter, min_face=args.min_face)
+
+
+def _video_fps(path: str) -> float:
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    cap.release()
+    return float(fps) if 1.0 <= fps <= 240.0 else 25.0
 
 
 def _note_faces(locator, path: str, quiet: bool) -> None:

@@ -361,3 +361,31 @@ def test_prepare_makes_training_crops_and_logs_the_skipped(astronaut, astro_land
         lm = mtcnn.detect(crop)[0].landmarks
         err = np.linalg.norm(lm - (al.TEMPLATE * 128 - 0.5), axis=1)
         assert err[:2].max() < 6, err  # eyes where the training faces have them
+
+
+def test_landmark_smoothing_steadies_a_still_face_and_follows_a_moving_one():
+    from tfface.faces.detect import Face
+    from tfface.faces.track import LandmarkSmoother, box_jitter
+
+    base = al.TEMPLATE.astype(np.float64) * 200 + [100, 80]
+    rng = np.random.default_rng(0)
+
+    def run(positions, smooth):
+        sm = LandmarkSmoother(25.0)
+        ms = []
+        for p in positions:
+            f = Face(np.zeros(4, np.float32), p.astype(np.float32), 1.0)
+            if smooth:
+                f = sm([f])[0]
+            ms.append((al.alignment_matrix(f.landmarks, 128), 128))
+        return ms
+
+    still = [base + rng.normal(0, 1.0, base.shape) for _ in range(50)]
+    raw, smooth = box_jitter(run(still, False)), box_jitter(run(still, True))
+    assert smooth < 0.5 * raw, (raw, smooth)
+    moving = [base + [3.0 * i, 1.0 * i] for i in range(50)]  # steady motion, no noise
+    ms = run(moving, True)
+    true = al.alignment_matrix(moving[-1], 128)
+    last = al.transform_points(al.invert(ms[-1][0]), [[0, 0], [128, 128]])
+    want = al.transform_points(al.invert(true), [[0, 0], [128, 128]])
+    assert np.abs(last - want).max() < 3.0  # followed within a frame of motion

@@ -93,8 +93,20 @@ class FacePipeline:
         self.hole_feather = int(hole_feather)
         self.max_faces = int(max_faces)
         self.max_sr_side = int(max_sr_side)
+        self.smoother = None
         self.last_report: PhotoReport | None = None
         self.note: str | None = None
+
+    # -- video -------------------------------------------------------------------------
+    def start_video(self, fps: float = 25.0) -> None:
+        """Frames that follow are one clip: landmarks are smoothed across them
+        (:class:`tfface.faces.track.LandmarkSmoother`)."""
+        from tfface.faces.track import LandmarkSmoother
+
+        self.smoother = LandmarkSmoother(fps)
+
+    def end_video(self) -> None:
+        self.smoother = None
 
     # -- per photo -------------------------------------------------------------------
     def restore(self, restorer, rgb: np.ndarray, mask: np.ndarray | None = None
@@ -108,6 +120,8 @@ class FacePipeline:
                                  f"is {rgb.shape[1]}x{rgb.shape[0]}; they must match")
         faces = self.detector.detect(rgb)
         faces = sorted(faces, key=lambda f: -f.size)[: self.max_faces]
+        if self.smoother is not None:
+            faces = self.smoother(faces)
         report = PhotoReport(found=len(faces), faces=faces)
         if spec.task == "sr":
             k = int(spec.scale)
