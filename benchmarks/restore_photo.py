@@ -5,7 +5,8 @@
 
 Scenes are 1024x768 photos composed from ``skimage.data.astronaut()`` (public domain):
 one face (off centre, tilted by 10 degrees) and four faces (different places, sizes and
-tilts), each wearing a synthesized surgical mask (``--occluder``). Prints the median
+tilts), each wearing a synthesized surgical mask (``--occluder``; ``none`` for SR). For
+an SR model the photo is that scene shrunk by the model's scale (the output is 1024x768). Prints the median
 milliseconds of detection, alignment, segmentation, restoration (the model) and
 paste-back per photo. ``--grid FILE`` also writes a before/after grid of the scenes
 (face regions enlarged) for the docs.
@@ -111,6 +112,10 @@ def main(argv=None) -> int:
     det = make_detector(args.detector)
     face, lm = occluded_astronaut(args.occluder)
     scenes = {"1 face": compose_scene(face, lm, ONE), "4 faces": compose_scene(face, lm, FOUR)}
+    if restorer.spec.task == "sr":  # SR: the photo is the 1024x768 scene shrunk by the scale
+        k = int(restorer.spec.scale)
+        scenes = {n: cv2.resize(v, (1024 // k, 768 // k), interpolation=cv2.INTER_AREA)
+                  for n, v in scenes.items()}
     timer = _Timed()
     det.detect = timer.wrap("detection", det.detect)
     restorer.restore_face = timer.wrap("restoration (model)", restorer.restore_face)
@@ -121,8 +126,9 @@ def main(argv=None) -> int:
     fpl.al.paste_back = timer.wrap("paste-back", orig_paste)
     pipe = FacePipeline(det, seg)
     results = {}
+    hw = next(iter(scenes.values())).shape
     print(f"model {os.path.relpath(args.model, ROOT)}, detector {args.detector}, "
-          f"1024x768 photos, median of {args.runs} runs (ms)")
+          f"{hw[1]}x{hw[0]} photos, median of {args.runs} runs (ms)")
     for name, scene in scenes.items():
         pipe.restore(restorer, scene)  # warm-up
         rows = []
@@ -150,7 +156,8 @@ def _grid(path: str, results) -> None:
 
     tiles = []
     for name, (scene, out, rep) in results.items():
-        row = [cv2.resize(scene, (512, 384), interpolation=cv2.INTER_AREA),
+        row = [cv2.resize(scene, (512, 384), interpolation=cv2.INTER_AREA if scene.shape[1] > 512
+                          else cv2.INTER_CUBIC),
                cv2.resize(out, (512, 384), interpolation=cv2.INTER_AREA)]
         tiles.append(np.concatenate(row, 1))
         for f in rep.faces[:2]:

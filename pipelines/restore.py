@@ -67,9 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="occluder segmenter (.tflite) that finds the hole when a model needs "
                    "one and --mask is not given (default: the shipped "
                    "android_demo_assets/segmenter file)")
-    p.add_argument("--min-face", type=int, default=24, metavar="PX",
+    p.add_argument("--min-face", type=int, default=16, metavar="PX",
                    help="faces smaller than this (box side, px) are left alone and counted "
-                   "(default: 24)")
+                   "(default: 16)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace outputs that already exist (default: keep them and skip "
                    "their inputs)")
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     failed.append((path, str(e)))
                     continue
                 out = restore_image(restorer, rgb, locator, mask, args.compose)
-                _note_faces(locator, path, args.quiet)
+                _note_faces(locator, path)
                 write_image(target, out)
                 if args.compare:
                     left = cv2.resize(rgb, (out.shape[1], out.shape[0]),
@@ -203,10 +203,11 @@ def _video_fps(path: str) -> float:
     return float(fps) if 1.0 <= fps <= 240.0 else 25.0
 
 
-def _note_faces(locator, path: str, quiet: bool) -> None:
-    """One line per photo whose faces were not all restored."""
+def _note_faces(locator, path: str) -> None:
+    """One line per photo whose faces were not all restored (also with --quiet, which
+    only hides the progress bars)."""
     report = getattr(locator, "last_report", None)
-    if report is None or quiet:
+    if report is None:
         return
     if report.restored < report.found or not report.found:
         print(f"note: {path}: {report.summary()}", file=sys.stderr)

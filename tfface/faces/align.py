@@ -113,6 +113,24 @@ def align_face(rgb: np.ndarray, landmarks: np.ndarray, size: int,
     return crop, m
 
 
+def native_crop(rgb: np.ndarray, landmarks: np.ndarray, size: int,
+                template: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """An axis-aligned ``size`` crop at integer offsets, centred where the template
+    framing would put the crop (photo borders reflected); returns it and its (pure
+    translation) photo → crop matrix. No pixel is resampled."""
+    m = alignment_matrix(landmarks, size, template)
+    c = transform_points(invert(m), [[size / 2 - 0.5, size / 2 - 0.5]])[0]
+    x0 = int(round(c[0] - size / 2 + 0.5))
+    y0 = int(round(c[1] - size / 2 + 0.5))
+    h, w = rgb.shape[:2]
+    pad = max(0, -x0, -y0, x0 + size - w, y0 + size - h)
+    src = rgb
+    if pad:
+        src = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+    crop = src[y0 + pad:y0 + pad + size, x0 + pad:x0 + pad + size].copy()
+    return crop, np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0]])
+
+
 def face_weight(size: int, feather: float = 0.1) -> np.ndarray:
     """float32 ``[size, size]`` blend weight of a whole restored face.
 
@@ -175,7 +193,7 @@ def paste_back(photo: np.ndarray, restored: np.ndarray, m: np.ndarray, weight: n
         [[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
     inv = invert(mb[:2])
     bw, bh = x1 - x0, y1 - y0
-    flags = cv2.INTER_CUBIC if matrix_scale(m) < 1 else cv2.INTER_LINEAR
+    flags = cv2.INTER_CUBIC
     face = cv2.warpAffine(restored.astype(np.float32), inv, (bw, bh), flags=flags,
                           borderMode=cv2.BORDER_REPLICATE)
     wt = cv2.warpAffine(weight.astype(np.float32), inv, (bw, bh), flags=cv2.INTER_LINEAR,
