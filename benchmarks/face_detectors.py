@@ -10,7 +10,9 @@ centre. Three settings:
 * ``dev``: the photos as they are (about 200 px);
 * ``rotated D``: the photo rotated by D degrees inside a padded canvas;
 * ``small P``: the photo shrunk so the face is about P px wide, pasted at a random
-  place of a 640x480 grey canvas (the face's centre is tracked).
+  place of a 640x480 grey canvas (the face's centre is tracked);
+* ``masked``: a synthesized face mask (``tfface.data.occlusion``'s ``facemask``, placed at
+  the measured template landmarks) over nose and mouth.
 
 Speed: milliseconds per photo (median) on the dev photos and on the 640x480 canvases.
 Landmarks: mean distance between the two detectors' eyes/nose (in eye distances) on the
@@ -61,13 +63,32 @@ def _small(rgb, face_px, rng):
     return canvas, x + sw / 2, y + sh / 2
 
 
+def _masked(rgb, i):
+    import tensorflow as tf
+
+    from tfface.data import occlusion as occ
+    from tfface.faces.align import TEMPLATE
+
+    h, w = rgb.shape[:2]
+    s = min(h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    sq = rgb[y0:y0 + s, x0:x0 + s]
+    o = occ.occlude(tf.constant(sq), tf.constant(TEMPLATE), tf.constant([11, i], tf.int64),
+                    {"facemask": 1.0}, occ.default_occluders(["facemask"]))
+    out = rgb.copy()
+    out[y0:y0 + s, x0:x0 + s] = np.clip(np.round(o["occluded"].numpy()), 0, 255).astype(np.uint8)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folder")
     p.add_argument("--count", type=int, default=200)
     p.add_argument("--hard-count", type=int, default=50)
-    p.add_argument("--detectors", default="mtcnn,blazeface")
+    p.add_argument("--detectors", default="mtcnn,blazeface,auto")
+    p.add_argument("--settings", default="dev,rotated,small,masked")
     args = p.parse_args(argv)
+    wanted = args.settings.split(",")
 
     from tfface.faces.detect import make_detector
     from tfface.inference import read_photo
@@ -79,8 +100,10 @@ def main(argv=None) -> int:
     dets = {n: make_detector(n) for n in args.detectors.split(",")}
     for d in dets.values():  # warm-up (graph tracing, delegate set-up)
         d.detect(photos[0])
-    settings = [("dev", None)] + [(f"rotated {d}", d) for d in (20, 35)] + \
-        [(f"small {s}px", s) for s in (24, 40)]
+    settings = [("dev", None)] * ("dev" in wanted)
+    settings += [(f"rotated {d}", d) for d in (20, 35)] * ("rotated" in wanted)
+    settings += [(f"small {s}px", s) for s in (24, 40)] * ("small" in wanted)
+    settings += [("masked", None)] * ("masked" in wanted)
     rows = {}
     found_dev = {n: {} for n in dets}
     for name, det in dets.items():
@@ -93,6 +116,8 @@ def main(argv=None) -> int:
                     img, cx, cy = rgb, rgb.shape[1] / 2, rgb.shape[0] / 2
                 elif setting.startswith("rotated"):
                     img, cx, cy = _rotated(rgb, val)
+                elif setting == "masked":
+                    img, cx, cy = _masked(rgb, i), rgb.shape[1] / 2, rgb.shape[0] / 2
                 else:
                     img, cx, cy = _small(rgb, val, rng)
                 t0 = time.perf_counter()
@@ -109,6 +134,8 @@ def main(argv=None) -> int:
     if {"mtcnn", "blazeface"} <= set(dets):
         a, b = found_dev["mtcnn"], found_dev["blazeface"]
         both = sorted(set(a) & set(b))
+        if not both:
+            return 0
         errs, mouth_b, mouth_w = [], [], []
         for i in both:
             la, lb = a[i].landmarks.astype(np.float64), b[i].landmarks.astype(np.float64)

@@ -95,7 +95,7 @@ def main(argv=None) -> int:
                                                    "model_int8_mixed.tflite"))
     p.add_argument("--segmenter", default=os.path.join(ROOT, "android_demo_assets", "segmenter",
                                                        "segmenter_int8.tflite"))
-    p.add_argument("--detector", default="mtcnn")
+    p.add_argument("--detector", default="auto")
     p.add_argument("--occluder", default="facemask")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--grid", metavar="PNG")

@@ -57,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="paste restored pixels only inside the hole (needs --mask)")
     p.add_argument("--compare", action="store_true",
                    help="also write NAME_compare.png: input and result side by side")
-    p.add_argument("--face-detector", metavar="NAME|FILE", default="mtcnn",
-                   help="how faces are found: mtcnn (default), blazeface, a BlazeFace "
+    p.add_argument("--face-detector", metavar="NAME|FILE", default="auto",
+                   help="how faces are found: auto (default: every face MTCNN or BlazeFace "
+                   "finds), mtcnn, blazeface, a BlazeFace "
                    "short-range .tflite file, or an OpenCV detector file (Haar cascade .xml "
                    "or YuNet .onnx: one square crop a photo, no alignment)")
     p.add_argument("--center", action="store_true",

@@ -389,3 +389,23 @@ def test_landmark_smoothing_steadies_a_still_face_and_follows_a_moving_one():
     last = al.transform_points(al.invert(ms[-1][0]), [[0, 0], [128, 128]])
     want = al.transform_points(al.invert(true), [[0, 0], [128, 128]])
     assert np.abs(last - want).max() < 3.0  # followed within a frame of motion
+
+
+def test_union_detector_keeps_every_face_once():
+    from tfface.faces.detect import Face, UnionDetector
+
+    def face(x, score):
+        return Face(np.array([x, 10, x + 40, 50], np.float32), np.zeros((5, 2), np.float32), score)
+
+    class Fixed:
+        def __init__(self, faces):
+            self.faces = faces
+
+        def detect(self, rgb):
+            return list(self.faces)
+
+    a = Fixed([face(0, 0.9), face(100, 0.8)])
+    b = Fixed([face(4, 0.99), face(200, 0.7)])  # the first overlaps a's first face
+    got = UnionDetector([a, b]).detect(np.zeros((60, 260, 3), np.uint8))
+    assert sorted(float(f.box[0]) for f in got) == [0.0, 100.0, 200.0]
+    assert [f.score for f in got] == sorted([f.score for f in got], reverse=True)
