@@ -4,8 +4,8 @@
         --model android_demo_assets/srgan/model_int8.tflite --count 30
 
 Each held-out photo is resized to a square of ``--face-px`` (HR), placed on a 2x-wider
-grey canvas, and the canvas is shrunk by the model's scale (antialiased bicubic, as in training, or ``--downscale
-area``) into the LR photo;
+grey canvas, and the canvas is shrunk by the model's scale (antialiased bicubic, as in
+training, or ``--downscale area``) into the LR photo;
 ``FacePipeline`` restores it (face by the model, the rest bicubic). PSNR (8-bit RGB) is taken
 over the HR square of the face only, for the pipeline's output and for plain bicubic.
 ``--face-px 128`` gives LR faces of the model's own input size (32 px for x4); larger

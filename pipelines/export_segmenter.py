@@ -196,7 +196,8 @@ def _samples(dest: str, cfg) -> None:
         exp = f"samples/segmenter_int8_{i}_expected.png"
         write_image(os.path.join(dest, exp), to_uint8(prob)[..., 0])
         tgt = f"samples/segmenter_int8_{i}_target.png"
-        write_image(os.path.join(dest, tgt), (o["mask"].numpy()[..., 0] > 0.5).astype(np.uint8) * 255)
+        hole = (o["mask"].numpy()[..., 0] > 0.5).astype(np.uint8) * 255
+        write_image(os.path.join(dest, tgt), hole)
         entries.append({"inputs": {"occluded": rel}, "expected": exp, "target": tgt})
     manifest = {"model": "segmenter_int8.tflite", "card": "segmenter_int8.json",
                 "samples": entries,

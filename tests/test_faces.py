@@ -333,6 +333,12 @@ def test_restore_cli_bad_inputs_are_one_line_each_and_write_nothing(tmp_path, ca
                              "--face-detector", str(bad)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error:") and "det.tflite" in err[0]
+    vnet = os.path.join(ROOT, "android_demo_assets", "vnet", "model_int8_mixed.tflite")
+    code = restore_cli.main([str(src / "broken.jpg"), "--model", vnet, "--out", str(out),
+                             "--segmenter", str(bad)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "not a .tflite file" in err[0], err
+    assert not out.exists() or not any(out.rglob("*.*"))
 
 
 def test_prepare_makes_training_crops_and_logs_the_skipped(astronaut, astro_landmarks, mtcnn,
@@ -344,7 +350,8 @@ def test_prepare_makes_training_crops_and_logs_the_skipped(astronaut, astro_land
     face, _ = _astro_face(astronaut, astro_landmarks)
     cv2.imwrite(str(raw / "astro.jpg"), astronaut[:, :, ::-1])
     cv2.imwrite(str(raw / "sub" / "tilted.png"),
-                _paste_on(np.full((300, 300, 3), 120, np.uint8), face, (150, 150), 0.9, 20)[:, :, ::-1])
+                _paste_on(np.full((300, 300, 3), 120, np.uint8), face, (150, 150), 0.9,
+                          20)[:, :, ::-1])
     cv2.imwrite(str(raw / "empty.png"), np.full((120, 160, 3), 90, np.uint8))
     two = _paste_on(np.full((240, 400, 3), 120, np.uint8), face, (100, 120), 0.6, 0)
     cv2.imwrite(str(raw / "two.png"), _paste_on(two, face, (300, 120), 0.6, 0)[:, :, ::-1])
@@ -354,7 +361,8 @@ def test_prepare_makes_training_crops_and_logs_the_skipped(astronaut, astro_land
     assert prepare.main([str(raw), str(out), "--size", "128", "--quiet"]) == 0
     assert "2 crop(s) written" in capsys.readouterr().out
     log = (out / "skipped.tsv").read_text().splitlines()
-    assert sorted(log[1:]) == ["empty.png\tno face", "tiny.png\ttoo small", "two.png\tseveral faces"]
+    assert sorted(log[1:]) == ["empty.png\tno face", "tiny.png\ttoo small",
+                               "two.png\tseveral faces"]
     for name in ("astro.png", "sub/tilted.png"):
         crop = cv2.imread(str(out / name))[:, :, ::-1].copy()
         assert crop.shape == (128, 128, 3)

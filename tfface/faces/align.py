@@ -143,8 +143,8 @@ def face_weight(size: int, feather: float = 0.1) -> np.ndarray:
     r = max(1, f)
     cv2.rectangle(w, (f + r // 2, f), (size - 1 - f - r // 2, size - 1 - f), 1.0, -1)
     cv2.rectangle(w, (f, f + r // 2), (size - 1 - f, size - 1 - f - r // 2), 1.0, -1)
-    for cx, cy in ((f + r // 2, f + r // 2), (size - 1 - f - r // 2, f + r // 2),
-                   (f + r // 2, size - 1 - f - r // 2), (size - 1 - f - r // 2, size - 1 - f - r // 2)):
+    lo, hi = f + r // 2, size - 1 - f - r // 2
+    for cx, cy in ((lo, lo), (hi, lo), (lo, hi), (hi, hi)):
         cv2.circle(w, (cx, cy), r // 2, 1.0, -1)
     k = f | 1
     w = cv2.GaussianBlur(w, (k, k), 0)

@@ -47,10 +47,12 @@ class PhotoReport:
     tiled: int = 0
     no_occluder: int = 0
     faces: list[Face] = field(default_factory=list)
+    task: str = "inpaint"
 
     def summary(self) -> str:
         if not self.found:
-            return "no face found: copied unchanged"
+            return ("no face found: enlarged by bicubic only" if self.task == "sr"
+                    else "no face found: copied unchanged")
         parts = [f"{self.restored} of {self.found} face(s) restored"]
         if self.small:
             parts.append(f"{self.small} too small, left alone")
@@ -123,7 +125,7 @@ class FacePipeline:
         faces = sorted(faces, key=lambda f: -f.size)[: self.max_faces]
         if self.smoother is not None:
             faces = self.smoother(faces)
-        report = PhotoReport(found=len(faces), faces=faces)
+        report = PhotoReport(found=len(faces), faces=faces, task=spec.task)
         if spec.task == "sr":
             k = int(spec.scale)
             out = cv2.resize(rgb, (rgb.shape[1] * k, rgb.shape[0] * k),

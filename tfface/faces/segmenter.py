@@ -202,7 +202,8 @@ def _loss(y, p):
     p = tf.clip_by_value(p, 1e-6, 1.0 - 1e-6)
     bce = -tf.reduce_mean(y * tf.math.log(p) + (1.0 - y) * tf.math.log(1.0 - p))
     inter = tf.reduce_sum(y * p, axis=[1, 2, 3])
-    dice = 1.0 - (2.0 * inter + 1.0) / (tf.reduce_sum(y, [1, 2, 3]) + tf.reduce_sum(p, [1, 2, 3]) + 1.0)
+    total = tf.reduce_sum(y, [1, 2, 3]) + tf.reduce_sum(p, [1, 2, 3])
+    dice = 1.0 - (2.0 * inter + 1.0) / (total + 1.0)
     return bce + tf.reduce_mean(dice)
 
 
@@ -239,7 +240,8 @@ def train_segmenter(cfg: SegmenterConfig, workdir: str, *, max_minutes: float | 
         pred = tf.cast(p > 0.5, tf.float32)
         inter = tf.reduce_sum(pred * y)
         union = tf.reduce_sum(tf.maximum(pred, y))
-        return loss, tf.reduce_mean(tf.cast(tf.equal(pred, y), tf.float32)), inter / tf.maximum(union, 1.0)
+        acc = tf.reduce_mean(tf.cast(tf.equal(pred, y), tf.float32))
+        return loss, acc, inter / tf.maximum(union, 1.0)
 
     t0 = time.time()
     last: dict[str, Any] = {}
