@@ -260,7 +260,7 @@ def test_shipped_segmenter_finds_a_synthetic_occluder(astronaut, astro_landmarks
     seg = OccluderSegmenter(SHIPPED_SEGMENTER)
     pred = seg.hole(occluded)
     iou = (pred & truth).sum() / max((pred | truth).sum(), 1)
-    assert iou > 0.6, iou
+    assert iou > 0.8, iou  # measured 0.96 (int8 file, this astronaut crop)
     clean = seg.hole(crop)
     assert clean.mean() < 0.05, clean.mean()  # the bare face: (almost) no hole
 
