@@ -172,7 +172,7 @@ def _grid(path: str, results) -> None:
                            else cv2.INTER_CUBIC)
             tiles.append(np.concatenate([a, b], 1))
     grid = np.concatenate(tiles, 0)
-    grid = cv2.resize(grid, (768, grid.shape[0] * 768 // grid.shape[1]),
+    grid = cv2.resize(grid, (640, grid.shape[0] * 640 // grid.shape[1]),
                       interpolation=cv2.INTER_AREA)
     write_image(path, grid)  # a .jpg path keeps the docs image small
 
