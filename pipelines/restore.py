@@ -85,9 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="paste restored pixels only inside the hole (needs --mask)")
     p.add_argument("--compare", action="store_true",
                    help="also write NAME_compare.png: input and result side by side")
-    p.add_argument("--face-detector", metavar="FILE",
-                   help="OpenCV face detector (Haar cascade .xml or YuNet .onnx); without one "
-                   "the centered square of each image is restored")
+    p.add_argument("--face-detector", metavar="NAME|FILE", default="auto",
+                   help="how faces are found: auto (default: every face MTCNN or BlazeFace "
+                   "finds), mtcnn, blazeface, a BlazeFace "
+                   "short-range .tflite file, or an OpenCV detector file (Haar cascade .xml "
+                   "or YuNet .onnx: one square crop a photo, no alignment)")
+    p.add_argument("--center", action="store_true",
+                   help="no detection: restore the centered square of each image")
+    p.add_argument("--segmenter", metavar="FILE",
+                   help="occluder segmenter (.tflite) that finds the hole when a model needs "
+                   "one and --mask is not given (default: the shipped "
+                   "android_demo_assets/segmenter file)")
+    p.add_argument("--min-face", type=int, default=16, metavar="PX",
+                   help="faces smaller than this (box side, px) are left alone and counted "
+                   "(default: 16)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace outputs that already exist (default: keep them and skip "
                    "their inputs)")
@@ -109,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         restorer = Restorer.load(args.model)
-        locator = FaceLocator(args.face_detector)
+        locator = _locator(args, restorer)
         mask = read_mask(args.mask) if args.mask else None
         if args.compose and mask is None:
             raise InferenceError("--compose needs --mask (it keeps the pixels outside the hole)")
@@ -156,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     failed.append((path, str(e)))
                     continue
                 out = restore_image(restorer, rgb, locator, mask, args.compose)
+                _note_faces(locator, path)
                 write_image(target, out)
                 st = os.stat(target)
                 written[(st.st_dev, st.st_ino)] = path
@@ -166,8 +178,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 np.concatenate([left, out], axis=1))
                 done += 1
             elif ext in VIDEO_EXTS:
-                n = _restore_video(path, target, restorer, locator, mask, args.compose,
-                                   args.quiet)
+                if hasattr(locator, "start_video"):  # smoothed landmarks across frames
+                    locator.start_video(_video_fps(path))
+                try:
+                    n = _restore_video(path, target, restorer, locator, mask, args.compose,
+                                       args.quiet)
+                finally:
+                    if hasattr(locator, "end_video"):
+                        locator.end_video()
                 if n == 0:
                     failed.append((path, "no frames could be read"))
                 else:
@@ -198,6 +216,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(failed) > 20:
         print(f"warning: ... and {len(failed) - 20} more", file=sys.stderr)
     return 0 if done or kept or not files else 1
+
+
+SHIPPED_SEGMENTER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                 "android_demo_assets", "segmenter", "segmenter_int8.tflite")
+"""The occluder segmenter used when a model needs a hole mask and none is given."""
+
+
+def _locator(args, restorer):
+    """How faces are found: the detect/align/paste-back pipeline (default), an OpenCV
+    detector file (one square crop a photo), or the centered square (--center)."""
+    from tfface.inference import FaceLocator, InferenceError
+
+    det = args.face_detector
+    if args.center:
+        return FaceLocator(None, center=True)
+    if det.lower().endswith((".xml", ".onnx")):
+        return FaceLocator(det)
+    from tfface.faces import FacePipeline, make_detector
+    from tfface.faces.segmenter import OccluderSegmenter
+
+    segmenter = None
+    if restorer.spec.task == "inpaint" and args.mask is None:
+        path = args.segmenter or SHIPPED_SEGMENTER
+        if args.segmenter is None and not os.path.exists(path):
+            raise InferenceError(f"the occluder segmenter {path} is missing: pass --mask FILE "
+                                 "(white = hole) or --segmenter FILE")
+        segmenter = OccluderSegmenter(path)
+    return FacePipeline(make_detector(det), segmenter, min_face=args.min_face)
+
+
+def _video_fps(path: str) -> float:
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    cap.release()
+    return float(fps) if 1.0 <= fps <= 240.0 else 25.0
+
+
+def _note_faces(locator, path: str) -> None:
+    """One line per photo whose faces were not all restored (also with --quiet, which
+    only hides the progress bars)."""
+    report = getattr(locator, "last_report", None)
+    if report is None:
+        return
+    if report.restored < report.found or not report.found:
+        print(f"note: {path}: {report.summary()}", file=sys.stderr)
 
 
 def _restore_video(src: str, dst: str, restorer, locator, mask, compose: bool, quiet: bool) -> int:

@@ -189,10 +189,13 @@ class FaceLocator:
     """Find the face to restore: an OpenCV detector when one is available, else the
     centered square (the note says so once)."""
 
-    def __init__(self, detector_file: str | None = None):
+    def __init__(self, detector_file: str | None = None, center: bool = False):
         self.note: str | None = None
         self._cascade = None
         self._yunet = None
+        if center:
+            self.note = "--center: the centered square of each image is restored"
+            return
         path = detector_file or _bundled_cascade()
         if path and path.endswith(".onnx") and hasattr(cv2, "FaceDetectorYN"):
             self._yunet = cv2.FaceDetectorYN.create(path, "", (320, 320))
@@ -248,6 +251,11 @@ def restore_image(
 ) -> np.ndarray:
     """Restore the face in a photo and paste it back.
 
+    ``locator`` is a :class:`FaceLocator` (one square crop) or a
+    :class:`tfface.faces.FacePipeline` (every face detected, aligned to the training
+    framing, restored and pasted back with a feathered weight; with a mask, only the
+    mask's pixels change).
+
     Inpainting keeps the photo's size; ``compose`` keeps every pixel outside the hole
     (needs ``mask``). Super-resolution returns the photo enlarged by the model's
     scale (bicubic outside the face).
@@ -257,6 +265,8 @@ def restore_image(
                              f"{rgb.shape[1]}x{rgb.shape[0]}; they must match")
     if compose and mask is None:
         raise InferenceError("--compose needs --mask (it keeps the pixels outside the hole)")
+    if hasattr(locator, "restore"):  # a tfface.faces.FacePipeline: every face, aligned
+        return locator.restore(restorer, rgb, mask)[0]
     x, y, side = locator.locate(rgb)
     face = rgb[y : y + side, x : x + side]
     fmask = mask[y : y + side, x : x + side] if mask is not None else None

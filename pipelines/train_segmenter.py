@@ -1,0 +1,56 @@
+"""Train the occluder segmenter that restore uses when no hole mask is given.
+
+Example::
+
+    python -m pipelines.train_segmenter --data-dir faces-train --out runs/segmenter \\
+        --image-size 64 --steps 6000 --max-minutes 120
+
+Runs resume from the folder's last checkpoint. See :mod:`tfface.faces.segmenter`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+import tfface  # noqa: F401
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipelines.train_segmenter",
+                                description="Train the occluder segmentation U-Net on real faces.")
+    p.add_argument("--data-dir", required=True, help="folder of aligned face photos")
+    p.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--filters", default="16,32,64,128", help="U-Net widths per level")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--mask-dir", help="folder of irregular hole masks (adds 'irregular')")
+    p.add_argument("--facemask-dir", help="folder of face-mask templates (MaskTheFace layout)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from tfface.faces.segmenter import SegmenterConfig, train_segmenter
+
+    cfg = SegmenterConfig(
+        data_dir=args.data_dir, image_size=args.image_size,
+        filters=[int(v) for v in args.filters.split(",")], batch_size=args.batch_size,
+        steps=args.steps, lr=args.lr, mask_dir=args.mask_dir, facemask_dir=args.facemask_dir)
+    try:
+        last = train_segmenter(cfg, args.out, max_minutes=args.max_minutes)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"segmenter trained: {last}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

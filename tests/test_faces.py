@@ -1,0 +1,419 @@
+"""The real-photo path: faces found, aligned to the template, restored, pasted back.
+
+Real faces come from ``skimage.data.astronaut()`` (public domain), placed by the tests
+at known offsets, scales and rotations into larger canvases, so the expected landmarks
+are known exactly (the astronaut's own, detected once, moved by the placement).
+"""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from tfface.faces import FacePipeline, make_detector
+from tfface.faces import align as al
+from tfface.faces.detect import DetectorError, blazeface_five_points
+from tfface.inference import ModelSpec, Restorer
+
+skimage_data = pytest.importorskip("skimage.data")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED_SEGMENTER = os.path.join(ROOT, "android_demo_assets", "segmenter", "segmenter_int8.tflite")
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return skimage_data.astronaut()
+
+
+@pytest.fixture(scope="module")
+def mtcnn():
+    return make_detector("mtcnn")
+
+
+@pytest.fixture(scope="module")
+def astro_landmarks(astronaut, mtcnn):
+    faces = mtcnn.detect(astronaut)
+    assert len(faces) == 1
+    return faces[0].landmarks.astype(np.float64)
+
+
+def _place(img, canvas_hw, center, scale, degrees, fill=(110, 130, 150)):
+    """``img`` rotated/scaled about its centre and put at ``center`` of a new canvas;
+    returns the canvas and the 2x3 placement matrix."""
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, scale)
+    m[:, 2] += np.asarray(center, np.float64) - [w / 2, h / 2]
+    canvas = np.empty(canvas_hw + (3,), np.uint8)
+    canvas[:] = fill
+    cv2.warpAffine(img, m, canvas_hw[::-1], dst=canvas, flags=cv2.INTER_AREA if scale < 1
+                   else cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT)
+    return canvas, m
+
+
+def _astro_face(astronaut, astro_landmarks, pad=1.4):
+    """The astronaut's head only (a square around the landmarks), so several fit a canvas."""
+    c = astro_landmarks.mean(0)
+    d = np.linalg.norm(astro_landmarks[1] - astro_landmarks[0])
+    half = int(pad * 2 * d)
+    x0, y0 = int(c[0]) - half, int(c[1]) - half
+    crop = astronaut[max(y0, 0):y0 + 2 * half, max(x0, 0):x0 + 2 * half]
+    return crop, astro_landmarks - [max(x0, 0), max(y0, 0)]
+
+
+class _Fake:
+    """A stand-in model: brightens the crop (inpaint) or upsamples it bicubically (SR)."""
+
+    @staticmethod
+    def restorer(task="inpaint", size=64, scale=1, mask_input=False, delta=0.3):
+        out = size * scale
+
+        def predict(*xs):
+            x = xs[0][0]
+            if scale > 1:
+                x = cv2.resize(x, (out, out), interpolation=cv2.INTER_CUBIC)
+            return np.clip(x + delta, -1, 1)[None]
+
+        return Restorer(predict, ModelSpec(task, size, out, scale, mask_input), "fake")
+
+
+class _BoxSegmenter:
+    """A segmenter that always finds the same hole: the lower middle of the crop."""
+
+    def hole(self, crop):
+        s = crop.shape[0]
+        h = np.zeros((s, s), bool)
+        h[int(0.62 * s):int(0.8 * s), int(0.35 * s):int(0.65 * s)] = True
+        return h
+
+
+def test_astronaut_found_with_landmarks(astronaut, mtcnn):
+    faces = mtcnn.detect(astronaut)
+    assert len(faces) == 1 and faces[0].score > 0.95
+    f = faces[0]
+    x0, y0, x1, y1 = f.box
+    lm = f.landmarks
+    assert (lm[:, 0] > x0).all() and (lm[:, 0] < x1).all()
+    assert (lm[:, 1] > y0).all() and (lm[:, 1] < y1).all()
+    assert lm[0, 0] < lm[1, 0] and lm[3, 0] < lm[4, 0]  # image-left first
+    assert lm[0, 1] < lm[2, 1] < lm[3, 1]  # eyes above nose above mouth
+
+
+@pytest.mark.parametrize("center,scale,degrees", [
+    ((150, 110), 0.9, 0.0), ((330, 200), 0.6, 15.0), ((220, 150), 1.0, -25.0)])
+def test_placed_face_is_found_and_aligned(astronaut, astro_landmarks, mtcnn, center, scale,
+                                          degrees):
+    face, lm = _astro_face(astronaut, astro_landmarks)
+    canvas, m = _place(face, (300, 440), center, scale, degrees)
+    expected = al.transform_points(m, lm)
+    faces = mtcnn.detect(canvas)
+    assert len(faces) == 1
+    d = np.linalg.norm(expected[1] - expected[0])
+    err = np.linalg.norm(faces[0].landmarks - expected, axis=1)
+    assert err.max() < 0.12 * d, (err, d)  # landmarks found where the face was put
+    # Aligned by the detected landmarks, the true landmarks land within 2.5 px (128 px
+    # crop) of where the true alignment puts them.
+    size = 128
+    crop, m_det = al.align_face(canvas, faces[0].landmarks, size)
+    m_true = al.alignment_matrix(expected, size)
+    a = al.transform_points(m_det, expected)
+    b = al.transform_points(m_true, expected)
+    assert np.abs(a - b).max() < 2.5, np.abs(a - b).max()
+    # ... and the alignment undoes the placement: the true landmarks give the crop of
+    # the original face (up to resampling), the detected ones nearly so.
+    ref, _ = al.align_face(face, lm, size)
+    true_crop = cv2.warpAffine(canvas, m_true, (size, size), flags=cv2.INTER_CUBIC)
+    inner = (slice(24, -24), slice(24, -24))
+    assert np.abs(true_crop.astype(float) - ref)[inner].mean() < 8
+    assert np.abs(crop.astype(float) - ref)[inner].mean() < 20
+    assert crop.shape == (size, size, 3)
+
+
+def test_template_is_the_training_framing():
+    t = al.TEMPLATE
+    assert t.shape == (5, 2)
+    assert abs(t[0, 1] - t[1, 1]) < 0.01 and t[0, 0] < 0.5 < t[1, 0]
+    assert t[0, 1] < t[2, 1] < t[3, 1]
+
+
+def test_paste_back_changes_only_the_face_and_leaves_no_seam(astronaut, astro_landmarks, mtcnn):
+    face, lm = _astro_face(astronaut, astro_landmarks)
+    canvas, _ = _place(face, (300, 400), (200, 150), 0.8, 10.0)
+    fp = FacePipeline(mtcnn, None)
+    out, rep = fp.restore(_Fake.restorer("sr", size=64, scale=1), canvas)
+    assert rep.found == 1 and rep.restored == 1
+    m = al.alignment_matrix(rep.faces[0].landmarks, 64)
+    foot = cv2.warpAffine(np.ones((64, 64), np.float32), al.invert(m), (400, 300),
+                          flags=cv2.INTER_LINEAR) > 0
+    assert np.array_equal(out[~foot], canvas[~foot])  # outside the face: unchanged
+    change = out.astype(float) - canvas.astype(float)
+    assert change[foot].mean() > 20  # the face was replaced (brightened by ~38)
+    # No seam: along the edge of the pasted region the change is close to zero (the
+    # feathered weight), far below the change in the middle of the face.
+    inner = cv2.erode(foot.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    band = foot & ~inner
+    assert np.abs(change[band]).mean() < 4, np.abs(change[band]).mean()
+
+
+def test_inpainting_replaces_only_the_found_hole(astronaut, astro_landmarks, mtcnn):
+    face, lm = _astro_face(astronaut, astro_landmarks)
+    canvas, _ = _place(face, (260, 300), (150, 130), 0.7, -8.0)
+    fp = FacePipeline(mtcnn, _BoxSegmenter(), hole_grow=2, hole_feather=2)
+    out, rep = fp.restore(_Fake.restorer("inpaint", 64, mask_input=True), canvas)
+    assert rep.restored == 1
+    m = al.alignment_matrix(rep.faces[0].landmarks, 64)
+    hole = _BoxSegmenter().hole(np.zeros((64, 64, 3)))
+    near = cv2.dilate(hole.astype(np.uint8), np.ones((11, 11), np.uint8))  # grow + feather + warp
+    allowed = cv2.warpAffine(near.astype(np.float32), al.invert(m), (300, 260)) > 0
+    changed = np.any(out != canvas, axis=-1)
+    assert changed.sum() > 50 and not (changed & ~allowed).any()
+
+
+def test_user_mask_changes_exactly_its_pixels(astronaut, astro_landmarks, mtcnn):
+    face, lm = _astro_face(astronaut, astro_landmarks)
+    canvas, m = _place(face, (240, 240), (120, 120), 0.7, 0.0)
+    mouth = al.transform_points(m, lm)[3:].mean(0).astype(int)
+    mask = np.zeros(canvas.shape[:2], bool)
+    mask[mouth[1] - 6:mouth[1] + 6, mouth[0] - 15:mouth[0] + 15] = True
+    out, rep = FacePipeline(mtcnn).restore(_Fake.restorer("inpaint", 64, mask_input=True),
+                                           canvas, mask)
+    assert rep.restored == 1
+    assert np.array_equal(out[~mask], canvas[~mask])
+    assert (out[mask].astype(int) - canvas[mask]).mean() > 20
+
+
+def test_no_face_and_three_faces(astronaut, astro_landmarks, mtcnn):
+    fake = _Fake.restorer("inpaint", 64, mask_input=True)
+    empty = np.zeros((200, 300, 3), np.uint8)
+    empty[:] = np.linspace(0, 255, 300, dtype=np.uint8)[None, :, None]
+    out, rep = FacePipeline(mtcnn, _BoxSegmenter()).restore(fake, empty)
+    assert rep.found == 0 and np.array_equal(out, empty)
+    assert rep.summary() == "no face found: copied unchanged"
+
+    face, _ = _astro_face(astronaut, astro_landmarks)
+    canvas = np.full((320, 560, 3), (110, 130, 150), np.uint8)
+    for cx, cy, s, deg in ((100, 110, 0.55, 0), (280, 200, 0.5, 12), (460, 120, 0.6, -10)):
+        canvas = _paste_on(canvas, face, (cx, cy), s, deg)
+    # and a tiny face, found or not, never restored
+    canvas = _paste_on(canvas, face, (520, 290), 0.12, 0)
+    fp = FacePipeline(mtcnn, _BoxSegmenter(), min_face=30)
+    out, rep = fp.restore(fake, canvas)
+    assert rep.restored == 3, rep.summary()
+    assert rep.found - rep.restored == rep.small
+    changed = np.any(out != canvas, axis=-1)
+    for cx, cy in ((100, 110), (280, 200), (460, 120)):
+        assert changed[cy - 50:cy + 50, cx - 50:cx + 50].any()
+    assert not changed[270:310, 500:540].any()
+
+
+def _paste_on(canvas, img, center, scale, degrees):
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, scale)
+    m[:, 2] += np.asarray(center, np.float64) - [w / 2, h / 2]
+    out = canvas.copy()
+    cv2.warpAffine(img, m, canvas.shape[:2][::-1], dst=out, flags=cv2.INTER_AREA,
+                   borderMode=cv2.BORDER_TRANSPARENT)
+    return out
+
+
+def test_sr_upscales_the_whole_photo(astronaut, astro_landmarks, mtcnn):
+    face, _ = _astro_face(astronaut, astro_landmarks)
+    canvas = _paste_on(np.full((120, 160, 3), 90, np.uint8), face, (80, 60), 0.3, 0)
+    fake = _Fake.restorer("sr", size=16, scale=2, delta=0.2)
+    out, rep = FacePipeline(mtcnn, min_face=10).restore(fake, canvas)
+    assert out.shape == (240, 320, 3)
+    assert rep.restored == 1, rep.summary()
+    bicubic = cv2.resize(canvas, (320, 240), interpolation=cv2.INTER_CUBIC)
+    changed = np.any(out != bicubic, axis=-1)
+    assert changed.any() and not changed[:, :80].any()  # left quarter: no face, bicubic
+
+
+def test_blazeface_five_points_puts_mouth_corners_on_the_eye_line():
+    kp = np.array([[40, 50], [60, 50], [50, 62], [50, 72], [30, 55], [70, 55]], np.float32)
+    five = blazeface_five_points(kp)
+    assert five[0, 0] < five[1, 0] and five[3, 0] < 50 < five[4, 0]
+    assert abs(five[3, 1] - five[4, 1]) < 1e-4
+
+
+def test_bad_detector_file_is_one_clear_error(tmp_path):
+    bad = tmp_path / "det.tflite"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(DetectorError, match="not a .tflite file"):
+        make_detector(str(bad))
+    with pytest.raises(DetectorError, match="unknown face detector"):
+        make_detector("yolo")
+
+
+@pytest.mark.skipif(not os.path.exists(SHIPPED_SEGMENTER), reason="segmenter not shipped")
+def test_shipped_segmenter_finds_a_synthetic_occluder(astronaut, astro_landmarks):
+    from tfface.faces.segmenter import OccluderSegmenter
+
+    crop, _ = al.align_face(astronaut, astro_landmarks, 128)
+    occluded = crop.copy()
+    truth = np.zeros((128, 128), bool)
+    # a grey surgical-mask-like shape over nose tip and mouth
+    t = al.TEMPLATE * 128
+    cv2.ellipse(occluded, (int(t[2, 0]), int(t[3, 1])), (34, 24), 0, 0, 360, (205, 210, 215), -1)
+    cv2.ellipse(truth.view(np.uint8), (int(t[2, 0]), int(t[3, 1])), (34, 24), 0, 0, 360, 1, -1)
+    seg = OccluderSegmenter(SHIPPED_SEGMENTER)
+    pred = seg.hole(occluded)
+    iou = (pred & truth).sum() / max((pred | truth).sum(), 1)
+    assert iou > 0.8, iou  # measured 0.96 (int8 file, this astronaut crop)
+    clean = seg.hole(crop)
+    assert clean.mean() < 0.05, clean.mean()  # the bare face: (almost) no hole
+
+
+SHIPPED_MODELS = sorted(
+    os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(ROOT, "android_demo_assets"))
+    for f in fs if f.endswith(".tflite") and "segmenter" not in dp)
+
+
+@pytest.fixture(scope="module")
+def masked_photo(astronaut, astro_landmarks, tmp_path_factory):
+    """A 320x240 photo: the astronaut's head off centre, tilted, a grey mask on her mouth."""
+    face, lm = _astro_face(astronaut, astro_landmarks)
+    face = face.copy()
+    mouth = lm[3:].mean(0)
+    d = np.linalg.norm(lm[1] - lm[0])
+    cv2.ellipse(face, (int(mouth[0]), int(mouth[1] - 0.1 * d)), (int(0.8 * d), int(0.45 * d)),
+                0, 0, 360, (200, 205, 210), -1)
+    canvas = _paste_on(np.full((240, 320, 3), (120, 140, 160), np.uint8), face, (190, 120),
+                       0.55, 10.0)
+    path = str(tmp_path_factory.mktemp("photo") / "masked.png")
+    cv2.imwrite(path, canvas[:, :, ::-1])
+    return path, canvas
+
+
+@pytest.mark.skipif(not os.path.exists(SHIPPED_SEGMENTER), reason="segmenter not shipped")
+@pytest.mark.parametrize("model", SHIPPED_MODELS, ids=[os.path.basename(os.path.dirname(m))
+                                                        for m in SHIPPED_MODELS])
+def test_restore_cli_with_no_other_flag_restores_the_face_in_place(model, masked_photo,
+                                                                     tmp_path, capsys):
+    from pipelines import restore as restore_cli
+
+    path, canvas = masked_photo
+    out = tmp_path / "out"
+    assert restore_cli.main([path, "--model", model, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "no face" not in err, err
+    res = cv2.imread(str(out / "masked.png"))[:, :, ::-1]
+    k = res.shape[0] // canvas.shape[0]
+    assert res.shape == (canvas.shape[0] * k, canvas.shape[1] * k, 3)
+    base = canvas if k == 1 else cv2.resize(canvas, res.shape[1::-1], interpolation=cv2.INTER_CUBIC)
+    changed = np.any(res != base, axis=-1)
+    assert changed.any()
+    ys, xs = np.nonzero(changed)
+    # every changed pixel is on the face (placed at (190, 120), about 120 px wide)
+    assert xs.min() >= 110 * k and xs.max() <= 270 * k and ys.min() >= 40 * k \
+        and ys.max() <= 200 * k, (xs.min(), xs.max(), ys.min(), ys.max())
+
+
+def test_restore_cli_bad_inputs_are_one_line_each_and_write_nothing(tmp_path, capsys):
+    from pipelines import restore as restore_cli
+
+    model = os.path.join(ROOT, "android_demo_assets", "srgan", "model_int8.tflite")
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 40)
+    (src / "empty.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 20)
+    out = tmp_path / "out"
+    code = restore_cli.main([str(src), "--model", model, "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    lines = [x for x in err.splitlines() if "broken.jpg" in x or "empty.mp4" in x]
+    assert len(lines) == 2 and "Traceback" not in err, err
+    assert any("no frames" in x for x in lines)
+    assert not out.exists() or not any(out.rglob("*.*"))  # nothing written, not even half
+
+    bad = tmp_path / "det.tflite"
+    bad.write_bytes(b"garbage" * 10)
+    code = restore_cli.main([str(src / "broken.jpg"), "--model", model, "--out", str(out),
+                             "--face-detector", str(bad)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error:") and "det.tflite" in err[0]
+    vnet = os.path.join(ROOT, "android_demo_assets", "vnet", "model_int8_mixed.tflite")
+    code = restore_cli.main([str(src / "broken.jpg"), "--model", vnet, "--out", str(out),
+                             "--segmenter", str(bad)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "not a .tflite file" in err[0], err
+    assert not out.exists() or not any(out.rglob("*.*"))
+
+
+def test_prepare_makes_training_crops_and_logs_the_skipped(astronaut, astro_landmarks, mtcnn,
+                                                            tmp_path, capsys):
+    from pipelines import prepare
+
+    raw = tmp_path / "raw"
+    (raw / "sub").mkdir(parents=True)
+    face, _ = _astro_face(astronaut, astro_landmarks)
+    cv2.imwrite(str(raw / "astro.jpg"), astronaut[:, :, ::-1])
+    cv2.imwrite(str(raw / "sub" / "tilted.png"),
+                _paste_on(np.full((300, 300, 3), 120, np.uint8), face, (150, 150), 0.9,
+                          20)[:, :, ::-1])
+    cv2.imwrite(str(raw / "empty.png"), np.full((120, 160, 3), 90, np.uint8))
+    two = _paste_on(np.full((240, 400, 3), 120, np.uint8), face, (100, 120), 0.6, 0)
+    cv2.imwrite(str(raw / "two.png"), _paste_on(two, face, (300, 120), 0.6, 0)[:, :, ::-1])
+    cv2.imwrite(str(raw / "tiny.png"), _paste_on(np.full((200, 200, 3), 120, np.uint8), face,
+                                                 (100, 100), 0.3, 0)[:, :, ::-1])
+    out = tmp_path / "crops"
+    assert prepare.main([str(raw), str(out), "--size", "128", "--quiet"]) == 0
+    assert "2 crop(s) written" in capsys.readouterr().out
+    log = (out / "skipped.tsv").read_text().splitlines()
+    assert sorted(log[1:]) == ["empty.png\tno face", "tiny.png\ttoo small",
+                               "two.png\tseveral faces"]
+    for name in ("astro.png", "sub/tilted.png"):
+        crop = cv2.imread(str(out / name))[:, :, ::-1].copy()
+        assert crop.shape == (128, 128, 3)
+        lm = mtcnn.detect(crop)[0].landmarks
+        err = np.linalg.norm(lm - (al.TEMPLATE * 128 - 0.5), axis=1)
+        assert err[:2].max() < 6, err  # eyes where the training faces have them
+
+
+def test_landmark_smoothing_steadies_a_still_face_and_follows_a_moving_one():
+    from tfface.faces.detect import Face
+    from tfface.faces.track import LandmarkSmoother, box_jitter
+
+    base = al.TEMPLATE.astype(np.float64) * 200 + [100, 80]
+    rng = np.random.default_rng(0)
+
+    def run(positions, smooth):
+        sm = LandmarkSmoother(25.0)
+        ms = []
+        for p in positions:
+            f = Face(np.zeros(4, np.float32), p.astype(np.float32), 1.0)
+            if smooth:
+                f = sm([f])[0]
+            ms.append((al.alignment_matrix(f.landmarks, 128), 128))
+        return ms
+
+    still = [base + rng.normal(0, 1.0, base.shape) for _ in range(50)]
+    raw, smooth = box_jitter(run(still, False)), box_jitter(run(still, True))
+    assert smooth < 0.5 * raw, (raw, smooth)
+    moving = [base + [3.0 * i, 1.0 * i] for i in range(50)]  # steady motion, no noise
+    ms = run(moving, True)
+    true = al.alignment_matrix(moving[-1], 128)
+    last = al.transform_points(al.invert(ms[-1][0]), [[0, 0], [128, 128]])
+    want = al.transform_points(al.invert(true), [[0, 0], [128, 128]])
+    assert np.abs(last - want).max() < 3.0  # followed within a frame of motion
+
+
+def test_union_detector_keeps_every_face_once():
+    from tfface.faces.detect import Face, UnionDetector
+
+    def face(x, score):
+        return Face(np.array([x, 10, x + 40, 50], np.float32), np.zeros((5, 2), np.float32), score)
+
+    class Fixed:
+        def __init__(self, faces):
+            self.faces = faces
+
+        def detect(self, rgb):
+            return list(self.faces)
+
+    a = Fixed([face(0, 0.9), face(100, 0.8)])
+    b = Fixed([face(4, 0.99), face(200, 0.7)])  # the first overlaps a's first face
+    got = UnionDetector([a, b]).detect(np.zeros((60, 260, 3), np.uint8))
+    assert sorted(float(f.box[0]) for f in got) == [0.0, 100.0, 200.0]
+    assert [f.score for f in got] == sorted([f.score for f in got], reverse=True)

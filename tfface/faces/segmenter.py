@@ -1,0 +1,372 @@
+"""Occluder segmenter: the ``unmask`` family's segmentation U-Net on its own.
+
+An inpainting model such as the shipped V-Net needs the hole mask (1 = occluder). A
+person restoring a photo should not have to draw it, so restore runs this small U-Net on
+each aligned face crop and takes ``mask_prob > 0.5`` as the hole.
+
+The network is :func:`tfface.models.unmask._seg_unet` (Conv 3x3 → BN → ReLU twice per
+level, max pooling down, nearest upsampling + concatenation up) with a sigmoid head
+named ``mask_prob``. It is trained here on real faces (a folder of aligned crops, e.g.
+faces-train) damaged by the project's occlusion synthesis (face masks, sunglasses, eye
+bars, boxes/noise patches as object-like occluders, irregular holes), with a small
+random similarity jitter applied to the face and its mask alike (restore's crops are
+aligned by detected landmarks, never perfectly) and a share of undamaged faces (the
+mask must then be empty). Loss: binary cross-entropy + Dice.
+
+:func:`train_segmenter` checkpoints every ``save_every`` steps and resumes from the
+last checkpoint; it stops after ``steps`` or ``max_minutes``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+import tfface  # noqa: F401  (selects tf_keras before TensorFlow is imported)
+import tensorflow as tf
+
+from tfface import keras
+
+logger = logging.getLogger(__name__)
+
+SEGMENTER_MIXTURE = {
+    "facemask": 0.35, "sunglasses": 0.2, "eye_bar": 0.1, "boxes": 0.1, "celeba_c": 0.1,
+    "strokes_thick": 0.05, "irregular": 0.1,
+}
+"""Occlusions the segmenter is trained on (``irregular`` only when a mask folder is given)."""
+
+
+@dataclass
+class SegmenterConfig:
+    """What a segmenter run needs; saved as ``segmenter.json`` in its folder."""
+
+    data_dir: str = ""
+    image_size: int = 64
+    filters: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    batch_size: int = 16
+    steps: int = 6000
+    lr: float = 1e-3
+    clean_fraction: float = 0.1
+    jitter_degrees: float = 8.0
+    jitter_scale: float = 0.08
+    jitter_shift: float = 0.04
+    mask_dir: str | None = None
+    facemask_dir: str | None = None
+    seed: int = 1234
+    save_every: int = 200
+
+
+def build_segmenter(image_size: int = 64, filters=(16, 32, 64, 128)) -> keras.Model:
+    """Face in [-1, 1] ``[B, S, S, 3]`` (input ``occluded``) → ``mask_prob`` ``[B, S, S, 1]``."""
+    from tfface.models.unmask import _seg_unet
+
+    filters = [int(f) for f in filters]
+    if image_size % (2 ** (len(filters) - 1)):
+        raise ValueError(f"image_size must be divisible by {2 ** (len(filters) - 1)}, "
+                         f"got {image_size}")
+    image = keras.Input((image_size, image_size, 3), name="occluded")
+    logits = _seg_unet(image, filters)
+    prob = keras.layers.Activation("sigmoid", dtype="float32", name="mask_prob")(logits)
+    return keras.Model(image, prob, name="segmenter")
+
+
+def mask_scores(target, prob) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image pixel accuracy and IoU of ``prob > 0.5`` against ``target > 0.5``
+    (IoU is 1 for an image where both masks are empty)."""
+    pred = np.asarray(prob) > 0.5
+    true = np.asarray(target) > 0.5
+    axes = tuple(range(1, pred.ndim))
+    acc = (pred == true).mean(axis=axes)
+    inter = (pred & true).sum(axis=axes)
+    union = (pred | true).sum(axis=axes)
+    iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    return acc, iou
+
+
+def _data_cfg(cfg: SegmenterConfig, data_dir: str, mixture: dict[str, float]):
+    from tfface.config import Config
+
+    c = Config()
+    c.data.source = "folder"
+    c.data.data_dir = data_dir
+    c.data.image_size = int(cfg.image_size)
+    c.data.task = "inpaint"
+    c.data.occlusions = dict(mixture)
+    c.data.eval_occlusions = dict(mixture)
+    c.data.mask_dir = cfg.mask_dir
+    c.data.facemask_dir = cfg.facemask_dir
+    # Object-like occluders: flat-coloured boxes (a hand, a phone, a cup) as well as
+    # the noise-filled CelebA-C patches.
+    c.data.occlusion_options = {"boxes": {"fill": "solid"}}
+    c.data.seed = int(cfg.seed)
+    c.data.min_image_side = 32
+    c.train.batch_size = int(cfg.batch_size)
+    return c
+
+
+def _mixture(cfg: SegmenterConfig) -> dict[str, float]:
+    mix = dict(SEGMENTER_MIXTURE)
+    if not cfg.mask_dir:
+        mix.pop("irregular")
+    return mix
+
+
+def _jitter(images, masks, seed, cfg: SegmenterConfig):
+    """The same random similarity transform on each face and its mask (batch-wise)."""
+    b = tf.shape(images)[0]
+    s = float(cfg.image_size)
+    u = tf.random.stateless_uniform([b, 4], seed, -1.0, 1.0)
+    ang = u[:, 0] * math.radians(cfg.jitter_degrees)
+    sc = 1.0 + u[:, 1] * cfg.jitter_scale
+    tx, ty = u[:, 2] * cfg.jitter_shift * s, u[:, 3] * cfg.jitter_shift * s
+    c = s / 2.0
+    # Output pixel p samples input at A p + t (inverse map), a rotation/scale about the center.
+    a0, a1 = tf.cos(ang) / sc, -tf.sin(ang) / sc
+    b0, b1 = tf.sin(ang) / sc, tf.cos(ang) / sc
+    t0 = c - a0 * c - a1 * c + tx
+    t1 = c - b0 * c - b1 * c + ty
+    zeros = tf.zeros_like(a0)
+    tr = tf.stack([a0, a1, t0, b0, b1, t1, zeros, zeros], axis=1)
+    shape = tf.shape(images)[1:3]
+    img = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=tr, output_shape=shape, interpolation="BILINEAR",
+        fill_mode="REFLECT", fill_value=0.0)
+    msk = tf.raw_ops.ImageProjectiveTransformV3(
+        images=masks, transforms=tr, output_shape=shape, interpolation="NEAREST",
+        fill_mode="REFLECT", fill_value=0.0)
+    return img, msk
+
+
+def segmenter_dataset(cfg: SegmenterConfig, split: str = "train", *, start_step: int = 0,
+                      data_dir: str | None = None, augment: bool | None = None,
+                      mixture: dict[str, float] | None = None):
+    """``(occluded [-1, 1], mask {0, 1})`` batches from the folder's faces.
+
+    Occluders are placed at the landmarks of the measured template
+    (:data:`tfface.faces.align.TEMPLATE`, the framing of these very crops), jittered per
+    face by a few percent of the side; the folder source's own landmarks are those of
+    CelebA's 178x218 aligned images, a framing these photos do not have (their eyes sit
+    at y = 0.43 of the square, not 0.51).
+
+    ``split="train"`` is infinite, with the similarity jitter and clean faces;
+    ``"eval"`` is the folder source's fixed eval split (no augmentation unless
+    ``augment``). ``mixture`` replaces :data:`SEGMENTER_MIXTURE` (e.g. one occluder
+    for a per-occluder evaluation).
+    """
+    from tfface.data import occlusion as occ
+    from tfface.data.pipeline import element_seed
+    from tfface.data.sources import make_source
+    from tfface.faces.align import TEMPLATE
+
+    dcfg = _data_cfg(cfg, data_dir or cfg.data_dir, mixture or _mixture(cfg))
+    d = dcfg.data
+    size = int(d.image_size)
+    mixture = occ.check_mixture(dict(d.occlusions))
+    occluders = occ.make_occlusion_fns(d, names=list(mixture))
+    template = tf.constant(np.asarray(TEMPLATE, np.float32))
+    batch = int(cfg.batch_size)
+    start = start_step * batch if split == "train" else 0
+    augment = split == "train" if augment is None else augment
+
+    def synth(el):
+        image = tf.ensure_shape(el["image"], [size, size, 3])
+        index = tf.cast(el["index"], tf.int64)
+        seed = element_seed(d.seed, split, index)
+        s_lm, s_occ, s_aug, s_clean = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+        lm = template + tf.random.stateless_normal([5, 2], s_lm, stddev=0.012)
+        out = occ.occlude(image, lm, s_occ, mixture, occluders)
+        img = tf.cast(out["occluded"], tf.float32) / 127.5 - 1.0
+        msk = out["mask"]
+        if augment:
+            img, msk = _jitter(img[None], msk[None], s_aug, cfg)
+            clean, _ = _jitter(tf.cast(image, tf.float32)[None] / 127.5 - 1.0, msk, s_aug, cfg)
+            keep = tf.random.stateless_uniform([], s_clean) < cfg.clean_fraction
+            img = tf.where(keep, clean, img)[0]
+            msk = tf.where(keep, tf.zeros_like(msk), msk)[0]
+        return img, msk
+
+    ds = make_source(d).dataset(split, start=start)
+    ds = ds.map(synth, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch, drop_remainder=split == "train")
+    return ds.prefetch(2)
+
+
+def _loss(y, p):
+    p = tf.clip_by_value(p, 1e-6, 1.0 - 1e-6)
+    bce = -tf.reduce_mean(y * tf.math.log(p) + (1.0 - y) * tf.math.log(1.0 - p))
+    inter = tf.reduce_sum(y * p, axis=[1, 2, 3])
+    total = tf.reduce_sum(y, [1, 2, 3]) + tf.reduce_sum(p, [1, 2, 3])
+    dice = 1.0 - (2.0 * inter + 1.0) / (total + 1.0)
+    return bce + tf.reduce_mean(dice)
+
+
+def train_segmenter(cfg: SegmenterConfig, workdir: str, *, max_minutes: float | None = None,
+                    log_every: int = 50) -> dict[str, Any]:
+    """Train (or resume) a segmenter in ``workdir``; returns the last logged figures.
+
+    Writes ``segmenter.json`` (the config), ``ckpt/`` (model + optimizer + step),
+    ``segmenter.weights.h5`` (the latest weights) and ``train_log.jsonl``.
+    """
+    from tfface.fileio import atomic_write
+
+    os.makedirs(workdir, exist_ok=True)
+    atomic_write(os.path.join(workdir, "segmenter.json"), json.dumps(asdict(cfg), indent=2))
+    model = build_segmenter(cfg.image_size, cfg.filters)
+    schedule = keras.optimizers.schedules.CosineDecay(cfg.lr, cfg.steps, alpha=0.05)
+    opt = keras.optimizers.Adam(schedule)
+    step = tf.Variable(0, dtype=tf.int64)
+    ckpt = tf.train.Checkpoint(model=model, opt=opt, step=step)
+    manager = tf.train.CheckpointManager(ckpt, os.path.join(workdir, "ckpt"), max_to_keep=2)
+    if manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint)
+        logger.info("resumed at step %d", int(step))
+    start = int(step)
+    ds = segmenter_dataset(cfg, "train", start_step=start)
+
+    @tf.function
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            p = model(x, training=True)
+            loss = _loss(y, p)
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        pred = tf.cast(p > 0.5, tf.float32)
+        inter = tf.reduce_sum(pred * y)
+        union = tf.reduce_sum(tf.maximum(pred, y))
+        acc = tf.reduce_mean(tf.cast(tf.equal(pred, y), tf.float32))
+        return loss, acc, inter / tf.maximum(union, 1.0)
+
+    t0 = time.time()
+    last: dict[str, Any] = {}
+    sums = np.zeros(3)
+    n = 0
+    log_path = os.path.join(workdir, "train_log.jsonl")
+    for x, y in ds:
+        if int(step) >= cfg.steps:
+            break
+        loss, acc, iou = train_step(x, y)
+        step.assign_add(1)
+        sums += [float(loss), float(acc), float(iou)]
+        n += 1
+        s = int(step)
+        if s % log_every == 0:
+            last = {"step": s, "loss": sums[0] / n, "acc": sums[1] / n, "iou": sums[2] / n,
+                    "minutes": (time.time() - t0) / 60.0}
+            with open(log_path, "a") as f:
+                f.write(json.dumps(last) + "\n")
+            logger.info("%s", last)
+            sums[:] = 0
+            n = 0
+        out_of_time = max_minutes is not None and (time.time() - t0) / 60.0 >= max_minutes
+        if s % cfg.save_every == 0 or out_of_time or s >= cfg.steps:
+            manager.save()
+            model.save_weights(os.path.join(workdir, "segmenter.weights.h5"))
+        if out_of_time:
+            logger.info("stopping after %.1f minutes at step %d", max_minutes, s)
+            break
+    manager.save()
+    model.save_weights(os.path.join(workdir, "segmenter.weights.h5"))
+    return last
+
+
+def load_segmenter(workdir: str) -> tuple[keras.Model, SegmenterConfig]:
+    """Rebuild the segmenter of a run folder and load its latest weights."""
+    with open(os.path.join(workdir, "segmenter.json")) as f:
+        raw = json.load(f)
+    known = {k: raw[k] for k in SegmenterConfig.__dataclass_fields__ if k in raw}
+    cfg = SegmenterConfig(**known)
+    model = build_segmenter(int(cfg.image_size), [int(v) for v in cfg.filters])
+    model.load_weights(os.path.join(workdir, "segmenter.weights.h5"))
+    return model, cfg
+
+
+# --------------------------------------------------------------------------- inference
+
+class SegmenterError(ValueError):
+    """The segmenter file cannot be used; the message says why."""
+
+
+class OccluderSegmenter:
+    """Finds the occluder in aligned face crops: ``hole(crop) -> bool [S, S]``.
+
+    Loads a ``.tflite`` file (run with LiteRT; int8 or float inputs handled from the
+    tensors' own quantization parameters) or a training folder of
+    :func:`train_segmenter` (Keras). The crop is resized to the segmenter's side with
+    an area filter and the probability back to the crop's side before the 0.5
+    threshold.
+    """
+
+    def __init__(self, path: str, threshold: float = 0.5):
+        self.path = path
+        self.threshold = float(threshold)
+        if os.path.isdir(path):
+            try:
+                model, cfg = load_segmenter(path)
+            except (OSError, ValueError, KeyError) as e:
+                raise SegmenterError(f"cannot load the segmenter folder {path}: {e}") from e
+            self.size = int(cfg.image_size)
+            self._run = lambda x: model(x, training=False).numpy()
+            return
+        if not os.path.isfile(path):
+            raise SegmenterError(f"no such segmenter file: {path}")
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if len(head) < 8 or head[4:8] != b"TFL3":
+            raise SegmenterError(f"{path} is not a .tflite file (no TFL3 identifier)")
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+
+            interp = Interpreter(model_path=path, num_threads=2)
+            interp.allocate_tensors()
+        except (RuntimeError, ValueError) as e:
+            detail = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise SegmenterError(f"{path} cannot be loaded by the LiteRT interpreter "
+                                 f"({detail})") from e
+        ins, outs = interp.get_input_details(), interp.get_output_details()
+        if len(ins) != 1 or len(outs) != 1 or len(ins[0]["shape"]) != 4 \
+                or int(ins[0]["shape"][3]) != 3 or int(outs[0]["shape"][-1]) != 1:
+            raise SegmenterError(f"{path} is not an occluder segmenter (one RGB image in, "
+                                 "one 1-channel probability map out)")
+        self.size = int(ins[0]["shape"][1])
+        i, o = ins[0], outs[0]
+
+        def run(x):
+            if np.issubdtype(i["dtype"], np.integer):
+                sc, zp = i["quantization"]
+                info = np.iinfo(i["dtype"])
+                x = np.clip(np.round(x / sc + zp), info.min, info.max).astype(i["dtype"])
+            interp.set_tensor(i["index"], x.astype(i["dtype"]))
+            interp.invoke()
+            y = interp.get_tensor(o["index"])
+            if np.issubdtype(y.dtype, np.integer):
+                sc, zp = o["quantization"]
+                y = (y.astype(np.float32) - zp) * sc
+            return y
+
+        self._run = run
+
+    def probability(self, crop: np.ndarray) -> np.ndarray:
+        """float32 ``[S, S]`` occluder probability of a uint8 RGB crop of side ``S``."""
+        import cv2
+
+        s = crop.shape[0]
+        x = crop
+        if s != self.size:
+            x = cv2.resize(crop, (self.size, self.size),
+                           interpolation=cv2.INTER_AREA if s > self.size else cv2.INTER_LINEAR)
+        x = (x.astype(np.float32) / 127.5 - 1.0)[None]
+        p = np.asarray(self._run(x), np.float32)[0, :, :, 0]
+        if s != self.size:
+            p = cv2.resize(p, (s, crop.shape[1]), interpolation=cv2.INTER_LINEAR)
+        return p
+
+    def hole(self, crop: np.ndarray) -> np.ndarray:
+        """bool ``[S, S]``: True where the occluder is."""
+        return self.probability(crop) > self.threshold
