@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep an EMA of the generator weights (e.g. 0.999) for validation "
                     "and export; 0 = off")
     tr.add_argument("--strategy", choices=["default", "mirrored", "multiworker", "tpu"],
-                    help="tf.distribute strategy (--batch-size is the global batch)")
+                    help="tf.distribute strategy (--batch-size is the global batch); "
+                    "multiworker reads the cluster from TF_CONFIG, see docs/distributed.md")
     tr.add_argument("--mixed-precision", action="store_true", default=None,
                     help="mixed_float16 compute with loss scaling of both optimizers")
     tr.add_argument("--jit-compile", action="store_true", default=None,
@@ -173,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tfface.data.sources import SourceError
     from tfface.fileio import OutputDirError
     from tfface.train import run
+    from tfface.train.distributed import worker_role
     from tfface.train.runner import CONFIG_FILE, has_checkpoint
 
     run_dir = args.resume or args.run_dir
@@ -185,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg = Config.load(cfg_path)
             if args.max_minutes is not None:
                 cfg.train.max_minutes = args.max_minutes
-                cfg.save(cfg_path)
+                if worker_role(cfg.train.strategy).is_chief:  # one writer of the run dir
+                    cfg.save(cfg_path)
         else:
             cfg = config_from_args(args)
             run_dir = args.run_dir or os.path.join(
@@ -222,6 +225,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{run_dir}", file=sys.stderr)
         return 130
 
+    role = worker_role(cfg.train.strategy)
+    if not role.is_chief:  # the chief writes (and reports) the run directory
+        print(f"Training {result.status} at step {result.step}/{result.total_steps} "
+              f"({role.describe()}; the chief writes {run_dir}).")
+        return 1 if result.status in ("nan", "write_error") else 0
     print(f"Training {result.status} at step {result.step}/{result.total_steps}. "
           f"Best validation PSNR: {result.best_val_psnr if result.best_val_psnr is None else round(result.best_val_psnr, 2)} dB")
     print(f"  config       {os.path.join(run_dir, 'config.json')}")
