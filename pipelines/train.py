@@ -216,6 +216,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = (e.message or str(e)).strip().splitlines()[0]
         if "Error: " in first:  # keep the Python error raised inside the input pipeline
             first = first.split("Error: ", 1)[1]
+        if isinstance(e, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError)) or \
+                "Collective ops is aborted" in first:
+            # A multi-worker job lost a worker: only a restart of all of them continues.
+            first = first.split("}} ", 1)[-1]
+            print(f"error: training stopped: another worker of the job is gone ({first})\n"
+                  "The last checkpoint is kept; start all workers again with the same "
+                  "command: they resume from it (docs/distributed.md).", file=sys.stderr)
+            return 1
         print(f"error: training stopped: {first}\n"
               f"The last checkpoint is kept; fix the cause and resume with: "
               f"python -m pipelines.train --resume {run_dir}", file=sys.stderr)
