@@ -130,8 +130,6 @@ def check_flags(cfg, role: WorkerRole) -> None:
             "--jit-compile cannot be combined with --strategy multiworker: the gradients "
             "are all-reduced across workers inside the train step, which XLA cannot "
             "compile; drop --jit-compile (--mixed-precision does combine)")
-    if role.distributed and cfg.train.strategy != "multiworker":  # pragma: no cover
-        raise ConfigError("a multi-worker role needs --strategy multiworker")
 
 
 def scratch_dir(role: WorkerRole) -> str | None:
