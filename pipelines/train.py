@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep an EMA of the generator weights (e.g. 0.999) for validation "
                     "and export; 0 = off")
     tr.add_argument("--strategy", choices=["default", "mirrored", "multiworker", "tpu"],
-                    help="tf.distribute strategy (--batch-size is the global batch)")
+                    help="tf.distribute strategy (--batch-size is the global batch); "
+                    "multiworker reads the cluster from TF_CONFIG, see docs/distributed.md")
     tr.add_argument("--mixed-precision", action="store_true", default=None,
                     help="mixed_float16 compute with loss scaling of both optimizers")
     tr.add_argument("--jit-compile", action="store_true", default=None,
@@ -189,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tfface.evaluation import BASELINE_NAMES
     from tfface.fileio import OutputDirError
     from tfface.train import run
+    from tfface.train.distributed import worker_role
     from tfface.train.runner import CONFIG_FILE, has_checkpoint, resume_config
 
     run_dir = args.resume or args.run_dir
@@ -225,6 +227,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = (e.message or str(e)).strip().splitlines()[0]
         if "Error: " in first:  # keep the Python error raised inside the input pipeline
             first = first.split("Error: ", 1)[1]
+        if isinstance(e, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError)) or \
+                "Collective ops is aborted" in first:
+            # A multi-worker job lost a worker: only a restart of all of them continues.
+            first = first.split("}} ", 1)[-1]
+            print(f"error: training stopped: another worker of the job is gone ({first})\n"
+                  "The last checkpoint is kept; start all workers again with the same "
+                  "command: they resume from it (docs/distributed.md).", file=sys.stderr)
+            return 1
         print(f"error: training stopped: {first}\n"
               f"The last checkpoint is kept; fix the cause and resume with: "
               f"python -m pipelines.train --resume {run_dir}", file=sys.stderr)
@@ -234,6 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{run_dir}", file=sys.stderr)
         return 130
 
+    role = worker_role(cfg.train.strategy)
+    if not role.is_chief:  # the chief writes (and reports) the run directory
+        print(f"Training {result.status} at step {result.step}/{result.total_steps} "
+              f"({role.describe()}; the chief writes {run_dir}).")
+        return 1 if result.status in ("nan", "write_error") else 0
     best = "none" if result.best_val_psnr is None else f"{result.best_val_psnr:.2f} dB"
     print(f"Training {result.status} at step {result.step}/{result.total_steps}. "
           f"Best validation PSNR: {best}")

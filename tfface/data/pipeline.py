@@ -68,6 +68,8 @@ def make_dataset(
     start_step: int = 0,
     drop_remainder: bool | None = None,
     source=None,
+    shard: tuple[int, int] | None = None,
+    service_job: str | None = None,
 ) -> tf.data.Dataset:
     """Batches of model-ready faces.
 
@@ -82,6 +84,17 @@ def make_dataset(
         drop_remainder: defaults to True for train and False for eval.
         source: the :class:`~tfface.data.sources.FaceSource` of ``cfg.data`` when the
             caller already built it (default: built here).
+        shard: train only: ``(num_shards, shard_id)`` of a multi-worker run, where
+            ``batch_size`` is the per-worker batch. Global batch ``s`` is split into
+            ``num_shards`` consecutive slices and this shard gets slice ``shard_id``
+            (element ``i`` belongs to shard ``(i // batch_size) % num_shards``), so
+            the workers' batches together are exactly the one-process batch of
+            ``num_shards * batch_size`` faces. Other shards' elements are dropped
+            before they are read or decoded. Ignored with the tf.data service, which
+            hands each element to one worker itself (see ``service_job``).
+        service_job: with ``cfg.data.data_service``: the name of a shared tf.data
+            service job; every consumer naming the same job receives a disjoint part of
+            one stream (multi-worker training). None: a job of this consumer only.
 
     Returns:
         A dataset of dicts. Inpainting: ``clean`` and ``occluded`` (float32
@@ -108,6 +121,19 @@ def make_dataset(
         raise ValueError(f"start_step must be >= 0, got {start_step}")
     if start_step and split != "train":
         raise ValueError("start_step is only meaningful for the train split")
+    keep = None
+    if shard is not None:
+        if split != "train":
+            raise ValueError("shard is only meaningful for the train split")
+        num_shards, shard_id = int(shard[0]), int(shard[1])
+        if num_shards < 1 or not 0 <= shard_id < num_shards:
+            raise ValueError(f"shard must be (num_shards >= 1, 0 <= shard_id < num_shards), "
+                             f"got {shard}")
+        if num_shards > 1:
+            per, n_sh, sid = tf.constant(batch_size, tf.int64), num_shards, shard_id
+
+            def keep(index):
+                return tf.equal((tf.cast(index, tf.int64) // per) % n_sh, sid)
     if drop_remainder is None:
         drop_remainder = split == "train"
     size = int(d.image_size)
@@ -174,11 +200,12 @@ def make_dataset(
 
     # A caller building several datasets passes its source: a folder is scanned once.
     source = source if source is not None else make_source(d)
-    start = start_step * batch_size if split == "train" else 0
+    shards = int(shard[0]) if shard is not None else 1
+    start = start_step * batch_size * shards if split == "train" else 0
     if d.data_service:
-        ds = _through_service(source, split, start, synth, d.data_service)
+        ds = _through_service(source, split, start, synth, d.data_service, job_name=service_job)
     else:
-        ds = source.dataset(split, start=start)
+        ds = source.dataset(split, start=start, keep=keep)
         ds = ds.map(synth, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     # [0, 255] → [-1, 1] once per batch: fewer, larger ops than per element, and the
@@ -269,7 +296,8 @@ def _sort_by_index(batch):
     return {k: tf.gather(v, order) for k, v in batch.items()}
 
 
-def _through_service(source, split: str, start: int, synth, address: str) -> tf.data.Dataset:
+def _through_service(source, split: str, start: int, synth, address: str,
+                     job_name: str | None = None) -> tf.data.Dataset:
     """Synthesis of ``split`` run by the tf.data service at ``address``.
 
     The distributed dataset is ``range(start, ∞)`` (train) or ``range(n)`` (eval) of
@@ -285,6 +313,9 @@ def _through_service(source, split: str, start: int, synth, address: str) -> tf.
     * eval: the client collects the whole split, sorts it by ``index`` and re-batches
       it, so eval batches are identical to the local ones (the split is small; larger
       than :data:`SERVICE_EVAL_LIMIT` elements is refused).
+
+    ``job_name`` (train): consumers that name the same job share it, so the workers of
+    a multi-worker run together receive each element of the stream once.
     """
     address = _check_service_address(address)
     if split == "eval":
@@ -303,7 +334,8 @@ def _through_service(source, split: str, start: int, synth, address: str) -> tf.
     ds = ds.filter(_second).map(_first)
     ds = ds.map(synth, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     svc = tf.data.experimental.service
-    ds = ds.apply(svc.distribute(processing_mode=svc.ShardingPolicy.DYNAMIC, service=address))
+    ds = ds.apply(svc.distribute(processing_mode=svc.ShardingPolicy.DYNAMIC, service=address,
+                                 job_name=job_name if split == "train" else None))
     if split == "eval":
         # One batch of the whole split (≤ SERVICE_EVAL_LIMIT elements), sorted by index.
         ds = ds.batch(SERVICE_EVAL_LIMIT).map(_sort_by_index).unbatch()

@@ -134,6 +134,13 @@ def _train_item_stream(n: int, seed: int, start: int, shuffle: bool) -> tf.data.
     return tf.data.Dataset.zip((tf.data.Dataset.counter(start=int(start)), items))
 
 
+def _keep_indices(ds: tf.data.Dataset, keep) -> tf.data.Dataset:
+    """``ds`` of ``(index, ...)`` pairs without the elements whose index ``keep`` rejects."""
+    if keep is None:
+        return ds
+    return ds.filter(lambda index, _: keep(index))
+
+
 class FaceSource:
     """Base class of the clean-face sources.
 
@@ -153,8 +160,13 @@ class FaceSource:
         """Number of distinct elements of ``split`` (train: one epoch), None if unknown."""
         raise NotImplementedError
 
-    def dataset(self, split: str, *, start: int = 0) -> tf.data.Dataset:
-        """The ``split`` stream; see the module docstring for the exact contract."""
+    def dataset(self, split: str, *, start: int = 0, keep=None) -> tf.data.Dataset:
+        """The ``split`` stream; see the module docstring for the exact contract.
+
+        ``keep``: optional ``fn(index) -> bool tensor``; elements whose index it
+        rejects are dropped *before* they are read or decoded (a worker of a
+        multi-worker run reads only its own shard, :mod:`tfface.train.distributed`).
+        """
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -776,7 +788,7 @@ class FolderSource(FaceSource):
 
         return load
 
-    def dataset(self, split: str, *, start: int = 0) -> tf.data.Dataset:
+    def dataset(self, split: str, *, start: int = 0, keep=None) -> tf.data.Dataset:
         _check_split(split)
         if split == "train":
             files = self.train_files
@@ -784,6 +796,7 @@ class FolderSource(FaceSource):
         else:
             files = self.eval_files
             ds = tf.data.Dataset.range(len(files)).map(lambda i: (i, i))
+        ds = _keep_indices(ds, keep)
         ds = ds.map(self._load(files, split), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True)
         return ds.filter(_decoded_ok).map(_element_only)
@@ -933,7 +946,7 @@ class TfdsSource(FaceSource):
             landmarks = tf.constant(CANONICAL_LANDMARKS)
         return {"image": out, "landmarks": landmarks, "index": index}
 
-    def dataset(self, split: str, *, start: int = 0) -> tf.data.Dataset:
+    def dataset(self, split: str, *, start: int = 0, keep=None) -> tf.data.Dataset:
         _check_split(split)
         if start < 0:
             raise SourceError(f"start must be >= 0, got {start}")
@@ -948,6 +961,7 @@ class TfdsSource(FaceSource):
         else:
             ds = self._read(self._eval_split, False)
             ds = tf.data.Dataset.zip((tf.data.Dataset.counter(), ds))
+        ds = _keep_indices(ds, keep)  # records are read in order; decoding is skipped
         return ds.map(self._process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
@@ -1405,7 +1419,7 @@ class SyntheticSource(FaceSource):
 
         return render
 
-    def dataset(self, split: str, *, start: int = 0) -> tf.data.Dataset:
+    def dataset(self, split: str, *, start: int = 0, keep=None) -> tf.data.Dataset:
         _check_split(split)
         if split == "train":
             ds = _train_item_stream(int(self.cfg.synthetic_count), self.cfg.seed, start,
@@ -1414,7 +1428,7 @@ class SyntheticSource(FaceSource):
         else:
             ds = tf.data.Dataset.range(int(self.cfg.eval_count)).map(lambda i: (i, i))
             stream = 1
-        return ds.map(self._render(stream), num_parallel_calls=tf.data.AUTOTUNE,
+        return _keep_indices(ds, keep).map(self._render(stream), num_parallel_calls=tf.data.AUTOTUNE,
                       deterministic=True)
 
 

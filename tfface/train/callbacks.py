@@ -73,15 +73,19 @@ class CheckpointSaver(keras.callbacks.Callback):
     optimizer slots) are verified finite first. A NaN there — which the training loss
     does not always show, e.g. in the moving statistics — stops the run through the
     guard, so the newest checkpoint stays the last good one.
+
+    ``agree(flag) -> bool`` (multi-worker runs): true on every worker when any worker's
+    write failed, so all of them stop at the same step.
     """
 
     def __init__(self, manager: tf.train.CheckpointManager, every_steps: int, guard: NaNGuard,
-                 variables=()):
+                 variables=(), agree=None):
         super().__init__()
         self.manager = manager
         self.every = max(1, int(every_steps))
         self.guard = guard
         self.variables = list(variables)
+        self.agree = agree
         self.error: str | None = None
 
     def _step(self) -> int:
@@ -102,6 +106,9 @@ class CheckpointSaver(keras.callbacks.Callback):
             msg = getattr(e, "message", None) or str(e)
             self.error = (f"the checkpoint of step {step} could not be written "
                           f"({msg.strip().splitlines()[0] if msg.strip() else type(e).__name__})")
+            self.model.stop_training = True
+        if self.agree is not None and self.agree(self.error is not None) and self.error is None:
+            self.error = f"another worker could not write its checkpoint of step {step}"
             self.model.stop_training = True
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
@@ -289,15 +296,25 @@ def validation_line(logs: dict[str, Any], baselines: tuple[str, ...] = ()) -> st
 
 
 class TimeLimit(keras.callbacks.Callback):
-    """Stop cleanly after ``minutes`` of training (the checkpoint is saved first)."""
+    """Stop cleanly after ``minutes`` of training (the checkpoint is saved first).
 
-    def __init__(self, minutes: float | None, start: float | None = None):
+    ``agree(flag) -> bool`` (multi-worker runs): the workers' clocks differ, so the
+    decision is all-reduced each step and every worker stops at the same step.
+    """
+
+    def __init__(self, minutes: float | None, start: float | None = None, agree=None):
         super().__init__()
         self.deadline = None if minutes is None else (start or time.time()) + 60 * minutes
+        self.agree = agree
         self.hit = False
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self.deadline is not None and time.time() > self.deadline:
+        if self.deadline is None:
+            return
+        late = time.time() > self.deadline
+        if self.agree is not None:
+            late = self.agree(late)
+        if late:
             self.hit = True
             self.model.stop_training = True
 

@@ -21,6 +21,7 @@ bookkeeping), never the model or the data.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -38,6 +39,7 @@ from tfface.fileio import atomic_write, check_writable_dir
 from tfface.models import get_arch
 from tfface.runlock import DirLock
 from tfface.train import callbacks as cbs
+from tfface.train import distributed
 from tfface.train.regimes import trainer_for
 from tfface.train.trainer import RestorationTrainer, learning_rate, make_optimizer
 
@@ -96,11 +98,16 @@ def model_input_shapes(cfg: Config) -> dict[str, tuple[int, int, int]]:
     return {k: shapes[k] for k in generator_inputs(cfg)}
 
 
+_MULTIWORKER: tf.distribute.Strategy | None = None
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """The ``tf.distribute`` strategy named by ``train.strategy``.
 
     ``mirrored`` replicates over the local GPUs, or over the logical CPU devices when
     there is no GPU (a way to test the distributed step on a CPU-only machine).
+    ``multiworker`` joins the cluster of ``TF_CONFIG`` (docs/distributed.md); it is made
+    once per process and reused.
     """
     if name == "default":
         return tf.distribute.get_strategy()
@@ -111,7 +118,13 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy(
             cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
     if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        global _MULTIWORKER
+        if _MULTIWORKER is None:  # a process joins its cluster once
+            try:
+                _MULTIWORKER = tf.distribute.MultiWorkerMirroredStrategy()
+            except ValueError as e:  # e.g. TF_CONFIG names a host that does not resolve
+                raise ConfigError(f"--strategy multiworker: {e} (docs/distributed.md)") from e
+        return _MULTIWORKER
     if name == "tpu":
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
@@ -399,10 +412,16 @@ def run(
         DirBusyError: another process trains in ``run_dir`` (nothing is changed).
     """
     validate(cfg)
+    role = distributed.worker_role(cfg.train.strategy)
+    distributed.check_flags(cfg, role)
     check_run_dir(run_dir)  # read-only, someone else's folder, a full disk: fail now
     # One training process per run directory; a second one is refused here, before it
     # reads or writes anything of the run.
-    with DirLock(run_dir, "train", hint="or choose another --run-dir"):
+    # Only the chief of a multi-worker job takes it: the other workers never write the
+    # run directory, and a worker waiting on a lock would hang the whole job.
+    lock = (DirLock(run_dir, "train", hint="or choose another --run-dir") if role.is_chief
+            else contextlib.nullcontext())
+    with lock:
         cfg_path = os.path.join(run_dir, CONFIG_FILE)
         checkpointed = has_checkpoint(run_dir)
         if resume and checkpointed and os.path.exists(cfg_path):
@@ -420,9 +439,14 @@ def run(
                       + "; ".join(_change_text(k, v) for k, v in changes.items()) + ".")
         else:
             refuse_to_replace_results(run_dir, checkpointed)
-        cfg.save(cfg_path)
-        with _OpDeterminism(cfg.train.deterministic):
-            return _run(cfg, run_dir, resume, extra_callbacks, progress)
+        if role.is_chief:  # the other workers of a multi-worker run never write the run dir
+            cfg.save(cfg_path)
+        scratch = distributed.scratch_dir(role)
+        try:
+            with _OpDeterminism(cfg.train.deterministic):
+                return _run(cfg, run_dir, resume, extra_callbacks, progress, role, scratch)
+        finally:
+            distributed.remove_scratch(scratch)
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -513,13 +537,15 @@ def refuse_to_replace_results(run_dir: str, checkpointed: bool) -> None:
         f"--run-dir; to continue this run, put its {CKPT_DIR}/ folder back and use --resume.")
 
 
-def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
+def _run(cfg, run_dir, resume, extra_callbacks, progress, role, scratch) -> RunResult:
     from tfface.data.pipeline import make_dataset
     from tfface.data.sources import make_source
 
     # Weight initialization follows the config's seed, so a run is reproducible.
     keras.utils.set_random_seed(cfg.data.seed)
-    source = make_source(cfg.data, log_dir=run_dir)
+    # A non-chief worker writes what the chief writes into its scratch folder instead.
+    out_dir = scratch or run_dir
+    source = make_source(cfg.data, log_dir=out_dir)
     spe = steps_per_epoch(cfg, source.num_examples("train"))
     total = spe * cfg.train.epochs
     t = cfg.train
@@ -530,7 +556,7 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
     with strategy.scope(), _precision(t.mixed_precision):
         gen, disc = build_models(cfg)
         check_memory(cfg, gen, disc)
-        check_run_dir(run_dir, estimate_run_disk(gen, disc, t.ema_decay > 0))
+        check_run_dir(out_dir, estimate_run_disk(gen, disc, t.ema_decay > 0))
         inputs = generator_inputs(cfg)
         trainer = build_trainer(cfg, gen, disc, content_fn=content_fn, total_steps=total)
         g_opt, d_opt = trainer.g_optimizer, trainer.d_optimizer
@@ -546,6 +572,7 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
     # Everything a checkpoint holds that must be finite for it to count as good:
     # weights, batch-norm moving statistics, EMA copy and optimizer slots.
     checked = [v for k, obj in state.items() if k != "best_val_psnr" for v in obj.variables]
+    writer = manager if role.is_chief else distributed.ScratchCheckpoints(ckpt, scratch)
 
     start = 0
     if resume and manager.latest_checkpoint and restore_newest_good(ckpt, manager, run_dir,
@@ -559,6 +586,7 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
             lr = _lr(t, player, total)
             if opt is not None and isinstance(lr, float):
                 opt.learning_rate = lr
+    distributed.check_same(strategy, role, start, "step to resume from")
     if start >= total:
         print(f"{run_dir} already finished ({start}/{total} steps).")
         return RunResult(run_dir, start, total, "completed",
@@ -575,10 +603,14 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
 
     baselines = baseline_scores({k: v.numpy() for k, v in b.items()} for b in eval_ds)
 
+    def agree(flag: bool) -> bool:  # a stop decision every worker takes at the same step
+        return distributed.any_worker(strategy, role, flag)
+
     guard = cbs.NaNGuard()
-    limit = cbs.TimeLimit(t.max_minutes)
-    bar = _progress_bar(total, start) if progress else None
-    saver = cbs.CheckpointSaver(manager, t.save_every_steps, guard, checked)
+    limit = cbs.TimeLimit(t.max_minutes, agree=agree if role.distributed else None)
+    bar = _progress_bar(total, start) if progress and role.is_chief else None
+    saver = cbs.CheckpointSaver(writer, t.save_every_steps, guard, checked,
+                                agree=agree if role.distributed else None)
     divergence = cbs.DivergenceWarning(best)
     callbacks: list[keras.callbacks.Callback] = [
         cbs.Baselines(baselines),  # first: the callbacks below read its keys from the logs
@@ -586,11 +618,11 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
         limit,
         saver,
         divergence,
-        cbs.BestWeights(run_dir, best, guard),
-        cbs.SampleGrid(sample, inputs, os.path.join(run_dir, "samples")),
-        keras.callbacks.CSVLogger(os.path.join(run_dir, "metrics.csv"), append=True),
+        cbs.BestWeights(out_dir, best, guard),
+        cbs.SampleGrid(sample, inputs, os.path.join(out_dir, "samples")),
+        keras.callbacks.CSVLogger(os.path.join(out_dir, "metrics.csv"), append=True),
         keras.callbacks.TensorBoard(
-            os.path.join(run_dir, "logs"), update_freq=max(1, min(100, spe)),
+            os.path.join(out_dir, "logs"), update_freq=max(1, min(100, spe)),
             write_graph=False, profile_batch=0,
         ),
     ]
@@ -612,9 +644,20 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
     if epoch0 < t.epochs:
         phases.append((epoch0, t.epochs, spe))
     step = start
+    job = None
+    if role.distributed and cfg.data.data_service:
+        # One tf.data service job per launch of the cluster, shared by its workers.
+        nonce = distributed.broadcast_from_chief(
+            strategy, role, int(np.random.default_rng().integers(1 << 23)))
+        job = f"tfface-{nonce}"
     try:
         for first, last, n_steps in phases:
-            train_ds = make_dataset(cfg, "train", start_step=step, source=source)
+            if role.distributed:
+                train_ds = distributed.train_dataset(
+                    cfg, strategy, role, start_step=step, source=source,
+                    service_job=job and f"{job}-{step}")
+            else:
+                train_ds = make_dataset(cfg, "train", start_step=step, source=source)
             h = trainer.fit(
                 train_ds, epochs=last, initial_epoch=first, steps_per_epoch=n_steps,
                 validation_data=eval_ds, callbacks=callbacks, verbose=0,
@@ -667,7 +710,7 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
     if divergence.warnings:
         summary["warnings"] = divergence.warnings
     try:
-        atomic_write(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
+        atomic_write(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2))
     except OSError as e:  # a full disk must not turn a clean stop into a traceback
         print(f"warning: could not write summary.json ({e})", file=sys.stderr)
     return RunResult(run_dir, step, total, status, history,

@@ -103,6 +103,10 @@ class RestorationTrainer(keras.Model):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        # The step returns means already synchronized over the replicas (MeanVector
+        # results are read in cross-replica context); Keras' default under a strategy
+        # ("auto" = "sum") would add them up again: N replicas logged N x the loss.
+        self.distribute_reduction_method = "first"
         self.generator = generator
         self.discriminator = discriminator
         self.input_keys = tuple(input_keys)
