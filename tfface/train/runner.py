@@ -439,6 +439,7 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
         saver,
         cbs.BestWeights(run_dir, best, guard),
         cbs.SampleGrid(sample, inputs, os.path.join(run_dir, "samples")),
+        cbs.CpuTime(cbs.CpuTime.last_logged(os.path.join(run_dir, "metrics.csv"))),
         keras.callbacks.CSVLogger(os.path.join(run_dir, "metrics.csv"), append=True),
         keras.callbacks.TensorBoard(
             os.path.join(run_dir, "logs"), update_freq=max(1, min(100, spe)),
