@@ -61,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="super-resolution runs: degradation presets whose LR inputs are "
                    "scored (none, classic, realesrgan; default: the run's own)")
     p.add_argument("--embedding", metavar="MODEL",
-                   help="face-embedding model (Keras or .tflite, e.g. an ArcFace or "
-                   "MobileFaceNet export) for the face-verification evaluation")
+                   help="face-embedding model as a .tflite file (e.g. an ArcFace or "
+                   "MobileFaceNet export; Keras files are refused: they can carry code) for "
+                   "the face-verification evaluation")
     p.add_argument("--out", metavar="DIR", help="report folder (default: RUN_DIR/eval)")
     return p
 
@@ -107,6 +108,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not os.path.exists(f):
             print(f"error: no such file: {f}", file=sys.stderr)
             return 2
+    embed = None
+    if args.embedding:  # checked before any scoring: a refused file costs nothing
+        try:
+            embed = load_embedder(args.embedding)
+        except (OSError, ValueError) as e:
+            print(f"error: --embedding: {e}", file=sys.stderr)
+            return 2
     out_dir = args.out or os.path.join(args.run, "eval")
     os.makedirs(out_dir, exist_ok=True)
     n = args.images or cfg.data.eval_count
@@ -141,7 +149,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tflite.harness import LiteRunner
 
         for f in args.tflite:
-            runner = LiteRunner(f)
+            try:
+                runner = LiteRunner(f)
+                problem = runner.image_to_image_problem()
+                if problem:
+                    raise ValueError(f"{f}: {problem}")
+            except ValueError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
             restorers[os.path.splitext(os.path.basename(f))[0]] = runner.run_named
     print(f"Scoring {sum(len(b['clean']) for b in batches)} eval faces ...", flush=True)
     rows: dict[str, list] = {}
@@ -178,9 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "metrics": summaries}
     if sr:
         report["scale"] = int(cfg.data.scale)
-    if args.embedding:
+    if embed is not None:
         try:
-            embed = load_embedder(args.embedding)
             variants = {"damaged": nearest_input(flat) if sr else flat["occluded"],
                         **{k: np.concatenate([fn(b) for b in batches])
                            for k, fn in restorers.items()}}

@@ -6,8 +6,13 @@ Examples::
     python -m pipelines.restore photos/ clip.mp4 --model runs/demo/model_int8.tflite --out restored/
     python -m pipelines.restore photo.jpg --model runs/demo --mask hole.png --compose --compare
 
-Images keep their names (as PNG) under --out; videos are written as MP4 frame by frame
-(no audio). Files that are neither images nor videos are skipped with a note; image
+Outputs keep each input's relative path and name, with its extension joined to the
+name so that ``a.png``, ``a.jpg``, ``a.PNG`` and ``a.mp4`` of one folder never share
+an output: ``photos/a.jpg`` → ``OUT/a_jpg.png`` (and ``a_jpg_compare.png``),
+``clip.mov`` → ``OUT/clip_mov.mp4``. Images are written as PNG; videos as MP4 frame
+by frame (no audio), under a temporary name, and kept only when the written file
+reads back with every frame (a full disk makes the writer drop frames and the index
+without an error). Files that are neither images nor videos are skipped with a note; image
 files that cannot be used (empty, truncated, not really an image, too large) are
 skipped with a warning each. Outputs that already exist are kept unless --overwrite
 is given, so an interrupted batch can simply be run again; every output appears
@@ -37,6 +42,25 @@ def _inputs(paths: Sequence[str]) -> Iterator[tuple[str, str]]:
                     yield full, os.path.relpath(full, p)
         else:
             yield p, os.path.basename(p)
+
+
+def output_stem(rel: str) -> str:
+    """Output path (without suffix) of the input at relative path ``rel``:
+    ``sub/a.jpg`` → ``sub/a_jpg``. The extension keeps its case and joins the name, so
+    distinct inputs get distinct outputs: no known extension holds ``_``, so the last
+    ``_`` part of an output name is always its input's extension."""
+    stem, ext = os.path.splitext(rel)
+    return f"{stem}_{ext[1:]}" if ext else stem
+
+
+def output_path(out_dir: str, rel: str) -> str:
+    """Where the result of the input at relative path ``rel`` is written."""
+    ext = os.path.splitext(rel)[1].lower()
+    return os.path.join(out_dir, output_stem(rel) + (".mp4" if ext in VIDEO_EXTS else ".png"))
+
+
+class VideoWriteError(OSError):
+    """A restored video could not be written completely (nothing is kept)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
-    from tfface.fileio import OutputDirError, check_writable_dir
+    from tfface.fileio import (OutputDirError, check_writable_dir, display_name,
+                               regular_file_problem)
     from tfface.inference import (FaceLocator, InferenceError, Restorer, read_mask, read_photo,
                                   restore_image)
     from tfface.imageio import write_image
@@ -93,18 +118,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"note: {locator.note}", file=sys.stderr)
 
     files = list(_inputs(args.inputs))
-    missing = [p for p, _ in files if not os.path.exists(p)]
+    missing = [display_name(p) for p, _ in files if not os.path.lexists(p)]
     if missing:
         print(f"error: no such file: {missing[0]}", file=sys.stderr)
         return 2
     done, skipped, failed, kept = 0, [], [], []
+    written: dict[tuple[int, int], str] = {}  # (device, inode) of each output of this run
     for path, rel in tqdm(files, desc="restoring", unit="file", disable=args.quiet or len(files) < 2):
         ext = os.path.splitext(path)[1].lower()
-        stem = os.path.splitext(rel)[0]
-        target = os.path.join(args.out, stem + (".mp4" if ext in VIDEO_EXTS else ".png"))
-        if ext in IMAGE_EXTS + VIDEO_EXTS and os.path.exists(target) and not args.overwrite:
-            kept.append(target)
+        stem = output_stem(rel)
+        odd = regular_file_problem(path) if ext in IMAGE_EXTS + VIDEO_EXTS else None
+        if odd:  # a named pipe would block forever; an undecodable name cannot be written
+            failed.append((display_name(path), odd))
             continue
+        target = output_path(args.out, rel)
+        if ext in IMAGE_EXTS + VIDEO_EXTS and os.path.exists(target):
+            # Two inputs given under the same relative name (e.g. a/x.png and b/x.png as
+            # separate arguments), or a case-insensitive output disk: never overwrite an
+            # output of this run, and never call it an earlier result.
+            st = os.stat(target)
+            if (st.st_dev, st.st_ino) in written:
+                failed.append((path, f"its output {target} is already the output of "
+                                     f"{written[(st.st_dev, st.st_ino)]}; rename one of them"))
+                continue
+            if not args.overwrite:
+                kept.append(target)
+                continue
         try:
             if ext in IMAGE_EXTS:
                 try:
@@ -114,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     continue
                 out = restore_image(restorer, rgb, locator, mask, args.compose)
                 write_image(target, out)
+                st = os.stat(target)
+                written[(st.st_dev, st.st_ino)] = path
                 if args.compare:
                     left = cv2.resize(rgb, (out.shape[1], out.shape[0]),
                                       interpolation=cv2.INTER_NEAREST)
@@ -126,14 +167,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if n == 0:
                     failed.append((path, "no frames could be read"))
                 else:
+                    st = os.stat(target)
+                    written[(st.st_dev, st.st_ino)] = path
                     done += 1
             else:
-                skipped.append(path)
+                skipped.append(display_name(path))
         except InferenceError as e:
             print(f"error: {path}: {e}", file=sys.stderr)
             return 2
         except OSError as e:  # the output folder filled up or went away mid-way
-            print(f"error: cannot write {target}: {e}", file=sys.stderr)
+            print(f"error: cannot write {target}: {e}; it was not kept", file=sys.stderr)
+            if done:
+                print(f"Restored {done} file(s) into {os.path.abspath(args.out)} before the "
+                      "error; run the same command again to finish.", file=sys.stderr)
             return 2
     print(f"Restored {done} file(s) into {os.path.abspath(args.out)}"
           + (f"; skipped {len(skipped)} non-image file(s) (e.g. {skipped[0]})" if skipped else ""))
@@ -151,7 +197,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _restore_video(src: str, dst: str, restorer, locator, mask, compose: bool, quiet: bool) -> int:
-    """Restore every frame of a video; returns the number of frames written."""
+    """Restore every frame of a video; returns the number of frames written.
+
+    The file appears at ``dst`` only when the writer opened and the written file reads
+    back with all its frames: OpenCV's writer does not report failed writes (a full
+    disk leaves a file without its index, unplayable), so the result is checked.
+
+    Raises:
+        VideoWriteError: the writer could not open or the file is incomplete; ``dst``
+            is untouched and the temporary file removed.
+    """
     import cv2
     from tqdm.auto import tqdm
 
@@ -176,12 +231,22 @@ def _restore_video(src: str, dst: str, restorer, locator, mask, compose: bool, q
             if writer is None:
                 writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps,
                                          (out.shape[1], out.shape[0]))
+                if not writer.isOpened():
+                    cap.release()
+                    raise VideoWriteError(f"the MP4 writer cannot write {tmp}")
             writer.write(cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
             n += 1
             bar.update(1)
         cap.release()
         if writer is not None:
             writer.release()
+            check = cv2.VideoCapture(tmp)
+            got = int(check.get(cv2.CAP_PROP_FRAME_COUNT)) if check.isOpened() else 0
+            check.release()
+            if got != n:
+                raise VideoWriteError(
+                    f"the written video is incomplete ({got} of {n} frames read back; is the "
+                    "disk full?)")
     return n
 
 

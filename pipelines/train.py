@@ -110,15 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where the run is written (default: runs/ARCH-PRESET-TIMESTAMP); "
                      "an existing interrupted run there is resumed automatically")
     out.add_argument("--resume", metavar="RUN_DIR",
-                     help="resume an interrupted run with its saved config")
+                     help="resume an interrupted run with its saved config; --set (and "
+                     "--epochs, --steps-per-epoch, --max-minutes) may change its learning "
+                     "rates (e.g. after a NaN), its length and its bookkeeping, nothing else")
     out.add_argument("--export", choices=["int8"], default=None,
                      help="convert the trained model to .tflite when training ends")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    """The resolved config of a new run: preset, then flags, then --set."""
+def flag_overrides(args: argparse.Namespace) -> dict:
+    """The config values the command-line flags (not --set) give, as nested dicts."""
     over: dict = {"data": {}, "train": {}}
     if args.data_dir and args.tfds:
         raise ConfigError("use either --data-dir or --tfds, not both")
@@ -151,7 +153,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
             over[section][key] = getattr(args, flag)
     if args.vgg_weights:
         over["train"]["vgg_weights"] = os.path.expanduser(args.vgg_weights)
-    cfg = resolve(args.arch, args.preset, over)
+    return over
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The resolved config of a new run: preset, then flags, then --set."""
+    cfg = resolve(args.arch, args.preset, flag_overrides(args))
     if args.content_loss and cfg.train.content_weight <= 0:
         # Choosing a content loss turns it on (families without one have weight 0).
         cfg.train.content_weight = 1.0
@@ -173,19 +180,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tfface.data.sources import SourceError
     from tfface.fileio import OutputDirError
     from tfface.train import run
-    from tfface.train.runner import CONFIG_FILE, has_checkpoint
+    from tfface.train.runner import CONFIG_FILE, has_checkpoint, resume_config
 
     run_dir = args.resume or args.run_dir
     try:
         if args.resume:
+            # Flags and --set may change the learning rates, the length and the
+            # bookkeeping of the run (RESUMABLE_KEYS); anything else is refused.
             run_dir = args.resume
-            cfg_path = os.path.join(run_dir, CONFIG_FILE)
-            if not os.path.exists(cfg_path):
-                raise ConfigError(f"--resume: {run_dir} is not a run directory (no {CONFIG_FILE})")
-            cfg = Config.load(cfg_path)
-            if args.max_minutes is not None:
-                cfg.train.max_minutes = args.max_minutes
-                cfg.save(cfg_path)
+            cfg = resume_config(run_dir, flag_overrides(args), parse_set(args.set))
         else:
             cfg = config_from_args(args)
             run_dir = args.run_dir or os.path.join(

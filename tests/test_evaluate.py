@@ -34,8 +34,11 @@ def test_evaluate_writes_report_with_baselines_and_embedding(trained_tiny_run, t
 
     emb = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, strides=2),
                             keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(8)])
-    emb_path = str(tmp_path / "emb.keras")
-    emb.save(emb_path)
+    import tensorflow as tf
+
+    emb_path = str(tmp_path / "emb.tflite")  # embeddings are accepted as .tflite only
+    with open(emb_path, "wb") as f:
+        f.write(tf.lite.TFLiteConverter.from_keras_model(emb).convert())
     out = tmp_path / "eval"
     code = evaluate_cli.main(["--run", trained_tiny_run, "--images", "8", "--out", str(out),
                               "--embedding", emb_path])

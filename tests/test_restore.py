@@ -35,11 +35,11 @@ def test_folder_with_a_non_image_file_and_a_video(trained_tiny_run, tmp_path, ca
     printed = capsys.readouterr()
     assert "Restored 3 file(s)" in printed.out and "skipped 1 non-image" in printed.out
     assert "centered square" in printed.err  # no face detector installed: the note says so
-    a = cv2.imread(str(out / "a.png"))
+    a = cv2.imread(str(out / "a_jpg.png"))
     assert a.shape == (100, 80, 3)  # the photo keeps its size
-    assert cv2.imread(str(out / "a_compare.png")).shape == (100, 160, 3)
-    assert cv2.imread(str(out / "sub" / "b.png")).shape == (64, 64, 3)
-    cap = cv2.VideoCapture(str(out / "clip.mp4"))
+    assert cv2.imread(str(out / "a_jpg_compare.png")).shape == (100, 160, 3)
+    assert cv2.imread(str(out / "sub" / "b_png.png")).shape == (64, 64, 3)
+    cap = cv2.VideoCapture(str(out / "clip_mp4.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
     ok, frame = cap.read()
     assert ok and frame.shape == (72, 96, 3)

@@ -11,7 +11,8 @@ from tflite import validate
 
 
 def test_report_measures_fidelity_quality_latency_and_inventory(tiny_int8_file, trained_tiny_run):
-    rep = validate.validate_file(tiny_int8_file, images=8, latency_runs=3, threads=(1, 2))
+    rep = validate.validate_file(tiny_int8_file, run_dir=trained_tiny_run, images=8,
+                                 latency_runs=3, threads=(1, 2))
     assert rep["fidelity"]["psnr_db"] >= 36.0  # the documented int8 floor (tests/test_convert.py)
     assert rep["fidelity"]["images"] == 8
     q = rep["quality"]
@@ -29,8 +30,8 @@ def test_report_measures_fidelity_quality_latency_and_inventory(tiny_int8_file, 
     assert rep["xnnpack_partitions"] == 1  # every op of the tiny V-Net runs in XNNPACK
 
 
-def test_gates_pass_and_fail(tiny_int8_file, tmp_path, capsys):
-    common = ["--images", "8", "--latency-runs", "2", "--threads", "2", "--out-dir", str(tmp_path)]
+def test_gates_pass_and_fail(tiny_int8_file, trained_tiny_run, tmp_path, capsys):
+    common = ["--run", trained_tiny_run, "--images", "8", "--latency-runs", "2", "--threads", "2", "--out-dir", str(tmp_path)]
     assert validate.main([tiny_int8_file, "--min-fidelity-db", "30", "--max-latency-ms", "10000",
                           *common]) == 0
     table = open(tmp_path / "validation.md").read()
@@ -55,7 +56,7 @@ def test_gates_pass_and_fail(tiny_int8_file, tmp_path, capsys):
         "latency not measured"]
 
 
-def test_a_broken_file_fails_the_fidelity_gate(tiny_int8_file, tmp_path):
+def test_a_broken_file_fails_the_fidelity_gate(tiny_int8_file, trained_tiny_run, tmp_path):
     from tensorflow.lite.tools import flatbuffer_utils as fbu
 
     from tensorflow.lite.python import schema_py_generated as schema_fb
@@ -69,7 +70,8 @@ def test_a_broken_file_fails_the_fidelity_gate(tiny_int8_file, tmp_path):
     fbu.randomize_weights(model, random_seed=3, buffers_to_skip=sorted(keep))
     fbu.write_model(model, broken)
     shutil.copy(os.path.splitext(tiny_int8_file)[0] + ".json", tmp_path / "model_int8.json")
-    rep = validate.validate_file(broken, images=8, latency_runs=2, threads=(2,))
+    rep = validate.validate_file(broken, run_dir=trained_tiny_run, images=8, latency_runs=2,
+                                 threads=(2,))
     assert rep["fidelity"]["psnr_db"] < 20
     assert validate.gate_failures(rep, 30.0, None, None)
 
@@ -157,8 +159,8 @@ def test_sr_quality_in_rgb_and_y_per_degradation_next_to_bicubic(tiny_sr_float_f
     from tfface.config import Config
     from tfface.evaluation import sr_eval_batches
 
-    rep = validate.validate_file(tiny_sr_float_file, images=4, latency_runs=2, threads=(2,),
-                                 degradations=["none", "classic"])
+    rep = validate.validate_file(tiny_sr_float_file, run_dir=trained_tiny_sr_run, images=4,
+                                 latency_runs=2, threads=(2,), degradations=["none", "classic"])
     assert rep["task"] == "sr" and rep["scale"] == 4
     assert rep["fidelity"]["psnr_db"] >= 40.0  # float file: the same computation as Keras
     q = rep["quality"]
@@ -189,8 +191,9 @@ def test_sr_quality_in_rgb_and_y_per_degradation_next_to_bicubic(tiny_sr_float_f
     assert abs(np.mean(10 * np.log10(255**2 / mse)) - none["psnr_y"]) < 1e-3
 
 
-def test_sr_cli_table_and_unknown_degradation(tiny_sr_float_file, tmp_path, capsys):
-    common = ["--images", "4", "--latency-runs", "2", "--threads", "2", "--out-dir", str(tmp_path)]
+def test_sr_cli_table_and_unknown_degradation(tiny_sr_float_file, trained_tiny_sr_run, tmp_path,
+                                              capsys):
+    common = ["--run", trained_tiny_sr_run, "--images", "4", "--latency-runs", "2", "--threads", "2", "--out-dir", str(tmp_path)]
     assert validate.main([tiny_sr_float_file, *common]) == 0
     table = open(tmp_path / "validation.md").read()
     assert "Y PSNR (crop)" in table and "bicubic PSNR" in table

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -27,7 +29,15 @@ STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 
 
 class ConfigError(ValueError):
-    """A configuration value is invalid; the message says which and why."""
+    """A configuration value is invalid; the message says which and why.
+
+    Raised by :meth:`Config.load`, the message starts with the file's path and
+    ``detail`` holds the reason alone.
+    """
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail if detail is not None else message
 
 
 @dataclass
@@ -204,8 +214,53 @@ class Config:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Config":
-        with open(path, encoding="utf-8") as f:
-            return cls.from_dict(json.load(f))
+        """Read and validate a ``config.json`` (a file that may come from someone else).
+
+        Only a regular file of at most :data:`MAX_CONFIG_BYTES` is read (a named pipe
+        never blocks the caller), and the result passes :func:`validate`, including
+        every ``model.params`` value (:mod:`tfface.models.params`), before anything
+        is built from it.
+
+        Raises:
+            ConfigError: one line that names the file and what is wrong with it.
+        """
+        from tfface.fileio import NotRegularFileError, open_regular
+
+        shown = os.fspath(path)
+        try:
+            with open_regular(path) as f:
+                raw = f.read(MAX_CONFIG_BYTES + 1)
+            if len(raw) > MAX_CONFIG_BYTES:
+                raise ConfigError(f"larger than {MAX_CONFIG_BYTES // 1000} kB (a tfface "
+                                  "config is a few kB)")
+            data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+            cfg = cls.from_dict(data)
+            validate(cfg)
+        except FileNotFoundError:
+            raise
+        except NotRegularFileError as e:
+            detail = str(e)
+        except OSError as e:
+            detail = f"cannot be read ({e.strerror or e})"
+        except UnicodeDecodeError:
+            detail = "not UTF-8 text"
+        except json.JSONDecodeError as e:
+            detail = f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
+        except RecursionError:
+            detail = "nested too deeply"
+        except (ConfigError, ValueError, TypeError) as e:
+            detail = " ".join(str(e).split())
+        else:
+            return cfg
+        raise ConfigError(f"{shown}: {detail}", detail)
+
+
+MAX_CONFIG_BYTES = 1_000_000
+"""Largest ``config.json`` :meth:`Config.load` reads (a real one is about 3 kB)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ConfigError(f"holds the non-finite number {name}; every value must be finite")
 
 
 def _describe(hint: Any) -> str:
@@ -444,7 +499,67 @@ def validate(cfg: Config) -> None:
                           "must be >= 0")
     if t.strategy not in STRATEGIES:
         raise ConfigError(f"train.strategy must be one of {STRATEGIES}, got '{t.strategy}'")
+    _validate_limits(cfg)
     _validate_for_model(cfg)
+
+
+LIMITS: dict[str, tuple[float, float]] = {
+    "data.image_size": (16, 2048),
+    "data.min_image_side": (1, 100_000),
+    "data.scale": (1, 16),
+    "data.eval_count": (1, 100_000),
+    "data.synthetic_count": (1, 100_000_000),
+    "data.seed": (0, 2**63 - 1),
+    "train.batch_size": (1, 4096),
+    "train.epochs": (1, 1_000_000),
+    "train.steps_per_epoch": (1, 100_000_000),
+    "train.eval_batches": (1, 1_000_000),
+    "train.g_lr": (0, 1),
+    "train.d_lr": (0, 1),
+    "train.adv_weight": (0, 1e6),
+    "train.pixel_weight": (0, 1e6),
+    "train.save_every_steps": (1, 10**9),
+    "train.sample_count": (1, 64),
+    "train.max_minutes": (0, 525_600),
+    "train.content_weight": (0, 1e6),
+    "train.content_feature_scale": (0, 1e6),
+    "train.pretrain_steps": (0, 10**9),
+    "train.lr_decay_steps": (1, 10**9),
+    "train.lr_decay_rate": (0, 1e3),
+    "train.steps_per_execution": (1, 10_000),
+    "train.n_critic": (1, 100),
+    "train.gp_weight": (0, 1e6),
+    "train.coarse_weight": (0, 1e6),
+    "train.mask_weight": (0, 1e6),
+}
+"""Upper (and lower) bounds of values no real run exceeds: a config with an eval split
+of 10^8 faces or a learning rate of 10^9 is refused before anything is built."""
+
+
+def _validate_limits(cfg: Config) -> None:
+    """Every number finite and within :data:`LIMITS`; mixtures finite and bounded."""
+    from tfface.models.params import shown
+
+    for section, name in ((cfg.data, "data"), (cfg.train, "train")):
+        for f in dataclasses.fields(section):
+            key, v = f"{name}.{f.name}", getattr(section, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{key} must be a finite number, got {v!r}")
+            if key in LIMITS and v is not None and not isinstance(v, bool):
+                lo, hi = LIMITS[key]
+                if not lo <= v <= hi:
+                    raise ConfigError(f"{key} must be between {lo:g} and {hi:g}, got "
+                                      f"{shown(v)}")
+    for key in ("occlusions", "eval_occlusions"):
+        mix = getattr(cfg.data, key) or {}
+        if len(mix) > 64 or any(not math.isfinite(p) or not 0 <= p <= 1e6
+                                for p in mix.values()):
+            raise ConfigError(f"data.{key} must map at most 64 generator names to finite "
+                              f"probabilities in [0, 1e6], got {shown(mix)}")
+    if not re.fullmatch(r"[a-z][a-z0-9_]*(/[A-Za-z0-9_.-]+)?(:[0-9]+(\.[0-9]+){0,2})?",
+                        cfg.data.tfds_name or "celeb_a"):
+        raise ConfigError(f"data.tfds_name must be a TFDS dataset name such as 'celeb_a' or "
+                          f"'celeb_a:2.1.0', got {shown(cfg.data.tfds_name)}")
 
 
 def _validate_for_model(cfg: Config) -> None:
@@ -454,8 +569,14 @@ def _validate_for_model(cfg: Config) -> None:
     d, m = cfg.data, cfg.model
     try:
         family = get_arch(m.arch)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:
         raise ConfigError(f"model.arch: {e}") from None
+    from tfface.models.params import check_params
+
+    try:  # before anything reads them: params reach builders and eval()-ing libraries
+        m.params = check_params(m.arch, m.params)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     family_task = getattr(family, "TASK", d.task)
     if family_task != d.task:
         raise ConfigError(f"model.arch '{m.arch}' is a {family_task} model, but data.task is "

@@ -15,11 +15,14 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 from typing import Iterator
 
-__all__ = ["atomic_write", "atomic_path", "check_writable_dir", "OutputDirError", "TMP_MARK"]
+__all__ = ["atomic_write", "atomic_path", "check_writable_dir", "OutputDirError", "TMP_MARK",
+           "NotRegularFileError", "open_regular", "regular_file_problem", "display_name",
+           "remove_stale_temps"]
 
 TMP_MARK = ".tfface-tmp-"
 """Part of every temporary file name, so leftovers are recognizable."""
@@ -111,3 +114,97 @@ def check_writable_dir(folder: str | os.PathLike, need_bytes: int = 0, *,
             raise OutputDirError(
                 f"the {what} '{shown}' has {free / 1e6:.1f} MB free, but about "
                 f"{need_bytes / 1e6:.1f} MB are needed.{hint}")
+
+
+class NotRegularFileError(OSError):
+    """A path that should be a file is a named pipe, socket, device or folder."""
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file"
+
+
+def open_regular(path: str | os.PathLike, mode: str = "rb"):
+    """Open ``path`` for reading only if it is a regular file (or a link to one).
+
+    The file is opened non-blocking and checked with ``fstat`` on the open
+    descriptor, so a named pipe (whose ``open`` would wait for a writer forever), a
+    socket or a device is refused at once and a file swapped for one after a check
+    cannot slip through.
+
+    Raises:
+        NotRegularFileError: ``path`` is not a regular file (the message says what it is).
+        OSError: it cannot be opened (missing, permissions, ...).
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFileError(f"{_kind(st.st_mode)}, not a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        f = os.fdopen(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return f
+
+
+def regular_file_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be read as a file (``None`` when it can be tried).
+
+    Names that are not valid UTF-8 (Python keeps their bytes as surrogates) and
+    anything that is not a regular file or a link to one are problems; the path is
+    never opened.
+    """
+    p = os.fspath(path)
+    if isinstance(p, str):
+        try:
+            p.encode("utf-8")
+        except UnicodeEncodeError:
+            return "file name is not valid UTF-8"
+    try:
+        st = os.stat(p)
+    except OSError as e:
+        return f"unreadable ({e.strerror or type(e).__name__})"
+    if not stat.S_ISREG(st.st_mode):
+        return _kind(st.st_mode) + ", not a regular file"
+    return None
+
+
+def display_name(path: str | os.PathLike) -> str:
+    """``path`` printable in any terminal and log: bytes that are not UTF-8 as ``\\xNN``."""
+    p = os.fspath(path)
+    if isinstance(p, bytes):
+        return p.decode("utf-8", "backslashreplace")
+    return p.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[str]:
+    """Remove temporary files that an earlier, killed write of ``path`` left beside it.
+
+    Only names :func:`atomic_path` makes for this very ``path`` are touched; returns them.
+    """
+    d, base = os.path.split(os.path.abspath(os.fspath(path)))
+    stem, dot, ext = base.partition(".")
+    prefix, suffix = f".{stem}{TMP_MARK}", f"{dot}{ext}"
+    removed = []
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return removed
+    for name in names:
+        if name.startswith(prefix) and name.endswith(suffix) \
+                and len(name) == len(prefix) + 8 + len(suffix):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(d, name))
+                removed.append(name)
+    return removed

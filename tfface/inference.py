@@ -9,6 +9,7 @@ the model, mapping the output back to pixels and pasting it into the photo.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -76,13 +77,13 @@ class Restorer:
             if not card or "task" not in card or not card.get("outputs"):
                 raise InferenceError(f"{model} has no usable model card (JSON beside it or "
                                      "embedded); convert it with python -m tflite.convert")
+            problem = runner.image_to_image_problem()
+            if problem:
+                raise InferenceError(f"{model}: {problem}")
             keys = runner.input_keys
             image_key = next(k for k in keys if k != "mask")
-            image = runner.inputs[keys.index(image_key)]
-            out = card["outputs"][0]
-            scale = int(card.get("scale", 1))
-            spec = ModelSpec(card["task"], int(image["shape"][1]), out["shape"][1], scale,
-                             "mask" in keys)
+            spec = tflite_spec(model, card, runner.inputs[keys.index(image_key)],
+                               runner.outputs[0], "mask" in keys)
 
             def predict(*xs):
                 return runner.run_named(dict(zip([image_key, "mask"], xs)))
@@ -108,6 +109,72 @@ class Restorer:
                                      "pass --mask FILE (white = hole)")
             inputs.append(m)
         return to_uint8(self._predict(*inputs)[0])
+
+
+MAX_MODEL_SIDE = 4096
+"""Largest input/output side a model file may declare for restoring (a file or card
+that claims more is refused rather than allocating a gigantic image)."""
+MAX_SR_SCALE = 16
+
+
+def tflite_spec(name: str, card: dict, image: dict, output: dict, mask_input: bool) -> ModelSpec:
+    """The :class:`ModelSpec` of a ``.tflite`` file: sizes from its own tensors, checked
+    against its model card.
+
+    A card is only a description, and it may come from anyone: it never decides a size
+    on its own. The task must be one the project makes, the SR scale an integer in
+    1..16 that equals the file's output side / input side, and the file's sides at most
+    :data:`MAX_MODEL_SIDE`; otherwise the card does not describe the file.
+
+    Raises:
+        InferenceError: the card and the file disagree, or either is absurd.
+    """
+    from tfface.models.params import shown
+
+    def bad(why: str) -> InferenceError:
+        return InferenceError(f"the model card of {name} does not describe the file ({why}); "
+                              "convert the model again with python -m tflite.convert")
+
+    task = card.get("task")
+    if task not in ("inpaint", "sr"):
+        raise bad(f"task {shown(task)} is neither 'inpaint' nor 'sr'")
+    in_shape = [int(v) for v in image["shape"]]
+    out_shape = [int(v) for v in output["shape"]]
+    sig = image.get("shape_signature")
+    dynamic = sig is not None and len(sig) == 4 and any(int(v) < 0 for v in sig[1:3])
+    raw = card.get("scale", 1)
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw) \
+            or raw != int(raw) or not 1 <= raw <= MAX_SR_SCALE:
+        raise bad(f"scale {shown(raw)} is not an integer between 1 and {MAX_SR_SCALE}")
+    scale = int(raw)
+    if task == "inpaint" and scale != 1:
+        raise bad(f"an inpainting model with scale {scale}")
+    if dynamic:  # open spatial dimensions: the card's input side, bounded
+        try:
+            entry = next(e for e in card["inputs"] if e.get("name") == image["name"])
+            side = int(entry["shape"][1])
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, StopIteration):
+            raise bad("a file with open input dimensions needs its input shape in the "
+                      "card") from None
+        if not 8 <= side <= MAX_MODEL_SIDE // scale:
+            raise bad(f"input side {side} is not between 8 and {MAX_MODEL_SIDE // scale}")
+        return ModelSpec(task, side, side * scale, scale, mask_input)
+    for what, entries, detail, real in (("input", card.get("inputs"), image, in_shape),
+                                        ("output", card.get("outputs"), output, out_shape)):
+        entries = entries if isinstance(entries, list) else []
+        named = [e for e in entries if isinstance(e, dict) and e.get("name") == detail["name"]]
+        if not named and what == "output" and entries and isinstance(entries[0], dict):
+            named = entries[:1]  # the first output is the restored image
+        said = named[0].get("shape") if named else None
+        if said is not None and said != real:
+            raise bad(f"the card's {what} shape {shown(said)} is not the file's {real}")
+    size, out_size = in_shape[1], out_shape[1]
+    if max(in_shape[1:3] + out_shape[1:3]) > MAX_MODEL_SIDE or min(in_shape[1:3]) < 1:
+        raise bad(f"the file maps {in_shape[1:3]} to {out_shape[1:3]} pixels")
+    if in_shape[1] != in_shape[2] or out_shape[1] != out_shape[2] \
+            or out_size != size * scale:
+        raise bad(f"the file maps {size} px to {out_size} px, but the card says x{scale}")
+    return ModelSpec(task, size, out_size, scale, mask_input)
 
 
 def _resize(img: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
@@ -195,6 +262,9 @@ def restore_image(
     fmask = mask[y : y + side, x : x + side] if mask is not None else None
     out = restorer.restore_face(face, fmask)
     k = restorer.spec.scale
+    if rgb.shape[0] * rgb.shape[1] * k * k > RESTORE_MAX_PIXELS:
+        raise InferenceError(f"the x{k} result of a {rgb.shape[1]}x{rgb.shape[0]} photo would "
+                             f"exceed {RESTORE_MAX_PIXELS // 1_000_000} MP; downscale the photo")
     if restorer.spec.task == "sr":
         big = cv2.resize(rgb, (rgb.shape[1] * k, rgb.shape[0] * k), interpolation=cv2.INTER_CUBIC)
         big[y * k : (y + side) * k, x * k : (x + side) * k] = _resize(out, side * k)
@@ -226,8 +296,10 @@ def read_photo(path: str, max_pixels: int = RESTORE_MAX_PIXELS) -> np.ndarray:
     if probe.skip:
         detail = f" ({probe.detail})" if probe.detail else ""
         raise InferenceError(f"{SKIP_REASONS[probe.skip]}{detail}")
+    from tfface.fileio import open_regular
+
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             data = f.read()
     except OSError as e:
         raise InferenceError(f"unreadable ({e.strerror or type(e).__name__})") from e

@@ -270,11 +270,41 @@ def convert_model(
         if card["size_bytes"] == len(final):
             break
         card["size_bytes"] = len(final)
-    # Atomic writes: a failure or a kill never leaves a truncated .tflite or card.
-    atomic_write(path, final)
     card_path = os.path.join(out_dir, qcfg.file_stem + ".json")
-    atomic_write(card_path, json.dumps(card, indent=2))
+    card = write_model_and_card(path, card_path, final, card)
     return Converted(path, card_path, card)
+
+
+def write_model_and_card(path: str, card_path: str, content: bytes,
+                         card: dict[str, Any]) -> dict[str, Any]:
+    """Write a ``.tflite`` and its JSON card so that a kill at any moment never pairs a
+    file with a card that does not describe it; returns the card as written.
+
+    Both are written completely under temporary names first, then renamed card first,
+    model second. The JSON card carries the SHA-256 of the model (``file_sha256``), which
+    :func:`tflite.validate.load_card` checks: a kill between the two renames leaves the
+    new card beside the old model, and loaders then use the card embedded in the model
+    instead. Temporary files an earlier killed conversion left are removed first.
+    """
+    import contextlib
+    import hashlib
+
+    from tfface.fileio import atomic_path, remove_stale_temps
+    from tflite.validate import CARD_HASH_KEY
+
+    for target in (path, card_path):
+        remove_stale_temps(target)
+    card = {**card, CARD_HASH_KEY: hashlib.sha256(content).hexdigest()}
+    text = json.dumps(card, indent=2).encode("utf-8")
+    with contextlib.ExitStack() as stack:  # exits last-in first: the card is renamed first
+        tmp_model = stack.enter_context(atomic_path(path))
+        tmp_card = stack.enter_context(atomic_path(card_path))
+        for tmp, data in ((tmp_model, content), (tmp_card, text)):
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+    return card
 
 
 def _convert_mixed(model, cfg, qcfg: QuantizationConfig, rep, representative, targets):
@@ -486,6 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "int8 calibration", file=sys.stderr)
         return 2
     from tfface.fileio import OutputDirError, check_writable_dir
+    from tfface.runlock import DirBusyError, DirLock
     from tfface.train.runner import load_generator
 
     out_dir = args.out_dir or args.run
@@ -518,11 +549,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             qcfg = replace(qcfg, pruned=args.prune)
         print(f"Converting ({mode}) ...", flush=True)
         try:
-            res = convert_model(model, cfg, qcfg, out_dir, check_batch=check,
-                                source_run=os.path.abspath(args.run), pruning=pruning)
+            # One conversion at a time writes into a folder, so a .tflite and its card
+            # always come from the same process (tfface.runlock).
+            with DirLock(out_dir, "convert", what="output folder",
+                         hint="or pass another --out-dir"):
+                res = convert_model(model, cfg, qcfg, out_dir, check_batch=check,
+                                    source_run=os.path.abspath(args.run), pruning=pruning)
         except ConversionError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
+        except DirBusyError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         rows.append(res)
         kept = res.card["quantization"]["float_layers"]
         if qcfg.mixed:

@@ -146,6 +146,35 @@ class LiteRunner:
     def input_keys(self) -> list[str]:
         return [self.tensor_key(d) for d in self.inputs]
 
+    def image_to_image_problem(self) -> str | None:
+        """Why the file is not a face-restoration model (``None`` when it is one).
+
+        A restoration file takes NHWC images (3 channels; a ``mask`` input 1 channel)
+        and returns one NHWC RGB image: a classifier, an embedding model or a detector
+        has other shapes and cannot be scored or restored with.
+        """
+        def shapes(details):
+            return [tuple(int(v) for v in (d.get("shape_signature")
+                                           if d.get("shape_signature") is not None
+                                           and len(d.get("shape_signature")) else d["shape"]))
+                    for d in details]
+
+        ins, outs = shapes(self.inputs), shapes(self.outputs)
+        ok_in = bool(ins) and all(
+            len(s) == 4 and s[-1] == (1 if k == "mask" else 3)
+            for s, k in zip(ins, self.input_keys))
+        ok_out = len(outs) >= 1 and len(outs[0]) == 4 and outs[0][-1] == 3
+        if ok_in and ok_out and any(k != "mask" for k in self.input_keys):
+            return None
+
+        def fmt(ss):
+            return ", ".join("x".join("?" if v < 0 else str(v) for v in s) for s in ss) or "none"
+
+        return (f"it is not an image-to-image model: it takes {fmt(ins)} and returns "
+                f"{fmt(outs)}, but a face restoration file takes NHWC RGB images "
+                "(N x H x W x 3, plus an optional N x H x W x 1 mask) and returns an "
+                "N x H x W x 3 image")
+
     def run_named(self, batch) -> np.ndarray:
         """Run a batch given as a mapping that holds every input by its key (e.g. a
         pipeline element with ``occluded`` and ``mask``); extra keys are ignored."""

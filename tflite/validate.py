@@ -2,12 +2,14 @@
 
 Examples::
 
-    python -m tflite.validate runs/demo/model_int8.tflite
-    python -m tflite.validate runs/demo/model_*.tflite --min-fidelity-db 35 --max-latency-ms 20
+    python -m tflite.validate runs/demo/model_int8.tflite --run runs/demo
+    python -m tflite.validate runs/demo/model_*.tflite --run runs/demo --min-fidelity-db 35 \
+        --max-latency-ms 20
     python -m tflite.validate model_int8.tflite --run runs/demo --data-dir ~/faces --images 200
 
-For each file: fidelity to the Keras model of its run (PSNR and max abs error on
-the eval split), quality against ground truth (PSNR/SSIM/MS-SSIM/L1 and inside the
+For each file: fidelity to the Keras model of the run given with ``--run`` (PSNR and
+max abs error on the eval split; a path written in the file's card is never opened on
+its own), quality against ground truth (PSNR/SSIM/MS-SSIM/L1 and inside the
 hole, per occlusion generator and hole-area bin, next to the damaged input and
 OpenCV inpainting given the true mask; for super-resolution PSNR/SSIM on RGB and on
 the luma Y with a ``scale``-pixel border crop, per degradation, next to bicubic
@@ -23,7 +25,9 @@ a file falls short, so CI and release scripts can rely on it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import logging
 import os
 import sys
 from typing import Any, Sequence
@@ -39,21 +43,65 @@ GATE_LATENCY_THREADS = 2
 GRID_FACES = 4
 
 
-def load_card(path: str) -> dict[str, Any] | None:
-    """The file's model card: the JSON beside it, else the copy embedded in the file."""
-    side = os.path.splitext(path)[0] + ".json"
-    if os.path.exists(side):
-        try:
-            with open(side, encoding="utf-8") as f:
-                card = json.load(f)
-            if isinstance(card, dict):
-                return card
-        except (OSError, ValueError):  # a damaged card beside the file: use the embedded one
-            pass
+CARD_HASH_KEY = "file_sha256"
+"""Key of the JSON card beside a file that holds the SHA-256 of the file it describes."""
+MAX_CARD_BYTES = 2_000_000
+
+log = logging.getLogger(__name__)
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _side_card(side: str) -> dict[str, Any] | None:
+    from tfface.fileio import open_regular
+
     try:
-        return read_card(path)
-    except Exception:  # noqa: BLE001 - a file without parsable metadata has no card
+        with open_regular(side) as f:
+            raw = f.read(MAX_CARD_BYTES + 1)
+        card = json.loads(raw.decode("utf-8")) if len(raw) <= MAX_CARD_BYTES else None
+    except (OSError, ValueError, RecursionError):  # damaged or not a file: not a card
         return None
+    return card if isinstance(card, dict) else None
+
+
+def load_card(path: str) -> dict[str, Any] | None:
+    """The file's model card: the JSON beside it when it belongs to the file, else the
+    copy embedded in the file.
+
+    The JSON card beside a file is used only when its ``file_sha256`` matches the
+    file (or, for cards written before the hash existed, when it equals the embedded
+    card): a conversion killed between renaming the card and the model, or a card
+    copied next to another file, never describes a file it does not belong to.
+    """
+    try:
+        embedded = read_card(path)
+    except Exception:  # noqa: BLE001 - a file without parsable metadata has no card
+        embedded = None
+    if embedded is not None and not isinstance(embedded, dict):
+        embedded = None
+    side = os.path.splitext(path)[0] + ".json"
+    card = _side_card(side) if os.path.lexists(side) else None
+    if card is None:
+        return embedded
+    digest = card.get(CARD_HASH_KEY)
+    if digest is not None:
+        try:
+            belongs = digest == file_sha256(path)
+        except OSError:
+            belongs = False
+    else:
+        belongs = embedded is None or card == embedded
+    if belongs:
+        return card
+    log.warning("%s does not belong to %s (it does not match the file: a stale or copied "
+                "card); using the card embedded in the file", side, path)
+    return embedded
 
 
 def validate_file(
@@ -79,15 +127,22 @@ def validate_file(
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path}")
     runner = LiteRunner(path)  # ValueError naming the problem for a file that is not one
+    problem = runner.image_to_image_problem()
+    if problem:
+        raise ValueError(f"{path}: {problem}; tflite.validate measures face restoration files")
     card = load_card(path) or {}
-    run_dir = run_dir or card.get("source_run")
+    # A path written in a card is never followed on its own (a card can come from
+    # anyone): the run to compare with is the one the user names with --run.
+    named_run = card.get("source_run") if isinstance(card.get("source_run"), str) else None
+    mode = card.get("quantization", {}).get("mode") if isinstance(
+        card.get("quantization"), dict) else None
     report: dict[str, Any] = {"file": path, "size_bytes": os.path.getsize(path),
-                              "mode": card.get("quantization", {}).get("mode"),
+                              "mode": mode if isinstance(mode, str) else None,
                               "ops": op_inventory(path),
                               "min_runtime_version": min_runtime_version(path),
                               "xnnpack_partitions": delegate_partitions(path)}
     latency_shapes = latency_inputs = None
-    if run_dir and os.path.exists(os.path.join(run_dir, "config.json")):
+    if run_dir:  # named by the user: a folder that is not a run is an error, not a skip
         if keras_model is None:
             cfg, keras_model = load_generator(run_dir)
         else:
@@ -127,8 +182,13 @@ def validate_file(
                             "output": got[:GRID_FACES],
                             "target": batches[0]["clean"][:GRID_FACES]}
     else:
-        report["note"] = ("no run directory found (pass --run RUN_DIR): fidelity and quality "
+        report["note"] = ("no run directory given (pass --run RUN_DIR): fidelity and quality "
                           "were not measured")
+        if named_run and not run_dir:
+            from tfface.fileio import display_name
+
+            report["note"] += (f"; the card names the run {display_name(named_run)[:200]!r}, "
+                               "which is not opened unless you pass it with --run")
     if runner.dynamic and latency_shapes is None:
         report["latency"] = []
         report["note"] = (report.get("note", "") + "; the file has open input dimensions: "
@@ -255,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("files", nargs="+", metavar="MODEL.tflite")
     p.add_argument("--run", metavar="RUN_DIR",
-                   help="run directory of the Keras model (default: the one named in the card)")
+                   help="run directory of the Keras model; without it only the file itself is "
+                   "measured (the run named in the card is never opened on its own)")
     p.add_argument("--data-dir", metavar="DIR",
                    help="score on a folder of faces instead of the run's eval split")
     p.add_argument("--images", type=int, default=64, help="eval images to score (default 64)")
@@ -319,6 +380,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 
+def _inside(base: str, rel: Any) -> str:
+    """``base/rel`` for a relative name inside ``base``; a manifest never points elsewhere."""
+    if not isinstance(rel, str) or os.path.isabs(rel) or ".." in rel.replace("\\", "/").split("/"):
+        raise ValueError(f"the samples manifest may only name files inside {base}, got {rel!r}")
+    return os.path.join(base, rel)
+
+
 def check_samples(manifest_path: str) -> dict[str, Any]:
     """Re-run a shipped file on its sample inputs and compare with the expected PNGs.
 
@@ -334,9 +402,9 @@ def check_samples(manifest_path: str) -> dict[str, Any]:
     with open(manifest_path, encoding="utf-8") as f:
         manifest = json.load(f)
     problems: list[str] = []
-    path = os.path.join(base, manifest["model"])
+    path = _inside(base, manifest["model"])
     runner = LiteRunner(path)
-    with open(os.path.join(base, manifest["card"]), encoding="utf-8") as f:
+    with open(_inside(base, manifest["card"]), encoding="utf-8") as f:
         card = json.load(f)
     for entry, detail in zip(card["inputs"] + card["outputs"], runner.inputs + runner.outputs):
         if entry["name"] != detail["name"] or entry["shape"] != [int(v) for v in detail["shape"]] \
@@ -350,7 +418,7 @@ def check_samples(manifest_path: str) -> dict[str, Any]:
     for item in manifest["samples"]:
         feed = {}
         for key, rel in item["inputs"].items():
-            img = cv2.imread(os.path.join(base, rel), cv2.IMREAD_UNCHANGED)
+            img = cv2.imread(_inside(base, rel), cv2.IMREAD_UNCHANGED)
             if img is None:
                 problems.append(f"missing sample {rel}")
                 continue
@@ -358,7 +426,7 @@ def check_samples(manifest_path: str) -> dict[str, Any]:
                 feed[key] = (img[None, ..., None] > 127).astype(np.float32)
             else:
                 feed[key] = to_float(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))[None]
-        expected = cv2.imread(os.path.join(base, item["expected"]), cv2.IMREAD_COLOR)
+        expected = cv2.imread(_inside(base, item["expected"]), cv2.IMREAD_COLOR)
         if expected is None or len(feed) != len(item["inputs"]):
             problems.append(f"missing expected output {item['expected']}")
             continue

@@ -47,6 +47,8 @@ import numpy as np
 import tfface  # noqa: F401  (sets the tf_keras switch before TensorFlow loads)
 import tensorflow as tf
 
+from tfface.fileio import display_name, regular_file_problem
+
 MaskFn = Callable[[tf.Tensor, int, tf.Tensor], tf.Tensor]
 FillFn = Callable[[tf.Tensor, int, tf.Tensor, tf.Tensor], tf.Tensor]
 
@@ -759,6 +761,9 @@ def load_mask_bank(mask_dir: str, size: int) -> tuple[np.ndarray, np.ndarray, li
     masks, fracs, names = [], [], []
     for f in files:
         path = os.path.join(mask_dir, f)
+        odd = regular_file_problem(path)  # a named pipe would block imread forever
+        if odd:
+            raise ValueError(f"mask folder '{mask_dir}': '{display_name(f)}' is unusable ({odd})")
         img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
         if img is None or img.ndim != 2 or min(img.shape) < 8:
             raise ValueError(f"mask folder '{mask_dir}': cannot read '{f}' as a mask image")
@@ -1147,9 +1152,12 @@ def load_facemask_templates(
             ) from e
         if pts.shape != (6, 2):
             raise ValueError(f"face-mask template folder '{folder}': bad anchors in [{name}]")
-        img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        odd = regular_file_problem(path)  # a named pipe would block imread forever
+        img = None if odd else cv2.imread(path, cv2.IMREAD_UNCHANGED)
         if img is None:
-            raise ValueError(f"face-mask template folder '{folder}': cannot read '{os.path.basename(path)}'")
+            raise ValueError(f"face-mask template folder '{folder}': cannot read "
+                             f"'{display_name(os.path.basename(path))}'"
+                             + (f" ({odd})" if odd else ""))
         if img.ndim != 3 or img.shape[2] != 4:
             raise ValueError(
                 f"face-mask template folder '{folder}': '{os.path.basename(path)}' has no alpha "

@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfface.config import DataConfig
+from tfface.fileio import NotRegularFileError, display_name, open_regular, regular_file_problem
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +187,8 @@ SKIP_REASONS = {
     "truncated": "truncated",
     "too-small": "too small",
     "too-large": "too large",
+    "not-a-file": "not a regular file (named pipe, socket, device)",
+    "bad-name": "name not valid UTF-8",
 }
 """Why :class:`FolderSource` skips a file (key → words of the summary warning)."""
 
@@ -320,7 +323,7 @@ def probe_image(path: str, image_size: int, min_side: int, *,
     will apply. A header that claims absurd dimensions is therefore never decoded.
     """
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:  # a named pipe would block a plain open() forever
             nbytes = os.fstat(f.fileno()).st_size
             if nbytes == 0:
                 return ImageProbe("zero-byte")
@@ -364,6 +367,8 @@ def probe_image(path: str, image_size: int, min_side: int, *,
                 notes += {"L": ["grayscale"], "LA": ["grayscale", "alpha"], "RGBA": ["alpha"],
                           "P": ["palette"], "CMYK": ["cmyk"], "I;16": ["grayscale", "16-bit"],
                           "I": ["grayscale", "16-bit"]}.get(mode, [])
+    except NotRegularFileError as e:
+        return ImageProbe("not-a-file", str(e))
     except OSError as e:
         return ImageProbe("unreadable", e.strerror or type(e).__name__)
     if w < 1 or h < 1:
@@ -391,13 +396,18 @@ def probe_image(path: str, image_size: int, min_side: int, *,
     return ImageProbe(None, notes=tuple(notes), reduce=reduce, size=(w, h))
 
 
-def _walk_images(root: str, problems: list[tuple[str, str]]) -> list[str]:
+def _walk_images(root: str, problems: list[tuple[str, str]],
+                 odd: list[tuple[str, str, str]] | None = None) -> list[str]:
     """Files under ``root`` with an accepted extension, as sorted relative paths.
 
     Follows symbolic links to folders but enters every real folder once (a link loop
     is reported, not followed forever); folders that cannot be listed are reported in
-    ``problems`` and skipped. Hidden files and folders are ignored.
+    ``problems`` and skipped. Hidden files and folders are ignored. Entries with an
+    image extension that are not regular files (named pipes, sockets, devices: opening
+    a pipe would wait forever) or whose names are not valid UTF-8 are never opened; they
+    go to ``odd`` as (printable relative path, skip reason, detail).
     """
+    odd = [] if odd is None else odd
     found: list[str] = []
     seen: set[tuple[int, int]] = set()
     stack = [root]
@@ -414,7 +424,7 @@ def _walk_images(root: str, problems: list[tuple[str, str]]) -> list[str]:
             with os.scandir(d) as it:
                 entries = list(it)
         except OSError as e:
-            problems.append((os.path.relpath(d, root),
+            problems.append((display_name(os.path.relpath(d, root)),
                              f"folder cannot be read: {e.strerror or type(e).__name__}"))
             continue
         for entry in entries:
@@ -424,13 +434,35 @@ def _walk_images(root: str, problems: list[tuple[str, str]]) -> list[str]:
                 is_dir = entry.is_dir(follow_symlinks=True)
             except OSError:
                 is_dir = False
+            rel = os.path.relpath(entry.path, root)
+            try:
+                entry.name.encode("utf-8")
+                bad_name = False
+            except UnicodeEncodeError:  # undecodable bytes, kept by Python as surrogates
+                bad_name = True
             if is_dir:
-                stack.append(entry.path)
+                if bad_name:
+                    problems.append((display_name(rel), "folder name is not valid UTF-8; "
+                                     "not scanned (rename it)"))
+                else:
+                    stack.append(entry.path)
             elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
                 if entry.is_symlink() and not os.path.exists(entry.path):
-                    problems.append((os.path.relpath(entry.path, root), "broken symbolic link"))
+                    problems.append((display_name(rel), "broken symbolic link"))
                     continue
-                found.append(os.path.relpath(entry.path, root))
+                if bad_name:
+                    odd.append((display_name(rel), "bad-name", "file name is not valid UTF-8 "
+                                "(rename the file)"))
+                    continue
+                try:
+                    regular = entry.is_file(follow_symlinks=True)
+                except OSError:
+                    regular = False
+                if not regular:
+                    odd.append((rel, "not-a-file",
+                                regular_file_problem(entry.path) or "not a regular file"))
+                    continue
+                found.append(rel)
     return sorted(found)
 
 
@@ -499,8 +531,11 @@ class FolderScan:
 def scan_folder(root: str, image_size: int, min_side: int) -> FolderScan:
     """Find and classify every image file under ``root`` (see :func:`probe_image`)."""
     scan = FolderScan(root)
-    rel = _walk_images(root, scan.folder_problems)
-    scan.candidates = len(rel)
+    odd: list[tuple[str, str, str]] = []
+    rel = _walk_images(root, scan.folder_problems, odd)
+    scan.candidates = len(rel) + len(odd)
+    for r, why, detail in odd:
+        scan.skipped.setdefault(why, []).append((r, detail))
     for r in rel:
         p = probe_image(os.path.join(root, r), image_size, min_side)
         if p.skip:
@@ -699,8 +734,8 @@ class FolderSource(FaceSource):
         size = self.image_size
         p = path.decode("utf-8", "replace")
         why = "not decodable"
-        try:  # read here, not with tf.io.read_file: a file removed or locked since the
-            with open(p, "rb") as f:  # scan must skip, not stop training
+        try:  # read here, not with tf.io.read_file: a file removed, locked or replaced by
+            with open_regular(p) as f:  # a pipe since the scan must skip, not stop training
                 data = f.read()
             img = _decode_image_bytes(data, p.lower().endswith((".jpg", ".jpeg")),
                                       self._reduce.get(p, 1))

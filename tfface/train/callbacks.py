@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -14,6 +15,8 @@ import tensorflow as tf
 from tfface import keras
 from tfface.fileio import atomic_path
 from tfface.imageio import to_uint8, write_image
+
+log = logging.getLogger("tfface.train")
 
 
 def _eval_generator(model) -> keras.Model:
@@ -28,21 +31,35 @@ def _finite(logs: dict[str, Any] | None) -> bool:
     )
 
 
+def nonfinite_variables(variables) -> list[str]:
+    """Names of the floating-point variables that hold a NaN or an Inf (one fused check
+    first, names only on failure)."""
+    floats = [v for v in variables if v.dtype.is_floating]
+    if not floats or bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in floats])):
+        return []
+    return [v.name for v in floats if not bool(tf.reduce_all(tf.math.is_finite(v)))]
+
+
 class NaNGuard(keras.callbacks.Callback):
     """Stop the run at the first non-finite loss; later callbacks then skip saving.
 
     The last checkpoint written before the failure stays the newest one, so the run
-    can be inspected or resumed (e.g. with a lower learning rate).
+    can be inspected or resumed (e.g. with a lower learning rate). ``reason`` says
+    what was found (a loss, or state that :class:`CheckpointSaver` found non-finite).
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.failed_at: int | None = None
+        self.reason = "the loss became NaN/Inf"
+
+    def fail(self, step: int, reason: str) -> None:
+        self.failed_at, self.reason = step, reason
+        self.model.stop_training = True
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if not _finite(logs):
-            self.failed_at = int(self.model.g_optimizer.iterations.numpy())
-            self.model.stop_training = True
+        if self.failed_at is None and not _finite(logs):
+            self.fail(int(self.model.g_optimizer.iterations.numpy()), "the loss became NaN/Inf")
 
 
 class CheckpointSaver(keras.callbacks.Callback):
@@ -51,13 +68,20 @@ class CheckpointSaver(keras.callbacks.Callback):
     A checkpoint that cannot be written (the disk filled up, the folder went away)
     stops the run cleanly: ``error`` says why, and the previous checkpoints stay intact
     (TensorFlow writes each one to temporary files and renames them when complete).
+
+    Only a good state is saved: ``variables`` (weights, batch-norm moving statistics,
+    optimizer slots) are verified finite first. A NaN there — which the training loss
+    does not always show, e.g. in the moving statistics — stops the run through the
+    guard, so the newest checkpoint stays the last good one.
     """
 
-    def __init__(self, manager: tf.train.CheckpointManager, every_steps: int, guard: NaNGuard):
+    def __init__(self, manager: tf.train.CheckpointManager, every_steps: int, guard: NaNGuard,
+                 variables=()):
         super().__init__()
         self.manager = manager
         self.every = max(1, int(every_steps))
         self.guard = guard
+        self.variables = list(variables)
         self.error: str | None = None
 
     def _step(self) -> int:
@@ -67,6 +91,11 @@ class CheckpointSaver(keras.callbacks.Callback):
         if self.guard.failed_at is not None or self.error is not None:
             return
         step = self._step()
+        bad = nonfinite_variables(self.variables)
+        if bad:
+            more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+            self.guard.fail(step, f"the model state became NaN/Inf ({bad[0]}{more})")
+            return
         try:
             self.manager.save(checkpoint_number=step)
         except (OSError, tf.errors.OpError) as e:
@@ -110,6 +139,54 @@ class BestWeights(keras.callbacks.Callback):
         except OSError as e:
             print(f"warning: could not write the generator weights ({e}); the checkpoints "
                   "still hold them", file=sys.stderr)
+
+
+class DivergenceWarning(keras.callbacks.Callback):
+    """Warn (log, stderr, ``warnings`` of summary.json) about a divergence that stays
+    finite: the validation PSNR falling ``psnr_drop_db`` or more below the run's best,
+    or an epoch's mean ``loss_key`` growing ``loss_factor`` times its lowest so far.
+
+    The pixel loss is watched rather than ``g_loss``: it is the same objective in every
+    phase, while ``g_loss`` jumps by design when an adversarial phase starts.
+    """
+
+    def __init__(self, best_score: tf.Variable, monitor: str = "val_psnr",
+                 psnr_drop_db: float = 6.0, loss_key: str = "pixel", loss_factor: float = 10.0):
+        super().__init__()
+        self.best = best_score
+        self.monitor = monitor
+        self.psnr_drop_db = float(psnr_drop_db)
+        self.loss_key = loss_key
+        self.loss_factor = float(loss_factor)
+        self.lowest_loss: float | None = None
+        self.warnings: list[str] = []
+
+    def _warn(self, text: str) -> None:
+        self.warnings.append(text)
+        log.warning(text)
+        print(f"warning: {text}", file=sys.stderr)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        step = int(self.model.g_optimizer.iterations.numpy())
+        best, score = float(self.best.numpy()), logs.get(self.monitor)
+        if score is not None and math.isfinite(best) and float(score) < best - self.psnr_drop_db:
+            self._warn(
+                f"the run may be diverging: {self.monitor} fell to {float(score):.2f} dB at "
+                f"epoch {epoch + 1} (step {step}), {best - float(score):.1f} dB below its best "
+                f"({best:.2f} dB). Consider resuming from an earlier checkpoint with a lower "
+                "learning rate (--resume RUN_DIR --set train.g_lr=...).")
+        loss = logs.get(self.loss_key)
+        if loss is None or not math.isfinite(float(loss)):
+            return
+        loss = float(loss)
+        if self.lowest_loss is not None and loss > self.loss_factor * self.lowest_loss > 0:
+            self._warn(
+                f"the run may be diverging: the {self.loss_key} loss of epoch {epoch + 1} "
+                f"(step {step}) is {loss:.4g}, {loss / self.lowest_loss:.0f}x its lowest "
+                f"({self.lowest_loss:.4g}). Consider a lower learning rate "
+                "(--resume RUN_DIR --set train.g_lr=...).")
+        self.lowest_loss = loss if self.lowest_loss is None else min(self.lowest_loss, loss)
 
 
 class SampleGrid(keras.callbacks.Callback):

@@ -10,6 +10,13 @@ A run directory holds everything needed to continue, evaluate or export a run::
     logs/                TensorBoard event files
     samples/             epoch_NNNN.png grids: input | output | target | mask
     summary.json         how the run ended and its final metrics
+    .tfface-train.lock   present while a process trains in it (see tfface.runlock)
+
+One process at a time trains in a run directory (an OS lock; a second one is refused
+naming the first). Results are never silently replaced: a run directory with trained
+weights but no checkpoint to continue from is refused instead of retrained from step
+0, and ``--resume`` may change only :data:`RESUMABLE_KEYS` (learning rates, length,
+bookkeeping), never the model or the data.
 """
 
 from __future__ import annotations
@@ -26,9 +33,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfface import keras
-from tfface.config import Config, ConfigError, validate
+from tfface.config import Config, ConfigError, apply_overrides, validate
 from tfface.fileio import atomic_write, check_writable_dir
 from tfface.models import get_arch
+from tfface.runlock import DirLock
 from tfface.train import callbacks as cbs
 from tfface.train.regimes import trainer_for
 from tfface.train.trainer import RestorationTrainer, learning_rate, make_optimizer
@@ -37,6 +45,18 @@ log = logging.getLogger("tfface.train")
 
 CONFIG_FILE = "config.json"
 CKPT_DIR = "checkpoints"
+
+RESUMABLE_KEYS = (
+    # optimizer settings (applied after the optimizer state is restored)
+    "train.g_lr", "train.d_lr", "train.beta_1", "train.lr_decay_steps", "train.lr_decay_rate",
+    # length of the run
+    "train.epochs", "train.steps_per_epoch", "train.max_minutes",
+    # bookkeeping
+    "train.save_every_steps", "train.sample_count",
+)
+"""Config keys a resumed run may change. Every other key (model shape, data, losses,
+schedule kinds, precision, batch size, ...) belongs to the checkpoints and the data
+position and is fixed once a run has started."""
 
 
 @dataclass
@@ -305,18 +325,23 @@ class _OpDeterminism:
 
 
 def restore_newest_good(ckpt: tf.train.Checkpoint, manager: tf.train.CheckpointManager,
-                        run_dir: str) -> str | None:
+                        run_dir: str, variables=None) -> str | None:
     """Restore the newest checkpoint that reads back completely; None when there is none.
 
     TensorFlow writes checkpoints to temporary names and renames them, so a killed
     process leaves no half-written checkpoint; a file damaged afterwards (a disk
     error, a copy cut short) is skipped with a warning and the previous one is used.
+    With ``variables``, a checkpoint that gives any of them a NaN/Inf value (written
+    by an older version, which did not verify them) is skipped the same way.
     """
     paths = list(reversed(manager.checkpoints))
     errors = []
     for path in paths:
         try:
             ckpt.restore(path).assert_existing_objects_matched()
+            bad = cbs.nonfinite_variables(variables or [])
+            if bad:
+                raise ValueError(f"non-finite values in {', '.join(bad[:3])}")
         except Exception as e:  # noqa: BLE001 - OpError, ValueError, IndexError, ...
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             log.warning("checkpoint %s cannot be read (%s); trying an older one", path, msg)
@@ -328,7 +353,7 @@ def restore_newest_good(ckpt: tf.train.Checkpoint, manager: tf.train.CheckpointM
     if paths:
         raise ConfigError(
             f"none of the checkpoints in {os.path.join(run_dir, CKPT_DIR)} can be read "
-            f"({'; '.join(errors)}); move that folder away to start the run over")
+            f"({'; '.join(errors)}); start the run over in a new --run-dir")
     return None
 
 
@@ -363,22 +388,124 @@ def run(
         OutputDirError: ``run_dir`` cannot be written or lacks the space the run needs
             (checked before the data is read and again, with the model's size, before
             the first step).
-        ConfigError: invalid config, or ``run_dir`` holds a different run.
+        ConfigError: invalid config, ``run_dir`` holds a different run (only
+            :data:`RESUMABLE_KEYS` may differ on resume), or trained results without a
+            checkpoint to continue from (see :func:`refuse_to_replace_results`).
+        DirBusyError: another process trains in ``run_dir`` (nothing is changed).
     """
     validate(cfg)
     check_run_dir(run_dir)  # read-only, someone else's folder, a full disk: fail now
+    # One training process per run directory; a second one is refused here, before it
+    # reads or writes anything of the run.
+    with DirLock(run_dir, "train", hint="or choose another --run-dir"):
+        cfg_path = os.path.join(run_dir, CONFIG_FILE)
+        checkpointed = has_checkpoint(run_dir)
+        if resume and checkpointed and os.path.exists(cfg_path):
+            saved = Config.load(cfg_path)
+            changes = config_changes(saved, cfg)
+            fixed = [k for k in changes if k not in RESUMABLE_KEYS]
+            if fixed:
+                raise ConfigError(
+                    f"{run_dir} holds a run with a different configuration ("
+                    + "; ".join(_change_text(k, changes[k]) for k in fixed[:3])
+                    + f"); resume it with its own config (python -m pipelines.train --resume "
+                    f"{run_dir}) or choose another --run-dir")
+            if changes:
+                print(f"Resuming with changed settings: "
+                      + "; ".join(_change_text(k, v) for k, v in changes.items()) + ".")
+        else:
+            refuse_to_replace_results(run_dir, checkpointed)
+        cfg.save(cfg_path)
+        with _OpDeterminism(cfg.train.deterministic):
+            return _run(cfg, run_dir, resume, extra_callbacks, progress)
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix.rstrip("."): d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}."))
+    if not d and prefix:
+        out[prefix.rstrip(".")] = d
+    return out
+
+
+def config_changes(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
+    """``{dotted key: (old, new)}`` of the values that differ between two configs."""
+    a, b = _flat(old.to_dict()), _flat(new.to_dict())
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def _change_text(key: str, change: tuple[Any, Any]) -> str:
+    return f"{key} {change[0]!r} -> {change[1]!r}"
+
+
+def resume_config(run_dir: str, *overrides: dict) -> Config:
+    """The saved config of ``run_dir`` with ``overrides`` (nested dicts, as from
+    ``--set``) applied; only :data:`RESUMABLE_KEYS` may change.
+
+    Raises:
+        ConfigError: no config.json, an unknown key or bad value, or a change of a key
+            that is fixed once the run started (the message lists those that may change).
+    """
     cfg_path = os.path.join(run_dir, CONFIG_FILE)
-    if resume and has_checkpoint(run_dir) and os.path.exists(cfg_path):
-        saved = Config.load(cfg_path)
-        if saved.to_dict() != cfg.to_dict():
-            raise ConfigError(
-                f"{run_dir} holds a run with a different configuration; resume it with "
-                f"its own config (python -m pipelines.train --resume {run_dir}) or choose "
-                "another --run-dir"
-            )
-    cfg.save(cfg_path)
-    with _OpDeterminism(cfg.train.deterministic):
-        return _run(cfg, run_dir, resume, extra_callbacks, progress)
+    if not os.path.exists(cfg_path):
+        raise ConfigError(f"--resume: {run_dir} is not a run directory (no {CONFIG_FILE})")
+    saved = Config.load(cfg_path)
+    cfg = Config.load(cfg_path)
+    for over in overrides:
+        if over:
+            apply_overrides(cfg, over)
+    fixed = [k for k in config_changes(saved, cfg) if k not in RESUMABLE_KEYS]
+    if fixed:
+        raise ConfigError(
+            f"{fixed[0]} cannot change when resuming {run_dir}: the checkpoints and the data "
+            f"position were made with its saved value. Settings that may change on resume: "
+            f"{', '.join(RESUMABLE_KEYS)}. To change {fixed[0]}, start a new run "
+            "(another --run-dir).")
+    validate(cfg)
+    return cfg
+
+
+RESULT_FILES = ("best.weights.h5", "last.weights.h5", "metrics.csv")
+
+
+def refuse_to_replace_results(run_dir: str, checkpointed: bool) -> None:
+    """Refuse to train from step 0 over the trained weights of an earlier run.
+
+    Called when ``run_dir`` will not be resumed (no checkpoint to continue from, or
+    ``resume=False``); a folder with only a config, logs or an empty metrics file (a
+    run stopped before its first checkpoint) is fine to start over in.
+    """
+    found = []
+    for name in RESULT_FILES:
+        path = os.path.join(run_dir, name)
+        if not os.path.isfile(path):
+            continue
+        if name == "metrics.csv":
+            with open(path, "rb") as f:
+                if sum(1 for line in f if line.strip()) < 2:  # no row below the header
+                    continue
+        found.append(name)
+    if checkpointed:
+        found.append(f"{CKPT_DIR}/")
+    if not found:
+        return
+    what = ""
+    try:
+        with open(os.path.join(run_dir, "summary.json"), encoding="utf-8") as f:
+            s = json.load(f)
+        what = f"; summary.json: {s['status']} at step {s['step']}/{s['total_steps']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    why = ("it would start from step 0" if checkpointed else
+           f"it has no checkpoint to continue from ({CKPT_DIR}/ is missing or empty), so "
+           "training would start from step 0")
+    raise ConfigError(
+        f"{run_dir} holds the results of an earlier run ({', '.join(found)}{what}); {why} "
+        "and overwrite them. Nothing was changed. To train from scratch, choose a new "
+        f"--run-dir; to continue this run, put its {CKPT_DIR}/ folder back and use --resume.")
 
 
 def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
@@ -411,12 +538,22 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
         state["ema_generator"] = trainer.ema_generator
     ckpt = tf.train.Checkpoint(**state)
     manager = tf.train.CheckpointManager(ckpt, os.path.join(run_dir, CKPT_DIR), max_to_keep=2)
+    # Everything a checkpoint holds that must be finite for it to count as good:
+    # weights, batch-norm moving statistics, EMA copy and optimizer slots.
+    checked = [v for k, obj in state.items() if k != "best_val_psnr" for v in obj.variables]
 
     start = 0
-    if resume and manager.latest_checkpoint and restore_newest_good(ckpt, manager, run_dir):
+    if resume and manager.latest_checkpoint and restore_newest_good(ckpt, manager, run_dir,
+                                                                    checked):
         start = int(g_opt.iterations.numpy())
         log.info("resuming %s from step %d/%d", run_dir, start, total)
         print(f"Resuming {run_dir} from step {start}/{total}.")
+        # The checkpoint restored the learning rates it was saved with; the config's
+        # (possibly lowered on resume) are the ones to train with.
+        for player, opt in (("g", g_opt), ("d", d_opt)):
+            lr = _lr(t, player, total)
+            if opt is not None and isinstance(lr, float):
+                opt.learning_rate = lr
     if start >= total:
         print(f"{run_dir} already finished ({start}/{total} steps).")
         return RunResult(run_dir, start, total, "completed",
@@ -432,11 +569,13 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
     guard = cbs.NaNGuard()
     limit = cbs.TimeLimit(t.max_minutes)
     bar = _progress_bar(total, start) if progress else None
-    saver = cbs.CheckpointSaver(manager, t.save_every_steps, guard)
+    saver = cbs.CheckpointSaver(manager, t.save_every_steps, guard, checked)
+    divergence = cbs.DivergenceWarning(best)
     callbacks: list[keras.callbacks.Callback] = [
         guard,
         limit,
         saver,
+        divergence,
         cbs.BestWeights(run_dir, best, guard),
         cbs.SampleGrid(sample, inputs, os.path.join(run_dir, "samples")),
         cbs.CpuTime(cbs.CpuTime.last_logged(os.path.join(run_dir, "metrics.csv"))),
@@ -490,12 +629,16 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
     elif guard.failed_at is not None:
         status = "nan"
         latest = manager.latest_checkpoint or "none"
-        print(
-            f"Training stopped: the loss became NaN/Inf at step {guard.failed_at}. "
-            f"The last good checkpoint is kept ({latest}); lower the learning rates "
-            f"(--set train.g_lr=...) and resume with --resume {run_dir}.",
-            file=sys.stderr,
-        )
+        lower = f"--set train.g_lr={t.g_lr / 10:g}" + (
+            f" --set train.d_lr={t.d_lr / 10:g}" if disc is not None else "")
+        if manager.latest_checkpoint:
+            advice = (f"The last good checkpoint is kept ({latest}); resume from it with lower "
+                      f"learning rates: python -m pipelines.train --resume {run_dir} {lower}")
+        else:
+            advice = ("No checkpoint was written before it; start again with lower learning "
+                      f"rates: python -m pipelines.train --resume {run_dir} {lower}")
+        print(f"Training stopped: {guard.reason} at step {guard.failed_at}. {advice}",
+              file=sys.stderr)
     elif limit.hit:
         status = "time_limit"
         print(f"Stopped after the time limit at step {step}/{total}; resume with "
@@ -506,6 +649,8 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress) -> RunResult:
         "best_val_psnr": best_val if math.isfinite(best_val) else None,
         "final": {k: v[-1] for k, v in history.items() if v},
     }
+    if divergence.warnings:
+        summary["warnings"] = divergence.warnings
     try:
         atomic_write(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2))
     except OSError as e:  # a full disk must not turn a clean stop into a traceback
@@ -529,9 +674,11 @@ def load_run_config(run_dir: str) -> tuple[Config, keras.Model]:
         raise FileNotFoundError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); "
                                 "pass a folder written by python -m pipelines.train")
     try:
-        cfg = Config.load(cfg_path)
-        validate(cfg)
+        cfg = Config.load(cfg_path)  # validated before anything is built from it
         gen = get_arch(cfg.model.arch).build_generator(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{cfg_path} is not a usable tfface run configuration ({e.detail}); "
+                          "pass a folder written by python -m pipelines.train") from None
     except (ValueError, TypeError, KeyError, AttributeError) as e:  # JSON, keys, values
         raise ConfigError(f"{cfg_path} is not a usable tfface run configuration ({e}); "
                           "pass a folder written by python -m pipelines.train") from e
