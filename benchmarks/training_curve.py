@@ -8,7 +8,9 @@ model the run validates: the EMA generator when the run keeps one) against the
 run's ``cpu_minutes`` (user + system CPU time of the training process, validation
 included), minus the PSNR of the classical baseline on the same validation faces
 (OpenCV Navier–Stokes given the true mask for inpainting runs, bicubic upsampling
-for super-resolution runs), computed here once per run. Prints the table and writes
+for super-resolution runs), computed here once per run. Step 0 is the run's
+architecture with fresh weights (for a residual over ``HoleFill`` or
+``BicubicUpsample``: that classical start). Prints the table and writes
 one chart with a line per run: what more training buys per CPU-minute.
 """
 
@@ -25,10 +27,15 @@ import numpy as np
 import tfface  # noqa: F401
 
 
-def baseline_psnr(run_dir: str) -> tuple[str, float]:
-    """(name, mean PSNR) of the run's classical baseline on its validation split."""
+def baseline_psnr(run_dir: str) -> tuple[str, float, float]:
+    """(name, mean PSNR) of the run's classical baseline on its validation split, and
+    the PSNR of the run's model before training (its architecture, fresh weights:
+    for a residual over a fill or an upsampling, that fill)."""
+    from tfface import keras
     from tfface.config import Config
     from tfface.evaluation import bicubic, eval_batches, evaluate, opencv_inpaint
+    from tfface.models import get_arch
+    from tfface.train.runner import generator_inputs
 
     cfg = Config.load(os.path.join(run_dir, "config.json"))
     batches = eval_batches(cfg, cfg.data.eval_count)
@@ -36,7 +43,16 @@ def baseline_psnr(run_dir: str) -> tuple[str, float]:
         name, fn = "bicubic", bicubic
     else:
         name, fn = "opencv_ns", opencv_inpaint("ns")
-    return name, evaluate({name: fn}, batches, baselines=False)[name]["overall"]["psnr"]
+    keras.utils.set_random_seed(cfg.data.seed)
+    gen = get_arch(cfg.model.arch).build_generator(cfg)
+    keys = generator_inputs(cfg)
+
+    def fresh(b):
+        xs = [b[k] for k in keys]
+        return gen.predict(xs[0] if len(xs) == 1 else xs, verbose=0)
+
+    res = evaluate({name: fn, "untrained": fresh}, batches, baselines=False)
+    return name, res[name]["overall"]["psnr"], res["untrained"]["overall"]["psnr"]
 
 
 def read_curve(run_dir: str) -> tuple[list[float], list[float], list[int]]:
@@ -67,11 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError, KeyError) as e:
             print(f"error: {run}: {e}", file=sys.stderr)
             return 2
-        name, base = baseline_psnr(run)
+        name, base, fresh = baseline_psnr(run)
+        cpu, val, steps = [0.0] + cpu, [fresh] + val, [0] + steps
         gain = [v - base for v in val]
         label = f"{os.path.basename(os.path.normpath(run))} (vs {name} {base:.2f} dB)"
         series[label] = (cpu, gain)
-        print(f"\n{label}")
+        print(f"\n{label}; step 0: the untrained model")
         print(f"  {'step':>6}{'CPU min':>9}{'val PSNR':>10}{'over ' + name:>16}")
         for c, v, g, s in zip(cpu, val, gain, steps):
             print(f"  {s:6d}{c:9.1f}{v:10.2f}{g:+16.2f}")

@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --data-dir: the folder is held out (the model never trained on "
                    "any of its faces, e.g. other people), so score its first --images faces "
                    "in a fixed order instead of its 10%% eval split")
+    p.add_argument("--occlusions", nargs="+", metavar="NAME",
+                   help="inpainting runs: occlusion generators of the eval faces, equal "
+                   "weights (default: the run's eval mixture), e.g. celeba_c irregular")
     p.add_argument("--tflite", nargs="*", default=[], metavar="FILE",
                    help=".tflite files of the run to score alongside the Keras model")
     p.add_argument("--images", type=int, default=None,
@@ -102,6 +105,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.degradations and not sr:
         print("error: --degradations applies to super-resolution runs only", file=sys.stderr)
         return 2
+    if args.occlusions and sr:
+        print("error: --occlusions applies to inpainting runs only", file=sys.stderr)
+        return 2
+    if args.occlusions:
+        from tfface.data.occlusion import OCCLUSION_IDS
+
+        unknown = [o for o in args.occlusions if o not in OCCLUSION_IDS]
+        if unknown:
+            print(f"error: unknown occlusion {', '.join(unknown)}; choose from: "
+                  f"{', '.join(OCCLUSION_IDS)}", file=sys.stderr)
+            return 2
+        cfg.data.eval_occlusions = {o: 1.0 for o in args.occlusions}
     if args.data_dir:
         cfg.data.source, cfg.data.data_dir = "folder", args.data_dir
     for f in args.tflite:
