@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generator weights of the run (default: best)")
     p.add_argument("--data-dir", metavar="DIR",
                    help="score on a folder of faces (its eval split) instead of the run's data")
+    p.add_argument("--whole-folder", action="store_true",
+                   help="with --data-dir: the folder is held out (the model never trained on "
+                   "any of its faces, e.g. other people), so score its first --images faces "
+                   "in a fixed order instead of its 10%% eval split")
+    p.add_argument("--occlusions", nargs="+", metavar="NAME",
+                   help="inpainting runs: occlusion generators of the eval faces, equal "
+                   "weights (default: the run's eval mixture), e.g. celeba_c irregular")
     p.add_argument("--tflite", nargs="*", default=[], metavar="FILE",
                    help=".tflite files of the run to score alongside the Keras model")
     p.add_argument("--images", type=int, default=None,
@@ -101,6 +108,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.degradations and not sr:
         print("error: --degradations applies to super-resolution runs only", file=sys.stderr)
         return 2
+    if args.occlusions and sr:
+        print("error: --occlusions applies to inpainting runs only", file=sys.stderr)
+        return 2
+    if args.occlusions:
+        from tfface.data.occlusion import OCCLUSION_IDS
+
+        unknown = [o for o in args.occlusions if o not in OCCLUSION_IDS]
+        if unknown:
+            print(f"error: unknown occlusion {', '.join(unknown)}; choose from: "
+                  f"{', '.join(OCCLUSION_IDS)}", file=sys.stderr)
+            return 2
+        cfg.data.eval_occlusions = {o: 1.0 for o in args.occlusions}
     if args.data_dir:
         cfg.data.source, cfg.data.data_dir = "folder", args.data_dir
     for f in args.tflite:
@@ -117,8 +136,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir = args.out or os.path.join(args.run, "eval")
     os.makedirs(out_dir, exist_ok=True)
     n = args.images or cfg.data.eval_count
+    source = None
+    if args.whole_folder and not args.data_dir:
+        print("error: --whole-folder needs --data-dir (the held-out folder)", file=sys.stderr)
+        return 2
     try:
-        batches = (sr_eval_batches(cfg, n, args.degradations) if sr else eval_batches(cfg, n))
+        if args.whole_folder:
+            from tfface.data.sources import FolderSource
+
+            cfg.data.eval_count = n
+            source = FolderSource(cfg.data, held_out=True)
+        batches = (sr_eval_batches(cfg, n, args.degradations, source=source) if sr
+                   else eval_batches(cfg, n, source=source))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -231,6 +231,18 @@ def test_folder_eval_split_fixed_and_disjoint(many):
     assert small.num_examples("eval") == 2
 
 
+def test_held_out_folder_is_all_eval_in_the_fixed_order(many):
+    from tfface.data.sources import FolderSource, SourceError
+
+    split = make_source(cfg(source="folder", data_dir=str(many), eval_count=100))
+    held = FolderSource(cfg(source="folder", data_dir=str(many), eval_count=20), held_out=True)
+    assert held.num_examples("eval") == 20  # not capped at 10 % of the 30 files
+    assert held.eval_files == (split.train_files + split.eval_files)[:20]
+    assert [int(e["index"]) for e in take(held.dataset("eval"), 30)] == list(range(20))
+    with pytest.raises(SourceError, match="no train split"):
+        held.dataset("train")
+
+
 def test_folder_train_start_equals_skip_and_reshuffles(many):
     src = make_source(cfg(source="folder", data_dir=str(many)))
     n = src.num_examples("train")

@@ -75,6 +75,9 @@ def test_run_writes_a_complete_run_directory(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert len(rows) == 2 and {"val_psnr", "val_ssim", "val_l1", "d_loss"} <= set(rows[0])
     assert 5.0 < float(rows[-1]["val_psnr"]) < 60.0
+    assert [int(float(r["step"])) for r in rows] == [5, 10]
+    cpu = [float(r["cpu_minutes"]) for r in rows]
+    assert 0.0 < cpu[0] < cpu[1]  # cumulative process CPU time
     summary = json.load(open(tmp_path / "summary.json"))
     assert summary["status"] == "completed" and summary["step"] == 10
 
@@ -136,6 +139,10 @@ def test_interrupted_run_resumes_from_the_saved_step(tmp_path):
     assert result.step == 10 and result.status == "completed"
     # The resumed run finished epoch 2 only (epoch 1 was complete before).
     assert len(result.history["val_psnr"]) == 1
+    # Its CPU time continues from the first process's last logged value.
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [int(float(r["step"])) for r in rows] == [5, 10]
+    assert 0.0 < float(rows[0]["cpu_minutes"]) < float(rows[1]["cpu_minutes"])
 
 
 def test_resume_refuses_a_different_config(tmp_path):

@@ -38,8 +38,10 @@ AREA_BINS = [(i / 10, (i + 1) / 10) for i in range(6)]
 Restore = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
-def eval_batches(cfg, images: int, batch_size: int = 8) -> list[dict[str, np.ndarray]]:
-    """The first ``images`` faces of the eval split of ``cfg`` as numpy batches.
+def eval_batches(cfg, images: int, batch_size: int = 8, source=None) -> list[dict[str, np.ndarray]]:
+    """The first ``images`` faces of the eval split of ``cfg`` as numpy batches
+    (``source``: a face source to read instead of the one ``cfg`` names, e.g. a
+    held-out :class:`~tfface.data.sources.FolderSource`).
 
     Super-resolution batches carry a ``degradation`` label (the preset that made
     ``lr``) so scores can be grouped by it.
@@ -47,7 +49,7 @@ def eval_batches(cfg, images: int, batch_size: int = 8) -> list[dict[str, np.nda
     from tfface.data.pipeline import make_dataset
 
     out, seen = [], 0
-    for b in make_dataset(cfg, "eval", batch_size=min(batch_size, images)):
+    for b in make_dataset(cfg, "eval", batch_size=min(batch_size, images), source=source):
         b = {k: v.numpy() for k, v in b.items()}
         take = min(len(b["clean"]), images - seen)
         b = {k: v[:take] for k, v in b.items()}
@@ -69,7 +71,7 @@ def _op_message(e: Exception) -> str:
 
 
 def sr_eval_batches(cfg, images: int, degradations: Sequence[str] | None = None,
-                    batch_size: int = 8) -> list[dict[str, np.ndarray]]:
+                    batch_size: int = 8, source=None) -> list[dict[str, np.ndarray]]:
     """Eval batches of an SR config for each degradation preset in ``degradations``
     (default: the config's own). The same ``images`` clean faces are degraded by each
     preset; presets other than the config's own use their published options.
@@ -91,7 +93,7 @@ def sr_eval_batches(cfg, images: int, degradations: Sequence[str] | None = None,
         if name != cfg.data.degradation:
             c.data.degradation, c.data.degradation_options = name, {}
         try:
-            out += eval_batches(c, images, batch_size)
+            out += eval_batches(c, images, batch_size, source)
         except tf.errors.OpError as e:
             raise ValueError(
                 f"degradation '{name}' could not be synthesized for {c.data.image_size} px faces "

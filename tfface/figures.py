@@ -81,3 +81,29 @@ def bar_chart(values: Mapping[str, float], path: str, ylabel: str, title: str) -
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def line_chart(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str,
+               xlabel: str, ylabel: str, title: str, hline: float | None = None) -> str:
+    """Write a line chart PNG: one named ``(xs, ys)`` series per line (markers at the
+    points), with an optional horizontal reference line at ``hline``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.6, 3.6), dpi=110)
+    for name, (xs, ys) in series.items():
+        ax.plot(list(xs), list(ys), marker="o", markersize=3, label=name)
+    if hline is not None:
+        ax.axhline(hline, color="gray", linestyle="--", linewidth=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -662,8 +662,10 @@ class FolderSource(FaceSource):
     name = "folder"
     synthetic = False
 
-    def __init__(self, data_cfg: DataConfig, *, log_dir: str | None = None):
+    def __init__(self, data_cfg: DataConfig, *, log_dir: str | None = None,
+                 held_out: bool = False):
         super().__init__(data_cfg)
+        self.held_out = bool(held_out)
         if not data_cfg.data_dir:
             raise SourceError("the folder source needs a folder: pass --data-dir DIR")
         root = os.path.abspath(os.path.expanduser(str(data_cfg.data_dir)))
@@ -712,7 +714,11 @@ class FolderSource(FaceSource):
             ).digest(),
         )
         n = len(order)
-        if n == 1:
+        if self.held_out:
+            # A folder no model trained on (e.g. faces of other people): all of it is
+            # eval, in the same fixed order, up to eval_count faces; no train split.
+            self.train_files, self.eval_files = [], order[: max(1, int(data_cfg.eval_count))]
+        elif n == 1:
             logger.warning(
                 "FolderSource: '%s' holds a single image; it is used for both the train and "
                 "the eval split, so eval metrics are meaningless",
@@ -792,6 +798,9 @@ class FolderSource(FaceSource):
         _check_split(split)
         if split == "train":
             files = self.train_files
+            if self.held_out:
+                raise SourceError(f"'{self.root}' is read as a held-out folder (all eval); "
+                                  "it has no train split")
             ds = _train_item_stream(len(files), self.cfg.seed, start, self.cfg.shuffle_files)
         else:
             files = self.eval_files

@@ -126,6 +126,8 @@ SPECS: dict[str, dict[str, Spec]] = {
         "mask_input": Bool(),
         "prefill": Bool(),
         "prefill_iterations": Int(0, 500),
+        "prefill_method": Choice("windows", "pyramid"),
+        "prefill_levels": Int(1, 8),
         "output_head": HEADS,
         "disc_filters": Ints(1, MAX_FILTERS, 1, 8),
     },

@@ -319,6 +319,40 @@ class TimeLimit(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class CpuTime(keras.callbacks.Callback):
+    """Add the run's CPU time (``cpu_minutes``: user + system time of this process, all
+    threads, validation included) and its ``step`` to each epoch's logs, so metrics.csv
+    shows what more training buys per CPU-minute. A resumed run continues from
+    ``offset_minutes`` (the last value of the run's metrics.csv)."""
+
+    def __init__(self, offset_minutes: float = 0.0):
+        super().__init__()
+        self.offset = float(offset_minutes)
+        t = os.times()
+        self.t0 = t.user + t.system
+
+    @staticmethod
+    def last_logged(csv_path: str) -> float:
+        """The last ``cpu_minutes`` of a metrics.csv (0 when absent or unreadable)."""
+        import csv
+
+        try:
+            with open(csv_path, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+            return float(rows[-1]["cpu_minutes"]) if rows else 0.0
+        except (OSError, KeyError, ValueError, TypeError):
+            return 0.0
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is None:
+            return
+        t = os.times()
+        logs["cpu_minutes"] = self.offset + (t.user + t.system - self.t0) / 60.0
+        opt = getattr(self.model, "g_optimizer", None)
+        if opt is not None:
+            logs["step"] = int(opt.iterations.numpy())
+
+
 class PretrainPhase(keras.callbacks.Callback):
     """Generator pre-training for the first ``steps`` steps, then the full objective.
 

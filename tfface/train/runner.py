@@ -620,6 +620,7 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress, role, scratch) -> RunR
         divergence,
         cbs.BestWeights(out_dir, best, guard),
         cbs.SampleGrid(sample, inputs, os.path.join(out_dir, "samples")),
+        cbs.CpuTime(cbs.CpuTime.last_logged(os.path.join(out_dir, "metrics.csv"))),
         keras.callbacks.CSVLogger(os.path.join(out_dir, "metrics.csv"), append=True),
         keras.callbacks.TensorBoard(
             os.path.join(out_dir, "logs"), update_freq=max(1, min(100, spe)),

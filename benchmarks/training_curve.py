@@ -1,0 +1,103 @@
+"""Validation PSNR over the classical baseline against CPU-minutes of training.
+
+    python -m benchmarks.training_curve runs/vnet-mobile runs/srgan-mobile \\
+        --out docs/img/quality_per_cpu_minute.png
+
+For each run directory: the ``val_psnr`` of every epoch in its metrics.csv (the
+model the run validates: the EMA generator when the run keeps one) against the
+run's ``cpu_minutes`` (user + system CPU time of the training process, validation
+included), minus the PSNR of the classical baseline on the same validation faces
+(OpenCV Navier–Stokes given the true mask for inpainting runs, bicubic upsampling
+for super-resolution runs), computed here once per run. Step 0 is the run's
+architecture with fresh weights (for a residual over ``HoleFill`` or
+``BicubicUpsample``: that classical start). Prints the table and writes
+one chart with a line per run: what more training buys per CPU-minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from typing import Sequence
+
+import numpy as np
+
+import tfface  # noqa: F401
+
+
+def baseline_psnr(run_dir: str) -> tuple[str, float, float]:
+    """(name, mean PSNR) of the run's classical baseline on its validation split, and
+    the PSNR of the run's model before training (its architecture, fresh weights:
+    for a residual over a fill or an upsampling, that fill)."""
+    from tfface import keras
+    from tfface.config import Config
+    from tfface.evaluation import bicubic, eval_batches, evaluate, opencv_inpaint
+    from tfface.models import get_arch
+    from tfface.train.runner import generator_inputs
+
+    cfg = Config.load(os.path.join(run_dir, "config.json"))
+    batches = eval_batches(cfg, cfg.data.eval_count)
+    if cfg.data.task == "sr":
+        name, fn = "bicubic", bicubic
+    else:
+        name, fn = "opencv_ns", opencv_inpaint("ns")
+    keras.utils.set_random_seed(cfg.data.seed)
+    gen = get_arch(cfg.model.arch).build_generator(cfg)
+    keys = generator_inputs(cfg)
+
+    def fresh(b):
+        xs = [b[k] for k in keys]
+        return gen.predict(xs[0] if len(xs) == 1 else xs, verbose=0)
+
+    res = evaluate({name: fn, "untrained": fresh}, batches, baselines=False)
+    return name, res[name]["overall"]["psnr"], res["untrained"]["overall"]["psnr"]
+
+
+def read_curve(run_dir: str) -> tuple[list[float], list[float], list[int]]:
+    """(cpu_minutes, val_psnr, step) of each epoch row of the run's metrics.csv."""
+    path = os.path.join(run_dir, "metrics.csv")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "cpu_minutes" not in rows[0]:
+        raise ValueError(f"{path} has no cpu_minutes column (a run made before it was logged)")
+    keep = [r for r in rows if r.get("val_psnr") not in (None, "")]
+    return ([float(r["cpu_minutes"]) for r in keep], [float(r["val_psnr"]) for r in keep],
+            [int(float(r["step"])) for r in keep])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.training_curve",
+        description="Validation PSNR over OpenCV NS / bicubic against CPU-minutes of training.")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", default="quality_per_cpu_minute.png", help="chart PNG to write")
+    args = p.parse_args(argv)
+    from tfface.figures import line_chart
+
+    series = {}
+    for run in args.runs:
+        try:
+            cpu, val, steps = read_curve(run)
+        except (OSError, ValueError, KeyError) as e:
+            print(f"error: {run}: {e}", file=sys.stderr)
+            return 2
+        name, base, fresh = baseline_psnr(run)
+        cpu, val, steps = [0.0] + cpu, [fresh] + val, [0] + steps
+        gain = [v - base for v in val]
+        label = f"{os.path.basename(os.path.normpath(run))} (vs {name} {base:.2f} dB)"
+        series[label] = (cpu, gain)
+        print(f"\n{label}; step 0: the untrained model")
+        print(f"  {'step':>6}{'CPU min':>9}{'val PSNR':>10}{'over ' + name:>16}")
+        for c, v, g, s in zip(cpu, val, gain, steps):
+            print(f"  {s:6d}{c:9.1f}{v:10.2f}{g:+16.2f}")
+    line_chart(series, args.out, "CPU-minutes of training (process user + system)",
+               "validation PSNR over baseline (dB)",
+               "Quality per CPU-minute (validation split of the run)", hline=0.0)
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
