@@ -436,7 +436,9 @@ def card_problems(path: str, card: dict[str, Any] | None = None) -> list[str]:
     from tflite.validate import CARD_HASH_KEY
     import hashlib
 
-    if read_card(path) != {k: v for k, v in card.items() if k != CARD_HASH_KEY}:
+    embedded = read_card(path) or {}
+    if ({k: v for k, v in embedded.items() if k != CARD_HASH_KEY}
+            != {k: v for k, v in card.items() if k != CARD_HASH_KEY}):
         problems.append("the card embedded in the file differs from the JSON card")
     if CARD_HASH_KEY in card:
         with open(path, "rb") as f:
@@ -468,7 +470,11 @@ def card_problems(path: str, card: dict[str, Any] | None = None) -> list[str]:
             problems.append(f"input '{key}' has {channels} channels but is described as "
                             f"{entry.get('kind')!r}")
     for out in card.get("outputs") or []:
-        if out.get("value_range") != [-1.0, 1.0] or \
+        if card.get("task") == "segment-occluder":  # a probability map, not an image
+            if out.get("value_range") != [0.0, 1.0] or out.get("shape", [0])[-1] != 1:
+                problems.append(f"output {out.get('name')}: an occluder probability map is "
+                                "one channel in [0, 1]")
+        elif out.get("value_range") != [-1.0, 1.0] or \
                 out.get("denormalization") != OUTPUT_DENORMALIZATION:
             problems.append(f"output {out.get('name')}: range or denormalization is wrong")
     for p in absolute_paths(card):
@@ -521,6 +527,9 @@ def refresh_card(path: str) -> dict[str, Any]:
     if data.get("source") == "folder" and isinstance(data.get("description"), str):
         folder = data["description"].rsplit(" ", 1)[-1].strip("'")
         data["description"] = f"face photos from a folder named '{_folder_name(folder)}'"
+    from tflite.validate import CARD_HASH_KEY
+
+    card.pop(CARD_HASH_KEY, None)  # the hash of the old file; the JSON gets the new one
     final = _finish_card(strip_card(content), card)
     card = write_model_and_card(path, card_path, final, card)
     return card
