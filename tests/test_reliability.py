@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import tfface  # noqa: F401  (must precede tensorflow: selects tf_keras)
@@ -29,6 +28,8 @@ from tfface.data import sources
 from tfface.data.sources import FolderSource, SourceError, make_source
 from tfface.fileio import TMP_MARK, OutputDirError, atomic_path, atomic_write
 
+from bounded import run_bounded
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -41,23 +42,6 @@ RUN_FLAGS = ["--arch", "vnet", "--preset", "tiny", "--image-size", "32", "--batc
              "--set", "train.save_every_steps=4"]
 
 
-def run_bounded(fn, seconds: float):
-    """Run ``fn`` in a daemon thread; fail (instead of hanging the suite) after ``seconds``."""
-    box: dict = {}
-
-    def target():
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
-            box["error"] = e
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(seconds)
-    assert not t.is_alive(), f"did not finish within {seconds} s (hang)"
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
 
 
 def encode(img: np.ndarray, ext: str, params=()) -> bytes:

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import threading
 
 import cv2
 import numpy as np
@@ -24,24 +23,9 @@ from tfface import keras
 from tfface.config import Config, ConfigError, resolve
 from tfface.fileio import TMP_MARK
 
+from bounded import run_bounded
 
-def run_bounded(fn, seconds: float = 30.0):
-    """Run ``fn`` in a daemon thread; fail (instead of hanging the suite) after ``seconds``."""
-    box: dict = {}
 
-    def target():
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
-            box["error"] = e
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(seconds)
-    assert not t.is_alive(), f"did not finish within {seconds} s (hang)"
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
 
 
 def face_png(seed: int, side: int = 48) -> bytes:
