@@ -298,7 +298,7 @@ def test_restore_cli_with_no_other_flag_restores_the_face_in_place(model, masked
     assert restore_cli.main([path, "--model", model, "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert "no face" not in err, err
-    res = cv2.imread(str(out / "masked.png"))[:, :, ::-1]
+    res = cv2.imread(str(out / "masked_png.png"))[:, :, ::-1]
     k = res.shape[0] // canvas.shape[0]
     assert res.shape == (canvas.shape[0] * k, canvas.shape[1] * k, 3)
     base = canvas if k == 1 else cv2.resize(canvas, res.shape[1::-1], interpolation=cv2.INTER_CUBIC)
