@@ -21,7 +21,10 @@ import tfface  # noqa: F401
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipelines.prepare",
-                                description="Photos in, aligned face crops (training framing) out.")
+                                description="Photos in, aligned face crops (training framing) out.",
+                                epilog="Writes into OUT_DIR: one aligned PNG crop per usable photo "
+                                "(same relative path) and skipped.tsv, one line per photo left out "
+                                "and why (no face, several faces, too small, unreadable).")
     p.add_argument("raw_dir", metavar="RAW_DIR", help="folder of photos (searched recursively)")
     p.add_argument("out_dir", metavar="OUT_DIR", help="folder for the crops (PNG)")
     p.add_argument("--size", type=int, default=256, help="crop side in px (default: 256)")
