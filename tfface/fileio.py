@@ -208,3 +208,14 @@ def remove_stale_temps(path: str | os.PathLike) -> list[str]:
                 os.remove(os.path.join(d, name))
                 removed.append(name)
     return removed
+
+
+TFLITE_IDENTIFIER = b"TFL3"
+"""FlatBuffer file identifier of every ``.tflite`` file (bytes 4..8)."""
+
+
+def has_tflite_header(path: str | os.PathLike) -> bool:
+    """Whether the file at ``path`` starts like a TFLite model (identifier at byte 4)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    return len(head) >= 8 and head[4:8] == TFLITE_IDENTIFIER

@@ -13,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from tfface.fileio import TFLITE_IDENTIFIER
+
 try:  # LiteRT is the supported interpreter; tf.lite.Interpreter is deprecated.
     from ai_edge_litert.interpreter import Interpreter
 except ImportError as e:  # pragma: no cover - exercised only without the dependency
@@ -38,8 +40,6 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return ((np.asarray(q, np.float64) - zero_point) * scale).astype(np.float32)
 
 
-TFLITE_IDENTIFIER = b"TFL3"
-"""FlatBuffer file identifier of every ``.tflite`` file (bytes 4..8)."""
 
 
 def check_tflite_header(head: bytes, name: str = "the file") -> None:

@@ -28,6 +28,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from tfface.fileio import has_tflite_header
+
 DETECTORS = ("auto", "mtcnn", "blazeface")
 DEFAULT_DETECTOR = "auto"
 
@@ -201,9 +203,7 @@ class BlazeFaceDetector:
         self.model_file = path
         if not os.path.isfile(path):
             raise DetectorError(f"no such face detector file: {path}")
-        with open(path, "rb") as f:
-            head = f.read(8)
-        if len(head) < 8 or head[4:8] != b"TFL3":
+        if not has_tflite_header(path):
             raise DetectorError(f"{path} is not a .tflite file (no TFL3 identifier)")
         try:
             from ai_edge_litert.interpreter import Interpreter

@@ -33,6 +33,7 @@ import tfface  # noqa: F401  (selects tf_keras before TensorFlow is imported)
 import tensorflow as tf
 
 from tfface import keras
+from tfface.fileio import has_tflite_header
 
 logger = logging.getLogger(__name__)
 
@@ -316,9 +317,7 @@ class OccluderSegmenter:
             return
         if not os.path.isfile(path):
             raise SegmenterError(f"no such segmenter file: {path}")
-        with open(path, "rb") as f:
-            head = f.read(8)
-        if len(head) < 8 or head[4:8] != b"TFL3":
+        if not has_tflite_header(path):
             raise SegmenterError(f"{path} is not a .tflite file (no TFL3 identifier)")
         try:
             from ai_edge_litert.interpreter import Interpreter
