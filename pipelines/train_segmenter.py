@@ -31,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=float, default=None)
     p.add_argument("--mask-dir", help="folder of irregular hole masks (adds 'irregular')")
     p.add_argument("--facemask-dir", help="folder of face-mask templates (MaskTheFace layout)")
+    p.add_argument("--render-scale", type=int, default=2,
+                   help="draw occluders at this many times --image-size, then shrink "
+                        "(anti-aliased edges, photo-like texture); 1 = draw at the size")
+    p.add_argument("--photometric", type=float, default=0.5,
+                   help="chance of each camera-like change (blur, noise, JPEG, contrast) "
+                        "and of recolouring the occluder; 0 = off")
     return p
 
 
@@ -42,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = SegmenterConfig(
         data_dir=args.data_dir, image_size=args.image_size,
         filters=[int(v) for v in args.filters.split(",")], batch_size=args.batch_size,
-        steps=args.steps, lr=args.lr, mask_dir=args.mask_dir, facemask_dir=args.facemask_dir)
+        steps=args.steps, lr=args.lr, mask_dir=args.mask_dir, facemask_dir=args.facemask_dir,
+        render_scale=args.render_scale, photometric=args.photometric)
     try:
         last = train_segmenter(cfg, args.out, max_minutes=args.max_minutes)
     except ValueError as e:

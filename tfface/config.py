@@ -40,6 +40,10 @@ class ConfigError(ValueError):
         self.detail = detail if detail is not None else message
 
 
+FACE_FRAMINGS = ("celeba", "template")
+"""Values of ``data.face_framing``."""
+
+
 @dataclass
 class DataConfig:
     """Where clean faces come from and how training pairs are synthesized."""
@@ -80,6 +84,13 @@ class DataConfig:
     """Folder of irregular hole masks (NVIDIA layout: white = hole) for ``irregular``."""
     facemask_dir: str | None = None
     """Folder of face-mask overlay templates with alpha (MaskTheFace layout + masks.cfg)."""
+    face_framing: str = "celeba"
+    """Where the faces of a ``folder`` source sit in their square crops, which places
+    the face-shaped occluders (masks, sunglasses, eye bars): ``celeba`` (CelebA's
+    aligned images, eyes at y = 0.51; the default of runs made before the key
+    existed) or ``template`` (the measured framing of :data:`tfface.faces.align.TEMPLATE`,
+    eyes at y = 0.43: the crops of ``pipelines.prepare`` and the faces-train/-dev
+    photos)."""
     sr_downscale: str = "bicubic"
     """Downscaling kernel of the SR task: ``area``, ``bicubic`` (antialiased) or ``bilinear``."""
     degradation: str = "none"
@@ -426,6 +437,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.task must be one of {TASKS}, got '{d.task}'")
     if d.source not in SOURCES:
         raise ConfigError(f"data.source must be one of {SOURCES}, got '{d.source}'")
+    if d.face_framing not in FACE_FRAMINGS:
+        raise ConfigError(f"data.face_framing must be one of {FACE_FRAMINGS}, got '{d.face_framing}'")
     if d.source == "folder" and not d.data_dir:
         raise ConfigError("data.source 'folder' needs data.data_dir (use --data-dir DIR)")
     if d.image_size < 16 or d.image_size % 8:

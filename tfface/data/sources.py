@@ -76,6 +76,18 @@ CANONICAL_LANDMARKS: np.ndarray = (
 ``[[0.388, 0.511], [0.607, 0.511], [0.494, 0.646], [0.404, 0.742], [0.596, 0.742]]``."""
 CANONICAL_LANDMARKS.setflags(write=False)
 
+
+def framing_landmarks(framing: str) -> np.ndarray:
+    """The five landmarks (``[5, 2]`` fractions) of a folder's faces by ``data.face_framing``."""
+    if framing == "template":
+        from tfface.faces.align import TEMPLATE
+
+        return np.asarray(TEMPLATE, np.float32)
+    if framing != "celeba":
+        raise ValueError(f"data.face_framing must be 'celeba' or 'template', got '{framing}'")
+    return CANONICAL_LANDMARKS
+
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 """File extensions :class:`FolderSource` reads (case-insensitive)."""
 
@@ -676,6 +688,8 @@ class FolderSource(FaceSource):
                 f"(expected a folder of face photos: {exts}, searched recursively)"
             )
         self.root = root
+        self.face_framing = getattr(data_cfg, "face_framing", "celeba")
+        framing_landmarks(self.face_framing)  # refuse an unknown framing before scanning
         min_side = data_cfg.min_image_side
         self.min_side = int(self.image_size // 2 if min_side is None else min_side)
         scan = scan_folder(root, self.image_size, self.min_side)
@@ -781,7 +795,7 @@ class FolderSource(FaceSource):
         paths = tf.constant([os.path.join(self.root, f) for f in files])
         size = self.image_size
         split_id = tf.constant(SPLITS.index(split), tf.int64)
-        landmarks = tf.constant(CANONICAL_LANDMARKS)
+        landmarks = tf.constant(framing_landmarks(self.face_framing))
 
         def load(index, item):
             path = tf.gather(paths, item)

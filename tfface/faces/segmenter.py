@@ -62,6 +62,14 @@ class SegmenterConfig:
     facemask_dir: str | None = None
     seed: int = 1234
     save_every: int = 200
+    render_scale: int = 2
+    """Occluders are drawn on the face at this many times ``image_size`` and the result
+    shrunk with an area filter, so edges are anti-aliased and the occluder's texture is
+    averaged as in a photo taken at a higher resolution (1: drawn at ``image_size``)."""
+    photometric: float = 0.5
+    """Chance of each photometric change of a training face (after the occluder is on
+    it): Gaussian blur, sensor noise, JPEG, contrast/brightness, and, for the occluder
+    alone, a hue and brightness change, so no single rendering cue identifies it."""
 
 
 def build_segmenter(image_size: int = 64, filters=(16, 32, 64, 128)) -> keras.Model:
@@ -106,6 +114,10 @@ def _data_cfg(cfg: SegmenterConfig, data_dir: str, mixture: dict[str, float]):
     # Object-like occluders: flat-coloured boxes (a hand, a phone, a cup) as well as
     # the noise-filled CelebA-C patches.
     c.data.occlusion_options = {"boxes": {"fill": "solid"}}
+    if cfg.facemask_dir:
+        # Half photographed templates, half procedural masks (pleated, cloth, N95):
+        # with templates only, a drawn pleated mask was not recognised as one.
+        c.data.occlusion_options["facemask"] = {"template_proba": 0.5}
     c.data.seed = int(cfg.seed)
     c.data.min_image_side = 32
     c.train.batch_size = int(cfg.batch_size)
@@ -145,6 +157,52 @@ def _jitter(images, masks, seed, cfg: SegmenterConfig):
     return img, msk
 
 
+def _recolor_occluder(occluded, clean, cover, seed, p: float):
+    """With chance ``p``: the occluder's pixels (``cover`` > 0.5) get another hue and
+    brightness, so the segmenter learns shapes over the face, not the palette. ``occluded``
+    and ``clean`` are float RGB in 0..255."""
+    s_on, s_hue, s_gain = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    on = tf.random.stateless_uniform([], s_on) < p
+    hue = tf.random.stateless_uniform([], s_hue, -0.5, 0.5)
+    gain = tf.random.stateless_uniform([], s_gain, 0.6, 1.3)
+    shifted = tf.clip_by_value(tf.image.adjust_hue(occluded / 255.0, hue) * 255.0 * gain, 0, 255)
+    inside = cover > 0.5
+    recolored = tf.where(inside, shifted, occluded)
+    return tf.where(on, recolored, occluded)
+
+
+def _photometric(img, seed, p: float):
+    """Camera-like changes of a whole face in [-1, 1], each with chance ``p``: Gaussian
+    blur (sigma 0.3–1.2 px), sensor noise (sigma up to 0.04), JPEG (quality 35–90),
+    contrast and brightness."""
+    s = tf.unstack(tf.random.experimental.stateless_split(seed, 9))
+
+    def chance(k):
+        return tf.random.stateless_uniform([], s[k]) < p
+
+    def blur(x):
+        sigma = tf.random.stateless_uniform([], s[1], 0.3, 1.2)
+        t = tf.range(-2.0, 3.0)
+        k = tf.exp(-0.5 * tf.square(t / sigma))
+        k = k / tf.reduce_sum(k)
+        k2 = (k[:, None] * k[None, :])[:, :, None, None] * tf.ones([1, 1, 3, 1])
+        xp = tf.pad(x[None], [[0, 0], [2, 2], [2, 2], [0, 0]], mode="REFLECT")
+        return tf.nn.depthwise_conv2d(xp, k2, [1, 1, 1, 1], "VALID")[0]
+
+    x = tf.where(chance(0), blur(img), img)
+    noise = tf.random.stateless_normal(tf.shape(x), s[3]) * \
+        tf.random.stateless_uniform([], s[4], 0.0, 0.04)
+    x = tf.where(chance(2), x + noise, x)
+    x01 = tf.clip_by_value((x + 1.0) / 2.0, 0.0, 1.0)
+    jpeg = tf.image.stateless_random_jpeg_quality(x01, 35, 90, tf.cast(s[6], tf.int32))
+    x01 = tf.where(chance(5), jpeg, x01)
+    c = tf.random.stateless_uniform([], s[8], 0.75, 1.25)
+    mean = tf.reduce_mean(x01)
+    shifted = tf.clip_by_value((x01 - mean) * c + mean + (c - 1.0) * 0.1, 0.0, 1.0)
+    x01 = tf.where(chance(7), shifted, x01)
+    return x01 * 2.0 - 1.0
+
+
 def segmenter_dataset(cfg: SegmenterConfig, split: str = "train", *, start_step: int = 0,
                       data_dir: str | None = None, augment: bool | None = None,
                       mixture: dict[str, float] | None = None):
@@ -166,9 +224,12 @@ def segmenter_dataset(cfg: SegmenterConfig, split: str = "train", *, start_step:
     from tfface.data.sources import make_source
     from tfface.faces.align import TEMPLATE
 
+    render = max(int(cfg.render_scale), 1)
     dcfg = _data_cfg(cfg, data_dir or cfg.data_dir, mixture or _mixture(cfg))
     d = dcfg.data
     size = int(d.image_size)
+    d.image_size = size * render
+    rsize = size * render
     mixture = occ.check_mixture(dict(d.occlusions))
     occluders = occ.make_occlusion_fns(d, names=list(mixture))
     template = tf.constant(np.asarray(TEMPLATE, np.float32))
@@ -176,21 +237,35 @@ def segmenter_dataset(cfg: SegmenterConfig, split: str = "train", *, start_step:
     start = start_step * batch if split == "train" else 0
     augment = split == "train" if augment is None else augment
 
+    def shrink(x):
+        if render == 1:
+            return x
+        return tf.image.resize(x, [size, size], method="area")
+
     def synth(el):
-        image = tf.ensure_shape(el["image"], [size, size, 3])
+        image = tf.ensure_shape(el["image"], [rsize, rsize, 3])
         index = tf.cast(el["index"], tf.int64)
         seed = element_seed(d.seed, split, index)
-        s_lm, s_occ, s_aug, s_clean = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+        s_lm, s_occ, s_aug, s_clean, s_ph = tf.unstack(
+            tf.random.experimental.stateless_split(seed, 5))
         lm = template + tf.random.stateless_normal([5, 2], s_lm, stddev=0.012)
         out = occ.occlude(image, lm, s_occ, mixture, occluders)
-        img = tf.cast(out["occluded"], tf.float32) / 127.5 - 1.0
-        msk = out["mask"]
+        occluded = tf.cast(out["occluded"], tf.float32)
+        cover = out["mask"]
+        if augment:
+            occluded = _recolor_occluder(occluded, tf.cast(image, tf.float32), cover, s_ph,
+                                         cfg.photometric)
+        img = shrink(occluded) / 127.5 - 1.0
+        msk = tf.cast(shrink(cover) > 0.5, tf.float32)
         if augment:
             img, msk = _jitter(img[None], msk[None], s_aug, cfg)
-            clean, _ = _jitter(tf.cast(image, tf.float32)[None] / 127.5 - 1.0, msk, s_aug, cfg)
+            clean = shrink(tf.cast(image, tf.float32)) / 127.5 - 1.0
+            clean, _ = _jitter(clean[None], msk, s_aug, cfg)
             keep = tf.random.stateless_uniform([], s_clean) < cfg.clean_fraction
             img = tf.where(keep, clean, img)[0]
             msk = tf.where(keep, tf.zeros_like(msk), msk)[0]
+            img = _photometric(img, tf.random.experimental.stateless_fold_in(s_ph, 1),
+                               cfg.photometric)
         return img, msk
 
     ds = make_source(d).dataset(split, start=start)

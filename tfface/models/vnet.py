@@ -101,7 +101,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                 disc_filters=[16, 32, 64],
             )
         },
-        "data": {"image_size": 128, "eval_count": 100,
+        "data": {"image_size": 128, "eval_count": 100, "face_framing": "template",
                  "occlusions": {"celeba_c": 0.6, "boxes": 0.1, "strokes_medium": 0.1,
                                 "facemask": 0.1, "sunglasses": 0.1}},
         "train": {"batch_size": 16, "epochs": 200, "steps_per_epoch": 200,
