@@ -1,4 +1,4 @@
-"""Convert a trained occluder segmenter to full int8, measure it on held-out faces, ship it.
+"""Convert a trained occluder segmenter to int8 and fp16, measure them on held-out faces, ship them.
 
 Example::
 
@@ -9,7 +9,9 @@ Writes ``segmenter_int8.tflite`` (float input/output, int8 inside; the card embe
 its metadata too), ``segmenter_int8.json`` (the card: tensors, normalization, training
 data, pixel accuracy and IoU of the Keras model and of the int8 file on the eval
 folder, per occluder), and ``segmenter_int8_samples.json`` + ``samples/`` (inputs and
-expected outputs on the public-domain astronaut photo, for the asset test).
+expected outputs on the public-domain astronaut photo, for the asset test); and the same
+four for ``segmenter_fp16`` (float16 weights: the file for GPU delegates). ``--modes``
+picks one of them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 
 import tfface  # noqa: F401
 
+MODES = ("int8", "fp16")
 EVAL_OCCLUDERS = ("facemask", "sunglasses", "eye_bar", "boxes", "celeba_c", "irregular")
 
 
@@ -39,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-count", type=int, default=64, help="faces per occluder")
     p.add_argument("--samples", type=int, default=200, help="calibration samples")
     p.add_argument("--out", default="android_demo_assets/segmenter")
+    p.add_argument("--modes", default="int8,fp16",
+                   help="files to write, comma-separated: int8 (CPU, the smallest) and/or "
+                        "fp16 (for GPU delegates)")
     return p
 
 
@@ -73,17 +79,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import dataclasses
 
-    from tfface.faces.segmenter import _mixture, load_segmenter, segmenter_dataset
-    from tfface.fileio import atomic_write
-    from tflite.convert import _tensor_entry
-    from tflite.harness import LiteRunner
-    from tflite.metadata import embed_card
-    from tflite.quantize import QuantizationConfig, converter_for, representative_from
+    from tfface.faces.segmenter import load_segmenter, segmenter_dataset
 
     try:
         model, cfg = load_segmenter(args.run)
     except (OSError, ValueError, KeyError) as e:
         print(f"error: cannot load the segmenter run {args.run}: {e}", file=sys.stderr)
+        return 2
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if not modes or bad:
+        print(f"error: --modes takes a comma list of {', '.join(MODES)}, got '{args.modes}'",
+              file=sys.stderr)
         return 2
     train_batch = int(cfg.batch_size)
     cfg = dataclasses.replace(cfg, batch_size=8)
@@ -97,25 +104,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         n += x.shape[0]
         if n >= args.samples:
             break
-    t0 = time.time()
-    qcfg = QuantizationConfig.for_int8("float", len(rep))
-    conv = converter_for(model, qcfg, representative_from(rep))
-    content = conv.convert()
-    seconds = time.time() - t0
     os.makedirs(os.path.join(args.out, "samples"), exist_ok=True)
-    tmp = os.path.join(args.out, "segmenter_int8.tflite.tmp")
-    with open(tmp, "wb") as f:
-        f.write(content)
-    runner = LiteRunner(tmp)
 
     def keras_predict(x):
         return model(x, training=False).numpy()
 
+    quality_keras = _scores(cfg, keras_predict, args.eval_dir, args.eval_count, names)
+    for mode in modes:
+        card = _export(model, cfg, mode, rep, args, names, quality_keras, train_batch)
+        print(f"{card['file']}: {card['size_bytes'] / 1e6:.2f} MB")
+        print(json.dumps(card["quality"], indent=2))
+    return 0
+
+
+def _export(model, cfg, mode: str, rep, args, names, quality_keras, train_batch) -> dict:
+    """Convert ``model`` to ``mode`` (int8 or fp16), score it, write file + card + samples."""
+    from tfface.faces.segmenter import _mixture
+    from tfface.fileio import atomic_write
+    from tflite.convert import _tensor_entry
+    from tflite.harness import LiteRunner
+    from tflite.metadata import embed_card
+    from tflite.quantize import QuantizationConfig, converter_for, representative_from
+
+    name = f"segmenter_{mode}"
+    t0 = time.time()
+    if mode == "int8":
+        qcfg = QuantizationConfig.for_int8("float", len(rep))
+        content = converter_for(model, qcfg, representative_from(rep)).convert()
+        quant = {"mode": "int8", "io": "float", "calibration_samples": len(rep)}
+    else:
+        content = converter_for(model, QuantizationConfig.for_fp16()).convert()
+        quant = {"mode": "fp16", "io": "float",
+                 "note": "float16 weights, float32 compute on the CPU; for GPU delegates"}
+    seconds = time.time() - t0
+    tmp = os.path.join(args.out, f"{name}.tflite.tmp")
+    with open(tmp, "wb") as f:
+        f.write(content)
+    runner = LiteRunner(tmp)
+
     def lite_predict(x):
         return np.concatenate([runner(x[i:i + 1]) for i in range(len(x))])
 
-    quality_keras = _scores(cfg, keras_predict, args.eval_dir, args.eval_count, names)
-    quality_int8 = _scores(cfg, lite_predict, args.eval_dir, args.eval_count, names)
+    quality_file = _scores(cfg, lite_predict, args.eval_dir, args.eval_count, names)
     log = [json.loads(line) for line in open(os.path.join(args.run, "train_log.jsonl"))]
     inp = _tensor_entry(runner.inputs[0], "input")
     out = _tensor_entry(runner.outputs[0], "output")
@@ -124,8 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 "hole = p > 0.5"})
     card = {
         "format": "tfface-model-card/1",
-        "name": "segmenter_int8",
-        "file": "segmenter_int8.tflite",
+        "name": name,
+        "file": f"{name}.tflite",
         "task": "segment-occluder",
         "architecture": "unmask segmentation U-Net (tfface.models.unmask._seg_unet)",
         "parameters": int(model.count_params()),
@@ -134,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "signature": "serving_default",
         "framing": "aligned face crop: the five landmarks mapped to tfface/faces/template.json "
                    "by a similarity transform (the framing of the training crops)",
-        "quantization": {"mode": "int8", "io": "float", "calibration_samples": len(rep)},
+        "quantization": quant,
         "training_data": {
             "source": "folder", "description": "real face photos (faces-train: CelebA test "
             "split, 453 people), damaged by tfface's occlusion synthesis",
@@ -143,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "clean_fraction": cfg.clean_fraction,
             "jitter": {"degrees": cfg.jitter_degrees, "scale": cfg.jitter_scale,
                        "shift": cfg.jitter_shift},
+            "render_scale": cfg.render_scale,
+            "photometric": cfg.photometric,
             "steps": int(log[-1]["step"]) if log else 0,
             "batch_size": train_batch,
             "cpu_minutes": round(float(log[-1]["minutes"]), 1) if log else None,
@@ -153,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "metric": "per-image pixel accuracy and IoU of p > 0.5 against the synthesized "
                       "mask, averaged",
             "keras_float": quality_keras,
-            "tflite_int8": quality_int8,
+            f"tflite_{mode}": quality_file,
         },
         "size_bytes": len(content),
         "conversion_seconds": round(seconds, 1),
@@ -161,14 +193,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     content = embed_card(content, card)
     with open(tmp, "wb") as f:
         f.write(content)
-    os.replace(tmp, os.path.join(args.out, "segmenter_int8.tflite"))
-    atomic_write(os.path.join(args.out, "segmenter_int8.json"), json.dumps(card, indent=2) + "\n")
-    _samples(args.out, cfg)
-    print(json.dumps(card["quality"], indent=2))
-    return 0
+    # The card first, then the model: a reader never sees a new model beside an old card.
+    atomic_write(os.path.join(args.out, f"{name}.json"), json.dumps(card, indent=2) + "\n")
+    os.replace(tmp, os.path.join(args.out, f"{name}.tflite"))
+    _samples(args.out, cfg, name)
+    return card
 
 
-def _samples(dest: str, cfg) -> None:
+def _samples(dest: str, cfg, name: str = "segmenter_int8") -> None:
     """Astronaut (public domain) aligned crops with four occluders, and the file's outputs."""
     import tensorflow as tf
     from skimage import data
@@ -183,23 +215,23 @@ def _samples(dest: str, cfg) -> None:
     rgb = data.astronaut()
     face = make_detector("mtcnn").detect(rgb)[0]
     crop, _ = al.align_face(rgb, face.landmarks, size)
-    runner = LiteRunner(os.path.join(dest, "segmenter_int8.tflite"))
+    runner = LiteRunner(os.path.join(dest, f"{name}.tflite"))
     entries = []
     for i, name in enumerate(("facemask", "sunglasses", "eye_bar", "boxes")):
         fns = occ.default_occluders([name])
         o = occ.occlude(tf.constant(crop), tf.constant(al.TEMPLATE), tf.constant([7, i], tf.int64),
                         {name: 1.0}, fns)
         px = np.clip(np.round(o["occluded"].numpy()), 0, 255).astype(np.uint8)
-        rel = f"samples/segmenter_int8_{i}_occluded.png"
+        rel = f"samples/{name}_{i}_occluded.png"
         write_image(os.path.join(dest, rel), px)
         prob = runner(to_float(px)[None])[0]
-        exp = f"samples/segmenter_int8_{i}_expected.png"
+        exp = f"samples/{name}_{i}_expected.png"
         write_image(os.path.join(dest, exp), to_uint8(prob)[..., 0])
-        tgt = f"samples/segmenter_int8_{i}_target.png"
+        tgt = f"samples/{name}_{i}_target.png"
         hole = (o["mask"].numpy()[..., 0] > 0.5).astype(np.uint8) * 255
         write_image(os.path.join(dest, tgt), hole)
         entries.append({"inputs": {"occluded": rel}, "expected": exp, "target": tgt})
-    manifest = {"model": "segmenter_int8.tflite", "card": "segmenter_int8.json",
+    manifest = {"model": f"{name}.tflite", "card": f"{name}.json",
                 "samples": entries,
                 "sample_faces": "skimage.data.astronaut() (public domain), aligned, with "
                                 "synthesized occluders",
@@ -208,7 +240,7 @@ def _samples(dest: str, cfg) -> None:
                 "tolerance": {"max_abs_levels": 3,
                               "note": "per-pixel difference (0..255) allowed between the "
                                       "expected PNG and a fresh run on another CPU / delegate"}}
-    with open(os.path.join(dest, "segmenter_int8_samples.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(dest, f"{name}_samples.json"), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=2)
 
 
