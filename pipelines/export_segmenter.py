@@ -120,10 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _export(model, cfg, mode: str, rep, args, names, quality_keras, train_batch) -> dict:
     """Convert ``model`` to ``mode`` (int8 or fp16), score it, write file + card + samples."""
     from tfface.faces.segmenter import _mixture
-    from tfface.fileio import atomic_write
-    from tflite.convert import _tensor_entry
+    from tflite.convert import _finish_card, _tensor_entry, write_model_and_card
     from tflite.harness import LiteRunner
-    from tflite.metadata import embed_card
     from tflite.quantize import QuantizationConfig, converter_for, representative_from
 
     name = f"segmenter_{mode}"
@@ -190,12 +188,11 @@ def _export(model, cfg, mode: str, rep, args, names, quality_keras, train_batch)
         "size_bytes": len(content),
         "conversion_seconds": round(seconds, 1),
     }
-    content = embed_card(content, card)
-    with open(tmp, "wb") as f:
-        f.write(content)
-    # The card first, then the model: a reader never sees a new model beside an old card.
-    atomic_write(os.path.join(args.out, f"{name}.json"), json.dumps(card, indent=2) + "\n")
-    os.replace(tmp, os.path.join(args.out, f"{name}.tflite"))
+    content = _finish_card(content, card)
+    os.remove(tmp)
+    # Card first, model second, the card holding the model's hash (write_model_and_card).
+    card = write_model_and_card(os.path.join(args.out, f"{name}.tflite"),
+                                os.path.join(args.out, f"{name}.json"), content, card)
     _samples(args.out, cfg, name)
     return card
 
@@ -217,10 +214,10 @@ def _samples(dest: str, cfg, name: str = "segmenter_int8") -> None:
     crop, _ = al.align_face(rgb, face.landmarks, size)
     runner = LiteRunner(os.path.join(dest, f"{name}.tflite"))
     entries = []
-    for i, name in enumerate(("facemask", "sunglasses", "eye_bar", "boxes")):
-        fns = occ.default_occluders([name])
+    for i, occluder in enumerate(("facemask", "sunglasses", "eye_bar", "boxes")):
+        fns = occ.default_occluders([occluder])
         o = occ.occlude(tf.constant(crop), tf.constant(al.TEMPLATE), tf.constant([7, i], tf.int64),
-                        {name: 1.0}, fns)
+                        {occluder: 1.0}, fns)
         px = np.clip(np.round(o["occluded"].numpy()), 0, 255).astype(np.uint8)
         rel = f"samples/{name}_{i}_occluded.png"
         write_image(os.path.join(dest, rel), px)

@@ -1,0 +1,125 @@
+"""The occluder segmenter's training data, training loop and export (int8 + fp16 twin),
+and the folder source's face framing that places the face-shaped occluders."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfface.config import Config, ConfigError, resolve, validate
+from tfface.data.sources import CANONICAL_LANDMARKS, make_source, render_synthetic_face
+from tfface.faces.align import TEMPLATE
+from tfface.faces.segmenter import (
+    SegmenterConfig, _photometric, _recolor_occluder, load_segmenter, segmenter_dataset,
+    train_segmenter,
+)
+
+
+@pytest.fixture(scope="module")
+def face_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faces")
+    for i in range(24):
+        img, _ = render_synthetic_face(5, i, 128)
+        cv2.imwrite(str(root / f"f{i:02d}.png"), img[:, :, ::-1])
+    return str(root)
+
+
+def _folder_cfg(folder, framing=None):
+    cfg = resolve("vnet", "tiny")
+    cfg.data.source, cfg.data.data_dir = "folder", folder
+    if framing:
+        cfg.data.face_framing = framing
+    return cfg
+
+
+def test_folder_source_places_faces_by_the_chosen_framing(face_folder):
+    el = next(iter(make_source(_folder_cfg(face_folder).data).dataset("train")))
+    np.testing.assert_allclose(el["landmarks"].numpy(), CANONICAL_LANDMARKS)
+    el = next(iter(make_source(_folder_cfg(face_folder, "template").data).dataset("train")))
+    np.testing.assert_allclose(el["landmarks"].numpy(), np.asarray(TEMPLATE, np.float32))
+    # The two framings differ where it matters: the eye line (0.51 vs 0.43 of the side).
+    assert CANONICAL_LANDMARKS[0, 1] - TEMPLATE[0, 1] > 0.06
+
+
+def test_face_framing_is_checked_and_old_configs_keep_celeba(face_folder, tmp_path):
+    cfg = _folder_cfg(face_folder, "upside-down")
+    with pytest.raises(ConfigError, match="face_framing"):
+        validate(cfg)
+    old = _folder_cfg(face_folder).to_dict()
+    del old["data"]["face_framing"]  # a config.json written before the key existed
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(old))
+    assert Config.load(path).data.face_framing == "celeba"
+    assert resolve("vnet", "mobile").data.face_framing == "template"
+
+
+def test_recolour_touches_only_the_occluder_and_photometric_zero_is_identity():
+    rng = np.random.default_rng(0)
+    occluded = tf.constant(rng.uniform(0, 255, (32, 32, 3)), tf.float32)
+    cover = np.zeros((32, 32, 1), np.float32)
+    cover[8:20, 4:28] = 1.0
+    out = _recolor_occluder(occluded, occluded, tf.constant(cover), tf.constant([1, 2], tf.int64),
+                            1.0).numpy()
+    inside = cover[..., 0] > 0.5
+    np.testing.assert_array_equal(out[~inside], occluded.numpy()[~inside])
+    assert np.abs(out[inside] - occluded.numpy()[inside]).mean() > 1.0
+    img = tf.constant(rng.uniform(-1, 1, (32, 32, 3)), tf.float32)
+    same = _photometric(img, tf.constant([3, 4], tf.int64), 0.0).numpy()
+    np.testing.assert_allclose(same, img.numpy(), atol=1e-6)
+    changed = _photometric(img, tf.constant([3, 4], tf.int64), 1.0).numpy()
+    assert changed.min() >= -1.0 and changed.max() <= 1.0
+    assert np.abs(changed - img.numpy()).mean() > 0.02
+
+
+def test_segmenter_batches_are_faces_with_binary_masks_drawn_at_twice_the_size(face_folder):
+    cfg = SegmenterConfig(data_dir=face_folder, image_size=32, filters=[8, 16], batch_size=4)
+    x, y = next(iter(segmenter_dataset(cfg, "train")))
+    assert x.shape == (4, 32, 32, 3) and y.shape == (4, 32, 32, 1)
+    assert float(tf.reduce_min(x)) >= -1.0 and float(tf.reduce_max(x)) <= 1.0
+    assert set(np.unique(y.numpy())) <= {0.0, 1.0}
+    # Eval batches (no augmentation): outside the occluder the face is the clean face
+    # shrunk from 2x, so the occluder changes only its own pixels.
+    cfg1 = SegmenterConfig(data_dir=face_folder, image_size=32, filters=[8, 16], batch_size=4,
+                           mask_dir=None)
+    xe, ye = next(iter(segmenter_dataset(cfg1, "eval")))
+    assert 0.01 < float(tf.reduce_mean(ye)) < 0.6
+
+
+def test_train_resume_and_export_int8_with_its_fp16_twin(face_folder, tmp_path):
+    from pipelines import export_segmenter
+    from tflite.convert import card_problems
+    from tflite.harness import LiteRunner
+
+    run = str(tmp_path / "seg")
+    cfg = SegmenterConfig(data_dir=face_folder, image_size=32, filters=[8, 16], batch_size=4,
+                          steps=6, save_every=3)
+    train_segmenter(cfg, run, log_every=3)
+    log = [json.loads(line) for line in open(os.path.join(run, "train_log.jsonl"))]
+    assert [r["step"] for r in log] == [3, 6]
+    cfg.steps = 9
+    train_segmenter(cfg, run, log_every=3)  # resumes at step 6
+    log = [json.loads(line) for line in open(os.path.join(run, "train_log.jsonl"))]
+    assert [r["step"] for r in log] == [3, 6, 9]
+    model, _ = load_segmenter(run)
+
+    out = str(tmp_path / "assets")
+    assert export_segmenter.main([run, "--calib-dir", face_folder, "--eval-dir", face_folder,
+                                  "--eval-count", "4", "--samples", "8", "--out", out]) == 0
+    x = np.random.default_rng(1).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
+    ref = model(x, training=False).numpy()
+    for mode, tol in (("int8", 0.08), ("fp16", 2e-3)):
+        path = os.path.join(out, f"segmenter_{mode}.tflite")
+        assert card_problems(path) == []
+        card = json.load(open(os.path.join(out, f"segmenter_{mode}.json")))
+        assert card["quantization"]["mode"] == mode
+        assert card["training_data"]["render_scale"] == 2
+        assert np.abs(LiteRunner(path)(x) - ref).max() < tol
+        manifest = json.load(open(os.path.join(out, f"segmenter_{mode}_samples.json")))
+        assert manifest["model"] == f"segmenter_{mode}.tflite" and len(manifest["samples"]) == 4
+    assert export_segmenter.main([run, "--calib-dir", face_folder, "--eval-dir", face_folder,
+                                  "--out", out, "--modes", "int4"]) == 2
