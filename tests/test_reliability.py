@@ -117,14 +117,14 @@ def test_folder_counts_every_kind_of_bad_file_in_one_warning_and_a_log(tmp_path,
     # everything) the same failure is injected at the open() the scan makes.
     os.chmod(root / "locked.jpg", 0)
     if IS_ROOT:
-        real_open = sources.open_regular
+        real_open = sources.scan.open_regular
 
         def guarded_open(path, *a, **kw):
             if str(path).endswith("locked.jpg"):
                 raise PermissionError(errno.EACCES, "Permission denied", str(path))
             return real_open(path, *a, **kw)
 
-        monkeypatch.setattr(sources, "open_regular", guarded_open)
+        monkeypatch.setattr(sources.scan, "open_regular", guarded_open)  # the scan's open()
 
     run_dir = tmp_path / "run"
     with caplog.at_level(logging.WARNING, logger="tfface.data.sources"):

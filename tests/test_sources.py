@@ -278,9 +278,7 @@ def test_train_item_stream_is_cheap_to_resume():
 
 
 def test_synthetic_source_contract(caplog, monkeypatch):
-    import tfface.data.sources as sources
-
-    monkeypatch.setattr(sources, "_SYNTHETIC_BANNER_SHOWN", False)
+    monkeypatch.setattr(sources.synthetic, "_SYNTHETIC_BANNER_SHOWN", False)
     with caplog.at_level(logging.WARNING, logger="tfface.data.sources"):
         src = make_source(cfg())
         make_source(cfg())

@@ -30,6 +30,7 @@ import tensorflow as tf
 from tfface.config import Config
 from tfface.data import degrade as deg
 from tfface.data import occlusion as occ
+from tfface.data import sources as src
 
 logger = logging.getLogger(__name__)
 
@@ -110,10 +111,38 @@ def make_dataset(
         ValueError: bad split/arguments; SR: ``scale`` not in (2, 3, 4), ``image_size``
             not divisible by it, unknown downscale method or degradation options.
     """
-    from tfface.data.sources import make_source
-
     _check_split(split)
     d = cfg.data
+    batch_size, keep, drop_remainder = _stream_args(
+        cfg, split, batch_size, start_step, drop_remainder, shard)
+    if d.task == "sr":
+        synth, normalize = _sr_synthesis(d, split)
+    elif d.task == "inpaint":
+        synth, normalize = _inpaint_synthesis(d, split)
+    else:
+        raise ValueError(f"data.task must be 'inpaint' or 'sr', got '{d.task}'")
+
+    # A caller building several datasets passes its source: a folder is scanned once.
+    source = source if source is not None else src.make_source(d)
+    shards = int(shard[0]) if shard is not None else 1
+    start = start_step * batch_size * shards if split == "train" else 0
+    if d.data_service:
+        ds = _through_service(source, split, start, synth, d.data_service, job_name=service_job)
+    else:
+        ds = source.dataset(split, start=start, keep=keep)
+        ds = ds.map(synth, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    # [0, 255] → [-1, 1] once per batch: fewer, larger ops than per element, and the
+    # clean image travels through batching as uint8 (a quarter of the bytes).
+    ds = ds.map(normalize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _stream_args(cfg: Config, split: str, batch_size: int | None, start_step: int,
+                 drop_remainder: bool | None, shard: tuple[int, int] | None):
+    """:func:`make_dataset`'s stream arguments checked and defaulted:
+    ``(batch_size, keep, drop_remainder)``, where ``keep`` is the shard's element filter
+    (``fn(index) -> bool tensor``) or None."""
     batch_size = int(batch_size or cfg.train.batch_size)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -136,82 +165,76 @@ def make_dataset(
                 return tf.equal((tf.cast(index, tf.int64) // per) % n_sh, sid)
     if drop_remainder is None:
         drop_remainder = split == "train"
+    return batch_size, keep, drop_remainder
+
+
+def _sr_synthesis(d, split: str):
+    """``(synth, normalize)`` of the super-resolution task: per element, ``lr`` (and
+    ``lr_up``) degraded from the clean face; per batch, the [-1, 1] scaling."""
     size = int(d.image_size)
+    scale = int(d.scale)
+    if scale not in deg.SCALES:
+        raise ValueError(f"data.scale must be one of {deg.SCALES}, got {d.scale}")
+    if size % scale:
+        raise ValueError(
+            f"data.image_size ({size}) must be divisible by data.scale ({scale})"
+        )
+    if d.sr_downscale not in deg.DOWNSCALE_METHODS:
+        raise ValueError(
+            f"data.sr_downscale must be one of {deg.DOWNSCALE_METHODS}, got '{d.sr_downscale}'"
+        )
+    options = deg.resolve_options(d.degradation, d.degradation_options)
+    lr_up = bool(d.lr_up)
 
-    if d.task == "sr":
-        scale = int(d.scale)
-        if scale not in deg.SCALES:
-            raise ValueError(f"data.scale must be one of {deg.SCALES}, got {d.scale}")
-        if size % scale:
-            raise ValueError(
-                f"data.image_size ({size}) must be divisible by data.scale ({scale})"
-            )
-        if d.sr_downscale not in deg.DOWNSCALE_METHODS:
-            raise ValueError(
-                f"data.sr_downscale must be one of {deg.DOWNSCALE_METHODS}, got '{d.sr_downscale}'"
-            )
-        options = deg.resolve_options(d.degradation, d.degradation_options)
-        lr_up = bool(d.lr_up)
+    def synth(el):
+        image = tf.ensure_shape(el["image"], [size, size, 3])
+        index = tf.cast(el["index"], tf.int64)
+        lr = deg.degrade(image, element_seed(d.seed, split, index), d, options=options)
+        out = {"clean": image, "lr": lr, "index": index}
+        if lr_up:
+            out["lr_up"] = deg.upscale(lr, size)
+        return out
 
-        def synth(el):
-            image = tf.ensure_shape(el["image"], [size, size, 3])
-            index = tf.cast(el["index"], tf.int64)
-            lr = deg.degrade(image, element_seed(d.seed, split, index), d, options=options)
-            out = {"clean": image, "lr": lr, "index": index}
-            if lr_up:
-                out["lr_up"] = deg.upscale(lr, size)
-            return out
+    def normalize(batch):
+        out = {**batch, "clean": _to_unit(batch["clean"]), "lr": _to_unit(batch["lr"])}
+        if lr_up:
+            out["lr_up"] = _to_unit(batch["lr_up"])
+        return out
 
-        def normalize(batch):
-            out = {**batch, "clean": _to_unit(batch["clean"]), "lr": _to_unit(batch["lr"])}
-            if lr_up:
-                out["lr_up"] = _to_unit(batch["lr_up"])
-            return out
+    return synth, normalize
 
-    elif d.task == "inpaint":
-        mixture = d.occlusions if split == "train" else (d.eval_occlusions or d.occlusions)
-        mixture = occ.check_mixture(mixture)
-        # Folders (irregular masks, face-mask templates) are read here, once.
-        occluders = occ.make_occlusion_fns(d, names=list(mixture))
 
-        def synth(el):
-            image = tf.ensure_shape(el["image"], [size, size, 3])
-            index = tf.cast(el["index"], tf.int64)
-            out = occ.occlude(
-                image, el["landmarks"], element_seed(d.seed, split, index), mixture, occluders
-            )
-            return {
-                "clean": image,
-                "occluded": out["occluded"],
-                "mask": out["mask"],
-                "occlusion": out["occlusion"],
-                "index": index,
-            }
+def _inpaint_synthesis(d, split: str):
+    """``(synth, normalize)`` of the inpainting task: per element, a damage drawn from
+    the split's occlusion mixture; per batch, the [-1, 1] scaling."""
+    size = int(d.image_size)
+    mixture = d.occlusions if split == "train" else (d.eval_occlusions or d.occlusions)
+    mixture = occ.check_mixture(mixture)
+    # Folders (irregular masks, face-mask templates) are read here, once.
+    occluders = occ.make_occlusion_fns(d, names=list(mixture))
 
-        def normalize(batch):
-            return {
-                **batch,
-                "clean": _to_unit(batch["clean"]),
-                "occluded": _to_unit(batch["occluded"]),
-            }
+    def synth(el):
+        image = tf.ensure_shape(el["image"], [size, size, 3])
+        index = tf.cast(el["index"], tf.int64)
+        out = occ.occlude(
+            image, el["landmarks"], element_seed(d.seed, split, index), mixture, occluders
+        )
+        return {
+            "clean": image,
+            "occluded": out["occluded"],
+            "mask": out["mask"],
+            "occlusion": out["occlusion"],
+            "index": index,
+        }
 
-    else:
-        raise ValueError(f"data.task must be 'inpaint' or 'sr', got '{d.task}'")
+    def normalize(batch):
+        return {
+            **batch,
+            "clean": _to_unit(batch["clean"]),
+            "occluded": _to_unit(batch["occluded"]),
+        }
 
-    # A caller building several datasets passes its source: a folder is scanned once.
-    source = source if source is not None else make_source(d)
-    shards = int(shard[0]) if shard is not None else 1
-    start = start_step * batch_size * shards if split == "train" else 0
-    if d.data_service:
-        ds = _through_service(source, split, start, synth, d.data_service, job_name=service_job)
-    else:
-        ds = source.dataset(split, start=start, keep=keep)
-        ds = ds.map(synth, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    # [0, 255] → [-1, 1] once per batch: fewer, larger ops than per element, and the
-    # clean image travels through batching as uint8 (a quarter of the bytes).
-    ds = ds.map(normalize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return synth, normalize
 
 
 # --------------------------------------------------------------------------- tf.data service
@@ -238,8 +261,6 @@ def _random_access(source, split: str):
     Folders are decoded with TensorFlow's decoders (no Python callback), so workers
     in other processes and hosts can run them; they must see the same paths.
     """
-    from tfface.data import sources as src
-
     n = source.num_examples(split)
     seed = int(source.cfg.seed)
 
