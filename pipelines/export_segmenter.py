@@ -74,10 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import dataclasses
 
     from tfface.faces.segmenter import _mixture, load_segmenter, segmenter_dataset
+    from tfface.cards import embed_card, tensor_entry
     from tfface.fileio import atomic_write
-    from tflite.convert import _tensor_entry
-    from tflite.harness import LiteRunner
-    from tflite.metadata import embed_card
+    from tfface.lite import LiteRunner
     from tflite.quantize import QuantizationConfig, converter_for, representative_from
 
     try:
@@ -117,8 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     quality_keras = _scores(cfg, keras_predict, args.eval_dir, args.eval_count, names)
     quality_int8 = _scores(cfg, lite_predict, args.eval_dir, args.eval_count, names)
     log = [json.loads(line) for line in open(os.path.join(args.run, "train_log.jsonl"))]
-    inp = _tensor_entry(runner.inputs[0], "input")
-    out = _tensor_entry(runner.outputs[0], "output")
+    inp = tensor_entry(runner.inputs[0], "input")
+    out = tensor_entry(runner.outputs[0], "output")
     out.update(layout="NHWC, 1 channel", value_range=[0.0, 1.0],
                denormalization={"formula": "probability that the pixel is occluded; "
                                 "hole = p > 0.5"})
@@ -177,7 +176,7 @@ def _samples(dest: str, cfg) -> None:
     from tfface.faces import align as al
     from tfface.faces import make_detector
     from tfface.imageio import to_float, to_uint8, write_image
-    from tflite.harness import LiteRunner
+    from tfface.lite import LiteRunner
 
     size = int(cfg.image_size)
     rgb = data.astronaut()
