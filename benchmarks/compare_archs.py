@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 import tfface  # noqa: F401
+from tfface.rundir import load_generator
 
 ARCHS = ("vnet", "pix2pix", "wgan_gl", "unmask")
 OCCLUSIONS = ("celeba_c", "facemask")
@@ -68,7 +69,6 @@ def mask_metrics(gen, batches) -> dict[str, float]:
 def measure(arch: str, args) -> dict:
     from tfface.evaluation import eval_batches, evaluate
     from tfface.train import run
-    from tfface.train.runner import load_generator
     from tflite.convert import convert_model, fidelity_batch
     from tflite.harness import LiteRunner, measure_latency
     from tflite.quantize import QuantizationConfig

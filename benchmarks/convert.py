@@ -30,13 +30,13 @@ import tensorflow as tf
 
 from tfface.config import resolve
 from tfface.models import ARCHS, get_arch
+from tfface.rundir import generator_inputs, load_generator
 
 GOALS = {"fp16": 0.52, "dynamic": 0.27, "int8": 0.27}
 
 
 def sizes(archs, calibration: int) -> None:
     from tfface.data.pipeline import make_dataset
-    from tfface.train.runner import generator_inputs
     from tflite.quantize import QuantizationConfig, converter_for, representative_from
 
     print("== sizes: default presets, untrained weights (size does not depend on values)")
@@ -82,7 +82,6 @@ def _train_tiny(arch: str, steps: int, root: str) -> str:
 def fidelity(archs, train_steps: int, qat_steps: int, samples: int) -> None:
     from tflite import convert
     from tflite.quantize import QuantizationConfig
-    from tfface.train.runner import load_generator
 
     print(f"\n== fidelity: tiny presets trained {train_steps} steps; fixed batch of "
           f"{convert.FIDELITY_IMAGES} eval faces; PSNR on 8-bit RGB")

@@ -45,6 +45,7 @@ from tfface import keras
 from tfface.config import resolve
 from tfface.models import get_arch
 from tfface.models.layers import xnnpack_int8_form
+from tfface.rundir import generator_inputs
 from tflite.harness import (
     delegate_partitions, fill_inputs, interpreter_for, op_profile, profile_by_op_type,
 )
@@ -70,7 +71,6 @@ def build(arch: str, data_dir: str | None = None):
 def calibration_inputs(cfg, n: int) -> list[list[np.ndarray]]:
     """``n`` generator inputs from the training pipeline (identically preprocessed)."""
     from tfface.data.pipeline import make_dataset
-    from tfface.train.runner import generator_inputs
 
     keys = generator_inputs(cfg)
     return [[b[k].numpy() for k in keys] for b in make_dataset(cfg, "train", batch_size=1).take(n)]

@@ -32,7 +32,8 @@ from tfface import keras, losses
 from tfface.config import resolve
 from tfface.data.pipeline import make_dataset
 from tfface.models import get_arch
-from tfface.train.runner import build_trainer, generator_inputs, make_content_fn
+from tfface.rundir import generator_inputs
+from tfface.train.runner import build_trainer, make_content_fn
 
 
 def _content_fn(cfg):

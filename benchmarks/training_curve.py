@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 import tfface  # noqa: F401
+from tfface.rundir import generator_inputs
 
 
 def baseline_psnr(run_dir: str) -> tuple[str, float, float]:
@@ -35,7 +36,6 @@ def baseline_psnr(run_dir: str) -> tuple[str, float, float]:
     from tfface.config import Config
     from tfface.evaluation import bicubic, eval_batches, evaluate, opencv_inpaint
     from tfface.models import get_arch
-    from tfface.train.runner import generator_inputs
 
     cfg = Config.load(os.path.join(run_dir, "config.json"))
     batches = eval_batches(cfg, cfg.data.eval_count)

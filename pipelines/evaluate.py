@@ -32,6 +32,13 @@ from typing import Any, Sequence
 import numpy as np
 
 import tfface  # noqa: F401
+from tfface.data.occlusion import OCCLUSION_IDS
+from tfface.data.sources import FolderSource
+from tfface.evaluation import (bicubic, eval_batches, evaluate, face_recognition,
+                               load_embedder, nearest_input, opencv_inpaint, sr_eval_batches)
+from tfface.figures import bar_chart, image_grid
+from tfface.lite import LiteRunner
+from tfface.rundir import generator_inputs, load_generator
 
 METRICS_SHOWN = ("psnr", "ssim", "ms_ssim", "l1", "hole_psnr", "hole_ssim")
 SR_METRICS_SHOWN = ("psnr", "ssim", "ms_ssim", "l1", "psnr_y", "ssim_y")
@@ -92,65 +99,58 @@ def _table(summaries: dict[str, dict], section: str,
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from tfface.evaluation import (bicubic, eval_batches, evaluate, face_recognition,
-                                   load_embedder, nearest_input, opencv_inpaint, sr_eval_batches)
-    from tfface.figures import bar_chart, image_grid
-    from tfface.train.runner import generator_inputs, load_generator
+class _Refused(Exception):
+    """A request this command refuses before (or instead of) scoring; exit status 2."""
 
-    try:
-        cfg, gen = load_generator(args.run, args.weights)
-    except (FileNotFoundError, ValueError) as e:  # missing or foreign run directory
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    sr = cfg.data.task == "sr"
+
+def _configure(args, cfg, sr: bool) -> None:
+    """Apply --occlusions/--data-dir to the run's config; refuse flags that do not fit it."""
     if args.degradations and not sr:
-        print("error: --degradations applies to super-resolution runs only", file=sys.stderr)
-        return 2
+        raise _Refused("--degradations applies to super-resolution runs only")
     if args.occlusions and sr:
-        print("error: --occlusions applies to inpainting runs only", file=sys.stderr)
-        return 2
+        raise _Refused("--occlusions applies to inpainting runs only")
     if args.occlusions:
-        from tfface.data.occlusion import OCCLUSION_IDS
-
         unknown = [o for o in args.occlusions if o not in OCCLUSION_IDS]
         if unknown:
-            print(f"error: unknown occlusion {', '.join(unknown)}; choose from: "
-                  f"{', '.join(OCCLUSION_IDS)}", file=sys.stderr)
-            return 2
+            raise _Refused(f"unknown occlusion {', '.join(unknown)}; choose from: "
+                           f"{', '.join(OCCLUSION_IDS)}")
         cfg.data.eval_occlusions = {o: 1.0 for o in args.occlusions}
     if args.data_dir:
         cfg.data.source, cfg.data.data_dir = "folder", args.data_dir
     for f in args.tflite:
         if not os.path.exists(f):
-            print(f"error: no such file: {f}", file=sys.stderr)
-            return 2
-    embed = None
-    if args.embedding:  # checked before any scoring: a refused file costs nothing
-        try:
-            embed = load_embedder(args.embedding)
-        except (OSError, ValueError) as e:
-            print(f"error: --embedding: {e}", file=sys.stderr)
-            return 2
-    out_dir = args.out or os.path.join(args.run, "eval")
-    os.makedirs(out_dir, exist_ok=True)
+            raise _Refused(f"no such file: {f}")
+
+
+def _embedder(path: str | None):
+    """The --embedding model, checked before any scoring (a refused file costs nothing)."""
+    if not path:
+        return None
+    try:
+        return load_embedder(path)
+    except (OSError, ValueError) as e:
+        raise _Refused(f"--embedding: {e}") from e
+
+
+def _batches(args, cfg, sr: bool) -> list[dict[str, np.ndarray]]:
+    """The eval faces to score: the run's eval split, a folder's, or a whole held-out folder."""
     n = args.images or cfg.data.eval_count
     source = None
     if args.whole_folder and not args.data_dir:
-        print("error: --whole-folder needs --data-dir (the held-out folder)", file=sys.stderr)
-        return 2
+        raise _Refused("--whole-folder needs --data-dir (the held-out folder)")
     try:
         if args.whole_folder:
-            from tfface.data.sources import FolderSource
-
             cfg.data.eval_count = n
             source = FolderSource(cfg.data, held_out=True)
-        batches = (sr_eval_batches(cfg, n, args.degradations, source=source) if sr
-                   else eval_batches(cfg, n, source=source))
+        return (sr_eval_batches(cfg, n, args.degradations, source=source) if sr
+                else eval_batches(cfg, n, source=source))
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise _Refused(str(e)) from e
+
+
+def _restorers(cfg, gen, tflite_files: Sequence[str]) -> dict[str, Any]:
+    """The methods to score, by name: the Keras model (raw, and composited into the
+    hole for inpainting) and each .tflite file."""
     keys = generator_inputs(cfg)
 
     def keras_fn(b):
@@ -161,41 +161,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return np.where(b["mask"] > 0.5, keras_fn(b), b["occluded"])
 
     restorers: dict[str, Any] = {"keras": keras_fn}
-    if not sr:
+    if cfg.data.task != "sr":
         restorers["keras_composited"] = composited
-    if args.tflite:
-        from tflite.harness import LiteRunner
+    for f in tflite_files:
+        try:
+            runner = LiteRunner(f)
+            problem = runner.image_to_image_problem()
+            if problem:
+                raise ValueError(f"{f}: {problem}")
+        except ValueError as e:
+            raise _Refused(str(e)) from e
+        restorers[os.path.splitext(os.path.basename(f))[0]] = runner.run_named
+    return restorers
 
-        for f in args.tflite:
-            try:
-                runner = LiteRunner(f)
-                problem = runner.image_to_image_problem()
-                if problem:
-                    raise ValueError(f"{f}: {problem}")
-            except ValueError as e:
-                print(f"error: {e}", file=sys.stderr)
-                return 2
-            restorers[os.path.splitext(os.path.basename(f))[0]] = runner.run_named
-    print(f"Scoring {sum(len(b['clean']) for b in batches)} eval faces ...", flush=True)
-    rows: dict[str, list] = {}
-    try:
-        summaries = evaluate(restorers, batches, rows_out=rows)
-    except ValueError as e:  # e.g. a .tflite file made for another image size
-        print(f"error: {e}", file=sys.stderr)
-        return 2
 
-    # Worst, median and best restorations of the Keras model (by PSNR).
-    flat = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+def _write_figures(out_dir: str, flat: dict[str, np.ndarray], rows: dict[str, list],
+                   summaries: dict[str, dict], restorers: dict[str, Any], sr: bool) -> list[str]:
+    """Worst, median and best restorations of the Keras model (by PSNR) next to the
+    baselines, and one bar chart per metric; returns the PNG names."""
     order = np.argsort([r["psnr"] for r in rows["keras"]])
     pick = [order[0], order[len(order) // 2], order[-1]]
     sel = {k: v[pick] for k, v in flat.items()}
+    keras_fn = restorers["keras"]
     if sr:
         columns = {"input": sel["lr"], "bicubic": bicubic(sel), "keras": keras_fn(sel),
                    "target": sel["clean"]}
     else:
         columns = {"damaged": sel["occluded"], "keras": keras_fn(sel),
-                   "composited": composited(sel), "opencv_ns": opencv_inpaint("ns")(sel),
-                   "target": sel["clean"]}
+                   "composited": restorers["keras_composited"](sel),
+                   "opencv_ns": opencv_inpaint("ns")(sel), "target": sel["clean"]}
     image_grid(columns, os.path.join(out_dir, "worst_median_best.png"))
     figures = ["worst_median_best.png"]
     shown = SR_METRICS_SHOWN if sr else METRICS_SHOWN
@@ -204,29 +198,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar_chart({k: s["overall"][m] for k, s in summaries.items()},
                   os.path.join(out_dir, name), m, f"{m} on {len(order)} eval faces")
         figures.append(name)
+    return figures
 
-    report: dict[str, Any] = {"run": os.path.abspath(args.run), "task": cfg.data.task,
-                              "images": int(len(order)),
-                              "data": cfg.data.data_dir or cfg.data.source,
-                              "metrics": summaries}
-    if sr:
-        report["scale"] = int(cfg.data.scale)
-    if embed is not None:
-        try:
-            variants = {"damaged": nearest_input(flat) if sr else flat["occluded"],
-                        **{k: np.concatenate([fn(b) for b in batches])
-                           for k, fn in restorers.items()}}
-            report["face_recognition"] = face_recognition(embed, flat["clean"], variants)
-        except (OSError, ValueError) as e:
-            print(f"error: --embedding: {e}", file=sys.stderr)
-            return 2
-    with open(os.path.join(out_dir, "report.json"), "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-    title = f"# Evaluation of {os.path.basename(os.path.normpath(args.run))}"
-    if sr:
-        sc = report["scale"]
+
+def _markdown(report: dict[str, Any], summaries: dict[str, dict], cfg, run_dir: str,
+              figures: list[str]) -> str:
+    """report.md: what was scored, the tables by section, face verification, figures."""
+    title = f"# Evaluation of {os.path.basename(os.path.normpath(run_dir))}"
+    images = report["images"]
+    if cfg.data.task == "sr":
+        sc, shown = report["scale"], SR_METRICS_SHOWN
         md = [title, "",
-              f"{len(order) // max(1, len(summaries['keras']['by_degradation']))} held-out "
+              f"{images // max(1, len(summaries['keras']['by_degradation']))} held-out "
               f"faces x {len(summaries['keras']['by_degradation'])} degradation(s) "
               f"({report['data']}), super-resolution "
               f"x{sc} ({cfg.data.image_size // sc} -> {cfg.data.image_size} px). "
@@ -240,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               _table(summaries, "by_degradation", shown), ""]
     else:
         md = [title, "",
-              f"{len(order)} held-out faces ({report['data']}). PSNR/SSIM on 8-bit RGB; hole_* "
+              f"{images} held-out faces ({report['data']}). PSNR/SSIM on 8-bit RGB; hole_* "
               "only over the occluded pixels. `keras_composited` keeps every pixel outside the "
               "hole from the input. Baselines: `input` (untouched), `opencv_telea`, `opencv_ns` "
               "(OpenCV inpainting given the true mask, radius 3).", "", "## Overall", "",
@@ -255,8 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         md += [f"| {k} | {v['tpr']:.3f} | {v['fpr']:.3f} | {v['accuracy']:.3f} |"
                for k, v in fr["variants"].items()]
     md += ["", *[f"![{f}]({f})" for f in figures]]
-    with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
-        f.write("\n".join(md) + "\n")
+    return "\n".join(md) + "\n"
+
+
+def _print_overall(summaries: dict[str, dict], sr: bool) -> None:
     o = {k: v["overall"] for k, v in summaries.items()}
     if sr:
         print(f"PSNR (RGB / Y)  keras {o['keras']['psnr']:.2f} / {o['keras']['psnr_y']:.2f}  "
@@ -266,6 +251,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"PSNR  keras {o['keras']['psnr']:.2f}  composited "
               f"{o['keras_composited']['psnr']:.2f}  opencv_ns "
               f"{o['opencv_ns']['psnr']:.2f}  input {o['input']['psnr']:.2f} dB")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _evaluate(args)
+    except _Refused as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _evaluate(args) -> int:
+    try:
+        cfg, gen = load_generator(args.run, args.weights)
+    except (FileNotFoundError, ValueError) as e:  # missing or foreign run directory
+        raise _Refused(str(e)) from e
+    sr = cfg.data.task == "sr"
+    _configure(args, cfg, sr)
+    embed = _embedder(args.embedding)
+    out_dir = args.out or os.path.join(args.run, "eval")
+    os.makedirs(out_dir, exist_ok=True)
+    batches = _batches(args, cfg, sr)
+    restorers = _restorers(cfg, gen, args.tflite)
+    print(f"Scoring {sum(len(b['clean']) for b in batches)} eval faces ...", flush=True)
+    rows: dict[str, list] = {}
+    try:
+        summaries = evaluate(restorers, batches, rows_out=rows)
+    except ValueError as e:  # e.g. a .tflite file made for another image size
+        raise _Refused(str(e)) from e
+
+    flat = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+    figures = _write_figures(out_dir, flat, rows, summaries, restorers, sr)
+    report: dict[str, Any] = {"run": os.path.abspath(args.run), "task": cfg.data.task,
+                              "images": int(len(rows["keras"])),
+                              "data": cfg.data.data_dir or cfg.data.source,
+                              "metrics": summaries}
+    if sr:
+        report["scale"] = int(cfg.data.scale)
+    if embed is not None:
+        try:
+            variants = {"damaged": nearest_input(flat) if sr else flat["occluded"],
+                        **{k: np.concatenate([fn(b) for b in batches])
+                           for k, fn in restorers.items()}}
+            report["face_recognition"] = face_recognition(embed, flat["clean"], variants)
+        except (OSError, ValueError) as e:
+            raise _Refused(f"--embedding: {e}") from e
+    with open(os.path.join(out_dir, "report.json"), "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
+        f.write(_markdown(report, summaries, cfg, args.run, figures))
+    _print_overall(summaries, sr)
     print(f"Report: {os.path.abspath(os.path.join(out_dir, 'report.md'))}")
     return 0
 

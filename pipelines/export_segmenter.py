@@ -120,8 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _export(model, cfg, mode: str, rep, args, names, quality_keras, train_batch) -> dict:
     """Convert ``model`` to ``mode`` (int8 or fp16), score it, write file + card + samples."""
     from tfface.faces.segmenter import _mixture
-    from tflite.convert import _finish_card, _tensor_entry, write_model_and_card
-    from tflite.harness import LiteRunner
+    from tfface.cards import tensor_entry
+    from tfface.lite import LiteRunner
+    from tflite.convert import _finish_card, write_model_and_card
     from tflite.quantize import QuantizationConfig, converter_for, representative_from
 
     name = f"segmenter_{mode}"
@@ -145,8 +146,8 @@ def _export(model, cfg, mode: str, rep, args, names, quality_keras, train_batch)
 
     quality_file = _scores(cfg, lite_predict, args.eval_dir, args.eval_count, names)
     log = [json.loads(line) for line in open(os.path.join(args.run, "train_log.jsonl"))]
-    inp = _tensor_entry(runner.inputs[0], "input")
-    out = _tensor_entry(runner.outputs[0], "output")
+    inp = tensor_entry(runner.inputs[0], "input")
+    out = tensor_entry(runner.outputs[0], "output")
     out.update(layout="NHWC, 1 channel", value_range=[0.0, 1.0],
                denormalization={"formula": "probability that the pixel is occluded; "
                                 "hole = p > 0.5"})
@@ -206,7 +207,7 @@ def _samples(dest: str, cfg, name: str = "segmenter_int8") -> None:
     from tfface.faces import align as al
     from tfface.faces import make_detector
     from tfface.imageio import to_float, to_uint8, write_image
-    from tflite.harness import LiteRunner
+    from tfface.lite import LiteRunner
 
     size = int(cfg.image_size)
     rgb = data.astronaut()

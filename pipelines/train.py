@@ -24,6 +24,7 @@ from typing import Sequence
 
 import tfface  # noqa: F401  (selects tf_keras before TensorFlow loads)
 from tfface.config import Config, ConfigError, apply_overrides, parse_set, resolve, validate
+from tfface.rundir import CONFIG_FILE, has_checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tfface.fileio import OutputDirError
     from tfface.train import run
     from tfface.train.distributed import worker_role
-    from tfface.train.runner import CONFIG_FILE, has_checkpoint, resume_config
+    from tfface.train.runner import resume_config
 
     run_dir = args.resume or args.run_dir
     try:

@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from tfface import metrics
 from tfface.imageio import to_float, to_uint8
+from tfface.lite import LiteRunner
 
 AREA_BINS = [(i / 10, (i + 1) / 10) for i in range(6)]
 """Hole-area bins of the NVIDIA irregular-mask convention (fraction of the image)."""
@@ -430,8 +431,6 @@ def load_embedder(path: str) -> Callable[[np.ndarray], np.ndarray]:
     def prep(x, size):
         x = tf.image.resize(np.asarray(x, np.float32), size).numpy()
         return (x + 1.0) / 2.0 * (hi - lo) + lo
-
-    from tflite.harness import LiteRunner
 
     runner = LiteRunner(path)
     ins = [tuple(int(v) for v in d["shape"]) for d in runner.inputs]

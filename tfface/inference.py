@@ -1,9 +1,10 @@
 """Restore real images with a trained model: one pre/post-processing path for all.
 
-A :class:`Restorer` wraps either a run's Keras generator or a ``.tflite`` file (run
-by :class:`tflite.harness.LiteRunner`) behind the same ``restore_face`` call, so
-Keras, TFLite and the tests share every step: locating the face, cropping it to a
-square, resizing it to the model's size, normalizing pixels to [-1, 1], running
+A :class:`Restorer` wraps either a run's Keras generator (read from its run directory
+by :mod:`tfface.rundir`) or a ``.tflite`` file (run by :class:`tfface.lite.LiteRunner`,
+described by its model card, :mod:`tfface.cards`) behind the same ``restore_face``
+call, so Keras, TFLite and the tests share every step: locating the face, cropping it
+to a square, resizing it to the model's size, normalizing pixels to [-1, 1], running
 the model, mapping the output back to pixels and pasting it into the photo.
 """
 
@@ -17,7 +18,10 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from tfface.cards import load_card
 from tfface.imageio import to_float, to_uint8
+from tfface.lite import LiteRunner
+from tfface.rundir import generator_inputs, load_generator
 
 
 class InferenceError(ValueError):
@@ -48,8 +52,6 @@ class Restorer:
     def load(cls, model: str) -> "Restorer":
         """From a run directory (Keras, best weights) or a ``.tflite`` file with its card."""
         if os.path.isdir(model):
-            from tfface.train.runner import generator_inputs, load_generator
-
             cfg, gen = load_generator(model)
             keys = generator_inputs(cfg)
             size = cfg.data.image_size
@@ -61,9 +63,6 @@ class Restorer:
 
             return cls(predict, spec, os.path.basename(os.path.normpath(model)))
         if model.endswith(".tflite"):
-            from tflite.harness import LiteRunner
-            from tflite.validate import load_card
-
             if not os.path.exists(model):
                 raise InferenceError(f"no such model file: {model}")
             try:

@@ -11,18 +11,23 @@ Examples::
 Each mode writes ``model_<mode>.tflite`` and ``model_<mode>.json`` (the model card: task,
 tensor names/shapes/dtypes, how to map pixels to the input range and the output back to
 pixels, quantization parameters, training data, versions and the measured fidelity of
-the file to the Keras model).
+the file to the Keras model). The card format, and the checks of a card against its
+file, are in :mod:`tfface.cards`; this module measures a file and writes its card.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
+import hashlib
 import json
 import os
-import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
+from importlib.metadata import version
 from typing import Any, Sequence
 
 import numpy as np
@@ -30,49 +35,29 @@ import numpy as np
 import tfface
 import tensorflow as tf
 
-from tfface.fileio import atomic_write
-from tflite.harness import LiteRunner
-from tflite.metadata import embed_card, min_runtime_version, op_inventory
+from tfface.cards import (  # noqa: F401 - re-exported: the card format lived here before
+    CARD_FORMAT, CARD_HASH_KEY, INPUT_NORMALIZATION, MASK_NORMALIZATION, OUTPUT_DENORMALIZATION,
+    OUTPUT_KIND, TENSOR_KINDS, absolute_paths, card_problems, embed_card, output_entries,
+    read_card, strip_card, tensor_entry,
+)
+from tfface.data.pipeline import make_dataset
+from tfface.fileio import OutputDirError, atomic_path, check_writable_dir, remove_stale_temps
+from tfface.imageio import to_float, to_uint8, write_image
+from tfface.lite import LiteRunner
+from tfface.metrics import psnr as _psnr
+from tfface.models import get_arch
+from tfface.rundir import RUNS_ROOT, generator_inputs, latest_run, load_generator
+from tfface.runlock import DirBusyError, DirLock
 from tflite import selective
+from tflite.metadata import min_runtime_version, op_inventory
 from tflite.quantize import (
     IO_TYPES, MIN_CALIBRATION_SAMPLES, MODES, QuantizationConfig, converter_for,
     representative_from,
 )
 from tflite.selective import SelectiveQuantizationError, layers_in_message
 
-CARD_FORMAT = "tfface-model-card/1"
 FIDELITY_IMAGES = 16
 LOW_INT8_FIDELITY_DB = 30.0
-
-# How app code maps pixels to the model's [-1, 1] tensors and back. In TFLite metadata
-# terms the input is normalized with (pixel - mean) / std, and the output is mapped
-# back to pixels by (value - mean) / std with mean -1 and std 1/127.5.
-INPUT_NORMALIZATION = {"mean": 127.5, "std": 127.5,
-                       "formula": "x = (pixel - 127.5) / 127.5  (pixel in 0..255, RGB)"}
-OUTPUT_DENORMALIZATION = {"mean": -1.0, "std": 1.0 / 127.5,
-                          "formula": "pixel = clip(round((y + 1) * 127.5), 0, 255)"}
-MASK_NORMALIZATION = {
-    "mean": 0.0, "std": 1.0, "values": [0.0, 1.0],
-    "formula": "m = 1.0 where the pixel is missing or covered (the hole to restore), else 0.0; "
-               "from an 8-bit mask image with white = hole: m = 1.0 if value > 127 else 0.0",
-}
-
-# What each model tensor is, by its signature key (the dataset key of the input).
-TENSOR_KINDS: dict[str, dict[str, Any]] = {
-    "occluded": {"kind": "image", "description": "the damaged face, RGB",
-                 "layout": "NHWC, RGB", "value_range": [-1.0, 1.0],
-                 "normalization": INPUT_NORMALIZATION},
-    "mask": {"kind": "mask", "description": "the hole mask, one channel, 0/1 "
-                                            "(1 = hole: the pixels the model restores)",
-             "layout": "NHWC, 1 channel", "value_range": [0.0, 1.0],
-             "normalization": MASK_NORMALIZATION},
-    "lr": {"kind": "low-resolution image",
-           "description": "the low-resolution face, RGB (the output is `scale` times larger)",
-           "layout": "NHWC, RGB", "value_range": [-1.0, 1.0],
-           "normalization": INPUT_NORMALIZATION},
-}
-OUTPUT_KIND = {"kind": "image", "description": "the restored face, RGB", "layout": "NHWC, RGB",
-               "value_range": [-1.0, 1.0], "denormalization": OUTPUT_DENORMALIZATION}
 
 
 class ConversionError(RuntimeError):
@@ -92,43 +77,6 @@ def psnr_between(a: np.ndarray, b: np.ndarray) -> float:
     qb = np.clip(np.round((b + 1) * 127.5), 0, 255)
     mse = float(np.mean((qa - qb) ** 2))
     return 100.0 if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
-
-
-def _tensor_entry(detail: dict, role: str, task: str = "inpaint",
-                  key: str | None = None) -> dict[str, Any]:
-    """The card's description of one input/output tensor: what it is (image, mask,
-    low-resolution image), its range and the formula from pixels (or to pixels)."""
-    scale, zp = detail["quantization"]
-    entry: dict[str, Any] = {
-        "name": detail["name"],
-        "key": key or LiteRunner.tensor_key(detail),
-        "shape": [int(s) for s in detail["shape"]],
-        "dtype": np.dtype(detail["dtype"]).name,
-    }
-    if role == "output":
-        kind = dict(OUTPUT_KIND)
-        if task == "sr":
-            kind["description"] = "the super-resolved face, RGB"
-    else:
-        kind = TENSOR_KINDS.get(entry["key"])
-        if kind is None:  # a tensor this card format does not know: say only what is sure
-            kind = {"kind": "tensor", "description": f"model input '{entry['key']}'",
-                    "layout": "NHWC"}
-    entry.update(kind)
-    entry["quantization"] = (
-        {"scale": float(scale), "zero_point": int(zp),
-         "formula": "real = (q - zero_point) * scale"}
-        if np.issubdtype(detail["dtype"], np.integer) else None
-    )
-    return entry
-
-
-def _output_entries(runner: LiteRunner, task: str) -> list[dict[str, Any]]:
-    """Card entries of the outputs, keyed by their signature names (e.g. ``restored``)."""
-    sig = runner.interpreter.get_signature_list().get("serving_default", {})
-    names = sig.get("outputs", [])
-    keys = names if len(names) == len(runner.outputs) == 1 else [None] * len(runner.outputs)
-    return [_tensor_entry(d, "output", task, k) for d, k in zip(runner.outputs, keys)]
 
 
 def portable_name(path: str | None) -> str | None:
@@ -168,9 +116,6 @@ def representative_inputs(cfg, n: int, with_targets: bool = False):
 
     With ``with_targets`` also returns the samples' ground truth (``clean``, stacked),
     which ``--auto-mixed`` scores the files against."""
-    from tfface.data.pipeline import make_dataset
-    from tfface.train.runner import generator_inputs
-
     if n < MIN_CALIBRATION_SAMPLES:
         raise ValueError(f"int8 calibration needs at least {MIN_CALIBRATION_SAMPLES} samples, "
                          f"got {n}")
@@ -188,8 +133,6 @@ def representative_inputs(cfg, n: int, with_targets: bool = False):
 
 def fidelity_batch(cfg, n: int = FIDELITY_IMAGES) -> dict[str, np.ndarray]:
     """A fixed batch of real-pipeline eval inputs (the same on every call)."""
-    from tfface.data.pipeline import make_dataset
-
     batch = next(iter(make_dataset(cfg, "eval", batch_size=n).take(1)))
     return {k: v.numpy() for k, v in batch.items()}
 
@@ -213,23 +156,71 @@ def convert_model(
     when ``representative`` is given. ``pruning``: the report of :func:`tflite.qat.prune`
     when ``model`` was pruned (goes into the card, with the file's gzip size).
     """
-    from tfface.train.runner import generator_inputs
-
     os.makedirs(out_dir, exist_ok=True)
-    rep = None
-    targets = calibration_targets
-    if qcfg.full_integer:
-        if representative is None:
-            representative, targets = representative_inputs(
-                cfg, qcfg.calibration_samples, with_targets=True)
-        try:
-            rep = representative_from(representative)
-        except ValueError as e:  # e.g. an empty representative dataset
-            raise ConversionError(f"int8 calibration cannot start: {e}; nothing was "
-                                  "written") from e
+    rep, representative, targets = _calibration(cfg, qcfg, representative, calibration_targets)
     t0 = time.time()
+    content, source, float_layers, extra = _convert(model, cfg, qcfg, rep, representative,
+                                                    targets)
+    seconds = time.time() - t0
+    path = os.path.join(out_dir, qcfg.file_stem + ".tflite")
+
+    runner = LiteRunner(content)
+    batch = check_batch if check_batch is not None else fidelity_batch(cfg)
+    xs = [batch[k] for k in generator_inputs(cfg)]
+    ref = source.predict(_model_input(xs), verbose=0)
+    got = runner.run_named(batch)
+    card = _card(model, cfg, qcfg, content, runner, file=os.path.basename(path),
+                 calibrated=rep is not None, float_layers=float_layers, source_run=source_run,
+                 fidelity=_fidelity(ref, got, qcfg), quality=_quality(batch, got),
+                 seconds=seconds)
+    if qcfg.mode == "qat":
+        float_ref = model.predict(_model_input(xs), verbose=0)
+        extra["qat"]["psnr_db_vs_float_keras"] = round(psnr_between(float_ref, got), 3)
+    card.update(extra)
+    if pruning is not None:
+        from tflite.qat import gzip_size  # tensorflow-model-optimization: ~5 s to import
+
+        card["pruning"] = {**pruning, "gzip_bytes": gzip_size(content),
+                           "note": "a flatbuffer stores pruned zeros like any weight; the "
+                                   "saving shows when the file is compressed (gzip_bytes), "
+                                   "e.g. in an APK or a download"}
+    if cfg.data.task == "sr":
+        card["scale"] = cfg.data.scale
+    # The card travels inside the file too; its size field must count the card itself.
+    final = _finish_card(content, card)
+    card_path = os.path.join(out_dir, qcfg.file_stem + ".json")
+    card = write_model_and_card(path, card_path, final, card)
+    return Converted(path, card_path, card)
+
+
+def _model_input(xs: list[np.ndarray]):
+    """What ``keras.Model.predict`` takes for a generator's inputs (one array or a list)."""
+    return xs[0] if len(xs) == 1 else xs
+
+
+def _calibration(cfg, qcfg: QuantizationConfig, representative, targets):
+    """``(representative dataset, calibration inputs, their ground truth)`` of a
+    full-integer conversion: the inputs given, else drawn from the run's training
+    pipeline. Other modes need none (``None`` dataset)."""
+    if not qcfg.full_integer:
+        return None, representative, targets
+    if representative is None:
+        representative, targets = representative_inputs(
+            cfg, qcfg.calibration_samples, with_targets=True)
+    try:
+        return representative_from(representative), representative, targets
+    except ValueError as e:  # e.g. an empty representative dataset
+        raise ConversionError(f"int8 calibration cannot start: {e}; nothing was "
+                              "written") from e
+
+
+def _convert(model, cfg, qcfg: QuantizationConfig, rep, representative, targets):
+    """``(file bytes, the Keras model they follow, layers kept in float, extra card
+    sections)``. QAT fine-tunes a quantized copy first (the model the file follows);
+    the converter's bare errors become a :class:`ConversionError` naming the layer."""
     source, extra = model, {}
     if qcfg.mode == "qat":
+        # tensorflow-model-optimization takes ~5 s to import: only when QAT is asked for.
         from tflite.qat import UnsupportedLayerError, quantize_aware_finetune
 
         try:
@@ -257,16 +248,12 @@ def convert_model(
         ) from e
     if qcfg.full_integer:
         _check_full_integer(model, content, float_layers)
-    seconds = time.time() - t0
-    path = os.path.join(out_dir, qcfg.file_stem + ".tflite")
+    return content, source, float_layers, extra
 
-    runner = LiteRunner(content)
-    keys = generator_inputs(cfg)
-    batch = check_batch if check_batch is not None else fidelity_batch(cfg)
-    xs = [batch[k] for k in keys]
-    ref = source.predict(xs[0] if len(xs) == 1 else xs, verbose=0)
-    got = runner.run_named(batch)
-    fidelity = {
+
+def _fidelity(ref: np.ndarray, got: np.ndarray, qcfg: QuantizationConfig) -> dict[str, Any]:
+    """The card's ``fidelity``: how closely the file's outputs follow the Keras model's."""
+    return {
         "images": int(ref.shape[0]),
         "reference": ("the quantization-aware Keras model after fine-tuning"
                       if qcfg.mode == "qat" else "the run's Keras model"),
@@ -275,21 +262,35 @@ def convert_model(
         "note": "PSNR between the Keras and TFLite outputs on a fixed batch of eval inputs, "
                 "both mapped to 8-bit pixels",
     }
-    from tfface.metrics import psnr as _psnr
 
-    card: dict[str, Any] = {
+
+def _quality(batch: dict[str, np.ndarray], got: np.ndarray) -> dict[str, Any]:
+    """The card's ``quality``: the file's PSNR against the ground truth of the batch."""
+    return {
+        "psnr_db_vs_ground_truth": round(float(np.mean(_psnr(batch["clean"], got).numpy())), 3),
+        "images": int(got.shape[0]),
+        "split": "eval",
+    }
+
+
+def _card(model, cfg, qcfg: QuantizationConfig, content: bytes, runner: LiteRunner, *,
+          file: str, calibrated: bool, float_layers: list[str], source_run: str | None,
+          fidelity: dict[str, Any], quality: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The model card of a converted file (before the sections only some modes have)."""
+    return {
         "format": CARD_FORMAT,
         "name": qcfg.file_stem,
-        "file": os.path.basename(path),
+        "file": file,
         "task": cfg.data.task,
         "architecture": cfg.model.arch,
         "preset": cfg.model.preset,
         "parameters": int(model.count_params()),
-        "inputs": [_tensor_entry(d, "input") for d in runner.inputs],
-        "outputs": _output_entries(runner, cfg.data.task),
+        "inputs": [tensor_entry(d, "input") for d in runner.inputs],
+        "outputs": output_entries(runner, cfg.data.task),
         "signature": "serving_default",
         "quantization": {**qcfg.to_dict(),
-                         "calibration": "eval-free training-pipeline samples" if rep else None,
+                         "calibration": "eval-free training-pipeline samples" if calibrated
+                         else None,
                          "float_layers": float_layers},
         "training_data": _training_data(cfg),
         "source_run": portable_name(source_run),
@@ -297,34 +298,11 @@ def convert_model(
         "min_runtime_version": min_runtime_version(content),
         "size_bytes": len(content),
         "fidelity": fidelity,
-        "quality": {
-            "psnr_db_vs_ground_truth": round(float(np.mean(
-                _psnr(batch["clean"], got).numpy())), 3),
-            "images": int(got.shape[0]),
-            "split": "eval",
-        },
+        "quality": quality,
         "versions": {"tfface": tfface.__version__, "tensorflow": tf.__version__,
                      "ai_edge_litert": _litert_version()},
         "conversion_seconds": round(seconds, 2),
     }
-    if qcfg.mode == "qat":
-        float_ref = model.predict(xs[0] if len(xs) == 1 else xs, verbose=0)
-        extra["qat"]["psnr_db_vs_float_keras"] = round(psnr_between(float_ref, got), 3)
-    card.update(extra)
-    if pruning is not None:
-        from tflite.qat import gzip_size
-
-        card["pruning"] = {**pruning, "gzip_bytes": gzip_size(content),
-                           "note": "a flatbuffer stores pruned zeros like any weight; the "
-                                   "saving shows when the file is compressed (gzip_bytes), "
-                                   "e.g. in an APK or a download"}
-    if cfg.data.task == "sr":
-        card["scale"] = cfg.data.scale
-    # The card travels inside the file too; its size field must count the card itself.
-    final = _finish_card(content, card)
-    card_path = os.path.join(out_dir, qcfg.file_stem + ".json")
-    card = write_model_and_card(path, card_path, final, card)
-    return Converted(path, card_path, card)
 
 
 def write_model_and_card(path: str, card_path: str, content: bytes,
@@ -334,16 +312,10 @@ def write_model_and_card(path: str, card_path: str, content: bytes,
 
     Both are written completely under temporary names first, then renamed card first,
     model second. The JSON card carries the SHA-256 of the model (``file_sha256``), which
-    :func:`tflite.validate.load_card` checks: a kill between the two renames leaves the
+    :func:`tfface.cards.load_card` checks: a kill between the two renames leaves the
     new card beside the old model, and loaders then use the card embedded in the model
     instead. Temporary files an earlier killed conversion left are removed first.
     """
-    import contextlib
-    import hashlib
-
-    from tfface.fileio import atomic_path, remove_stale_temps
-    from tflite.validate import CARD_HASH_KEY
-
     for target in (path, card_path):
         remove_stale_temps(target)
     card = {**card, CARD_HASH_KEY: hashlib.sha256(content).hexdigest()}
@@ -362,8 +334,6 @@ def write_model_and_card(path: str, card_path: str, content: bytes,
 def _convert_mixed(model, cfg, qcfg: QuantizationConfig, rep, representative, targets):
     """A full-integer file with some layers in float: named (``keep_float``) or the fewest
     the quantization debugger's error ranking needs (``auto_mixed_db``)."""
-    from tfface.train.runner import generator_inputs
-
     conv = converter_for(model, qcfg, rep)
     io_type = IO_TYPES[qcfg.io]
     if qcfg.keep_float:
@@ -372,8 +342,6 @@ def _convert_mixed(model, cfg, qcfg: QuantizationConfig, rep, representative, ta
     if targets is None:
         raise ValueError("--auto-mixed scores files against ground truth: pass "
                          "calibration_targets with representative inputs")
-    from tfface.metrics import psnr as _psnr
-
     n = len(representative)
     feed = {k: np.concatenate([s[i] for s in representative])
             for i, k in enumerate(generator_inputs(cfg))}
@@ -403,85 +371,6 @@ def _check_full_integer(model, content: bytes, allowed: Sequence[str]) -> None:
             "replace the layer with one that has int8 kernels, or ship --fp16 / --dynamic.")
 
 
-_ABS_PATH = re.compile(r"(?:^|[\s'\"(=:,])(?:/[\w.-]+)+|(?:^|[\s'\"(=:,])~/|[A-Za-z]:\\")
-
-
-def absolute_paths(card: Any) -> list[str]:
-    """Every string in ``card`` (recursively) that holds an absolute machine path."""
-    if isinstance(card, dict):
-        return [p for v in card.values() for p in absolute_paths(v)]
-    if isinstance(card, list):
-        return [p for v in card for p in absolute_paths(v)]
-    return [card] if isinstance(card, str) and _ABS_PATH.search(card) else []
-
-
-def card_problems(path: str, card: dict[str, Any] | None = None) -> list[str]:
-    """What is untrue or missing in the model card of a ``.tflite`` file (empty: none).
-
-    Checks the JSON beside the file (or ``card``) against the file itself: the same
-    card embedded in the file, its name and size, each input described by what it is
-    (image / mask / low-resolution image, with its own channels, range and formula),
-    and no absolute machine path anywhere.
-    """
-    from tflite.metadata import read_card
-
-    problems: list[str] = []
-    if card is None:
-        side = os.path.splitext(path)[0] + ".json"
-        if not os.path.exists(side):
-            return [f"no model card {os.path.basename(side)} beside the file"]
-        with open(side, encoding="utf-8") as f:
-            card = json.load(f)
-    # The JSON card also carries the file's SHA-256, which the embedded copy cannot hold.
-    from tflite.validate import CARD_HASH_KEY
-    import hashlib
-
-    embedded = read_card(path) or {}
-    if ({k: v for k, v in embedded.items() if k != CARD_HASH_KEY}
-            != {k: v for k, v in card.items() if k != CARD_HASH_KEY}):
-        problems.append("the card embedded in the file differs from the JSON card")
-    if CARD_HASH_KEY in card:
-        with open(path, "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()
-        if card[CARD_HASH_KEY] != digest:
-            problems.append(f"card {CARD_HASH_KEY} does not match the file")
-    if card.get("file") != os.path.basename(path):
-        problems.append(f"card names file {card.get('file')!r}")
-    if card.get("size_bytes") != os.path.getsize(path):
-        problems.append(f"card size_bytes {card.get('size_bytes')} != {os.path.getsize(path)}")
-    runner = LiteRunner(path)
-    entries = card.get("inputs") or []
-    if len(entries) != len(runner.inputs):
-        problems.append(f"card lists {len(entries)} inputs, the file has {len(runner.inputs)}")
-    for entry, detail in zip(entries, runner.inputs):
-        key = LiteRunner.tensor_key(detail)
-        want = TENSOR_KINDS.get(key)
-        channels = int(detail["shape"][-1])
-        if entry.get("name") != detail["name"] or entry.get("key") != key:
-            problems.append(f"input {detail['name']}: the card entry is {entry.get('name')!r} "
-                            f"with key {entry.get('key')!r}")
-        if want is None:
-            continue
-        for field in ("kind", "layout", "value_range", "normalization"):
-            if entry.get(field) != want[field]:
-                problems.append(f"input '{key}' ({want['kind']}): card says {field} "
-                                f"{entry.get(field)!r}")
-        if (channels == 1) != (want["kind"] == "mask"):
-            problems.append(f"input '{key}' has {channels} channels but is described as "
-                            f"{entry.get('kind')!r}")
-    for out in card.get("outputs") or []:
-        if card.get("task") == "segment-occluder":  # a probability map, not an image
-            if out.get("value_range") != [0.0, 1.0] or out.get("shape", [0])[-1] != 1:
-                problems.append(f"output {out.get('name')}: an occluder probability map is "
-                                "one channel in [0, 1]")
-        elif out.get("value_range") != [-1.0, 1.0] or \
-                out.get("denormalization") != OUTPUT_DENORMALIZATION:
-            problems.append(f"output {out.get('name')}: range or denormalization is wrong")
-    for p in absolute_paths(card):
-        problems.append(f"absolute machine path in the card: {p!r}")
-    return problems
-
-
 def _finish_card(content: bytes, card: dict[str, Any]) -> bytes:
     """``content`` with ``card`` embedded; the card's ``size_bytes`` counts the card itself."""
     for _ in range(5):
@@ -504,8 +393,6 @@ def refresh_card(path: str) -> dict[str, Any]:
     Raises:
         ValueError: the file is not a TFLite model or carries no tfface card.
     """
-    from tflite.metadata import read_card, strip_card
-
     runner = LiteRunner(path)
     with open(path, "rb") as f:
         content = f.read()
@@ -519,16 +406,14 @@ def refresh_card(path: str) -> dict[str, Any]:
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
         raise ValueError(f"{path} carries no {CARD_FORMAT} model card to refresh")
     task = card.get("task", "inpaint")
-    card["inputs"] = [_tensor_entry(d, "input") for d in runner.inputs]
-    card["outputs"] = _output_entries(runner, task)
+    card["inputs"] = [tensor_entry(d, "input") for d in runner.inputs]
+    card["outputs"] = output_entries(runner, task)
     card["source_run"] = (os.path.basename(os.path.normpath(card["source_run"]))
                           if card.get("source_run") else card.get("source_run"))
     data = card.get("training_data") or {}
     if data.get("source") == "folder" and isinstance(data.get("description"), str):
         folder = data["description"].rsplit(" ", 1)[-1].strip("'")
         data["description"] = f"face photos from a folder named '{_folder_name(folder)}'"
-    from tflite.validate import CARD_HASH_KEY
-
     card.pop(CARD_HASH_KEY, None)  # the hash of the old file; the JSON gets the new one
     final = _finish_card(strip_card(content), card)
     card = write_model_and_card(path, card_path, final, card)
@@ -549,12 +434,6 @@ def export_android(converted: Converted, cfg, assets_dir: str = ANDROID_DIR,
     sample faces are always the built-in synthetic ones (same synthesis of damage), so
     the folder never redistributes photos a training set may not allow to share.
     """
-    import copy
-    import shutil
-
-    from tfface.imageio import to_float, to_uint8, write_image
-    from tfface.train.runner import generator_inputs
-
     dest = os.path.join(assets_dir, cfg.model.arch)
     os.makedirs(os.path.join(dest, "samples"), exist_ok=True)
     for src in (converted.path, converted.card_path):
@@ -602,8 +481,6 @@ ANDROID_TOLERANCE_LEVELS = 3
 
 def _litert_version() -> str | None:
     try:
-        from importlib.metadata import version
-
         return version("ai-edge-litert")
     except Exception:  # pragma: no cover
         return None
@@ -671,7 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_args(args, modes: list[str]) -> str | None:
-    """A usage problem of the mode flags, as a message (None when they are fine)."""
+    """A usage problem of the flags, as a message (None when they are fine)."""
+    if not modes:
+        return "choose at least one mode: --float, --fp16, --dynamic, --int8 or --qat STEPS"
     if args.keep_float and args.auto_mixed is not None:
         return "use either --keep-float or --auto-mixed, not both"
     if (args.keep_float or args.auto_mixed is not None) and "int8" not in modes:
@@ -688,40 +567,121 @@ def _check_args(args, modes: list[str]) -> str | None:
     if args.prune is not None and "qat" in modes:
         return ("--prune with --qat is not supported: quantization-aware fine-tuning would "
                 "refill the pruned weights; prune with --int8 instead")
+    if args.samples < MIN_CALIBRATION_SAMPLES:
+        return (f"--samples must be at least {MIN_CALIBRATION_SAMPLES} for a reliable "
+                "int8 calibration")
     return None
+
+
+def _modes(args) -> list[str]:
+    """The conversion modes the flags ask for, in :data:`MODES` order (QAT last)."""
+    modes = [m for m in MODES if m != "qat" and getattr(args, m)]
+    if args.qat is not None:
+        modes.append("qat")
+    return modes
+
+
+def _recard(paths: Sequence[str]) -> int:
+    """``--recard``: rewrite the cards of existing files; the exit status."""
+    for path in paths:
+        try:
+            card = refresh_card(path)
+        except (OSError, ValueError) as e:
+            print(f"error: {path}: {e}", file=sys.stderr)
+            return 2
+        print(f"Card refreshed: {path} and {os.path.splitext(path)[0]}.json "
+              f"(inputs: {', '.join(i['key'] + ' = ' + i['kind'] for i in card['inputs'])})")
+    return 0
+
+
+def _quantization_config(mode: str, args, pruned: bool) -> QuantizationConfig:
+    """The :class:`QuantizationConfig` of one mode, from the flags."""
+    if mode == "int8":
+        qcfg = QuantizationConfig.for_int8(args.io, args.samples)
+        if args.keep_float or args.auto_mixed is not None:
+            qcfg = qcfg.with_selection(args.keep_float, args.auto_mixed)
+    elif mode == "qat":
+        qcfg = QuantizationConfig.for_qat(args.qat, args.io, args.samples, args.qat_lr)
+    else:
+        qcfg = getattr(QuantizationConfig, f"for_{mode}")()
+    return replace(qcfg, pruned=args.prune) if pruned else qcfg
+
+
+def _prune(model, cfg, args):
+    """``--prune``: the pruned, fine-tuned model and the pruning report."""
+    # tensorflow-model-optimization takes ~5 s to import: only when pruning is asked for.
+    from tflite.qat import prune
+
+    print(f"Pruning to {args.prune:.0%} sparsity ({args.prune_steps} fine-tuning steps) ...",
+          flush=True)
+    model, pruning = prune(model, cfg, args.prune, args.prune_steps)
+    print(f"Achieved kernel sparsity: {pruning['achieved_sparsity']:.1%}")
+    return model, pruning
+
+
+def _print_converted(res: Converted, qcfg: QuantizationConfig) -> None:
+    """What one conversion did beyond writing the file (float layers, QAT)."""
+    kept = res.card["quantization"]["float_layers"]
+    if qcfg.mixed:
+        print(f"Layers kept in float ({len(kept)}): {', '.join(kept) or 'none'}")
+    if "qat" in res.card:
+        q = res.card["qat"]
+        print(f"QAT: {q['steps']} steps, {q['loss']} loss {q['loss_first_step']:.4f} at the "
+              f"first step, {q['loss_mean']:.4f} on average; the file follows the float "
+              f"model to {q['psnr_db_vs_float_keras']:.2f} dB")
+
+
+def _print_table(rows: list[Converted], pruning: dict[str, Any] | None) -> None:
+    """One line per file: size, ops, fidelity to Keras and PSNR against the target."""
+    print()
+    print(f"{'file':<28}{'size':>10}  {'ops (int)':>10}  {'PSNR vs Keras':>14}  "
+          f"{'PSNR vs target':>15}")
+    for r in rows:
+        c = r.card
+        ops = f"{c['ops']['compute_ops']} ({c['ops']['integer_ops']})"
+        print(f"{c['file']:<28}{c['size_bytes'] / 1e6:>8.2f}MB  {ops:>10}  "
+              f"{c['fidelity']['psnr_db_vs_keras']:>11.2f} dB  "
+              f"{c['quality']['psnr_db_vs_ground_truth']:>12.2f} dB")
+    if pruning is not None:
+        print(f"\nPruned to {pruning['achieved_sparsity']:.1%} kernel sparsity "
+              f"(target {pruning['target_sparsity']:.0%}); compressed sizes:")
+        for r in rows:
+            print(f"  {r.card['file']:<34}{r.card['pruning']['gzip_bytes'] / 1e6:>8.2f}MB gzip")
+
+
+def _warn_low_fidelity(rows: list[Converted], cfg) -> None:
+    """Warn about a plain int8 file that follows the Keras model poorly, with the fix."""
+    keep = getattr(get_arch(cfg.model.arch), "int8_keep_float", lambda c: [])(cfg)
+    for r in rows:
+        fid = r.card["fidelity"]["psnr_db_vs_keras"]
+        if r.card["quantization"]["mode"] == "int8" and not r.card["quantization"]["float_layers"] \
+                and fid < LOW_INT8_FIDELITY_DB:
+            hint = (f"This model's {', '.join(keep)} loses too much in int8: convert with "
+                    f"--int8 --keep-float {' '.join(keep)} (convolutions stay int8)."
+                    if keep else "Models with unbounded activations often quantize poorly: "
+                    "train with --set model.params.activation=ReLU6, or ship --fp16 / --dynamic.")
+            print(f"warning: {r.card['file']} follows the Keras model only to {fid:.1f} dB. "
+                  + hint, file=sys.stderr)
+
+
+def _print_paths(run_dir: str, rows: list[Converted]) -> None:
+    print()
+    print(f"Run directory : {os.path.abspath(run_dir)}")
+    for r in rows:
+        print(f"TFLite model  : {os.path.abspath(r.path)}")
+        print(f"Model card    : {os.path.abspath(r.card_path)}")
+    print(f"Sample grids  : {os.path.abspath(os.path.join(run_dir, 'samples'))}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.recard:
-        for path in args.recard:
-            try:
-                card = refresh_card(path)
-            except (OSError, ValueError) as e:
-                print(f"error: {path}: {e}", file=sys.stderr)
-                return 2
-            print(f"Card refreshed: {path} and {os.path.splitext(path)[0]}.json "
-                  f"(inputs: {', '.join(i['key'] + ' = ' + i['kind'] for i in card['inputs'])})")
-        return 0
-    modes = [m for m in MODES if m != "qat" and getattr(args, m)]
-    if args.qat is not None:
-        modes.append("qat")
-    if not modes:
-        print("error: choose at least one mode: --float, --fp16, --dynamic, --int8 or "
-              "--qat STEPS", file=sys.stderr)
-        return 2
+        return _recard(args.recard)
+    modes = _modes(args)
     usage = _check_args(args, modes)
     if usage:
         print(f"error: {usage}", file=sys.stderr)
         return 2
-    if args.samples < MIN_CALIBRATION_SAMPLES:
-        print(f"error: --samples must be at least {MIN_CALIBRATION_SAMPLES} for a reliable "
-              "int8 calibration", file=sys.stderr)
-        return 2
-    from tfface.fileio import OutputDirError, check_writable_dir
-    from tfface.runlock import DirBusyError, DirLock
-    from tfface.train.runner import RUNS_ROOT, latest_run, load_generator
-
     if args.run is None:
         args.run = latest_run(RUNS_ROOT)
         if args.run is None:
@@ -741,24 +701,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     pruning = None
     if args.prune is not None:
-        from tflite.qat import prune
-
-        print(f"Pruning to {args.prune:.0%} sparsity ({args.prune_steps} fine-tuning steps) ...",
-              flush=True)
-        model, pruning = prune(model, cfg, args.prune, args.prune_steps)
-        print(f"Achieved kernel sparsity: {pruning['achieved_sparsity']:.1%}")
+        model, pruning = _prune(model, cfg, args)
     rows = []
     for mode in modes:
-        if mode == "int8":
-            qcfg = QuantizationConfig.for_int8(args.io, args.samples)
-            if args.keep_float or args.auto_mixed is not None:
-                qcfg = qcfg.with_selection(args.keep_float, args.auto_mixed)
-        elif mode == "qat":
-            qcfg = QuantizationConfig.for_qat(args.qat, args.io, args.samples, args.qat_lr)
-        else:
-            qcfg = getattr(QuantizationConfig, f"for_{mode}")()
-        if pruning is not None:
-            qcfg = replace(qcfg, pruned=args.prune)
+        qcfg = _quantization_config(mode, args, pruned=pruning is not None)
         print(f"Converting ({mode}) ...", flush=True)
         try:
             # One conversion at a time writes into a folder, so a .tflite and its card
@@ -774,49 +720,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         rows.append(res)
-        kept = res.card["quantization"]["float_layers"]
-        if qcfg.mixed:
-            print(f"Layers kept in float ({len(kept)}): {', '.join(kept) or 'none'}")
-        if "qat" in res.card:
-            q = res.card["qat"]
-            print(f"QAT: {q['steps']} steps, {q['loss']} loss {q['loss_first_step']:.4f} at the "
-                  f"first step, {q['loss_mean']:.4f} on average; the file follows the float "
-                  f"model to {q['psnr_db_vs_float_keras']:.2f} dB")
+        _print_converted(res, qcfg)
         if args.android:
             print(f"Android assets: {export_android(res, cfg)}")
-    print()
-    print(f"{'file':<28}{'size':>10}  {'ops (int)':>10}  {'PSNR vs Keras':>14}  "
-          f"{'PSNR vs target':>15}")
-    for r in rows:
-        c = r.card
-        ops = f"{c['ops']['compute_ops']} ({c['ops']['integer_ops']})"
-        print(f"{c['file']:<28}{c['size_bytes'] / 1e6:>8.2f}MB  {ops:>10}  "
-              f"{c['fidelity']['psnr_db_vs_keras']:>11.2f} dB  "
-              f"{c['quality']['psnr_db_vs_ground_truth']:>12.2f} dB")
-    if pruning is not None:
-        print(f"\nPruned to {pruning['achieved_sparsity']:.1%} kernel sparsity "
-              f"(target {pruning['target_sparsity']:.0%}); compressed sizes:")
-        for r in rows:
-            print(f"  {r.card['file']:<34}{r.card['pruning']['gzip_bytes'] / 1e6:>8.2f}MB gzip")
-    from tfface.models import get_arch
-
-    keep = getattr(get_arch(cfg.model.arch), "int8_keep_float", lambda c: [])(cfg)
-    for r in rows:
-        fid = r.card["fidelity"]["psnr_db_vs_keras"]
-        if r.card["quantization"]["mode"] == "int8" and not r.card["quantization"]["float_layers"] \
-                and fid < LOW_INT8_FIDELITY_DB:
-            hint = (f"This model's {', '.join(keep)} loses too much in int8: convert with "
-                    f"--int8 --keep-float {' '.join(keep)} (convolutions stay int8)."
-                    if keep else "Models with unbounded activations often quantize poorly: "
-                    "train with --set model.params.activation=ReLU6, or ship --fp16 / --dynamic.")
-            print(f"warning: {r.card['file']} follows the Keras model only to {fid:.1f} dB. "
-                  + hint, file=sys.stderr)
-    print()
-    print(f"Run directory : {os.path.abspath(args.run)}")
-    for r in rows:
-        print(f"TFLite model  : {os.path.abspath(r.path)}")
-        print(f"Model card    : {os.path.abspath(r.card_path)}")
-    print(f"Sample grids  : {os.path.abspath(os.path.join(args.run, 'samples'))}")
+    _print_table(rows, pruning)
+    _warn_low_fidelity(rows, cfg)
+    _print_paths(args.run, rows)
     return 0
 
 

@@ -25,83 +25,32 @@ a file falls short, so CI and release scripts can rely on it.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import logging
 import os
 import sys
 from typing import Any, Sequence
 
+import cv2
 import numpy as np
 
 import tfface  # noqa: F401
 
-from tflite.harness import LiteRunner, delegate_partitions, measure_latency, peak_memory_mb
-from tflite.metadata import min_runtime_version, op_inventory, read_card
+from tfface.cards import (  # noqa: F401 - re-exported: the card reader lived here before
+    CARD_HASH_KEY, MAX_CARD_BYTES, file_sha256, load_card,
+)
+from tfface.config import Config
+from tfface.evaluation import eval_batches, evaluate, sr_eval_batches
+from tfface.figures import image_grid, scatter
+from tfface.fileio import atomic_write, display_name
+from tfface.imageio import to_float, to_uint8
+from tfface.lite import LiteRunner
+from tfface.rundir import CONFIG_FILE, generator_inputs, load_generator, model_input_shapes
+from tflite.convert import psnr_between
+from tflite.harness import delegate_partitions, measure_latency, peak_memory_mb
+from tflite.metadata import min_runtime_version, op_inventory
 
 GATE_LATENCY_THREADS = 2
 GRID_FACES = 4
-
-
-CARD_HASH_KEY = "file_sha256"
-"""Key of the JSON card beside a file that holds the SHA-256 of the file it describes."""
-MAX_CARD_BYTES = 2_000_000
-
-log = logging.getLogger(__name__)
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _side_card(side: str) -> dict[str, Any] | None:
-    from tfface.fileio import open_regular
-
-    try:
-        with open_regular(side) as f:
-            raw = f.read(MAX_CARD_BYTES + 1)
-        card = json.loads(raw.decode("utf-8")) if len(raw) <= MAX_CARD_BYTES else None
-    except (OSError, ValueError, RecursionError):  # damaged or not a file: not a card
-        return None
-    return card if isinstance(card, dict) else None
-
-
-def load_card(path: str) -> dict[str, Any] | None:
-    """The file's model card: the JSON beside it when it belongs to the file, else the
-    copy embedded in the file.
-
-    The JSON card beside a file is used only when its ``file_sha256`` matches the
-    file (or, for cards written before the hash existed, when it equals the embedded
-    card): a conversion killed between renaming the card and the model, or a card
-    copied next to another file, never describes a file it does not belong to.
-    """
-    try:
-        embedded = read_card(path)
-    except Exception:  # noqa: BLE001 - a file without parsable metadata has no card
-        embedded = None
-    if embedded is not None and not isinstance(embedded, dict):
-        embedded = None
-    side = os.path.splitext(path)[0] + ".json"
-    card = _side_card(side) if os.path.lexists(side) else None
-    if card is None:
-        return embedded
-    digest = card.get(CARD_HASH_KEY)
-    if digest is not None:
-        try:
-            belongs = digest == file_sha256(path)
-        except OSError:
-            belongs = False
-    else:
-        belongs = embedded is None or card == embedded
-    if belongs:
-        return card
-    log.warning("%s does not belong to %s (it does not match the file: a stale or copied "
-                "card); using the card embedded in the file", side, path)
-    return embedded
 
 
 def validate_file(
@@ -120,10 +69,6 @@ def validate_file(
     ``degradations`` (super-resolution only) lists the degradation presets whose LR
     inputs are scored (default: the run's own).
     """
-    from tfface.config import Config
-    from tfface.evaluation import eval_batches, evaluate, sr_eval_batches
-    from tfface.train.runner import generator_inputs, load_generator
-
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path}")
     runner = LiteRunner(path)  # ValueError naming the problem for a file that is not one
@@ -135,7 +80,7 @@ def validate_file(
     # anyone): the run to compare with is the one the user names with --run, or the
     # folder the file itself lies in when that is a run directory.
     beside = os.path.dirname(os.path.abspath(path))
-    if run_dir is None and os.path.exists(os.path.join(beside, "config.json")):
+    if run_dir is None and os.path.exists(os.path.join(beside, CONFIG_FILE)):
         run_dir = beside
     named_run = card.get("source_run") if isinstance(card.get("source_run"), str) else None
     mode = card.get("quantization", {}).get("mode") if isinstance(
@@ -150,7 +95,7 @@ def validate_file(
         if keras_model is None:
             cfg, keras_model = load_generator(run_dir)
         else:
-            cfg = Config.load(os.path.join(run_dir, "config.json"))
+            cfg = Config.load(os.path.join(run_dir, CONFIG_FILE))
         if data_dir:
             cfg.data.source, cfg.data.data_dir = "folder", data_dir
         keys = generator_inputs(cfg)
@@ -168,8 +113,6 @@ def validate_file(
         def ker(batch):
             xs = [batch[k] for k in keys]
             return keras_model.predict(xs[0] if len(xs) == 1 else xs, verbose=0)
-
-        from tflite.convert import psnr_between
 
         ref = np.concatenate([ker(b) for b in batches])
         got = np.concatenate([tfl(b) for b in batches])
@@ -189,8 +132,6 @@ def validate_file(
         report["note"] = ("no run directory given (pass --run RUN_DIR): fidelity and quality "
                           "were not measured")
         if named_run and not run_dir:
-            from tfface.fileio import display_name
-
             report["note"] += (f"; the card names the run {display_name(named_run)[:200]!r}, "
                                "which is not opened unless you pass it with --run")
     if runner.dynamic and latency_shapes is None:
@@ -207,8 +148,6 @@ def validate_file(
 
 def _check_inputs_match(runner: LiteRunner, cfg, keys, path: str, run_dir: str) -> None:
     """Refuse a file whose inputs do not match the images of the run it is checked against."""
-    from tfface.train.runner import model_input_shapes
-
     want = model_input_shapes(cfg)
     if sorted(runner.input_keys) != sorted(keys):
         raise ValueError(f"{path} takes inputs {runner.input_keys}, but the run {run_dir} "
@@ -281,8 +220,6 @@ def comparison_table(reports: list[dict[str, Any]]) -> str:
 
 def write_figures(reports: list[dict[str, Any]], out_dir: str) -> list[str]:
     """PNG figures of a validation: faces restored by each file; quality vs latency/size."""
-    from tfface.figures import image_grid, scatter
-
     written = []
     with_faces = [r for r in reports if "_faces" in r]
     if with_faces:
@@ -374,8 +311,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir = args.out_dir or os.path.dirname(os.path.abspath(args.files[0]))
     os.makedirs(out_dir, exist_ok=True)
     written = write_figures(reports, out_dir)
-    from tfface.fileio import atomic_write
-
     atomic_write(os.path.join(out_dir, "validation.md"),
                  table + "\n\n" + "".join(f"![{n}]({n})\n" for n in written))
     atomic_write(os.path.join(out_dir, "validation.json"),
@@ -403,10 +338,6 @@ def check_samples(manifest_path: str) -> dict[str, Any]:
     that the model card describes the file's tensors (names, shapes, dtypes and the
     quantization parameters of integer I/O).
     """
-    import cv2
-
-    from tfface.imageio import to_float, to_uint8
-
     base = os.path.dirname(os.path.abspath(manifest_path))
     with open(manifest_path, encoding="utf-8") as f:
         manifest = json.load(f)

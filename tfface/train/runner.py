@@ -1,16 +1,8 @@
 """``run(cfg, run_dir)``: one training run, resumable from any saved step.
 
-A run directory holds everything needed to continue, evaluate or export a run::
-
-    config.json          the resolved configuration (export rebuilds the model from it)
-    checkpoints/         resumable state: models, optimizers, step, best score
-    best.weights.h5      generator weights with the best validation PSNR
-    last.weights.h5      generator weights at the end of the latest epoch
-    metrics.csv          one row of train/validation metrics per epoch
-    logs/                TensorBoard event files
-    samples/             epoch_NNNN.png grids: input | output | target | mask
-    summary.json         how the run ended and its final metrics
-    .tfface-train.lock   present while a process trains in it (see tfface.runlock)
+A run directory holds everything needed to continue, evaluate or export a run; its
+layout, and the functions that read it without this training engine, are in
+:mod:`tfface.rundir`.
 
 One process at a time trains in a run directory (an OS lock; a second one is refused
 naming the first). Results are never silently replaced: a run directory with trained
@@ -37,6 +29,10 @@ from tfface import keras
 from tfface.config import Config, ConfigError, apply_overrides, validate
 from tfface.fileio import atomic_write, check_writable_dir
 from tfface.models import get_arch
+from tfface.rundir import (  # noqa: F401 - re-exported: run-dir readers lived here before
+    CKPT_DIR, CONFIG_FILE, RESULT_FILES, RUNS_ROOT, generator_inputs, has_checkpoint,
+    latest_run, load_generator, load_run_config, model_input_shapes,
+)
 from tfface.runlock import DirLock
 from tfface.train import callbacks as cbs
 from tfface.train import distributed
@@ -44,9 +40,6 @@ from tfface.train.regimes import trainer_for
 from tfface.train.trainer import RestorationTrainer, learning_rate, make_optimizer
 
 log = logging.getLogger("tfface.train")
-
-CONFIG_FILE = "config.json"
-CKPT_DIR = "checkpoints"
 
 RESUMABLE_KEYS = (
     # optimizer settings (applied after the optimizer state is restored)
@@ -79,23 +72,6 @@ class RunResult:
     :func:`tfface.evaluation.baseline_scores`)."""
     verdict: str | None = None
     """One line: does the model's best validation PSNR beat every baseline?"""
-
-
-def generator_inputs(cfg: Config) -> tuple[str, ...]:
-    """Dataset keys the generator of ``cfg`` reads, in its input order."""
-    if cfg.data.task == "sr":
-        return ("lr",)
-    if cfg.model.params.get("mask_input"):
-        return ("occluded", "mask")
-    return ("occluded",)
-
-
-def model_input_shapes(cfg: Config) -> dict[str, tuple[int, int, int]]:
-    """Per-image shape (H, W, C) of each generator input of ``cfg``, by dataset key."""
-    size = int(cfg.data.image_size)
-    lr = size // int(cfg.data.scale) if cfg.data.task == "sr" else size
-    shapes = {"occluded": (size, size, 3), "mask": (size, size, 1), "lr": (lr, lr, 3)}
-    return {k: shapes[k] for k in generator_inputs(cfg)}
 
 
 _MULTIWORKER: tf.distribute.Strategy | None = None
@@ -375,10 +351,6 @@ def restore_newest_good(ckpt: tf.train.Checkpoint, manager: tf.train.CheckpointM
     return None
 
 
-def has_checkpoint(run_dir: str) -> bool:
-    return tf.train.latest_checkpoint(os.path.join(run_dir, CKPT_DIR)) is not None
-
-
 def _progress_bar(total: int, initial: int):
     from tqdm.auto import tqdm
 
@@ -495,9 +467,6 @@ def resume_config(run_dir: str, *overrides: dict) -> Config:
             "(another --run-dir).")
     validate(cfg)
     return cfg
-
-
-RESULT_FILES = ("best.weights.h5", "last.weights.h5", "metrics.csv")
 
 
 def refuse_to_replace_results(run_dir: str, checkpointed: bool) -> None:
@@ -717,84 +686,3 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress, role, scratch) -> RunR
     return RunResult(run_dir, step, total, status, history,
                      summary["best_val_psnr"], resumed_from=start, baselines=baselines,
                      verdict=verdict)
-
-
-def load_run_config(run_dir: str) -> tuple[Config, keras.Model]:
-    """A run's config and its freshly built (untrained) generator.
-
-    Raises:
-        FileNotFoundError: ``run_dir`` does not exist or holds no config.json.
-        ConfigError: config.json is not a tfface configuration (another tool's folder,
-            a damaged file) or describes a model that cannot be built.
-    """
-    if not os.path.isdir(run_dir):
-        raise FileNotFoundError(f"no such run directory: {run_dir}")
-    cfg_path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.exists(cfg_path):
-        raise FileNotFoundError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); "
-                                "pass a folder written by python -m pipelines.train")
-    try:
-        cfg = Config.load(cfg_path)  # validated before anything is built from it
-        gen = get_arch(cfg.model.arch).build_generator(cfg)
-    except ConfigError as e:
-        raise ConfigError(f"{cfg_path} is not a usable tfface run configuration ({e.detail}); "
-                          "pass a folder written by python -m pipelines.train") from None
-    except (ValueError, TypeError, KeyError, AttributeError) as e:  # JSON, keys, values
-        raise ConfigError(f"{cfg_path} is not a usable tfface run configuration ({e}); "
-                          "pass a folder written by python -m pipelines.train") from e
-    return cfg, gen
-
-
-def load_generator(run_dir: str, which: str = "best") -> tuple[Config, keras.Model]:
-    """Rebuild a run's generator from its config.json and load its ``best``/``last`` weights.
-
-    Falls back to the newest checkpoint when the weight file is missing (a run that
-    stopped before its first epoch ended).
-    """
-    cfg, gen = load_run_config(run_dir)
-    for name in (which, "last", "best"):
-        path = os.path.join(run_dir, f"{name}.weights.h5")
-        if os.path.exists(path):
-            try:
-                gen.load_weights(path)
-            except (ValueError, OSError, KeyError) as e:
-                raise ConfigError(
-                    f"{path} does not hold weights of the model described by "
-                    f"{os.path.join(run_dir, CONFIG_FILE)} ({str(e).strip().splitlines()[0]}); "
-                    "was the file copied from another run?") from e
-            return cfg, gen
-    latest = tf.train.latest_checkpoint(os.path.join(run_dir, CKPT_DIR))
-    if latest is None:
-        raise FileNotFoundError(f"{run_dir} has no trained weights yet (no *.weights.h5, "
-                                "no checkpoint)")
-    key = "ema_generator" if cfg.train.ema_decay > 0 else "generator"
-    tf.train.Checkpoint(**{key: gen}).restore(latest).expect_partial()
-    return cfg, gen
-
-
-RUNS_ROOT = "runs"
-"""Where ``pipelines.train`` puts runs by default (relative to the working directory)."""
-
-
-def latest_run(root: str = RUNS_ROOT) -> str | None:
-    """The most recently trained run directory directly under ``root``, or None.
-
-    A run counts when it holds ``config.json`` and trained weights (best/last
-    ``*.weights.h5`` or a checkpoint); "most recent" is the newest of those files.
-    """
-    if not os.path.isdir(root):
-        return None
-    found = []
-    for name in os.listdir(root):
-        path = os.path.join(root, name)
-        if not os.path.isfile(os.path.join(path, CONFIG_FILE)):
-            continue
-        stamps = [os.path.getmtime(p) for p in
-                  (os.path.join(path, f) for f in ("best.weights.h5", "last.weights.h5"))
-                  if os.path.isfile(p)]
-        ckpt = os.path.join(path, CKPT_DIR, "checkpoint")
-        if os.path.isfile(ckpt):
-            stamps.append(os.path.getmtime(ckpt))
-        if stamps:
-            found.append((max(stamps), name, path))
-    return max(found)[2] if found else None

@@ -1,0 +1,152 @@
+"""A run directory: the hand-off between training and everything after it.
+
+``pipelines.train`` (through :func:`tfface.train.run`) writes one folder per run; the
+converter, the validator, evaluation, restoring and the benchmarks read it with the
+functions here, without importing the training engine::
+
+    config.json          the resolved configuration (export rebuilds the model from it)
+    checkpoints/         resumable state: models, optimizers, step, best score
+    best.weights.h5      generator weights with the best validation PSNR
+    last.weights.h5      generator weights at the end of the latest epoch
+    metrics.csv          one row of train/validation metrics per epoch
+    logs/                TensorBoard event files
+    samples/             epoch_NNNN.png grids: input | output | target | mask
+    summary.json         how the run ended and its final metrics
+    .tfface-train.lock   present while a process trains in it (see tfface.runlock)
+
+A run directory written by an earlier version reads the same way: the names are
+fixed, and :func:`load_run_config` validates ``config.json`` like any file that may
+come from someone else.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from tfface import keras
+from tfface.config import Config, ConfigError
+from tfface.models import get_arch
+
+CONFIG_FILE = "config.json"
+CKPT_DIR = "checkpoints"
+BEST_WEIGHTS = "best.weights.h5"
+LAST_WEIGHTS = "last.weights.h5"
+METRICS_FILE = "metrics.csv"
+SUMMARY_FILE = "summary.json"
+LOGS_DIR = "logs"
+SAMPLES_DIR = "samples"
+
+RESULT_FILES = (BEST_WEIGHTS, LAST_WEIGHTS, METRICS_FILE)
+"""What a run that trained for at least an epoch leaves behind (training refuses to
+start from step 0 over them)."""
+
+RUNS_ROOT = "runs"
+"""Where ``pipelines.train`` puts runs by default (relative to the working directory)."""
+
+_NOT_A_RUN = "pass a folder written by python -m pipelines.train"
+
+
+def weights_file(which: str) -> str:
+    """File name of the ``best`` or ``last`` generator weights of a run."""
+    return f"{which}.weights.h5"
+
+
+def generator_inputs(cfg: Config) -> tuple[str, ...]:
+    """Dataset keys the generator of ``cfg`` reads, in its input order."""
+    if cfg.data.task == "sr":
+        return ("lr",)
+    if cfg.model.params.get("mask_input"):
+        return ("occluded", "mask")
+    return ("occluded",)
+
+
+def model_input_shapes(cfg: Config) -> dict[str, tuple[int, int, int]]:
+    """Per-image shape (H, W, C) of each generator input of ``cfg``, by dataset key."""
+    size = int(cfg.data.image_size)
+    lr = size // int(cfg.data.scale) if cfg.data.task == "sr" else size
+    shapes = {"occluded": (size, size, 3), "mask": (size, size, 1), "lr": (lr, lr, 3)}
+    return {k: shapes[k] for k in generator_inputs(cfg)}
+
+
+def has_checkpoint(run_dir: str) -> bool:
+    """Whether ``run_dir`` holds a checkpoint to resume from."""
+    return tf.train.latest_checkpoint(os.path.join(run_dir, CKPT_DIR)) is not None
+
+
+def load_run_config(run_dir: str) -> tuple[Config, keras.Model]:
+    """A run's config and its freshly built (untrained) generator.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` does not exist or holds no config.json.
+        ConfigError: config.json is not a tfface configuration (another tool's folder,
+            a damaged file) or describes a model that cannot be built.
+    """
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"no such run directory: {run_dir}")
+    cfg_path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.exists(cfg_path):
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); "
+                                + _NOT_A_RUN)
+    try:
+        cfg = Config.load(cfg_path)  # validated before anything is built from it
+        gen = get_arch(cfg.model.arch).build_generator(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{cfg_path} is not a usable tfface run configuration ({e.detail}); "
+                          + _NOT_A_RUN) from None
+    except (ValueError, TypeError, KeyError, AttributeError) as e:  # JSON, keys, values
+        raise ConfigError(f"{cfg_path} is not a usable tfface run configuration ({e}); "
+                          + _NOT_A_RUN) from e
+    return cfg, gen
+
+
+def load_generator(run_dir: str, which: str = "best") -> tuple[Config, keras.Model]:
+    """Rebuild a run's generator from its config.json and load its ``best``/``last`` weights.
+
+    Falls back to the newest checkpoint when the weight file is missing (a run that
+    stopped before its first epoch ended).
+    """
+    cfg, gen = load_run_config(run_dir)
+    for name in (which, "last", "best"):
+        path = os.path.join(run_dir, weights_file(name))
+        if os.path.exists(path):
+            try:
+                gen.load_weights(path)
+            except (ValueError, OSError, KeyError) as e:
+                raise ConfigError(
+                    f"{path} does not hold weights of the model described by "
+                    f"{os.path.join(run_dir, CONFIG_FILE)} ({str(e).strip().splitlines()[0]}); "
+                    "was the file copied from another run?") from e
+            return cfg, gen
+    latest = tf.train.latest_checkpoint(os.path.join(run_dir, CKPT_DIR))
+    if latest is None:
+        raise FileNotFoundError(f"{run_dir} has no trained weights yet (no *.weights.h5, "
+                                "no checkpoint)")
+    key = "ema_generator" if cfg.train.ema_decay > 0 else "generator"
+    tf.train.Checkpoint(**{key: gen}).restore(latest).expect_partial()
+    return cfg, gen
+
+
+def latest_run(root: str = RUNS_ROOT) -> str | None:
+    """The most recently trained run directory directly under ``root``, or None.
+
+    A run counts when it holds ``config.json`` and trained weights (best/last
+    ``*.weights.h5`` or a checkpoint); "most recent" is the newest of those files.
+    """
+    if not os.path.isdir(root):
+        return None
+    found = []
+    for name in os.listdir(root):
+        path = os.path.join(root, name)
+        if not os.path.isfile(os.path.join(path, CONFIG_FILE)):
+            continue
+        stamps = [os.path.getmtime(p) for p in
+                  (os.path.join(path, f) for f in (BEST_WEIGHTS, LAST_WEIGHTS))
+                  if os.path.isfile(p)]
+        ckpt = os.path.join(path, CKPT_DIR, "checkpoint")
+        if os.path.isfile(ckpt):
+            stamps.append(os.path.getmtime(ckpt))
+        if stamps:
+            found.append((max(stamps), name, path))
+    return max(found)[2] if found else None
