@@ -26,6 +26,8 @@ SOURCES = ("synthetic", "folder", "tfds")
 CONTENT_LOSSES = ("vgg54", "vgg54_preact", "pixel")
 LR_SCHEDULES = ("constant", "step", "linear", "cosine")
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+GAN_LOSSES = ("vanilla", "lsgan", "wgan-gp", "hinge")
+"""Values of ``train.gan_loss`` (the table is :data:`tfface.train.gan_losses.GAN_LOSSES`)."""
 
 
 class ConfigError(ValueError):
@@ -134,6 +136,10 @@ class TrainConfig:
     beta_1: float = 0.5
     adv_weight: float = 1.0
     """Weight of the adversarial term in the generator loss; 0 trains purely supervised."""
+    gan_loss: str | None = None
+    """Adversarial loss: ``vanilla`` (BCE), ``lsgan``, ``wgan-gp`` or ``hinge``; ``None``:
+    the family's (BCE for vnet, pix2pix and srgan, ``wgan-gp`` for wgan_gl, ``hinge`` for
+    unmask; see :mod:`tfface.train.gan_losses`)."""
     pixel_weight: float = 100.0
     pixel_loss: str = "mse"
     label_smoothing: float = 0.1
@@ -485,6 +491,9 @@ def validate(cfg: Config) -> None:
                           f"{t.adv_weight} and {t.pixel_weight}")
     if not 0 <= t.label_smoothing < 0.5:
         raise ConfigError(f"train.label_smoothing must be in [0, 0.5), got {t.label_smoothing}")
+    if t.gan_loss is not None and t.gan_loss not in GAN_LOSSES:
+        raise ConfigError(f"train.gan_loss must be one of {GAN_LOSSES} (or null: the "
+                          f"family's), got '{t.gan_loss}'")
     if t.content_loss not in CONTENT_LOSSES:
         raise ConfigError(f"train.content_loss must be one of {CONTENT_LOSSES}, "
                           f"got '{t.content_loss}'")

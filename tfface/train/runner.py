@@ -175,12 +175,11 @@ def build_trainer(
     no variable is created inside a (re)traced step. Call inside the strategy scope."""
     t = cfg.train
     family = get_arch(cfg.model.arch)
-    trainer_cls, regime_options = trainer_for(family, cfg)
+    trainer_cls, options = trainer_for(family, cfg)
+    inputs = generator_inputs(cfg)
     trainer = trainer_cls(
-        gen, disc, input_keys=generator_inputs(cfg),
-        conditional=getattr(family, "CONDITIONAL_D", False),
-        sr_scale=cfg.data.scale if cfg.data.task == "sr" else None,
-        ema_decay=t.ema_decay, **regime_options,
+        gen, disc, input_keys=inputs, disc_keys=family.disc_keys(inputs),
+        sr_scale=family.upscale(cfg), ema_decay=t.ema_decay, options=options,
     )
     total = total_steps or (t.epochs * (t.steps_per_epoch or 1))
     g_opt = make_optimizer(_lr(t, "g", total), t.beta_1, t.mixed_precision)
@@ -189,7 +188,7 @@ def build_trainer(
     trainer.compile(
         g_opt, d_opt, pixel_loss=t.pixel_loss, pixel_weight=t.pixel_weight,
         adv_weight=t.adv_weight, label_smoothing=t.label_smoothing,
-        content_fn=content_fn, content_weight=t.content_weight,
+        gan_loss=t.gan_loss or family.gan_loss, gp_weight=t.gp_weight, content_fn=content_fn, content_weight=t.content_weight,
         jit_compile=bool(t.jit_compile if jit_compile is None else jit_compile),
         steps_per_execution=t.steps_per_execution,
     )
@@ -218,14 +217,14 @@ def make_content_fn(cfg: Config):
 def build_models(cfg: Config) -> tuple[keras.Model, keras.Model | None]:
     """Generator and (when the run is adversarial) discriminator of ``cfg``."""
     family = get_arch(cfg.model.arch)
-    if getattr(family, "TASK", cfg.data.task) != cfg.data.task:
+    if family.task != cfg.data.task:
         raise ConfigError(
-            f"arch '{cfg.model.arch}' is a {family.TASK} model, but data.task is '{cfg.data.task}'"
+            f"arch '{cfg.model.arch}' is a {family.task} model, but data.task is '{cfg.data.task}'"
         )
     gen = family.build_generator(cfg)
     disc = None
     if cfg.train.adv_weight > 0:
-        if not hasattr(family, "build_discriminator"):
+        if family.build_discriminator is None:
             raise ConfigError(
                 f"arch '{cfg.model.arch}' has no discriminator; use --adv-weight 0"
             )
