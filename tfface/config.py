@@ -4,9 +4,9 @@ A run is fully described by one :class:`Config`. It is written to ``config.json`
 in the run directory, and export/evaluation rebuild everything from that file, so
 no hyperparameter is ever typed twice.
 
-Presets are data: every architecture family declares ``PRESETS`` (a mapping from
-preset name to a nested dict of overrides) and :func:`resolve` applies one to the
-defaults below.
+Presets are data: every architecture family's spec (:class:`tfface.models.family.Family`)
+holds ``presets`` (a mapping from preset name to a nested dict of overrides) and
+:func:`resolve` applies one to the defaults below.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ SOURCES = ("synthetic", "folder", "tfds")
 CONTENT_LOSSES = ("vgg54", "vgg54_preact", "pixel")
 LR_SCHEDULES = ("constant", "step", "linear", "cosine")
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+GAN_LOSSES = ("vanilla", "lsgan", "wgan-gp", "hinge")
+"""Values of ``train.gan_loss`` (the table is :data:`tfface.train.gan_losses.GAN_LOSSES`)."""
 
 
 class ConfigError(ValueError):
@@ -133,11 +135,16 @@ class TrainConfig:
     d_lr: float = 2.5e-4
     beta_1: float = 0.5
     adv_weight: float = 1.0
-    """Weight of the adversarial BCE term in the generator loss; 0 trains purely supervised."""
+    """Weight of the adversarial term in the generator loss; 0 trains purely supervised."""
+    gan_loss: str | None = None
+    """Adversarial loss: ``vanilla`` (BCE), ``lsgan``, ``wgan-gp`` or ``hinge``; ``None``:
+    the family's (BCE for vnet, pix2pix and srgan, ``wgan-gp`` for wgan_gl, ``hinge`` for
+    unmask; see :mod:`tfface.train.gan_losses`)."""
     pixel_weight: float = 100.0
     pixel_loss: str = "mse"
     label_smoothing: float = 0.1
-    """One-sided label smoothing of the discriminator's real targets."""
+    """One-sided label smoothing of the discriminator's real targets (``vanilla`` and
+    ``lsgan`` losses; the others have no labels)."""
     save_every_steps: int = 500
     """Save a resumable checkpoint this often (also at every epoch end)."""
     sample_count: int = 6
@@ -189,14 +196,17 @@ class TrainConfig:
     so two runs with the same seed give bit-identical losses and weights on the same
     machine. Off by default: on GPUs it slows some ops down and refuses ops that have
     no deterministic kernel (on CPUs the cost is small, see the README)."""
+    # Options of one training regime each, kept flat here (the serialized form every
+    # config.json has used); the regime reads them into its options dataclass
+    # (tfface.train.wgan.WGANOptions, tfface.train.unmask.UnmaskOptions).
     n_critic: int = 1
-    """Critic updates per generator update (WGAN-GP regime of ``wgan_gl``)."""
+    """Critic updates per generator update (``wgan_gp`` regime of ``wgan_gl``)."""
     gp_weight: float = 10.0
-    """Weight of each critic's gradient penalty (WGAN-GP regime)."""
+    """Weight of each critic's gradient penalty (the ``wgan-gp`` adversarial loss)."""
     coarse_weight: float = 1.0
-    """Weight of the coarse stage's pixel loss (``unmask``)."""
+    """Weight of the coarse stage's pixel loss (``unmask`` regime)."""
     mask_weight: float = 1.0
-    """Weight of the occluder segmentation's Dice loss (``unmask``)."""
+    """Weight of the occluder segmentation's Dice loss (``unmask`` regime)."""
 
 
 @dataclass
@@ -396,16 +406,16 @@ def resolve(
     from tfface.models import get_arch
 
     family = get_arch(arch)
-    preset = preset or family.DEFAULT_PRESET
-    if preset not in family.PRESETS:
+    preset = preset or family.default_preset
+    if preset not in family.presets:
         raise ConfigError(
             f"unknown preset '{preset}' for arch '{arch}'; choose one of: "
-            + ", ".join(family.PRESETS)
+            + ", ".join(family.presets)
         )
     cfg = Config()
     cfg.model.arch = arch
     cfg.model.preset = preset
-    apply_overrides(cfg, family.PRESETS[preset])
+    apply_overrides(cfg, family.presets[preset])
     if overrides:
         apply_overrides(cfg, overrides)
     validate(cfg)
@@ -481,6 +491,9 @@ def validate(cfg: Config) -> None:
                           f"{t.adv_weight} and {t.pixel_weight}")
     if not 0 <= t.label_smoothing < 0.5:
         raise ConfigError(f"train.label_smoothing must be in [0, 0.5), got {t.label_smoothing}")
+    if t.gan_loss is not None and t.gan_loss not in GAN_LOSSES:
+        raise ConfigError(f"train.gan_loss must be one of {GAN_LOSSES} (or null: the "
+                          f"family's), got '{t.gan_loss}'")
     if t.content_loss not in CONTENT_LOSSES:
         raise ConfigError(f"train.content_loss must be one of {CONTENT_LOSSES}, "
                           f"got '{t.content_loss}'")
@@ -590,21 +603,18 @@ def _validate_for_model(cfg: Config) -> None:
         m.params = check_params(m.arch, m.params)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    family_task = getattr(family, "TASK", d.task)
-    if family_task != d.task:
-        raise ConfigError(f"model.arch '{m.arch}' is a {family_task} model, but data.task is "
+    if family.task != d.task:
+        raise ConfigError(f"model.arch '{m.arch}' is a {family.task} model, but data.task is "
                           f"'{d.task}'")
-    if d.task == "sr":
+    if family.supports_scale is not None:  # the family reads data.scale
         from tfface.data.degrade import SCALES
 
-        ok = getattr(family, "supports_scale", lambda s: True)
-        scales = tuple(s for s in SCALES if ok(s))
+        scales = tuple(s for s in SCALES if family.supports_scale(s))
         _need(d.scale in scales, "data.scale", f"one of {scales} for {m.arch}", d.scale)
-    factor_fn = getattr(family, "downsampling_factor", None)
-    if factor_fn is None:
+    if family.downsampling_factor is None:
         return
     try:
-        factor = int(factor_fn(cfg))
+        factor = int(family.downsampling_factor(cfg))
     except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"model.params of {m.arch} are invalid: {e}") from None
     if d.image_size % factor:

@@ -1,30 +1,25 @@
 """Model families and their registry.
 
-A family module exposes ``PRESETS`` (preset name → nested config overrides),
-``DEFAULT_PRESET``, ``TASK``, ``build_generator(cfg)`` and, for adversarial training,
-``build_discriminator(cfg)``; ``CONDITIONAL_D = True`` makes the trainer judge
-(image, generator input) pairs, ``DISC_CONDITION = KEY`` (image, ``batch[KEY]``) pairs;
-``REGIME`` names the trainer (see :mod:`tfface.train.regimes`). Every family has a ``tiny`` preset for tests and
-smoke runs.
+Each family module (``vnet``, ``pix2pix``, ...) declares its builders, presets and a
+:class:`~tfface.models.family.Family` spec as ``FAMILY``: task, presets, default and
+``tiny`` preset, generator and discriminator builders, what the discriminator reads
+(``disc_condition``), the training regime (see :mod:`tfface.train.regimes`), the
+default adversarial loss, and its size and int8 constraints. :data:`ARCHS` is the one
+place a family is registered.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
-
 from tfface.models import pix2pix, srgan, unmask, vnet, wgan_gl
+from tfface.models.family import Family
 
-ARCHS: dict[str, ModuleType] = {
-    "vnet": vnet,
-    "pix2pix": pix2pix,
-    "srgan": srgan,
-    "wgan_gl": wgan_gl,
-    "unmask": unmask,
+ARCHS: dict[str, Family] = {
+    f.name: f for f in (vnet.FAMILY, pix2pix.FAMILY, srgan.FAMILY, wgan_gl.FAMILY, unmask.FAMILY)
 }
 
 
-def get_arch(name: str) -> ModuleType:
-    """Return the family module registered as ``name``; the error lists valid names."""
+def get_arch(name: str) -> Family:
+    """Return the family registered as ``name``; the error lists valid names."""
     try:
         return ARCHS[name]
     except KeyError:

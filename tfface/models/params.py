@@ -9,7 +9,7 @@ lists of bounded length, and unknown keys refused with the valid ones named.
 :func:`check_params` is called by :func:`tfface.config.validate`, which runs on
 every config that is resolved, loaded from a file or changed with ``--set``.
 
-A key a family declares in ``_DEFAULT_PARAMS`` but that has no spec here (a
+A key a family declares in its ``default_params`` but that has no spec here (a
 parameter added later) is still checked conservatively: the value must have the
 default's type, strings must be values the family's presets use, integers and
 list entries must lie in 0..4096 (``tests/test_security.py`` asserts that every
@@ -172,7 +172,7 @@ SPECS: dict[str, dict[str, Spec]] = {
 
 def _fallback_spec(family, key: str) -> Spec | None:
     """A conservative spec for a default parameter that has no entry in :data:`SPECS`."""
-    defaults = getattr(family, "_DEFAULT_PARAMS", {})
+    defaults = family.default_params
     if key not in defaults:
         return None
     default = defaults[key]
@@ -180,7 +180,7 @@ def _fallback_spec(family, key: str) -> Spec | None:
         return Bool()
     if isinstance(default, str):
         seen = {default}
-        for preset in getattr(family, "PRESETS", {}).values():
+        for preset in family.presets.values():
             v = preset.get("model", {}).get("params", {}).get(key)
             if isinstance(v, str):
                 seen.add(v)
@@ -196,11 +196,11 @@ def _fallback_spec(family, key: str) -> Spec | None:
 
 def family_specs(arch: str) -> dict[str, Spec]:
     """Every key ``arch`` accepts, with its spec (explicit or fallback)."""
-    from tfface.models import get_arch
+    from tfface.models import get_arch  # here: the registry imports this module
 
     family = get_arch(arch)
     specs = dict(SPECS.get(arch, {}))
-    for key in getattr(family, "_DEFAULT_PARAMS", {}):
+    for key in family.default_params:
         if key not in specs:
             specs[key] = _fallback_spec(family, key)
     return specs

@@ -12,7 +12,7 @@ start from N(0, 0.02). The depth follows the image size: the encoder halves the
 image until it cannot any more (down to 1×1 for the canonical 256 px, 8 levels).
 
 Discriminator: the conditional 70×70 PatchGAN, which judges (image, occluded input)
-pairs concatenated along channels (``CONDITIONAL_D``).
+pairs concatenated along channels (``disc_condition`` :data:`~tfface.models.family.INPUT`).
 
 Loss (set by the presets): BCE adversarial + λ·L1 with λ = 100, Adam 2e-4, β₁ = 0.5,
 no label smoothing.
@@ -20,15 +20,13 @@ no label smoothing.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from tfface import keras
 from tfface.models.discriminators import conv_discriminator
+from tfface.models.family import INPUT, Family
 from tfface.models.layers import output_head
-
-TASK = "inpaint"
-DEFAULT_PRESET = "paper"
-CONDITIONAL_D = True
 
 _DEFAULT_PARAMS: dict[str, Any] = {
     "base_filters": 64,
@@ -72,10 +70,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _params(cfg) -> dict[str, Any]:
-    return dict(_DEFAULT_PARAMS, **cfg.model.params)
-
-
 def _init() -> keras.initializers.Initializer:
     return keras.initializers.RandomNormal(0.0, 0.02)
 
@@ -98,13 +92,13 @@ def unet_depth(size: int, depth: int | None = None) -> int:
 def downsampling_factor(cfg) -> int:
     """``data.image_size`` must be a multiple of this: ``2 ** depth`` for a fixed
     ``depth``, otherwise 4 (the U-Net needs at least two halvings and then adapts)."""
-    depth = _params(cfg)["depth"]
+    depth = FAMILY.params(cfg)["depth"]
     return 2 ** int(depth) if depth is not None else 4
 
 
 def build_generator(cfg) -> keras.Model:
     """The U-Net generator: occluded face in [-1, 1] → restored face in [-1, 1]."""
-    p = _params(cfg)
+    p = FAMILY.params(cfg)
     size = cfg.data.image_size
     depth = unet_depth(size, p["depth"])
     filters = [min(p["base_filters"] * 2 ** i, p["max_filters"]) for i in range(depth)]
@@ -135,6 +129,14 @@ def build_generator(cfg) -> keras.Model:
 
 def build_discriminator(cfg) -> keras.Model:
     """Conditional PatchGAN judging (image, occluded input) pairs (70×70 with 4 blocks)."""
-    p = _params(cfg)
+    p = FAMILY.params(cfg)
     return conv_discriminator(cfg.data.image_size, p["disc_filters"], cond_channels=3,
                               name="discriminator")
+
+
+FAMILY = Family(
+    name="pix2pix", task="inpaint", presets=PRESETS, default_preset="paper",
+    default_params=_DEFAULT_PARAMS, build_generator=build_generator,
+    build_discriminator=build_discriminator, disc_condition=INPUT,
+    downsampling_factor=downsampling_factor, module=sys.modules[__name__],
+)

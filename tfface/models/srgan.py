@@ -24,13 +24,12 @@ MSE (``train.pretrain_steps``).
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 from tfface import keras
+from tfface.models.family import Family
 from tfface.models.layers import BicubicUpsample, PixelShuffle, output_head
-
-TASK = "sr"
-DEFAULT_PRESET = "paper"
 
 _DEFAULT_PARAMS: dict[str, Any] = {
     "n_blocks": 16,
@@ -99,10 +98,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _params(cfg) -> dict[str, Any]:
-    return dict(_DEFAULT_PARAMS, **cfg.model.params)
-
-
 def _prelu(name: str) -> keras.layers.Layer:
     return keras.layers.PReLU(shared_axes=[1, 2], name=name)
 
@@ -129,7 +124,7 @@ def downsampling_factor(cfg) -> int:
 
 def build_generator(cfg) -> keras.Model:
     """SRResNet: ``lr`` face [S/scale] in [-1, 1] → ``restored`` face [S] in [-1, 1]."""
-    p = _params(cfg)
+    p = FAMILY.params(cfg)
     scale = int(cfg.data.scale)
     stages = upsampling_stages(scale)
     size = cfg.data.image_size
@@ -175,7 +170,7 @@ def build_generator(cfg) -> keras.Model:
 
 def build_discriminator(cfg) -> keras.Model:
     """The SRGAN discriminator on ``image_size`` faces: one real/fake logit per image."""
-    p = _params(cfg)
+    p = FAMILY.params(cfg)
     size = cfg.data.image_size
     base = int(p["disc_filters"])
     image = keras.Input((size, size, 3), name="image")
@@ -197,3 +192,11 @@ def build_discriminator(cfg) -> keras.Model:
     x = keras.layers.LeakyReLU(0.2, name="d_dense_lrelu")(x)
     logit = keras.layers.Dense(1, name="d_logit", dtype="float32")(x)
     return keras.Model(image, logit, name="discriminator")
+
+
+FAMILY = Family(
+    name="srgan", task="sr", presets=PRESETS, default_preset="paper",
+    default_params=_DEFAULT_PARAMS, build_generator=build_generator,
+    build_discriminator=build_discriminator, downsampling_factor=downsampling_factor,
+    supports_scale=supports_scale, module=sys.modules[__name__],
+)

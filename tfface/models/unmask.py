@@ -29,22 +29,16 @@ file stays faithful; ``paper`` uses ELU (DeepFill v2) and ``tanh``.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import tensorflow as tf
 
 from tfface import keras
-from tfface.models.layers import ReLU6, output_head
+from tfface.models.family import INPUT, Family
+from tfface.models.layers import BN_MOMENTUM, output_head
+from tfface.models.layers import activation as _activation  # `activation` names an argument
 
-TASK = "inpaint"
-DEFAULT_PRESET = "paper"
-REGIME = "unmask"
-"""Training regime (see :data:`tfface.train.regimes.REGIMES`)."""
-CONDITIONAL_D = True
-BN_MOMENTUM = 0.9
-"""Moving-average momentum of the U-Net's BatchNorm (PyTorch's default; Keras' 0.99 left
-the inference statistics far from the training ones after a few hundred steps:
-measured 99 % training vs 90 % eval pixel accuracy after 200 steps)."""
 STAGES = ("mask_prob", "coarse", "refined", "restored")
 """Names of the stage outputs (layers of the generator) the trainer reads."""
 
@@ -96,10 +90,6 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "save_every_steps": 5},
     },
 }
-
-
-def _params(cfg) -> dict[str, Any]:
-    return dict(_DEFAULT_PARAMS, **cfg.model.params)
 
 
 # -- layers -------------------------------------------------------------------------
@@ -157,16 +147,6 @@ class KnownPixels(keras.layers.Layer):
         return super().get_config()
 
 
-def _act(name: str, layer_name: str) -> keras.layers.Layer:
-    if name == "relu6":
-        return ReLU6(name=layer_name)
-    if name == "elu":
-        return keras.layers.ELU(name=layer_name)
-    if name == "lrelu":
-        return keras.layers.LeakyReLU(0.2, name=layer_name)
-    raise ValueError(f"activation must be 'relu6', 'elu' or 'lrelu', got '{name}'")
-
-
 def gated_conv(x, filters: int, kernel: int, name: str, *, strides: int = 1,
                dilation: int = 1, activation: str = "elu"):
     """Gated convolution (Yu et al., DeepFill v2): ``act(conv_f(x)) · sigmoid(conv_g(x))``.
@@ -180,7 +160,7 @@ def gated_conv(x, filters: int, kernel: int, name: str, *, strides: int = 1,
     kw = dict(strides=strides, padding="same", dilation_rate=dilation)
     f = keras.layers.Conv2D(filters, kernel, name=f"{name}_feature", **kw)(x)
     g = keras.layers.Conv2D(filters, kernel, name=f"{name}_gate", **kw)(x)
-    f = _act(activation, f"{name}_act")(f)
+    f = _activation(activation, f"{name}_act", ("relu6", "elu", "lrelu"))(f)
     g = keras.layers.Activation("sigmoid", name=f"{name}_sigmoid")(g)
     return keras.layers.Multiply(name=name)([f, g])
 
@@ -232,7 +212,7 @@ def _seg_unet(x, filters):
 
 def build_generator(cfg) -> keras.Model:
     """Damaged face in [-1, 1] → restored face in [-1, 1] (no mask input)."""
-    p = _params(cfg)
+    p = FAMILY.params(cfg)
     size = cfg.data.image_size
     seg = [int(f) for f in p["seg_filters"]]
     if size % 4 or size % (2 ** (len(seg) - 1)):
@@ -262,7 +242,7 @@ def stage_model(gen: keras.Model) -> keras.Model:
 def build_discriminator(cfg) -> keras.Model:
     """SN-PatchGAN: spectrally normalized Conv 5×5 stride 2 + LeakyReLU stack judging
     (image, damaged input) pairs; one logit per patch (hinge loss)."""
-    p = _params(cfg)
+    p = FAMILY.params(cfg)
     size = cfg.data.image_size
     img = keras.Input((size, size, 3), name="image")
     cond = keras.Input((size, size, 3), name="condition")
@@ -275,3 +255,11 @@ def build_discriminator(cfg) -> keras.Model:
     logits = sn(keras.layers.Conv2D(1, 3, padding="same", dtype="float32"),
                 name="sn_logits")(x)
     return keras.Model([img, cond], logits, name="sn_patchgan")
+
+
+FAMILY = Family(
+    name="unmask", task="inpaint", presets=PRESETS, default_preset="paper",
+    default_params=_DEFAULT_PARAMS, build_generator=build_generator,
+    build_discriminator=build_discriminator, disc_condition=INPUT, regime="unmask",
+    module=sys.modules[__name__],
+)

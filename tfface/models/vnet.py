@@ -21,6 +21,7 @@ tensors carry meaningful names.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import keras_unet_collection.layer_utils as _kuc_layers
@@ -29,14 +30,12 @@ from keras_unet_collection.layer_utils import CONV_output
 
 from tfface import keras
 from tfface.models.discriminators import conv_discriminator
+from tfface.models.family import Family
 from tfface.models.layers import ClipOutput, HoleFill, ReLU6
 
 # keras-unet-collection resolves activation names with eval() in its layer_utils
 # namespace; make the bounded activation available there by name.
 _kuc_layers.ReLU6 = ReLU6
-
-TASK = "inpaint"
-DEFAULT_PRESET = "paper"
 
 _DEFAULT_PARAMS: dict[str, Any] = {
     "filter_num": [64, 128, 256, 512, 512],
@@ -125,26 +124,22 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _params(cfg) -> dict[str, Any]:
-    return dict(_DEFAULT_PARAMS, **cfg.model.params)
-
-
 def downsampling_factor(cfg) -> int:
     """``data.image_size`` must be a multiple of this: the encoder halves the image
     ``len(filter_num) - 1`` times."""
-    return 2 ** (len(_params(cfg)["filter_num"]) - 1)
+    return 2 ** (len(FAMILY.params(cfg)["filter_num"]) - 1)
 
 
 def int8_keep_float(cfg) -> list[str]:
     """Layers a full-int8 export of ``cfg``'s generator keeps in float: the parameter-free
     ``hole_fill`` (its 30 diffusion steps lose too much in int8; see the shipped
     model's figures in android_demo_assets/README.md). Every convolution stays int8."""
-    return ["hole_fill"] if _params(cfg)["prefill"] else []
+    return ["hole_fill"] if FAMILY.params(cfg)["prefill"] else []
 
 
 def build_generator(cfg) -> keras.Model:
     """The V-Net generator: occluded face in [-1, 1] → restored face in [-1, 1]."""
-    p = _params(cfg)
+    p = FAMILY.params(cfg)
     size = cfg.data.image_size
     depth = len(p["filter_num"])
     if size % (2 ** (depth - 1)):
@@ -199,5 +194,13 @@ def build_generator(cfg) -> keras.Model:
 
 def build_discriminator(cfg) -> keras.Model:
     """Convolutional discriminator judging a face (real target or restored output)."""
-    p = _params(cfg)
+    p = FAMILY.params(cfg)
     return conv_discriminator(cfg.data.image_size, p["disc_filters"], name="discriminator")
+
+
+FAMILY = Family(
+    name="vnet", task="inpaint", presets=PRESETS, default_preset="paper",
+    default_params=_DEFAULT_PARAMS, build_generator=build_generator,
+    build_discriminator=build_discriminator, downsampling_factor=downsampling_factor,
+    int8_keep_float=int8_keep_float, module=sys.modules[__name__],
+)

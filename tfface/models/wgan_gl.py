@@ -27,22 +27,14 @@ see :class:`tfface.train.wgan.WGANTrainer`.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import tensorflow as tf
 
 from tfface import keras
-from tfface.models.layers import ReLU6, output_head
-
-TASK = "inpaint"
-DEFAULT_PRESET = "paper"
-REGIME = "wgan_gp"
-"""Training regime (see :data:`tfface.train.regimes.REGIMES`)."""
-DISC_CONDITION = "mask"
-BN_MOMENTUM = 0.9
-"""BatchNorm moving-average momentum (PyTorch's default; Keras' 0.99 keeps inference
-statistics far from the training ones in short runs)."""
-"""Element key the critics read next to the judged image."""
+from tfface.models.family import Family
+from tfface.models.layers import BN_MOMENTUM, activation, output_head
 
 _DEFAULT_PARAMS: dict[str, Any] = {
     "filters": [64, 128, 256, 512],
@@ -88,13 +80,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _params(cfg) -> dict[str, Any]:
-    return dict(_DEFAULT_PARAMS, **cfg.model.params)
-
-
 def local_size(cfg) -> int:
     """Side of the local critic's crop (``local_size`` or half the image)."""
-    p = _params(cfg)
+    p = FAMILY.params(cfg)
     size = cfg.data.image_size
     n = int(p["local_size"] or size // 2)
     if not 8 <= n <= size:
@@ -102,17 +90,9 @@ def local_size(cfg) -> int:
     return n
 
 
-def _activation(name: str, layer_name: str) -> keras.layers.Layer:
-    if name == "relu":
-        return keras.layers.ReLU(name=layer_name)
-    if name == "relu6":
-        return ReLU6(name=layer_name)
-    raise ValueError(f"decoder_activation must be 'relu' or 'relu6', got '{name}'")
-
-
 def build_generator(cfg) -> keras.Model:
     """Encoder–decoder with skips: occluded face in [-1, 1] → restored face in [-1, 1]."""
-    p = _params(cfg)
+    p = FAMILY.params(cfg)
     size = cfg.data.image_size
     filters = [int(f) for f in p["filters"]]
     if len(filters) < 2 or size % (2 ** len(filters)):
@@ -144,7 +124,8 @@ def build_generator(cfg) -> keras.Model:
                                          use_bias=not p["batch_norm"], name=f"dec{j}_deconv")(x)
         if p["batch_norm"]:
             x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"dec{j}_bn")(x)
-        x = _activation(p["decoder_activation"], f"dec{j}_act")(x)
+        x = activation(p["decoder_activation"], f"dec{j}_act", ("relu", "relu6"),
+                       "decoder_activation")(x)
     x = keras.layers.Concatenate(name="out_skip")([x, skips[0]])
     x = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", name="output_deconv")(x)
     return keras.Model(image, output_head(x, p["output_head"]), name="wgan_gl")
@@ -219,7 +200,7 @@ def _critic_trunk(x, filters, prefix: str):
 
 def build_discriminator(cfg) -> keras.Model:
     """The global and local critics: ``[image, mask]`` → ``[B, 2]`` (global, local)."""
-    p = _params(cfg)
+    p = FAMILY.params(cfg)
     size = cfg.data.image_size
     image = keras.Input((size, size, 3), name="image")
     mask = keras.Input((size, size, 1), name="mask")
@@ -228,3 +209,11 @@ def build_discriminator(cfg) -> keras.Model:
     loc = _critic_trunk(crop, p["local_critic_filters"], "local")
     scores = keras.layers.Concatenate(name="scores", dtype="float32")([g, loc])
     return keras.Model([image, mask], scores, name="critics")
+
+
+FAMILY = Family(
+    name="wgan_gl", task="inpaint", presets=PRESETS, default_preset="paper",
+    default_params=_DEFAULT_PARAMS, build_generator=build_generator,
+    build_discriminator=build_discriminator, disc_condition="mask", regime="wgan_gp",
+    module=sys.modules[__name__],
+)

@@ -1,16 +1,15 @@
 """Training regimes: which trainer class a family trains under.
 
-One trainer per regime, never one per architecture: a family module names its regime
-with ``REGIME`` (default ``"gan"``: :class:`~tfface.train.trainer.RestorationTrainer`,
-supervised or BCE-GAN). A regime class may take extra constructor arguments from the
-config through a ``options(cfg)`` class method.
+One trainer per regime, never one per architecture: a family's spec names its regime
+(:attr:`tfface.models.family.Family.regime`, default ``"gan"``:
+:class:`~tfface.train.trainer.RestorationTrainer`, supervised or adversarial). A
+regime's own knobs are its ``Options`` dataclass, read from the config's flat
+``train.*`` keys of the same names.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from tfface.train.trainer import RestorationTrainer
+from tfface.train.trainer import RegimeOptions, RestorationTrainer
 from tfface.train.unmask import UnmaskTrainer
 from tfface.train.wgan import WGANTrainer
 
@@ -21,12 +20,11 @@ REGIMES: dict[str, type[RestorationTrainer]] = {
 }
 
 
-def trainer_for(family, cfg) -> tuple[type[RestorationTrainer], dict[str, Any]]:
-    """The trainer class of ``family`` and its config-derived extra arguments."""
-    name = getattr(family, "REGIME", "gan")
+def trainer_for(family, cfg) -> tuple[type[RestorationTrainer], RegimeOptions]:
+    """The trainer class of ``family`` and its options read from ``cfg``."""
     try:
-        cls = REGIMES[name]
+        cls = REGIMES[family.regime]
     except KeyError:
-        raise ValueError(f"unknown training regime '{name}'; known: {', '.join(REGIMES)}") from None
-    options = getattr(cls, "options", None)
-    return cls, (options(cfg) if options is not None else {})
+        raise ValueError(f"unknown training regime '{family.regime}'; known: "
+                         f"{', '.join(REGIMES)}") from None
+    return cls, cls.Options.from_config(cfg)

@@ -20,7 +20,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -151,12 +151,11 @@ def build_trainer(
     no variable is created inside a (re)traced step. Call inside the strategy scope."""
     t = cfg.train
     family = get_arch(cfg.model.arch)
-    trainer_cls, regime_options = trainer_for(family, cfg)
+    trainer_cls, options = trainer_for(family, cfg)
+    inputs = generator_inputs(cfg)
     trainer = trainer_cls(
-        gen, disc, input_keys=generator_inputs(cfg),
-        conditional=getattr(family, "CONDITIONAL_D", False),
-        sr_scale=cfg.data.scale if cfg.data.task == "sr" else None,
-        ema_decay=t.ema_decay, **regime_options,
+        gen, disc, input_keys=inputs, disc_keys=family.disc_keys(inputs),
+        sr_scale=family.upscale(cfg), ema_decay=t.ema_decay, options=options,
     )
     total = total_steps or (t.epochs * (t.steps_per_epoch or 1))
     g_opt = make_optimizer(_lr(t, "g", total), t.beta_1, t.mixed_precision)
@@ -165,7 +164,7 @@ def build_trainer(
     trainer.compile(
         g_opt, d_opt, pixel_loss=t.pixel_loss, pixel_weight=t.pixel_weight,
         adv_weight=t.adv_weight, label_smoothing=t.label_smoothing,
-        content_fn=content_fn, content_weight=t.content_weight,
+        gan_loss=t.gan_loss or family.gan_loss, gp_weight=t.gp_weight, content_fn=content_fn, content_weight=t.content_weight,
         jit_compile=bool(t.jit_compile if jit_compile is None else jit_compile),
         steps_per_execution=t.steps_per_execution,
     )
@@ -194,14 +193,14 @@ def make_content_fn(cfg: Config):
 def build_models(cfg: Config) -> tuple[keras.Model, keras.Model | None]:
     """Generator and (when the run is adversarial) discriminator of ``cfg``."""
     family = get_arch(cfg.model.arch)
-    if getattr(family, "TASK", cfg.data.task) != cfg.data.task:
+    if family.task != cfg.data.task:
         raise ConfigError(
-            f"arch '{cfg.model.arch}' is a {family.TASK} model, but data.task is '{cfg.data.task}'"
+            f"arch '{cfg.model.arch}' is a {family.task} model, but data.task is '{cfg.data.task}'"
         )
     gen = family.build_generator(cfg)
     disc = None
     if cfg.train.adv_weight > 0:
-        if not hasattr(family, "build_discriminator"):
+        if family.build_discriminator is None:
             raise ConfigError(
                 f"arch '{cfg.model.arch}' has no discriminator; use --adv-weight 0"
             )
@@ -506,8 +505,37 @@ def refuse_to_replace_results(run_dir: str, checkpointed: bool) -> None:
         f"--run-dir; to continue this run, put its {CKPT_DIR}/ folder back and use --resume.")
 
 
+@dataclass
+class _Session:
+    """What the parts of one training run share (see :func:`_run`)."""
+
+    cfg: Config
+    run_dir: str
+    out_dir: str
+    """Where this process writes: ``run_dir``, or a non-chief worker's scratch folder."""
+    role: Any
+    strategy: tf.distribute.Strategy
+    source: Any
+    spe: int
+    total: int
+    trainer: RestorationTrainer | None = None
+    best: tf.Variable | None = None
+    manager: tf.train.CheckpointManager | None = None
+    writer: Any = None
+    checked: list = field(default_factory=list)
+
+
+class _Watched(NamedTuple):
+    """The callbacks whose state says how a run ended."""
+
+    guard: cbs.NaNGuard
+    limit: cbs.TimeLimit
+    saver: cbs.CheckpointSaver
+    divergence: cbs.DivergenceWarning
+    bar: Any
+
+
 def _run(cfg, run_dir, resume, extra_callbacks, progress, role, scratch) -> RunResult:
-    from tfface.data.pipeline import make_dataset
     from tfface.data.sources import make_source
 
     # Weight initialization follows the config's seed, so a run is reproducible.
@@ -516,93 +544,135 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress, role, scratch) -> RunR
     out_dir = scratch or run_dir
     source = make_source(cfg.data, log_dir=out_dir)
     spe = steps_per_epoch(cfg, source.num_examples("train"))
-    total = spe * cfg.train.epochs
-    t = cfg.train
+    s = _Session(cfg, run_dir, out_dir, role, make_strategy(cfg.train.strategy), source, spe,
+                 spe * cfg.train.epochs)
+    _build_for_run(s)
+    ckpt = _checkpointing(s, scratch)
+    start = 0
+    if resume and s.manager.latest_checkpoint and restore_newest_good(ckpt, s.manager, run_dir,
+                                                                      s.checked):
+        start = _resumed_step(s)
+    distributed.check_same(s.strategy, role, start, "step to resume from")
+    if start >= s.total:
+        print(f"{run_dir} already finished ({start}/{s.total} steps).")
+        return RunResult(run_dir, start, s.total, "completed",
+                         best_val_psnr=float(s.best.numpy()), resumed_from=start)
+    eval_ds, sample, baselines = _eval_data(s)
+    callbacks, watch = _callbacks(s, start, sample, baselines, progress, extra_callbacks)
+    try:
+        history, step = _fit(s, start, eval_ds, callbacks)
+    finally:
+        if watch.bar is not None:
+            watch.bar.close()
+    return _finish(s, start, step, history, baselines, watch)
 
-    strategy = make_strategy(t.strategy)
-    with strategy.scope():
-        content_fn = make_content_fn(cfg)  # fails early (clear message) without VGG weights
-    with strategy.scope(), _precision(t.mixed_precision):
-        gen, disc = build_models(cfg)
-        check_memory(cfg, gen, disc)
-        check_run_dir(out_dir, estimate_run_disk(gen, disc, t.ema_decay > 0))
-        inputs = generator_inputs(cfg)
-        trainer = build_trainer(cfg, gen, disc, content_fn=content_fn, total_steps=total)
-        g_opt, d_opt = trainer.g_optimizer, trainer.d_optimizer
 
-    best = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_val_psnr")
-    state = {"generator": gen, "g_optimizer": g_opt, "best_val_psnr": best}
-    if disc is not None:
-        state.update(discriminator=disc, d_optimizer=d_opt)
+def _build_for_run(s: _Session) -> None:
+    """Content term, models and compiled trainer of the run (in the strategy's scope),
+    after the memory and disk checks."""
+    t = s.cfg.train
+    with s.strategy.scope():
+        content_fn = make_content_fn(s.cfg)  # fails early (clear message) without VGG weights
+    with s.strategy.scope(), _precision(t.mixed_precision):
+        gen, disc = build_models(s.cfg)
+        check_memory(s.cfg, gen, disc)
+        check_run_dir(s.out_dir, estimate_run_disk(gen, disc, t.ema_decay > 0))
+        s.trainer = build_trainer(s.cfg, gen, disc, content_fn=content_fn, total_steps=s.total)
+
+
+def _checkpointing(s: _Session, scratch) -> tf.train.Checkpoint:
+    """The run's checkpoint (models, optimizers, EMA copy, best score) and its writer."""
+    trainer = s.trainer
+    s.best = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_val_psnr")
+    state = {"generator": trainer.generator, "g_optimizer": trainer.g_optimizer,
+             "best_val_psnr": s.best}
+    if trainer.discriminator is not None:
+        state.update(discriminator=trainer.discriminator, d_optimizer=trainer.d_optimizer)
     if trainer.ema_generator is not None:
         state["ema_generator"] = trainer.ema_generator
     ckpt = tf.train.Checkpoint(**state)
-    manager = tf.train.CheckpointManager(ckpt, os.path.join(run_dir, CKPT_DIR), max_to_keep=2)
+    s.manager = tf.train.CheckpointManager(ckpt, os.path.join(s.run_dir, CKPT_DIR),
+                                           max_to_keep=2)
     # Everything a checkpoint holds that must be finite for it to count as good:
     # weights, batch-norm moving statistics, EMA copy and optimizer slots.
-    checked = [v for k, obj in state.items() if k != "best_val_psnr" for v in obj.variables]
-    writer = manager if role.is_chief else distributed.ScratchCheckpoints(ckpt, scratch)
+    s.checked = [v for k, obj in state.items() if k != "best_val_psnr" for v in obj.variables]
+    s.writer = s.manager if s.role.is_chief else distributed.ScratchCheckpoints(ckpt, scratch)
+    return ckpt
 
-    start = 0
-    if resume and manager.latest_checkpoint and restore_newest_good(ckpt, manager, run_dir,
-                                                                    checked):
-        start = int(g_opt.iterations.numpy())
-        log.info("resuming %s from step %d/%d", run_dir, start, total)
-        print(f"Resuming {run_dir} from step {start}/{total}.")
-        # The checkpoint restored the learning rates it was saved with; the config's
-        # (possibly lowered on resume) are the ones to train with.
-        for player, opt in (("g", g_opt), ("d", d_opt)):
-            lr = _lr(t, player, total)
-            if opt is not None and isinstance(lr, float):
-                opt.learning_rate = lr
-    distributed.check_same(strategy, role, start, "step to resume from")
-    if start >= total:
-        print(f"{run_dir} already finished ({start}/{total} steps).")
-        return RunResult(run_dir, start, total, "completed",
-                         best_val_psnr=float(best.numpy()), resumed_from=start)
 
-    eval_ds = make_dataset(cfg, "eval", source=source)
+def _resumed_step(s: _Session) -> int:
+    """The step a restored run continues from; resets the learning rates to the config's."""
+    start = int(s.trainer.g_optimizer.iterations.numpy())
+    log.info("resuming %s from step %d/%d", s.run_dir, start, s.total)
+    print(f"Resuming {s.run_dir} from step {start}/{s.total}.")
+    # The checkpoint restored the learning rates it was saved with; the config's
+    # (possibly lowered on resume) are the ones to train with.
+    for player, opt in (("g", s.trainer.g_optimizer), ("d", s.trainer.d_optimizer)):
+        lr = _lr(s.cfg.train, player, s.total)
+        if opt is not None and isinstance(lr, float):
+            opt.learning_rate = lr
+    return start
+
+
+def _eval_data(s: _Session):
+    """The eval batches, one sample batch for the grids, and the classical baselines'
+    scores on the same eval faces (once per run: they do not change)."""
+    from tfface.data.pipeline import make_dataset
+    from tfface.evaluation import baseline_scores
+
+    t = s.cfg.train
+    eval_ds = make_dataset(s.cfg, "eval", source=s.source)
     if t.eval_batches:
         eval_ds = eval_ds.take(t.eval_batches)
-    sample_ds = make_dataset(cfg, "eval", batch_size=t.sample_count, source=source)
+    sample_ds = make_dataset(s.cfg, "eval", batch_size=t.sample_count, source=s.source)
     sample = next(iter(sample_ds.take(1)))
     sample = {k: v.numpy() for k, v in sample.items()}
-    # The classical baselines on the same eval faces, once per run (they do not change).
-    from tfface.evaluation import baseline_scores, baseline_verdict
-
     baselines = baseline_scores({k: v.numpy() for k, v in b.items()} for b in eval_ds)
+    return eval_ds, sample, baselines
+
+
+def _callbacks(s: _Session, start, sample, baselines, progress, extra_callbacks):
+    """The run's callbacks, and the ones :func:`_finish` reads."""
+    t, role, out_dir = s.cfg.train, s.role, s.out_dir
 
     def agree(flag: bool) -> bool:  # a stop decision every worker takes at the same step
-        return distributed.any_worker(strategy, role, flag)
+        return distributed.any_worker(s.strategy, role, flag)
 
     guard = cbs.NaNGuard()
     limit = cbs.TimeLimit(t.max_minutes, agree=agree if role.distributed else None)
-    bar = _progress_bar(total, start) if progress and role.is_chief else None
-    saver = cbs.CheckpointSaver(writer, t.save_every_steps, guard, checked,
+    bar = _progress_bar(s.total, start) if progress and role.is_chief else None
+    saver = cbs.CheckpointSaver(s.writer, t.save_every_steps, guard, s.checked,
                                 agree=agree if role.distributed else None)
-    divergence = cbs.DivergenceWarning(best)
+    divergence = cbs.DivergenceWarning(s.best)
     callbacks: list[keras.callbacks.Callback] = [
         cbs.Baselines(baselines),  # first: the callbacks below read its keys from the logs
         guard,
         limit,
         saver,
         divergence,
-        cbs.BestWeights(out_dir, best, guard),
-        cbs.SampleGrid(sample, inputs, os.path.join(out_dir, "samples")),
+        cbs.BestWeights(out_dir, s.best, guard),
+        cbs.SampleGrid(sample, generator_inputs(s.cfg), os.path.join(out_dir, "samples")),
         cbs.CpuTime(cbs.CpuTime.last_logged(os.path.join(out_dir, "metrics.csv"))),
         keras.callbacks.CSVLogger(os.path.join(out_dir, "metrics.csv"), append=True),
         keras.callbacks.TensorBoard(
-            os.path.join(out_dir, "logs"), update_freq=max(1, min(100, spe)),
+            os.path.join(out_dir, "logs"), update_freq=max(1, min(100, s.spe)),
             write_graph=False, profile_batch=0,
         ),
     ]
     if t.pretrain_steps:
-        trainer.set_pretraining(start < t.pretrain_steps)
+        s.trainer.set_pretraining(start < t.pretrain_steps)
         callbacks.insert(0, cbs.PretrainPhase(t.pretrain_steps))
     if bar is not None:
         callbacks.append(cbs.Progress(bar, baselines=tuple(baselines)))
     callbacks += list(extra_callbacks or [])
+    return callbacks, _Watched(guard, limit, saver, divergence, bar)
 
+
+def _fit(s: _Session, start: int, eval_ds, callbacks) -> tuple[dict[str, list[float]], int]:
+    """Train from ``start`` to the end of the run (or a stop); the history and last step."""
+    from tfface.data.pipeline import make_dataset
+
+    cfg, role, spe, trainer = s.cfg, s.role, s.spe, s.trainer
     history: dict[str, list[float]] = {}
     epoch0, offset = divmod(start, spe)
     # A run interrupted mid-epoch first finishes that epoch's remaining steps, then
@@ -611,36 +681,40 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress, role, scratch) -> RunR
     if offset:
         phases.append((epoch0, epoch0 + 1, spe - offset))
         epoch0 += 1
-    if epoch0 < t.epochs:
-        phases.append((epoch0, t.epochs, spe))
+    if epoch0 < cfg.train.epochs:
+        phases.append((epoch0, cfg.train.epochs, spe))
     step = start
     job = None
     if role.distributed and cfg.data.data_service:
         # One tf.data service job per launch of the cluster, shared by its workers.
         nonce = distributed.broadcast_from_chief(
-            strategy, role, int(np.random.default_rng().integers(1 << 23)))
+            s.strategy, role, int(np.random.default_rng().integers(1 << 23)))
         job = f"tfface-{nonce}"
-    try:
-        for first, last, n_steps in phases:
-            if role.distributed:
-                train_ds = distributed.train_dataset(
-                    cfg, strategy, role, start_step=step, source=source,
-                    service_job=job and f"{job}-{step}")
-            else:
-                train_ds = make_dataset(cfg, "train", start_step=step, source=source)
-            h = trainer.fit(
-                train_ds, epochs=last, initial_epoch=first, steps_per_epoch=n_steps,
-                validation_data=eval_ds, callbacks=callbacks, verbose=0,
-            )
-            for k, v in h.history.items():
-                history.setdefault(k, []).extend(float(x) for x in v)
-            step = int(g_opt.iterations.numpy())
-            if trainer.stop_training:
-                break
-    finally:
-        if bar is not None:
-            bar.close()
+    for first, last, n_steps in phases:
+        if role.distributed:
+            train_ds = distributed.train_dataset(
+                cfg, s.strategy, role, start_step=step, source=s.source,
+                service_job=job and f"{job}-{step}")
+        else:
+            train_ds = make_dataset(cfg, "train", start_step=step, source=s.source)
+        h = trainer.fit(
+            train_ds, epochs=last, initial_epoch=first, steps_per_epoch=n_steps,
+            validation_data=eval_ds, callbacks=callbacks, verbose=0,
+        )
+        for k, v in h.history.items():
+            history.setdefault(k, []).extend(float(x) for x in v)
+        step = int(trainer.g_optimizer.iterations.numpy())
+        if trainer.stop_training:
+            break
+    return history, step
 
+
+def _finish(s: _Session, start, step, history, baselines, watch: _Watched) -> RunResult:
+    """How the run ended (printed, with what to do next), its summary.json, its result."""
+    from tfface.evaluation import baseline_verdict
+
+    t, run_dir, manager, total = s.cfg.train, s.run_dir, s.manager, s.total
+    saver, guard = watch.saver, watch.guard
     status = "completed"
     if saver.error is not None:
         status = "write_error"
@@ -652,7 +726,7 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress, role, scratch) -> RunR
         status = "nan"
         latest = manager.latest_checkpoint or "none"
         lower = f"--set train.g_lr={t.g_lr / 10:g}" + (
-            f" --set train.d_lr={t.d_lr / 10:g}" if disc is not None else "")
+            f" --set train.d_lr={t.d_lr / 10:g}" if s.trainer.discriminator is not None else "")
         if manager.latest_checkpoint:
             advice = (f"The last good checkpoint is kept ({latest}); resume from it with lower "
                       f"learning rates: python -m pipelines.train --resume {run_dir} {lower}")
@@ -661,11 +735,11 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress, role, scratch) -> RunR
                       f"rates: python -m pipelines.train --resume {run_dir} {lower}")
         print(f"Training stopped: {guard.reason} at step {guard.failed_at}. {advice}",
               file=sys.stderr)
-    elif limit.hit:
+    elif watch.limit.hit:
         status = "time_limit"
         print(f"Stopped after the time limit at step {step}/{total}; resume with "
               f"--resume {run_dir}.")
-    best_val = float(best.numpy())
+    best_val = float(s.best.numpy())
     best_val = best_val if math.isfinite(best_val) else None
     psnrs, ssims = history.get("val_psnr", []), history.get("val_ssim", [])
     best_ssim = (ssims[int(np.argmax(psnrs))] if psnrs and len(ssims) == len(psnrs)
@@ -677,10 +751,10 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress, role, scratch) -> RunR
         "baselines": baselines, "beats_baselines": beats, "verdict": verdict,
         "final": {k: v[-1] for k, v in history.items() if v},
     }
-    if divergence.warnings:
-        summary["warnings"] = divergence.warnings
+    if watch.divergence.warnings:
+        summary["warnings"] = watch.divergence.warnings
     try:
-        atomic_write(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2))
+        atomic_write(os.path.join(s.out_dir, "summary.json"), json.dumps(summary, indent=2))
     except OSError as e:  # a full disk must not turn a clean stop into a traceback
         print(f"warning: could not write summary.json ({e})", file=sys.stderr)
     return RunResult(run_dir, step, total, status, history,

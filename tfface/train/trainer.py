@@ -3,9 +3,17 @@
 :class:`RestorationTrainer` trains a generator against a pixel loss, an optional
 content (perceptual) loss and, when a discriminator is given and the adversarial
 weight is positive, against it as well (the GAN regime of the V-Net, pix2pix and
-SRGAN papers). Losses and optimizers are injected through :meth:`compile`; loss
-trackers are ``keras.metrics.Mean`` objects exposed through ``metrics`` so ``fit``
+SRGAN papers). Losses and optimizers are injected through :meth:`compile`, the
+adversarial loss as an entry of :data:`tfface.train.gan_losses.GAN_LOSSES`; the step
+means are kept in one :class:`MeanVector` exposed through ``metrics`` so ``fit``
 logs, resets and reports them per epoch.
+
+A regime subclass overrides only the step hooks that differ: :meth:`~RestorationTrainer.forward`
+(the generator's outputs), :meth:`~RestorationTrainer.generator_loss` (its supervised
+terms), :meth:`~RestorationTrainer.stage_metrics` (extra scores), and
+:meth:`~RestorationTrainer.discriminator_step` (how the discriminator learns within a
+step); its own knobs are an ``Options`` dataclass (:class:`RegimeOptions`) read from
+the flat ``train.*`` keys of the same names.
 
 The step is written for ``tf.distribute``: each replica scales its losses by
 ``1 / num_replicas`` before differentiating (the optimizers sum gradients across
@@ -15,11 +23,13 @@ each optimizer's loss scale is applied and removed (``LossScaleOptimizer``).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import tensorflow as tf
 
 from tfface import keras, losses, metrics
+from tfface.train import gan_losses
 
 _SR_METRICS = ("psnr_y", "ssim_y", "bicubic_psnr", "bicubic_psnr_y", "bicubic_ssim_y")
 _TRAIN_SKIP = _SR_METRICS + ("ssim",)  # validation-only metrics
@@ -72,6 +82,20 @@ class MeanVector(keras.metrics.Metric):
         return dict(super().get_config(), names=list(self.names))
 
 
+@dataclasses.dataclass(frozen=True)
+class RegimeOptions:
+    """The options of one training regime (none for the plain GAN regime).
+
+    A subclass declares its fields with defaults; :meth:`from_config` reads each from
+    the flat ``train`` key of the same name (``train.n_critic`` ->
+    ``WGANOptions.n_critic``), the form every run's ``config.json`` has.
+    """
+
+    @classmethod
+    def from_config(cls, cfg) -> "RegimeOptions":
+        return cls(**{f.name: getattr(cfg.train, f.name) for f in dataclasses.fields(cls)})
+
+
 class RestorationTrainer(keras.Model):
     """Generator (+ optional discriminator) trained on dataset elements.
 
@@ -81,14 +105,25 @@ class RestorationTrainer(keras.Model):
         input_keys: element keys fed to the generator, in its input order.
         target_key: element key of the ground truth.
         conditional: feed the discriminator (image, first generator input) pairs.
-        sr_scale: super-resolution factor; adds the SR validation metrics (Y-channel
-            PSNR/SSIM with a ``sr_scale``-pixel border crop, and the bicubic baseline).
+        disc_keys: element keys the discriminator reads next to the judged image
+            (``conditional`` is ``disc_keys=(input_keys[0],)``).
+        options: the regime's :class:`RegimeOptions` (default: ``Options()``).
+        sr_scale: super-resolution factor (``None`` or 1: no upscaling); adds the SR
+            validation metrics (Y-channel PSNR/SSIM with a ``sr_scale``-pixel border
+            crop, and the bicubic baseline).
         ema_decay: keep an exponential moving average of the generator weights
             (``ema_generator``), used for validation, saved weights and export.
     """
 
+    Options: type[RegimeOptions] = RegimeOptions
+    GAN_LOSS = "vanilla"
+    """The regime's adversarial loss when :meth:`compile` is given none."""
+    GEN_METRICS: tuple[str, ...] = ()
+    """Generator terms a regime logs after ``pixel`` (training and validation)."""
+    STEP_METRICS: tuple[str, ...] = ()
+    """Scores a regime logs after the image metrics (training and validation)."""
     EXTRA_METRICS: tuple[str, ...] = ()
-    """Names a subclass logs besides the shared ones (see :meth:`_logged_names`)."""
+    """Other names a regime logs (see :meth:`_critic_names`)."""
 
     def __init__(
         self,
@@ -98,8 +133,10 @@ class RestorationTrainer(keras.Model):
         input_keys: tuple[str, ...] = ("occluded",),
         target_key: str = "clean",
         conditional: bool = False,
+        disc_keys: tuple[str, ...] = (),
         sr_scale: int | None = None,
         ema_decay: float = 0.0,
+        options: RegimeOptions | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -111,8 +148,9 @@ class RestorationTrainer(keras.Model):
         self.discriminator = discriminator
         self.input_keys = tuple(input_keys)
         self.target_key = target_key
-        self.conditional = conditional
-        self.sr_scale = int(sr_scale) if sr_scale else None
+        self.disc_keys = tuple(disc_keys) or ((self.input_keys[0],) if conditional else ())
+        self.options = options if options is not None else self.Options()
+        self.sr_scale = int(sr_scale) if sr_scale and int(sr_scale) > 1 else None
         self.ema_decay = float(ema_decay)
         self.ema_generator = None
         if self.ema_decay > 0:
@@ -124,9 +162,10 @@ class RestorationTrainer(keras.Model):
         self._xla_step = None
         self._diagnose = True
         """Generator-only pixel-loss phase (compiled into the step; see :meth:`set_pretraining`)."""
-        names = ("g_loss", "pixel", "content", "adv", "d_loss", "d_real", "d_fake",
+        names = ("g_loss", "pixel", "content", "adv", "d_loss", "d_real", "d_fake", "gp",
                  "g_grad_norm", "d_grad_norm", "psnr", "ssim", "l1") + _SR_METRICS
-        self._means = MeanVector(names + tuple(self.EXTRA_METRICS))
+        self._means = MeanVector(names + self.GEN_METRICS + self.STEP_METRICS
+                                 + self.EXTRA_METRICS)
 
     @property
     def eval_generator(self) -> keras.Model:
@@ -143,6 +182,8 @@ class RestorationTrainer(keras.Model):
         pixel_weight: float = 100.0,
         adv_weight: float = 1.0,
         label_smoothing: float = 0.0,
+        gan_loss: str | gan_losses.GANLoss | None = None,
+        gp_weight: float = 10.0,
         content_fn: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
         content_weight: float = 0.0,
         jit_compile: bool = False,
@@ -150,6 +191,10 @@ class RestorationTrainer(keras.Model):
         **kwargs: Any,
     ) -> None:
         """Inject optimizers, loss choices and weights.
+
+        ``gan_loss`` names the adversarial loss (default: the regime's
+        :attr:`GAN_LOSS`); ``gp_weight`` weighs each critic's gradient penalty when the
+        loss has one (``wgan-gp``).
 
         ``jit_compile`` compiles the train step with XLA (like Keras' own flag, which
         would also compile evaluation; the SR metrics use bicubic resizing, which has
@@ -170,6 +215,8 @@ class RestorationTrainer(keras.Model):
         self.pixel_weight = float(pixel_weight)
         self.adv_weight = float(adv_weight)
         self.label_smoothing = float(label_smoothing)
+        self.gan_loss = gan_losses.get_gan_loss(gan_loss or self.GAN_LOSS)
+        self.gp_weight = float(gp_weight)
         self.content_fn = content_fn
         self.content_weight = float(content_weight) if content_fn is not None else 0.0
 
@@ -184,13 +231,17 @@ class RestorationTrainer(keras.Model):
             self.train_function = None
             self._xla_step = None
 
+    def _critic_names(self) -> list[str]:
+        """What :meth:`_critic_logs` logs."""
+        return ["d_real", "d_fake"] + (["gp"] if self.gan_loss.gradient_penalty else [])
+
     def _logged_names(self) -> list[str]:
-        names = ["g_loss", "pixel"]
+        names = ["g_loss", "pixel", *self.GEN_METRICS]
         if self.content_weight > 0:
             names.append("content")
         if self.adversarial:
-            names += ["adv", "d_loss", "d_real", "d_fake", "d_grad_norm"]
-        names += ["g_grad_norm", "psnr", "ssim", "l1"]
+            names += ["adv", "d_loss", *self._critic_names(), "d_grad_norm"]
+        names += ["g_grad_norm", "psnr", "ssim", "l1", *self.STEP_METRICS]
         return names
 
     @property
@@ -205,9 +256,14 @@ class RestorationTrainer(keras.Model):
         xs = [batch[k] for k in self.input_keys]
         return xs[0] if len(xs) == 1 else xs
 
+    @property
+    def conditional(self) -> bool:
+        return bool(self.disc_keys)
+
     def _disc(self, image: tf.Tensor, batch: dict[str, tf.Tensor], training: bool):
-        if self.conditional:
-            return self.discriminator([image, batch[self.input_keys[0]]], training=training)
+        if self.disc_keys:
+            return self.discriminator([image, *(batch[k] for k in self.disc_keys)],
+                                      training=training)
         return self.discriminator(image, training=training)
 
     @staticmethod
@@ -232,20 +288,6 @@ class RestorationTrainer(keras.Model):
         if isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer):
             grads = optimizer.get_unscaled_gradients(grads)
         return grads
-
-    def _g_loss(self, target, fake, fake_logits=None):
-        pixel = self.pixel_loss_fn(target, fake)
-        if self.pretraining:
-            return pixel, pixel, None, None
-        g_loss = self.pixel_weight * pixel
-        content = adv = None
-        if self.content_weight > 0:
-            content = self.content_fn(target, fake)
-            g_loss += self.content_weight * content
-        if fake_logits is not None:
-            adv = losses.generator_adv_loss(fake_logits)
-            g_loss += self.adv_weight * adv
-        return g_loss, pixel, content, adv
 
     def make_train_function(self, force: bool = False):
         """Two compiled steps, with and without the training diagnostics.
@@ -288,6 +330,86 @@ class RestorationTrainer(keras.Model):
 
         tf.distribute.get_replica_context().merge_call(update)
 
+    # -- step hooks (a regime overrides what differs) ---------------------------------
+    def forward(self, batch: dict[str, tf.Tensor], training: bool = True) -> dict[str, tf.Tensor]:
+        """The generator's outputs on ``batch`` as float32: ``restored`` (the image that is
+        judged and scored) and any stage outputs the regime's losses read. Validation
+        (``training=False``) runs :attr:`eval_generator`."""
+        model = self.generator if training else self.eval_generator
+        return {"restored": tf.cast(model(self._gen_inputs(batch), training=training),
+                                    tf.float32)}
+
+    def generator_loss(self, batch, out) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """The generator's supervised loss and its logged terms: ``pixel_weight`` · pixel
+        (+ ``content_weight`` · content); in pre-training the pixel loss alone."""
+        target = batch[self.target_key]
+        pixel = self.pixel_loss_fn(target, out["restored"])
+        if self.pretraining:
+            return pixel, {"pixel": pixel}
+        return self._add_content(self.pixel_weight * pixel, {"pixel": pixel}, target,
+                                 out["restored"])
+
+    def _add_content(self, loss, logged, target, image):
+        if self.content_weight > 0:
+            logged["content"] = self.content_fn(target, image)
+            loss += self.content_weight * logged["content"]
+        return loss, logged
+
+    def stage_metrics(self, batch, out) -> dict[str, tf.Tensor]:
+        """A regime's scores of ``out`` (:attr:`GEN_METRICS`, :attr:`STEP_METRICS`), logged
+        in validation; training logs what :meth:`generator_loss` returns."""
+        return {}
+
+    def discriminator_step(self, batch, real, fake, g_tape):
+        """The discriminator's part of an adversarial step (inside the generator's tape).
+
+        Returns ``(fake_scores, logs, d_grads, apply)``: the discriminator's scores of
+        ``fake`` that the generator's adversarial term reads, the logged values, the
+        discriminator's gradients and whether the step still applies them (after the
+        generator's update). Here both players learn from the same forward pass.
+        """
+        d_vars = self.discriminator.trainable_variables
+        with tf.GradientTape() as d_tape:
+            d_loss, logs, fake_scores = self.discriminator_loss(batch, real, fake)
+            replica = self._scaled(d_loss / self._replicas(), self.d_optimizer)
+        grads = self._gradients(d_tape, replica, d_vars, self.d_optimizer)
+        return fake_scores, logs, grads, True
+
+    def discriminator_loss(self, batch, real, fake):
+        """``(loss, logs, fake scores)`` of the discriminator on ``real`` and ``fake``: the
+        adversarial loss summed over its critics (:func:`~tfface.train.gan_losses.heads`),
+        plus ``gp_weight`` times their gradient penalties when the loss has one."""
+        gp = self._gradient_penalty(batch, real, fake) if self.gan_loss.gradient_penalty \
+            else None
+        s_real = self._disc(real, batch, training=True)
+        s_fake = self._disc(fake, batch, training=True)
+        terms = [self.gan_loss.discriminator(r, f, self.label_smoothing)
+                 for r, f in zip(gan_losses.heads(s_real), gan_losses.heads(s_fake))]
+        d_loss = gan_losses.total(terms)
+        if gp is not None:
+            d_loss = d_loss + self.gp_weight * gp
+        return d_loss, dict(self._critic_logs(s_real, s_fake, terms, gp), d_loss=d_loss), s_fake
+
+    def _gradient_penalty(self, batch, real, fake):
+        """Sum over the critics of E[(‖∇D(x̂)‖₂ - 1)²] at random interpolations x̂ of
+        ``real`` and ``fake`` (a fresh interpolation per call)."""
+        eps = tf.random.uniform([tf.shape(real)[0], 1, 1, 1])
+        x_hat = real + eps * (fake - real)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x_hat)
+            scores = tf.cast(self._disc(x_hat, batch, training=True), tf.float32)
+            sums = [tf.reduce_sum(h) for h in gan_losses.heads(scores)]
+        gp = gan_losses.total([losses.gradient_penalty(tape.gradient(s, x_hat)) for s in sums])
+        del tape
+        return gp
+
+    def _critic_logs(self, s_real, s_fake, terms, gp) -> dict[str, tf.Tensor]:
+        logs = {"d_real": tf.reduce_mean(self.gan_loss.score(s_real)),
+                "d_fake": tf.reduce_mean(self.gan_loss.score(s_fake))}
+        if gp is not None:
+            logs["gp"] = gp
+        return logs
+
     # -- steps ----------------------------------------------------------------------
     def train_step(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         if self.xla_train_step:
@@ -305,45 +427,34 @@ class RestorationTrainer(keras.Model):
         # Diagnostics (gradient norms, train PSNR/L1) only in the variant traced with
         # _diagnose (see make_train_function); direct calls always include them.
         diagnose = bool(self._diagnose)
-        logged: dict[str, tf.Tensor] = {}
-        x = self._gen_inputs(batch)
         n = self._replicas()
         g_vars = self.generator.trainable_variables
-        if not self.adversarial or self.pretraining:
-            with tf.GradientTape() as tape:
-                fake = tf.cast(self.generator(x, training=True), tf.float32)
-                g_loss, pixel, content, _ = self._g_loss(target, fake)
-                replica_loss = self._scaled(g_loss / n, self.g_optimizer)
-            g_grads = self._gradients(tape, replica_loss, g_vars, self.g_optimizer)
-            self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
-            d_grads = None
-        else:
-            d_vars = self.discriminator.trainable_variables
-            # One generator forward pass feeds both losses; two tapes keep the
-            # gradients of the two players apart.
-            with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-                fake = tf.cast(self.generator(x, training=True), tf.float32)
-                real_logits = self._disc(target, batch, training=True)
-                fake_logits = self._disc(fake, batch, training=True)
-                d_loss = losses.discriminator_loss(
-                    real_logits, fake_logits, self.label_smoothing
-                )
-                g_loss, pixel, content, adv = self._g_loss(target, fake, fake_logits)
-                g_replica = self._scaled(g_loss / n, self.g_optimizer)
-                d_replica = self._scaled(d_loss / n, self.d_optimizer)
-            g_grads = self._gradients(g_tape, g_replica, g_vars, self.g_optimizer)
-            d_grads = self._gradients(d_tape, d_replica, d_vars, self.d_optimizer)
-            self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
-            self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
-            logged.update(adv=adv, d_loss=d_loss, d_real=tf.reduce_mean(tf.sigmoid(real_logits)),
-                          d_fake=tf.reduce_mean(tf.sigmoid(fake_logits)))
-        logged.update(g_loss=g_loss, pixel=pixel)
-        return self._finish_step(logged, diagnose, target, fake, g_grads, d_grads, content)
+        adversarial = self.adversarial and not self.pretraining
+        d_grads, apply_d = None, False
+        with tf.GradientTape() as g_tape:
+            out = self.forward(batch)
+            fake = out["restored"]
+            if adversarial:
+                fake_scores, d_logs, d_grads, apply_d = self.discriminator_step(
+                    batch, target, fake, g_tape)
+            g_loss, logged = self.generator_loss(batch, out)
+            if adversarial:
+                adv = gan_losses.total([self.gan_loss.generator(s)
+                                        for s in gan_losses.heads(fake_scores)])
+                g_loss += self.adv_weight * adv
+                logged.update(d_logs, adv=adv)
+            g_replica = self._scaled(g_loss / n, self.g_optimizer)
+        g_grads = self._gradients(g_tape, g_replica, g_vars, self.g_optimizer)
+        self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
+        if apply_d:
+            self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
+        logged["g_loss"] = g_loss
+        return self._finish_step(logged, diagnose, target, fake, g_grads, d_grads)
 
-    def _finish_step(self, logged, diagnose, target, fake, g_grads, d_grads, content):
+    def _finish_step(self, logged, diagnose, target, fake, g_grads, d_grads):
         """The shared end of every train step: diagnostics (on the diagnostic variant
-        only; SSIM, a blur per image, is left to validation), the content term, the EMA
-        update, one write of the step means, and the logs."""
+        only; SSIM, a blur per image, is left to validation), the EMA update, one write
+        of the step means, and the logs."""
         n = self._replicas()
         if diagnose:
             # Gradient norms of the global-batch loss (per replica × replicas): a
@@ -354,8 +465,6 @@ class RestorationTrainer(keras.Model):
             logged["g_grad_norm"] = tf.linalg.global_norm(g_grads) * n
             logged["psnr"] = tf.reduce_mean(metrics.psnr(target, fake))
             logged["l1"] = tf.reduce_mean(metrics.l1(target, fake))
-        if content is not None:
-            logged["content"] = content
         if self.ema_generator is not None:
             self._update_ema()
         self._means.update(logged)
@@ -363,10 +472,12 @@ class RestorationTrainer(keras.Model):
 
     def test_step(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         target = batch[self.target_key]
-        fake = tf.cast(self.eval_generator(self._gen_inputs(batch), training=False), tf.float32)
+        out = self.forward(batch, training=False)
+        fake = out["restored"]
         pixel = self.pixel_loss_fn(target, fake)
         logged = dict(self._quality(target, fake), pixel=pixel, g_loss=self.pixel_weight * pixel)
-        names = ["g_loss", "pixel", "psnr", "ssim", "l1"]
+        logged.update(self.stage_metrics(batch, out))
+        names = ["g_loss", "pixel", *self.GEN_METRICS, "psnr", "ssim", "l1", *self.STEP_METRICS]
         if self.sr_scale:
             b = self.sr_scale
             up = metrics.bicubic_upsample(batch[self.input_keys[0]], target.shape[1])

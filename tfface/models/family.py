@@ -1,0 +1,149 @@
+"""The family spec: what the rest of the code may ask of an architecture family.
+
+A family module (``tfface/models/NAME.py``) declares one :class:`Family` as ``FAMILY``
+next to its builders and presets, and :mod:`tfface.models` registers it in ``ARCHS``.
+Config resolution and validation (:mod:`tfface.config`), the trainer factory
+(:func:`tfface.train.runner.build_trainer`), the params checks
+(:mod:`tfface.models.params`) and the exporters read these fields, never module
+attributes with defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Callable, Mapping
+
+from tfface.models.params import family_specs
+
+TASKS = ("inpaint", "sr")
+
+INPUT = "input"
+"""``disc_condition`` value: the discriminator judges (image, first generator input) pairs."""
+
+
+def merged_params(defaults: Mapping[str, Any], cfg) -> dict[str, Any]:
+    """A family's builder arguments: its defaults updated with ``cfg.model.params``."""
+    return dict(defaults, **cfg.model.params)
+
+
+def _no_layers(cfg) -> list[str]:
+    return []
+
+
+def _any_scale(scale: int) -> bool:
+    return True
+
+
+@dataclass(frozen=True, eq=False)
+class Family:
+    """One architecture family: its task, presets, builders and training regime."""
+
+    name: str
+    """Registry name (``--arch NAME``, ``model.arch``)."""
+    task: str
+    """``inpaint`` (occluded face in, restored face out) or ``sr`` (low-resolution face in,
+    face enlarged by ``data.scale`` out)."""
+    presets: Mapping[str, dict[str, Any]]
+    """Preset name → nested config overrides (applied by :func:`tfface.config.resolve`)."""
+    default_preset: str
+    default_params: Mapping[str, Any]
+    """Every ``model.params`` key the builders read, with its default."""
+    build_generator: Callable[[Any], Any]
+    """``cfg → keras.Model``: the deployed network (inputs in [-1, 1], output ``restored``)."""
+    build_discriminator: Callable[[Any], Any] | None = None
+    """``cfg → keras.Model`` judging images; ``None``: the family trains supervised only."""
+    disc_condition: str | None = None
+    """What the discriminator reads next to the judged image: ``None`` (nothing),
+    :data:`INPUT` (the generator's first input: a conditional GAN) or an element key
+    (e.g. ``"mask"``)."""
+    regime: str = "gan"
+    """Trainer of the family (a key of :data:`tfface.train.regimes.REGIMES`)."""
+    gan_loss: str | None = None
+    """Default adversarial loss (a key of :data:`tfface.train.gan_losses.GAN_LOSSES`);
+    ``None``: the regime's. ``train.gan_loss`` overrides it."""
+    tiny_preset: str = "tiny"
+    """Preset that trains in seconds (tests, smoke runs)."""
+    downsampling_factor: Callable[[Any], int] | None = None
+    """``cfg → k``: ``data.image_size`` must be a multiple of ``k``; ``None``: any size."""
+    supports_scale: Callable[[int], bool] | None = None
+    """Which ``data.scale`` values the generator can enlarge by; ``None`` for a family
+    that does not read ``data.scale`` (an SR family's default: every scale the data
+    pipeline makes)."""
+    int8_keep_float: Callable[[Any], list[str]] = _no_layers
+    """``cfg → layer names`` a full-int8 export keeps in float (default: none)."""
+    module: ModuleType | None = field(default=None, repr=False)
+    """The family's module (for attributes not in the spec, e.g. ``unet_depth``)."""
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"family {self.name}: task must be one of {TASKS}, got {self.task!r}")
+        if self.task == "sr" and self.supports_scale is None:
+            object.__setattr__(self, "supports_scale", _any_scale)
+        for preset in (self.default_preset, self.tiny_preset):
+            if preset not in self.presets:
+                raise ValueError(f"family {self.name} has no preset '{preset}'")
+
+    def params(self, cfg) -> dict[str, Any]:
+        """Builder arguments of ``cfg`` (defaults updated with ``cfg.model.params``)."""
+        return merged_params(self.default_params, cfg)
+
+    @property
+    def adversarial(self) -> bool:
+        """Whether the family has a discriminator (``train.adv_weight > 0`` uses it)."""
+        return self.build_discriminator is not None
+
+    @property
+    def params_spec(self):
+        """``{key: Spec}`` of every ``model.params`` key (see :mod:`tfface.models.params`)."""
+        return family_specs(self.name)
+
+    def disc_keys(self, input_keys: tuple[str, ...]) -> tuple[str, ...]:
+        """Element keys the discriminator reads next to the image, given the generator's
+        input keys (see :attr:`disc_condition`)."""
+        if self.disc_condition is None:
+            return ()
+        return (input_keys[0] if self.disc_condition == INPUT else self.disc_condition,)
+
+    def upscale(self, cfg) -> int:
+        """How much the generator enlarges its input: ``data.scale`` for SR, else 1."""
+        return int(cfg.data.scale) if self.task == "sr" else 1
+
+    # -- the module protocol this spec replaced (read by older callers) ----------------
+    @property
+    def TASK(self) -> str:  # noqa: N802
+        return self.task
+
+    @property
+    def PRESETS(self) -> Mapping[str, dict[str, Any]]:  # noqa: N802
+        return self.presets
+
+    @property
+    def DEFAULT_PRESET(self) -> str:  # noqa: N802
+        return self.default_preset
+
+    @property
+    def _DEFAULT_PARAMS(self) -> Mapping[str, Any]:  # noqa: N802
+        return self.default_params
+
+    @property
+    def CONDITIONAL_D(self) -> bool:  # noqa: N802
+        return self.disc_condition == INPUT
+
+    @property
+    def DISC_CONDITION(self) -> str | None:  # noqa: N802
+        return self.disc_condition if self.disc_condition != INPUT else None
+
+    @property
+    def REGIME(self) -> str:  # noqa: N802
+        return self.regime
+
+    def __getattr__(self, name: str):
+        # Only reached for names that are not fields: the module's own helpers.
+        module = self.__dict__.get("module")
+        if module is not None and not name.startswith("__"):
+            try:
+                return getattr(module, name)
+            except AttributeError:
+                pass
+        raise AttributeError(f"family '{self.__dict__.get('name')}' has no attribute '{name}'")
