@@ -18,7 +18,9 @@ Navier–Stokes, radius 3). Super-resolution runs: PSNR, SSIM, MS-SSIM and L1 on
 and PSNR/SSIM on the luma Y with a ``scale``-pixel border crop, per scale and
 degradation, next to bicubic upsampling and the untouched input (nearest-neighbour
 upsampled). With --embedding, face-verification TPR/FPR/accuracy of damaged and
-restored faces.
+restored faces. With --identity dlib, face verification against other photos of the
+same person (the folder's IDENTITIES.csv): TPR at 1 % FPR and accuracy of clean,
+damaged, OpenCV and restored faces (tfface.identity).
 """
 
 from __future__ import annotations
@@ -70,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="face-embedding model as a .tflite file (e.g. an ArcFace or "
                    "MobileFaceNet export; Keras files are refused: they can carry code) for "
                    "the face-verification evaluation")
+    p.add_argument("--identity", choices=["dlib"],
+                   help="face verification of clean, damaged, OpenCV and restored faces "
+                   "against other photos of the same person (needs --data-dir with an "
+                   "identities file; pip install 'tfface[identity]')")
+    p.add_argument("--identities", metavar="CSV",
+                   help="with --identity: the file,person table of the photos (default: "
+                   "IDENTITIES.csv in the data folder)")
     p.add_argument("--out", metavar="DIR", help="report folder (default: RUN_DIR/eval)")
     return p
 
@@ -132,6 +141,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             embed = load_embedder(args.embedding)
         except (OSError, ValueError) as e:
             print(f"error: --embedding: {e}", file=sys.stderr)
+            return 2
+    identity = None
+    if args.identity:  # checked before any scoring, as --embedding
+        from tfface.identity import IdentityError, IdentityEval
+
+        try:
+            identity = IdentityEval.load(args.identity, cfg, args.identities)
+        except IdentityError as e:
+            print(f"error: --identity: {e}", file=sys.stderr)
             return 2
     out_dir = args.out or os.path.join(args.run, "eval")
     os.makedirs(out_dir, exist_ok=True)
@@ -220,6 +238,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError) as e:
             print(f"error: --embedding: {e}", file=sys.stderr)
             return 2
+    if identity is not None:
+        try:
+            report["identity"] = identity.run(cfg, batches, restorers, source)
+        except IdentityError as e:
+            print(f"error: --identity: {e}", file=sys.stderr)
+            return 2
     with open(os.path.join(out_dir, "report.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
     title = f"# Evaluation of {os.path.basename(os.path.normpath(args.run))}"
@@ -254,6 +278,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                "| faces | TPR | FPR | accuracy |", "|---|---|---|---|"]
         md += [f"| {k} | {v['tpr']:.3f} | {v['fpr']:.3f} | {v['accuracy']:.3f} |"
                for k, v in fr["variants"].items()]
+    if "identity" in report:
+        from tfface.identity import markdown as identity_md
+
+        md += ["", "## Face verification against other photos of the person", "",
+               *identity_md(report["identity"])]
+        print("\n".join(identity_md(report["identity"])[2:]))
     md += ["", *[f"![{f}]({f})" for f in figures]]
     with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(md) + "\n")
