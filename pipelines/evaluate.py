@@ -18,7 +18,9 @@ Navier–Stokes, radius 3). Super-resolution runs: PSNR, SSIM, MS-SSIM and L1 on
 and PSNR/SSIM on the luma Y with a ``scale``-pixel border crop, per scale and
 degradation, next to bicubic upsampling and the untouched input (nearest-neighbour
 upsampled). With --embedding, face-verification TPR/FPR/accuracy of damaged and
-restored faces.
+restored faces. With --identity dlib, face verification against other photos of the
+same person (the folder's IDENTITIES.csv): TPR at 1 % FPR and accuracy of clean,
+damaged, OpenCV and restored faces (tfface.identity).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from tfface.data.sources import FolderSource
 from tfface.evaluation import (bicubic, eval_batches, evaluate, face_recognition,
                                load_embedder, nearest_input, opencv_inpaint, sr_eval_batches)
 from tfface.figures import bar_chart, image_grid
+from tfface.identity import IdentityError, IdentityEval
+from tfface.identity import markdown as identity_markdown
 from tfface.lite import LiteRunner
 from tfface.rundir import generator_inputs, load_generator
 
@@ -77,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="face-embedding model as a .tflite file (e.g. an ArcFace or "
                    "MobileFaceNet export; Keras files are refused: they can carry code) for "
                    "the face-verification evaluation")
+    p.add_argument("--identity", choices=["dlib"],
+                   help="face verification of clean, damaged, OpenCV and restored faces "
+                   "against other photos of the same person (needs --data-dir with an "
+                   "identities file; pip install 'tfface[identity]')")
+    p.add_argument("--identities", metavar="CSV",
+                   help="with --identity: the file,person table of the photos (default: "
+                   "IDENTITIES.csv in the data folder)")
     p.add_argument("--out", metavar="DIR", help="report folder (default: RUN_DIR/eval)")
     return p
 
@@ -132,8 +143,19 @@ def _embedder(path: str | None):
         raise _Refused(f"--embedding: {e}") from e
 
 
-def _batches(args, cfg, sr: bool) -> list[dict[str, np.ndarray]]:
-    """The eval faces to score: the run's eval split, a folder's, or a whole held-out folder."""
+def _identity(args, cfg):
+    """The --identity evaluation, checked before any scoring (as --embedding)."""
+    if not args.identity:
+        return None
+    try:
+        return IdentityEval.load(args.identity, cfg, args.identities)
+    except IdentityError as e:
+        raise _Refused(f"--identity: {e}") from e
+
+
+def _batches(args, cfg, sr: bool) -> tuple[list[dict[str, np.ndarray]], Any]:
+    """The eval faces to score (the run's eval split, a folder's, or a whole held-out
+    folder) and the folder source they came from when it is held out (else None)."""
     n = args.images or cfg.data.eval_count
     source = None
     if args.whole_folder and not args.data_dir:
@@ -143,7 +165,7 @@ def _batches(args, cfg, sr: bool) -> list[dict[str, np.ndarray]]:
             cfg.data.eval_count = n
             source = FolderSource(cfg.data, held_out=True)
         return (sr_eval_batches(cfg, n, args.degradations, source=source) if sr
-                else eval_batches(cfg, n, source=source))
+                else eval_batches(cfg, n, source=source)), source
     except ValueError as e:
         raise _Refused(str(e)) from e
 
@@ -237,6 +259,9 @@ def _markdown(report: dict[str, Any], summaries: dict[str, dict], cfg, run_dir: 
                "| faces | TPR | FPR | accuracy |", "|---|---|---|---|"]
         md += [f"| {k} | {v['tpr']:.3f} | {v['fpr']:.3f} | {v['accuracy']:.3f} |"
                for k, v in fr["variants"].items()]
+    if "identity" in report:
+        md += ["", "## Face verification against other photos of the person", "",
+               *identity_markdown(report["identity"])]
     md += ["", *[f"![{f}]({f})" for f in figures]]
     return "\n".join(md) + "\n"
 
@@ -270,9 +295,10 @@ def _evaluate(args) -> int:
     sr = cfg.data.task == "sr"
     _configure(args, cfg, sr)
     embed = _embedder(args.embedding)
+    identity = _identity(args, cfg)
     out_dir = args.out or os.path.join(args.run, "eval")
     os.makedirs(out_dir, exist_ok=True)
-    batches = _batches(args, cfg, sr)
+    batches, source = _batches(args, cfg, sr)
     restorers = _restorers(cfg, gen, args.tflite)
     print(f"Scoring {sum(len(b['clean']) for b in batches)} eval faces ...", flush=True)
     rows: dict[str, list] = {}
@@ -297,11 +323,18 @@ def _evaluate(args) -> int:
             report["face_recognition"] = face_recognition(embed, flat["clean"], variants)
         except (OSError, ValueError) as e:
             raise _Refused(f"--embedding: {e}") from e
+    if identity is not None:
+        try:
+            report["identity"] = identity.run(cfg, batches, restorers, source)
+        except IdentityError as e:
+            raise _Refused(f"--identity: {e}") from e
     with open(os.path.join(out_dir, "report.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
     with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write(_markdown(report, summaries, cfg, args.run, figures))
     _print_overall(summaries, sr)
+    if "identity" in report:
+        print("\n".join(identity_markdown(report["identity"])[2:]))
     print(f"Report: {os.path.abspath(os.path.join(out_dir, 'report.md'))}")
     return 0
 
