@@ -138,16 +138,6 @@ def test_the_closure_follows_lazy_imports_into_the_training_engine():
     assert "tfface.train.runner" in _import_closure("pipelines.train")
 
 
-# Modules other work splits up (issue 15: the data packages, the training loop);
-# remove an entry when its module is within the limits.
-_OVER_LIMITS = {
-    "tfface/data/sources.py": "split into tfface/data/sources/ (issue 15, item 4)",
-    "tfface/data/occlusion.py": "split into tfface/data/occlusion/ (issue 15, item 4)",
-    "tfface/data/pipeline.py": "make_dataset is 152 lines (issue 15, item 4)",
-    "tfface/train/runner.py": "_run is 180 lines (issue 15, items 2-3)",
-}
-
-
 def _sizes(path: str) -> list[str]:
     with open(os.path.join(ROOT, path), encoding="utf-8") as f:
         source = f.read()
@@ -164,11 +154,7 @@ def _sizes(path: str) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("path", [
-    pytest.param(p, marks=pytest.mark.xfail(reason=_OVER_LIMITS[p], strict=False))
-    if p in _OVER_LIMITS else p
-    for p in _modules("tfface", "pipelines", "tflite")
-])
+@pytest.mark.parametrize("path", _modules("tfface", "pipelines", "tflite"))
 def test_modules_and_functions_stay_readable(path):
     problems = _sizes(path)
     assert not problems, "; ".join(problems) + " - split it along its seams"
