@@ -183,31 +183,6 @@ def test_learning_rate_schedules():
 
 # -- runs -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("arch", FAMILIES)
-def test_run_writes_a_complete_run_directory_and_resumes(arch, tmp_path):
-    cfg = resolve(arch, "tiny", {"train": {"epochs": 2, "steps_per_epoch": 3,
-                                           "save_every_steps": 2, "ema_decay": 0.9}})
-    # srgan tiny pre-trains for 3 steps: interrupt in the pre-training phase (step 2
-    # saved), resume across the phase switch.
-    with pytest.raises(KeyboardInterrupt):
-        run(cfg, str(tmp_path), progress=False, extra_callbacks=[Interrupt(3)])
-    result = run(cfg, str(tmp_path), progress=False)
-    assert result.resumed_from == 2 and result.step == 6 and result.status == "completed"
-    for name in ("config.json", "best.weights.h5", "last.weights.h5", "metrics.csv",
-                 "summary.json", "samples/epoch_0002.png"):
-        assert os.path.exists(tmp_path / name), name
-    assert os.listdir(tmp_path / "logs")
-    summary = json.load(open(tmp_path / "summary.json"))
-    assert "d_grad_norm" in summary["final"] and "g_grad_norm" in summary["final"]
-    if arch == "srgan":
-        assert {"val_psnr_y", "val_bicubic_psnr", "val_bicubic_psnr_y", "content"} <= set(
-            summary["final"])
-    from tfface.train.runner import load_generator
-
-    _, gen = load_generator(str(tmp_path))
-    assert gen.output_names == ["restored"]
-
-
 def _small_gan(mixed=False):
     """A two-conv generator and discriminator (fast to compile)."""
     keras.utils.set_random_seed(0)

@@ -221,37 +221,3 @@ def test_mask_scores_and_dice():
     assert float(losses.dice_loss(t, np.zeros_like(t))) == pytest.approx(1 - 1 / 5)
     _, iou_empty = mask_scores(tf.zeros((1, 4, 4, 1)), tf.zeros((1, 4, 4, 1)))
     assert float(iou_empty[0]) == 1.0
-
-
-# -- runs -----------------------------------------------------------------------------
-
-@pytest.mark.parametrize("arch, occlusion", [("wgan_gl", "boxes"), ("unmask", "facemask")])
-def test_run_writes_a_run_directory_and_restores_without_a_mask(arch, occlusion, tmp_path):
-    """End to end through ``run`` with each new trainer (EMA on: the unmask trainer's
-    evaluation reads the EMA stage view). Resume is the shared runner's machinery,
-    tested with the other families."""
-    import json
-    import os
-
-    from tfface.inference import FaceLocator, Restorer, restore_image
-    from tfface.train import run
-
-    # One occlusion generator each: the run test is about the trainer, not synthesis.
-    cfg = resolve(arch, "tiny", {
-        "data": {"occlusions": {occlusion: 1.0}, "eval_occlusions": {occlusion: 1.0}},
-        "train": {"epochs": 2, "steps_per_epoch": 1, "save_every_steps": 1, "n_critic": 1,
-                  "ema_decay": 0.9}})
-    result = run(cfg, str(tmp_path), progress=False)
-    assert result.step == 2 and result.status == "completed"
-    assert os.path.exists(tmp_path / "checkpoints" / "checkpoint")
-    for name in ("config.json", "best.weights.h5", "last.weights.h5", "metrics.csv",
-                 "summary.json", "samples/epoch_0002.png"):
-        assert os.path.exists(tmp_path / name), name
-    final = json.load(open(tmp_path / "summary.json"))["final"]
-    extra = {"gp", "w_dist", "d_local"} if arch == "wgan_gl" else {"val_mask_acc", "val_mask_iou"}
-    assert extra <= set(final), sorted(final)
-    restorer = Restorer.load(str(tmp_path))
-    assert not restorer.spec.mask_input  # the user gives no mask
-    face = np.full((48, 48, 3), 128, np.uint8)
-    out = restore_image(restorer, face, FaceLocator())
-    assert out.shape == face.shape and out.dtype == np.uint8

@@ -63,25 +63,6 @@ def test_supervised_regime_has_no_discriminator_metrics():
         RestorationTrainer(gen, None).compile(keras.optimizers.Adam(1e-3), adv_weight=1.0)
 
 
-def test_run_writes_a_complete_run_directory(tmp_path):
-    cfg = tiny_config()  # adversarial, 2 epochs x 5 steps
-    result = run(cfg, str(tmp_path), progress=False)
-    assert result.status == "completed" and result.step == 10
-    for name in ("config.json", "best.weights.h5", "last.weights.h5", "metrics.csv",
-                 "summary.json", "samples/epoch_0001.png", "samples/epoch_0002.png"):
-        assert os.path.exists(tmp_path / name), name
-    assert os.listdir(tmp_path / "logs")
-    assert Config.load(tmp_path / "config.json").to_dict() == cfg.to_dict()
-    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
-    assert len(rows) == 2 and {"val_psnr", "val_ssim", "val_l1", "d_loss"} <= set(rows[0])
-    assert 5.0 < float(rows[-1]["val_psnr"]) < 60.0
-    assert [int(float(r["step"])) for r in rows] == [5, 10]
-    cpu = [float(r["cpu_minutes"]) for r in rows]
-    assert 0.0 < cpu[0] < cpu[1]  # cumulative process CPU time
-    summary = json.load(open(tmp_path / "summary.json"))
-    assert summary["status"] == "completed" and summary["step"] == 10
-
-
 def test_every_run_shows_its_baselines_on_the_same_eval_faces(trained_tiny_run):
     """metrics.csv and summary.json carry the damaged input's and OpenCV NS' scores,
     equal to scoring those baselines directly on the run's eval split."""
