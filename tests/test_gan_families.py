@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import Interrupt
 from tfface import keras, losses, metrics
 from tfface.config import ConfigError, resolve
 from tfface.data.pipeline import make_dataset
