@@ -61,6 +61,17 @@ def test_eval_split_is_deterministic_and_finite():
     np.testing.assert_array_equal(indices, np.arange(EVAL_COUNT))
 
 
+def test_eval_elements_do_not_depend_on_the_batch_size():
+    # The run's sample grid is cut from the eval batches (runner._eval_data) on this
+    # property: element i of the eval stream is the same face, occlusion and mask at any
+    # batch size.
+    cfg = small_config()
+    by4 = _take(pipeline.make_dataset(cfg, "eval"), 100)
+    (by3,) = _take(pipeline.make_dataset(cfg, "eval", batch_size=3), 1)
+    for k in by3:
+        np.testing.assert_array_equal(np.concatenate([b[k] for b in by4])[:3], by3[k])
+
+
 def test_eval_keeps_remainder_and_uses_eval_mixture():
     cfg = small_config(eval_occlusions={"boxes": 1.0})
     batches = _take(pipeline.make_dataset(cfg, "eval", batch_size=3), 100)
