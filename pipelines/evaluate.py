@@ -185,7 +185,7 @@ def _restorers(cfg, gen, tflite_files: Sequence[str]) -> dict[str, Any]:
     restorers: dict[str, Any] = {"keras": keras_fn}
     if cfg.data.task != "sr":
         restorers["keras_composited"] = composited
-    for f in tflite_files:
+    for f, name in zip(tflite_files, method_names(tflite_files, taken=restorers)):
         try:
             runner = LiteRunner(f)
             problem = runner.image_to_image_problem()
@@ -193,8 +193,33 @@ def _restorers(cfg, gen, tflite_files: Sequence[str]) -> dict[str, Any]:
                 raise ValueError(f"{f}: {problem}")
         except ValueError as e:
             raise _Refused(str(e)) from e
-        restorers[os.path.splitext(os.path.basename(f))[0]] = runner.run_named
+        restorers[name] = runner.run_named
     return restorers
+
+
+def method_names(files: Sequence[str], taken: Sequence[str] = ()) -> list[str]:
+    """One report name per .tflite file: its stem (``model_int8``), or as many of its
+    parent folders as tell it apart from the others (``vnet/model_int8`` next to
+    ``srgan/model_int8``), so two files never share a row or overwrite each other's scores."""
+    parts = [os.path.normpath(os.path.abspath(f)).split(os.sep) for f in files]
+    parts = [p[:-1] + [os.path.splitext(p[-1])[0]] for p in parts]
+    depth = [1] * len(files)
+    while True:
+        names = ["/".join(p[-d:]) for p, d in zip(parts, depth)]
+        clash = [i for i, n in enumerate(names) if n in taken or any(
+            m == n and parts[j] != parts[i] for j, m in enumerate(names))]
+        grow = [i for i in clash if depth[i] < len(parts[i])]
+        if not grow:
+            break
+        for i in grow:
+            depth[i] += 1
+    out: list[str] = []
+    for n in names:  # the same file given twice, or a file named like a built-in method
+        unique, k = n, 2
+        while unique in out or unique in taken:
+            unique, k = f"{n}#{k}", k + 1
+        out.append(unique)
+    return out
 
 
 def _write_figures(out_dir: str, flat: dict[str, np.ndarray], rows: dict[str, list],

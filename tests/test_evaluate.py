@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -57,6 +58,16 @@ def test_evaluate_writes_report_with_baselines_and_embedding(trained_tiny_run, t
         assert os.path.getsize(out / png) > 1000
 
 
+def test_method_names_tell_files_of_the_same_name_apart():
+    names = evaluate_cli.method_names
+    assert names(["a/model_int8.tflite", "b/model_fp16.tflite"]) == ["model_int8", "model_fp16"]
+    assert names(["x/vnet/model_int8.tflite", "x/srgan/model_int8.tflite"]) == [
+        "vnet/model_int8", "srgan/model_int8"]
+    assert names(["r1/a/m.tflite", "r2/a/m.tflite", "c.tflite"]) == ["r1/a/m", "r2/a/m", "c"]
+    assert names(["m.tflite", "m.tflite"]) == ["m", "m#2"]  # the same file twice
+    assert names(["keras.tflite"], taken=["keras"]) != ["keras"]
+
+
 def test_evaluate_errors(tmp_path, capsys):
     assert evaluate_cli.main(["--run", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
@@ -81,15 +92,23 @@ def test_evaluate_sr_run_per_scale_and_degradation(trained_tiny_sr_run, tiny_sr_
                                                     tmp_path):
     import cv2
 
+    # A second file of the same name from another folder gets its own row (a shared
+    # basename used to merge the two into one).
+    twin = tmp_path / "phone" / os.path.basename(tiny_sr_float_file)
+    twin.parent.mkdir()
+    shutil.copy(tiny_sr_float_file, twin)
     out = tmp_path / "eval"
     code = evaluate_cli.main(["--run", trained_tiny_sr_run, "--images", "4", "--out", str(out),
-                              "--tflite", tiny_sr_float_file,
+                              "--tflite", tiny_sr_float_file, str(twin),
                               "--degradations", "none", "classic"])
     assert code == 0
     report = json.load(open(out / "report.json"))
     assert report["task"] == "sr" and report["scale"] == 4 and report["images"] == 8
     m = report["metrics"]
-    assert set(m) == {"keras", "model_float", "input", "bicubic"}
+    first = "/".join(os.path.normpath(tiny_sr_float_file).split(os.sep)[-2:])[:-len(".tflite")]
+    assert set(m) == {"keras", first, "phone/model_float", "input", "bicubic"}
+    assert m[first]["overall"] == m.pop("phone/model_float")["overall"]
+    m["model_float"] = m.pop(first)
     for s in m.values():
         assert s["by_scale"]["x4"]["images"] == 8
         assert set(s["by_degradation"]) == {"none", "classic"}
