@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 
 import pytest
 
@@ -14,11 +16,45 @@ from tfface import keras
 tf.config.threading.set_inter_op_parallelism_threads(2)
 
 
-def tiny_config(**train_overrides):
+ONE_OCCLUSION = {"boxes": 1.0}
+
+
+def tiny_config(mixture: bool = False, **train_overrides):
+    """The tiny V-Net preset with ``train`` overrides. It synthesizes one occlusion (boxes)
+    unless ``mixture``: tracing the graphs of the full default mixture costs about 13 s per
+    dataset built (0.3 s for one generator), most of a tiny run, and the tests that use
+    this are about training, conversion and scoring, not synthesis (tests/test_occlusion.py
+    and tests/test_pipeline.py cover the mixture)."""
     from tfface.config import resolve
 
-    cfg = resolve("vnet", "tiny", {"train": train_overrides} if train_overrides else None)
-    return cfg
+    overrides = {"train": train_overrides} if train_overrides else {}
+    if not mixture:
+        overrides["data"] = {"occlusions": ONE_OCCLUSION, "eval_occlusions": ONE_OCCLUSION}
+    return resolve("vnet", "tiny", overrides or None)
+
+
+def built_once(tmp_path_factory, name: str, build) -> str:
+    """``build(dir)`` run once for the whole test session, its directory returned.
+
+    Under pytest-xdist (``-n 2``) each worker is a separate process with its own session
+    fixtures: the first worker to ask builds in a folder both workers share, under a file
+    lock, and the other waits and reuses it. A build that failed half-way is started over
+    in an empty folder, never resumed from what it left."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        target = tmp_path_factory.mktemp(name)
+        build(str(target))
+        return str(target)
+    root = tmp_path_factory.getbasetemp().parent / "shared"
+    root.mkdir(exist_ok=True)
+    target, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            build(str(target))
+            done.write_text("built\n")
+    return str(target)
 
 
 @pytest.fixture
@@ -31,12 +67,13 @@ def trained_tiny_run(tmp_path_factory):
     """A tiny V-Net trained supervised for a few hundred steps (shared, built once)."""
     from tfface.train import run
 
-    run_dir = str(tmp_path_factory.mktemp("runs") / "vnet-tiny")
-    cfg = tiny_config(epochs=3, steps_per_epoch=60, adv_weight=0.0, g_lr=2e-3,
-                      save_every_steps=1000)
-    result = run(cfg, run_dir, progress=False)
-    assert result.status == "completed"
-    return run_dir
+    def build(folder):
+        cfg = tiny_config(epochs=3, steps_per_epoch=60, adv_weight=0.0, g_lr=2e-3,
+                          save_every_steps=1000)
+        result = run(cfg, os.path.join(folder, "vnet-tiny"), progress=False)
+        assert result.status == "completed"
+
+    return os.path.join(built_once(tmp_path_factory, "runs-vnet", build), "vnet-tiny")
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +82,10 @@ def tiny_int8_file(trained_tiny_run, tmp_path_factory):
     directory, as by default, built once."""
     from tflite import convert
 
-    assert convert.main(["--int8", "--run", trained_tiny_run, "--samples", "100"]) == 0
+    def build(_):
+        assert convert.main(["--int8", "--run", trained_tiny_run, "--samples", "100"]) == 0
+
+    built_once(tmp_path_factory, "vnet-int8", build)
     return os.path.join(trained_tiny_run, "model_int8.tflite")
 
 
@@ -56,13 +96,14 @@ def trained_tiny_sr_run(tmp_path_factory):
     from tfface.config import resolve
     from tfface.train import run
 
-    run_dir = str(tmp_path_factory.mktemp("runs") / "srgan-tiny")
-    cfg = resolve("srgan", "tiny", {"train": {"epochs": 2, "steps_per_epoch": 40,
-                                              "pretrain_steps": 80, "g_lr": 2e-3,
-                                              "save_every_steps": 1000}})
-    result = run(cfg, run_dir, progress=False)
-    assert result.status == "completed"
-    return run_dir
+    def build(folder):
+        cfg = resolve("srgan", "tiny", {"train": {"epochs": 2, "steps_per_epoch": 40,
+                                                  "pretrain_steps": 80, "g_lr": 2e-3,
+                                                  "save_every_steps": 1000}})
+        result = run(cfg, os.path.join(folder, "srgan-tiny"), progress=False)
+        assert result.status == "completed"
+
+    return os.path.join(built_once(tmp_path_factory, "runs-srgan", build), "srgan-tiny")
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +112,10 @@ def tiny_sr_float_file(trained_tiny_sr_run, tmp_path_factory):
     built once."""
     from tflite import convert
 
-    assert convert.main(["--float", "--run", trained_tiny_sr_run]) == 0
+    def build(_):
+        assert convert.main(["--float", "--run", trained_tiny_sr_run]) == 0
+
+    built_once(tmp_path_factory, "srgan-float", build)
     return os.path.join(trained_tiny_sr_run, "model_float.tflite")
 
 

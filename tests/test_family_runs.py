@@ -62,6 +62,9 @@ def test_every_family_writes_a_complete_run_directory_and_resumes(arch, tmp_path
     assert not os.path.exists(tmp_path / "summary.json")  # an interrupted run is not done
     result = run(cfg, str(tmp_path), progress=False)
     assert (result.resumed_from, result.step, result.status) == (2, 6, "completed")
+    # The resumed process redid the rest of epoch 1 (step 3) and ran epoch 2: it validated
+    # twice, at steps 3 and 6 (the rows of metrics.csv below).
+    assert len(result.history["val_psnr"]) == 2
 
     for name in COMMON_FILES:
         assert os.path.exists(tmp_path / name), name
