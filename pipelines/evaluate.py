@@ -29,7 +29,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import numpy as np
 
@@ -197,7 +197,7 @@ def _restorers(cfg, gen, tflite_files: Sequence[str]) -> dict[str, Any]:
     return restorers
 
 
-def method_names(files: Sequence[str], taken: Sequence[str] = ()) -> list[str]:
+def method_names(files: Sequence[str], taken: Collection[str] = ()) -> list[str]:
     """One report name per .tflite file: its stem (``model_int8``), or as many of its
     parent folders as tell it apart from the others (``vnet/model_int8`` next to
     ``srgan/model_int8``), so two files never share a row or overwrite each other's scores."""

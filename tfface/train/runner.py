@@ -624,15 +624,25 @@ def _eval_data(s: _Session):
     eval_ds = make_dataset(s.cfg, "eval", source=s.source)
     if t.eval_batches:
         eval_ds = eval_ds.take(t.eval_batches)
-    batches = [{k: v.numpy() for k, v in b.items()} for b in eval_ds]
-    baselines = baseline_scores(batches)
     # The grids show the first faces of the eval stream. Its order and content are fixed
-    # (element i does not depend on the batch size), so they are cut from the batches
-    # just read instead of building and tracing a second pipeline for them.
-    if sum(len(next(iter(b.values()))) for b in batches) >= t.sample_count:
-        sample = {k: np.concatenate([b[k] for b in batches])[:t.sample_count]
-                  for k in batches[0]}
-    else:  # eval_batches cut the stream shorter than the grid
+    # (element i does not depend on the batch size), so they are cut from the batches the
+    # baselines read, one pass that keeps no more than the grid's faces, instead of
+    # building and tracing a second pipeline for them.
+    head: list[dict[str, np.ndarray]] = []
+
+    def batches():
+        kept = 0
+        for b in eval_ds:
+            b = {k: v.numpy() for k, v in b.items()}
+            if kept < t.sample_count:
+                head.append({k: v[:t.sample_count - kept] for k, v in b.items()})
+                kept += len(head[-1]["clean"])
+            yield b
+
+    baselines = baseline_scores(batches())
+    sample = {k: np.concatenate([b[k] for b in head]) for k in head[0]}
+    if len(sample["clean"]) < t.sample_count and t.eval_batches:
+        # eval_batches cut the stream shorter than the grid: the grid reads on past it
         sample_ds = make_dataset(s.cfg, "eval", batch_size=t.sample_count, source=s.source)
         sample = {k: v.numpy() for k, v in next(iter(sample_ds.take(1))).items()}
     return eval_ds, sample, baselines
