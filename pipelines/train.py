@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="VGG19 ImageNet weights (vgg19_weights_tf_dim_ordering_tf_kernels_"
                     "notop.h5) for the VGG content loss; default: the Keras cache "
                     "~/.keras/models/")
+    tr.add_argument("--init-weights", metavar="RUN_DIR|FILE",
+                    help="fine-tune: start the generator from a run's best weights (or a "
+                    "*.weights.h5 file of the same model, e.g. android_demo_assets/srgan/keras) "
+                    "instead of a random initialization")
     tr.add_argument("--pretrain-steps", type=int, metavar="N",
                     help="pre-train the generator on the pixel loss alone for N steps "
                     "before the adversarial/content phase (SRGAN)")
@@ -163,6 +167,8 @@ def flag_overrides(args: argparse.Namespace) -> dict:
             over[section][key] = getattr(args, flag)
     if args.vgg_weights:
         over["train"]["vgg_weights"] = os.path.expanduser(args.vgg_weights)
+    if args.init_weights:
+        over["train"]["init_weights"] = os.path.abspath(os.path.expanduser(args.init_weights))
     return over
 
 

@@ -183,3 +183,77 @@ def test_sr_runs_show_bicubic_as_their_baseline(trained_tiny_sr_run):
         assert float(r["val_bicubic_ssim"]) == pytest.approx(
             summary["baselines"]["bicubic"]["ssim"], abs=1e-6)
     assert "bicubic upsampling" in summary["verdict"]
+
+
+def _sr_finetune_config(init, **train):
+    from tfface.config import resolve
+
+    return resolve("srgan", "tiny", {"train": {"epochs": 1, "steps_per_epoch": 2,
+                                               "pretrain_steps": 0, "save_every_steps": 1000,
+                                               "init_weights": init, **train}})
+
+
+def test_init_weights_starts_the_generator_from_another_runs_weights(trained_tiny_sr_run,
+                                                                     tmp_path):
+    from tfface.train.runner import load_generator
+
+    _, source = load_generator(trained_tiny_sr_run)
+    cfg = _sr_finetune_config(trained_tiny_sr_run, g_lr=1e-12)
+    assert run(cfg, str(tmp_path / "ft"), progress=False).status == "completed"
+    _, tuned = load_generator(str(tmp_path / "ft"))
+    # Two steps at a negligible learning rate: the trained weights are the source run's
+    # (batch-norm statistics move with every batch, so only the trainable ones are
+    # compared), which a random initialization (same seed, no init_weights) is far from.
+    def trainable(model):
+        return [w.numpy() for w in model.trainable_weights]
+
+    for a, b in zip(trainable(source), trainable(tuned)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    fresh = _sr_finetune_config(None, g_lr=1e-12)
+    run(fresh, str(tmp_path / "fresh"), progress=False)
+    _, scratch = load_generator(str(tmp_path / "fresh"))
+    assert max(float(np.max(np.abs(a - b)))
+               for a, b in zip(trainable(source), trainable(scratch))) > 1e-2
+    # config.json records where the run started from; a resume continues from its own
+    # checkpoint and no longer needs that file.
+    saved = Config.load(str(tmp_path / "ft" / "config.json"))
+    assert saved.train.init_weights == trained_tiny_sr_run
+    moved = tmp_path / "moved"
+    os.rename(trained_tiny_sr_run, moved)
+    try:
+        cfg2 = _sr_finetune_config(trained_tiny_sr_run, g_lr=1e-12, epochs=2)
+        res = run(cfg2, str(tmp_path / "ft"), resume=True, progress=False)
+        assert res.status == "completed" and res.resumed_from == 2 and res.step == 4
+    finally:
+        os.rename(moved, trained_tiny_sr_run)
+
+
+def test_init_weights_of_another_model_or_with_nan_is_refused(trained_tiny_sr_run, tmp_path):
+    from tfface.config import ConfigError
+
+    vnet = tiny_config(epochs=1, steps_per_epoch=2, init_weights=trained_tiny_sr_run)
+    with pytest.raises(ConfigError, match="holds a srgan .*builds a vnet"):
+        run(vnet, str(tmp_path / "a"), progress=False)
+    weights = os.path.join(trained_tiny_sr_run, "best.weights.h5")
+    vnet.train.init_weights = weights  # a bare file: refused when its layers do not fit
+    with pytest.raises(ConfigError, match="does not hold weights of this run's vnet"):
+        run(vnet, str(tmp_path / "b"), progress=False)
+    from tfface.train.runner import load_generator
+
+    _, gen = load_generator(trained_tiny_sr_run)
+    w = gen.get_weights()
+    w[0][...] = np.nan
+    gen.set_weights(w)
+    bad = str(tmp_path / "nan.weights.h5")
+    gen.save_weights(bad)
+    with pytest.raises(ConfigError, match="NaN/Inf"):
+        run(_sr_finetune_config(bad), str(tmp_path / "c"), progress=False)
+    with pytest.raises(ConfigError, match="no such file"):
+        run(_sr_finetune_config(str(tmp_path / "missing")), str(tmp_path / "d"),
+            progress=False)
+    model_file = tmp_path / "model.keras"  # a whole-model file can carry code: never opened
+    model_file.write_bytes(b"PK\x03\x04 not opened")
+    with pytest.raises(ConfigError, match="not a Keras weights file"):
+        run(_sr_finetune_config(str(model_file)), str(tmp_path / "e"), progress=False)
+    for name in "abcde":  # nothing was trained or written as a result
+        assert not os.path.exists(tmp_path / name / "best.weights.h5")

@@ -165,6 +165,11 @@ class TrainConfig:
     vgg_weights: str | None = None
     """Path of ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``; ``None``: the Keras
     cache (``~/.keras/models/``)."""
+    init_weights: str | None = None
+    """Start the generator from these weights instead of a random initialization
+    (fine-tuning): a run directory (its ``best.weights.h5``; its model must be this
+    config's model) or a ``.weights.h5`` file. Read once, when the run starts; a resumed
+    run continues from its own checkpoint."""
     pretrain_steps: int = 0
     """Generator-only pre-training on the pixel loss for the first N steps (SRResNet
     phase of SRGAN); the adversarial and content terms start after it."""

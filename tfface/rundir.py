@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from tfface import keras
@@ -126,6 +127,66 @@ def load_generator(run_dir: str, which: str = "best") -> tuple[Config, keras.Mod
     key = "ema_generator" if cfg.train.ema_decay > 0 else "generator"
     tf.train.Checkpoint(**{key: gen}).restore(latest).expect_partial()
     return cfg, gen
+
+
+def init_weights_file(path: str, cfg: Config) -> str:
+    """The ``.weights.h5`` file ``train.init_weights`` names, checked against ``cfg``.
+
+    ``path`` is a run directory (its best weights, else its last) or a weights file.
+    A run directory whose model differs from ``cfg.model`` is refused with the
+    difference, before anything is loaded.
+    """
+    if os.path.isdir(path):
+        cfg_path = os.path.join(path, CONFIG_FILE)
+        if os.path.exists(cfg_path):
+            try:
+                other = Config.load(cfg_path)
+            except (ConfigError, ValueError, TypeError, KeyError, AttributeError) as e:
+                raise ConfigError(f"train.init_weights: {cfg_path} is not a usable tfface run "
+                                  f"configuration ({e})") from None
+            mine = (cfg.model.arch, cfg.model.preset, cfg.model.params)
+            theirs = (other.model.arch, other.model.preset, other.model.params)
+            if mine != theirs or cfg.data.task != other.data.task:
+                raise ConfigError(
+                    f"train.init_weights: {path} holds a {other.model.arch} "
+                    f"({other.model.preset}) model with params {other.model.params}, this run "
+                    f"builds a {cfg.model.arch} ({cfg.model.preset}) with {cfg.model.params}; "
+                    "fine-tune with the same --arch/--preset and model params")
+        for name in ("best", "last"):
+            candidate = os.path.join(path, weights_file(name))
+            if os.path.exists(candidate):
+                return candidate
+        raise ConfigError(f"train.init_weights: {path} holds no best/last .weights.h5 to start "
+                          "from")
+    if not os.path.isfile(path):
+        raise ConfigError(f"train.init_weights: no such file or run directory: {path}")
+    if not path.endswith(".weights.h5"):
+        raise ConfigError(f"train.init_weights: {path} is not a Keras weights file "
+                          "(*.weights.h5) or a run directory")
+    return path
+
+
+def load_init_weights(gen: keras.Model, cfg: Config) -> str:
+    """Load ``cfg.train.init_weights`` into ``gen``; returns the file read.
+
+    Only arrays are read from the file (no code runs). A file of another model is a
+    :class:`ConfigError` and leaves nothing half-loaded to train on.
+    """
+    path = init_weights_file(os.path.expanduser(cfg.train.init_weights), cfg)
+    before = gen.get_weights()
+    try:
+        gen.load_weights(path)
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        gen.set_weights(before)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"train.init_weights: {path} does not hold weights of this run's "
+                          f"{cfg.model.arch} ({cfg.model.preset}) generator ({first})") from e
+    bad = [w.name for w in gen.weights if not np.all(np.isfinite(w.numpy()))]
+    if bad:
+        gen.set_weights(before)
+        raise ConfigError(f"train.init_weights: {path} holds NaN/Inf values "
+                          f"(in {', '.join(bad[:3])}); it cannot be trained from")
+    return path
 
 
 def latest_run(root: str = RUNS_ROOT) -> str | None:

@@ -31,7 +31,7 @@ from tfface.fileio import atomic_write, check_writable_dir
 from tfface.models import get_arch
 from tfface.rundir import (  # noqa: F401 - re-exported: run-dir readers lived here before
     CKPT_DIR, CONFIG_FILE, RESULT_FILES, RUNS_ROOT, generator_inputs, has_checkpoint,
-    latest_run, load_generator, load_run_config, model_input_shapes,
+    latest_run, load_generator, load_init_weights, load_run_config, model_input_shapes,
 )
 from tfface.runlock import DirLock
 from tfface.train import callbacks as cbs
@@ -523,6 +523,8 @@ class _Session:
     manager: tf.train.CheckpointManager | None = None
     writer: Any = None
     checked: list = field(default_factory=list)
+    resuming: bool = False
+    """A checkpoint will be restored (so ``train.init_weights`` is not read)."""
 
 
 class _Watched(NamedTuple):
@@ -545,7 +547,7 @@ def _run(cfg, run_dir, resume, extra_callbacks, progress, role, scratch) -> RunR
     source = make_source(cfg.data, log_dir=out_dir)
     spe = steps_per_epoch(cfg, source.num_examples("train"))
     s = _Session(cfg, run_dir, out_dir, role, make_strategy(cfg.train.strategy), source, spe,
-                 spe * cfg.train.epochs)
+                 spe * cfg.train.epochs, resuming=resume and has_checkpoint(run_dir))
     _build_for_run(s)
     ckpt = _checkpointing(s, scratch)
     start = 0
@@ -575,6 +577,9 @@ def _build_for_run(s: _Session) -> None:
         content_fn = make_content_fn(s.cfg)  # fails early (clear message) without VGG weights
     with s.strategy.scope(), _precision(t.mixed_precision):
         gen, disc = build_models(s.cfg)
+        if t.init_weights and not s.resuming:  # before the trainer copies it into the EMA
+            path = load_init_weights(gen, s.cfg)
+            print(f"Starting the generator from {path}.")
         check_memory(s.cfg, gen, disc)
         check_run_dir(s.out_dir, estimate_run_disk(gen, disc, t.ema_decay > 0))
         s.trainer = build_trainer(s.cfg, gen, disc, content_fn=content_fn, total_steps=s.total)
