@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -129,3 +134,56 @@ class Interrupt(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if int(self.model.g_optimizer.iterations.numpy()) == self.at_step:
             raise KeyboardInterrupt
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports (held open together, so none repeats)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@contextlib.contextmanager
+def data_service_processes(log_dir, workers: int = 2, timeout: float = 300):
+    """A tf.data service on loopback, started with the project's CLI
+    (``python -m pipelines.data_service``): a dispatcher and ``workers`` workers, each its
+    own process; yields the ``grpc://localhost:PORT`` address trainers use.
+
+    Separate processes are what users run, and they are killed at once at the end. Their
+    workers cannot run Python callbacks of the trainer's process, so the synthetic face
+    source needs in-process workers (tests/test_data_service.py); folders work here.
+    """
+    port = free_ports(1)[0]
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    base = [sys.executable, "-m", "pipelines.data_service"]
+    commands = [base + ["--dispatcher", "--port", str(port)]] + [
+        base + ["--worker", "--dispatcher-address", f"localhost:{port}",
+                "--worker-host", "localhost"] for _ in range(workers)]
+    procs, logs = [], []
+    try:
+        for i, cmd in enumerate(commands):
+            path = os.path.join(str(log_dir), f"data-service-{i}.log")
+            logs.append(path)
+            with open(path, "w") as out:
+                procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                              env=env))
+            ready = "listening on port" if i == 0 else "serving for dispatcher"
+            deadline = time.monotonic() + timeout
+            while ready not in open(path).read():
+                if procs[-1].poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{' '.join(cmd[2:])} did not start:\n"
+                                       + open(path).read()[-2000:])
+                time.sleep(0.2)
+        yield f"grpc://localhost:{port}"
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait(timeout=30)

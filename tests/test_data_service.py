@@ -16,8 +16,15 @@ SIZE, BATCH = 32, 4
 
 @pytest.fixture(scope="module")
 def service():
+    """A dispatcher and two workers in this process: the synthetic source's faces are drawn
+    by a Python callback, which only workers inside the trainer's process can run (see
+    docs/data_service.md); the folder source is also served by separate processes in
+    tests/test_multiworker.py."""
     svc = tf.data.experimental.service
-    dispatcher = svc.DispatchServer(svc.DispatcherConfig(port=0))
+    # Jobs whose clients are gone are released at once, so the workers have no task left
+    # when they are stopped (with the defaults, stopping them took 37-41 s).
+    dispatcher = svc.DispatchServer(svc.DispatcherConfig(
+        port=0, job_gc_check_interval_ms=100, job_gc_timeout_ms=100))
     host_port = dispatcher.target.split("://", 1)[1]
     workers = [
         svc.WorkerServer(

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ import pytest
 import tfface  # noqa: F401  (tf_keras before TensorFlow)
 
 from tfface.config import ConfigError
+
+from conftest import data_service_processes, free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, PER_EPOCH, BATCH = 8, 4, 4
@@ -41,20 +42,6 @@ WEIGHT_TOL = 1e-5
 steps: the same global batches, only the order of float additions in the all-reduce
 differs (measured: see docs/distributed.md)."""
 TIMEOUT = 900  # s per job: only a broken job waits this long (a loaded box took 5 min)
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free loopback ports (held open together, so none repeats)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def tf_config(ports: list[int], index: int) -> str:
@@ -250,12 +237,11 @@ def test_multiworker_resumes_after_a_worker_is_killed(one_process_run, tmp_path)
 
 
 def test_multiworker_data_service_and_sharded_folder(tmp_path):
-    """Two workers fed by a tf.data service (dispatcher and 2 workers in this process,
-    on loopback): every element reaches exactly one worker; without the service each
+    """Two workers fed by a tf.data service (a dispatcher and 2 workers started with
+    ``pipelines.data_service``, on loopback): every element reaches exactly one worker; without the service each
     worker reads its own slice of each global batch of the folder; and training
     through the service with mixed precision completes on both workers."""
     import cv2
-    import tensorflow as tf
 
     from tfface.data.sources import render_synthetic_face
 
@@ -264,31 +250,21 @@ def test_multiworker_data_service_and_sharded_folder(tmp_path):
     for i in range(20):
         img, _ = render_synthetic_face(3, i, 40, 0)
         cv2.imwrite(str(faces / f"f{i:02d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-    svc = tf.data.experimental.service
-    dispatcher = svc.DispatchServer(svc.DispatcherConfig(port=0))
-    address = dispatcher.target.split("://", 1)[1]
-    workers = [svc.WorkerServer(svc.WorkerConfig(
-        dispatcher_address=address, worker_address="localhost:%port%", port=0,
-        heartbeat_interval_ms=100)) for _ in range(2)]
     probe_steps = 4
     outs = [str(tmp_path / f"probe{i}.json") for i in range(2)]
     run_dir = str(tmp_path / "run")
-    args = TRAIN_ARGS + [
-        "--data-dir", str(faces), "--data-service", dispatcher.target,
-        "--strategy", "multiworker", "--mixed-precision", "--epochs", "1"]
     probe = os.path.join(ROOT, "tests", "multiworker_probe.py")
-    job = None
-    try:
+    with data_service_processes(tmp_path) as target:
+        args = TRAIN_ARGS + [
+            "--data-dir", str(faces), "--data-service", target,
+            "--strategy", "multiworker", "--mixed-precision", "--epochs", "1"]
         job = Job(lambda i: [sys.executable, probe, outs[i], run_dir, str(probe_steps), "--",
                              *args], free_ports(2), str(tmp_path), str(tmp_path / "tmp"), "probe")
-        codes = job.wait()
-        assert codes == [0, 0], job.output(0)[-2000:] + job.output(1)[-2000:]
-    finally:
-        if job is not None:
+        try:
+            codes = job.wait()
+            assert codes == [0, 0], job.output(0)[-2000:] + job.output(1)[-2000:]
+        finally:
             job.stop()
-        for w in workers:
-            w._stop()
-        dispatcher._stop()
     rec = [json.load(open(p)) for p in outs]
     half = BATCH // 2
     # Service: each worker gets per-worker batches of 2; together every element once.
