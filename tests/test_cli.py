@@ -75,7 +75,10 @@ def test_tiny_run_end_to_end_in_a_subprocess(tmp_path):
         [sys.executable, "-m", "pipelines.train", "--arch", "vnet", "--preset", "tiny",
          "--run-dir", str(run_dir), "--export", "int8", "--quiet", "--adv-weight", "0",
          "--set", "model.params.mask_input=true", "--set", "model.params.prefill=true",
-         "--set", "train.pixel_loss=l1"],
+         "--set", "train.pixel_loss=l1",
+         # one occlusion: tracing the default mixture costs ~13 s per dataset built (train,
+         # eval, calibration), and the mixture is covered by test_occlusion/test_pipeline
+         "--set", 'data.occlusions={"boxes": 1}', "--set", 'data.eval_occlusions={"boxes": 1}'],
         capture_output=True, text=True, env=env, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
