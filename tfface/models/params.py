@@ -166,6 +166,7 @@ SPECS: dict[str, dict[str, Spec]] = {
         "activation": Choice("relu6", "elu", "lrelu"),
         "output_head": HEADS,
         "disc_filters": Ints(1, MAX_FILTERS, 1, 10),
+        "conv": Choice("gated", "imputed"),
     },
 }
 

@@ -49,6 +49,9 @@ _DEFAULT_PARAMS: dict[str, Any] = {
     "activation": "elu",
     "output_head": "tanh",
     "disc_filters": [64, 128, 256, 256, 256, 256],
+    # ``gated`` (DeepFill v2, what every run before this key had) or ``imputed``
+    # (Hukkelås et al.; the unmasking paper's headline): see :func:`imputed_conv`.
+    "conv": "gated",
 }
 
 _UNMASK_TRAIN = {
@@ -165,23 +168,88 @@ def gated_conv(x, filters: int, kernel: int, name: str, *, strides: int = 1,
     return keras.layers.Multiply(name=name)([f, g])
 
 
-def _gated_net(x, base: int, dilations, activation: str, prefix: str):
-    """Gated encoder–decoder: two stride-2 levels, dilated gated blocks, two ×2 ups."""
+@keras.utils.register_keras_serializable(package="tfface")
+class Impute(keras.layers.Layer):
+    """``[x, c]`` → ``c · x + (1 − c) · mean3×3(x)``: where the certainty ``c`` (one
+    channel, broadcast over the features) is low, a feature is replaced by the mean of its
+    3×3 neighbourhood, so that, layer after layer, values spread into the hole from its
+    surroundings. The mean has no division (the average of ``c · x`` over the average of
+    ``c`` would need DIV, which full-int8 TFLite lacks); converts to AVERAGE_POOL_2D,
+    SUB, MUL, ADD."""
+
+    def call(self, inputs):
+        x, c = inputs
+        mean = tf.nn.avg_pool2d(x, 3, 1, "SAME")
+        return mean + c * (x - mean)
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape(input_shape[0])
+
+    def get_config(self):
+        return super().get_config()
+
+
+@keras.utils.register_keras_serializable(package="tfface")
+class Certainty(keras.layers.Layer):
+    """Hole mask (1 = hole) → certainty ``1 − mask`` (1 = a known pixel)."""
+
+    def call(self, mask):
+        return 1.0 - tf.cast(mask, tf.float32)
+
+    def get_config(self):
+        return super().get_config()
+
+
+def imputed_conv(x, c, filters: int, kernel: int, name: str, *, strides: int = 1,
+                 dilation: int = 1, activation: str = "elu"):
+    """Imputed convolution (Hukkelås et al., "learnable feature imputation", used by the
+    unmasking paper): ``act(conv(c·x + (1−c)·mean3×3(x)))``, and the next certainty
+    ``sigmoid(conv_c(c))``, a learned one-channel convolution of the same kernel, stride
+    and dilation. The feature is imputed explicitly before every convolution; the cost
+    over a plain convolution is one ``kernel² + 1``-parameter certainty convolution per
+    layer, where a gated convolution doubles the parameters. Returns ``(features,
+    certainty)``; layers ``{name}_impute``, ``{name}_feature``, ``{name}`` and
+    ``{name}_certainty``."""
+    kw = dict(strides=strides, padding="same", dilation_rate=dilation)
+    xi = Impute(name=f"{name}_impute")([x, c])
+    f = keras.layers.Conv2D(filters, kernel, name=f"{name}_feature", **kw)(xi)
+    f = _activation(activation, name, ("relu6", "elu", "lrelu"))(f)
+    c = keras.layers.Conv2D(1, kernel, activation="sigmoid", name=f"{name}_certainty",
+                            **kw)(c)
+    return f, c
+
+
+def _inpaint_net(x, c, base: int, dilations, activation: str, prefix: str, conv: str):
+    """Encoder–decoder of gated or imputed convolutions (``conv``): two stride-2 levels,
+    dilated blocks, two ×2 ups. ``c`` is the certainty of the input pixels (used by
+    ``imputed`` only)."""
     a = activation
-    x = gated_conv(x, base, 5, f"{prefix}_g1", activation=a)
-    x = gated_conv(x, 2 * base, 3, f"{prefix}_g2", strides=2, activation=a)
-    x = gated_conv(x, 2 * base, 3, f"{prefix}_g3", activation=a)
-    x = gated_conv(x, 4 * base, 3, f"{prefix}_g4", strides=2, activation=a)
-    x = gated_conv(x, 4 * base, 3, f"{prefix}_g5", activation=a)
+
+    def layer(x, c, filters, kernel, name, **kw):
+        if conv == "imputed":
+            return imputed_conv(x, c, filters, kernel, name, activation=a, **kw)
+        return gated_conv(x, filters, kernel, name, activation=a, **kw), c
+
+    def up(x, c, name):
+        x = keras.layers.UpSampling2D(2, name=name)(x)
+        if conv == "imputed":
+            c = keras.layers.UpSampling2D(2, name=f"{name}_certainty")(c)
+        return x, c
+
+    x, c = layer(x, c, base, 5, f"{prefix}_g1")
+    x, c = layer(x, c, 2 * base, 3, f"{prefix}_g2", strides=2)
+    x, c = layer(x, c, 2 * base, 3, f"{prefix}_g3")
+    x, c = layer(x, c, 4 * base, 3, f"{prefix}_g4", strides=2)
+    x, c = layer(x, c, 4 * base, 3, f"{prefix}_g5")
     for i, r in enumerate(dilations):
-        x = gated_conv(x, 4 * base, 3, f"{prefix}_dil{i}", dilation=int(r), activation=a)
-    x = gated_conv(x, 4 * base, 3, f"{prefix}_g6", activation=a)
-    x = keras.layers.UpSampling2D(2, name=f"{prefix}_up1")(x)
-    x = gated_conv(x, 2 * base, 3, f"{prefix}_g7", activation=a)
-    x = gated_conv(x, 2 * base, 3, f"{prefix}_g8", activation=a)
-    x = keras.layers.UpSampling2D(2, name=f"{prefix}_up2")(x)
-    x = gated_conv(x, base, 3, f"{prefix}_g9", activation=a)
-    x = gated_conv(x, max(1, base // 2), 3, f"{prefix}_g10", activation=a)
+        x, c = layer(x, c, 4 * base, 3, f"{prefix}_dil{i}", dilation=int(r))
+    x, c = layer(x, c, 4 * base, 3, f"{prefix}_g6")
+    x, c = up(x, c, f"{prefix}_up1")
+    x, c = layer(x, c, 2 * base, 3, f"{prefix}_g7")
+    x, c = layer(x, c, 2 * base, 3, f"{prefix}_g8")
+    x, c = up(x, c, f"{prefix}_up2")
+    x, c = layer(x, c, base, 3, f"{prefix}_g9")
+    x, c = layer(x, c, max(1, base // 2), 3, f"{prefix}_g10")
     return keras.layers.Conv2D(3, 3, padding="same", name=f"{prefix}_rgb")(x)
 
 
@@ -222,13 +290,17 @@ def build_generator(cfg) -> keras.Model:
     logits = _seg_unet(image, seg)
     prob = keras.layers.Activation("sigmoid", dtype="float32", name="mask_prob")(logits)
     mask = HardMask(name="mask_hard", dtype="float32")(prob)
-    base, dil, act = int(p["gen_filters"]), p["dilations"], p["activation"]
+    base, dil, act, conv = int(p["gen_filters"]), p["dilations"], p["activation"], p["conv"]
+    # The certainty of the imputed convolutions starts as "known pixel" (gated: unused).
+    known = Certainty(name="certainty")(mask) if conv == "imputed" else None
     x = keras.layers.Concatenate(name="coarse_in")(
         [KnownPixels(name="known_pixels")([image, mask]), mask])
-    coarse = output_head(_gated_net(x, base, dil, act, "coarse"), p["output_head"], "coarse")
+    coarse = output_head(_inpaint_net(x, known, base, dil, act, "coarse", conv),
+                         p["output_head"], "coarse")
     x = Composite(name="refine_base")([image, coarse, mask])
     x = keras.layers.Concatenate(name="refine_in")([x, mask])
-    refined = output_head(_gated_net(x, base, dil, act, "refine"), p["output_head"], "refined")
+    refined = output_head(_inpaint_net(x, known, base, dil, act, "refine", conv),
+                          p["output_head"], "refined")
     out = Composite(name="restored", dtype="float32")([image, refined, mask])
     return keras.Model(image, out, name="unmask")
 
