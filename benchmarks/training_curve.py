@@ -10,7 +10,9 @@ included), minus the PSNR of the classical baseline on the same validation faces
 (OpenCV Navier–Stokes given the true mask for inpainting runs, bicubic upsampling
 for super-resolution runs), computed here once per run. Step 0 is the run's
 architecture with fresh weights (for a residual over ``HoleFill`` or
-``BicubicUpsample``: that classical start). Prints the table and writes
+``BicubicUpsample``: that classical start); a fine-tuning run (``--init-weights``)
+starts from the weights it names and is drawn on from the CPU-minutes and steps of the
+run it started from, when that run directory is there. Prints the table and writes
 one chart with a line per run: what more training buys per CPU-minute.
 """
 
@@ -45,6 +47,10 @@ def baseline_psnr(run_dir: str) -> tuple[str, float, float]:
         name, fn = "opencv_ns", opencv_inpaint("ns")
     keras.utils.set_random_seed(cfg.data.seed)
     gen = get_arch(cfg.model.arch).build_generator(cfg)
+    if cfg.train.init_weights:  # a fine-tuning run starts from the weights it names
+        from tfface.rundir import load_init_weights
+
+        load_init_weights(gen, cfg)
     keys = generator_inputs(cfg)
 
     def fresh(b):
@@ -67,6 +73,22 @@ def read_curve(run_dir: str) -> tuple[list[float], list[float], list[int]]:
             [int(float(r["step"])) for r in keep])
 
 
+def started_from(run_dir: str) -> tuple[str, float, int] | None:
+    """(run directory, CPU-minutes, steps) of the run a fine-tuning run started from
+    (``train.init_weights``), when that run's metrics.csv is there; None otherwise."""
+    from tfface.config import Config
+
+    init = Config.load(os.path.join(run_dir, "config.json")).train.init_weights
+    if not init:
+        return None
+    source = init if os.path.isdir(init) else os.path.dirname(init)
+    try:
+        cpu, _, steps = read_curve(source)
+    except (OSError, ValueError, KeyError):
+        return None
+    return source, cpu[-1], steps[-1]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.training_curve",
@@ -87,8 +109,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         cpu, val, steps = [0.0] + cpu, [fresh] + val, [0] + steps
         gain = [v - base for v in val]
         label = f"{os.path.basename(os.path.normpath(run))} (vs {name} {base:.2f} dB)"
+        start = "the untrained model"
+        parent = started_from(run)
+        if parent is not None:  # counted on from the run it fine-tunes
+            source, cpu0, step0 = parent
+            cpu, steps = [c + cpu0 for c in cpu], [s + step0 for s in steps]
+            start = f"{os.path.basename(os.path.normpath(source))}'s weights"
+            label += f", fine-tuned from {os.path.basename(os.path.normpath(source))}"
         series[label] = (cpu, gain)
-        print(f"\n{label}; step 0: the untrained model")
+        print(f"\n{label}; first row: {start}")
         print(f"  {'step':>6}{'CPU min':>9}{'val PSNR':>10}{'over ' + name:>16}")
         for c, v, g, s in zip(cpu, val, gain, steps):
             print(f"  {s:6d}{c:9.1f}{v:10.2f}{g:+16.2f}")
