@@ -62,6 +62,21 @@ def built_once(tmp_path_factory, name: str, build) -> str:
     return str(target)
 
 
+LONGEST_FILES_FIRST = (
+    "test_multiworker.py", "test_family_runs.py", "test_quant_modes.py", "test_cli.py",
+    "test_gan_families.py", "test_train.py", "test_android_assets.py", "test_reliability.py",
+    "test_segmenter_training.py",
+)
+"""Test files that take longest (about 50-320 s each alone, from ``--durations``), run
+first: ``-n 2 --dist loadfile`` hands each file to one worker in collection order, and a
+long file handed out last keeps one worker busy while the other waits."""
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept
+
+
 @pytest.fixture
 def tiny_cfg():
     return tiny_config()
