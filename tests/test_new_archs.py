@@ -275,3 +275,31 @@ def test_mask_scores_and_dice():
     assert float(losses.dice_loss(t, np.zeros_like(t))) == pytest.approx(1 - 1 / 5)
     _, iou_empty = mask_scores(tf.zeros((1, 4, 4, 1)), tf.zeros((1, 4, 4, 1)))
     assert float(iou_empty[0]) == 1.0
+
+
+def test_nearest_upsample_matches_keras_and_its_gradient_compiles_under_xla():
+    """unmask's ×2 upsampling: Keras' nearest resize forward, a gradient XLA compiles
+    (UpSampling2D's ResizeNearestNeighborGrad has no XLA kernel: --jit-compile failed)."""
+    from tfface.models.layers import NearestUpsample
+
+    x = tf.random.stateless_normal([2, 5, 6, 3], seed=[1, 2])
+    w = tf.random.stateless_normal([2, 10, 12, 3], seed=[3, 4])
+    ours, ref = NearestUpsample(2), keras.layers.UpSampling2D(2)
+
+    def loss_grad(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * w)
+        return y, tape.gradient(loss, x)
+
+    (y1, g1), (y2, g2) = loss_grad(ours), loss_grad(ref)
+    assert y1.shape == (2, 10, 12, 3)
+    np.testing.assert_array_equal(y1.numpy(), y2.numpy())
+    np.testing.assert_allclose(g1.numpy(), g2.numpy(), rtol=1e-5, atol=1e-5)
+    g_xla = tf.function(lambda: loss_grad(ours)[1], jit_compile=True)()
+    np.testing.assert_allclose(g_xla.numpy(), g2.numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(tf.errors.OpError, match="ResizeNearestNeighborGrad"):
+        tf.function(lambda: loss_grad(ref)[1], jit_compile=True)()
+    restored = NearestUpsample.from_config(ours.get_config())
+    assert restored.size == (2, 2) and restored.interpolation == "nearest"

@@ -217,6 +217,37 @@ class PixelShuffle(keras.layers.Layer):
         return {**super().get_config(), "block_size": self.block_size}
 
 
+@keras.utils.register_keras_serializable(package="tfface")
+class NearestUpsample(keras.layers.UpSampling2D):
+    """``UpSampling2D`` (nearest, channels-last) whose gradient XLA can compile.
+
+    The forward pass is Keras' own (TFLite: ``RESIZE_NEAREST_NEIGHBOR``, int8 and
+    XNNPACK); only the backward pass differs: TensorFlow differentiates the resize with
+    ``ResizeNearestNeighborGrad``, which has no XLA kernel, so a model with UpSampling2D
+    cannot train under ``--jit-compile``. The gradient of a nearest ×(fy, fx) upsampling
+    is the sum of each fy×fx output block, written here as an average pool times fy·fx.
+    """
+
+    def __init__(self, size=(2, 2), **kwargs):
+        kwargs.pop("interpolation", None)
+        kwargs.pop("data_format", None)
+        super().__init__(size=size, interpolation="nearest", data_format="channels_last",
+                         **kwargs)
+
+    def call(self, inputs):
+        fy, fx = self.size
+        forward = super().call
+
+        @tf.custom_gradient
+        def upsample(x):
+            def grad(dy):
+                return tf.nn.avg_pool2d(dy, (fy, fx), (fy, fx), "VALID") * float(fy * fx)
+
+            return forward(x), grad
+
+        return upsample(inputs)
+
+
 def output_head(x, head: str, name: str = "restored"):
     """The parameter-free output head of a generator: ``tanh`` or ``clip`` (ClipOutput).
 

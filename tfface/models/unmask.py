@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from tfface import keras
 from tfface.models.family import INPUT, Family
-from tfface.models.layers import BN_MOMENTUM, output_head
+from tfface.models.layers import BN_MOMENTUM, NearestUpsample, output_head
 from tfface.models.layers import activation as _activation  # `activation` names an argument
 
 STAGES = ("mask_prob", "coarse", "refined", "restored")
@@ -231,9 +231,9 @@ def _inpaint_net(x, c, base: int, dilations, activation: str, prefix: str, conv:
         return gated_conv(x, filters, kernel, name, activation=a, **kw), c
 
     def up(x, c, name):
-        x = keras.layers.UpSampling2D(2, name=name)(x)
+        x = NearestUpsample(2, name=name)(x)
         if conv == "imputed":
-            c = keras.layers.UpSampling2D(2, name=f"{name}_certainty")(c)
+            c = NearestUpsample(2, name=f"{name}_certainty")(c)
         return x, c
 
     x, c = layer(x, c, base, 5, f"{prefix}_g1")
@@ -267,7 +267,7 @@ def _seg_unet(x, filters):
             x = keras.layers.ReLU(name=f"seg_down{i}_relu{k}")(x)
         skips.append(x)
     for j, (f, skip) in enumerate(zip(reversed(filters[:-1]), reversed(skips[:-1]))):
-        x = keras.layers.UpSampling2D(2, name=f"seg_up{j}")(x)
+        x = NearestUpsample(2, name=f"seg_up{j}")(x)
         x = keras.layers.Concatenate(name=f"seg_up{j}_concat")([x, skip])
         for k in (1, 2):
             x = keras.layers.Conv2D(f, 3, padding="same", use_bias=False,
