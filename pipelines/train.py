@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import os
+import re
 import sys
 from typing import Sequence
 
@@ -189,6 +190,32 @@ def _has_gpu() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
+_OP_ERROR_NOISE = ("Graph execution error", "Detected at node", "<stack traces",
+                   "The op is created at", "File \"", "[[", "tf2xla conversion failed")
+
+
+def op_error_summary(e: tf.errors.OpError) -> str:
+    """The line of a TensorFlow runtime error that says what went wrong.
+
+    A graph error's message starts with boilerplate (``Graph execution error:``, the
+    node it was detected at, a stack of files); the cause is the first line after it.
+    A Python error raised inside the input pipeline keeps only its own message. An op
+    that XLA cannot compile gets the way out (``--jit-compile`` off).
+    """
+    text = (e.message or str(e)).strip()
+    lines = [ln.strip() for ln in text.splitlines()]
+    cause = next((ln for ln in lines if ln and not ln.startswith(_OP_ERROR_NOISE)),
+                 lines[0] if lines else type(e).__name__)
+    if "Error: " in cause:  # keep the Python error raised inside the input pipeline
+        cause = cause.split("Error: ", 1)[1]
+    cause = re.sub(r"\s*\{\{node [^}]*\}\}", "", cause).replace(" compatible with node)", ")")
+    if len(cause) > 400:
+        cause = cause[:400] + " ..."
+    if "XLA_" in text and "unsupported operations" in text:
+        cause += (" — an op of this model has no XLA kernel: train without --jit-compile")
+    return cause
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import tensorflow as tf
@@ -231,9 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except tf.errors.OpError as e:  # e.g. a data folder that became unreadable mid-run
-        first = (e.message or str(e)).strip().splitlines()[0]
-        if "Error: " in first:  # keep the Python error raised inside the input pipeline
-            first = first.split("Error: ", 1)[1]
+        first = op_error_summary(e)
         if isinstance(e, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError)) or \
                 "Collective ops is aborted" in first:
             # A multi-worker job lost a worker: only a restart of all of them continues.

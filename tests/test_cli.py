@@ -94,3 +94,31 @@ def test_tiny_run_end_to_end_in_a_subprocess(tmp_path):
     assert card["quantization"]["float_layers"] == ["hole_fill"]
     assert card["fidelity"]["psnr_db_vs_keras"] > 40
     assert (run_dir / "samples" / "epoch_0002.png").exists()
+
+
+XLA_MESSAGE = """Graph execution error:
+
+Detected at node gradient_tape/up2/resize/ResizeNearestNeighborGrad defined at (most recent call last):
+<stack traces unavailable>
+Detected unsupported operations when trying to compile graph __inference__train_step_20827[] on XLA_CPU_JIT: ResizeNearestNeighborGrad (No registered 'ResizeNearestNeighborGrad' OpKernel for XLA_CPU_JIT devices compatible with node {{node gradient_tape/up2/resize/ResizeNearestNeighborGrad}}){{node gradient_tape/up2/resize/ResizeNearestNeighborGrad}}
+The op is created at:
+File "/work/main/tfface/train/trainer.py", line 287, in _gradients
+\ttf2xla conversion failed while converting __inference__train_step_20827[]. Run with TF_DUMP_GRAPH_PREFIX=/path/to/dump/dir and --vmodule=xla_compiler=2 to obtain a dump of the compiled functions.
+\t [[StatefulPartitionedCall]] [Op:__inference_train_function_21594]"""
+
+
+@pytest.mark.parametrize("message, summary", [
+    # The cause of a graph error is below its boilerplate (the real text of an XLA failure).
+    (XLA_MESSAGE, "Detected unsupported operations when trying to compile graph "
+                  "__inference__train_step_20827[] on XLA_CPU_JIT: ResizeNearestNeighborGrad (No "
+                  "registered 'ResizeNearestNeighborGrad' OpKernel for XLA_CPU_JIT devices) — an "
+                  "op of this model has no XLA kernel: train without --jit-compile"),
+    # A Python error raised in the input pipeline keeps its own words.
+    ("Graph execution error:\n\nSourceError: faces/a.png became unreadable\n\t [[{{node PyFunc}}]]",
+     "faces/a.png became unreadable"),
+    ("plain message", "plain message"),
+])
+def test_runtime_errors_are_summarized_by_their_cause(message, summary):
+    import tensorflow as tf
+
+    assert train_cli.op_error_summary(tf.errors.InternalError(None, None, message)) == summary
