@@ -49,8 +49,10 @@ _DEFAULT_PARAMS: dict[str, Any] = {
     "activation": "elu",
     "output_head": "tanh",
     "disc_filters": [64, 128, 256, 256, 256, 256],
-    # ``gated`` (DeepFill v2, what every run before this key had) or ``imputed``
-    # (Hukkelås et al.; the unmasking paper's headline): see :func:`imputed_conv`.
+    # ``gated`` (DeepFill v2) or ``imputed`` (Hukkelås et al.; the unmasking paper's
+    # headline): see :func:`imputed_conv`. The fallback stays ``gated``, what every run
+    # before this key had; the presets choose ``imputed`` (better at the same budget with
+    # 45 % fewer parameters, see docs/architectures.md).
     "conv": "gated",
 }
 
@@ -64,14 +66,15 @@ _FACEMASKS = {"facemask": 0.6, "sunglasses": 0.2, "strokes_medium": 0.1, "eye_ba
 PRESETS: dict[str, dict[str, Any]] = {
     # Ha et al.: 256 px CelebA-HQ with MaskTheFace masks; VGG-19 perceptual term.
     "paper": {
-        "model": {"params": dict(_DEFAULT_PARAMS)},
+        "model": {"params": dict(_DEFAULT_PARAMS, conv="imputed")},
         "data": {"image_size": 256, "task": "inpaint", "occlusions": dict(_FACEMASKS)},
         "train": {**_UNMASK_TRAIN, "batch_size": 16, "epochs": 7, "content_loss": "vgg54",
                   "content_weight": 0.05},
     },
     # Minutes on a laptop CPU (no VGG19 file needed: no perceptual term).
     "demo": {
-        "model": {"params": dict(_DEFAULT_PARAMS, seg_filters=[16, 32, 64], gen_filters=16,
+        "model": {"params": dict(_DEFAULT_PARAMS, conv="imputed", seg_filters=[16, 32, 64],
+                                 gen_filters=16,
                                  dilations=[2, 4, 8], activation="relu6",
                                  output_head="clip", disc_filters=[16, 32, 64, 64])},
         "data": {"image_size": 64, "task": "inpaint", "eval_count": 64,
@@ -82,7 +85,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Seconds: tests and smoke runs; the perceptual term runs through the content path
     # with the tiny random-weight extractor.
     "tiny": {
-        "model": {"params": dict(_DEFAULT_PARAMS, seg_filters=[8, 16], gen_filters=8,
+        "model": {"params": dict(_DEFAULT_PARAMS, conv="imputed", seg_filters=[8, 16],
+                                 gen_filters=8,
                                  dilations=[2], activation="relu6", output_head="clip",
                                  disc_filters=[8, 16])},
         "data": {"image_size": 32, "task": "inpaint", "eval_count": 8,
