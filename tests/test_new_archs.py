@@ -224,8 +224,9 @@ def test_imputed_unmask_is_smaller_than_gated_and_converts_to_int8(tmp_path):
     np.testing.assert_allclose(restored[hole3], refined[hole3], atol=1e-6)
     # The 0/1 mask (CAST) and the layers that compose with it stay float, as for the gated
     # network; every imputation, certainty and feature op is int8.
-    mask_layers = ["mask_hard", "known_pixels", "certainty", "coarse_in", "refine_base",
-                   "refine_in", "restored"]
+    mask_layers = get_arch("unmask").int8_keep_float(cfg)
+    assert mask_layers == ["mask_hard", "known_pixels", "certainty", "coarse_in", "refine_base",
+                           "refine_in", "restored"]
     res = convert.convert_model(gen, cfg, QuantizationConfig.for_int8().with_selection(
         mask_layers), str(tmp_path), representative=convert.representative_inputs(cfg, 100),
         check_batch=convert.fidelity_batch(cfg, 4))

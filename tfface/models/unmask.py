@@ -333,9 +333,20 @@ def build_discriminator(cfg) -> keras.Model:
     return keras.Model([img, cond], logits, name="sn_patchgan")
 
 
+def int8_keep_float(cfg) -> list[str]:
+    """Layers a full-int8 export keeps in float: the 0/1 mask (``GREATER`` + ``CAST``)
+    and the layers that compose with it (in int8 a composite rounds the kept pixels,
+    so the output would no longer equal the input outside the mask). Every
+    convolution, imputation and certainty op stays int8."""
+    names = ["mask_hard", "known_pixels", "coarse_in", "refine_base", "refine_in", "restored"]
+    if FAMILY.params(cfg)["conv"] == "imputed":
+        names.insert(2, "certainty")
+    return names
+
+
 FAMILY = Family(
     name="unmask", task="inpaint", presets=PRESETS, default_preset="paper",
     default_params=_DEFAULT_PARAMS, build_generator=build_generator,
     build_discriminator=build_discriminator, disc_condition=INPUT, regime="unmask",
-    module=sys.modules[__name__],
+    int8_keep_float=int8_keep_float, module=sys.modules[__name__],
 )
