@@ -46,6 +46,7 @@ from tfface.config import resolve
 from tfface.models import get_arch
 from tfface.models.layers import xnnpack_int8_form
 from tfface.rundir import generator_inputs
+from pipelines.evaluate import method_names
 from tflite.harness import (
     delegate_partitions, fill_inputs, interpreter_for, op_profile, profile_by_op_type,
 )
@@ -196,12 +197,14 @@ def bench_files(paths: Sequence[str], args) -> dict[str, Any]:
     """Time existing ``.tflite`` files (e.g. a run's int8 and fp16 files) in interleaved
     rounds, XNNPACK on, on random in-range inputs (latency does not depend on them)."""
     files = {}
-    for p in paths:
+    # Two files with one name (vnet/model_int8_mixed, unmask/model_int8_mixed) get as
+    # many parent folders as tell them apart, as in pipelines.evaluate's rows.
+    for p, name in zip(paths, method_names(paths)):
         with open(p, "rb") as f:
-            files[os.path.basename(p)] = f.read()
+            files[name + ".tflite"] = f.read()
     lat = time_files(files, args.threads, args.runs, args.warmup, None)
     base = next((lat[k]["p50_ms"] for k in lat if "float" in k and "fp16" not in k), None)
-    print(f"  {'file':<26}{'size MB':>8}{'parts':>6}{'int8 ops':>10}{'p50 ms':>10}{'p90 ms':>10}"
+    print(f"  {'file':<34}{'size MB':>8}{'parts':>6}{'int8 ops':>10}{'p50 ms':>10}{'p90 ms':>10}"
           + (f"{'vs float':>10}" if base else ""))
     out: dict[str, Any] = {"files": {}}
     for k, c in files.items():
@@ -210,7 +213,7 @@ def bench_files(paths: Sequence[str], args) -> dict[str, Any]:
                "partitions": delegate_partitions(c, args.threads),
                "integer_ops": inv["integer_ops"], "compute_ops": inv["compute_ops"]}
         out["files"][k] = row
-        print(f"  {k:<26}{row['size_mb']:8.2f}{row['partitions']:6d}"
+        print(f"  {k:<34}{row['size_mb']:8.2f}{row['partitions']:6d}"
               f"{inv['integer_ops']:>6}/{inv['compute_ops']:<3}{row['p50_ms']:10.2f}"
               f"{row['p90_ms']:10.2f}" + (f"{base / row['p50_ms']:9.2f}x" if base else ""))
     return out
