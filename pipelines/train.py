@@ -51,8 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="vnet", choices=sorted(ARCHS),
                    help="architecture family (default: vnet)")
     p.add_argument("--preset", default=None,
-                   help="size preset of the family: paper (default), demo or tiny "
-                   "(srgan also: face, 64 px from 32 px)")
+                   help="size preset of the family: paper (default), demo or tiny; "
+                   "vnet, pix2pix, wgan_gl and srgan also mobile (128 px, the CPU recipes "
+                   "of the shipped files and of the comparison in docs/architectures.md); "
+                   "srgan also face (64 px from 32 px)")
     src = p.add_argument_group("data (default: the built-in synthetic faces)")
     src.add_argument("--data-dir", metavar="DIR",
                      help="train on a folder of face photos (jpg/png/webp/bmp, searched "

@@ -214,17 +214,22 @@ def test_hole_fill_pyramid_reaches_the_middle_of_a_large_hole():
         HoleFill(method="telea")
 
 
-def test_vnet_prefill_variant_starts_at_the_fill_and_trains_everywhere(tmp_path):
+@pytest.mark.parametrize("arch", ["vnet", "pix2pix", "wgan_gl"])
+def test_prefill_variant_starts_at_the_fill_and_trains_everywhere(arch, tmp_path):
     from tfface import keras
     from tfface.models.layers import HoleFill
 
     params = {"mask_input": True, "prefill": True}
-    cfg = resolve("vnet", "tiny", {"model": {"params": params}})
-    gen = get_arch("vnet").build_generator(cfg)
+    cfg = resolve(arch, "tiny", {"model": {"params": params}})
+    family = get_arch(arch)
+    gen = family.build_generator(cfg)
+    assert [i.name for i in gen.inputs] == ["occluded", "mask"]
     image = _tiny_inputs(cfg)
-    mask = tf.cast(tf.random.stateless_uniform((2, 64, 64, 1), seed=(3, 4)) > 0.8, tf.float32)
+    size = cfg.data.image_size
+    mask = tf.cast(tf.random.stateless_uniform((2, size, size, 1), seed=(3, 4)) > 0.8, tf.float32)
     x = [image * (1 - mask), mask]
-    base = HoleFill()(x).numpy()
+    base = HoleFill(family.params(cfg)["prefill_iterations"],
+                    method=family.params(cfg)["prefill_method"])(x).numpy()
     with tf.GradientTape() as tape:
         y = gen(x, training=True)
         loss = tf.reduce_mean(tf.abs(y - 0.3))
@@ -234,12 +239,13 @@ def test_vnet_prefill_variant_starts_at_the_fill_and_trains_everywhere(tmp_path)
     assert not missing, missing
     # Residual initialised near zero: the untrained model is the classical fill.
     assert np.abs(gen(x).numpy() - np.clip(base, -1, 1)).max() < 0.05
+    # ... which its int8 export keeps in float (tflite.convert's hint names it).
+    assert family.int8_keep_float(cfg) == ["hole_fill"]
     gen.save(str(tmp_path / "g.keras"))
     loaded = keras.models.load_model(str(tmp_path / "g.keras"), safe_mode=True)
     np.testing.assert_array_equal(gen(x).numpy(), loaded(x).numpy())
     with pytest.raises(ValueError, match="needs mask_input"):
-        get_arch("vnet").build_generator(
-            resolve("vnet", "tiny", {"model": {"params": {"prefill": True}}}))
+        family.build_generator(resolve(arch, "tiny", {"model": {"params": {"prefill": True}}}))
 
 
 def test_srgan_upsample_skip_starts_at_the_interpolated_face():

@@ -21,6 +21,19 @@ TASKS = ("inpaint", "sr")
 INPUT = "input"
 """``disc_condition`` value: the discriminator judges (image, first generator input) pairs."""
 
+MOBILE_INPUT: dict[str, Any] = {"mask_input": True, "prefill": True, "prefill_method": "pyramid",
+                                "prefill_iterations": 8, "prefill_levels": 4}
+"""Generator input options of the ``mobile`` inpainting presets: the mask as a second input
+and a residual over the classical coarse-to-fine ``HoleFill`` (the shipped V-Net's recipe)."""
+
+MOBILE_DATA: dict[str, Any] = {
+    "image_size": 128, "task": "inpaint", "eval_count": 100, "face_framing": "template",
+    "occlusions": {"celeba_c": 0.6, "boxes": 0.4},
+    "eval_occlusions": {"celeba_c": 1.0, "boxes": 1.0},
+}
+"""Data of the pix2pix and wgan_gl ``mobile`` presets: 128 px aligned faces with the CelebA-C
+pattern and boxes, the occlusions their acceptance targets name."""
+
 
 def merged_params(defaults: Mapping[str, Any], cfg) -> dict[str, Any]:
     """A family's builder arguments: its defaults updated with ``cfg.model.params``."""

@@ -137,6 +137,57 @@ class HoleFill(keras.layers.Layer):
                     levels=self.levels)
 
 
+MASK_INPUT_PARAMS: dict = {
+    "mask_input": False,
+    "prefill": False,
+    "prefill_iterations": 8,
+    "prefill_method": "pyramid",
+    "prefill_levels": 4,
+}
+"""The inpainting generators' shared input options (defaults of pix2pix and wgan_gl; the
+V-Net has its own defaults): ``mask_input`` adds the hole mask as a second input
+(joined to the image as a fourth channel), ``prefill`` starts from the classical
+:class:`HoleFill` of the hole and makes the network predict a residual on top of it."""
+
+
+def inpaint_inputs(size: int, p: dict, prefix: str):
+    """The inputs of an inpainting generator under the options of :data:`MASK_INPUT_PARAMS`.
+
+    Returns ``(inputs, x, base)``: the Keras inputs (``occluded`` and, with
+    ``mask_input``, ``mask``), the tensor the network starts from (the image, or the
+    fill joined with the mask) and the classical fill the output adds to (``None``
+    without ``prefill``).
+    """
+    image = keras.Input((size, size, 3), name="occluded")
+    inputs, x, base = [image], image, None
+    if p["prefill"] and not p["mask_input"]:
+        raise ValueError(f"{prefix} prefill=True needs mask_input=True (the fill needs the mask)")
+    if p["mask_input"]:
+        mask = keras.Input((size, size, 1), name="mask")
+        inputs.append(mask)
+        if p["prefill"]:
+            base = HoleFill(p["prefill_iterations"], method=p["prefill_method"],
+                            levels=p["prefill_levels"], name="hole_fill")([image, mask])
+            x = base
+        x = keras.layers.Concatenate(name=f"{prefix}_in_concat")([x, mask])
+    return inputs, x, base
+
+
+def small_init() -> keras.initializers.Initializer:
+    """Initializer of a residual output layer: near zero (not zero: every weight gets a
+    gradient from the first step), so training begins at the classical fill's quality
+    instead of at noise."""
+    return keras.initializers.RandomNormal(stddev=1e-3)
+
+
+def prefill_keep_float(p: dict) -> list[str]:
+    """Layers a full-int8 export keeps in float for a generator with ``p``: the
+    parameter-free ``hole_fill`` (its diffusion steps lose too much in int8; see the
+    shipped V-Net's figures in android_demo_assets/README.md). Every convolution stays
+    int8."""
+    return ["hole_fill"] if p.get("prefill") else []
+
+
 def _keys_cubic(d: np.ndarray, a: float = -0.5) -> np.ndarray:
     d = np.abs(d)
     return np.where(d <= 1, (a + 2) * d**3 - (a + 3) * d**2 + 1,

@@ -116,6 +116,15 @@ VNET_ACTIVATIONS = ("ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "GELU", "Snake
 ``layer_utils`` namespace): Keras layers and its own GELU/Snake, plus the project's
 bounded ReLU6. Nothing else ever reaches it."""
 
+MASK_INPUT_SPECS: dict[str, Spec] = {
+    "mask_input": Bool(),
+    "prefill": Bool(),
+    "prefill_iterations": Int(0, 500),
+    "prefill_method": Choice("windows", "pyramid"),
+    "prefill_levels": Int(1, 8),
+}
+"""The inpainting generators' shared input options (tfface.models.layers.MASK_INPUT_PARAMS)."""
+
 SPECS: dict[str, dict[str, Spec]] = {
     "vnet": {
         "filter_num": Ints(1, MAX_FILTERS, 2, 8),
@@ -123,11 +132,7 @@ SPECS: dict[str, dict[str, Spec]] = {
         "res_num_max": Int(1, 8),
         "activation": Choice(*VNET_ACTIVATIONS),
         "batch_norm": Bool(),
-        "mask_input": Bool(),
-        "prefill": Bool(),
-        "prefill_iterations": Int(0, 500),
-        "prefill_method": Choice("windows", "pyramid"),
-        "prefill_levels": Int(1, 8),
+        **MASK_INPUT_SPECS,
         "output_head": HEADS,
         "disc_filters": Ints(1, MAX_FILTERS, 1, 8),
     },
@@ -139,6 +144,7 @@ SPECS: dict[str, dict[str, Spec]] = {
         "dropout_blocks": Int(0, 12),
         "output_head": HEADS,
         "disc_filters": Ints(1, MAX_FILTERS, 1, 8),
+        **MASK_INPUT_SPECS,
     },
     "srgan": {
         "n_blocks": Int(0, 64),
@@ -158,6 +164,7 @@ SPECS: dict[str, dict[str, Spec]] = {
         "critic_filters": Ints(1, MAX_FILTERS, 1, 8),
         "local_critic_filters": Ints(1, MAX_FILTERS, 1, 8),
         "local_size": Int(8, 4096, null=True),
+        **MASK_INPUT_SPECS,
     },
     "unmask": {
         "seg_filters": Ints(1, MAX_FILTERS, 1, 8),

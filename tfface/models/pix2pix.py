@@ -25,8 +25,9 @@ from typing import Any
 
 from tfface import keras
 from tfface.models.discriminators import conv_discriminator
-from tfface.models.family import INPUT, Family
-from tfface.models.layers import output_head
+from tfface.models.family import INPUT, MOBILE_DATA, MOBILE_INPUT, Family
+from tfface.models.layers import (MASK_INPUT_PARAMS, inpaint_inputs, output_head,
+                                  prefill_keep_float, small_init)
 
 _DEFAULT_PARAMS: dict[str, Any] = {
     "base_filters": 64,
@@ -36,6 +37,7 @@ _DEFAULT_PARAMS: dict[str, Any] = {
     "dropout_blocks": 3,
     "output_head": "tanh",
     "disc_filters": [64, 128, 256, 512],
+    **MASK_INPUT_PARAMS,
 }
 
 _PIX2PIX_TRAIN = {
@@ -57,6 +59,18 @@ PRESETS: dict[str, dict[str, Any]] = {
                                  output_head="clip", disc_filters=[16, 32, 64])},
         "data": {"image_size": 64, "task": "inpaint", "eval_count": 64},
         "train": {**_PIX2PIX_TRAIN, "batch_size": 16, "epochs": 6, "steps_per_epoch": 150,
+                  "save_every_steps": 150},
+    },
+    # The inpainting recipe of the shipped V-Net at 128 px (the mask as a second input,
+    # a residual over the classical HoleFill) under pix2pix's U-Net, PatchGAN and
+    # BCE + 100·L1 loss: docs/architectures.md compares the families with it at one
+    # budget (pixel-loss twin: --set train.adv_weight=0).
+    "mobile": {
+        "model": {"params": dict(_DEFAULT_PARAMS, **MOBILE_INPUT, base_filters=16,
+                                 max_filters=128, output_head="clip",
+                                 disc_filters=[16, 32, 64])},
+        "data": dict(MOBILE_DATA),
+        "train": {**_PIX2PIX_TRAIN, "batch_size": 16, "epochs": 10, "steps_per_epoch": 150,
                   "save_every_steps": 150},
     },
     # Seconds: tests and smoke runs.
@@ -102,8 +116,7 @@ def build_generator(cfg) -> keras.Model:
     size = cfg.data.image_size
     depth = unet_depth(size, p["depth"])
     filters = [min(p["base_filters"] * 2 ** i, p["max_filters"]) for i in range(depth)]
-    image = keras.Input((size, size, 3), name="occluded")
-    x = image
+    inputs, x, base = inpaint_inputs(size, p, "pix2pix")
     skips = []
     for i, f in enumerate(filters):
         norm = 0 < i < depth - 1
@@ -122,9 +135,18 @@ def build_generator(cfg) -> keras.Model:
             x = keras.layers.Dropout(p["dropout"], name=f"up{j}_dropout")(x)
         x = keras.layers.ReLU(name=f"up{j}_relu")(x)
         x = keras.layers.Concatenate(name=f"up{j}_concat")([x, skip])
-    x = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", kernel_initializer=_init(),
+    x = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same",
+                                     kernel_initializer=_init() if base is None else small_init(),
                                      name="output_deconv")(x)
-    return keras.Model(image, output_head(x, p["output_head"]), name="pix2pix")
+    if base is not None:  # a residual over the classical fill
+        x = keras.layers.Add(name="pix2pix_residual")([base, x])
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], output_head(x, p["output_head"]),
+                       name="pix2pix")
+
+
+def int8_keep_float(cfg) -> list[str]:
+    """Layers a full-int8 export of ``cfg``'s generator keeps in float (the classical fill)."""
+    return prefill_keep_float(FAMILY.params(cfg))
 
 
 def build_discriminator(cfg) -> keras.Model:
@@ -138,5 +160,6 @@ FAMILY = Family(
     name="pix2pix", task="inpaint", presets=PRESETS, default_preset="paper",
     default_params=_DEFAULT_PARAMS, build_generator=build_generator,
     build_discriminator=build_discriminator, disc_condition=INPUT,
-    downsampling_factor=downsampling_factor, module=sys.modules[__name__],
+    downsampling_factor=downsampling_factor, int8_keep_float=int8_keep_float,
+    module=sys.modules[__name__],
 )

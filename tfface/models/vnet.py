@@ -31,7 +31,7 @@ from keras_unet_collection.layer_utils import CONV_output
 from tfface import keras
 from tfface.models.discriminators import conv_discriminator
 from tfface.models.family import Family
-from tfface.models.layers import ClipOutput, HoleFill, ReLU6
+from tfface.models.layers import ClipOutput, ReLU6, inpaint_inputs, prefill_keep_float, small_init
 
 # keras-unet-collection resolves activation names with eval() in its layer_utils
 # namespace; make the bounded activation available there by name.
@@ -132,10 +132,8 @@ def downsampling_factor(cfg) -> int:
 
 
 def int8_keep_float(cfg) -> list[str]:
-    """Layers a full-int8 export of ``cfg``'s generator keeps in float: the parameter-free
-    ``hole_fill`` (its 30 diffusion steps lose too much in int8; see the shipped
-    model's figures in android_demo_assets/README.md). Every convolution stays int8."""
-    return ["hole_fill"] if FAMILY.params(cfg)["prefill"] else []
+    """Layers a full-int8 export of ``cfg``'s generator keeps in float (the classical fill)."""
+    return prefill_keep_float(FAMILY.params(cfg))
 
 
 def build_generator(cfg) -> keras.Model:
@@ -148,20 +146,7 @@ def build_generator(cfg) -> keras.Model:
             f"V-Net with {depth} levels needs image_size divisible by {2 ** (depth - 1)}, "
             f"got {size}"
         )
-    image = keras.Input((size, size, 3), name="occluded")
-    inputs = [image]
-    x = image
-    base = None
-    if p["prefill"] and not p["mask_input"]:
-        raise ValueError("V-Net prefill=True needs mask_input=True (the fill needs the mask)")
-    if p["mask_input"]:
-        mask = keras.Input((size, size, 1), name="mask")
-        inputs.append(mask)
-        if p["prefill"]:
-            base = HoleFill(p["prefill_iterations"], method=p["prefill_method"],
-                            levels=p["prefill_levels"], name="hole_fill")([image, mask])
-            x = base
-        x = keras.layers.Concatenate(name="vnet_in_concat")([x, mask])
+    inputs, x, base = inpaint_inputs(size, p, "vnet")
     x = vnet_2d_base(
         x,
         p["filter_num"],
@@ -176,13 +161,9 @@ def build_generator(cfg) -> keras.Model:
     if base is None:
         x = CONV_output(x, 3, kernel_size=1, activation=None, name="vnet_output")
     else:
-        # Residual over the classical fill, started near zero (small, not zero, init:
-        # every weight gets a gradient from the first step) so training begins at
-        # the fill's quality instead of at noise.
-        delta = keras.layers.Conv2D(
-            3, 1, kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3),
-            name="vnet_output_conv",
-        )(x)
+        # Residual over the classical fill, started near zero.
+        delta = keras.layers.Conv2D(3, 1, kernel_initializer=small_init(),
+                                    name="vnet_output_conv")(x)
         x = keras.layers.Add(name="vnet_residual")([base, delta])
     if p["output_head"] == "tanh":
         out = keras.layers.Activation("tanh", name="restored")(x)
@@ -190,7 +171,7 @@ def build_generator(cfg) -> keras.Model:
         out = ClipOutput(name="restored")(x)
     else:
         raise ValueError(f"output_head must be 'clip' or 'tanh', got '{p['output_head']}'")
-    return keras.Model(inputs if len(inputs) > 1 else image, out, name="vnet")
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], out, name="vnet")
 
 
 def build_discriminator(cfg) -> keras.Model:

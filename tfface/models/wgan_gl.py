@@ -33,8 +33,9 @@ from typing import Any
 import tensorflow as tf
 
 from tfface import keras
-from tfface.models.family import Family
-from tfface.models.layers import BN_MOMENTUM, activation, output_head
+from tfface.models.family import MOBILE_DATA, MOBILE_INPUT, Family
+from tfface.models.layers import (BN_MOMENTUM, MASK_INPUT_PARAMS, activation, inpaint_inputs,
+                                  output_head, prefill_keep_float, small_init)
 
 _DEFAULT_PARAMS: dict[str, Any] = {
     "filters": [64, 128, 256, 512],
@@ -45,6 +46,7 @@ _DEFAULT_PARAMS: dict[str, Any] = {
     "critic_filters": [64, 128, 256, 512],
     "local_critic_filters": [64, 128, 256],
     "local_size": None,  # None: half the image side
+    **MASK_INPUT_PARAMS,
 }
 
 _WGAN_TRAIN = {
@@ -66,6 +68,18 @@ PRESETS: dict[str, dict[str, Any]] = {
                                  critic_filters=[16, 32, 64], local_critic_filters=[16, 32])},
         "data": {"image_size": 64, "task": "inpaint", "eval_count": 64},
         "train": {**_WGAN_TRAIN, "batch_size": 16, "epochs": 6, "steps_per_epoch": 150,
+                  "n_critic": 2, "save_every_steps": 150},
+    },
+    # The inpainting recipe of the shipped V-Net at 128 px (the mask as a second input,
+    # a residual over the classical HoleFill) under the Liu et al. generator and the two
+    # critics: docs/architectures.md compares the families with it at one budget
+    # (pixel-loss twin: --set train.adv_weight=0).
+    "mobile": {
+        "model": {"params": dict(_DEFAULT_PARAMS, **MOBILE_INPUT, filters=[16, 32, 64, 128],
+                                 decoder_activation="relu6", output_head="clip",
+                                 critic_filters=[16, 32, 64], local_critic_filters=[16, 32])},
+        "data": dict(MOBILE_DATA),
+        "train": {**_WGAN_TRAIN, "batch_size": 16, "epochs": 10, "steps_per_epoch": 150,
                   "n_critic": 2, "save_every_steps": 150},
     },
     # Seconds: tests and smoke runs.
@@ -98,8 +112,7 @@ def build_generator(cfg) -> keras.Model:
     if len(filters) < 2 or size % (2 ** len(filters)):
         raise ValueError(f"the wgan_gl generator with {len(filters)} levels needs image_size "
                          f"divisible by {2 ** len(filters)}, got {size}")
-    image = keras.Input((size, size, 3), name="occluded")
-    x = image
+    inputs, x, base = inpaint_inputs(size, p, "wgan_gl")
     skips = []
     for i, f in enumerate(filters):
         norm = p["batch_norm"] and i > 0
@@ -127,8 +140,18 @@ def build_generator(cfg) -> keras.Model:
         x = activation(p["decoder_activation"], f"dec{j}_act", ("relu", "relu6"),
                        "decoder_activation")(x)
     x = keras.layers.Concatenate(name="out_skip")([x, skips[0]])
-    x = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", name="output_deconv")(x)
-    return keras.Model(image, output_head(x, p["output_head"]), name="wgan_gl")
+    x = keras.layers.Conv2DTranspose(
+        3, 4, strides=2, padding="same", name="output_deconv",
+        kernel_initializer="glorot_uniform" if base is None else small_init())(x)
+    if base is not None:  # a residual over the classical fill
+        x = keras.layers.Add(name="wgan_gl_residual")([base, x])
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], output_head(x, p["output_head"]),
+                       name="wgan_gl")
+
+
+def int8_keep_float(cfg) -> list[str]:
+    """Layers a full-int8 export of ``cfg``'s generator keeps in float (the classical fill)."""
+    return prefill_keep_float(FAMILY.params(cfg))
 
 
 @keras.utils.register_keras_serializable(package="tfface")
@@ -215,5 +238,5 @@ FAMILY = Family(
     name="wgan_gl", task="inpaint", presets=PRESETS, default_preset="paper",
     default_params=_DEFAULT_PARAMS, build_generator=build_generator,
     build_discriminator=build_discriminator, disc_condition="mask", regime="wgan_gp",
-    module=sys.modules[__name__],
+    int8_keep_float=int8_keep_float, module=sys.modules[__name__],
 )
