@@ -225,18 +225,23 @@ def method_names(files: Sequence[str], taken: Collection[str] = ()) -> list[str]
 def _write_figures(out_dir: str, flat: dict[str, np.ndarray], rows: dict[str, list],
                    summaries: dict[str, dict], restorers: dict[str, Any], sr: bool) -> list[str]:
     """Worst, median and best restorations of the Keras model (by PSNR) next to the
-    baselines, and one bar chart per metric; returns the PNG names."""
+    baselines and every scored .tflite file, and one bar chart per metric; returns the
+    PNG names."""
     order = np.argsort([r["psnr"] for r in rows["keras"]])
     pick = [order[0], order[len(order) // 2], order[-1]]
     sel = {k: v[pick] for k, v in flat.items()}
     keras_fn = restorers["keras"]
     if sr:
-        columns = {"input": sel["lr"], "bicubic": bicubic(sel), "keras": keras_fn(sel),
-                   "target": sel["clean"]}
+        columns = {"input": sel["lr"], "bicubic": bicubic(sel), "keras": keras_fn(sel)}
     else:
         columns = {"damaged": sel["occluded"], "keras": keras_fn(sel),
                    "composited": restorers["keras_composited"](sel),
-                   "opencv_ns": opencv_inpaint("ns")(sel), "target": sel["clean"]}
+                   "opencv_ns": opencv_inpaint("ns")(sel)}
+    # Every scored .tflite file too: its artefacts (int8 banding, a GAN's texture) are
+    # easier to see than to read from the table.
+    columns.update({k: fn(sel) for k, fn in restorers.items() if k not in columns
+                    and not k.startswith("keras")})
+    columns["target"] = sel["clean"]
     image_grid(columns, os.path.join(out_dir, "worst_median_best.png"))
     figures = ["worst_median_best.png"]
     shown = SR_METRICS_SHOWN if sr else METRICS_SHOWN

@@ -120,7 +120,9 @@ def test_evaluate_sr_run_per_scale_and_degradation(trained_tiny_sr_run, tiny_sr_
     assert "## By scale" in md and "## By degradation" in md and "psnr_y" in md
     assert "| bicubic |" in md and "4 pixels cropped" in md
     grid = cv2.imread(str(out / "worst_median_best.png"))
-    assert grid.shape[1] == 4 * 128  # input | bicubic | keras | target
+    # input | bicubic | keras | both files | target; the files' folder/name headers
+    # take two lines
+    assert grid.shape[1] == 6 * 128 and grid.shape[0] == 44 + 3 * 128
     for png in ("bar_psnr.png", "bar_psnr_y.png", "bar_ssim_y.png"):
         assert os.path.getsize(out / png) > 1000
 

@@ -10,8 +10,16 @@ import numpy as np
 from tfface.imageio import to_uint8, write_image
 
 
+def _header_lines(name: str, lines: int) -> list[str]:
+    if lines == 1 or "/" not in name:
+        return [name]
+    head, _, tail = name.rpartition("/")
+    return [head + "/", tail]
+
+
 def image_grid(columns: Mapping[str, np.ndarray], path: str, min_cell: int = 128) -> str:
-    """Write a PNG grid: one column per named batch ([-1, 1], same N), a labelled header.
+    """Write a PNG grid: one column per named batch ([-1, 1], same N), a labelled header
+    (a long ``folder/file`` name, e.g. a .tflite file's method name, on two lines).
 
     Small images are enlarged (nearest) to at least ``min_cell`` pixels; a column with
     fewer pixels than the others (a low-resolution input) is enlarged to match.
@@ -21,6 +29,7 @@ def image_grid(columns: Mapping[str, np.ndarray], path: str, min_cell: int = 128
     size = max(v.shape[1] for v in columns.values())
     k = max(1, -(-min_cell // size))
     cell = size * k
+    lines = 2 if any(len(n) > cell // 8 and "/" in n for n in columns) else 1
     cols = []
     for name, batch in columns.items():
         imgs = to_uint8(batch)
@@ -28,9 +37,10 @@ def image_grid(columns: Mapping[str, np.ndarray], path: str, min_cell: int = 128
             imgs = np.repeat(imgs, 3, axis=-1)
         reps = cell // imgs.shape[1]
         imgs = np.repeat(np.repeat(imgs, reps, axis=1), reps, axis=2)
-        header = np.full((22, cell, 3), 255, np.uint8)
-        cv2.putText(header, name[: max(4, cell // 8)], (3, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    (0, 0, 0), 1, cv2.LINE_AA)
+        header = np.full((22 * lines, cell, 3), 255, np.uint8)
+        for i, text in enumerate(_header_lines(name, lines)):
+            cv2.putText(header, text[: max(4, cell // 8)], (3, 16 + 22 * i),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
         cols.append(np.concatenate([header, *imgs], axis=0))
     write_image(path, np.concatenate(cols, axis=1))
     return path
