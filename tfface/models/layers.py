@@ -180,12 +180,20 @@ def small_init() -> keras.initializers.Initializer:
     return keras.initializers.RandomNormal(stddev=1e-3)
 
 
-def prefill_keep_float(p: dict) -> list[str]:
-    """Layers a full-int8 export keeps in float for a generator with ``p``: the
-    parameter-free ``hole_fill`` (its diffusion steps lose too much in int8; see the
-    shipped V-Net's figures in android_demo_assets/README.md). Every convolution stays
-    int8."""
-    return ["hole_fill"] if p.get("prefill") else []
+def prefill_keep_float(cfg) -> list[str]:
+    """Layers a full-int8 export of ``cfg``'s inpainting generator keeps in float: the
+    parameter-free ``hole_fill`` of a ``prefill`` model (its diffusion steps lose too much
+    in int8; see the shipped V-Net's figures in android_demo_assets/README.md). Every
+    convolution stays int8. (``prefill`` defaults to off in every family.)"""
+    return ["hole_fill"] if cfg.model.params.get("prefill") else []
+
+
+def inpaint_model(inputs, x, base, head: str, name: str) -> keras.Model:
+    """The generator from its inputs and last 3-channel tensor ``x``: added to the
+    classical fill ``base`` when there is one (a residual), then the output head."""
+    if base is not None:
+        x = keras.layers.Add(name=f"{name}_residual")([base, x])
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], output_head(x, head), name=name)
 
 
 def _keys_cubic(d: np.ndarray, a: float = -0.5) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import Any
 from tfface import keras
 from tfface.models.discriminators import conv_discriminator
 from tfface.models.family import INPUT, MOBILE_DATA, MOBILE_INPUT, Family
-from tfface.models.layers import (MASK_INPUT_PARAMS, inpaint_inputs, output_head,
+from tfface.models.layers import (MASK_INPUT_PARAMS, inpaint_inputs, inpaint_model,
                                   prefill_keep_float, small_init)
 
 _DEFAULT_PARAMS: dict[str, Any] = {
@@ -138,15 +138,7 @@ def build_generator(cfg) -> keras.Model:
     x = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same",
                                      kernel_initializer=_init() if base is None else small_init(),
                                      name="output_deconv")(x)
-    if base is not None:  # a residual over the classical fill
-        x = keras.layers.Add(name="pix2pix_residual")([base, x])
-    return keras.Model(inputs if len(inputs) > 1 else inputs[0], output_head(x, p["output_head"]),
-                       name="pix2pix")
-
-
-def int8_keep_float(cfg) -> list[str]:
-    """Layers a full-int8 export of ``cfg``'s generator keeps in float (the classical fill)."""
-    return prefill_keep_float(FAMILY.params(cfg))
+    return inpaint_model(inputs, x, base, p["output_head"], "pix2pix")
 
 
 def build_discriminator(cfg) -> keras.Model:
@@ -160,6 +152,6 @@ FAMILY = Family(
     name="pix2pix", task="inpaint", presets=PRESETS, default_preset="paper",
     default_params=_DEFAULT_PARAMS, build_generator=build_generator,
     build_discriminator=build_discriminator, disc_condition=INPUT,
-    downsampling_factor=downsampling_factor, int8_keep_float=int8_keep_float,
+    downsampling_factor=downsampling_factor, int8_keep_float=prefill_keep_float,
     module=sys.modules[__name__],
 )

@@ -131,11 +131,6 @@ def downsampling_factor(cfg) -> int:
     return 2 ** (len(FAMILY.params(cfg)["filter_num"]) - 1)
 
 
-def int8_keep_float(cfg) -> list[str]:
-    """Layers a full-int8 export of ``cfg``'s generator keeps in float (the classical fill)."""
-    return prefill_keep_float(FAMILY.params(cfg))
-
-
 def build_generator(cfg) -> keras.Model:
     """The V-Net generator: occluded face in [-1, 1] → restored face in [-1, 1]."""
     p = FAMILY.params(cfg)
@@ -184,5 +179,5 @@ FAMILY = Family(
     name="vnet", task="inpaint", presets=PRESETS, default_preset="paper",
     default_params=_DEFAULT_PARAMS, build_generator=build_generator,
     build_discriminator=build_discriminator, downsampling_factor=downsampling_factor,
-    int8_keep_float=int8_keep_float, module=sys.modules[__name__],
+    int8_keep_float=prefill_keep_float, module=sys.modules[__name__],
 )

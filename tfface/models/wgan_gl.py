@@ -35,7 +35,7 @@ import tensorflow as tf
 from tfface import keras
 from tfface.models.family import MOBILE_DATA, MOBILE_INPUT, Family
 from tfface.models.layers import (BN_MOMENTUM, MASK_INPUT_PARAMS, activation, inpaint_inputs,
-                                  output_head, prefill_keep_float, small_init)
+                                  inpaint_model, prefill_keep_float, small_init)
 
 _DEFAULT_PARAMS: dict[str, Any] = {
     "filters": [64, 128, 256, 512],
@@ -143,15 +143,7 @@ def build_generator(cfg) -> keras.Model:
     x = keras.layers.Conv2DTranspose(
         3, 4, strides=2, padding="same", name="output_deconv",
         kernel_initializer="glorot_uniform" if base is None else small_init())(x)
-    if base is not None:  # a residual over the classical fill
-        x = keras.layers.Add(name="wgan_gl_residual")([base, x])
-    return keras.Model(inputs if len(inputs) > 1 else inputs[0], output_head(x, p["output_head"]),
-                       name="wgan_gl")
-
-
-def int8_keep_float(cfg) -> list[str]:
-    """Layers a full-int8 export of ``cfg``'s generator keeps in float (the classical fill)."""
-    return prefill_keep_float(FAMILY.params(cfg))
+    return inpaint_model(inputs, x, base, p["output_head"], "wgan_gl")
 
 
 @keras.utils.register_keras_serializable(package="tfface")
@@ -238,5 +230,5 @@ FAMILY = Family(
     name="wgan_gl", task="inpaint", presets=PRESETS, default_preset="paper",
     default_params=_DEFAULT_PARAMS, build_generator=build_generator,
     build_discriminator=build_discriminator, disc_condition="mask", regime="wgan_gp",
-    int8_keep_float=int8_keep_float, module=sys.modules[__name__],
+    int8_keep_float=prefill_keep_float, module=sys.modules[__name__],
 )
