@@ -248,6 +248,41 @@ def test_prefill_variant_starts_at_the_fill_and_trains_everywhere(arch, tmp_path
         family.build_generator(resolve(arch, "tiny", {"model": {"params": {"prefill": True}}}))
 
 
+@pytest.mark.parametrize("arch", ["vnet", "pix2pix"])
+def test_keep_known_file_returns_the_input_outside_the_hole_bit_for_bit(arch, tmp_path):
+    from tfface.lite import LiteRunner
+    from tflite import convert
+    from tflite.quantize import QuantizationConfig
+
+    params = {"mask_input": True, "prefill": True}
+    cfg = resolve(arch, "tiny", {"model": {"params": params}})
+    cfg_kk = resolve(arch, "tiny", {"model": {"params": {**params, "keep_known": True}}})
+    family = get_arch(arch)
+    gen, gen_kk = family.build_generator(cfg), family.build_generator(cfg_kk)
+    # Parameter-free: the weights of a model trained without it fit it as they are.
+    gen_kk.set_weights(gen.get_weights())
+    assert gen_kk.layers[-1].name == gen.layers[-1].name == "restored"  # the signature key
+    assert family.int8_keep_float(cfg_kk) == ["hole_fill", "restored"]
+    batch = convert.fidelity_batch(cfg, 4)
+    keep = np.repeat(batch["mask"] < 0.5, 3, axis=-1)
+    assert 0.2 < keep.mean() < 0.995  # the batch has holes and kept pixels
+    rep = convert.representative_inputs(cfg, 100)
+    outside = {}
+    for name, c, g in (("plain", cfg, gen), ("keep_known", cfg_kk, gen_kk)):
+        qcfg = QuantizationConfig.for_int8().with_selection(family.int8_keep_float(c))
+        res = convert.convert_model(g, c, qcfg, str(tmp_path / name), representative=rep,
+                                    check_batch=batch)
+        got = LiteRunner(open(res.path, "rb").read()).run_named(batch)
+        outside[name] = np.abs(got - batch["occluded"])[keep].max()
+        inside = np.abs(got - g.predict([batch["occluded"], batch["mask"]], verbose=0))[~keep]
+        assert inside.max() < 0.1  # the hole is still the int8 network's output
+    # Plain int8 rounds the kept pixels to the output's int8 steps; keep_known does not.
+    assert outside["plain"] > 1e-3
+    assert outside["keep_known"] < 1e-6
+    with pytest.raises(ValueError, match="keep_known=True needs mask_input"):
+        family.build_generator(resolve(arch, "tiny", {"model": {"params": {"keep_known": True}}}))
+
+
 def test_srgan_upsample_skip_starts_at_the_interpolated_face():
     cfg = resolve("srgan", "tiny", {"model": {"params": {"upsample_skip": "bilinear"}}})
     gen = get_arch("srgan").build_generator(cfg)

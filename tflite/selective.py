@@ -65,7 +65,9 @@ def _components(tensor_name: str) -> set[str]:
 
 def _tail_chain(model: keras.Model, matched: set[str]) -> list[str]:
     """The output layer and the single-input chain before it that has no op of its own
-    in the file (fused into the op writing the output)."""
+    in the file (fused into the op writing the output). An output layer with ops of
+    its own (e.g. a composite: SUB and MUL under its name, then the ADD that writes
+    the output under the signature's name) owns the output op too."""
     # The graph is read from the model's config: a layer shared with another model
     # (e.g. after strip_pruning) also has inbound nodes from that model.
     config = model.get_config()
@@ -74,9 +76,11 @@ def _tail_chain(model: keras.Model, matched: set[str]) -> list[str]:
     kinds = {lc["name"]: lc["class_name"] for lc in config["layers"]}
     chain = []
     name = config["output_layers"][0][0]
-    while name not in matched and kinds.get(name) != "InputLayer":
+    while kinds.get(name) != "InputLayer":
+        if name in matched and chain:
+            break  # a layer before the output with ops of its own: not fused into it
         chain.append(name)
-        if len(inbound.get(name, [])) != 1:
+        if name in matched or len(inbound.get(name, [])) != 1:
             break
         name = inbound[name][0]
     return chain
@@ -102,7 +106,7 @@ def layer_tensors(model: keras.Model, content: bytes) -> dict[str, list[str]]:
                 if t in graph_outputs and not (names & _components(t))]
     if tail_ops:
         for layer in _tail_chain(model, set(found)):
-            found[layer] = list(tail_ops)
+            found[layer] = found.get(layer, []) + list(tail_ops)
     order = [layer.name for layer in model.layers]
     return {k: found[k] for k in sorted(found, key=order.index)}
 

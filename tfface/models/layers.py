@@ -143,11 +143,14 @@ MASK_INPUT_PARAMS: dict = {
     "prefill_iterations": 8,
     "prefill_method": "pyramid",
     "prefill_levels": 4,
+    "keep_known": False,
 }
 """The inpainting generators' shared input options (defaults of pix2pix and wgan_gl; the
 V-Net has its own defaults): ``mask_input`` adds the hole mask as a second input
 (joined to the image as a fourth channel), ``prefill`` starts from the classical
-:class:`HoleFill` of the hole and makes the network predict a residual on top of it."""
+:class:`HoleFill` of the hole and makes the network predict a residual on top of it,
+``keep_known`` makes the model's own output the input image outside the hole
+(:class:`KeepKnown`)."""
 
 
 def inpaint_inputs(size: int, p: dict, prefix: str):
@@ -162,6 +165,9 @@ def inpaint_inputs(size: int, p: dict, prefix: str):
     inputs, x, base = [image], image, None
     if p["prefill"] and not p["mask_input"]:
         raise ValueError(f"{prefix} prefill=True needs mask_input=True (the fill needs the mask)")
+    if p.get("keep_known") and not p["mask_input"]:
+        raise ValueError(f"{prefix} keep_known=True needs mask_input=True (it keeps the pixels "
+                         "outside the mask)")
     if p["mask_input"]:
         mask = keras.Input((size, size, 1), name="mask")
         inputs.append(mask)
@@ -180,20 +186,51 @@ def small_init() -> keras.initializers.Initializer:
     return keras.initializers.RandomNormal(stddev=1e-3)
 
 
-def prefill_keep_float(cfg) -> list[str]:
+def inpaint_keep_float(cfg) -> list[str]:
     """Layers a full-int8 export of ``cfg``'s inpainting generator keeps in float: the
     parameter-free ``hole_fill`` of a ``prefill`` model (its diffusion steps lose too much
-    in int8; see the shipped V-Net's figures in android_demo_assets/README.md). Every
-    convolution stays int8. (``prefill`` defaults to off in every family.)"""
-    return ["hole_fill"] if cfg.model.params.get("prefill") else []
+    in int8; see the shipped V-Net's figures in android_demo_assets/README.md) and the
+    ``keep_known`` composite (in int8 it would round the kept pixels to the output's
+    int8 steps). Every convolution stays int8. (Both default to off in every family.)"""
+    p = cfg.model.params
+    return (["hole_fill"] if p.get("prefill") else []) + (["restored"] if p.get("keep_known")
+                                                          else [])
 
 
-def inpaint_model(inputs, x, base, head: str, name: str) -> keras.Model:
+@keras.utils.register_keras_serializable(package="tfface")
+class KeepKnown(keras.layers.Layer):
+    """Inputs ``[image, mask, y]``: ``y`` inside the hole (mask 1), the input image
+    outside it, as ``image + mask·(y − image)``, so a kept pixel is the input bit for bit
+    (in float: a 0 mask adds exactly 0). An inpainting model's file then needs no
+    compositing by the app, and its int8 noise stays inside the hole; the figures of
+    the shipped V-Net in android_demo_assets/README.md show what this buys on small
+    holes. Parameter-free: a model trained without it gets it at export unchanged."""
+
+    def call(self, inputs):
+        image, mask, y = inputs
+        return image + mask * (y - image)
+
+    def get_config(self):
+        return super().get_config()
+
+
+def inpaint_output(x, inputs, p: dict, name: str = "restored"):
+    """The output of an inpainting generator: the head on ``x``, then with
+    ``keep_known`` the :class:`KeepKnown` composite under the output's name."""
+    if not p.get("keep_known"):
+        return output_head(x, p["output_head"], name=name)
+    y = output_head(x, p["output_head"], name=f"{name}_raw")
+    return KeepKnown(name=name, dtype="float32")([inputs[0], inputs[1], y])
+
+
+def inpaint_model(inputs, x, base, p: dict, name: str) -> keras.Model:
     """The generator from its inputs and last 3-channel tensor ``x``: added to the
-    classical fill ``base`` when there is one (a residual), then the output head."""
+    classical fill ``base`` when there is one (a residual), then the output
+    (:func:`inpaint_output`)."""
     if base is not None:
         x = keras.layers.Add(name=f"{name}_residual")([base, x])
-    return keras.Model(inputs if len(inputs) > 1 else inputs[0], output_head(x, head), name=name)
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], inpaint_output(x, inputs, p),
+                       name=name)
 
 
 def _keys_cubic(d: np.ndarray, a: float = -0.5) -> np.ndarray:

@@ -27,7 +27,7 @@ from tfface import keras
 from tfface.models.discriminators import conv_discriminator
 from tfface.models.family import INPUT, MOBILE_DATA, MOBILE_INPUT, Family
 from tfface.models.layers import (MASK_INPUT_PARAMS, inpaint_inputs, inpaint_model,
-                                  prefill_keep_float, small_init)
+                                  inpaint_keep_float, small_init)
 
 _DEFAULT_PARAMS: dict[str, Any] = {
     "base_filters": 64,
@@ -138,7 +138,7 @@ def build_generator(cfg) -> keras.Model:
     x = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same",
                                      kernel_initializer=_init() if base is None else small_init(),
                                      name="output_deconv")(x)
-    return inpaint_model(inputs, x, base, p["output_head"], "pix2pix")
+    return inpaint_model(inputs, x, base, p, "pix2pix")
 
 
 def build_discriminator(cfg) -> keras.Model:
@@ -152,6 +152,6 @@ FAMILY = Family(
     name="pix2pix", task="inpaint", presets=PRESETS, default_preset="paper",
     default_params=_DEFAULT_PARAMS, build_generator=build_generator,
     build_discriminator=build_discriminator, disc_condition=INPUT,
-    downsampling_factor=downsampling_factor, int8_keep_float=prefill_keep_float,
+    downsampling_factor=downsampling_factor, int8_keep_float=inpaint_keep_float,
     module=sys.modules[__name__],
 )

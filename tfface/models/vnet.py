@@ -31,7 +31,8 @@ from keras_unet_collection.layer_utils import CONV_output
 from tfface import keras
 from tfface.models.discriminators import conv_discriminator
 from tfface.models.family import Family
-from tfface.models.layers import ClipOutput, ReLU6, inpaint_inputs, prefill_keep_float, small_init
+from tfface.models.layers import (ReLU6, inpaint_inputs, inpaint_keep_float, inpaint_output,
+                                  small_init)
 
 # keras-unet-collection resolves activation names with eval() in its layer_utils
 # namespace; make the bounded activation available there by name.
@@ -48,6 +49,7 @@ _DEFAULT_PARAMS: dict[str, Any] = {
     "prefill_iterations": 30,
     "prefill_method": "windows",
     "prefill_levels": 4,
+    "keep_known": False,
     "output_head": "clip",
     "disc_filters": [64, 128, 256, 512],
 }
@@ -160,12 +162,7 @@ def build_generator(cfg) -> keras.Model:
         delta = keras.layers.Conv2D(3, 1, kernel_initializer=small_init(),
                                     name="vnet_output_conv")(x)
         x = keras.layers.Add(name="vnet_residual")([base, delta])
-    if p["output_head"] == "tanh":
-        out = keras.layers.Activation("tanh", name="restored")(x)
-    elif p["output_head"] == "clip":
-        out = ClipOutput(name="restored")(x)
-    else:
-        raise ValueError(f"output_head must be 'clip' or 'tanh', got '{p['output_head']}'")
+    out = inpaint_output(x, inputs, p)
     return keras.Model(inputs if len(inputs) > 1 else inputs[0], out, name="vnet")
 
 
@@ -179,5 +176,5 @@ FAMILY = Family(
     name="vnet", task="inpaint", presets=PRESETS, default_preset="paper",
     default_params=_DEFAULT_PARAMS, build_generator=build_generator,
     build_discriminator=build_discriminator, downsampling_factor=downsampling_factor,
-    int8_keep_float=prefill_keep_float, module=sys.modules[__name__],
+    int8_keep_float=inpaint_keep_float, module=sys.modules[__name__],
 )

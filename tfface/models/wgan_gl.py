@@ -35,7 +35,7 @@ import tensorflow as tf
 from tfface import keras
 from tfface.models.family import MOBILE_DATA, MOBILE_INPUT, Family
 from tfface.models.layers import (BN_MOMENTUM, MASK_INPUT_PARAMS, activation, inpaint_inputs,
-                                  inpaint_model, prefill_keep_float, small_init)
+                                  inpaint_model, inpaint_keep_float, small_init)
 
 _DEFAULT_PARAMS: dict[str, Any] = {
     "filters": [64, 128, 256, 512],
@@ -143,7 +143,7 @@ def build_generator(cfg) -> keras.Model:
     x = keras.layers.Conv2DTranspose(
         3, 4, strides=2, padding="same", name="output_deconv",
         kernel_initializer="glorot_uniform" if base is None else small_init())(x)
-    return inpaint_model(inputs, x, base, p["output_head"], "wgan_gl")
+    return inpaint_model(inputs, x, base, p, "wgan_gl")
 
 
 @keras.utils.register_keras_serializable(package="tfface")
@@ -230,5 +230,5 @@ FAMILY = Family(
     name="wgan_gl", task="inpaint", presets=PRESETS, default_preset="paper",
     default_params=_DEFAULT_PARAMS, build_generator=build_generator,
     build_discriminator=build_discriminator, disc_condition="mask", regime="wgan_gp",
-    int8_keep_float=prefill_keep_float, module=sys.modules[__name__],
+    int8_keep_float=inpaint_keep_float, module=sys.modules[__name__],
 )
