@@ -272,7 +272,7 @@ def test_keep_known_file_returns_the_input_outside_the_hole_bit_for_bit(arch, tm
         qcfg = QuantizationConfig.for_int8().with_selection(family.int8_keep_float(c))
         res = convert.convert_model(g, c, qcfg, str(tmp_path / name), representative=rep,
                                     check_batch=batch)
-        got = LiteRunner(open(res.path, "rb").read()).run_named(batch)
+        got = LiteRunner(res.path).run_named(batch)
         outside[name] = np.abs(got - batch["occluded"])[keep].max()
         inside = np.abs(got - g.predict([batch["occluded"], batch["mask"]], verbose=0))[~keep]
         assert inside.max() < 0.1  # the hole is still the int8 network's output

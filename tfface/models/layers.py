@@ -210,9 +210,6 @@ class KeepKnown(keras.layers.Layer):
         image, mask, y = inputs
         return image + mask * (y - image)
 
-    def get_config(self):
-        return super().get_config()
-
 
 def inpaint_output(x, inputs, p: dict, name: str = "restored"):
     """The output of an inpainting generator: the head on ``x``, then with

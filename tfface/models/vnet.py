@@ -31,7 +31,7 @@ from keras_unet_collection.layer_utils import CONV_output
 from tfface import keras
 from tfface.models.discriminators import conv_discriminator
 from tfface.models.family import Family
-from tfface.models.layers import (ReLU6, inpaint_inputs, inpaint_keep_float, inpaint_output,
+from tfface.models.layers import (ReLU6, inpaint_inputs, inpaint_keep_float, inpaint_model,
                                   small_init)
 
 # keras-unet-collection resolves activation names with eval() in its layer_utils
@@ -160,13 +160,10 @@ def build_generator(cfg) -> keras.Model:
     )
     if base is None:
         x = CONV_output(x, 3, kernel_size=1, activation=None, name="vnet_output")
-    else:
-        # Residual over the classical fill, started near zero.
-        delta = keras.layers.Conv2D(3, 1, kernel_initializer=small_init(),
-                                    name="vnet_output_conv")(x)
-        x = keras.layers.Add(name="vnet_residual")([base, delta])
-    out = inpaint_output(x, inputs, p)
-    return keras.Model(inputs if len(inputs) > 1 else inputs[0], out, name="vnet")
+    else:  # the residual over the classical fill, started near zero
+        x = keras.layers.Conv2D(3, 1, kernel_initializer=small_init(),
+                                name="vnet_output_conv")(x)
+    return inpaint_model(inputs, x, base, p, "vnet")
 
 
 def build_discriminator(cfg) -> keras.Model:
