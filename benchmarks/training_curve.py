@@ -95,7 +95,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Validation PSNR over OpenCV NS / bicubic against CPU-minutes of training.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", default="quality_per_cpu_minute.png", help="chart PNG to write")
+    p.add_argument("--recorded", nargs=2, metavar=("LABEL", "CPU:GAIN,..."),
+                   help="also draw figures recorded elsewhere (runs whose directories are not "
+                        "kept), e.g. --recorded 'shipped SR, stage ends' 191:1.35,295.5:1.57")
     args = p.parse_args(argv)
+    recorded = None
+    if args.recorded:
+        try:
+            pts = [tuple(float(v) for v in pt.split(":")) for pt in args.recorded[1].split(",")]
+            if any(len(pt) != 2 for pt in pts):
+                raise ValueError
+        except ValueError:
+            p.error(f"--recorded: points must read CPU:GAIN,CPU:GAIN (got {args.recorded[1]!r})")
+        recorded = (args.recorded[0], [0.0] + [c for c, _ in pts], [0.0] + [g for _, g in pts])
     from tfface.figures import line_chart
 
     series = {}
@@ -121,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {'step':>6}{'CPU min':>9}{'val PSNR':>10}{'over ' + name:>16}")
         for c, v, g, s in zip(cpu, val, gain, steps):
             print(f"  {s:6d}{c:9.1f}{v:10.2f}{g:+16.2f}")
+    if recorded is not None:
+        series[recorded[0] + " (recorded)"] = (recorded[1], recorded[2])
     line_chart(series, args.out, "CPU-minutes of training (process user + system)",
                "validation PSNR over baseline (dB)",
                "Quality per CPU-minute (validation split of the run)", hline=0.0)
