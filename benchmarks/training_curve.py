@@ -89,6 +89,17 @@ def started_from(run_dir: str) -> tuple[str, float, int] | None:
     return source, cpu[-1], steps[-1]
 
 
+def parse_points(text: str) -> tuple[list[float], list[float]]:
+    """``"191:1.35,295.5:1.57"`` -> CPU-minutes and gains, each starting at (0, 0)."""
+    try:
+        pts = [tuple(float(v) for v in pt.split(":")) for pt in text.split(",")]
+    except ValueError:
+        pts = []
+    if not pts or any(len(pt) != 2 for pt in pts):
+        raise ValueError(f"points must read CPU:GAIN,CPU:GAIN (got {text!r})")
+    return [0.0] + [c for c, _ in pts], [0.0] + [g for _, g in pts]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.training_curve",
@@ -102,12 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     recorded = None
     if args.recorded:
         try:
-            pts = [tuple(float(v) for v in pt.split(":")) for pt in args.recorded[1].split(",")]
-            if any(len(pt) != 2 for pt in pts):
-                raise ValueError
-        except ValueError:
-            p.error(f"--recorded: points must read CPU:GAIN,CPU:GAIN (got {args.recorded[1]!r})")
-        recorded = (args.recorded[0], [0.0] + [c for c, _ in pts], [0.0] + [g for _, g in pts])
+            recorded = (args.recorded[0], parse_points(args.recorded[1]))
+        except ValueError as e:
+            p.error(f"--recorded: {e}")
     from tfface.figures import line_chart
 
     series = {}
@@ -134,7 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for c, v, g, s in zip(cpu, val, gain, steps):
             print(f"  {s:6d}{c:9.1f}{v:10.2f}{g:+16.2f}")
     if recorded is not None:
-        series[recorded[0] + " (recorded)"] = (recorded[1], recorded[2])
+        label, (cpu, gain) = recorded[0] + " (recorded)", recorded[1]
+        series[label] = (cpu, gain)
+        print(f"\n{label}")
+        for c, g in zip(cpu, gain):
+            print(f"  {c:9.1f} CPU min {g:+8.2f} dB")
     line_chart(series, args.out, "CPU-minutes of training (process user + system)",
                "validation PSNR over baseline (dB)",
                "Quality per CPU-minute (validation split of the run)", hline=0.0)
