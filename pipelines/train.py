@@ -96,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fine-tune: start the generator from a run's best weights (or a "
                     "*.weights.h5 file of the same model, e.g. android_demo_assets/srgan/keras) "
                     "instead of a random initialization")
+    tr.add_argument("--identity-student", metavar="DIR",
+                    help="identity loss: a student of dlib's face descriptor made by python -m "
+                    "pipelines.identity_student (turns the term on with weight 1 unless "
+                    "--identity-weight says otherwise)")
+    tr.add_argument("--identity-weight", type=float, metavar="W",
+                    help="weight of the identity loss (squared descriptor distance in units of "
+                    "dlib's same-person distance 0.6)")
     tr.add_argument("--pretrain-steps", type=int, metavar="N",
                     help="pre-train the generator on the pixel loss alone for N steps "
                     "before the adversarial/content phase (SRGAN)")
@@ -170,6 +177,13 @@ def flag_overrides(args: argparse.Namespace) -> dict:
             over[section][key] = getattr(args, flag)
     if args.vgg_weights:
         over["train"]["vgg_weights"] = os.path.expanduser(args.vgg_weights)
+    if args.identity_student:
+        over["train"]["identity_student"] = os.path.abspath(
+            os.path.expanduser(args.identity_student))
+        over["train"]["identity_weight"] = (1.0 if args.identity_weight is None
+                                            else args.identity_weight)
+    elif args.identity_weight is not None:
+        over["train"]["identity_weight"] = args.identity_weight
     if args.init_weights:
         over["train"]["init_weights"] = os.path.abspath(os.path.expanduser(args.init_weights))
     return over

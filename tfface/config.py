@@ -165,6 +165,14 @@ class TrainConfig:
     vgg_weights: str | None = None
     """Path of ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``; ``None``: the Keras
     cache (``~/.keras/models/``)."""
+    identity_weight: float = 0.0
+    """Weight of the identity term: the squared descriptor distance of target and
+    restoration under an identity student (dlib's face descriptor distilled into a
+    Keras network, :mod:`tfface.identity_student`), in units of dlib's same-person
+    distance. 0 turns it off."""
+    identity_student: str | None = None
+    """Folder of the identity student (``student.weights.h5`` + ``student.json``, made
+    by ``python -m pipelines.identity_student``); needed when ``identity_weight`` > 0."""
     init_weights: str | None = None
     """Start the generator from these weights instead of a random initialization
     (fine-tuning): a run directory (its ``best.weights.h5``; its model must be this
@@ -505,6 +513,11 @@ def validate(cfg: Config) -> None:
     if t.content_extractor not in ("vgg19", "tiny-random"):
         raise ConfigError("train.content_extractor must be 'vgg19' or 'tiny-random', "
                           f"got '{t.content_extractor}'")
+    if t.identity_weight < 0:
+        raise ConfigError(f"train.identity_weight must be >= 0, got {t.identity_weight}")
+    if t.identity_weight > 0 and not t.identity_student:
+        raise ConfigError("train.identity_weight > 0 needs train.identity_student (a folder "
+                          "made by python -m pipelines.identity_student)")
     if t.content_weight < 0 or t.pretrain_steps < 0:
         raise ConfigError("train.content_weight and train.pretrain_steps must be >= 0, got "
                           f"{t.content_weight} and {t.pretrain_steps}")
@@ -553,6 +566,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "train.sample_count": (1, 64),
     "train.max_minutes": (0, 525_600),
     "train.content_weight": (0, 1e6),
+    "train.identity_weight": (0, 1e6),
     "train.content_feature_scale": (0, 1e6),
     "train.pretrain_steps": (0, 10**9),
     "train.lr_decay_steps": (1, 10**9),

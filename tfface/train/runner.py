@@ -142,6 +142,7 @@ def build_trainer(
     disc: keras.Model | None,
     *,
     content_fn=None,
+    identity_fn=None,
     total_steps: int | None = None,
     jit_compile: bool | None = None,
 ) -> RestorationTrainer:
@@ -165,6 +166,7 @@ def build_trainer(
         g_opt, d_opt, pixel_loss=t.pixel_loss, pixel_weight=t.pixel_weight,
         adv_weight=t.adv_weight, label_smoothing=t.label_smoothing,
         gan_loss=t.gan_loss or family.gan_loss, gp_weight=t.gp_weight, content_fn=content_fn, content_weight=t.content_weight,
+        identity_fn=identity_fn, identity_weight=t.identity_weight if identity_fn else 0.0,
         jit_compile=bool(t.jit_compile if jit_compile is None else jit_compile),
         steps_per_execution=t.steps_per_execution,
     )
@@ -172,6 +174,28 @@ def build_trainer(
     if d_opt is not None:
         d_opt.build(disc.trainable_variables)
     return trainer
+
+
+def make_identity_fn(cfg: Config):
+    """The identity term of ``cfg`` (its ``train.identity_student``), or None when off.
+
+    Raises:
+        ConfigError: the student folder is missing or not a student's.
+    """
+    t = cfg.train
+    if t.identity_weight <= 0:
+        return None
+    from tfface.identity_student import StudentError, identity_loss_fn, load_student
+
+    try:
+        student = load_student(t.identity_student)
+    except StudentError as e:
+        raise ConfigError(f"train.identity_student: {e}") from None
+    size = int(student.input_shape[1])
+    if size != int(cfg.data.image_size):
+        raise ConfigError(f"train.identity_student reads {size} px faces, but this run's "
+                          f"data.image_size is {cfg.data.image_size}")
+    return identity_loss_fn(student)
 
 
 def make_content_fn(cfg: Config):
@@ -582,7 +606,9 @@ def _build_for_run(s: _Session) -> None:
             print(f"Starting the generator from {path}.")
         check_memory(s.cfg, gen, disc)
         check_run_dir(s.out_dir, estimate_run_disk(gen, disc, t.ema_decay > 0))
-        s.trainer = build_trainer(s.cfg, gen, disc, content_fn=content_fn, total_steps=s.total)
+        identity_fn = make_identity_fn(s.cfg)
+        s.trainer = build_trainer(s.cfg, gen, disc, content_fn=content_fn,
+                                  identity_fn=identity_fn, total_steps=s.total)
 
 
 def _checkpointing(s: _Session, scratch) -> tf.train.Checkpoint:

@@ -162,7 +162,7 @@ class RestorationTrainer(keras.Model):
         self._xla_step = None
         self._diagnose = True
         """Generator-only pixel-loss phase (compiled into the step; see :meth:`set_pretraining`)."""
-        names = ("g_loss", "pixel", "content", "adv", "d_loss", "d_real", "d_fake", "gp",
+        names = ("g_loss", "pixel", "content", "identity", "adv", "d_loss", "d_real", "d_fake", "gp",
                  "g_grad_norm", "d_grad_norm", "psnr", "ssim", "l1") + _SR_METRICS
         self._means = MeanVector(names + self.GEN_METRICS + self.STEP_METRICS
                                  + self.EXTRA_METRICS)
@@ -186,6 +186,8 @@ class RestorationTrainer(keras.Model):
         gp_weight: float = 10.0,
         content_fn: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
         content_weight: float = 0.0,
+        identity_fn: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
+        identity_weight: float = 0.0,
         jit_compile: bool = False,
         log_every: int = 10,
         **kwargs: Any,
@@ -200,6 +202,9 @@ class RestorationTrainer(keras.Model):
         would also compile evaluation; the SR metrics use bicubic resizing, which has
         no XLA kernel, and evaluation is not the hot path). ``log_every``: compute the
         training diagnostics (gradient norms, PSNR, L1) every N steps.
+        ``identity_fn`` (with ``identity_weight`` > 0) is a face-identity distance of
+        target and restoration (:func:`tfface.identity_student.identity_loss_fn`),
+        added like the content term.
         """
         super().compile(**kwargs)
         self.xla_train_step = bool(jit_compile)
@@ -209,6 +214,8 @@ class RestorationTrainer(keras.Model):
             raise ValueError("adversarial training needs a discriminator and its optimizer")
         if content_weight > 0 and content_fn is None:
             raise ValueError("content_weight > 0 needs a content_fn")
+        if identity_weight > 0 and identity_fn is None:
+            raise ValueError("identity_weight > 0 needs an identity_fn")
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
         self.pixel_loss_fn = losses.PIXEL_LOSSES[pixel_loss]
@@ -219,6 +226,8 @@ class RestorationTrainer(keras.Model):
         self.gp_weight = float(gp_weight)
         self.content_fn = content_fn
         self.content_weight = float(content_weight) if content_fn is not None else 0.0
+        self.identity_fn = identity_fn
+        self.identity_weight = float(identity_weight) if identity_fn is not None else 0.0
 
     @property
     def adversarial(self) -> bool:
@@ -239,6 +248,8 @@ class RestorationTrainer(keras.Model):
         names = ["g_loss", "pixel", *self.GEN_METRICS]
         if self.content_weight > 0:
             names.append("content")
+        if self.identity_weight > 0:
+            names.append("identity")
         if self.adversarial:
             names += ["adv", "d_loss", *self._critic_names(), "d_grad_norm"]
         names += ["g_grad_norm", "psnr", "ssim", "l1", *self.STEP_METRICS]
@@ -353,6 +364,9 @@ class RestorationTrainer(keras.Model):
         if self.content_weight > 0:
             logged["content"] = self.content_fn(target, image)
             loss += self.content_weight * logged["content"]
+        if self.identity_weight > 0:
+            logged["identity"] = self.identity_fn(target, image)
+            loss += self.identity_weight * logged["identity"]
         return loss, logged
 
     def stage_metrics(self, batch, out) -> dict[str, tf.Tensor]:
