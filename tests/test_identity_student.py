@@ -151,7 +151,7 @@ def test_a_run_trains_with_the_identity_term(tmp_path):
 
 
 def test_identity_settings_that_cannot_work_are_refused_before_training(tmp_path):
-    from tfface.train.runner import make_identity_fn
+    from tfface.identity_student import make_identity_fn
 
     with pytest.raises(ConfigError, match="needs train.identity_student"):
         validate(tiny_config(identity_weight=1.0))

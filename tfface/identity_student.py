@@ -33,6 +33,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from tfface.config import Config, ConfigError
+
 STUDENT_WEIGHTS = "student.weights.h5"
 STUDENT_CARD = "student.json"
 SAME_PERSON_DISTANCE = 0.6
@@ -300,3 +302,23 @@ def train_student(data: dict[str, np.ndarray], spec: StudentSpec, *, epochs: int
              "val_distance": history[-1]["val_distance"], "history": history,
              "minutes": (time.time() - start) / 60}
     return model, facts
+
+
+def make_identity_fn(cfg: Config):
+    """The identity term of ``cfg`` (its ``train.identity_student``), or None when off.
+
+    Raises:
+        ConfigError: the student folder is missing or not a student's.
+    """
+    t = cfg.train
+    if t.identity_weight <= 0:
+        return None
+    try:
+        student = load_student(t.identity_student)
+    except StudentError as e:
+        raise ConfigError(f"train.identity_student: {e}") from None
+    size = int(student.input_shape[1])
+    if size != int(cfg.data.image_size):
+        raise ConfigError(f"train.identity_student reads {size} px faces, but this run's "
+                          f"data.image_size is {cfg.data.image_size}")
+    return identity_loss_fn(student)

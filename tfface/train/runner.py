@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from tfface import keras
 from tfface.config import Config, ConfigError, apply_overrides, validate
+from tfface.identity_student import make_identity_fn
 from tfface.fileio import atomic_write, check_writable_dir
 from tfface.models import get_arch
 from tfface.rundir import (  # noqa: F401 - re-exported: run-dir readers lived here before
@@ -174,28 +175,6 @@ def build_trainer(
     if d_opt is not None:
         d_opt.build(disc.trainable_variables)
     return trainer
-
-
-def make_identity_fn(cfg: Config):
-    """The identity term of ``cfg`` (its ``train.identity_student``), or None when off.
-
-    Raises:
-        ConfigError: the student folder is missing or not a student's.
-    """
-    t = cfg.train
-    if t.identity_weight <= 0:
-        return None
-    from tfface.identity_student import StudentError, identity_loss_fn, load_student
-
-    try:
-        student = load_student(t.identity_student)
-    except StudentError as e:
-        raise ConfigError(f"train.identity_student: {e}") from None
-    size = int(student.input_shape[1])
-    if size != int(cfg.data.image_size):
-        raise ConfigError(f"train.identity_student reads {size} px faces, but this run's "
-                          f"data.image_size is {cfg.data.image_size}")
-    return identity_loss_fn(student)
 
 
 def make_content_fn(cfg: Config):
