@@ -27,8 +27,8 @@ import tensorflow as tf
 
 from tfface import keras
 from tfface.config import Config, ConfigError, apply_overrides, validate
-from tfface.identity_student import make_identity_fn
 from tfface.fileio import atomic_write, check_writable_dir
+from tfface.identity_student import make_identity_fn
 from tfface.models import get_arch
 from tfface.rundir import (  # noqa: F401 - re-exported: run-dir readers lived here before
     CKPT_DIR, CONFIG_FILE, RESULT_FILES, RUNS_ROOT, generator_inputs, has_checkpoint,
