@@ -136,7 +136,9 @@ def _check(args) -> int:
     from tfface.config import DataConfig
     from tfface.identity import (IDENTITIES_FILE, folder_faces, load_embedder,
                                  negative_distance, read_identities, verification)
-    from tfface.identity_student import load_student
+    from tqdm.auto import tqdm
+
+    from tfface.identity_student import SAME_PERSON_DISTANCE, load_student
 
     student = load_student(args.student)
     people = read_identities(os.path.join(args.data_dir, IDENTITIES_FILE))
@@ -147,9 +149,15 @@ def _check(args) -> int:
     files, faces = [files[i] for i in keep], faces[keep]
     who = [people[f] for f in files]
     print(f"{len(files)} photos of {len(set(who))} people; embedding with dlib and the student")
-    dlib_e = load_embedder("dlib").embed(faces)
-    stud_e = np.concatenate([student(faces[i:i + 128].astype(np.float32) / 127.5 - 1,
-                                     training=False).numpy() for i in range(0, len(faces), 128)])
+    dlib = load_embedder("dlib")
+    dlib_parts, stud_parts = [], []
+    with tqdm(total=len(faces), unit="face", desc="embedding") as bar:
+        for i in range(0, len(faces), 128):
+            chunk = faces[i:i + 128]
+            dlib_parts.append(dlib.embed(chunk))
+            stud_parts.append(student(chunk.astype(np.float32) / 127.5 - 1, training=False).numpy())
+            bar.update(len(chunk))
+    dlib_e, stud_e = np.concatenate(dlib_parts), np.concatenate(stud_parts)
     for name, e in (("dlib", dlib_e), ("student", stud_e)):
         r = verification({"clean": e}, who, e, who, probe_files=files, gallery_files=files,
                          similarity=negative_distance)
@@ -158,7 +166,7 @@ def _check(args) -> int:
               f"({r['genuine_pairs']} genuine, {r['impostor_pairs']} impostor pairs)")
     dist = np.linalg.norm(stud_e - dlib_e, axis=1)
     print(f"student to dlib: mean distance {dist.mean():.3f} (median {np.median(dist):.3f}; "
-          f"dlib calls < {0.6} the same person)")
+          f"dlib calls < {SAME_PERSON_DISTANCE} the same person)")
     return 0
 
 
