@@ -96,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fine-tune: start the generator from a run's best weights (or a "
                     "*.weights.h5 file of the same model, e.g. android_demo_assets/srgan/keras) "
                     "instead of a random initialization")
-    tr.add_argument("--identity-student", metavar="DIR",
-                    help="identity loss: a student of dlib's face descriptor made by python -m "
+    tr.add_argument("--identity-student", metavar="dlib|DIR",
+                    help="identity loss: 'dlib' for dlib's face recognizer itself (rebuilt in "
+                    "Keras from the identity extra's file), or a student of it made by python -m "
                     "pipelines.identity_student (turns the term on with weight 1 unless "
                     "--identity-weight says otherwise)")
     tr.add_argument("--identity-weight", type=float, metavar="W",
@@ -178,8 +179,9 @@ def flag_overrides(args: argparse.Namespace) -> dict:
     if args.vgg_weights:
         over["train"]["vgg_weights"] = os.path.expanduser(args.vgg_weights)
     if args.identity_student:
-        over["train"]["identity_student"] = os.path.abspath(
-            os.path.expanduser(args.identity_student))
+        over["train"]["identity_student"] = (
+            args.identity_student if args.identity_student == "dlib"
+            else os.path.abspath(os.path.expanduser(args.identity_student)))
         over["train"]["identity_weight"] = (1.0 if args.identity_weight is None
                                             else args.identity_weight)
     elif args.identity_weight is not None:

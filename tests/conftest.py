@@ -202,3 +202,16 @@ def data_service_processes(log_dir, workers: int = 2, timeout: float = 300):
             p.kill()
         for p in procs:
             p.wait(timeout=30)
+
+
+def astronaut_crop(dx=0, dy=0, angle=0.0):
+    """The astronaut's face as a 128 px eval crop (framed as faces-dev's), moved or turned."""
+    import cv2
+    from skimage import data
+
+    img = data.astronaut()
+    if angle:
+        rot = cv2.getRotationMatrix2D((220.0, 120.0), angle, 1.0)
+        img = cv2.warpAffine(img, rot, img.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+    crop = img[19 + dy:203 + dy, 130 + dx:314 + dx]
+    return cv2.resize(crop, (128, 128), interpolation=cv2.INTER_AREA)

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import astronaut_crop
 from tfface import identity as ident
 
 
@@ -128,18 +129,6 @@ def test_missing_dlib_says_how_to_install(monkeypatch):
         ident.load_embedder("arcface.dat")
 
 
-def _astronaut_crop(dx=0, dy=0, angle=0.0):
-    """The astronaut's face as a 128 px eval crop (framed as faces-dev's), moved or turned."""
-    from skimage import data
-
-    img = data.astronaut()
-    if angle:
-        rot = cv2.getRotationMatrix2D((220.0, 120.0), angle, 1.0)
-        img = cv2.warpAffine(img, rot, img.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
-    crop = img[19 + dy:203 + dy, 130 + dx:314 + dx]
-    return cv2.resize(crop, (128, 128), interpolation=cv2.INTER_AREA)
-
-
 def test_dlib_embedder_tells_a_real_face_from_another():
     pytest.importorskip("dlib")
     pytest.importorskip("skimage")
@@ -151,8 +140,8 @@ def test_dlib_embedder_tells_a_real_face_from_another():
 
     pkg = importlib.util.find_spec("face_recognition_models").submodule_search_locations[0]
     assert all(os.path.dirname(p) == os.path.join(pkg, "models") for p in models.values())
-    faces = np.stack([_astronaut_crop(), _astronaut_crop(dx=2, dy=2),
-                      _astronaut_crop(angle=8.0), render_synthetic_face(0, 3, 128)[0]])
+    faces = np.stack([astronaut_crop(), astronaut_crop(dx=2, dy=2),
+                      astronaut_crop(angle=8.0), render_synthetic_face(0, 3, 128)[0]])
     e = emb.embed(faces)
     assert e.shape == (4, 128) and np.isfinite(e).all()
     d = -emb.similarity(e[:1], e)[0]

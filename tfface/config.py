@@ -167,12 +167,14 @@ class TrainConfig:
     cache (``~/.keras/models/``)."""
     identity_weight: float = 0.0
     """Weight of the identity term: the squared descriptor distance of target and
-    restoration under an identity student (dlib's face descriptor distilled into a
-    Keras network, :mod:`tfface.identity_student`), in units of dlib's same-person
-    distance. 0 turns it off."""
+    restoration under a face recognizer (``identity_student``), in units of dlib's
+    same-person distance. 0 turns it off."""
     identity_student: str | None = None
-    """Folder of the identity student (``student.weights.h5`` + ``student.json``, made
-    by ``python -m pipelines.identity_student``); needed when ``identity_weight`` > 0."""
+    """The recognizer of the identity term, needed when ``identity_weight`` > 0:
+    ``"dlib"`` for dlib's own ResNet rebuilt in Keras from the file of the identity
+    extra (:mod:`tfface.dlib_resnet`, the network ``--identity dlib`` evaluates with),
+    or the folder of a student distilled from it (``student.weights.h5`` +
+    ``student.json``, made by ``python -m pipelines.identity_student``)."""
     init_weights: str | None = None
     """Start the generator from these weights instead of a random initialization
     (fine-tuning): a run directory (its ``best.weights.h5``; its model must be this
@@ -516,8 +518,8 @@ def validate(cfg: Config) -> None:
     if t.identity_weight < 0:
         raise ConfigError(f"train.identity_weight must be >= 0, got {t.identity_weight}")
     if t.identity_weight > 0 and not t.identity_student:
-        raise ConfigError("train.identity_weight > 0 needs train.identity_student (a folder "
-                          "made by python -m pipelines.identity_student)")
+        raise ConfigError("train.identity_weight > 0 needs train.identity_student ('dlib', "
+                          "or a folder made by python -m pipelines.identity_student)")
     if t.content_weight < 0 or t.pretrain_steps < 0:
         raise ConfigError("train.content_weight and train.pretrain_steps must be >= 0, got "
                           f"{t.content_weight} and {t.pretrain_steps}")

@@ -304,15 +304,28 @@ def train_student(data: dict[str, np.ndarray], spec: StudentSpec, *, epochs: int
     return model, facts
 
 
+DLIB = "dlib"
+"""``train.identity_student`` value naming dlib's own network (:mod:`tfface.dlib_resnet`)."""
+
+
 def make_identity_fn(cfg: Config):
     """The identity term of ``cfg`` (its ``train.identity_student``), or None when off.
 
     Raises:
-        ConfigError: the student folder is missing or not a student's.
+        ConfigError: the student folder is missing or not a student's, or dlib's network
+            is asked for but its package is missing.
     """
     t = cfg.train
     if t.identity_weight <= 0:
         return None
+    if t.identity_student == DLIB:
+        from tfface import dlib_resnet
+        from tfface.identity import IdentityError
+
+        try:
+            return dlib_resnet.identity_loss_fn()
+        except (IdentityError, dlib_resnet.DlibResNetError) as e:
+            raise ConfigError(f"train.identity_student: {e}") from None
     try:
         student = load_student(t.identity_student)
     except StudentError as e:
