@@ -199,6 +199,8 @@ def parse(data: bytes) -> DlibResNetWeights:
     if r.next_layer() != b"max_pool_2":
         r.fail("no max pool after the stem")
     out = DlibResNetWeights(stem=stem, pool=_pool(r))
+    if out.pool != (3, 2, 0):
+        r.fail("the stem's max pool is not 3x3 with stride 2")
     channels = 32
     for width, count, downsample in STAGES:
         for i in range(count):
@@ -283,7 +285,7 @@ def build_model(weights: DlibResNetWeights, name: str = "dlib_resnet"):
 
     inp = keras.Input((CHIP_SIZE, CHIP_SIZE, 3), name="chip")
     x = L.ReLU(name="stem_relu")(conv(inp, weights.stem, "stem"))
-    size, stride, pad = weights.pool
+    size, stride, _ = weights.pool  # padding 0, checked by parse()
     x = L.MaxPooling2D(size, stride, name="stem_pool")(x)
     for i, (a, b, down) in enumerate(weights.blocks):
         y = L.ReLU(name=f"block{i}_relu")(conv(x, a, f"block{i}_a"))
