@@ -234,8 +234,21 @@ def op_error_summary(e: tf.errors.OpError) -> str:
     return cause
 
 
+def _report_native_crashes() -> None:
+    """A crash in native code (TensorFlow, dlib, OpenCV) prints the Python stack where it
+    happened instead of ending a long run silently."""
+    import faulthandler
+
+    if not faulthandler.is_enabled():
+        try:
+            faulthandler.enable()
+        except (AttributeError, ValueError, OSError):  # stderr without a file descriptor
+            pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _report_native_crashes()
     import tensorflow as tf
 
     from tfface.data.sources import SourceError

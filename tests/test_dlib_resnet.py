@@ -60,7 +60,7 @@ def test_chip_maps_cut_dlibs_chip_and_descriptor(model, faces):
 
 
 def test_identity_loss_is_zero_for_the_face_itself_and_pulls_a_fill_back(faces):
-    fn = D.identity_loss_fn()
+    fn = D.identity_loss_fn(jitter=None)  # the same views every call, so steps compare
     target = tf.constant(faces[:2].astype(np.float32) / 127.5 - 1.0)
     assert abs(float(fn(target, target))) < 1e-6
     # Another person's face: beyond dlib's same-person distance (a loss above 1).
@@ -78,6 +78,38 @@ def test_identity_loss_is_zero_for_the_face_itself_and_pulls_a_fill_back(faces):
     # A small step down the gradient inside the hole makes dlib's distance smaller.
     step = pred - 0.02 * g * hole / (np.abs(g).max() + 1e-12)
     assert float(fn(target, step)) < 0.99 * float(loss)
+
+
+def test_blur_takes_away_what_fine_stripes_do_to_the_descriptor(model, faces):
+    # The pattern a generator painted into holes when trained against the plain network.
+    target = tf.constant(faces[:3].astype(np.float32) / 127.5 - 1.0)
+    rows = np.arange(128)[:, None] % 3 == 0
+    stripes = np.where(rows, 0.15, -0.075).astype(np.float32)[None, :, :, None] * np.ones((1, 1, 128, 3))
+    hole = np.zeros((1, 128, 128, 1), np.float32)
+    hole[:, 64:100, 35:93] = 1
+    pred = target + tf.constant((stripes * hole).astype(np.float32))
+    plain = float(D.identity_loss_fn(model, blur_sigma=0, jitter=None)(target, pred))
+    blurred = float(D.identity_loss_fn(model, jitter=None)(target, pred))
+    assert plain > 0.1 and blurred < 0.2 * plain, (plain, blurred)
+    # ... and keeps what tells people apart: another face stays beyond 0.6.
+    other = tf.constant(faces[[3, 3, 3]].astype(np.float32) / 127.5 - 1.0)
+    assert float(D.identity_loss_fn(model, jitter=None)(target, other)) > 1.0
+
+
+def test_jitter_moves_the_chip_by_a_small_similarity(faces):
+    maps = tf.constant(D.ChipAligner().transforms(faces))
+    assert np.allclose(D.jitter_maps(maps, 0.0, 0.0, 0.0).numpy(), maps.numpy(), atol=1e-4)
+    tf.random.set_seed(1)
+    out = D.jitter_maps(tf.tile(maps, [64, 1]), 3.0, 0.05, 0.05).numpy()
+    base = np.tile(maps.numpy(), [64, 1])
+    det = lambda m: m[:, 0] * m[:, 4] - m[:, 1] * m[:, 3]  # noqa: E731
+    ratio = np.sqrt(det(out) / det(base))
+    assert np.all(np.abs(ratio - 1) <= 0.0501) and ratio.std() > 0.01
+    # Where the chip's centre lands in the face: within shift, scaled by the chip's scale.
+    c = (D.CHIP_SIZE - 1) / 2.0
+    at = lambda m: np.stack([m[:, 0] * c + m[:, 1] * c + m[:, 2], m[:, 3] * c + m[:, 4] * c + m[:, 5]], 1)  # noqa: E731
+    moved = np.linalg.norm(at(out) - at(base), axis=1) / np.sqrt(det(base))
+    assert moved.max() <= 3.0 * np.sqrt(2) + 1e-3 and moved.mean() > 0.5
 
 
 def test_chip_maps_can_be_asked_for_from_several_threads(faces):

@@ -396,7 +396,35 @@ SAME_PERSON_DISTANCE = 0.6
 """dlib's threshold: descriptors closer than this are the same person."""
 
 
-def identity_loss_fn(model=None, aligner: ChipAligner | None = None):
+def _gaussian_kernel(sigma: float) -> np.ndarray:
+    r = max(1, int(math.ceil(3 * sigma)))
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    g = np.exp(-0.5 * (x / sigma) ** 2)
+    k = np.outer(g, g) / np.outer(g, g).sum()
+    return np.repeat(k[:, :, None, None], 3, axis=2).astype(np.float32)  # [k, k, 3, 1]
+
+
+def jitter_maps(maps, shift: float, scale: float, angle: float, chip_size: int = CHIP_SIZE):
+    """``maps`` (``[B, 8]`` chip-to-image) composed with a random similarity of the chip
+    per face: turned by up to ``angle`` radians and scaled by up to ``scale`` about the
+    chip's centre, then moved by up to ``shift`` chip pixels."""
+    import tensorflow as tf
+
+    n = tf.shape(maps)[0]
+    u = lambda lim: tf.random.uniform([n], -lim, lim)  # noqa: E731
+    th, sc, dx, dy = u(angle), 1.0 + u(scale), u(shift), u(shift)
+    c = (chip_size - 1) / 2.0
+    ca, sa = sc * tf.cos(th), sc * tf.sin(th)
+    # J: chip -> chip, p' = R (p - c) + c + d
+    j = [ca, -sa, c - ca * c + sa * c + dx, sa, ca, c - sa * c - ca * c + dy]
+    a0, a1, a2, b0, b1, b2 = (maps[:, i] for i in range(6))
+    out = [a0 * j[0] + a1 * j[3], a0 * j[1] + a1 * j[4], a0 * j[2] + a1 * j[5] + a2,
+           b0 * j[0] + b1 * j[3], b0 * j[1] + b1 * j[4], b0 * j[2] + b1 * j[5] + b2]
+    return tf.concat([tf.stack(out, axis=1), tf.zeros([n, 2], maps.dtype)], axis=1)
+
+
+def identity_loss_fn(model=None, aligner: ChipAligner | None = None, blur_sigma: float = 2.0,
+                     jitter: tuple[float, float, float] | None = (3.0, 0.05, 0.05)):
     """``fn(target, pred) -> scalar``: dlib's squared descriptor distance of restoration and
     target, in units of its same-person distance (0.6), averaged over the batch.
 
@@ -404,21 +432,39 @@ def identity_loss_fn(model=None, aligner: ChipAligner | None = None):
     *target* (landmarks on the clean face, computed outside the graph; the chip maps
     carry no gradient), and the restoration's chip is differentiated through the
     resampler and the Keras network. The target's descriptor is a constant.
+
+    Against a fixed recognizer a generator learns to paint patterns that move the
+    descriptor rather than a face (a fine stripe grid over the hole, measured): so by
+    default both chips are blurred (Gaussian, ``blur_sigma`` chip pixels; it passes a
+    face and removes the 2–3 px patterns) and cut with a random similarity per face and
+    step (``jitter``: shift in chip pixels, relative scale, angle in radians), so only
+    what survives small moves and blur, the face, lowers the loss. ``None``/0 turns
+    either off.
     """
     import tensorflow as tf
 
     model = model if model is not None else load_packaged_model()
     aligner = aligner if aligner is not None else ChipAligner()
     scale = 1.0 / SAME_PERSON_DISTANCE ** 2
+    kernel = tf.constant(_gaussian_kernel(blur_sigma)) if blur_sigma and blur_sigma > 0 else None
+
+    def view(img, maps):
+        chip = resample_chips(img, maps)
+        if kernel is not None:
+            chip = tf.nn.depthwise_conv2d(chip, kernel, [1, 1, 1, 1], "SAME")
+        return model(chip, training=False)
 
     def fn(target, pred):
         target = (tf.clip_by_value(tf.cast(target, tf.float32), -1.0, 1.0) + 1.0) * 127.5
         pred = (tf.cast(pred, tf.float32) + 1.0) * 127.5
         maps = tf.numpy_function(aligner.transforms, [tf.cast(tf.round(target), tf.uint8)],
                                  tf.float32, stateful=False)
-        maps = tf.stop_gradient(tf.reshape(maps, [-1, 8]))
-        t = tf.stop_gradient(model(resample_chips(target, maps), training=False))
-        p = model(resample_chips(pred, maps), training=False)
+        maps = tf.reshape(maps, [-1, 8])
+        if jitter:
+            maps = jitter_maps(maps, *jitter)
+        maps = tf.stop_gradient(maps)
+        t = tf.stop_gradient(view(target, maps))
+        p = view(pred, maps)
         return tf.reduce_mean(tf.reduce_sum(tf.square(p - t), axis=-1)) * scale
 
     return fn
