@@ -16,7 +16,6 @@ texture to look at (``pipelines.evaluate`` writes the pictures).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import numpy as np
@@ -32,16 +31,28 @@ def high_pass(img: np.ndarray) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    import cv2
-
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[1],
+    p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="run directory whose config builds the model")
     p.add_argument("--weights", nargs="+", required=True, help="*.weights.h5 files to compare")
     p.add_argument("--data-dir", required=True, help="held-out face folder (whole folder)")
-    p.add_argument("--occlusions", nargs="+", default=["facemask", "sunglasses"])
-    p.add_argument("--images", type=int, default=96)
+    p.add_argument("--occlusions", nargs="+", default=["facemask", "sunglasses"],
+                   help="occlusion generators drawn on the faces (default: facemask sunglasses)")
+    p.add_argument("--images", type=int, default=96, help="faces to score (default 96)")
     args = p.parse_args(argv)
+
+    from tfface.config import ConfigError
+    from tfface.data.sources import SourceError
+
+    try:
+        return compare(args)
+    except (ConfigError, SourceError, OSError, ValueError) as e:  # bad run, folder or weights
+        print(f"hole_texture: {e}", file=sys.stderr)
+        return 2
+
+
+def compare(args: argparse.Namespace) -> int:
+    import cv2
 
     from tfface.data.sources import FolderSource
     from tfface.evaluation import eval_batches
@@ -69,8 +80,7 @@ def main(argv=None) -> int:
                 if m.any():
                     got.append(high_pass(pred[i])[m].mean())
                     true.append(high_pass(b["clean"][i])[m].mean())
-        name = os.path.relpath(w) if len(w) > 50 else w
-        print(f"  {name[-50:]:50s} {np.mean(got):9.2f} {np.mean(true):9.2f} "
+        print(f"  {w[-50:]:50s} {np.mean(got):9.2f} {np.mean(true):9.2f} "
               f"{np.mean(got) / np.mean(true):6.2f}")
     return 0
 

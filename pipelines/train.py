@@ -179,8 +179,10 @@ def flag_overrides(args: argparse.Namespace) -> dict:
     if args.vgg_weights:
         over["train"]["vgg_weights"] = os.path.expanduser(args.vgg_weights)
     if args.identity_student:
+        from tfface.identity_student import DLIB
+
         over["train"]["identity_student"] = (
-            args.identity_student if args.identity_student == "dlib"
+            DLIB if args.identity_student == DLIB
             else os.path.abspath(os.path.expanduser(args.identity_student)))
         over["train"]["identity_weight"] = (1.0 if args.identity_weight is None
                                             else args.identity_weight)

@@ -1,4 +1,5 @@
-"""dlib's face-recognition ResNet rebuilt in Keras from its own weights: a recognizer with a gradient.
+"""dlib's face-recognition ResNet rebuilt in Keras from its own weights: a recognizer with
+a gradient.
 
 ``pipelines.evaluate --identity dlib`` judges restorations with dlib's 128-D face
 descriptor (:class:`tfface.identity.DlibEmbedder`). That network runs in C++, so a
@@ -26,7 +27,7 @@ exact); the Keras model reads 150 px RGB chips in 0..255 like dlib's own input l
 Where a residual sum meets tensors of different sizes (the downsampling blocks), dlib
 zero-pads the smaller one at the far end of each axis; :class:`PadAdd` does the same.
 
-:func:`chip_transforms` reproduces the chip alignment of ``DlibEmbedder`` as an affine
+:class:`ChipAligner` reproduces the chip alignment of ``DlibEmbedder`` as an affine
 map per face, so a differentiable resampler can cut the same chip from a restoration.
 """
 
@@ -44,6 +45,8 @@ from tfface.fileio import open_regular
 
 CHIP_SIZE = 150
 DESCRIPTOR_DIM = 128
+SAME_PERSON_DISTANCE = 0.6
+"""dlib's threshold: descriptors closer than this are the same person."""
 MAX_FILE_BYTES = 64 << 20
 """dlib's file is 22.5 MB; anything much larger is not it."""
 MAX_GAP = 4096
@@ -368,13 +371,11 @@ class ChipAligner:
             return self._transforms(np.array(faces, dtype=np.uint8, copy=True))
 
     def _transforms(self, faces: np.ndarray) -> np.ndarray:
+        from tfface.identity import box_landmarks
+
         out = np.zeros((len(faces), 8), np.float32)
-        for i, face in enumerate(faces):
-            face = np.ascontiguousarray(face)
-            h, w = face.shape[:2]
-            x0, y0, x1, y1 = self.face_box
-            box = self._dlib.rectangle(round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h))
-            shape = self._landmarks(face, box)
+        for i, face in enumerate(faces):  # rows of a fresh C-contiguous copy
+            shape = box_landmarks(self._dlib, self._landmarks, face, self.face_box)
             m = chip_matrix(self._dlib.get_face_chip_details(shape, self.chip_size, self.padding))
             out[i, :6] = m.ravel()
         return out
@@ -391,10 +392,6 @@ def resample_chips(images, transforms, chip_size: int = CHIP_SIZE):
 
 
 # -- the identity loss ------------------------------------------------------------------
-
-SAME_PERSON_DISTANCE = 0.6
-"""dlib's threshold: descriptors closer than this are the same person."""
-
 
 def _gaussian_kernel(sigma: float) -> np.ndarray:
     r = max(1, int(math.ceil(3 * sigma)))
@@ -436,7 +433,7 @@ def identity_loss_fn(model=None, aligner: ChipAligner | None = None, blur_sigma:
     Against a fixed recognizer a generator learns to paint patterns that move the
     descriptor rather than a face (a fine stripe grid over the hole, measured): so by
     default both chips are blurred (Gaussian, ``blur_sigma`` chip pixels; it passes a
-    face and removes the 2–3 px patterns) and cut with a random similarity per face and
+    face and removes 2–4 px patterns) and cut with a random similarity per face and
     step (``jitter``: shift in chip pixels, relative scale, angle in radians), so only
     what survives small moves and blur, the face, lowers the loss. ``None``/0 turns
     either off.

@@ -139,6 +139,15 @@ def packaged_dlib_models() -> dict[str, str]:
     return out
 
 
+def box_landmarks(dlib, predictor, face: np.ndarray, face_box: Sequence[float]):
+    """dlib's five landmarks of a contiguous uint8 ``face`` inside the fractional
+    rectangle ``face_box`` (left, top, right, bottom) of the crop."""
+    h, w = face.shape[:2]
+    x0, y0, x1, y1 = face_box
+    box = dlib.rectangle(round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h))
+    return predictor(face, box)
+
+
 class DlibEmbedder(Embedder):
     """dlib's 128-D ResNet face descriptor (99.38 % on LFW by its author's measure).
 
@@ -174,10 +183,7 @@ class DlibEmbedder(Embedder):
         out = []
         for face in as_uint8_faces(faces):
             face = np.ascontiguousarray(face)
-            h, w = face.shape[:2]
-            x0, y0, x1, y1 = self.face_box
-            box = self._dlib.rectangle(round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h))
-            shape = self._landmarks(face, box)
+            shape = box_landmarks(self._dlib, self._landmarks, face, self.face_box)
             out.append(self._dlib.get_face_chip(face, shape, self.chip_size, self.padding))
         return out
 

@@ -34,12 +34,10 @@ from typing import Callable, Iterator
 import numpy as np
 
 from tfface.config import Config, ConfigError
+from tfface.dlib_resnet import DESCRIPTOR_DIM, SAME_PERSON_DISTANCE
 
 STUDENT_WEIGHTS = "student.weights.h5"
 STUDENT_CARD = "student.json"
-SAME_PERSON_DISTANCE = 0.6
-"""dlib's threshold: descriptors closer than this are the same person."""
-DESCRIPTOR_DIM = 128
 
 
 class StudentError(ValueError):
