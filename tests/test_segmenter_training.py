@@ -110,15 +110,21 @@ def test_train_resume_and_export_int8_with_its_fp16_twin(face_folder, tmp_path):
     out = str(tmp_path / "assets")
     assert export_segmenter.main([run, "--calib-dir", face_folder, "--eval-dir", face_folder,
                                   "--eval-count", "4", "--samples", "8", "--out", out]) == 0
-    x = np.random.default_rng(1).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
+    # a face of the kind the file was calibrated on: int8 is judged in distribution (on uniform
+    # noise a 9-step model's int8 error swings with the run's thread timing, up to 0.15;
+    # on faces it is about 0.001 mean, 0.007 max)
+    face, _ = render_synthetic_face(5, 30, 128)
+    x = (cv2.resize(face, (32, 32), interpolation=cv2.INTER_AREA)[None].astype(np.float32)
+         / 127.5 - 1.0)
     ref = model(x, training=False).numpy()
-    for mode, tol in (("int8", 0.08), ("fp16", 2e-3)):
+    for mode, mean_tol, max_tol in (("int8", 0.01, 0.05), ("fp16", 2e-4, 2e-3)):
         path = os.path.join(out, f"segmenter_{mode}.tflite")
         assert card_problems(path) == []
         card = json.load(open(os.path.join(out, f"segmenter_{mode}.json")))
         assert card["quantization"]["mode"] == mode
         assert card["training_data"]["render_scale"] == 2
-        assert np.abs(LiteRunner(path)(x) - ref).max() < tol
+        err = np.abs(LiteRunner(path)(x) - ref)
+        assert err.mean() < mean_tol and err.max() < max_tol, (mode, err.mean(), err.max())
         manifest = json.load(open(os.path.join(out, f"segmenter_{mode}_samples.json")))
         assert manifest["model"] == f"segmenter_{mode}.tflite" and len(manifest["samples"]) == 4
     assert export_segmenter.main([run, "--calib-dir", face_folder, "--eval-dir", face_folder,
