@@ -90,14 +90,17 @@ def started_from(run_dir: str) -> tuple[str, float, int] | None:
 
 
 def parse_points(text: str) -> tuple[list[float], list[float]]:
-    """``"191:1.35,295.5:1.57"`` -> CPU-minutes and gains, each starting at (0, 0)."""
+    """``"191:1.35,295.5:1.57"`` -> CPU-minutes and gains, starting at (0, 0) unless the first
+    point is at CPU-minute 0 already (a fine-tune's start, whose gain is the earlier stage's)."""
     try:
         pts = [tuple(float(v) for v in pt.split(":")) for pt in text.split(",")]
     except ValueError:
         pts = []
     if not pts or any(len(pt) != 2 for pt in pts):
         raise ValueError(f"points must read CPU:GAIN,CPU:GAIN (got {text!r})")
-    return [0.0] + [c for c, _ in pts], [0.0] + [g for _, g in pts]
+    if pts[0][0] != 0.0:
+        pts.insert(0, (0.0, 0.0))
+    return [c for c, _ in pts], [g for _, g in pts]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
