@@ -24,7 +24,8 @@ import sys
 from typing import Sequence
 
 import tfface  # noqa: F401  (selects tf_keras before TensorFlow loads)
-from tfface.config import Config, ConfigError, apply_overrides, parse_set, resolve, validate
+from tfface.config import (CONTENT_LOSSES, Config, ConfigError, apply_overrides, parse_set, resolve,
+                           validate)
 from tfface.rundir import CONFIG_FILE, has_checkpoint
 
 
@@ -84,10 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--adv-weight", type=float, metavar="W",
                     help="weight of the adversarial loss; 0 trains purely supervised "
                     "(no discriminator)")
-    tr.add_argument("--content-loss", choices=["vgg54", "vgg54_preact", "pixel"],
+    tr.add_argument("--content-loss", choices=list(CONTENT_LOSSES),
                     help="content term of the generator loss: VGG19 φ5,4 features after "
-                    "(vgg54, SRGAN) or before (vgg54_preact, ESRGAN) the ReLU, or the pixel "
-                    "loss (pixel, no VGG19 weights needed)")
+                    "(vgg54, SRGAN) or before (vgg54_preact, ESRGAN) the ReLU, the pixel "
+                    "loss (pixel, no VGG19 weights needed), or dlib_face: a face perceptual "
+                    "loss on four feature maps of dlib's face ResNet (offline; needs the "
+                    "identity extra)")
     tr.add_argument("--vgg-weights", metavar="PATH",
                     help="VGG19 ImageNet weights (vgg19_weights_tf_dim_ordering_tf_kernels_"
                     "notop.h5) for the VGG content loss; default: the Keras cache "

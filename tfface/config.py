@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 TASKS = ("inpaint", "sr")
 SOURCES = ("synthetic", "folder", "tfds")
-CONTENT_LOSSES = ("vgg54", "vgg54_preact", "pixel")
+CONTENT_LOSSES = ("vgg54", "vgg54_preact", "pixel", "dlib_face")
 LR_SCHEDULES = ("constant", "step", "linear", "cosine")
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 GAN_LOSSES = ("vanilla", "lsgan", "wgan-gp", "hinge")
@@ -153,7 +153,9 @@ class TrainConfig:
     """Stop cleanly (checkpoint saved) after this many minutes of training."""
     content_loss: str = "pixel"
     """Content term of the generator loss: ``vgg54`` (VGG19 φ5,4 after ReLU, SRGAN),
-    ``vgg54_preact`` (before the ReLU, ESRGAN) or ``pixel`` (the pixel loss, SRGAN-MSE)."""
+    ``vgg54_preact`` (before the ReLU, ESRGAN), ``pixel`` (the pixel loss, SRGAN-MSE) or
+    ``dlib_face`` (a face perceptual loss on four feature maps of dlib's face ResNet,
+    :func:`tfface.dlib_resnet.perceptual_loss_fn`; the identity extra installs it)."""
     content_weight: float = 0.0
     """Weight of the content term; 0 turns it off (no feature extractor is built)."""
     content_extractor: str = "vgg19"

@@ -268,10 +268,15 @@ def _pad_add_layer():
     return PadAdd
 
 
-def build_model(weights: DlibResNetWeights, name: str = "dlib_resnet"):
+def build_model(weights: DlibResNetWeights, name: str = "dlib_resnet",
+                input_size: int = CHIP_SIZE, last_block: int | None = None):
     """The Keras network: ``[B, 150, 150, 3]`` RGB chips in 0..255 → ``[B, 128]`` descriptors.
 
     Its layers are frozen (``trainable=False``): it is a judge, not a learner.
+    ``input_size``: another (static) input side, for the feature maps of
+    :func:`perceptual_loss_fn`; the descriptor is only meaningful on 150 px chips.
+    ``last_block``: stop after that residual block (the model's output is its feature
+    map), so a small input need not survive the deeper strides.
     """
     from tfface import keras
 
@@ -286,7 +291,7 @@ def build_model(weights: DlibResNetWeights, name: str = "dlib_resnet"):
         layer.set_weights([c.kernel, c.bias])
         return x
 
-    inp = keras.Input((CHIP_SIZE, CHIP_SIZE, 3), name="chip")
+    inp = keras.Input((int(input_size), int(input_size), 3), name="chip")
     x = L.ReLU(name="stem_relu")(conv(inp, weights.stem, "stem"))
     size, stride, _ = weights.pool  # padding 0, checked by parse()
     x = L.MaxPooling2D(size, stride, name="stem_pool")(x)
@@ -295,6 +300,10 @@ def build_model(weights: DlibResNetWeights, name: str = "dlib_resnet"):
         y = conv(y, b, f"block{i}_b")
         skip = L.AveragePooling2D(2, 2, name=f"block{i}_skip")(x) if down else x
         x = L.ReLU(name=f"block{i}_out")(PadAdd(name=f"block{i}_add")(y, skip))
+        if last_block is not None and i >= last_block:
+            model = keras.Model(inp, x, name=name)
+            model.trainable = False
+            return model
     x = L.GlobalAveragePooling2D(name="pool")(x)
     fc = L.Dense(DESCRIPTOR_DIM, use_bias=False, name="descriptor")
     out = fc(x)
@@ -463,5 +472,73 @@ def identity_loss_fn(model=None, aligner: ChipAligner | None = None, blur_sigma:
         t = tf.stop_gradient(view(target, maps))
         p = view(pred, maps)
         return tf.reduce_mean(tf.reduce_sum(tf.square(p - t), axis=-1)) * scale
+
+    return fn
+
+
+# -- a face perceptual loss ----------------------------------------------------------
+
+PERCEPTUAL_LAYERS = ("stem_relu", "block2_out", "block6_out", "block9_out")
+"""Feature maps of the face perceptual loss, one per scale of the network below its
+identity stages: ``stem_relu`` (half resolution, 7x7 edges and fine texture: skin, hair,
+lip lines), ``block2_out`` (quarter resolution, the end of the 32-channel stage: small
+parts, eyelids, nostrils), ``block6_out`` (1/8, the end of the 64-channel stage: eyes,
+mouth, nose as shapes) and ``block9_out`` (1/16, the end of the 128-channel stage: the
+arrangement of the parts). The two 256-channel stages are left out: they encode who the
+person is, which the identity term already measures on aligned chips."""
+
+
+def perceptual_loss_fn(image_size: int, layers: Sequence[str] = PERCEPTUAL_LAYERS,
+                       weights: DlibResNetWeights | None = None):
+    """``fn(target, pred) -> scalar``: distance of restoration and real face in the feature
+    maps of dlib's face ResNet (a network trained on faces, the only pretrained one that
+    installs offline; no ImageNet VGG does).
+
+    Both ``[B, image_size, image_size, 3]`` faces in [-1, 1] go through the network's
+    convolutional trunk at their own resolution (no chip alignment, no blur: the loss is
+    about texture and parts, which blur would remove). Each layer's feature vectors are
+    scaled to unit length per position (as LPIPS does, without its learned weights, so
+    every layer counts alike whatever its magnitude), the squared difference is summed
+    over channels and averaged over positions, and the layers are averaged. The target's
+    features are constants.
+
+    Raises:
+        tfface.identity.IdentityError: the ``face_recognition_models`` package is missing.
+        DlibResNetError: its file is not the expected network.
+    """
+    import tensorflow as tf
+
+    from tfface import keras
+
+    if weights is None:
+        from tfface.identity import packaged_dlib_models
+
+        weights = read_weights(packaged_dlib_models()["descriptor"])
+    blocks = [int(n[5:].split("_")[0]) for n in layers
+              if n.startswith("block") and n[5:].split("_")[0].isdigit()]
+    net = build_model(weights, name="dlib_features", input_size=image_size,
+                      last_block=max(blocks, default=0))
+    unknown = [n for n in layers if n not in {la.name for la in net.layers}]
+    if unknown or not layers:
+        raise DlibResNetError(f"unknown feature layer(s) {unknown or '(none given)'}; "
+                              f"e.g. {', '.join(PERCEPTUAL_LAYERS)}")
+    feats = keras.Model(net.input, [net.get_layer(n).output for n in layers],
+                        name="dlib_perceptual")
+    feats.trainable = False
+
+    def unit(f):
+        return f * tf.math.rsqrt(tf.reduce_sum(tf.square(f), axis=-1, keepdims=True) + 1e-10)
+
+    def fn(target, pred):
+        t = (tf.clip_by_value(tf.cast(target, tf.float32), -1.0, 1.0) + 1.0) * 127.5
+        p = (tf.cast(pred, tf.float32) + 1.0) * 127.5
+        n = tf.shape(t)[0]
+        out = feats(tf.concat([tf.stop_gradient(t), p], axis=0), training=False)
+        out = out if isinstance(out, (list, tuple)) else [out]
+        terms = []
+        for f in out:
+            ft, fp = tf.stop_gradient(unit(f[:n])), unit(f[n:])
+            terms.append(tf.reduce_mean(tf.reduce_sum(tf.square(fp - ft), axis=-1)))
+        return tf.add_n(terms) / float(len(terms))
 
     return fn

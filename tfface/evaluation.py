@@ -193,19 +193,23 @@ def score_batch(batch: Mapping[str, np.ndarray], pred: np.ndarray) -> list[dict[
     l1 = metrics.l1(target, pred).numpy()
     msssim = ms_ssim(target, pred)
     hp, hs = hole_scores(target, pred, batch["mask"])
+    sharp = metrics.hole_sharpness(target, pred, batch["mask"]).numpy()
     area = batch["mask"].reshape(len(target), -1).mean(1)
     for i in range(len(target)):
         rows.append({
             "psnr": float(psnr[i]), "ssim": float(ssim[i]), "ms_ssim": float(msssim[i]),
             "l1": float(l1[i]), "hole_psnr": float(hp[i]), "hole_ssim": float(hs[i]),
-            "hole_area": float(area[i]), "bin": area_bin(float(area[i])),
+            "hole_sharpness": float(sharp[i]), "hole_area": float(area[i]),
+            "bin": area_bin(float(area[i])),
             "occlusion": int(batch["occlusion"][i]) if "occlusion" in batch else -1,
             "index": int(batch["index"][i]) if "index" in batch else i,
         })
     return rows
 
 
-METRIC_KEYS = ("psnr", "ssim", "ms_ssim", "l1", "hole_psnr", "hole_ssim")
+METRIC_KEYS = ("psnr", "ssim", "ms_ssim", "l1", "hole_psnr", "hole_ssim", "hole_sharpness")
+"""``hole_sharpness``: :func:`tfface.metrics.hole_sharpness` (1.0 = as sharp as the real
+face inside the eroded hole)."""
 
 
 def _means(rows: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
@@ -457,7 +461,8 @@ def baseline_scores(batches: Iterable[Mapping[str, np.ndarray]]) -> dict[str, di
     true mask (inpainting), bicubic upsampling (super-resolution).
 
     Returns ``{name: {"psnr": dB, "ssim": s, "images": n}}`` with names from
-    :data:`RUN_BASELINES`.
+    :data:`RUN_BASELINES`; inpainting fills also get ``hole_sharpness``
+    (:func:`tfface.metrics.hole_sharpness`).
     """
     restorers = {"input": damaged_input, "opencv_ns": opencv_inpaint("ns"), "bicubic": bicubic}
     scores: dict[str, dict[str, list]] = {}
@@ -466,13 +471,22 @@ def baseline_scores(batches: Iterable[Mapping[str, np.ndarray]]) -> dict[str, di
         names = RUN_BASELINES["sr" if "lr" in batch else "inpaint"]
         for name in names:
             pred = np.asarray(restorers[name](batch))
-            s = scores.setdefault(name, {"psnr": [], "ssim": []})
+            s = scores.setdefault(name, {"psnr": [], "ssim": [], "hole_sharpness": []})
             s["psnr"].extend(metrics.psnr(batch["clean"], pred).numpy().tolist())
             s["ssim"].extend(metrics.ssim(batch["clean"], pred).numpy().tolist())
+            if "mask" in batch and name != "input":
+                s["hole_sharpness"].extend(metrics.hole_sharpness(
+                    batch["clean"], pred, batch["mask"]).numpy().tolist())
     if not scores:
         raise ValueError("no eval batches to score the baselines on")
-    return {name: {"psnr": float(np.mean(s["psnr"])), "ssim": float(np.mean(s["ssim"])),
-                   "images": len(s["psnr"])} for name, s in scores.items()}
+    out = {}
+    for name, s in scores.items():
+        out[name] = {"psnr": float(np.mean(s["psnr"])), "ssim": float(np.mean(s["ssim"])),
+                     "images": len(s["psnr"])}
+        sharp = [v for v in s["hole_sharpness"] if np.isfinite(v)]
+        if sharp:
+            out[name]["hole_sharpness"] = float(np.mean(sharp))
+    return out
 
 
 def baseline_verdict(psnr: float | None, ssim: float | None,

@@ -129,6 +129,21 @@ def load_generator(run_dir: str, which: str = "best") -> tuple[Config, keras.Mod
     return cfg, gen
 
 
+DISC_PARAM_PREFIXES = ("disc", "critic", "local_critic", "local_size")
+"""``model.params`` keys with these prefixes shape only the discriminator."""
+
+
+def generator_params(cfg: Config) -> dict:
+    """The generator's builder arguments of ``cfg``: the family's defaults updated with
+    ``model.params``, without the discriminator's (a fine-tune may change the critic, or
+    start from a run made before a parameter existed, and still load the generator)."""
+    try:
+        params = get_arch(cfg.model.arch).params(cfg)
+    except ValueError:
+        params = dict(cfg.model.params)
+    return {k: v for k, v in params.items() if not k.startswith(DISC_PARAM_PREFIXES)}
+
+
 def init_weights_file(path: str, cfg: Config) -> str:
     """The ``.weights.h5`` file ``train.init_weights`` names, checked against ``cfg``.
 
@@ -144,8 +159,8 @@ def init_weights_file(path: str, cfg: Config) -> str:
             except (ConfigError, ValueError, TypeError, KeyError, AttributeError) as e:
                 raise ConfigError(f"train.init_weights: {cfg_path} is not a usable tfface run "
                                   f"configuration ({e})") from None
-            mine = (cfg.model.arch, cfg.model.preset, cfg.model.params)
-            theirs = (other.model.arch, other.model.preset, other.model.params)
+            mine = (cfg.model.arch, cfg.model.preset, generator_params(cfg))
+            theirs = (other.model.arch, other.model.preset, generator_params(other))
             if mine != theirs or cfg.data.task != other.data.task:
                 raise ConfigError(
                     f"train.init_weights: {path} holds a {other.model.arch} "

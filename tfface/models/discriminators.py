@@ -46,3 +46,57 @@ def conv_discriminator(
         1, 4, padding="same", kernel_initializer=_init(), name=f"{name}_logits"
     )(x)
     return keras.Model(inputs, logits, name=name)
+
+
+def global_local_patch_critic(
+    image_size: int,
+    filters: Sequence[int] = (64, 128, 256, 256),
+    name: str = "critics",
+) -> keras.Model:
+    """A global and a local critic in one patch network: ``[image, mask]`` → ``[B, 2]``.
+
+    One stack of Conv 4×4 stride 2 + LeakyReLU(0.2) (no BatchNorm: a per-sample
+    gradient penalty must see each face on its own) maps the face to a map of patch
+    scores. Column 0, the *global* critic, is their mean over the whole face; column 1,
+    the *local* critic, their mean over the patches that cover the hole (the mask
+    average-pooled to the score map's grid, used as weights). So the local critic judges
+    exactly the filled region, whatever its shape and size (the role of the local
+    critic's fixed hole crop in the WGAN with global and local critics, and of DeepFill
+    v2's SN-PatchGAN), and both share features, which halves the critics' cost.
+    An image without a hole gets the global score in both columns.
+    """
+    image = keras.Input((image_size, image_size, 3), name="image")
+    mask = keras.Input((image_size, image_size, 1), name="mask")
+    x = image
+    for i, f in enumerate(filters):
+        x = keras.layers.Conv2D(int(f), 4, strides=2, padding="same",
+                                kernel_initializer=_init(), name=f"{name}_conv{i}")(x)
+        x = keras.layers.LeakyReLU(0.2, name=f"{name}_lrelu{i}")(x)
+    # No bias: a constant cancels out of the Wasserstein and hinge differences and of a
+    # gradient penalty, so it would never learn.
+    scores = keras.layers.Conv2D(1, 3, padding="same", kernel_initializer=_init(),
+                                 use_bias=False, dtype="float32", name=f"{name}_patch")(x)
+    factor = 2 ** len(filters)
+    weights = keras.layers.AveragePooling2D(factor, factor, dtype="float32",
+                                            name=f"{name}_hole_pool")(mask)
+    out = HolePooledScores(dtype="float32", name=f"{name}_scores")([scores, weights])
+    return keras.Model([image, mask], out, name=name)
+
+
+@keras.utils.register_keras_serializable(package="tfface")
+class HolePooledScores(keras.layers.Layer):
+    """``[patch scores, hole weights]`` (both ``[B, h, w, 1]``) → ``[B, 2]``: the mean
+    score, and the hole-weighted mean score (the mean score when there is no hole)."""
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        scores, weights = (tf.cast(t, tf.float32) for t in inputs)
+        glob = tf.reduce_mean(scores, axis=[1, 2, 3])
+        w = tf.reduce_sum(weights, axis=[1, 2, 3])
+        local = tf.reduce_sum(scores * weights, axis=[1, 2, 3]) / tf.maximum(w, 1e-6)
+        local = tf.where(w > 1e-6, local, glob)
+        return tf.stack([glob, local], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], 2)

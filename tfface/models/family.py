@@ -66,10 +66,11 @@ class Family:
     """``cfg → keras.Model``: the deployed network (inputs in [-1, 1], output ``restored``)."""
     build_discriminator: Callable[[Any], Any] | None = None
     """``cfg → keras.Model`` judging images; ``None``: the family trains supervised only."""
-    disc_condition: str | None = None
+    disc_condition: str | None | Callable[[Any], str | None] = None
     """What the discriminator reads next to the judged image: ``None`` (nothing),
     :data:`INPUT` (the generator's first input: a conditional GAN) or an element key
-    (e.g. ``"mask"``)."""
+    (e.g. ``"mask"``); or ``cfg → one of those`` for a family whose discriminator is a
+    choice of its config (the V-Net's ``disc``)."""
     regime: str = "gan"
     """Trainer of the family (a key of :data:`tfface.train.regimes.REGIMES`)."""
     gan_loss: str | None = None
@@ -111,12 +112,18 @@ class Family:
         """``{key: Spec}`` of every ``model.params`` key (see :mod:`tfface.models.params`)."""
         return family_specs(self.name)
 
-    def disc_keys(self, input_keys: tuple[str, ...]) -> tuple[str, ...]:
+    def disc_keys(self, input_keys: tuple[str, ...], cfg=None) -> tuple[str, ...]:
         """Element keys the discriminator reads next to the image, given the generator's
-        input keys (see :attr:`disc_condition`)."""
-        if self.disc_condition is None:
+        input keys and the run's config (see :attr:`disc_condition`)."""
+        cond = self.disc_condition
+        if callable(cond):
+            if cfg is None:
+                raise ValueError(f"family {self.name}: its discriminator's inputs depend on "
+                                 "the config; pass cfg")
+            cond = cond(cfg)
+        if cond is None:
             return ()
-        return (input_keys[0] if self.disc_condition == INPUT else self.disc_condition,)
+        return (input_keys[0] if cond == INPUT else cond,)
 
     def upscale(self, cfg) -> int:
         """How much the generator enlarges its input: ``data.scale`` for SR, else 1."""

@@ -136,6 +136,7 @@ SPECS: dict[str, dict[str, Spec]] = {
         **MASK_INPUT_SPECS,
         "output_head": HEADS,
         "disc_filters": Ints(1, MAX_FILTERS, 1, 8),
+        "disc": Choice("patch", "global_local"),
     },
     "pix2pix": {
         "base_filters": Int(1, MAX_FILTERS),

@@ -29,7 +29,7 @@ from keras_unet_collection._model_vnet_2d import vnet_2d_base
 from keras_unet_collection.layer_utils import CONV_output
 
 from tfface import keras
-from tfface.models.discriminators import conv_discriminator
+from tfface.models.discriminators import conv_discriminator, global_local_patch_critic
 from tfface.models.family import Family
 from tfface.models.layers import (ReLU6, inpaint_inputs, inpaint_keep_float, inpaint_model,
                                   small_init)
@@ -52,6 +52,7 @@ _DEFAULT_PARAMS: dict[str, Any] = {
     "keep_known": False,
     "output_head": "clip",
     "disc_filters": [64, 128, 256, 512],
+    "disc": "patch",
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -167,14 +168,29 @@ def build_generator(cfg) -> keras.Model:
 
 
 def build_discriminator(cfg) -> keras.Model:
-    """Convolutional discriminator judging a face (real target or restored output)."""
+    """The discriminator of an adversarial V-Net run, by ``model.params.disc``:
+
+    * ``patch``: a convolutional PatchGAN judging the whole face (the V-Net GAN);
+    * ``global_local``: a global and a local critic (``[image, mask]`` → ``[B, 2]``), the
+      local one judging the patches over the hole
+      (:func:`~tfface.models.discriminators.global_local_patch_critic`): the realism
+      fine-tune of a mask-input model, where everything outside the hole is the input.
+    """
     p = FAMILY.params(cfg)
+    if p["disc"] == "global_local":
+        return global_local_patch_critic(cfg.data.image_size, p["disc_filters"])
     return conv_discriminator(cfg.data.image_size, p["disc_filters"], name="discriminator")
+
+
+def disc_condition(cfg) -> str | None:
+    """What the discriminator reads next to the image: the hole for ``global_local``."""
+    return "mask" if FAMILY.params(cfg)["disc"] == "global_local" else None
 
 
 FAMILY = Family(
     name="vnet", task="inpaint", presets=PRESETS, default_preset="paper",
     default_params=_DEFAULT_PARAMS, build_generator=build_generator,
-    build_discriminator=build_discriminator, downsampling_factor=downsampling_factor,
+    build_discriminator=build_discriminator, disc_condition=disc_condition,
+    downsampling_factor=downsampling_factor,
     int8_keep_float=inpaint_keep_float, module=sys.modules[__name__],
 )

@@ -233,6 +233,10 @@ class SampleGrid(keras.callbacks.Callback):
             print(f"warning: could not write the sample grid ({e})", file=sys.stderr)
 
 
+BASELINE_METRICS = ("psnr", "ssim", "hole_sharpness")
+"""What :class:`Baselines` logs of each baseline (when its scores have it)."""
+
+
 class Baselines(keras.callbacks.Callback):
     """Put the run's baseline scores (computed once, on the same eval faces) into every
     epoch's logs as ``val_<baseline>_<metric>``, so the validation lines, metrics.csv,
@@ -249,8 +253,9 @@ class Baselines(keras.callbacks.Callback):
         if logs is None or "val_psnr" not in logs:
             return
         for name, s in self.scores.items():
-            for metric in ("psnr", "ssim"):
-                logs[f"val_{name}_{metric}"] = s[metric]
+            for metric in BASELINE_METRICS:
+                if metric in s:
+                    logs[f"val_{name}_{metric}"] = s[metric]
 
 
 class Progress(keras.callbacks.Callback):
@@ -284,14 +289,17 @@ def validation_line(logs: dict[str, Any], baselines: tuple[str, ...] = ()) -> st
     ``psnr 31.2  ssim 0.95  ... | damaged input 19.40 dB / 0.812 | OpenCV NS ...``."""
     from tfface.evaluation import BASELINE_NAMES
 
-    base_keys = {f"val_{b}_{m}" for b in baselines for m in ("psnr", "ssim")}
+    base_keys = {f"val_{b}_{m}" for b in baselines for m in BASELINE_METRICS}
     own = "  ".join(f"{k[4:]} {float(v):.4g}" for k, v in logs.items()
                     if k.startswith("val_") and k not in base_keys)
     parts = [own]
     for b in baselines:
         if f"val_{b}_psnr" in logs:
-            parts.append(f"{BASELINE_NAMES.get(b, b)} {float(logs[f'val_{b}_psnr']):.2f} dB / "
-                         f"{float(logs[f'val_{b}_ssim']):.4f}")
+            text = (f"{BASELINE_NAMES.get(b, b)} {float(logs[f'val_{b}_psnr']):.2f} dB / "
+                    f"{float(logs[f'val_{b}_ssim']):.4f}")
+            if f"val_{b}_hole_sharpness" in logs:
+                text += f" / sharpness {float(logs[f'val_{b}_hole_sharpness']):.2f}"
+            parts.append(text)
     return " | ".join(parts)
 
 

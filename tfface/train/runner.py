@@ -156,7 +156,7 @@ def build_trainer(
     trainer_cls, options = trainer_for(family, cfg)
     inputs = generator_inputs(cfg)
     trainer = trainer_cls(
-        gen, disc, input_keys=inputs, disc_keys=family.disc_keys(inputs),
+        gen, disc, input_keys=inputs, disc_keys=family.disc_keys(inputs, cfg),
         sr_scale=family.upscale(cfg), ema_decay=t.ema_decay, options=options,
     )
     total = total_steps or (t.epochs * (t.steps_per_epoch or 1))
@@ -186,6 +186,14 @@ def make_content_fn(cfg: Config):
         return None
     if t.content_loss == "pixel":
         return losses.PIXEL_LOSSES[t.pixel_loss]
+    if t.content_loss == "dlib_face":
+        from tfface import dlib_resnet
+        from tfface.identity import IdentityError
+
+        try:
+            return dlib_resnet.perceptual_loss_fn(int(cfg.data.image_size))
+        except (IdentityError, dlib_resnet.DlibResNetError) as e:
+            raise ConfigError(f"train.content_loss dlib_face: {e}") from None
     extractor = losses.build_feature_extractor(
         t.content_loss, t.vgg_weights, backbone=t.content_extractor,
         feature_scale=t.content_feature_scale,

@@ -163,7 +163,8 @@ class RestorationTrainer(keras.Model):
         self._diagnose = True
         """Generator-only pixel-loss phase (compiled into the step; see :meth:`set_pretraining`)."""
         names = ("g_loss", "pixel", "content", "identity", "adv", "d_loss", "d_real", "d_fake", "gp",
-                 "g_grad_norm", "d_grad_norm", "psnr", "ssim", "l1") + _SR_METRICS
+                 "g_grad_norm", "d_grad_norm", "psnr", "ssim", "l1",
+                 "hole_sharpness") + _SR_METRICS
         self._means = MeanVector(names + self.GEN_METRICS + self.STEP_METRICS
                                  + self.EXTRA_METRICS)
 
@@ -492,6 +493,12 @@ class RestorationTrainer(keras.Model):
         logged = dict(self._quality(target, fake), pixel=pixel, g_loss=self.pixel_weight * pixel)
         logged.update(self.stage_metrics(batch, out))
         names = ["g_loss", "pixel", *self.GEN_METRICS, "psnr", "ssim", "l1", *self.STEP_METRICS]
+        if "mask" in batch and not self.sr_scale:
+            # Realism of the fill beside its fidelity (1.0 = as sharp as the real face);
+            # faces whose eroded hole is empty are left out.
+            sharp = metrics.hole_sharpness(target, fake, batch["mask"])
+            logged["hole_sharpness"] = tf.boolean_mask(sharp, tf.math.is_finite(sharp))
+            names.append("hole_sharpness")
         if self.sr_scale:
             b = self.sr_scale
             up = metrics.bicubic_upsample(batch[self.input_keys[0]], target.shape[1])

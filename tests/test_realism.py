@@ -1,0 +1,148 @@
+"""The realism fine-tune's parts: the hole-sharpness measure, the global + local patch
+critic of the V-Net, dlib's face ResNet as a perceptual loss, and a fine-tune that starts
+from a pixel-loss run although its critic differs. Real face: ``skimage.data.astronaut()``
+(public domain)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import astronaut_crop
+from tfface import keras, metrics
+from tfface.config import ConfigError, resolve
+from tfface.data.pipeline import make_dataset
+from tfface.models import get_arch
+from tfface.models.discriminators import global_local_patch_critic
+from tfface.rundir import init_weights_file
+from tfface.train.runner import build_trainer
+
+
+def _unit(img: np.ndarray) -> tf.Tensor:
+    return tf.constant(img[None].astype(np.float32) / 127.5 - 1.0)
+
+
+def _hole(size: int, y0: int, y1: int, x0: int, x1: int) -> tf.Tensor:
+    m = np.zeros((1, size, size, 1), np.float32)
+    m[:, y0:y1, x0:x1] = 1.0
+    return tf.constant(m)
+
+
+def test_hole_sharpness_is_one_for_the_face_itself_low_for_a_blur_high_for_noise():
+    import cv2
+
+    face = astronaut_crop()
+    mask = _hole(128, 60, 110, 30, 100)  # nose and mouth
+    real = _unit(face)
+    blurred = _unit(cv2.GaussianBlur(face, (0, 0), 3.0))
+    noisy = _unit(np.clip(face + np.random.default_rng(0).normal(0, 25, face.shape), 0, 255))
+    assert float(metrics.hole_sharpness(real, real, mask)[0]) == pytest.approx(1.0, abs=1e-6)
+    assert float(metrics.hole_sharpness(real, blurred, mask)[0]) < 0.6
+    assert float(metrics.hole_sharpness(real, noisy, mask)[0]) > 1.2
+    # A flat fill (the mean colour, what a pure pixel loss drifts to) has no gradient inside.
+    flat = np.where(mask.numpy()[0] > 0, face.reshape(-1, 3).mean(0), face)
+    assert float(metrics.hole_sharpness(real, _unit(flat), mask)[0]) < 0.05
+    # No hole left after the erosion: no score (NaN, left out of means).
+    tiny = _hole(128, 60, 63, 30, 33)
+    assert np.isnan(float(metrics.hole_sharpness(real, blurred, tiny)[0]))
+
+
+def test_global_local_critic_judges_the_whole_face_and_the_hole_only():
+    keras.utils.set_random_seed(1)
+    critic = global_local_patch_critic(128, (8, 16, 16, 16))
+    face = _unit(astronaut_crop())
+    mask = _hole(128, 0, 16, 0, 16)  # top-left corner
+    changed = face.numpy().copy()
+    changed[:, 96:, 96:] = -1.0  # far from the hole: outside every hole patch's field
+    a = critic([face, mask]).numpy()
+    b = critic([tf.constant(changed), mask]).numpy()
+    assert a.shape == (1, 2)
+    assert abs(a[0, 0] - b[0, 0]) > 1e-6  # the global critic sees it
+    assert a[0, 1] == pytest.approx(b[0, 1], abs=1e-6)  # the local one does not
+    no_hole = critic([face, tf.zeros_like(mask)]).numpy()
+    assert no_hole[0, 1] == pytest.approx(no_hole[0, 0], abs=1e-6)
+
+
+def _vnet_cfg(**params):
+    p = dict(mask_input=True, prefill=True, prefill_method="pyramid", prefill_iterations=2,
+             keep_known=True)
+    p.update(params)
+    return resolve("vnet", "tiny", {"model": {"params": p},
+                                    "train": {"adv_weight": 0.5, "gan_loss": "wgan-gp"}})
+
+
+def test_vnet_global_local_run_reads_the_mask_and_updates_both_players():
+    cfg = _vnet_cfg(disc="global_local")
+    family = get_arch("vnet")
+    assert family.disc_keys(("occluded", "mask"), cfg) == ("mask",)
+    assert family.disc_keys(("occluded", "mask"), _vnet_cfg()) == ()
+    keras.utils.set_random_seed(0)
+    gen, disc = family.build_generator(cfg), family.build_discriminator(cfg)
+    trainer = build_trainer(cfg, gen, disc)
+    batch = dict(next(iter(make_dataset(cfg, "eval", batch_size=4).take(1))))
+    d_before = [v.numpy().copy() for v in disc.trainable_variables]
+    g_before = [v.numpy().copy() for v in gen.trainable_variables]
+    logs = trainer.train_step(batch)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert {"adv", "d_loss", "gp"} <= set(logs)
+    for old, var in zip(d_before, disc.trainable_variables):
+        assert not np.array_equal(old, var.numpy()), var.name
+    assert any(not np.array_equal(o, v.numpy()) for o, v in zip(g_before, gen.trainable_variables))
+    val = trainer.test_step(batch)
+    assert 0.0 < float(val["hole_sharpness"]) < 5.0
+
+
+def test_unknown_critic_is_refused():
+    with pytest.raises(ConfigError, match="disc"):
+        _vnet_cfg(disc="stylegan")
+
+
+def test_a_fine_tune_with_another_critic_starts_from_a_run_made_before_it(tmp_path):
+    data = _vnet_cfg().to_dict()
+    data["model"]["params"].pop("disc", None)  # a run written before model.params.disc existed
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(data))
+    (run / "best.weights.h5").write_bytes(b"")
+    assert init_weights_file(str(run), _vnet_cfg(disc="global_local")).endswith(
+        "best.weights.h5")
+    with pytest.raises(ConfigError, match="same --arch/--preset"):
+        init_weights_file(str(run), _vnet_cfg(keep_known=False))
+
+
+def test_dlib_face_perceptual_loss_is_zero_for_the_face_and_grows_with_blur():
+    pytest.importorskip("dlib")
+    import cv2
+
+    from tfface import dlib_resnet
+
+    fn = dlib_resnet.perceptual_loss_fn(128)
+    face = astronaut_crop()
+    real = _unit(face)
+    soft = _unit(cv2.GaussianBlur(face, (0, 0), 1.5))
+    softer = _unit(cv2.GaussianBlur(face, (0, 0), 3.0))
+    assert float(fn(real, real)) == pytest.approx(0.0, abs=1e-6)
+    assert 0.0 < float(fn(real, soft)) < float(fn(real, softer))
+    pred = tf.Variable(softer)
+    with tf.GradientTape() as tape:
+        loss = fn(real, pred)
+    grad = tape.gradient(loss, pred)
+    assert float(tf.reduce_max(tf.abs(grad))) > 0
+    with pytest.raises(dlib_resnet.DlibResNetError, match="unknown feature layer"):
+        dlib_resnet.perceptual_loss_fn(128, layers=("no_such_layer",))
+
+
+def test_dlib_face_is_a_content_loss_of_the_config():
+    pytest.importorskip("dlib")
+    from tfface.train.runner import make_content_fn
+
+    cfg = resolve("vnet", "tiny", {"train": {"content_loss": "dlib_face",
+                                             "content_weight": 1.0}})
+    fn = make_content_fn(cfg)
+    size = cfg.data.image_size
+    x = tf.zeros([2, size, size, 3])
+    assert float(fn(x, x)) == pytest.approx(0.0, abs=1e-6)
+    assert float(fn(x, x + 0.5)) > 0
