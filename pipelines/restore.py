@@ -3,7 +3,7 @@
 Examples::
 
     python -m pipelines.restore photo.jpg --model runs/demo
-    python -m pipelines.restore photos/ clip.mp4 --model runs/demo/model_int8.tflite --out restored/
+    python -m pipelines.restore photos/ clip.mp4 --model runs/demo/model_int8_mixed.tflite
     python -m pipelines.restore photo.jpg --model runs/demo --mask hole.png --compose --compare
 
 Outputs keep each input's relative path and name, with its extension joined to the
@@ -27,6 +27,7 @@ import sys
 from typing import Iterator, Sequence
 
 import tfface  # noqa: F401
+from tfface.cli import prog_name
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -65,7 +66,7 @@ class VideoWriteError(OSError):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m pipelines.restore",
+        prog=prog_name("pipelines.restore", "tfface-restore"),
         description="Restore the face in images, folders of images and videos with a run's "
         "Keras model or a .tflite file (same pre/post-processing for both).",
         epilog="Writes into --out DIR (default restored/): NAME.png for each image and "
@@ -137,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"error: no such file: {missing[0]}", file=sys.stderr)
         return 2
-    done, skipped, failed, kept = 0, [], [], []
+    done, unchanged, skipped, failed, kept = 0, 0, [], [], []
     written: dict[tuple[int, int], str] = {}  # (device, inode) of each output of this run
     for path, rel in tqdm(files, desc="restoring", unit="file", disable=args.quiet or len(files) < 2):
         ext = os.path.splitext(path)[1].lower()
@@ -168,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     continue
                 out = restore_image(restorer, rgb, locator, mask, args.compose)
                 _note_faces(locator, path)
+                changed = _restored_any(locator, rgb, out)
                 write_image(target, out)
                 st = os.stat(target)
                 written[(st.st_dev, st.st_ino)] = path
@@ -176,7 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       interpolation=cv2.INTER_NEAREST)
                     write_image(os.path.join(args.out, stem + "_compare.png"),
                                 np.concatenate([left, out], axis=1))
-                done += 1
+                if changed:
+                    done += 1
+                else:
+                    unchanged += 1
             elif ext in VIDEO_EXTS:
                 if hasattr(locator, "start_video"):  # smoothed landmarks across frames
                     locator.start_video(_video_fps(path))
@@ -199,11 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         except OSError as e:  # the output folder filled up or went away mid-way
             print(f"error: cannot write {target}: {e}; it was not kept", file=sys.stderr)
-            if done:
-                print(f"Restored {done} file(s) into {os.path.abspath(args.out)} before the "
-                      "error; run the same command again to finish.", file=sys.stderr)
+            if done or unchanged:
+                print(f"Wrote {done + unchanged} file(s) into {os.path.abspath(args.out)} "
+                      "before the error; run the same command again to finish.",
+                      file=sys.stderr)
             return 2
     print(f"Restored {done} file(s) into {os.path.abspath(args.out)}"
+          + (f"; {_unchanged_phrase(unchanged, restorer.spec.task)}" if unchanged else "")
           + (f"; skipped {len(skipped)} non-image file(s) (e.g. {skipped[0]})" if skipped else ""))
     if kept:
         print(f"Kept {len(kept)} existing output(s) (e.g. {kept[0]}); pass --overwrite to "
@@ -215,7 +222,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"warning: {path}: {why}", file=sys.stderr)
     if len(failed) > 20:
         print(f"warning: ... and {len(failed) - 20} more", file=sys.stderr)
-    return 0 if done or kept or not files else 1
+    return 0 if done or unchanged or kept or not files else 1
+
+
+def _restored_any(locator, rgb, out) -> bool:
+    """Whether restoring changed a photo: a face was restored (face path), or the
+    square's output differs from the photo (a square without an occluder is copied)."""
+    import numpy as np
+
+    report = getattr(locator, "last_report", None)
+    if report is not None:
+        return report.restored > 0
+    return out.shape != rgb.shape or not np.array_equal(out, rgb)
+
+
+def _unchanged_phrase(n: int, task: str) -> str:
+    """How the count line names photos in which nothing was restored."""
+    if task == "sr":
+        return f"{n} photo(s) with no face restored were enlarged by bicubic only"
+    return f"{n} photo(s) with nothing to restore were copied unchanged"
 
 
 SHIPPED_SEGMENTER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -226,24 +251,33 @@ SHIPPED_SEGMENTER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath
 def _locator(args, restorer):
     """How faces are found: the detect/align/paste-back pipeline (default), an OpenCV
     detector file (one square crop a photo), or the centered square (--center)."""
-    from tfface.inference import FaceLocator, InferenceError
+    from tfface.inference import FaceLocator
 
     det = args.face_detector
-    if args.center:
-        return FaceLocator(None, center=True)
-    if det.lower().endswith((".xml", ".onnx")):
-        return FaceLocator(det)
+    if args.center or det.lower().endswith((".xml", ".onnx")):
+        # One square a photo: a model that takes the hole as an input gets it from the
+        # segmenter, as on the face path, when no --mask is given.
+        needs_hole = restorer.spec.mask_input and args.mask is None
+        return FaceLocator(None if args.center else det, center=args.center,
+                           segmenter=_segmenter(args) if needs_hole else None)
     from tfface.faces import FacePipeline, make_detector
-    from tfface.faces.segmenter import OccluderSegmenter
 
     segmenter = None
     if restorer.spec.task == "inpaint" and args.mask is None:
-        path = args.segmenter or SHIPPED_SEGMENTER
-        if args.segmenter is None and not os.path.exists(path):
-            raise InferenceError(f"the occluder segmenter {path} is missing: pass --mask FILE "
-                                 "(white = hole) or --segmenter FILE")
-        segmenter = OccluderSegmenter(path)
+        segmenter = _segmenter(args)
     return FacePipeline(make_detector(det), segmenter, min_face=args.min_face)
+
+
+def _segmenter(args):
+    """The occluder segmenter of --segmenter, or the shipped one."""
+    from tfface.faces.segmenter import OccluderSegmenter
+    from tfface.inference import InferenceError
+
+    path = args.segmenter or SHIPPED_SEGMENTER
+    if args.segmenter is None and not os.path.exists(path):
+        raise InferenceError(f"the occluder segmenter {path} is missing: pass --mask FILE "
+                             "(white = hole) or --segmenter FILE")
+    return OccluderSegmenter(path)
 
 
 def _video_fps(path: str) -> float:

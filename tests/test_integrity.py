@@ -309,7 +309,9 @@ def test_inputs_that_differ_only_in_extension_get_distinct_outputs(model_run, tm
     args = [str(src), "--model", model_run, "--out", str(out), "--quiet"]
     assert restore_cli.main(args) == 0
     printed = capsys.readouterr().out
-    assert "Restored 4 file(s)" in printed and "Kept" not in printed
+    # the video is restored; the drawn photos have no face and are copied unchanged
+    assert "Restored 1 file(s)" in printed and "Kept" not in printed
+    assert "3 photo(s) with nothing to restore were copied unchanged" in printed
     assert sorted(os.listdir(out)) == ["a_PNG.png", "a_jpg.png", "a_mp4.mp4", "a_png.png"]
     for name, (h, w) in sizes.items():  # each output is its own input's restoration
         stem, ext = name.split(".")
@@ -321,7 +323,8 @@ def test_inputs_that_differ_only_in_extension_get_distinct_outputs(model_run, tm
     os.remove(out / "a_mp4.mp4")
     assert restore_cli.main(args) == 0
     printed = capsys.readouterr().out
-    assert "Restored 2 file(s)" in printed and "Kept 2 existing output(s)" in printed
+    assert "Restored 1 file(s)" in printed and "Kept 2 existing output(s)" in printed
+    assert "1 photo(s) with nothing to restore were copied unchanged" in printed
 
     # Two inputs given with the same relative name never share (or 'keep') one output.
     other = tmp_path / "other"
@@ -331,7 +334,8 @@ def test_inputs_that_differ_only_in_extension_get_distinct_outputs(model_run, tm
     assert restore_cli.main([str(src / "a.png"), str(other / "a.png"), "--model", model_run,
                              "--out", str(out2), "--quiet"]) == 0
     printed = capsys.readouterr()
-    assert "Restored 1 file(s)" in printed.out and "Kept" not in printed.out
+    assert "Restored 0 file(s)" in printed.out and "Kept" not in printed.out
+    assert "1 photo(s) with nothing to restore were copied unchanged" in printed.out
     assert f"{other / 'a.png'}: its output {out2 / 'a_png.png'} is already the output of " \
            f"{src / 'a.png'}" in printed.err
     assert cv2.imread(str(out2 / "a_png.png")).shape == (40, 30, 3)  # the first one's

@@ -707,7 +707,8 @@ def test_restore_skips_non_images_refuses_unwritable_output_and_keeps_existing(s
     out = tmp_path / "out"
     assert restore_cli.main([str(src), "--model", small_run, "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr()
-    assert "Restored 1 file(s)" in printed.out and "skipped 1 non-image file(s)" in printed.out
+    assert "Restored 0 file(s)" in printed.out and "skipped 1 non-image file(s)" in printed.out
+    assert "1 photo(s) with nothing to restore were copied unchanged" in printed.out  # no face
     assert f"{src / 'fake.jpg'}: not an image" in printed.err
     assert sorted(os.listdir(out)) == ["a_png.png"]
 

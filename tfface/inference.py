@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from tfface.cards import load_card
+from tfface.faces.align import hole_weight
 from tfface.imageio import to_float, to_uint8
 from tfface.lite import LiteRunner
 from tfface.rundir import generator_inputs, load_generator
@@ -176,6 +177,11 @@ def tflite_spec(name: str, card: dict, image: dict, output: dict, mask_input: bo
     return ModelSpec(task, size, out_size, scale, mask_input)
 
 
+HOLE_GROW, HOLE_FEATHER = 2, 2
+"""Growth and soft edge (px) of a hole found by the segmenter in a square crop, as
+:class:`tfface.faces.FacePipeline` uses them."""
+
+
 def _resize(img: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
     if img.shape[0] == size and img.shape[1] == size:
         return img
@@ -186,10 +192,16 @@ def _resize(img: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
 
 class FaceLocator:
     """Find the face to restore: an OpenCV detector when one is available, else the
-    centered square (the note says so once)."""
+    centered square (the note says so once).
 
-    def __init__(self, detector_file: str | None = None, center: bool = False):
+    ``segmenter`` (an :class:`~tfface.faces.segmenter.OccluderSegmenter`) finds the hole
+    in the square for a model that takes the hole as an input when no mask is given;
+    only the found hole (grown and feathered as on the face path) is replaced."""
+
+    def __init__(self, detector_file: str | None = None, center: bool = False,
+                 segmenter=None):
         self.note: str | None = None
+        self.segmenter = segmenter
         self._cascade = None
         self._yunet = None
         if center:
@@ -269,6 +281,16 @@ def restore_image(
     x, y, side = locator.locate(rgb)
     face = rgb[y : y + side, x : x + side]
     fmask = mask[y : y + side, x : x + side] if mask is not None else None
+    weight = None  # of the hole the segmenter finds when the model needs one and none is given
+    if fmask is None and restorer.spec.mask_input and locator.segmenter is not None:
+        s = restorer.spec.input_size  # found, grown and feathered at the model's side
+        found = locator.segmenter.hole(_resize(face, s))
+        if found.sum() < max(4, 0.001 * s * s):  # no occluder: the photo is unchanged
+            return rgb.copy()
+        fmask = _resize((hole_weight(found, HOLE_GROW, 0) > 0.5).astype(np.uint8), side,
+                        nearest=True) > 0
+        weight = cv2.resize(hole_weight(found, HOLE_GROW, HOLE_FEATHER), (side, side),
+                            interpolation=cv2.INTER_LINEAR)[..., None]
     out = restorer.restore_face(face, fmask)
     k = restorer.spec.scale
     if rgb.shape[0] * rgb.shape[1] * k * k > RESTORE_MAX_PIXELS:
@@ -283,6 +305,9 @@ def restore_image(
     if compose:
         hole = fmask.astype(bool)[..., None]
         patch = np.where(hole, patch, face)
+    elif weight is not None:  # only the found hole changes, with a soft edge
+        patch = np.clip(np.round(face * (1.0 - weight) + patch * weight), 0, 255
+                        ).astype(np.uint8)
     result[y : y + side, x : x + side] = patch
     return result
 
