@@ -1,0 +1,516 @@
+"""Whole-photo face super-resolution: composed scenes, faces by the model against bicubic.
+
+    nice -n 5 .venv/bin/python -m benchmarks.photo_sr \\
+        --model android_demo_assets/srgan/model_int8.tflite --scenes 24
+
+**Scenes.** Each HR scene is ``--hr-size`` (default 1024x768) with 1 to ``--max-faces``
+faces from ``--faces`` (default faces-hq dev: 256 px FFHQ crops, one face each; sources
+where MTCNN finds no face or several are left out) on a background. The LR photo is the
+scene shrunk ``x k`` with ``cv2.INTER_AREA`` (the x4 default: 1024x768 -> 256x192).
+
+* Face size is the larger side of MTCNN's box, the measure ``--min-face`` of
+  ``pipelines.restore`` uses. Each face's LR size is drawn log-uniformly from
+  ``--face-range`` (default 20-120 px); its source is resized so its box spans
+  ``size·k`` HR px (``INTER_AREA`` when shrinking, ``INTER_CUBIC`` when enlarging). The
+  box of a faces-hq face is about 180 px, so at x4 a face above ~45 LR px (x2: ~90) has
+  an **upscaled** ground truth: the table's ``GT up`` column gives the mean source
+  upscale of each size bin; there the HR face holds no detail finer than its 256 px
+  source, and a bin's figures measure the band the source has (and that nothing is
+  made worse), not fine detail.
+* The face's patch (the source's square around the box, at most its 256 px and at
+  most 95 % of the scene's height) is blended in with a soft edge; patches never
+  overlap.
+* Background (``--background``): ``mosaic`` (default) tiles the scene with 256 px
+  crops of the natural photos bundled with scikit-image (coffee, chelsea, rocket,
+  motorcycle, Hubble deep field, grass, gravel, brick; random crops and flips, native
+  resolution, no resampling), so non-face regions are real photo texture; ``flat`` is
+  a smooth gradient.
+
+**What runs.** ``--paths``: ``pipeline`` is :class:`tfface.faces.FacePipeline` with the
+detector of ``pipelines.restore`` (``--detector``, default ``auto``) and ``--min-face``
+16, i.e. the code path of ``python -m pipelines.restore LOWRES --model FILE``; ``native``
+is :class:`tfface.faces.sr_photo.NativeSRPipeline` (every face cut out at its own
+resolution and tiled, none warped up to the model's input). ``bicubic`` is
+``cv2.INTER_CUBIC`` of the whole LR photo (the pipeline's own background).
+``--scale 2`` with a x4 model runs the model and shrinks its output ÷2 (``INTER_AREA``):
+the x2 mode of a x4 file.
+
+**Measures.** Per face on its HR box (all faces, detected or not; an undetected face
+stays bicubic): PSNR (8-bit RGB), SSIM (Gaussian 11, tf.image.ssim) and sharpness
+(:func:`tfface.metrics.hole_sharpness` on a full-ones mask: mean Sobel gradient of the
+result ÷ that of the real face, 1.0 = as sharp). Per photo: PSNR of the whole photo
+and of the non-face part (outside every patch, grown by 8 HR px), and the time by part:
+detection, the model on faces, the bicubic background, and the rest (crops, weights,
+paste-back). ``--background-sr`` also runs the model in tiles over the whole LR photo
+(:func:`tfface.faces.sr_photo.sr_image`) and scores its non-face part and time.
+``--time-photo`` times a ``--hr-size`` photo with one face as the LR input (x4 of
+1024x768 is 4096x3072), part by part, with the model on the background too.
+
+``--grid FILE`` writes LR | bicubic | result | HR crops of some faces (it holds dataset
+faces: write it under /work/scratch, never into the repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import math
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+
+import tfface  # noqa: F401
+
+BINS = (20, 32, 48, 72, 121)
+SKIMAGE_PHOTOS = ("coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png",
+                  "hubble_deep_field.jpg", "grass.png", "gravel.png", "brick.png")
+
+
+# ----------------------------------------------------------------------------- scenes
+
+def load_sources(folder: str, count: int, detector) -> list[dict]:
+    """Up to ``count`` faces of ``folder`` (sorted names, evenly spread) with their MTCNN
+    box: ``{"rgb", "box" (x0, y0, x1, y1), "name"}``; photos with no face or several
+    are left out."""
+    from tfface.inference import read_photo
+
+    files = sorted(glob.glob(os.path.join(folder, "*.jpg")) + glob.glob(os.path.join(folder, "*.png")))
+    if not files:
+        raise SystemExit(f"error: no .jpg/.png faces in {folder}")
+    step = max(1, len(files) // max(1, count))
+    out = []
+    for f in files[::step]:
+        rgb = read_photo(f)
+        faces = detector.detect(rgb)
+        if len(faces) == 1:
+            out.append({"rgb": rgb, "box": np.asarray(faces[0].box, np.float64),
+                        "name": os.path.basename(f)})
+        if len(out) >= count:
+            break
+    return out
+
+
+def background(kind: str, hw: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """The scene's background (see the module docstring)."""
+    h, w = hw
+    if kind == "flat":
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.stack([90 + 60 * xx / w, 110 + 40 * yy / h, 140 + 30 * np.sin(xx / 90.0)], -1)
+        return np.clip(base, 0, 255).astype(np.uint8)
+    from skimage import io
+
+    root = os.path.join(os.path.dirname(__import__("skimage").__file__), "data")
+    photos = []
+    for name in SKIMAGE_PHOTOS:
+        img = io.imread(os.path.join(root, name))
+        img = np.repeat(img[..., None], 3, -1) if img.ndim == 2 else img[..., :3]
+        photos.append(img.astype(np.uint8))
+    t = 256
+    out = np.zeros((int(math.ceil(h / t)) * t, int(math.ceil(w / t)) * t, 3), np.uint8)
+    for y in range(0, out.shape[0], t):
+        for x in range(0, out.shape[1], t):
+            p = photos[rng.integers(len(photos))]
+            y0 = rng.integers(p.shape[0] - t + 1)
+            x0 = rng.integers(p.shape[1] - t + 1)
+            tile = p[y0:y0 + t, x0:x0 + t]
+            if rng.random() < 0.5:
+                tile = tile[:, ::-1]
+            out[y:y + t, x:x + t] = tile
+    return out[:h, :w].copy()
+
+
+def _soft_alpha(side: int, edge: float = 0.1) -> np.ndarray:
+    r = np.minimum(np.arange(side) + 0.5, side - np.arange(side) - 0.5) / max(1.0, edge * side)
+    a = np.clip(r, 0.0, 1.0)
+    a = a * a * (3 - 2 * a)  # smoothstep
+    return np.minimum(a[:, None], a[None, :])[..., None].astype(np.float32)
+
+
+def compose_scene(sources: list[dict], rng: np.random.Generator, hw=(768, 1024), scale: int = 4,
+                  face_range=(20, 120), max_faces: int = 4, kind: str = "mosaic"):
+    """One HR scene: ``(hr uint8, faces, patch_mask)``; each face is a dict with ``box``
+    (HR px, x0 y0 x1 y1), ``lr_size`` (box side in LR px), ``upscale`` (HR px per source
+    px) and ``name``; ``patch_mask`` is True over every pasted patch."""
+    h, w = hw
+    hr = background(kind, hw, rng).astype(np.float32)
+    mask = np.zeros((h, w), bool)
+    faces, taken = [], []
+    for _ in range(int(rng.integers(1, max_faces + 1))):
+        src = sources[int(rng.integers(len(sources)))]
+        lr_size = float(np.exp(rng.uniform(np.log(face_range[0]), np.log(face_range[1]))))
+        box = src["box"]
+        u = lr_size * scale / max(box[2] - box[0], box[3] - box[1])
+        sh, sw = src["rgb"].shape[:2]
+        c = int(min(sh, sw, 0.95 * min(h, w) / u))
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        x0 = int(np.clip(round(cx - c / 2), 0, sw - c))
+        y0 = int(np.clip(round(cy - c / 2), 0, sh - c))
+        side = int(round(c * u))
+        patch = cv2.resize(src["rgb"][y0:y0 + c, x0:x0 + c], (side, side),
+                           interpolation=cv2.INTER_AREA if u < 1 else cv2.INTER_CUBIC)
+        for _try in range(60):
+            px = int(rng.integers(0, w - side + 1))
+            py = int(rng.integers(0, h - side + 1))
+            if all(px + side + 8 <= a or a2 + 8 <= px or py + side + 8 <= b or b2 + 8 <= py
+                   for a, b, a2, b2 in taken):
+                break
+        else:
+            continue
+        taken.append((px, py, px + side, py + side))
+        alpha = _soft_alpha(side)
+        region = hr[py:py + side, px:px + side]
+        hr[py:py + side, px:px + side] = region + alpha * (patch.astype(np.float32) - region)
+        mask[py:py + side, px:px + side] = True
+        f = side / c
+        fb = np.array([(box[0] - x0) * f + px, (box[1] - y0) * f + py,
+                       (box[2] - x0) * f + px, (box[3] - y0) * f + py])
+        faces.append({"box": fb, "lr_size": max(fb[2] - fb[0], fb[3] - fb[1]) / scale,
+                      "upscale": f, "name": src["name"]})
+    return np.clip(np.round(hr), 0, 255).astype(np.uint8), faces, mask
+
+
+def shrink(hr: np.ndarray, k: int) -> np.ndarray:
+    """The LR photo: ``hr`` shrunk ``k`` times with ``cv2.INTER_AREA`` (sides divisible by k)."""
+    h, w = hr.shape[:2]
+    return cv2.resize(hr[: h - h % k, : w - w % k], (w // k, h // k), interpolation=cv2.INTER_AREA)
+
+
+# ----------------------------------------------------------------------------- running
+
+class Timed:
+    """A detector or restorer whose ``detect`` / ``restore_face`` time is summed in
+    ``seconds`` (everything else is passed through)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.seconds = 0.0
+        self.calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def _timed(self, fn, *args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t
+            self.calls += 1
+
+    def detect(self, rgb):
+        return self._timed(self.inner.detect, rgb)
+
+    def restore_face(self, face, mask=None):
+        return self._timed(self.inner.restore_face, face, mask)
+
+
+class Shrunk:
+    """A x4 restorer used at x2: its output shrunk ÷2 with ``cv2.INTER_AREA``."""
+
+    def __init__(self, inner, scale: int):
+        from tfface.inference import ModelSpec
+
+        s, k = int(inner.spec.input_size), int(inner.spec.scale)
+        if k % scale:
+            raise SystemExit(f"error: a x{k} model cannot serve x{scale}")
+        self.inner, self.name = inner, f"{inner.name} (x{k} then ÷{k // scale})"
+        self.spec = ModelSpec("sr", s, s * scale, scale)
+
+    def restore_face(self, face, mask=None):
+        out = self.inner.restore_face(face, mask)
+        n = self.spec.output_size
+        return cv2.resize(out, (n, n), interpolation=cv2.INTER_AREA)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 100.0 if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+
+
+def face_scores(hr: np.ndarray, out: np.ndarray, box) -> tuple[float, float, float]:
+    """PSNR, SSIM and sharpness of ``out`` against ``hr`` over ``box`` (HR px)."""
+    import tensorflow as tf
+
+    from tfface import metrics
+
+    h, w = hr.shape[:2]
+    x0, y0 = max(0, int(math.floor(box[0]))), max(0, int(math.floor(box[1])))
+    x1, y1 = min(w, int(math.ceil(box[2]))), min(h, int(math.ceil(box[3])))
+    a, b = hr[y0:y1, x0:x1], out[y0:y1, x0:x1]
+    ta = tf.constant(a[None].astype(np.float32) / 127.5 - 1.0)
+    tb = tf.constant(b[None].astype(np.float32) / 127.5 - 1.0)
+    ones = tf.ones_like(ta[..., :1])
+    return (psnr(a, b), float(metrics.ssim(ta, tb)[0]),
+            float(metrics.hole_sharpness(ta, tb, ones)[0]))
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _panel(img: np.ndarray, box, side: int = 128, lr_k: int = 0) -> np.ndarray:
+    """The face's box grown by 15 %, squared, as a ``side`` px panel (``lr_k``: ``img`` is
+    the LR photo, shown with nearest-neighbour enlargement)."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    half = 0.575 * max(box[2] - box[0], box[3] - box[1])
+    if lr_k:
+        cx, cy, half = (cx + 0.5) / lr_k - 0.5, (cy + 0.5) / lr_k - 0.5, half / lr_k
+    x0, y0 = int(round(cx - half)), int(round(cy - half))
+    n = max(2, int(round(2 * half)))
+    pad = cv2.copyMakeBorder(img, n, n, n, n, cv2.BORDER_CONSTANT)
+    crop = pad[y0 + n:y0 + 2 * n, x0 + n:x0 + 2 * n]
+    return cv2.resize(crop, (side, side), interpolation=cv2.INTER_NEAREST if lr_k
+                      else cv2.INTER_AREA)
+
+
+def make_pipelines(paths, detector_name: str, min_face: int):
+    from tfface.faces import FacePipeline, make_detector
+    from tfface.faces.sr_photo import NativeSRPipeline
+
+    det = Timed(make_detector(detector_name))
+    pipes = {}
+    for p in paths:
+        cls = FacePipeline if p == "pipeline" else NativeSRPipeline
+        pipes[p] = cls(det, min_face=min_face)
+    return det, pipes
+
+
+def run_scenes(args, restorer, sources):
+    """Every scene through bicubic and each path: per-face rows, per-photo rows, panels."""
+    from tqdm.auto import tqdm
+
+    from tfface.faces.sr_photo import sr_image
+
+    k = int(restorer.spec.scale)
+    det, pipes = make_pipelines(args.paths, args.detector, args.min_face)
+    model = Timed(restorer)
+    faces_rows, photo_rows, panels = [], [], []
+    for i in tqdm(range(args.scenes), desc="scenes", unit="scene", disable=args.quiet):
+        rng = np.random.default_rng([args.seed, i])
+        hr, faces, pmask = compose_scene(sources, rng, args.hr_size, k, args.face_range,
+                                         args.max_faces, args.background)
+        lr = shrink(hr, k)
+        hr = hr[: lr.shape[0] * k, : lr.shape[1] * k]
+        bg = ~cv2.dilate(pmask[: hr.shape[0], : hr.shape[1]].astype(np.uint8),
+                         np.ones((17, 17), np.uint8)).astype(bool)
+        t = time.perf_counter()
+        outs = {"bicubic": cv2.resize(lr, hr.shape[1::-1], interpolation=cv2.INTER_CUBIC)}
+        t_bg = time.perf_counter() - t
+        row = {"scene": i, "faces": len(faces)}
+        for name, pipe in pipes.items():
+            det.seconds = model.seconds = 0.0
+            t = time.perf_counter()
+            outs[name], rep = pipe.restore(model, lr)
+            total = time.perf_counter() - t
+            row[name + "_time"] = (det.seconds, model.seconds, t_bg,
+                                   max(0.0, total - det.seconds - model.seconds - t_bg), total)
+            row[name + "_found"] = [np.asarray(f.box, np.float64) * k for f in rep.faces]
+        if args.background_sr:
+            model.seconds = 0.0
+            outs["model_bg"] = sr_image(model, lr)
+            row["model_bg_time"] = model.seconds
+        for name, out in outs.items():
+            row[name + "_psnr"] = psnr(hr, out)
+            row[name + "_bg_psnr"] = psnr(hr[bg], out[bg]) if bg.any() else float("nan")
+        photo_rows.append(row)
+        for f in faces:
+            fr = {"lr_size": f["lr_size"], "upscale": f["upscale"], "name": f["name"]}
+            for name, out in outs.items():
+                if name != "model_bg":
+                    fr[name] = face_scores(hr, out, f["box"])
+            for name in pipes:
+                fr[name + "_det"] = any(_iou(b, f["box"]) >= 0.3 for b in row[name + "_found"])
+            faces_rows.append(fr)
+            panels.append((f["lr_size"], [_panel(lr, f["box"], lr_k=k)]
+                           + [_panel(outs[n], f["box"]) for n in ["bicubic", *pipes]]
+                           + [_panel(hr, f["box"])]))
+    return faces_rows, photo_rows, panels
+
+
+def _mean(xs):
+    xs = [x for x in xs if x == x]
+    return float(np.mean(xs)) if xs else float("nan")
+
+
+def print_tables(faces_rows, photo_rows, methods, k: int, out=sys.stdout) -> None:
+    """Per size bin: faces, detection, GT upscale, PSNR / SSIM / sharpness of each method
+    and its gain over bicubic; then whole-photo PSNR and time per photo."""
+    bins = list(zip(BINS[:-1], BINS[1:])) + [(0, 10 ** 9)]
+    head = f"{'LR face px':>10} {'faces':>5} {'GT up':>6} | {'bicubic':>20}"
+    for m in methods:
+        head += f" | {m + ' (det)':>32}"
+    print(head, file=out)
+    print(f"{'':>10} {'':>5} {'':>6} | {'PSNR / SSIM / sharp':>20}"
+          + "".join(f" | {'PSNR / SSIM / sharp   ΔdB':>32}" for _ in methods), file=out)
+    for lo, hi in bins:
+        rows = [r for r in faces_rows if lo <= r["lr_size"] < hi]
+        if not rows:
+            continue
+        label = "all" if hi == 10 ** 9 else f"{lo}-{hi - 1}"
+        b = [_mean([r["bicubic"][j] for r in rows]) for j in range(3)]
+        line = (f"{label:>10} {len(rows):>5} {_mean([r['upscale'] for r in rows]):>5.2f}x |"
+                f" {b[0]:6.2f} / {b[1]:.3f} / {b[2]:.2f}")
+        for m in methods:
+            v = [_mean([r[m][j] for r in rows]) for j in range(3)]
+            det = sum(r[m + "_det"] for r in rows)
+            line += (f" | {v[0]:6.2f} / {v[1]:.3f} / {v[2]:.2f} {v[0] - b[0]:+6.2f}"
+                     f" ({det:>2})")
+        print(line, file=out)
+    print("", file=out)
+    names = ["bicubic", *methods] + (["model_bg"] if "model_bg_psnr" in photo_rows[0] else [])
+    print("whole photo PSNR: " + ", ".join(
+        f"{n} {_mean([r[n + '_psnr'] for r in photo_rows]):.2f} dB" for n in names), file=out)
+    print("non-face part PSNR: " + ", ".join(
+        f"{n} {_mean([r[n + '_bg_psnr'] for r in photo_rows]):.2f} dB" for n in names), file=out)
+    for m in methods:
+        t = np.median(np.array([r[m + "_time"] for r in photo_rows]), axis=0) * 1000
+        print(f"time per photo, {m} (median ms): detection {t[0]:.0f}, model on faces "
+              f"{t[1]:.0f}, bicubic background {t[2]:.0f}, crops/weights/paste {t[3]:.0f}, "
+              f"total {t[4]:.0f}", file=out)
+    if "model_bg_time" in photo_rows[0]:
+        t = np.median([r["model_bg_time"] for r in photo_rows]) * 1000
+        print(f"model over the whole LR photo in tiles: {t:.0f} ms per photo (median)", file=out)
+
+
+def write_grid(path: str, panels, methods, count: int = 8) -> None:
+    """Columns LR | bicubic | each method | HR for ``count`` faces spread over the sizes."""
+    from tfface.imageio import write_image
+
+    panels = sorted(panels, key=lambda p: p[0])
+    pick = [panels[int(round(i))] for i in np.linspace(0, len(panels) - 1, min(count, len(panels)))]
+    rows = []
+    for size, cells in pick:
+        row = np.concatenate([np.pad(c, ((2, 2), (2, 2), (0, 0)), constant_values=255)
+                              for c in cells], 1)
+        cv2.putText(row, f"{size:.0f}px", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (255, 255, 0), 1, cv2.LINE_AA)
+        rows.append(row)
+    write_image(path, np.concatenate(rows, 0))
+    print(f"grid: {path} (columns: LR, bicubic, {', '.join(methods)}, HR)")
+
+
+def time_photo(args, restorer, sources, out=sys.stdout) -> None:
+    """A ``--hr-size`` photo with one ``--time-face`` px face as the LR input: time per
+    part of each path (median of ``--repeats``), and the model over the whole photo."""
+    from tfface.faces.sr_photo import count_tiles, sr_image
+
+    k = int(restorer.spec.scale)
+    rng = np.random.default_rng([args.seed, 10 ** 6])
+    photo, faces, _ = compose_scene(sources, rng, args.hr_size, 1,
+                                    (args.time_face, args.time_face + 1e-3), 1, args.background)
+    h, w = photo.shape[:2]
+    print(f"\ntiming: a {w}x{h} photo with one face of {faces[0]['lr_size']:.0f} px -> "
+          f"{w * k}x{h * k}, {args.repeats} runs, median ms", file=out)
+    det, pipes = make_pipelines(args.paths, args.detector, args.min_face)
+    model = Timed(restorer)
+    for name, pipe in pipes.items():
+        runs = []
+        for _ in range(args.repeats):
+            det.seconds = model.seconds = 0.0
+            t = time.perf_counter()
+            cv2.resize(photo, (w * k, h * k), interpolation=cv2.INTER_CUBIC)
+            t_bg = time.perf_counter() - t
+            t = time.perf_counter()
+            _, rep = pipe.restore(model, photo)
+            total = time.perf_counter() - t
+            runs.append((det.seconds, model.seconds, t_bg,
+                         total - det.seconds - model.seconds - t_bg, total, model.calls))
+            model.calls = 0
+        m = np.median(np.array(runs), axis=0)
+        print(f"  {name}: detection {m[0] * 1000:.0f}, model on the face {m[1] * 1000:.0f} "
+              f"({m[5]:.0f} calls), bicubic background {m[2] * 1000:.0f}, crops/weights/paste "
+              f"{m[3] * 1000:.0f}, total {m[4] * 1000:.0f} ({rep.summary()})", file=out)
+    side = int(restorer.spec.input_size)
+    t = time.perf_counter()
+    sr_image(restorer, photo)
+    t = time.perf_counter() - t
+    print(f"  model over the whole photo in tiles ({count_tiles(h, w, side)} tiles of {side} "
+          f"px): {t * 1000:.0f} ms (one run)", file=out)
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1024x768, got '{text}'")
+    if w < 64 or h < 64:
+        raise argparse.ArgumentTypeError("the scene must be at least 64x64")
+    return h, w
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.photo_sr",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="android_demo_assets/srgan/model_int8.tflite",
+                   help="SR .tflite file or run directory (default: the shipped x4 file)")
+    p.add_argument("--faces", default="/work/shared/data/faces-hq/dev", metavar="DIR",
+                   help="folder of face photos (default: faces-hq dev)")
+    p.add_argument("--sources", type=int, default=120, help="faces read from --faces")
+    p.add_argument("--scenes", type=int, default=24)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hr-size", type=_size, default=(768, 1024), metavar="WxH",
+                   help="HR scene size (default 1024x768)")
+    p.add_argument("--scale", type=int, choices=(2, 4), default=None,
+                   help="default: the model's; 2 with a x4 model shrinks its output")
+    p.add_argument("--face-range", type=float, nargs=2, default=(20.0, 120.0), metavar=("LO", "HI"),
+                   help="LR face sizes (box side, px), drawn log-uniformly")
+    p.add_argument("--max-faces", type=int, default=4)
+    p.add_argument("--background", choices=("mosaic", "flat"), default="mosaic")
+    p.add_argument("--paths", nargs="+", choices=("pipeline", "native"), default=["pipeline"])
+    p.add_argument("--detector", default="auto")
+    p.add_argument("--min-face", type=int, default=16)
+    p.add_argument("--background-sr", action="store_true",
+                   help="also run the model over the whole LR photo and score its non-face part")
+    p.add_argument("--time-photo", action="store_true",
+                   help="also time a --hr-size photo with one face as the LR input")
+    p.add_argument("--time-face", type=float, default=200.0,
+                   help="face size of --time-photo (px in that photo)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--grid", metavar="FILE", help="before/after grid (holds dataset faces: "
+                   "write it under /work/scratch)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from tfface.faces import make_detector
+    from tfface.inference import InferenceError, Restorer
+
+    try:
+        restorer = Restorer.load(args.model)
+    except InferenceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if restorer.spec.task != "sr":
+        print(f"error: {args.model} is not a super-resolution model", file=sys.stderr)
+        return 2
+    if args.scale and args.scale != restorer.spec.scale:
+        restorer = Shrunk(restorer, args.scale)
+    if not os.path.isdir(args.faces):
+        print(f"error: no such folder: {args.faces}", file=sys.stderr)
+        return 2
+    sources = load_sources(args.faces, args.sources, make_detector("mtcnn"))
+    k = int(restorer.spec.scale)
+    print(f"model {restorer.name}: x{k}, input {restorer.spec.input_size} px; {len(sources)} "
+          f"faces of {args.faces}; {args.scenes} scenes {args.hr_size[1]}x{args.hr_size[0]} "
+          f"({args.background} background), LR faces {args.face_range[0]:.0f}-"
+          f"{args.face_range[1]:.0f} px, seed {args.seed}")
+    faces_rows, photo_rows, panels = run_scenes(args, restorer, sources)
+    print_tables(faces_rows, photo_rows, args.paths, k)
+    if args.grid:
+        write_grid(args.grid, panels, args.paths)
+    if args.time_photo:
+        time_photo(args, restorer, sources)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

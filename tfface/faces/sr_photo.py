@@ -1,0 +1,162 @@
+"""Super-resolution of whole photos: any-size images in tiles, faces at their own scale.
+
+The real-photo path (:class:`tfface.faces.FacePipeline`) enlarges a photo by bicubic
+interpolation and runs the model on each face. This module holds the parts a model
+trained on faces at every scale (``data.sr_crop``, see :mod:`tfface.data.pipeline`)
+needs on top of it:
+
+* :func:`sr_image` — any ``H x W`` image super-resolved by a fixed-input model in
+  overlapping tiles blended with tent weights (the square :func:`~tfface.faces.pipeline.sr_tiles`
+  generalised to rectangles and to images smaller than a tile), e.g. the background of
+  a photo.
+* :func:`sr_face_native` — one face cut out axis-aligned at the photo's own
+  resolution (at least the model's input side, never enlarged by a warp), super-resolved
+  by :func:`sr_image` and pasted with the feathered face weight.
+* :class:`NativeSRPipeline` — a :class:`~tfface.faces.FacePipeline` that sends every
+  face through :func:`sr_face_native` and, with ``background="model"``, enlarges the
+  rest of the photo with the model too instead of bicubic.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from tfface.faces import align as al
+from tfface.faces.detect import Face
+from tfface.faces.pipeline import FacePipeline, PhotoReport
+
+__all__ = ["sr_image", "tile_starts", "sr_face_native", "NativeSRPipeline"]
+
+BACKGROUNDS = ("bicubic", "model")
+
+
+def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
+    """Offsets of tiles of side ``tile`` that cover ``0..n`` stepping by ``tile - overlap``,
+    the last one flush with the end (``[0]`` when ``n <= tile``)."""
+    if tile <= overlap:
+        raise ValueError(f"the overlap ({overlap}) must be smaller than the tile ({tile})")
+    if n <= tile:
+        return [0]
+    starts = list(range(0, n - tile + 1, tile - overlap))
+    if starts[-1] != n - tile:
+        starts.append(n - tile)
+    return starts
+
+
+def _tent(side: int, ramp: float) -> np.ndarray:
+    """1-D blend weight of a tile output: rising over ``ramp`` px from each edge, floor 0.05."""
+    r = np.minimum(np.arange(side) + 0.5, side - np.arange(side) - 0.5)
+    return np.clip(r / (ramp + 1e-9), 0.05, 1.0)
+
+
+def sr_image(restorer, rgb: np.ndarray, overlap: int | None = None,
+             progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """``rgb`` (uint8 ``[H, W, 3]``, any size) enlarged ``k`` times by ``restorer``.
+
+    The model runs on tiles of its input side ``s`` stepping by ``s - overlap``
+    (default ``s // 4``); the outputs are blended with tent weights so no tile edge
+    shows. An image smaller than a tile is reflected to the tile's size first and its
+    own part of the output kept. ``progress(n)`` is called after each tile.
+
+    Returns:
+        uint8 ``[H·k, W·k, 3]``.
+    """
+    s, k = int(restorer.spec.input_size), int(restorer.spec.scale)
+    ov = max(2, s // 4) if overlap is None else int(overlap)
+    h, w = rgb.shape[:2]
+    ph, pw = max(0, s - h), max(0, s - w)
+    src = cv2.copyMakeBorder(rgb, 0, ph, 0, pw, cv2.BORDER_REFLECT_101) if ph or pw else rgb
+    hh, ww = src.shape[:2]
+    acc = np.zeros((hh * k, ww * k, 3), np.float64)
+    wsum = np.zeros((hh * k, ww * k, 1), np.float64)
+    tent = _tent(s * k, ov * k / 2.0)
+    w2 = np.minimum(tent[:, None], tent[None, :])[..., None]
+    for y in tile_starts(hh, s, ov):
+        for x in tile_starts(ww, s, ov):
+            out = restorer.restore_face(src[y:y + s, x:x + s]).astype(np.float64)
+            acc[y * k:(y + s) * k, x * k:(x + s) * k] += out * w2
+            wsum[y * k:(y + s) * k, x * k:(x + s) * k] += w2
+            if progress is not None:
+                progress(1)
+    big = np.clip(np.round(acc / wsum), 0, 255).astype(np.uint8)
+    return big[:h * k, :w * k]
+
+
+def count_tiles(h: int, w: int, side: int, overlap: int | None = None) -> int:
+    """How many model calls :func:`sr_image` makes for an ``h x w`` image."""
+    ov = max(2, side // 4) if overlap is None else int(overlap)
+    return len(tile_starts(max(h, side), side, ov)) * len(tile_starts(max(w, side), side, ov))
+
+
+def _translation_matrix(m: np.ndarray, k: int) -> np.ndarray:
+    """Photo → crop matrix at ``k`` times both resolutions (pixel centres kept)."""
+    a = np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5], [0, 0, 1]], np.float64)
+    return (a @ np.vstack([m, [0, 0, 1]]) @ np.linalg.inv(a))[:2]
+
+
+def sr_face_native(restorer, rgb: np.ndarray, face: Face, out: np.ndarray,
+                   feather: float = 0.1, overlap: int | None = None) -> int:
+    """Super-resolve one face at the photo's own resolution and paste it into ``out``
+    (the photo enlarged ``k`` times, modified in place).
+
+    The crop is axis-aligned at integer offsets, centred and sized as the template
+    framing (:func:`tfface.faces.align.native_crop`) but at least the model's input side:
+    a small face is not enlarged before the model (the model sees it with more of the
+    photo around it), a large one is tiled. Returns the number of tiles run.
+    """
+    s, k = int(restorer.spec.input_size), int(restorer.spec.scale)
+    n = max(s, int(np.ceil(al.native_size(face.landmarks))))
+    crop, m = al.native_crop(rgb, face.landmarks, n)
+    restored = sr_image(restorer, crop, overlap)
+    weight = al.face_weight(restored.shape[0], feather)
+    al.paste_back(out, restored, _translation_matrix(m, k), weight, out=out)
+    return count_tiles(n, n, s, overlap)
+
+
+class NativeSRPipeline(FacePipeline):
+    """:class:`~tfface.faces.FacePipeline` for models trained on faces at every scale:
+    every SR face goes through :func:`sr_face_native` (no face is warped up to the
+    model's input side), and ``background="model"`` enlarges the rest of the photo
+    with the model (:func:`sr_image`) instead of bicubic. Inpainting is unchanged.
+
+    Args:
+        background: ``bicubic`` (the default, as FacePipeline) or ``model``.
+        overlap: tile overlap in LR px (default a quarter of the model's input side).
+        **kwargs: as :class:`~tfface.faces.FacePipeline`.
+    """
+
+    def __init__(self, detector, segmenter=None, *, background: str = "bicubic",
+                 overlap: int | None = None, **kwargs):
+        super().__init__(detector, segmenter, **kwargs)
+        if background not in BACKGROUNDS:
+            raise ValueError(f"background must be one of {BACKGROUNDS}, got '{background}'")
+        self.background = background
+        self.overlap = overlap
+
+    def restore(self, restorer, rgb: np.ndarray, mask: np.ndarray | None = None
+                ) -> tuple[np.ndarray, PhotoReport]:
+        if restorer.spec.task != "sr" or self.background == "bicubic":
+            return super().restore(restorer, rgb, mask)
+        faces = sorted(self.detector.detect(rgb), key=lambda f: -f.size)[: self.max_faces]
+        if self.smoother is not None:
+            faces = self.smoother(faces)
+        report = PhotoReport(found=len(faces), faces=faces, task="sr")
+        out = sr_image(restorer, rgb, self.overlap)
+        for face in faces:
+            if face.size < self.min_face:
+                report.small += 1
+                continue
+            self._sr_face(restorer, rgb, face, out, report)
+        self.last_report = report
+        return out, report
+
+    def _sr_face(self, restorer, rgb, face: Face, out, report: PhotoReport) -> None:
+        if al.native_size(face.landmarks) > self.max_sr_side:
+            report.large += 1
+            return
+        if sr_face_native(restorer, rgb, face, out, self.feather, self.overlap) > 1:
+            report.tiled += 1
+        report.restored += 1
