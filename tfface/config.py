@@ -98,6 +98,9 @@ class DataConfig:
     degradation: str = "none"
     """Realistic degradation chain of the SR task (see :mod:`tfface.data.degrade`)."""
     degradation_options: dict[str, Any] = field(default_factory=dict)
+    sr_crop: dict[str, Any] = field(default_factory=dict)
+    """SR train split only: zoomed random crops of the faces, so the model learns faces at
+    every scale (see :mod:`tfface.data.sr_crop`); empty (the default): whole faces."""
     lr_up: bool = False
     """Also emit ``lr_up``: the LR input upsampled (bicubic) to the HR size."""
     data_service: str | None = None

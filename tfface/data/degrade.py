@@ -57,6 +57,10 @@ Presets (``cfg.data.degradation``)
 "blur_prob": 0.5}``; unknown keys are errors that list the valid ones.
 Ranges are closed ``[lo, hi]`` pairs; ``kernel_size`` ranges hold odd sizes.
 
+Faces at every scale: ``data.sr_crop`` (:mod:`tfface.data.sr_crop`) cuts zoomed random
+crops of the faces before :func:`degrade`, whose ``methods`` then draws the LR kernel per
+element.
+
 Public ops: :func:`gaussian_kernel`, :func:`sinc_kernel`, :func:`blur`,
 :func:`add_gaussian_noise`, :func:`add_poisson_noise`, :func:`jpeg`,
 :func:`downscale`, :func:`upscale`, :func:`degrade`.
@@ -529,6 +533,14 @@ def upscale(image, size, method: str = "bicubic") -> tf.Tensor:
     return tf.clip_by_value(out, 0.0, 255.0)
 
 
+def _downscale_any(image, scale: int, methods, seed) -> tf.Tensor:
+    """:func:`downscale` with one of ``methods`` (drawn from ``seed`` when several)."""
+    if len(methods) == 1:
+        return downscale(image, scale, methods[0])
+    pick = tf.random.stateless_uniform([], seed, 0, len(methods), dtype=tf.int32)
+    return tf.switch_case(pick, [lambda m=m: downscale(image, scale, m) for m in methods])
+
+
 # --------------------------------------------------------------------------- chains
 
 
@@ -592,7 +604,7 @@ def _sized(hw, factor) -> tf.Tensor:
     return tf.maximum(tf.cast(tf.cast(hw, tf.float32) * factor, tf.int32), MIN_SIDE)
 
 
-def _classic(img, seed, scale: int, method: str, opts) -> tf.Tensor:
+def _classic(img, seed, scale: int, methods, opts) -> tf.Tensor:
     s = _seeds(seed, 7)
 
     def do_blur(x):
@@ -600,7 +612,7 @@ def _classic(img, seed, scale: int, method: str, opts) -> tf.Tensor:
         return blur(x, kernel, ksize)
 
     x = _maybe(s[0], opts["blur_prob"], do_blur, img)
-    x = downscale(x, scale, method)
+    x = _downscale_any(x, scale, methods, s[6])
     x = _maybe(s[2], opts["noise_prob"], lambda y: _random_noise(y, s[3], opts), x)
     x = _maybe(s[4], opts["jpeg_prob"], lambda y: _random_jpeg(y, s[5], opts["jpeg_range"]), x)
     return x
@@ -651,7 +663,8 @@ def _realesrgan(img, seed, scale: int, opts) -> tf.Tensor:
     return _quantize(tf.ensure_shape(x, [lr_size, lr_size, 3]))
 
 
-def degrade(image, seed, data_cfg, *, options: Mapping[str, Any] | None = None) -> tf.Tensor:
+def degrade(image, seed, data_cfg, *, options: Mapping[str, Any] | None = None,
+            methods=None) -> tf.Tensor:
     """The low-resolution input of one face, as ``data_cfg`` asks.
 
     Args:
@@ -663,6 +676,9 @@ def degrade(image, seed, data_cfg, *, options: Mapping[str, Any] | None = None) 
             ``degradation``, ``degradation_options``).
         options: an already resolved option table (:func:`resolve_options`), to skip
             validation per call.
+        methods: downscale kernels to draw from per element (``data.sr_crop``'s
+            ``downscale``) instead of ``data_cfg.sr_downscale``; ``none`` and ``classic``
+            only (``realesrgan`` draws its own resize modes).
 
     Returns:
         float32 ``[S/scale, S/scale, 3]`` in [0, 255] (integer-valued after JPEG or
@@ -674,11 +690,12 @@ def degrade(image, seed, data_cfg, *, options: Mapping[str, Any] | None = None) 
     scale = int(data_cfg.scale)
     if scale not in SCALES:
         raise ValueError(f"data.scale must be one of {SCALES}, got {scale}")
-    method = data_cfg.sr_downscale
-    if method not in DOWNSCALE_METHODS:
-        raise ValueError(
-            f"data.sr_downscale must be one of {DOWNSCALE_METHODS}, got '{method}'"
-        )
+    methods = (data_cfg.sr_downscale,) if not methods else tuple(methods)
+    for method in methods:
+        if method not in DOWNSCALE_METHODS:
+            raise ValueError(
+                f"data.sr_downscale must be one of {DOWNSCALE_METHODS}, got '{method}'"
+            )
     if options is None:
         options = resolve_options(data_cfg.degradation, data_cfg.degradation_options)
     img = _as_float(image)
@@ -689,9 +706,9 @@ def degrade(image, seed, data_cfg, *, options: Mapping[str, Any] | None = None) 
             f"{scale}, got shape {img.shape}"
         )
     if data_cfg.degradation == "none":
-        out = downscale(img, scale, method)
+        out = _downscale_any(img, scale, methods, seed)
     elif data_cfg.degradation == "classic":
-        out = _classic(img, seed, scale, method, options)
+        out = _classic(img, seed, scale, methods, options)
     else:
         out = _realesrgan(img, seed, scale, options)
     return tf.ensure_shape(out, [size // scale, size // scale, 3])

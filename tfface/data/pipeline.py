@@ -18,6 +18,7 @@ as locally, train order may differ slightly, eval batches are identical.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Iterator
@@ -31,6 +32,7 @@ from tfface.config import Config
 from tfface.data import degrade as deg
 from tfface.data import occlusion as occ
 from tfface.data import sources as src
+from tfface.data import sr_crop
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +126,8 @@ def make_dataset(
 
     # A caller building several datasets passes its source: a folder is scanned once.
     source = source if source is not None else src.make_source(d)
+    if d.task == "sr" and split == "train" and d.sr_crop:
+        source = _crop_source(d, source)
     shards = int(shard[0]) if shard is not None else 1
     start = start_step * batch_size * shards if split == "train" else 0
     if d.data_service:
@@ -168,9 +172,24 @@ def _stream_args(cfg: Config, split: str, batch_size: int | None, start_step: in
     return batch_size, keep, drop_remainder
 
 
+CROP_SALT = 0x6372
+"""Folded into an element's seed for its ``data.sr_crop`` window (the degradation keeps
+the element seed itself)."""
+
+
+def _crop_source(d, source):
+    """The source of an SR train split with ``data.sr_crop``: faces read at its
+    ``source_size`` (``source`` itself when it already is)."""
+    size = sr_crop.resolve_crop(d.sr_crop)["source_size"]
+    if getattr(source, "image_size", None) == size:
+        return source
+    return src.make_source(dataclasses.replace(d, image_size=size))
+
+
 def _sr_synthesis(d, split: str):
     """``(synth, normalize)`` of the super-resolution task: per element, ``lr`` (and
-    ``lr_up``) degraded from the clean face; per batch, the [-1, 1] scaling."""
+    ``lr_up``) degraded from the clean face (train with ``data.sr_crop``: from a zoomed
+    random crop of it, :mod:`tfface.data.sr_crop`); per batch, the [-1, 1] scaling."""
     size = int(d.image_size)
     scale = int(d.scale)
     if scale not in deg.SCALES:
@@ -184,12 +203,21 @@ def _sr_synthesis(d, split: str):
             f"data.sr_downscale must be one of {deg.DOWNSCALE_METHODS}, got '{d.sr_downscale}'"
         )
     options = deg.resolve_options(d.degradation, d.degradation_options)
+    crop = sr_crop.resolve_crop(d.sr_crop) if split == "train" else None
     lr_up = bool(d.lr_up)
 
     def synth(el):
-        image = tf.ensure_shape(el["image"], [size, size, 3])
         index = tf.cast(el["index"], tf.int64)
-        lr = deg.degrade(image, element_seed(d.seed, split, index), d, options=options)
+        seed = element_seed(d.seed, split, index)
+        if crop is None:
+            image = tf.ensure_shape(el["image"], [size, size, 3])
+            lr = deg.degrade(image, seed, d, options=options)
+        else:
+            face = tf.ensure_shape(el["image"], [crop["source_size"]] * 2 + [3])
+            patch = sr_crop.random_crop(
+                face, tf.random.experimental.stateless_fold_in(seed, CROP_SALT), size, crop)
+            image = tf.cast(tf.round(patch), tf.uint8)
+            lr = deg.degrade(image, seed, d, options=options, methods=crop["downscale"])
         out = {"clean": image, "lr": lr, "index": index}
         if lr_up:
             out["lr_up"] = deg.upscale(lr, size)

@@ -1,0 +1,206 @@
+"""SR of whole photos: zoomed training crops (data.sr_crop), per-element downscale kernels,
+any-size tiling, the native-resolution face path and the photo benchmark's scenes."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+import tfface  # noqa: F401  (before tensorflow: selects tf_keras)
+import tensorflow as tf
+
+from tfface.config import Config, DataConfig
+from tfface.data import degrade as deg
+from tfface.data import pipeline, sr_crop
+from tfface.faces.detect import Face
+from tfface.faces.sr_photo import NativeSRPipeline, count_tiles, sr_image, tile_starts
+from tfface.inference import ModelSpec
+
+SEED = tf.constant([3, 5], tf.int64)
+
+
+# ------------------------------------------------------------------ data.sr_crop
+
+
+def test_resolve_crop_defaults_and_errors():
+    assert sr_crop.resolve_crop({}) is None and sr_crop.resolve_crop(None) is None
+    got = sr_crop.resolve_crop({"zoom": [1, 2], "downscale": "area"})
+    assert got == {"source_size": 256, "zoom": (1.0, 2.0), "whole_prob": 0.25,
+                   "downscale": ("area",)}
+    for bad, match in [({"zom": [1, 2]}, "valid keys: downscale, source_size"),
+                       ({"zoom": [2, 1]}, "0 < lo <= hi"), ({"zoom": [0, 1]}, "0 < lo"),
+                       ({"whole_prob": 1.5}, "probability"), ({"source_size": 8}, ">= 16"),
+                       ({"downscale": ["nearest"]}, "list methods")]:
+        with pytest.raises(ValueError, match=match):
+            sr_crop.resolve_crop(bad)
+
+
+def _ramp(side: int) -> np.ndarray:
+    """R = 2·x, G = 2·y, B = 100: a crop's first pixel gives its offset, the slope its zoom."""
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
+    return np.stack([2 * xx, 2 * yy, np.full_like(xx, 100)], -1)
+
+
+@pytest.mark.parametrize("zoom", [0.75, 2.0])
+def test_random_crop_window_follows_zoom(zoom):
+    img = _ramp(128)
+    crop = sr_crop.resolve_crop({"zoom": [zoom, zoom], "whole_prob": 0.0, "source_size": 128})
+    offsets = set()
+    for i in range(6):
+        out = sr_crop.random_crop(img, tf.constant([i, 1], tf.int64), 48, crop).numpy()
+        assert out.shape == (48, 48, 3)
+        # Source px per output px = 1 / zoom: the ramp's slope inside the crop is 2 / zoom.
+        slope = np.mean(out[10:38, 37, 0] - out[10:38, 10, 0]) / 27
+        assert slope == pytest.approx(2.0 / zoom, rel=0.03)
+        offsets.add(int(round(out[24, 0, 0])))
+    assert len(offsets) > 2  # windows at random places
+
+
+def test_random_crop_whole_face_is_the_area_resize():
+    img = np.random.default_rng(0).integers(0, 256, (96, 96, 3)).astype(np.float32)
+    crop = sr_crop.resolve_crop({"whole_prob": 1.0, "source_size": 96})
+    out = sr_crop.random_crop(img, SEED, 48, crop).numpy()
+    want = tf.image.resize(img, [48, 48], method="area").numpy()
+    np.testing.assert_allclose(out, want, atol=1e-3)
+
+
+def test_degrade_draws_the_downscale_kernel_per_element():
+    img = np.random.default_rng(1).integers(0, 256, (32, 32, 3)).astype(np.float32)
+    d = DataConfig()
+    d.scale, d.degradation = 4, "none"
+    ref = {m: deg.downscale(img, 4, m).numpy() for m in ("area", "bicubic")}
+    seen = set()
+    for i in range(12):
+        got = deg.degrade(img, tf.constant([i, 9], tf.int64), d, methods=("area", "bicubic"))
+        match = [m for m, r in ref.items() if np.allclose(got.numpy(), r, atol=1e-4)]
+        assert len(match) == 1
+        seen.add(match[0])
+    assert seen == {"area", "bicubic"}
+    d.sr_downscale = "area"
+    np.testing.assert_array_equal(deg.degrade(img, SEED, d).numpy(),
+                                  deg.degrade(img, SEED, d, methods=("area",)).numpy())
+
+
+def _sr_cfg(**data) -> Config:
+    cfg = Config()
+    cfg.data.source, cfg.data.image_size, cfg.data.eval_count = "synthetic", 32, 4
+    cfg.data.synthetic_count, cfg.data.task, cfg.data.scale = 16, "sr", 4
+    for k, v in data.items():
+        setattr(cfg.data, k, v)
+    cfg.train.batch_size = 4
+    return cfg
+
+
+def _first(cfg, split):
+    return {k: v.numpy() for k, v in next(iter(pipeline.make_dataset(cfg, split))).items()}
+
+
+def test_pipeline_sr_crop_train_only_and_deterministic():
+    plain, cropped = _sr_cfg(), _sr_cfg(sr_crop={"source_size": 64, "zoom": [1.0, 2.0],
+                                                 "whole_prob": 0.0})
+    a, b = _first(cropped, "train"), _first(cropped, "train")
+    assert a["clean"].shape == (4, 32, 32, 3) and a["lr"].shape == (4, 8, 8, 3)
+    np.testing.assert_array_equal(a["clean"], b["clean"])
+    np.testing.assert_array_equal(a["lr"], b["lr"])
+    p = _first(plain, "train")
+    assert np.abs(a["clean"] - p["clean"]).mean() > 0.05  # zoomed crops, not whole faces
+    # The eval split (validation, pipelines.evaluate) stays the whole aligned face.
+    np.testing.assert_array_equal(_first(cropped, "eval")["lr"], _first(plain, "eval")["lr"])
+    with pytest.raises(ValueError, match="valid keys"):
+        pipeline.make_dataset(_sr_cfg(sr_crop={"zooom": [1, 2]}), "train")
+
+
+# ------------------------------------------------------------------ tiling and the photo path
+
+
+class Cubic:
+    """A stand-in SR model: bicubic enlargement plus ``shift`` grey levels."""
+
+    def __init__(self, side=32, k=4, shift=0):
+        self.spec, self.name, self.shift, self.calls = ModelSpec("sr", side, side * k, k), "cubic", shift, 0
+
+    def restore_face(self, face, mask=None):
+        assert face.shape[:2] == (self.spec.input_size,) * 2
+        self.calls += 1
+        n = self.spec.output_size
+        up = cv2.resize(face, (n, n), interpolation=cv2.INTER_CUBIC).astype(np.int32)
+        return np.clip(up + self.shift, 0, 255).astype(np.uint8)
+
+
+def test_tile_starts_cover_and_end_flush():
+    assert tile_starts(20, 32, 8) == [0]
+    assert tile_starts(100, 32, 8) == [0, 24, 48, 68]
+    with pytest.raises(ValueError, match="smaller than the tile"):
+        tile_starts(100, 8, 8)
+
+
+@pytest.mark.parametrize("hw", [(50, 90), (10, 40)])
+def test_sr_image_any_size_matches_whole_image_bicubic(hw):
+    rgb = cv2.GaussianBlur(np.random.default_rng(2).integers(0, 256, hw + (3,)).astype(np.uint8),
+                           (5, 5), 1.5)
+    model = Cubic()
+    out = sr_image(model, rgb)
+    assert out.shape == (hw[0] * 4, hw[1] * 4, 3)
+    assert model.calls == count_tiles(*hw, 32)
+    want = cv2.resize(rgb, (hw[1] * 4, hw[0] * 4), interpolation=cv2.INTER_CUBIC)
+    inner = (slice(16, -16), slice(16, -16))
+    diff = np.abs(out[inner].astype(int) - want[inner].astype(int))
+    assert diff.mean() < 0.6 and diff.max() <= 8  # tiles blend into one image
+
+
+class OneFace:
+    def __init__(self, face):
+        self.face = face
+
+    def detect(self, rgb):
+        return [self.face]
+
+
+def _face(cx, cy, eye):
+    """A Face whose five landmarks are the template's, scaled to an eye distance ``eye``."""
+    from tfface.faces import align as al
+
+    t = al.TEMPLATE.astype(np.float64)
+    lm = (t - t[:2].mean(0)) * eye / (t[1, 0] - t[0, 0]) + [cx, cy]
+    box = np.array([lm[:, 0].min() - eye, lm[:, 1].min() - eye, lm[:, 0].max() + eye,
+                    lm[:, 1].max() + eye], np.float32)
+    return Face(box, lm.astype(np.float32), 0.99)
+
+
+@pytest.mark.parametrize("background", ["bicubic", "model"])
+def test_native_pipeline_pastes_the_face_and_chooses_the_background(background):
+    rgb = np.full((60, 100, 3), 120, np.uint8)
+    face = _face(40, 30, 6)  # a small face: native crop smaller than the model's 32 px
+    pipe = NativeSRPipeline(OneFace(face), background=background, min_face=4)
+    out, rep = pipe.restore(Cubic(shift=20), rgb)
+    assert out.shape == (240, 400, 3) and rep.restored == 1
+    cx, cy = 40 * 4, 30 * 4
+    assert out[cy, cx, 0] == 140  # the model's output at the face
+    assert out[4, 396, 0] == (140 if background == "model" else 120)  # far from the face
+    with pytest.raises(ValueError, match="background"):
+        NativeSRPipeline(OneFace(face), background="lanczos")
+
+
+# ------------------------------------------------------------------ the benchmark's scenes
+
+
+def test_compose_scene_sizes_boxes_and_no_overlap():
+    from skimage import data
+
+    from benchmarks import photo_sr
+
+    src = {"rgb": cv2.resize(data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA),
+           "box": np.array([70.0, 20.0, 130.0, 100.0]), "name": "astronaut"}
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        hr, faces, mask = photo_sr.compose_scene([src], rng, (192, 256), 4, (8, 14), 4, "flat")
+        assert hr.shape == (192, 256, 3) and hr.dtype == np.uint8 and faces
+        for f in faces:
+            assert 8 <= f["lr_size"] <= 14.01
+            assert f["upscale"] == pytest.approx(f["lr_size"] * 4 / 80, rel=0.05)
+            x0, y0, x1, y1 = f["box"]
+            assert 0 <= x0 < x1 <= 256 and 0 <= y0 < y1 <= 192 and mask[int(y0), int(x0)]
+        assert mask.sum() < hr.shape[0] * hr.shape[1]
+        lr = photo_sr.shrink(hr, 4)
+        assert lr.shape == (48, 64, 3)
