@@ -21,11 +21,12 @@ import sys
 from typing import Sequence
 
 import tfface  # noqa: F401  (selects tf_keras before TensorFlow loads)
+from tfface.cli import prog_name
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m pipelines.data_service",
+        prog=prog_name("pipelines.data_service", "tfface-data-service"),
         description="Start a tf.data service dispatcher or worker for tfface's synthesis.",
         epilog="The trainer connects with data.data_service=grpc://DISPATCHER_HOST:PORT. "
         "Writes no files, except the dispatcher's journal in --work-dir DIR when given.",

@@ -34,6 +34,7 @@ from typing import Any, Collection, Sequence
 import numpy as np
 
 import tfface  # noqa: F401
+from tfface.cli import prog_name
 from tfface.data.occlusion import OCCLUSION_IDS
 from tfface.data.sources import FolderSource
 from tfface.evaluation import (bicubic, eval_batches, evaluate, face_recognition,
@@ -50,7 +51,7 @@ SR_METRICS_SHOWN = ("psnr", "ssim", "ms_ssim", "l1", "psnr_y", "ssim_y")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m pipelines.evaluate",
+        prog=prog_name("pipelines.evaluate", "tfface-evaluate"),
         description="Score a run's model (Keras, and any .tflite files) on held-out faces "
         "next to classical baselines (OpenCV inpainting, bicubic upsampling) and the damaged "
         "input; write report.md/json and figures.",

@@ -26,13 +26,14 @@ from typing import Sequence
 import numpy as np
 
 import tfface  # noqa: F401
+from tfface.cli import prog_name
 
 MODES = ("int8", "fp16")
 EVAL_OCCLUDERS = ("facemask", "sunglasses", "eye_bar", "boxes", "celeba_c", "irregular")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipelines.export_segmenter",
+    p = argparse.ArgumentParser(prog=prog_name("pipelines.export_segmenter"),
                                 description="int8 conversion, held-out figures and the "
                                 "android_demo_assets entry of an occluder segmenter.")
     p.add_argument("run", help="segmenter training folder (python -m pipelines.train_segmenter)")

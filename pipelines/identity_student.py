@@ -22,11 +22,12 @@ import sys
 import numpy as np
 
 import tfface  # noqa: F401
+from tfface.cli import prog_name
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m pipelines.identity_student",
+        prog=prog_name("pipelines.identity_student"),
         description="Distill dlib's face descriptor into a small Keras network whose "
         "descriptor distance is a training loss (train.identity_weight).")
     sub = p.add_subparsers(dest="command", required=True)

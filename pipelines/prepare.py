@@ -17,10 +17,11 @@ import sys
 from typing import Sequence
 
 import tfface  # noqa: F401
+from tfface.cli import prog_name
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipelines.prepare",
+    p = argparse.ArgumentParser(prog=prog_name("pipelines.prepare", "tfface-prepare"),
                                 description="Photos in, aligned face crops (training framing) out.",
                                 epilog="Writes into OUT_DIR: one aligned PNG crop per usable photo "
                                 "(same relative path) and skipped.tsv, one line per photo left out "

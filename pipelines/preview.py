@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 import tfface  # noqa: F401  (selects tf_keras before TensorFlow loads)
+from tfface.cli import prog_name
 from tfface.config import TASKS, Config, ConfigError, validate
 
 GAP = 2
@@ -30,7 +31,7 @@ GAP = 2
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m pipelines.preview",
+        prog=prog_name("pipelines.preview", "tfface-preview"),
         description="Write a PNG grid of synthesized training samples (clean / damaged / "
         "mask for inpainting; clean / lr / lr_up for super-resolution).",
         epilog="Writes one PNG file at --out PNG (its folder is created); nothing else.",

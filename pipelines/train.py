@@ -24,6 +24,7 @@ import sys
 from typing import Sequence
 
 import tfface  # noqa: F401  (selects tf_keras before TensorFlow loads)
+from tfface.cli import prog_name
 from tfface.config import (CONTENT_LOSSES, Config, ConfigError, apply_overrides, parse_set, resolve,
                            validate)
 from tfface.rundir import CONFIG_FILE, has_checkpoint
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     from tfface.models import ARCHS
 
     p = argparse.ArgumentParser(
-        prog="python -m pipelines.train",
+        prog=prog_name("pipelines.train", "tfface-train"),
         description="Train a face restoration model. Runs go to a run directory holding "
         "the resolved config, checkpoints (resumable), best/last generator weights, "
         "metrics.csv, TensorBoard logs and per-epoch sample grids.",

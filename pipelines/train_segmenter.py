@@ -16,10 +16,11 @@ import sys
 from typing import Sequence
 
 import tfface  # noqa: F401
+from tfface.cli import prog_name
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipelines.train_segmenter",
+    p = argparse.ArgumentParser(prog=prog_name("pipelines.train_segmenter"),
                                 description="Train the occluder segmentation U-Net on real faces.")
     p.add_argument("--data-dir", required=True, help="folder of aligned face photos")
     p.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")

@@ -122,3 +122,39 @@ def test_runtime_errors_are_summarized_by_their_cause(message, summary):
     import tensorflow as tf
 
     assert train_cli.op_error_summary(tf.errors.InternalError(None, None, message)) == summary
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _console_scripts() -> dict[str, str]:
+    """``{script: module}`` of pyproject.toml's [project.scripts]."""
+    tomllib = pytest.importorskip("tomllib")
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        scripts = tomllib.load(f)["project"]["scripts"]
+    return {name: target.split(":")[0] for name, target in scripts.items()}
+
+
+def test_every_console_script_names_itself_in_its_usage_line(monkeypatch):
+    """--help says `usage: tfface-restore` when started as the console script and
+    `usage: python -m pipelines.restore` when started as the module, for all eight."""
+    import importlib
+
+    scripts = _console_scripts()
+    assert len(scripts) == 8 and "tfface-prepare" in scripts
+    for script, module in scripts.items():
+        parser_of = importlib.import_module(module).build_parser
+        monkeypatch.setattr(sys, "argv", [os.path.join("/venv", "bin", script)])
+        assert parser_of().format_usage().startswith(f"usage: {script} "), script
+        # python -m puts the module's file in argv[0]
+        monkeypatch.setattr(sys, "argv", [os.path.join(ROOT, *module.split(".")) + ".py"])
+        assert parser_of().format_usage().startswith(f"usage: python -m {module} "), module
+
+
+def test_the_installed_console_script_says_its_own_name():
+    script = os.path.join(os.path.dirname(sys.executable), "tfface-restore")
+    if not os.path.exists(script):
+        pytest.skip(f"{script} is not installed (pip install -e .)")
+    proc = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("usage: tfface-restore "), proc.stdout[:200]

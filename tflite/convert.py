@@ -40,6 +40,7 @@ from tfface.cards import (  # noqa: F401 - re-exported: the card format lived he
     OUTPUT_KIND, TENSOR_KINDS, absolute_paths, card_problems, embed_card, output_entries,
     read_card, strip_card, tensor_entry,
 )
+from tfface.cli import prog_name
 from tfface.data.pipeline import make_dataset
 from tfface.fileio import OutputDirError, atomic_path, check_writable_dir, remove_stale_temps
 from tfface.imageio import to_float, to_uint8, write_image
@@ -488,7 +489,7 @@ def _litert_version() -> str | None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m tflite.convert",
+        prog=prog_name("tflite.convert", "tfface-convert"),
         description="Convert a training run's generator into .tflite files, one per mode, "
         "each with a model card (.json) that tells an app how to feed and read it.",
         epilog="Writes into the run directory (or --out-dir DIR): model_<mode>.tflite and "

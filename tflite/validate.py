@@ -38,6 +38,7 @@ import tfface  # noqa: F401
 from tfface.cards import (  # noqa: F401 - re-exported: the card reader lived here before
     CARD_HASH_KEY, MAX_CARD_BYTES, file_sha256, load_card,
 )
+from tfface.cli import prog_name
 from tfface.config import Config
 from tfface.evaluation import eval_batches, evaluate, sr_eval_batches
 from tfface.figures import image_grid, scatter
@@ -249,7 +250,7 @@ def write_figures(reports: list[dict[str, Any]], out_dir: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m tflite.validate",
+        prog=prog_name("tflite.validate", "tfface-validate"),
         description="Run .tflite files in the LiteRT interpreter and measure fidelity to the "
         "Keras model, quality against ground truth (next to OpenCV inpainting), latency and "
         "size. Exits 1 when a file misses a gate.",
