@@ -125,3 +125,28 @@ def test_center_with_a_mask_input_model_finds_the_hole_and_finishes_the_batch(tm
         before = np.abs(occluded - target)[hole].mean()
         after = np.abs(restored - target)[hole].mean()
         assert after < 0.5 * before, (i, before, after)
+
+
+def test_a_start_without_a_gpu_prints_no_error_line():
+    """``import tfface`` plus TensorFlow's device enumeration (where its CUDA plugin logs
+    ``E0000 ... failed call to cuInit`` on a machine without a GPU) and ``tfface-restore
+    --help`` print no stderr line that says error. Both run at once to keep this short."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TFFACE_TF_LOGS", "TF_CPP_MIN_LOG_LEVEL", "TF_USE_LEGACY_KERAS")}
+    env["PYTHONPATH"] = root
+    script = os.path.join(os.path.dirname(sys.executable), "tfface-restore")
+    helper = [script] if os.path.exists(script) else [sys.executable, "-m", "pipelines.restore"]
+    commands = [[sys.executable, "-c", "import tfface, tensorflow as tf; "
+                 "print(len(tf.config.list_physical_devices()))"], helper + ["--help"]]
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env, cwd=root) for c in commands]
+    for cmd, proc in zip(commands, procs):
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, (cmd, err[-2000:])
+        assert out.strip(), cmd  # it ran: a device count / the usage text
+        bad = [line for line in err.splitlines() if "error" in line.lower()]
+        assert not bad, (cmd, bad)

@@ -93,7 +93,12 @@ class LiteRunner:
                                                num_threads=num_threads)
             else:
                 self.interpreter = Interpreter(model_path=name, num_threads=num_threads)
-            self.interpreter.allocate_tensors()
+            # LiteRT logs "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr at
+            # its first allocation in a process, whatever TF_CPP_MIN_LOG_LEVEL says.
+            from tfface import quiet_stderr
+
+            with quiet_stderr():
+                self.interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as e:
             detail = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
             raise ValueError(f"{name} cannot be loaded by the LiteRT interpreter ({detail}); "
