@@ -1,4 +1,5 @@
-"""The train CLI: help, flags → config, errors, end-to-end tiny run with export."""
+"""The command lines: the train CLI (help, flags → config, errors, end-to-end tiny run with
+export), every console script's usage name, and the README's commands and links."""
 
 from __future__ import annotations
 
@@ -158,3 +159,46 @@ def test_the_installed_console_script_says_its_own_name():
     proc = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("usage: tfface-restore "), proc.stdout[:200]
+
+
+def test_the_readme_lists_every_console_script_with_its_module():
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    for script, module in _console_scripts().items():
+        assert f"| `{script}` | `{module}` |" in readme, script
+
+
+def test_the_readme_restores_with_files_that_exist_or_that_the_main_job_writes():
+    """Shipped files named in the README exist; a restore from runs/demo names the file
+    the main job (`--export int8` of the demo V-Net, tested above) writes."""
+    import re
+
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    shipped = set(re.findall(r"android_demo_assets/[\w/.-]+\.tflite", readme))
+    assert "android_demo_assets/vnet/model_int8_mixed.tflite" in shipped
+    for path in shipped:
+        assert os.path.isfile(os.path.join(ROOT, path)), path
+    from_runs = re.findall(r"--model (runs/demo/\S+)", readme)
+    assert from_runs and set(from_runs) == {"runs/demo/model_int8_mixed.tflite"}, from_runs
+    assert "--run-dir runs/demo --export int8" in readme
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves():
+    """A moved or renamed page leaves no dead link: every relative target of a markdown
+    link in README.md, docs/*.md and android_demo_assets/README.md is a file."""
+    import glob
+    import re
+
+    pages = [os.path.join(ROOT, "README.md"),
+             os.path.join(ROOT, "android_demo_assets", "README.md"),
+             *sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))]
+    dead = []
+    for page in pages:
+        text = open(page, encoding="utf-8").read()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            path = target.split("#")[0]
+            if not path or re.match(r"[a-z]+:", path):  # an anchor, or http:, mailto: ...
+                continue
+            if not os.path.exists(os.path.join(os.path.dirname(page), path)):
+                dead.append(f"{os.path.relpath(page, ROOT)}: {target}")
+    assert not dead, dead
+    assert not os.path.exists(os.path.join(ROOT, "docs", "architectures.md"))
