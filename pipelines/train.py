@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default=None,
                    help="size preset of the family: paper (default), demo or tiny; "
                    "vnet, pix2pix, wgan_gl and srgan also mobile (128 px, the CPU recipes "
-                   "of the shipped files and of the comparison in docs/architectures.md); "
+                   "of the shipped files and of the comparison in docs/model_families.md); "
                    "srgan also face (64 px from 32 px)")
     src = p.add_argument_group("data (default: the built-in synthetic faces)")
     src.add_argument("--data-dir", metavar="DIR",

@@ -1,6 +1,6 @@
 """Integrity: no run or output is silently lost, and the NaN advice works.
 
-Each test proves one guarantee of the README's reliability section. Runs use the tiny
+Each test proves one guarantee of docs/reliability.md. Runs use the tiny
 V-Net at 32 px, supervised, with the ``boxes`` occlusion only (cheap to trace).
 """
 

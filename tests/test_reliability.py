@@ -1,6 +1,6 @@
 """Reliability: bad input, faults and interruptions never cost work or end in a traceback.
 
-Each test proves one guarantee of the reliability issue; the README lists them. Runs
+Each test proves one guarantee of the reliability issue; docs/reliability.md lists them. Runs
 use the tiny V-Net at 32 px with the ``boxes`` occlusion only (cheap to trace).
 """
 

@@ -215,7 +215,7 @@ class TrainConfig:
     """Run TensorFlow ops deterministically (``enable_op_determinism``) during training,
     so two runs with the same seed give bit-identical losses and weights on the same
     machine. Off by default: on GPUs it slows some ops down and refuses ops that have
-    no deterministic kernel (on CPUs the cost is small, see the README)."""
+    no deterministic kernel (on CPUs the cost is small, see docs/reliability.md)."""
     # Options of one training regime each, kept flat here (the serialized form every
     # config.json has used); the regime reads them into its options dataclass
     # (tfface.train.wgan.WGANOptions, tfface.train.unmask.UnmaskOptions).

@@ -1,1 +1,2 @@
-"""The web demo: a static page that runs shipped .tflite files in the browser (see README)."""
+"""The web demo: a static page that runs shipped .tflite files in the browser
+(see docs/web_demo.md)."""

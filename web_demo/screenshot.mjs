@@ -1,4 +1,4 @@
-// The README's screenshot: the page restoring a photo with a painted hole, in headless
+// The screenshot of docs/web_demo.md: the page restoring a photo with a painted hole, in headless
 // Chromium (playwright-core, the system's browser).
 //
 //   node web_demo/screenshot.mjs --url URL --photo PHOTO --crop X,Y,SIZE \

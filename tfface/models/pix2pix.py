@@ -63,7 +63,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The inpainting recipe of the shipped V-Net at 128 px (the mask as a second input,
     # a residual over the classical HoleFill) under pix2pix's U-Net, PatchGAN and
-    # BCE + 100·L1 loss: docs/architectures.md compares the families with it at one
+    # BCE + 100·L1 loss: docs/model_families.md compares the families with it at one
     # budget (pixel-loss twin: --set train.adv_weight=0).
     "mobile": {
         "model": {"params": dict(_DEFAULT_PARAMS, **MOBILE_INPUT, base_filters=16,

@@ -52,7 +52,7 @@ _DEFAULT_PARAMS: dict[str, Any] = {
     # ``gated`` (DeepFill v2) or ``imputed`` (Hukkelås et al.; the unmasking paper's
     # headline): see :func:`imputed_conv`. The fallback stays ``gated``, what every run
     # before this key had; the presets choose ``imputed`` (better at the same budget with
-    # 45 % fewer parameters, see docs/architectures.md).
+    # 45 % fewer parameters, see docs/model_families.md).
     "conv": "gated",
 }
 

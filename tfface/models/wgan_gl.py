@@ -72,7 +72,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The inpainting recipe of the shipped V-Net at 128 px (the mask as a second input,
     # a residual over the classical HoleFill) under the Liu et al. generator and the two
-    # critics: docs/architectures.md compares the families with it at one budget
+    # critics: docs/model_families.md compares the families with it at one budget
     # (pixel-loss twin: --set train.adv_weight=0).
     "mobile": {
         "model": {"params": dict(_DEFAULT_PARAMS, **MOBILE_INPUT, filters=[16, 32, 64, 128],
