@@ -12,10 +12,18 @@ export class CardError extends Error {}
 
 let runtime = null;
 
-/** Load LiteRT.js's WebAssembly runtime once: threaded when the page is cross-origin
- * isolated and the browser has WASM threads, else single-threaded. */
-export async function initRuntime(wasmDir, {allowThreads = true} = {}) {
-  if (runtime) return runtime;
+/** Load LiteRT.js's WebAssembly runtime once (callers that come while it loads share the
+ * same load): threaded when the page is cross-origin isolated and the browser has WASM
+ * threads, else single-threaded. */
+export function initRuntime(wasmDir, {allowThreads = true} = {}) {
+  if (!runtime) {
+    runtime = loadRuntime(wasmDir, allowThreads);
+    runtime.catch(() => { runtime = null; });  // a failed load may be tried again
+  }
+  return runtime;
+}
+
+async function loadRuntime(wasmDir, allowThreads) {
   const isolated = self.crossOriginIsolated === true;
   const threads = allowThreads && isolated && (await supportsFeature('threads')) &&
       (await supportsFeature('relaxedSimd'));
@@ -28,7 +36,7 @@ export async function initRuntime(wasmDir, {allowThreads = true} = {}) {
   // 2-core machine). Two models are alive while one replaces the other, so each gets at
   // most 1 + cores / 2 threads; helpers (the occluder segmenter) run on one.
   const cores = navigator.hardwareConcurrency || 1;
-  runtime = {
+  return {
     threads,
     isolated,
     allowThreads,
@@ -36,7 +44,6 @@ export async function initRuntime(wasmDir, {allowThreads = true} = {}) {
                                                 1 + Math.floor(cores / 2))) : 1,
     hardwareConcurrency: cores,
   };
-  return runtime;
 }
 
 /** "serving_default_occluded:0" -> "occluded" (the signature key LiteRT.js names inputs by). */
