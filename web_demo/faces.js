@@ -1,0 +1,406 @@
+// Faces in the page as the Python path finds and frames them (tfface/faces/detect.py,
+// align.py and pipeline.py): MediaPipe's BlazeFace short-range .tflite run with LiteRT.js,
+// its anchors decoded and merged by weighted non-maximum suppression, the mouth corners
+// placed from its six keypoints, the five-point similarity to the training template, and
+// the pieces of the restore: native-resolution crops, super-resolution tiles blended with
+// tent weights, hole and face blend weights.
+//
+// Pure arithmetic except BlazeFace.detect, which is handed a function that draws a
+// square of the photo at 128 px (app.js does it with a canvas). Points are (x, y) in
+// pixel-index coordinates (pixel centres at integers), as in the Python code; a 2x3
+// matrix [[a, b, c], [d, e, f]] maps (x, y) to (a x + b y + c, d x + e y + f).
+
+import {loadAndCompile, Tensor} from '@litertjs/core';
+import {initRuntime, roundHalfEven} from './restorer.js';
+
+/** The constants of tfface/faces/detect.py (tests/test_web_demo.py checks they agree). */
+export const BLAZEFACE = {
+  size: 128,            // BlazeFaceDetector.SIZE
+  threshold: 0.6,       // its default minimum score
+  nmsIou: 0.3,          // weighted NMS overlap
+  mouthRatio: 0.937,    // BLAZEFACE_MOUTH_RATIO: mouth-corner distance / eye distance
+  mouthShift: -0.156,   // BLAZEFACE_MOUTH_SHIFT: eye distances along the face's down axis
+  searchSide: 448,      // longer side (px) of the finer search level
+};
+
+/** Anchor centres (fractions, [x0, y0, x1, y1, ...], 896 of them) of BlazeFace short
+ * range: strides 8 (2 anchors a cell) and 16 (6 anchors a cell). */
+export function anchors(size = BLAZEFACE.size) {
+  const out = [];
+  for (const [stride, per] of [[8, 2], [16, 6]]) {
+    const n = size / stride;
+    for (let y = 0; y < n; y++) {
+      for (let x = 0; x < n; x++) {
+        for (let k = 0; k < per; k++) out.push((x + 0.5) / n, (y + 0.5) / n);
+      }
+    }
+  }
+  return Float32Array.from(out);
+}
+
+/** The model's two outputs for one square of side `side` px -> detections above
+ * `threshold` in that square's coordinates: {box: [x0, y0, x1, y1] (continuous, pixel
+ * i covers i..i+1), kps: [[x, y] x 6] (continuous), score}. */
+export function decode(reg, logits, anc, side, threshold = BLAZEFACE.threshold) {
+  const s = BLAZEFACE.size;
+  const f = Math.fround;
+  const dets = [];
+  for (let i = 0; i < logits.length; i++) {
+    const z = Math.min(50, Math.max(-50, logits[i]));
+    const score = f(1 / (1 + Math.exp(-z)));
+    if (!(score >= threshold)) continue;
+    const r = reg.subarray(16 * i, 16 * i + 16);
+    const ax = anc[2 * i], ay = anc[2 * i + 1];
+    const cx = ax + r[0] / s, cy = ay + r[1] / s, w = r[2] / s, h = r[3] / s;
+    const box = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2].map((v) => v * side);
+    const kps = [];
+    for (let k = 0; k < 6; k++) kps.push([(r[4 + 2 * k] / s + ax) * side, (r[5 + 2 * k] / s + ay) * side]);
+    dets.push({box, kps, score});
+  }
+  return dets;
+}
+
+export function iou(a, b) {
+  const x0 = Math.max(a[0], b[0]), y0 = Math.max(a[1], b[1]);
+  const x1 = Math.min(a[2], b[2]), y1 = Math.min(a[3], b[3]);
+  const inter = Math.max(0, x1 - x0) * Math.max(0, y1 - y0);
+  const area = (q) => (q[2] - q[0]) * (q[3] - q[1]);
+  return inter / Math.max(area(a) + area(b) - inter, 1e-9);
+}
+
+/** MediaPipe's weighted NMS: detections overlapping the best remaining one by IoU >=
+ * `thr` are one face, its box and keypoints their score-weighted mean. */
+export function weightedNms(dets, thr = BLAZEFACE.nmsIou) {
+  const order = [...dets].sort((a, b) => b.score - a.score);
+  const used = new Array(order.length).fill(false);
+  const out = [];
+  for (let i = 0; i < order.length; i++) {
+    if (used[i]) continue;
+    const group = [];
+    for (let j = 0; j < order.length; j++) {
+      if (!used[j] && (j === i || iou(order[i].box, order[j].box) >= thr)) group.push(j);
+    }
+    let wsum = 0;
+    const box = [0, 0, 0, 0];
+    const kps = Array.from({length: 6}, () => [0, 0]);
+    for (const j of group) {
+      used[j] = true;
+      const d = order[j], w = d.score;
+      wsum += w;
+      for (let c = 0; c < 4; c++) box[c] += d.box[c] * w;
+      for (let k = 0; k < 6; k++) { kps[k][0] += d.kps[k][0] * w; kps[k][1] += d.kps[k][1] * w; }
+    }
+    out.push({box: box.map((v) => v / wsum), kps: kps.map(([x, y]) => [x / wsum, y / wsum]),
+              score: order[i].score});
+  }
+  return out;
+}
+
+/** BlazeFace's six keypoints (right eye, left eye, nose, mouth centre, ears, as the
+ * subject sees them) -> the five landmarks (image-left eye first, nose, mouth corners). */
+export function fivePoints(kp) {
+  let eyes = [kp[0], kp[1]];
+  if (eyes[0][0] > eyes[1][0]) eyes = [eyes[1], eyes[0]];
+  const ev = [eyes[1][0] - eyes[0][0], eyes[1][1] - eyes[0][1]];
+  const half = [0.5 * BLAZEFACE.mouthRatio * ev[0], 0.5 * BLAZEFACE.mouthRatio * ev[1]];
+  const down = [-ev[1], ev[0]];
+  const mouth = [kp[3][0] + BLAZEFACE.mouthShift * down[0], kp[3][1] + BLAZEFACE.mouthShift * down[1]];
+  return [eyes[0], eyes[1], kp[2], [mouth[0] - half[0], mouth[1] - half[1]],
+          [mouth[0] + half[0], mouth[1] + half[1]]];
+}
+
+/** Offsets of `tile`-px tiles over 0..n stepping by tile - overlap, the last one flush
+ * with the end (pipeline.sr_tiles; [0] when n <= tile). */
+export function tileStarts(n, tile, overlap) {
+  const starts = [];
+  for (let x = 0; x <= Math.max(n - tile, 0); x += tile - overlap) starts.push(x);
+  if (n > tile && starts[starts.length - 1] !== n - tile) starts.push(n - tile);
+  return starts;
+}
+
+/** The squares (x, y, side in photo px) BlazeFace looks at, each drawn at 128 px (black
+ * beyond the photo), at the two levels tfface.faces.detect searches:
+ *  - level 0: the whole photo, its longer side at 128 px, as MediaPipe runs it (faces
+ *    from about a ninth of the longer side up to the whole photo);
+ *  - level 1: the photo with its longer side at `searchSide` px (never enlarged; only
+ *    when that is at least 1.5 x 128), for faces down to about 14 px there. Python runs
+ *    the network once on that whole image (it is fully convolutional); LiteRT.js cannot
+ *    resize an input, so the page covers it with 128 px tiles overlapping by half. */
+export function searchSquares(h, w, {searchSide = BLAZEFACE.searchSide} = {}) {
+  const size = BLAZEFACE.size;
+  const L = Math.max(h, w);
+  const out = [[0, 0, L]];
+  const fine = Math.min(searchSide, L);
+  if (fine >= 1.5 * size) {
+    const f = fine / L;
+    const fw = Math.max(1, Math.round(w * f)), fh = Math.max(1, Math.round(h * f));
+    for (const y of tileStarts(fh, size, size / 2)) {
+      for (const x of tileStarts(fw, size, size / 2)) out.push([x / f, y / f, size / f]);
+    }
+  }
+  return out;
+}
+
+/** BlazeFace short range compiled by LiteRT.js (one thread: it is a helper model). */
+export class BlazeFace {
+  static async load(bytes, {wasmDir, allowThreads = true} = {}) {
+    await initRuntime(wasmDir, {allowThreads});
+    const u8 = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+    if (String.fromCharCode(...u8.slice(4, 8)) !== 'TFL3') {
+      throw new Error('the face detector file is not a .tflite flatbuffer');
+    }
+    const model = await loadAndCompile(u8, {accelerator: 'wasm', cpuOptions: {numThreads: 1}});
+    const ins = model.getInputDetails(), outs = model.getOutputDetails();
+    const shape = (d) => Array.from(d.shape).join('x');
+    const byWidth = Object.fromEntries(outs.map((d, i) => [d.shape[d.shape.length - 1], i]));
+    if (ins.length !== 1 || shape(ins[0]) !== '1x128x128x3' || outs.length !== 2 ||
+        byWidth[16] === undefined || byWidth[1] === undefined ||
+        outs.some((d) => d.shape[1] !== 896)) {
+      model.delete();
+      throw new Error('the face detector file is not BlazeFace short range ' +
+                      '(one 1x128x128x3 input, outputs 1x896x16 and 1x896x1)');
+    }
+    return new BlazeFace(model, byWidth[16], byWidth[1]);
+  }
+
+  constructor(model, regIndex, clsIndex) {
+    this.model = model;
+    this.regIndex = regIndex;
+    this.clsIndex = clsIndex;
+    this.anchors = anchors();
+  }
+
+  /** One 128 x 128 RGBA image -> the raw outputs. */
+  async run(img) {
+    const n = 128 * 128;
+    const x = new Float32Array(n * 3);
+    const f = Math.fround;
+    for (let i = 0; i < n; i++) {
+      for (let c = 0; c < 3; c++) x[3 * i + c] = f(f(img.data[4 * i + c] / 127.5) - 1);
+    }
+    const t = new Tensor(x, [1, 128, 128, 3]);
+    let res;
+    try {
+      res = await this.model.run([t]);
+    } finally {
+      t.delete();
+    }
+    const reg = res[this.regIndex].toTypedArray().slice();
+    const logits = res[this.clsIndex].toTypedArray().slice();
+    for (const r of res) r.delete();
+    return {reg, logits};
+  }
+
+  /** Faces of a w x h photo, best first: {box (continuous px), landmarks (five
+   * points, pixel indices: centres at integers), score}. `square(x, y, side)` returns
+   * that square of the photo (black beyond its edges) drawn at 128 x 128 px. */
+  async detect(square, w, h, {threshold = BLAZEFACE.threshold, searchSide = BLAZEFACE.searchSide} = {}) {
+    const all = [];
+    for (const [x0, y0, side] of searchSquares(h, w, {searchSide})) {
+      const {reg, logits} = await this.run(await square(x0, y0, side));
+      for (const d of decode(reg, logits, this.anchors, side, threshold)) {
+        all.push({box: [d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0],
+                  kps: d.kps.map(([x, y]) => [x + x0 - 0.5, y + y0 - 0.5]), score: d.score});
+      }
+    }
+    return weightedNms(all).map((d) => ({
+      box: [Math.min(Math.max(d.box[0], 0), w), Math.min(Math.max(d.box[1], 0), h),
+            Math.min(Math.max(d.box[2], 0), w), Math.min(Math.max(d.box[3], 0), h)],
+      landmarks: fivePoints(d.kps), score: d.score,
+    }));
+  }
+
+  delete() {
+    this.model.delete();
+  }
+}
+
+// ---------------------------------------------------------------- alignment
+
+/** Least-squares similarity (rotation, uniform scale, translation; no reflection) that
+ * maps the points `src` onto `dst`, as tfface.faces.align.similarity. */
+export function similarity(src, dst) {
+  const n = src.length;
+  let sx = 0, sy = 0, dx = 0, dy = 0;
+  for (let i = 0; i < n; i++) { sx += src[i][0]; sy += src[i][1]; dx += dst[i][0]; dy += dst[i][1]; }
+  sx /= n; sy /= n; dx /= n; dy /= n;
+  let v = 0, p = 0, q = 0;
+  for (let i = 0; i < n; i++) {
+    const ax = src[i][0] - sx, ay = src[i][1] - sy, bx = dst[i][0] - dx, by = dst[i][1] - dy;
+    v += ax * ax + ay * ay;
+    p += ax * bx + ay * by;
+    q += ax * by - ay * bx;
+  }
+  const a = p / Math.max(v, 1e-12), b = q / Math.max(v, 1e-12);
+  return [[a, -b, dx - (a * sx - b * sy)], [b, a, dy - (b * sx + a * sy)]];
+}
+
+export function invert(m) {
+  const [[a, b, c], [d, e, f]] = m;
+  const det = a * e - b * d;
+  return [[e / det, -b / det, (b * f - c * e) / det], [-d / det, a / det, (c * d - a * f) / det]];
+}
+
+/** m after n (apply n first). */
+export function compose(m, n) {
+  return [0, 1].map((r) => [
+    m[r][0] * n[0][0] + m[r][1] * n[1][0],
+    m[r][0] * n[0][1] + m[r][1] * n[1][1],
+    m[r][0] * n[0][2] + m[r][1] * n[1][2] + m[r][2]]);
+}
+
+export function apply(m, [x, y]) {
+  return [m[0][0] * x + m[0][1] * y + m[0][2], m[1][0] * x + m[1][1] * y + m[1][2]];
+}
+
+export function matrixScale(m) {
+  return Math.sqrt(Math.abs(m[0][0] * m[1][1] - m[0][1] * m[1][0]));
+}
+
+/** Photo px -> crop px of a `size`-pixel aligned crop: a template point t (fractions)
+ * lands at t * size - 0.5. */
+export function alignmentMatrix(landmarks, size, template) {
+  return similarity(landmarks, template.map(([x, y]) => [x * size - 0.5, y * size - 0.5]));
+}
+
+/** The crop side at which the face keeps the photo's resolution (scale 1). */
+export function nativeSize(landmarks, template) {
+  return 1000 / matrixScale(alignmentMatrix(landmarks, 1000, template));
+}
+
+/** The axis-aligned `size` crop at integer offsets centred where the template framing
+ * puts the crop (align.native_crop): its photo -> crop matrix (a pure translation). */
+export function nativeCropMatrix(landmarks, size, template) {
+  const c = apply(invert(alignmentMatrix(landmarks, size, template)), [size / 2 - 0.5, size / 2 - 0.5]);
+  const x0 = roundHalfEven(c[0] - size / 2 + 0.5), y0 = roundHalfEven(c[1] - size / 2 + 0.5);
+  return [[1, 0, -x0], [0, 1, -y0]];
+}
+
+/** An axis-aligned w x h box at (x, y) (photo px) resized to tw x th: its photo -> crop
+ * matrix. */
+export function squareMatrix(x, y, w, h, tw, th) {
+  const sx = tw / w, sy = th / h;
+  // pixel centres: crop (i + 0.5) = (photo (j + 0.5) - x) * s
+  return [[sx, 0, 0.5 * sx - 0.5 - x * sx], [0, sy, 0.5 * sy - 0.5 - y * sy]];
+}
+
+/** Photo -> crop matrix at k times both resolutions (pipeline._sr_matrix). */
+export function srMatrix(m, k) {
+  const a = [[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5]];
+  return compose(compose(a, m), invert(a));
+}
+
+/** The canvas transform of a pixel-index matrix (canvas coordinates put pixel centres at
+ * i + 0.5): [a, b, c, d, e, f] for ctx.setTransform. */
+export function canvasTransform(m) {
+  const [[a, b, c], [d, e, f]] = m;
+  return [a, d, b, e, c + 0.5 - 0.5 * (a + b), f + 0.5 - 0.5 * (d + e)];
+}
+
+// ---------------------------------------------------------------- super-resolution tiles
+
+/** Blends the k-times outputs of overlapping tiles with tent weights, exactly as
+ * pipeline.sr_tiles (float64 sums in the same order, numpy's rounding). */
+export class TileBlender {
+  constructor(n, tile, k, overlap = Math.max(2, Math.floor(tile / 4))) {
+    Object.assign(this, {n, tile, k, overlap});
+    this.starts = tileStarts(n, tile, overlap);
+    const m = tile * k, N = n * k;
+    this.acc = new Float64Array(N * N * 3);
+    this.wsum = new Float64Array(N * N);
+    const tent = new Float64Array(m);
+    for (let i = 0; i < m; i++) {
+      const ramp = Math.min(i + 0.5, m - i - 0.5);
+      tent[i] = Math.min(1, Math.max(0.05, ramp / (overlap * k / 2 + 1e-9)));
+    }
+    this.tent = tent;
+  }
+
+  /** [x, y] offsets of every tile (rows outer), in the crop's pixels. */
+  tiles() {
+    return this.starts.flatMap((y) => this.starts.map((x) => [x, y]));
+  }
+
+  add(x, y, img) {
+    const m = this.tile * this.k, N = this.n * this.k, t = this.tent;
+    const X = x * this.k, Y = y * this.k;
+    for (let j = 0; j < m; j++) {
+      for (let i = 0; i < m; i++) {
+        const w = Math.min(t[j], t[i]);
+        const o = (Y + j) * N + X + i, p = 4 * (j * m + i);
+        this.acc[3 * o] += img.data[p] * w;
+        this.acc[3 * o + 1] += img.data[p + 1] * w;
+        this.acc[3 * o + 2] += img.data[p + 2] * w;
+        this.wsum[o] += w;
+      }
+    }
+  }
+
+  /** RGBA pixels of the blended n*k square. */
+  result() {
+    const N = this.n * this.k;
+    const out = new Uint8ClampedArray(N * N * 4);
+    for (let o = 0; o < N * N; o++) {
+      for (let c = 0; c < 3; c++) out[4 * o + c] = roundHalfEven(this.acc[3 * o + c] / this.wsum[o]);
+      out[4 * o + 3] = 255;
+    }
+    return {data: out, width: N, height: N};
+  }
+}
+
+// ---------------------------------------------------------------- blend weights
+
+/** 1 inside a w x h crop, ramping to exactly 0 over its outer `px` pixels. */
+export function borderWeight(w, h = w, px = 2) {
+  const out = new Float32Array(w * h);
+  for (let y = 0; y < h; y++) {
+    const ry = Math.min(1, Math.min(y, h - 1 - y) / px);
+    for (let x = 0; x < w; x++) out[y * w + x] = Math.min(ry, Math.min(1, Math.min(x, w - 1 - x) / px));
+  }
+  return out;
+}
+
+/** Blend weight of a hole (1 = hole) on a w x h grid: the hole grown by `grow` px,
+ * then falling to 0 over `feather` px outward (city-block rings; align.hole_weight). */
+export function holeWeight(hole, w, h, grow = 2, feather = 2) {
+  const dist = new Int32Array(w * h).fill(-1);
+  let ring = [];
+  for (let i = 0; i < w * h; i++) if (hole[i]) { dist[i] = 0; ring.push(i); }
+  for (let d = 1; d <= grow + feather && ring.length; d++) {
+    const next = [];
+    for (const i of ring) {
+      const x = i % w, y = (i - x) / w;
+      for (const j of [x > 0 ? i - 1 : -1, x < w - 1 ? i + 1 : -1, y > 0 ? i - w : -1, y < h - 1 ? i + w : -1]) {
+        if (j >= 0 && dist[j] < 0) { dist[j] = d; next.push(j); }
+      }
+    }
+    ring = next;
+  }
+  const out = new Float32Array(w * h);
+  for (let i = 0; i < w * h; i++) {
+    const d = dist[i];
+    if (d < 0) continue;
+    out[i] = d <= grow ? 1 : 1 - (d - grow) / (feather + 1);
+  }
+  return out;
+}
+
+/** Blend weight of a whole restored face (align.face_weight): 0 on the outer feather/2
+ * of the w x h crop, rising over `feather` of its side to 1, corners rounded. */
+export function faceWeight(w, h = w, feather = 0.1) {
+  const f = Math.max(2, Math.round(Math.min(w, h) * feather));
+  const out = new Float32Array(w * h);
+  const lo = f / 2, r = f;  // distance from the border where the ramp starts; its width
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const dx = Math.min(x, w - 1 - x) - lo, dy = Math.min(y, h - 1 - y) - lo;
+      // distance inside a square inset by lo, its corners rounded with radius r
+      let d;
+      if (dx < r && dy < r) d = r - Math.hypot(r - Math.min(dx, r), r - Math.min(dy, r));
+      else d = Math.min(dx, dy);
+      const t = Math.min(1, Math.max(0, d / r));
+      out[y * w + x] = t * t * (3 - 2 * t);
+    }
+  }
+  return out;
+}
