@@ -17,6 +17,12 @@ harness's invoke-only median (``tflite.harness.measure_latency``) is printed bes
 Python is timed before and after the browser and both medians are printed, so a change
 of load on a shared machine shows; the load average is printed at the start and the end.
 
+With ``--faces`` it times the page's face path instead, on the photos the browser test
+composes (scikit-image's astronaut, public domain): finding the faces (BlazeFace in
+LiteRT.js, median of ``--runs``), "Find the occluder" on every face and Restore (wall
+time from the click until the page settles, one run each, the first of the session, so
+XNNPACK's set-up is included), for the inpainting and the super-resolution file.
+
 Needs what tests/test_web_demo.py needs: Debian's chromium, Node.js, ``npm ci --prefix
 web_demo``.
 """
@@ -72,7 +78,7 @@ def python_latency(runner, feed: dict[str, np.ndarray], runs: int, warmup: int =
     return float(np.median(times))
 
 
-def run_page(manifests: list[str], runs: int, query: str = "") -> dict:
+def run_page(manifests: list[str], runs: int, query: str = "", extra: list[str] = ()) -> dict:
     from tests.test_web_demo import browser_setup
     from web_demo import serve
 
@@ -83,7 +89,7 @@ def run_page(manifests: list[str], runs: int, query: str = "") -> dict:
     try:
         proc = subprocess.run(
             [node, os.path.join(ROOT, "web_demo", "browser_check.mjs"), "--url", url + query,
-             "--chromium", chromium, "--root", ROOT, "--runs", str(runs),
+             "--chromium", chromium, "--root", ROOT, "--runs", str(runs), *extra,
              *[os.path.relpath(m, ROOT) for m in manifests]],
             capture_output=True, text=True, timeout=1800, cwd=ROOT)
     finally:
@@ -94,13 +100,57 @@ def run_page(manifests: list[str], runs: int, query: str = "") -> dict:
     return json.loads(proc.stdout)
 
 
+def faces(runs: int) -> int:
+    """The page's face path on the browser test's composed photos (see the docstring)."""
+    import tempfile
+
+    import cv2
+
+    from tests.test_web_demo import composed_photo, first_manifest, small_face_photo
+
+    inpaint, sr = first_manifest("mask"), first_manifest("lr")
+    if not inpaint or not sr:
+        raise SystemExit("error: --faces needs a shipped inpainting and SR file")
+    print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = {"composed": composed_photo()[0], "small": small_face_photo()}
+        paths = {}
+        for name, rgb in photos.items():
+            paths[name] = os.path.join(tmp, f"{name}.png")
+            cv2.imwrite(paths[name], cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        page = run_page([], runs, extra=["--faces", paths["composed"], "--faces-model", inpaint,
+                                         "--faces-sr", paths["small"], "--faces-sr-model", sr])
+    print(f"browser: Chromium {page['browser']}")
+    print("\n| photo | file | faces | find faces p50 (min) | Find the occluder | Restore "
+          "(wall) | model runs | in the model |")
+    print("|---|---|---|---|---|---|---|---|")
+    for key, name in (("faces", "composed"), ("facesSr", "small")):
+        r = page[key]
+        h, w = photos[name].shape[:2]
+        dt = r["detectTime"]
+        model = inpaint if key == "faces" else sr
+        find = f"{r['findMs']} ms" if "findMs" in r else "–"
+        reg = r["regions"][0]
+        tiles = f", {reg['tileCount']} tiles of a {reg['size']} px crop" if reg["tiles"] else ""
+        print(f"| {name} {w}x{h} | `{os.path.basename(os.path.dirname(model))}` | "
+              f"{len(r['found']['faces'])} | {dt['p50_ms']:.0f} ({dt['min_ms']:.0f}) ms | "
+              f"{find} | {r['restoreMs']} ms | {r['lastRun']['runs']}{tiles} | "
+              f"{r['lastRun']['ms']:.0f} ms |")
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.web_demo",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("manifests", nargs="*", help="samples files (default: every shipped one)")
     parser.add_argument("--runs", type=int, default=20, help="timed runs per file (default 20)")
     parser.add_argument("--threads", type=int, default=2, help="Python LiteRT threads (default 2)")
+    parser.add_argument("--faces", action="store_true",
+                        help="time the page's face path (find, align, restore) instead")
     args = parser.parse_args(argv)
+    if args.faces:
+        return faces(args.runs)
     import cv2
 
     from tests.test_web_demo import page_levels
