@@ -33,7 +33,7 @@ import numpy as np
 from tfface.faces import align as al
 from tfface.faces.detect import Face
 
-__all__ = ["FacePipeline", "PhotoReport"]
+__all__ = ["FacePipeline", "PhotoReport", "TemporalFill"]
 
 
 @dataclass
@@ -96,20 +96,28 @@ class FacePipeline:
         self.hole_feather = int(hole_feather)
         self.max_faces = int(max_faces)
         self.max_sr_side = int(max_sr_side)
-        self.smoother = None
+        self.tracker = None
+        self.temporal_fill = True
+        self.smoother = None  # superseded by the tracker's smoothing; read by sr_photo
         self.last_report: PhotoReport | None = None
         self.note: str | None = None
 
     # -- video -------------------------------------------------------------------------
-    def start_video(self, fps: float = 25.0) -> None:
-        """Frames that follow are one clip: landmarks are smoothed across them
-        (:class:`tfface.faces.track.LandmarkSmoother`)."""
-        from tfface.faces.track import LandmarkSmoother
+    def start_video(self, fps: float = 25.0, detect_every: int = 5,
+                    temporal_fill: bool = True) -> None:
+        """Frames that follow are one clip: faces are tracked across them
+        (:class:`tfface.faces.track.FaceTracker`: the detector every ``detect_every``
+        frames, a cheap search in between, landmarks smoothed), and each face's hole
+        and fill are smoothed in time (:class:`TemporalFill`, unless
+        ``temporal_fill`` is False)."""
+        from tfface.faces.track import FaceTracker
 
-        self.smoother = LandmarkSmoother(fps)
+        self.tracker = FaceTracker(self.detector, every=detect_every, fps=fps,
+                                   max_faces=self.max_faces)
+        self.temporal_fill = bool(temporal_fill)
 
     def end_video(self) -> None:
-        self.smoother = None
+        self.tracker = None
 
     # -- per photo -------------------------------------------------------------------
     def restore(self, restorer, rgb: np.ndarray, mask: np.ndarray | None = None
@@ -121,10 +129,13 @@ class FacePipeline:
 
             raise InferenceError(f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image "
                                  f"is {rgb.shape[1]}x{rgb.shape[0]}; they must match")
-        faces = self.detector.detect(rgb)
-        faces = sorted(faces, key=lambda f: -f.size)[: self.max_faces]
-        if self.smoother is not None:
-            faces = self.smoother(faces)
+        if self.tracker is not None:
+            tracks = self.tracker(rgb)
+            faces = [t.face for t in tracks]
+            states = [t.state if self.temporal_fill else {} for t in tracks]
+        else:
+            faces = sorted(self.detector.detect(rgb), key=lambda f: -f.size)[: self.max_faces]
+            states = [None] * len(faces)
         report = PhotoReport(found=len(faces), faces=faces, task=spec.task)
         if spec.task == "sr":
             k = int(spec.scale)
@@ -132,20 +143,22 @@ class FacePipeline:
                              interpolation=cv2.INTER_CUBIC)
         else:
             out = rgb.copy()
-        for face in faces:
+        for face, state in zip(faces, states):
             if face.size < self.min_face:
                 report.small += 1
                 continue
             if spec.task == "sr":
                 self._sr_face(restorer, rgb, face, out, report)
             else:
-                self._inpaint_face(restorer, rgb, face, mask, out, report)
+                self._inpaint_face(restorer, rgb, face, mask, out, report, state)
         self.last_report = report
         return out, report
 
-    def _inpaint_face(self, restorer, rgb, face: Face, mask, out, report: PhotoReport) -> None:
+    def _inpaint_face(self, restorer, rgb, face: Face, mask, out, report: PhotoReport,
+                      state: dict | None = None) -> None:
         s = int(restorer.spec.input_size)
-        crop, m = al.align_face(rgb, face.landmarks, s)
+        # video frames: only the face's part of the frame is shrunk for the crop
+        crop, m = (_align if state is not None else al.align_face)(rgb, face.landmarks, s)
         if mask is not None:
             hole = cv2.warpAffine(mask.astype(np.float32), m, (s, s), flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_CONSTANT) > 0.5
@@ -153,6 +166,8 @@ class FacePipeline:
                 report.no_occluder += 1
                 return
             restored = restorer.restore_face(crop, hole)
+            if state is not None and self.temporal_fill:
+                restored = TemporalFill.of(state).fill(crop, hole, restored)
             # The user's mask decides exactly which photo pixels change.
             weight = _border_weight(s)
             pasted = al.paste_back(rgb, restored, m, weight)
@@ -165,13 +180,24 @@ class FacePipeline:
 
             raise InferenceError(f"model {restorer.name} fills holes: pass --mask FILE or an "
                                  "occluder segmenter (--segmenter FILE)")
-        hole = self.segmenter.hole(crop)
+        temporal = TemporalFill.of(state) if state is not None and self.temporal_fill else None
+        if temporal is None:
+            hole = self.segmenter.hole(crop)
+        else:  # video: the occluder probability averaged over the face's frames
+            seg = self.segmenter
+            prob = seg.probability(crop) if hasattr(seg, "probability") else \
+                seg.hole(crop).astype(np.float32)
+            hole = temporal.probability(crop, prob) > getattr(seg, "threshold", 0.5)
         if hole.sum() < max(4, 0.001 * s * s):
             report.no_occluder += 1
             return
         grown = al.hole_weight(hole, self.hole_grow, 0) > 0.5
         restored = restorer.restore_face(crop, grown)
+        if temporal is not None:
+            restored = temporal.fill(crop, grown, restored)
         weight = al.hole_weight(hole, self.hole_grow, self.hole_feather) * _border_weight(s)
+        if state is not None:  # video: warp and blend only the hole's part of the crop
+            restored, m, weight = _support(restored, m, weight)
         al.paste_back(out, restored, m, weight, out=out)
         report.restored += 1
 
@@ -242,3 +268,131 @@ def _footprint(m: np.ndarray, size: int, shape) -> np.ndarray:
     w = cv2.warpAffine(ones, inv, (shape[1], shape[0]), flags=cv2.INTER_NEAREST,
                        borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     return w > 0.5
+
+
+def _align(rgb: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`tfface.faces.align.align_face` on the part of the photo the crop covers
+    (plus a margin): the same crop and photo → crop matrix, without shrinking a whole
+    video frame when the face is much larger than the crop."""
+    m = al.alignment_matrix(landmarks, size)
+    h, w = rgb.shape[:2]
+    c = al.transform_points(al.invert(m), [[0, 0], [size, 0], [0, size], [size, size]])
+    pad = 4.0 / al.matrix_scale(m)
+    x0 = int(np.clip(np.floor(c[:, 0].min() - pad), 0, w))
+    x1 = int(np.clip(np.ceil(c[:, 0].max() + pad), 0, w))
+    y0 = int(np.clip(np.floor(c[:, 1].min() - pad), 0, h))
+    y1 = int(np.clip(np.ceil(c[:, 1].max() + pad), 0, h))
+    if x1 - x0 < 2 or y1 - y0 < 2 or (x1 - x0) * (y1 - y0) > 0.5 * h * w \
+            or x0 == 0 or y0 == 0 or x1 == w or y1 == h:
+        return al.align_face(rgb, landmarks, size)  # near the border: reflect as before
+    lm = np.asarray(landmarks, np.float64) - [x0, y0]
+    crop, m_sub = al.align_face(rgb[y0:y1, x0:x1], lm, size)
+    m_full = np.array(m_sub, np.float64)
+    m_full[:, 2] -= m_full[:, :2] @ [x0, y0]
+    return crop, m_full
+
+
+def _support(restored: np.ndarray, m: np.ndarray, weight: np.ndarray, margin: int = 3):
+    """The square part of a restored crop (with its matrix and weight) that holds every
+    non-zero weight plus ``margin`` px, so paste-back warps and blends that part only;
+    the photo pixels it changes are the same (the cubic warp reads 2 px around)."""
+    ys, xs = np.nonzero(weight > 0)
+    size = weight.shape[0]
+    if len(ys) == 0:
+        return restored, m, weight
+    x0, x1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, size)
+    y0, y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, size)
+    side = max(x1 - x0, y1 - y0)
+    if side >= 0.8 * size:
+        return restored, m, weight
+    x0, y0 = min(x0, size - side), min(y0, size - side)
+    m2 = np.array(m, np.float64)
+    m2[:, 2] -= [x0, y0]
+    return (restored[y0:y0 + side, x0:x0 + side], m2,
+            weight[y0:y0 + side, x0:x0 + side])
+
+
+class TemporalFill:
+    """Smooths one face's hole and fill across the frames of a video.
+
+    The segmenter's occluder probability and the model's restored crop are averaged
+    over time in the face's aligned coordinates (exponential moving averages), so a
+    still face keeps a steady hole and fill instead of one that boils from frame to
+    frame with the sensor noise. Each average adapts to change: ``rate`` rises towards
+    1 as the aligned crop outside the hole differs from the previous frame's (mean
+    absolute difference of 16 x 16 grey thumbnails, levels), and a difference above
+    ``cut`` (a scene cut, a face swapped, a jump the tracker followed) starts afresh.
+
+    Args:
+        prob_rate: weight of the new frame in the probability average (still face).
+        fill_rate: weight of the new frame in the fill average (still face).
+        change_scale: crop change (levels) at which the weights reach 1.
+        cut: crop change (levels) that resets both averages.
+    """
+
+    def __init__(self, prob_rate: float = 0.3, fill_rate: float = 0.2,
+                 change_scale: float = 12.0, cut: float = 24.0):
+        self.prob_rate, self.fill_rate = float(prob_rate), float(fill_rate)
+        self.change_scale, self.cut = float(change_scale), float(cut)
+        self._thumb: np.ndarray | None = None
+        self._known: np.ndarray | None = None
+        self._prob: np.ndarray | None = None
+        self._fill: np.ndarray | None = None
+        self.change = 0.0
+
+    @classmethod
+    def of(cls, state: dict) -> "TemporalFill":
+        """The smoother kept in a track's ``state`` (made on first use)."""
+        if "temporal_fill" not in state:
+            state["temporal_fill"] = cls()
+        return state["temporal_fill"]
+
+    def _observe(self, crop: np.ndarray, hole: np.ndarray | None) -> bool:
+        """Compare ``crop`` with the previous frame's; False when the averages restart."""
+        grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+        thumb = cv2.resize(grey, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32)
+        known = None
+        if hole is not None:
+            k = cv2.resize(hole.astype(np.float32), (16, 16), interpolation=cv2.INTER_AREA)
+            known = k < 0.05
+        prev, prev_known = self._thumb, self._known
+        self._thumb = thumb
+        if known is not None:
+            self._known = known
+        if prev is None:
+            self.change = 0.0
+            return False
+        sel = np.ones_like(thumb, bool)
+        for k in (known, prev_known):
+            if k is not None:
+                sel &= k
+        if sel.sum() < 16:
+            sel[:] = True
+        self.change = float(np.abs(thumb - prev)[sel].mean())
+        return self.change <= self.cut
+
+    def _rate(self, still: float) -> float:
+        return float(np.clip(still + self.change / self.change_scale, still, 1.0))
+
+    def probability(self, crop: np.ndarray, prob: np.ndarray) -> np.ndarray:
+        """This frame's occluder probability, averaged with the previous frames'."""
+        keep = self._observe(crop, self._prob > 0.5 if self._prob is not None else None)
+        if not keep or self._prob is None or self._prob.shape != prob.shape:
+            self._prob, self._fill = prob.astype(np.float32), None
+        else:
+            a = self._rate(self.prob_rate)
+            self._prob = a * prob + (1 - a) * self._prob
+        return self._prob
+
+    def fill(self, crop: np.ndarray, hole: np.ndarray, restored: np.ndarray) -> np.ndarray:
+        """This frame's restored crop, averaged with the previous frames' (uint8)."""
+        if self._prob is None:  # a user's mask: no probability step observed the crop
+            if not self._observe(crop, hole):
+                self._fill = None
+        r = restored.astype(np.float32)
+        if self._fill is None or self._fill.shape != r.shape:
+            self._fill = r
+        else:
+            a = self._rate(self.fill_rate)
+            self._fill = a * r + (1 - a) * self._fill
+        return np.clip(np.round(self._fill), 0, 255).astype(np.uint8)
