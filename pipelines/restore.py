@@ -9,10 +9,11 @@ Examples::
 Outputs keep each input's relative path and name, with its extension joined to the
 name so that ``a.png``, ``a.jpg``, ``a.PNG`` and ``a.mp4`` of one folder never share
 an output: ``photos/a.jpg`` → ``OUT/a_jpg.png`` (and ``a_jpg_compare.png``),
-``clip.mov`` → ``OUT/clip_mov.mp4``. Images are written as PNG; videos as MP4 frame
-by frame (no audio), under a temporary name, and kept only when the written file
-reads back with every frame (a full disk makes the writer drop frames and the index
-without an error). Files that are neither images nor videos are skipped with a note; image
+``clip.mov`` → ``OUT/clip_mov.mp4``. Images are written as PNG; videos as H.264 MP4
+at the input's frame rate with its audio (:mod:`tfface.videoio`; MPEG-4 Part 2 without
+audio, with a note, when ffmpeg cannot be used), under a temporary name, and kept only
+when the written file reads back with every frame (a full disk makes a writer drop
+frames and the index). Files that are neither images nor videos are skipped with a note; image
 files that cannot be used (empty, truncated, not really an image, too large) are
 skipped with a warning each. Outputs that already exist are kept unless --overwrite
 is given, so an interrupted batch can simply be run again; every output appears
@@ -60,10 +61,6 @@ def output_path(out_dir: str, rel: str) -> str:
     return os.path.join(out_dir, output_stem(rel) + (".mp4" if ext in VIDEO_EXTS else ".png"))
 
 
-class VideoWriteError(OSError):
-    """A restored video could not be written completely (nothing is kept)."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog_name("pipelines.restore", "tfface-restore"),
@@ -100,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-face", type=int, default=16, metavar="PX",
                    help="faces smaller than this (box side, px) are left alone and counted "
                    "(default: 16)")
+    p.add_argument("--detect-every", type=int, default=5, metavar="K",
+                   help="videos: run the face detector every K frames and follow the faces "
+                   "in between (1: detect in every frame; default: 5)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace outputs that already exist (default: keep them and skip "
                    "their inputs)")
@@ -123,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         restorer = Restorer.load(args.model)
         locator = _locator(args, restorer)
         mask = read_mask(args.mask) if args.mask else None
+        if args.detect_every < 1:
+            raise InferenceError(f"--detect-every must be at least 1, got {args.detect_every}")
         if args.compose and mask is None:
             raise InferenceError("--compose needs --mask (it keeps the pixels outside the hole)")
         check_writable_dir(args.out, what="output folder",
@@ -132,6 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if locator.note:
         print(f"note: {locator.note}", file=sys.stderr)
+
+    said: set[str] = set()
+
+    def notes(text: str) -> None:  # a note said once a run (e.g. the video fallback)
+        if text not in said:
+            said.add(text)
+            print(f"note: {text}", file=sys.stderr)
 
     files = list(_inputs(args.inputs))
     missing = [display_name(p) for p, _ in files if not os.path.lexists(p)]
@@ -183,14 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else:
                     unchanged += 1
             elif ext in VIDEO_EXTS:
-                if hasattr(locator, "start_video"):  # smoothed landmarks across frames
-                    locator.start_video(_video_fps(path))
-                try:
-                    n = _restore_video(path, target, restorer, locator, mask, args.compose,
-                                       args.quiet)
-                finally:
-                    if hasattr(locator, "end_video"):
-                        locator.end_video()
+                n = _restore_video(path, target, restorer, locator, mask, args, notes)
                 if n == 0:
                     failed.append((path, "no frames could be read"))
                 else:
@@ -280,15 +282,6 @@ def _segmenter(args):
     return OccluderSegmenter(path)
 
 
-def _video_fps(path: str) -> float:
-    import cv2
-
-    cap = cv2.VideoCapture(path)
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    cap.release()
-    return float(fps) if 1.0 <= fps <= 240.0 else 25.0
-
-
 def _note_faces(locator, path: str) -> None:
     """One line per photo whose faces were not all restored (also with --quiet, which
     only hides the progress bars)."""
@@ -299,58 +292,22 @@ def _note_faces(locator, path: str) -> None:
         print(f"note: {path}: {report.summary()}", file=sys.stderr)
 
 
-def _restore_video(src: str, dst: str, restorer, locator, mask, compose: bool, quiet: bool) -> int:
-    """Restore every frame of a video; returns the number of frames written.
-
-    The file appears at ``dst`` only when the writer opened and the written file reads
-    back with all its frames: OpenCV's writer does not report failed writes (a full
-    disk leaves a file without its index, unplayable), so the result is checked.
-
-    Raises:
-        VideoWriteError: the writer could not open or the file is incomplete; ``dst``
-            is untouched and the temporary file removed.
-    """
-    import cv2
-    from tqdm.auto import tqdm
-
-    from tfface.fileio import atomic_path
+def _restore_video(src: str, dst: str, restorer, locator, mask, args, notes) -> int:
+    """Restore every frame of a video (:func:`tfface.videoio.restore_video`): faces are
+    tracked across frames (detected every --detect-every frames) and their landmarks,
+    holes and fills smoothed in time; returns the number of frames written."""
     from tfface.inference import restore_image
+    from tfface.videoio import probe, restore_video
 
-    cap = cv2.VideoCapture(src)
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    writer = None
-    n = 0
-    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-    # The video is written under a temporary name and renamed when complete.
-    with atomic_path(dst) as tmp, tqdm(total=total, desc=os.path.basename(src), unit="frame",
-                                       disable=quiet) as bar:
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            out = restore_image(restorer, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), locator, mask,
-                                compose)
-            if writer is None:
-                writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                         (out.shape[1], out.shape[0]))
-                if not writer.isOpened():
-                    cap.release()
-                    raise VideoWriteError(f"the MP4 writer cannot write {tmp}")
-            writer.write(cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
-            n += 1
-            bar.update(1)
-        cap.release()
-        if writer is not None:
-            writer.release()
-            check = cv2.VideoCapture(tmp)
-            got = int(check.get(cv2.CAP_PROP_FRAME_COUNT)) if check.isOpened() else 0
-            check.release()
-            if got != n:
-                raise VideoWriteError(
-                    f"the written video is incomplete ({got} of {n} frames read back; is the "
-                    "disk full?)")
-    return n
+    if hasattr(locator, "start_video"):
+        locator.start_video(float(probe(src).fps), detect_every=args.detect_every)
+    try:
+        return restore_video(
+            src, dst, lambda rgb: restore_image(restorer, rgb, locator, mask, args.compose),
+            quiet=args.quiet, notes=notes)
+    finally:
+        if hasattr(locator, "end_video"):
+            locator.end_video()
 
 
 if __name__ == "__main__":
