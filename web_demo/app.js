@@ -32,6 +32,7 @@ const state = {
   mode: 'faces',      // 'faces' (found ones, when there are any) or 'square' (placed by hand)
   faces: [],          // BlazeFace's faces of the photo: {box, landmarks, score}
   detectMs: null,     // how long finding them took
+  dropped: 0,         // detections the second look did not confirm
   detector: null,     // the loaded BlazeFace (null: none)
   detectorNote: '',   // why there is none
   detectorReady: Promise.resolve(),
@@ -138,7 +139,7 @@ function outside(pts, w, h) {
  * read; a face much smaller in the crop than in the photo is first shrunk with the
  * browser's high-quality filter; the photo's border is mirrored; a whole-pixel shift
  * copies pixels exactly. */
-function warp(m, size, photo = state.photo) {
+function warp(m, size, photo = state.photo, {quality = 'high'} = {}) {
   const W = photo.width, H = photo.height;
   const s = matrixScale(m);
   const corners = (mm, a, b) => [[a, a], [b, a], [a, b], [b, b]].map((p) => apply(invert(mm), p));
@@ -156,7 +157,7 @@ function warp(m, size, photo = state.photo) {
   let [src, sctx] = canvas2d(w, h);
   sctx.drawImage(photo, x0, y0, w, h, 0, 0, w, h);
   let mm = compose(m, [[1, 0, x0], [0, 1, y0]]);
-  if (s < 0.5) {
+  if (s < 0.5 && quality === 'high') {
     const f = 1.5 * s;
     const nw = Math.max(1, Math.round(w * f)), nh = Math.max(1, Math.round(h * f));
     const [c, cctx] = canvas2d(nw, nh);
@@ -174,7 +175,7 @@ function warp(m, size, photo = state.photo) {
     mm = compose(mm, [[1, 0, -pad], [0, 1, -pad]]);
   }
   ctx.imageSmoothingEnabled = !isShift(mm);
-  ctx.imageSmoothingQuality = 'high';
+  ctx.imageSmoothingQuality = quality;
   ctx.setTransform(...canvasTransform(mm));
   ctx.drawImage(src, 0, 0);
   return ctx.getImageData(0, 0, size, size);
@@ -334,8 +335,10 @@ async function detectFaces() {
     ctx.drawImage(photo, x, y, w, h, 0, 0, w * s, h * s);
     return ctx.getImageData(0, 0, 128, 128);
   };
-  const faces = await state.detector.detect(square, photo.width, photo.height);
+  const faces = await state.detector.detect(square, photo.width, photo.height,
+                                            {warp: (m) => warp(m, 128, photo, {quality: 'low'})});
   state.detectMs = performance.now() - t0;
+  state.dropped = state.detector.dropped;
   const side = (f) => Math.max(f.box[2] - f.box[0], f.box[3] - f.box[1]);
   state.faces = faces.sort((a, b) => side(b) - side(a));
 }
@@ -353,8 +356,11 @@ function facesInfo() {
         'place the square over the face.';
   } else {
     const n = state.faces.length;
+    const dropped = state.dropped;
     el.textContent = `${n} face${n === 1 ? '' : 's'} found by BlazeFace in ` +
-        `${state.detectMs.toFixed(0)} ms` + (state.mode === 'faces'
+        `${state.detectMs.toFixed(0)} ms` +
+        (dropped ? ` (${dropped} more not confirmed by a second, upright look)` : '') +
+        (state.mode === 'faces'
         ? `; every one is restored${n > 1 ? ' (click one to see and edit it)' : ''}.`
         : '; a square placed by hand is used instead.');
   }

@@ -5,7 +5,7 @@
 //   node web_demo/browser_check.mjs --url http://127.0.0.1:PORT/web_demo/index.html \
 //        --chromium /usr/bin/chromium --root REPO [--runs 10] [--ui] [--screenshot out.png] \
 //        [--faces PHOTO --faces-model MANIFEST] [--faces-sr PHOTO --faces-sr-model MANIFEST] \
-//        [--no-face PHOTO] \
+//        [--faces-many PHOTO --faces-many-model MANIFEST] [--no-face PHOTO] \
 //        android_demo_assets/vnet/model_int8_mixed_samples.json ...
 //
 // Per manifest: the page's output for every sample (base64 RGB), and with --ui the same
@@ -13,8 +13,9 @@
 // painted stroke on the hole canvas (with "a square I place"); with --runs N the median
 // latency of N runs. With --faces: a photo chosen with "the faces found", the faces and
 // crops the page made, "Find the occluder" on them and the whole photo restored by the
-// inpainting model; with --faces-sr the same with the super-resolution model; with
-// --no-face, what the page offers for a photo without a face (the square).
+// inpainting model; with --faces-sr and --faces-many the same with another photo and
+// model (SR; several faces); with --no-face, what the page offers for a photo without a
+// face (the square).
 
 import {chromium} from 'playwright-core';
 import fs from 'node:fs';
@@ -24,7 +25,7 @@ import path from 'node:path';
 function parse(argv) {
   const a = {runs: 0, ui: false, manifests: [], screenshot: null, chromium: '/usr/bin/chromium',
              root: process.cwd(), url: null, timeout: 120000, faces: null, facesModel: null,
-             facesSr: null, facesSrModel: null, noFace: null};
+             facesSr: null, facesSrModel: null, facesMany: null, facesManyModel: null, noFace: null};
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     if (k === '--url') a.url = argv[++i];
@@ -38,6 +39,8 @@ function parse(argv) {
     else if (k === '--faces-model') a.facesModel = argv[++i];
     else if (k === '--faces-sr') a.facesSr = argv[++i];
     else if (k === '--faces-sr-model') a.facesSrModel = argv[++i];
+    else if (k === '--faces-many') a.facesMany = argv[++i];
+    else if (k === '--faces-many-model') a.facesManyModel = argv[++i];
     else if (k === '--no-face') a.noFace = argv[++i];
     else if (k.startsWith('--')) throw new Error(`unknown option ${k}`);
     else a.manifests.push(k);
@@ -98,6 +101,7 @@ async function main() {
     if (args.ui && args.manifests.length >= 2) out.badInputs = await badInputs(page, args);
     if (args.faces) out.faces = await facesFound(page, base, args.faces, args.facesModel, args.runs);
     if (args.facesSr) out.facesSr = await facesFound(page, base, args.facesSr, args.facesSrModel, args.runs);
+    if (args.facesMany) out.facesMany = await facesFound(page, base, args.facesMany, args.facesManyModel);
     if (args.noFace) {
       step('no face');
       await page.setInputFiles('#photo', args.noFace);

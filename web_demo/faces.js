@@ -21,6 +21,8 @@ export const BLAZEFACE = {
   mouthRatio: 0.937,    // BLAZEFACE_MOUTH_RATIO: mouth-corner distance / eye distance
   mouthShift: -0.156,   // BLAZEFACE_MOUTH_SHIFT: eye distances along the face's down axis
   searchSide: 448,      // longer side (px) of the finer search level
+  verifyThreshold: 0.65, // the score a face needs when the network sees it again upright
+  verifyEyePx: 32,      // eye distance (px) in that second look's 128 px input
 };
 
 /** Anchor centres (fractions, [x0, y0, x1, y1, ...], 896 of them) of BlazeFace short
@@ -118,27 +120,47 @@ export function tileStarts(n, tile, overlap) {
   return starts;
 }
 
-/** The squares (x, y, side in photo px) BlazeFace looks at, each drawn at 128 px (black
- * beyond the photo), at the two levels tfface.faces.detect searches:
+/** The squares [x, y, side, largest face] (photo px) BlazeFace looks at, each drawn at
+ * 128 px (black beyond the photo), at the two levels tfface.faces.detect searches:
  *  - level 0: the whole photo, its longer side at 128 px, as MediaPipe runs it (faces
  *    from about a ninth of the longer side up to the whole photo);
  *  - level 1: the photo with its longer side at `searchSide` px (never enlarged; only
  *    when that is at least 1.5 x 128), for faces down to about 14 px there. Python runs
  *    the network once on that whole image (it is fully convolutional); LiteRT.js cannot
- *    resize an input, so the page covers it with 128 px tiles overlapping by half. */
+ *    resize an input, so the page covers it with 128 px tiles overlapping by half. A tile
+ *    holds whole only faces up to half its side, and larger ones are level 0's (a ninth
+ *    of the longer side is less than half a tile), so a tile's detections larger than
+ *    that are not kept: cut off from their surroundings, they were false faces. */
 export function searchSquares(h, w, {searchSide = BLAZEFACE.searchSide} = {}) {
   const size = BLAZEFACE.size;
   const L = Math.max(h, w);
-  const out = [[0, 0, L]];
+  const out = [[0, 0, L, Infinity]];
   const fine = Math.min(searchSide, L);
   if (fine >= 1.5 * size) {
     const f = fine / L;
     const fw = Math.max(1, Math.round(w * f)), fh = Math.max(1, Math.round(h * f));
     for (const y of tileStarts(fh, size, size / 2)) {
-      for (const x of tileStarts(fw, size, size / 2)) out.push([x / f, y / f, size / f]);
+      for (const x of tileStarts(fw, size, size / 2)) out.push([x / f, y / f, size / f, size / 2 / f]);
     }
   }
   return out;
+}
+
+/** The photo -> 128 px input matrix of the second look at a detection (six keypoints,
+ * pixel indices): the face upright, its eyes BLAZEFACE.verifyEyePx apart, the point
+ * between the eyes' midpoint and the mouth in the middle (cv2.getRotationMatrix2D's
+ * rotation and scale, as detect.py builds it). */
+export function uprightMatrix(kps) {
+  const s = BLAZEFACE.size;
+  let v = [kps[1][0] - kps[0][0], kps[1][1] - kps[0][1]];
+  const d = Math.max(Math.hypot(v[0], v[1]), 1e-3);
+  if (v[0] < 0) v = [-v[0], -v[1]];  // the image-left eye first
+  const cx = 0.5 * ((kps[0][0] + kps[1][0]) / 2 + kps[3][0]);
+  const cy = 0.5 * ((kps[0][1] + kps[1][1]) / 2 + kps[3][1]);
+  const angle = Math.atan2(v[1], v[0]), scale = BLAZEFACE.verifyEyePx / d;
+  const a = scale * Math.cos(angle), b = scale * Math.sin(angle);
+  return [[a, b, (1 - a) * cx - b * cy + s / 2 - 0.5 - cx],
+          [-b, a, b * cx + (1 - a) * cy + s / 2 - 0.5 - cy]];
 }
 
 /** BlazeFace short range compiled by LiteRT.js (one thread: it is a helper model). */
@@ -191,23 +213,60 @@ export class BlazeFace {
     return {reg, logits};
   }
 
+  /** The second look at a detection: {score, kps (photo pixel indices) or null} of the
+   * network run on `warp(m)`, the 128 px upright crop of uprightMatrix(kps); the
+   * detection there whose box holds the crop's middle (any score above 0.05). */
+  async secondLook(warp, kps) {
+    const m = uprightMatrix(kps);
+    const {reg, logits} = await this.run(await warp(m));
+    const mid = BLAZEFACE.size / 2;
+    let best = null;
+    for (const d of decode(reg, logits, this.anchors, BLAZEFACE.size, 0.05)) {
+      const [x0, y0, x1, y1] = d.box;
+      if (x0 <= mid && x1 >= mid && y0 <= mid && y1 >= mid && (!best || d.score > best.score)) best = d;
+    }
+    if (!best) return {score: 0, kps: null};
+    const inv = invert(m);
+    return {score: best.score, kps: best.kps.map(([x, y]) => apply(inv, [x - 0.5, y - 0.5]))};
+  }
+
   /** Faces of a w x h photo, best first: {box (continuous px), landmarks (five
    * points, pixel indices: centres at integers), score}. `square(x, y, side)` returns
-   * that square of the photo (black beyond its edges) drawn at 128 x 128 px. */
-  async detect(square, w, h, {threshold = BLAZEFACE.threshold, searchSide = BLAZEFACE.searchSide} = {}) {
+   * that square of the photo (black beyond its edges) drawn at 128 x 128 px; with
+   * `warp(m)` (the photo through the 2x3 matrix m, 128 x 128 px) every detection gets a
+   * second look, upright and at a fixed size, and is kept only if it scores at least
+   * BLAZEFACE.verifyThreshold there (its keypoints then the mean of both looks), as
+   * tfface.faces.detect does; `dropped` counts the others. */
+  async detect(square, w, h, {threshold = BLAZEFACE.threshold, searchSide = BLAZEFACE.searchSide,
+                              warp = null} = {}) {
     const all = [];
-    for (const [x0, y0, side] of searchSquares(h, w, {searchSide})) {
+    for (const [x0, y0, side, largest] of searchSquares(h, w, {searchSide})) {
       const {reg, logits} = await this.run(await square(x0, y0, side));
       for (const d of decode(reg, logits, this.anchors, side, threshold)) {
+        if (Math.max(d.box[2] - d.box[0], d.box[3] - d.box[1]) > largest) continue;
         all.push({box: [d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0],
                   kps: d.kps.map(([x, y]) => [x + x0 - 0.5, y + y0 - 0.5]), score: d.score});
       }
     }
-    return weightedNms(all).map((d) => ({
-      box: [Math.min(Math.max(d.box[0], 0), w), Math.min(Math.max(d.box[1], 0), h),
-            Math.min(Math.max(d.box[2], 0), w), Math.min(Math.max(d.box[3], 0), h)],
-      landmarks: fivePoints(d.kps), score: d.score,
-    }));
+    const faces = [];
+    this.dropped = 0;
+    for (const d of weightedNms(all)) {
+      let kps = d.kps, look = null;
+      if (warp) {
+        look = await this.secondLook(warp, kps);
+        if (look.score < BLAZEFACE.verifyThreshold) {
+          this.dropped += 1;
+          continue;
+        }
+        kps = kps.map(([x, y], k) => [0.5 * (x + look.kps[k][0]), 0.5 * (y + look.kps[k][1])]);
+      }
+      faces.push({
+        box: [Math.min(Math.max(d.box[0], 0), w), Math.min(Math.max(d.box[1], 0), h),
+              Math.min(Math.max(d.box[2], 0), w), Math.min(Math.max(d.box[3], 0), h)],
+        landmarks: fivePoints(kps), score: d.score, secondLook: look?.score ?? null,
+      });
+    }
+    return faces;
   }
 
   delete() {

@@ -63,13 +63,14 @@ test('five points: eyes image-left first, mouth corners on the eye line around t
 });
 
 test('search: the whole photo, then 128-px tiles over it at 448 px on the longer side', () => {
-  assert.deepEqual(searchSquares(150, 150), [[0, 0, 150]]);  // too small for a finer level
+  assert.deepEqual(searchSquares(150, 150), [[0, 0, 150, Infinity]]);  // no finer level
   const sq = searchSquares(600, 800);
-  assert.deepEqual(sq[0], [0, 0, 800]);
+  assert.deepEqual(sq[0], [0, 0, 800, Infinity]);
   const f = 448 / 800;  // tiles of 128 / f photo px, every 64 / f, last flush with the edge
   assert.equal(sq.length, 1 + 6 * 5);
-  sq.slice(1).forEach(([x, y, s]) => {
+  sq.slice(1).forEach(([x, y, s, largest]) => {
     close(s, 128 / f);
+    close(largest, s / 2);  // a tile keeps faces up to half its side
     assert.ok(x >= 0 && y >= 0 && x + s <= 800 + 1e-6 && y + s <= 600 + 2);
   });
 });
