@@ -15,7 +15,8 @@ import pytest
 
 from tfface.faces import FacePipeline, make_detector
 from tfface.faces import align as al
-from tfface.faces.detect import DetectorError, blazeface_five_points
+from tfface.faces.detect import (DEFAULT_DETECTOR, BlazeFaceDetector, DetectorError,
+                                 blazeface_five_points)
 from tfface.inference import ModelSpec, Restorer
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -31,6 +32,11 @@ def astronaut():
 @pytest.fixture(scope="module")
 def mtcnn():
     return make_detector("mtcnn")
+
+
+@pytest.fixture(scope="module")
+def blazeface():
+    return make_detector()  # the default: two-scale BlazeFace with a second look
 
 
 @pytest.fixture(scope="module")
@@ -237,6 +243,79 @@ def test_blazeface_five_points_puts_mouth_corners_on_the_eye_line():
     assert abs(five[3, 1] - five[4, 1]) < 1e-4
 
 
+def _eye_errors(found, expected):
+    """Distances between found and expected landmarks, in expected eye distances."""
+    d = np.linalg.norm(expected[1] - expected[0])
+    return np.linalg.norm(np.asarray(found, np.float64) - expected, axis=1) / d
+
+
+def _sane(face):
+    lm, (x0, y0, x1, y1) = face.landmarks, face.box
+    assert (lm[:, 0] > x0).all() and (lm[:, 0] < x1).all()
+    assert (lm[:, 1] > y0).all() and (lm[:, 1] < y1).all()
+    assert lm[0, 0] < lm[1, 0] and lm[3, 0] < lm[4, 0]  # image-left first
+    assert lm[:2, 1].max() < lm[2, 1] < lm[3:, 1].min()  # eyes above nose above mouth
+
+
+def test_default_detector_finds_the_astronaut_where_mtcnn_does(astronaut, astro_landmarks,
+                                                               blazeface):
+    assert DEFAULT_DETECTOR == "auto" and isinstance(blazeface, BlazeFaceDetector)
+    faces = blazeface.detect(astronaut)
+    assert len(faces) == 1 and faces[0].score > 0.8
+    _sane(faces[0])
+    err = _eye_errors(faces[0].landmarks, astro_landmarks)
+    assert err[:3].max() < 0.12 and err.max() < 0.15, err  # measured: <= 0.08
+
+
+@pytest.mark.parametrize("center,scale,degrees", [
+    ((150, 110), 0.9, 0.0), ((330, 200), 0.6, 15.0), ((220, 150), 1.0, -25.0),
+    ((220, 150), 1.0, 35.0)])
+def test_default_detector_finds_one_placed_face(astronaut, astro_landmarks, blazeface, center,
+                                                scale, degrees):
+    face, lm = _astro_face(astronaut, astro_landmarks)
+    canvas, m = _place(face, (300, 440), center, scale, degrees)
+    faces = blazeface.detect(canvas)
+    # one face: at -25 degrees the first look also sees one in the suit's collar
+    assert len(faces) == 1, [(f.box, f.score) for f in faces]
+    if abs(degrees) < 20:  # turned further, "eyes above the nose" no longer holds in x, y
+        _sane(faces[0])
+    assert _eye_errors(faces[0].landmarks, al.transform_points(m, lm)).max() < 0.15
+
+
+def test_second_look_drops_what_is_not_a_face(astronaut, astro_landmarks, blazeface):
+    face, lm = _astro_face(astronaut, astro_landmarks)
+    canvas, _ = _place(face, (300, 440), (220, 150), 1.0, -25.0)
+    unverified = make_detector("auto", verify=False).detect(canvas)
+    before = blazeface.dropped
+    kept = blazeface.detect(canvas)
+    assert blazeface.dropped - before == len(unverified) - len(kept)
+    # the network scores the face high when it looks again, and the same keypoints
+    # moved onto the background (flag, suit, wall) low
+    kp = blazeface._run(astronaut, blazeface.levels(*astronaut.shape[:2])[0])[1][0]
+    assert blazeface.second_look(astronaut, kp)[0] > 0.8
+    for off in ([-170, 250], [200, 300], [-150, -60], [150, -50]):
+        assert blazeface.second_look(astronaut, kp + off)[0] < 0.3, off
+
+
+def test_default_detector_finds_a_small_face_in_a_large_photo(astronaut, astro_landmarks,
+                                                              blazeface):
+    # a 47 px face in a 1024x768 photo: below what level 0 (the photo at 128 px) sees
+    face, lm = _astro_face(astronaut, astro_landmarks)
+    canvas, m = _place(face, (768, 1024), (700, 300), 0.45, 10.0)
+    assert make_detector("auto", search_side=0).detect(canvas) == []
+    faces = blazeface.detect(canvas)
+    assert len(faces) == 1 and faces[0].size < 60
+    assert _eye_errors(faces[0].landmarks, al.transform_points(m, lm)).max() < 0.3
+
+
+def test_default_detector_finds_no_face_where_there_is_none(blazeface):
+    ramp = np.zeros((480, 640, 3), np.uint8)
+    ramp[:] = np.linspace(0, 255, 640, dtype=np.uint8)[None, :, None]
+    for img in (np.zeros((480, 640, 3), np.uint8), np.full((300, 300, 3), 200, np.uint8), ramp,
+                np.zeros((20, 30, 3), np.uint8)):
+        assert blazeface.detect(img) == []
+
+
 def test_bad_detector_file_is_one_clear_error(tmp_path):
     bad = tmp_path / "det.tflite"
     bad.write_bytes(b"\x00" * 64)
@@ -244,6 +323,16 @@ def test_bad_detector_file_is_one_clear_error(tmp_path):
         make_detector(str(bad))
     with pytest.raises(DetectorError, match="unknown face detector"):
         make_detector("yolo")
+    with pytest.raises(DetectorError, match="no such face detector file"):
+        make_detector(str(tmp_path / "missing.tflite"))
+    if os.path.exists(SHIPPED_SEGMENTER):  # a real .tflite that is not BlazeFace
+        with pytest.raises(DetectorError, match="not a BlazeFace short-range model"):
+            make_detector(SHIPPED_SEGMENTER)
+    full = os.path.join(os.path.dirname(BlazeFaceDetector().model_file),
+                        "face_detection_full_range.tflite")
+    if os.path.exists(full):  # BlazeFace, but full range (192 px, other anchors)
+        with pytest.raises(DetectorError, match="not a BlazeFace short-range model"):
+            make_detector(full)
 
 
 @pytest.mark.skipif(not os.path.exists(SHIPPED_SEGMENTER), reason="segmenter not shipped")
