@@ -1,28 +1,39 @@
-"""Recall, landmark agreement and speed of the face detectors (MTCNN, BlazeFace).
+"""Recall, false faces, landmark agreement and speed of the face detectors.
 
     PYTHONPATH=$PWD python benchmarks/face_detectors.py /work/shared/data/faces-dev \\
         --count 200 --hard-count 50
 
 Every faces-dev photo holds exactly one face near its centre (see its SOURCE.md), so a
 photo counts as found when the detector returns a face whose box contains the photo's
-centre. Three settings:
+centre. Settings:
 
 * ``dev``: the photos as they are (about 200 px);
 * ``rotated D``: the photo rotated by D degrees inside a padded canvas;
 * ``small P``: the photo shrunk so the face is about P px wide, pasted at a random
   place of a 640x480 grey canvas (the face's centre is tracked);
 * ``masked``: a synthesized face mask (``tfface.data.occlusion``'s ``facemask``, placed at
-  the measured template landmarks) over nose and mouth.
+  the measured template landmarks) over nose and mouth;
+* ``scenes``: ``--scenes N`` composed 1024x768 photos, each with 1-4 faces-dev photos
+  (faces 30-300 px wide, turned by up to 20 degrees, half of them wearing that mask)
+  pasted with a soft elliptic edge onto a background cut from scikit-image's sample
+  photos (a cat, coffee, a rocket, a motorcycle, coins, a clock, text, textures; none
+  shows a human face). A face is found when a returned box contains its centre; a
+  returned face whose box contains no face's centre is a **false face**. A detector
+  with a second look (BlazeFace) also reports how many detections it dropped.
 
-Speed: milliseconds per photo (median) on the dev photos and on the 640x480 canvases.
-Landmarks: mean distance between the two detectors' eyes/nose (in eye distances) on the
-dev photos where both find the face, and the mouth-corner offsets that place
-BlazeFace's missing mouth corners (printed for :mod:`tfface.faces.detect`).
+Detectors are names for :func:`tfface.faces.detect.make_detector`, with options after
+colons: ``blazeface:verify=False:search_side=384``.
+
+Speed: milliseconds per photo (median). Landmarks: on the dev photos where MTCNN and a
+BlazeFace detector both find the face, the mean distance between their eyes and nose
+(in eye distances), and MTCNN's mouth corners measured from BlazeFace's mouth centre
+(the offsets that place BlazeFace's missing mouth corners in :mod:`tfface.faces.detect`).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import sys
 import time
@@ -31,6 +42,11 @@ import cv2
 import numpy as np
 
 import tfface  # noqa: F401
+
+BACKGROUNDS = ("coffee", "chelsea", "rocket", "stereo_motorcycle", "hubble_deep_field",
+               "immunohistochemistry", "retina", "grass", "gravel", "brick", "coins", "clock",
+               "colorwheel", "page", "text", "logo")
+"""scikit-image sample photos without a human face (``camera`` and ``astronaut`` have one)."""
 
 
 def _hit(faces, cx, cy):
@@ -80,30 +96,120 @@ def _masked(rgb, i):
     return out
 
 
+def _background(name):
+    from skimage import data
+
+    im = getattr(data, name)()
+    im = np.asarray(im[0] if isinstance(im, tuple) else im)  # stereo_motorcycle: left view
+    if im.ndim == 2:
+        im = np.stack([im] * 3, -1)
+    return np.ascontiguousarray(im[..., :3])
+
+
+def compose_scene(photos, rng, backgrounds, size=(768, 1024)):
+    """A photo of 1-4 faces-dev faces on a faceless background and their ``(cx, cy,
+    face px)`` (see the module docstring)."""
+    h, w = size
+    b = backgrounds[int(rng.integers(len(backgrounds)))]
+    s = max(h / b.shape[0], w / b.shape[1]) * rng.uniform(1.0, 1.6)
+    big = cv2.resize(b, (int(b.shape[1] * s) + 1, int(b.shape[0] * s) + 1))
+    y = int(rng.integers(0, big.shape[0] - h + 1))
+    x = int(rng.integers(0, big.shape[1] - w + 1))
+    out = big[y:y + h, x:x + w].astype(np.float32)
+    if rng.random() < 0.5:
+        out = out[:, ::-1]
+    want, truth = int(rng.integers(1, 5)), []
+    for _ in range(100):
+        if len(truth) == want:
+            break
+        i = int(rng.integers(len(photos)))
+        p = photos[i] if rng.random() < 0.5 else _masked(photos[i], i)
+        face = float(np.exp(rng.uniform(np.log(30), np.log(300))))
+        k, deg = face / (0.45 * p.shape[1]), rng.uniform(-20, 20)
+        cx, cy = rng.uniform(0.1 * w, 0.9 * w), rng.uniform(0.1 * h, 0.9 * h)
+        if any(np.hypot(cx - t[0], cy - t[1]) < 0.8 * (face + t[2]) for t in truth):
+            continue  # faces do not overlap
+        ph, pw = p.shape[:2]
+        m = cv2.getRotationMatrix2D((pw / 2, ph / 2), deg, k)
+        m[:, 2] += [cx - pw / 2, cy - ph / 2]
+        a = np.zeros((ph, pw), np.float32)
+        cv2.ellipse(a, (pw // 2, ph // 2), (int(pw * 0.46), int(ph * 0.48)), 0, 0, 360, 1.0, -1)
+        a = cv2.GaussianBlur(a, (0, 0), 0.03 * pw)
+        flags = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
+        warped = cv2.warpAffine(p, m, (w, h), flags=flags).astype(np.float32)
+        aw = cv2.warpAffine(a, m, (w, h))[..., None]
+        out = out * (1 - aw) + warped * aw
+        truth.append((cx, cy, face))
+    return np.clip(np.round(out), 0, 255).astype(np.uint8), truth
+
+
+def _judge(faces, truth):
+    """(faces found, false faces) of one scene."""
+    hit = np.zeros(len(truth), bool)
+    false = 0
+    for f in faces:
+        x0, y0, x1, y1 = f.box
+        inside = [j for j, t in enumerate(truth) if x0 <= t[0] <= x1 and y0 <= t[1] <= y1]
+        hit[inside] = True
+        false += not inside
+    return int(hit.sum()), false
+
+
+def _parse(spec):
+    """``name:key=value:...`` → (name, kwargs)."""
+    name, *opts = spec.split(":")
+    kwargs = {}
+    for o in opts:
+        k, _, v = o.partition("=")
+        try:
+            kwargs[k] = ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            kwargs[k] = v
+    return name, kwargs
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("folder")
-    p.add_argument("--count", type=int, default=200)
-    p.add_argument("--hard-count", type=int, default=50)
-    p.add_argument("--detectors", default="mtcnn,blazeface,auto")
-    p.add_argument("--settings", default="dev,rotated,small,masked")
+    p.add_argument("folder", help="faces-dev (one face near the centre of each photo)")
+    p.add_argument("--count", type=int, default=200, help="dev photos")
+    p.add_argument("--hard-count", type=int, default=50,
+                   help="photos for each rotated, small and masked setting")
+    p.add_argument("--scenes", type=int, default=60, help="composed 1024x768 photos")
+    p.add_argument("--detectors", default="auto,mtcnn,mtcnn+blazeface,auto:verify=False",
+                   help="comma-separated names (with :key=value options)")
+    p.add_argument("--settings", default="dev,rotated,small,masked,scenes")
     args = p.parse_args(argv)
     wanted = args.settings.split(",")
+
+    from tqdm import tqdm
 
     from tfface.faces.detect import make_detector
     from tfface.inference import read_photo
 
     files = sorted(f for f in os.listdir(args.folder) if f.endswith(".jpg"))
+    if not files:
+        p.error(f"no .jpg photos in {args.folder}")
     step = max(1, len(files) // args.count)
     files = files[::step][: args.count]
     photos = [read_photo(os.path.join(args.folder, f)) for f in files]
-    dets = {n: make_detector(n) for n in args.detectors.split(",")}
-    for d in dets.values():  # warm-up (graph tracing, delegate set-up)
+    dets = {}
+    for spec in args.detectors.split(","):
+        name, kwargs = _parse(spec)
+        dets[spec] = make_detector(name, **kwargs)
+    for d in dets.values():  # warm-up (graph tracing, interpreters)
         d.detect(photos[0])
+        d.detect(np.zeros((480, 640, 3), np.uint8))
+        d.detect(np.zeros((768, 1024, 3), np.uint8))
     settings = [("dev", None)] * ("dev" in wanted)
     settings += [(f"rotated {d}", d) for d in (20, 35)] * ("rotated" in wanted)
     settings += [(f"small {s}px", s) for s in (24, 40)] * ("small" in wanted)
     settings += [("masked", None)] * ("masked" in wanted)
+    scenes = []
+    if "scenes" in wanted and args.scenes:
+        rng = np.random.default_rng(5)
+        bgs = [_background(n) for n in BACKGROUNDS]
+        scenes = [compose_scene(photos, rng, bgs)
+                  for _ in tqdm(range(args.scenes), desc="composing scenes", unit="photo")]
     rows = {}
     found_dev = {n: {} for n in dets}
     for name, det in dets.items():
@@ -111,7 +217,9 @@ def main(argv=None) -> int:
             rng = np.random.default_rng(0)
             imgs = photos if setting == "dev" else photos[: args.hard_count]
             hits, times = 0, []
-            for i, rgb in enumerate(imgs):
+            dropped0 = getattr(det, "dropped", 0)
+            for i, rgb in enumerate(tqdm(imgs, desc=f"{name}, {setting}", unit="photo",
+                                         leave=False)):
                 if setting == "dev":
                     img, cx, cy = rgb, rgb.shape[1] / 2, rgb.shape[0] / 2
                 elif setting.startswith("rotated"):
@@ -127,12 +235,31 @@ def main(argv=None) -> int:
                 hits += f is not None
                 if setting == "dev" and f is not None:
                     found_dev[name][i] = f
-            rows[(name, setting)] = (hits, len(imgs), float(np.median(times)))
-    print(f"{'detector':10s} {'setting':12s} {'recall':>14s} {'median ms':>10s}")
-    for (name, setting), (hits, n, ms) in rows.items():
-        print(f"{name:10s} {setting:12s} {hits:4d}/{n:<4d} {100 * hits / n:5.1f}% {ms:10.1f}")
-    if {"mtcnn", "blazeface"} <= set(dets):
-        a, b = found_dev["mtcnn"], found_dev["blazeface"]
+            rows[(name, setting)] = (hits, len(imgs), float(np.median(times)), None,
+                                     getattr(det, "dropped", 0) - dropped0)
+        if scenes:
+            hits = total = false = 0
+            times = []
+            dropped0 = getattr(det, "dropped", 0)
+            for img, truth in tqdm(scenes, desc=f"{name}, scenes", unit="photo", leave=False):
+                t0 = time.perf_counter()
+                faces = det.detect(img)
+                times.append((time.perf_counter() - t0) * 1e3)
+                h, fl = _judge(faces, truth)
+                hits, total, false = hits + h, total + len(truth), false + fl
+            rows[(name, f"{len(scenes)} scenes")] = (
+                hits, total, float(np.median(times)), false, getattr(det, "dropped", 0) - dropped0)
+    print(f"{'detector':24s} {'setting':12s} {'found':>9s} {'recall':>7s} {'median ms':>10s} "
+          f"{'false faces':>12s} {'dropped by the second look':>27s}")
+    for (name, setting), (hits, n, ms, false, dropped) in rows.items():
+        false_s = "-" if false is None else str(false)
+        dropped_s = str(dropped) if hasattr(dets[name], "dropped") else "-"
+        print(f"{name:24s} {setting:12s} {hits:4d}/{n:<4d} {100 * hits / n:6.1f}% {ms:10.1f} "
+              f"{false_s:>12s} {dropped_s:>27s}")
+    ref = next((n for n in dets if n == "mtcnn"), None)
+    blaze = next((n for n in dets if hasattr(dets[n], "second_look")), None)
+    if ref and blaze:
+        a, b = found_dev[ref], found_dev[blaze]
         both = sorted(set(a) & set(b))
         if not both:
             return 0
@@ -146,11 +273,11 @@ def main(argv=None) -> int:
             mc = lb[3:].mean(0)  # BlazeFace mouth centre (as placed)
             mouth_b.append(((la[3:].mean(0) - mc) @ v) / d)
             mouth_w.append(np.linalg.norm(la[4] - la[3]) / d)
-        print(f"eyes+nose agreement on {len(both)} photos: {np.mean(errs):.3f} eye distances "
-              "(mean distance between the detectors' points)")
-        print(f"MTCNN mouth corners vs BlazeFace mouth centre: offset along the face's down "
-              f"axis {np.mean(mouth_b):+.3f} eye distances; corner distance "
-              f"{np.mean(mouth_w):.3f} eye distances")
+        print(f"{blaze} vs {ref}, eyes+nose agreement on {len(both)} photos: "
+              f"{np.mean(errs):.3f} eye distances (mean distance between the detectors' points)")
+        print(f"{ref}'s mouth corners: their midpoint {np.mean(mouth_b):+.3f} eye distances "
+              f"down the face's axis from {blaze}'s placed one (0 when BLAZEFACE_MOUTH_SHIFT "
+              f"fits), {np.mean(mouth_w):.3f} eye distances apart (BLAZEFACE_MOUTH_RATIO)")
     return 0
 
 
