@@ -7,7 +7,9 @@ moves steadily across a 480x360 canvas (translation, slow zoom and a turning til
 with a little sensor noise per frame, so its true landmarks are known in every frame.
 For each setting it prints the jitter (mean norm of the second difference of the
 aligned 128 px crop's corners in the photo, px; steady motion gives 0) and the mean
-error of the crop's corners against the crop of the true landmarks (px; lag shows here).
+error of the crop's corners against the crop of the true landmarks (px; lag shows here),
+also for the tracker video restoring uses (BlazeFace on a search window between
+detections), with and without its smoothing.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def main(argv=None) -> int:
 
     from tfface.faces import align as al
     from tfface.faces import make_detector
-    from tfface.faces.track import LandmarkSmoother, box_jitter
+    from tfface.faces.track import FaceTracker, LandmarkSmoother, box_jitter
 
     rgb = data.astronaut()
     det = make_detector(args.detector)
@@ -78,6 +80,19 @@ def main(argv=None) -> int:
         ms = [(al.alignment_matrix(f.landmarks, 128), 128) for f in faces]
         err = np.linalg.norm(corners(ms) - corners(true_m), axis=-1).mean()
         print(f"  {name:28s} {box_jitter(ms):8.2f} {err:15.2f}")
+    # What video restoring uses: the detector every k frames, BlazeFace on a search
+    # window in between (tfface.faces.track.FaceTracker), One Euro 1 Hz / beta 2.
+    for every in (1, 5):
+        for smoothed in (False, True):
+            tracker = FaceTracker(det, every=every, fps=25.0)
+            faces = []
+            for f in frames:
+                t = tracker(f)[0]
+                faces.append(t.face if smoothed else t.raw)
+            ms = [(al.alignment_matrix(f.landmarks, 128), 128) for f in faces]
+            err = np.linalg.norm(corners(ms) - corners(true_m), axis=-1).mean()
+            name = f"tracker, detect every {every}" + (", One Euro" if smoothed else "")
+            print(f"  {name:28s} {box_jitter(ms):8.2f} {err:15.2f}")
     return 0
 
 

@@ -300,18 +300,19 @@ def _chromium() -> str | None:
 @needs_ffmpeg
 def test_chromium_plays_the_restored_video(tmp_path):
     """Headless Chromium (Debian's, as the web demo test uses) loads a written H.264
-    file in a <video> element and draws its first frame: the size (odd 65x49 frames are
-    padded to 66x50 by repeating their last row and column) and the colours come back.
-    An MPEG-4 Part 2 file fails here with MEDIA_ERR_SRC_NOT_SUPPORTED."""
+    file in a <video> element and draws its first frame: the size (odd 1281x721 frames
+    are padded to 1282x722 by repeating their last row and column) and the colours come
+    back (an HD stream converted with BT.601 and not tagged came back as 214, 72, 31 for
+    200, 60, 30). An MPEG-4 Part 2 file fails here with MEDIA_ERR_SRC_NOT_SUPPORTED."""
     browser = _chromium()
     if browser is None:
         if os.environ.get("TFFACE_REQUIRE_BROWSER") == "1":
             pytest.fail("chromium is not installed (apt-get install chromium)")
         pytest.skip("chromium is not installed")
-    frame = np.full((49, 65, 3), (200, 60, 30), np.uint8)
+    frame = np.full((721, 1281, 3), (200, 60, 30), np.uint8)
     frame[:, -1] = (30, 60, 200)  # the last column, repeated into the added one
-    writer = videoio.open_writer(str(tmp_path / "out.mp4"), (65, 49), Fraction(10))
-    for _ in range(6):
+    writer = videoio.open_writer(str(tmp_path / "out.mp4"), (1281, 721), Fraction(10))
+    for _ in range(3):
         writer.write(frame)
     writer.close()
     page = tmp_path / "page.html"
@@ -323,7 +324,7 @@ v.addEventListener('error', () => { document.title = 'error ' + (v.error && v.er
 v.addEventListener('loadeddata', () => {
   const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
   const g = c.getContext('2d'); g.drawImage(v, 0, 0);
-  const p = g.getImageData(32, 24, 1, 1).data, q = g.getImageData(65, 24, 1, 1).data;
+  const p = g.getImageData(640, 360, 1, 1).data, q = g.getImageData(1281, 360, 1, 1).data;
   document.title = `played ${v.videoWidth}x${v.videoHeight} ${p[0]} ${p[1]} ${p[2]} ` +
     `${q[0]} ${q[1]} ${q[2]}`;
 });
@@ -334,6 +335,6 @@ v.addEventListener('loadeddata', () => {
                           timeout=120)
     start = proc.stdout.find("<title>")
     title = proc.stdout[start + 7:proc.stdout.find("</title>")] if start >= 0 else proc.stdout
-    assert title.startswith("played 66x50 "), (title, proc.stderr[-1000:])
+    assert title.startswith("played 1282x722 "), (title, proc.stderr[-1000:])
     rgb = np.array([int(v) for v in title.split()[2:]])
     assert np.abs(rgb - [200, 60, 30, 30, 60, 200]).max() < 12, rgb

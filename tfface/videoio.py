@@ -43,8 +43,10 @@ COPY_AUDIO = ("aac", "mp3", "opus")
 """Audio codecs an MP4 keeps as they are; others are re-encoded to AAC."""
 H264_CRF = 18
 """libx264 quality (lower is better; 18 is visually lossless for most video)."""
-H264_PRESET = "veryfast"
-"""libx264 speed preset: on 2 cores 720p encodes at several times real time."""
+H264_PRESET = "ultrafast"
+"""libx264 speed preset. On a noisy 720p clip (``benchmarks/video_speed.py``'s output)
+``ultrafast`` encodes at 8 ms of CPU a frame and ``veryfast`` at 22 ms (a third of the
+whole budget at 25 fps on 2 cores) for a 1.5x smaller file; at CRF 18 both look the same."""
 
 
 class VideoWriteError(OSError):
@@ -250,7 +252,8 @@ class _FFmpegWriter(VideoWriter):
 
     def __init__(self, exe: str, path: str, size: tuple[int, int], fps: Fraction,
                  audio_from: str | None = None, audio_codec: str | None = None,
-                 ahead: int = 4, threads: int | None = None, crf: int = H264_CRF):
+                 ahead: int = 4, threads: int | None = None, crf: int = H264_CRF,
+                 preset: str = H264_PRESET):
         w, h = size
         self.size = size
         # 4:2:0 needs even sides: an odd last row/column is repeated once (in numpy,
@@ -264,7 +267,12 @@ class _FFmpegWriter(VideoWriter):
                     "-i", _file_url(audio_from), "-map", "0:v:0", "-map", "1:a:0"]
             cmd += ["-c:a", "copy"] if audio_codec in COPY_AUDIO else ["-c:a", "aac",
                                                                        "-b:a", "192k"]
-        cmd += ["-c:v", "libx264", "-preset", H264_PRESET, "-crf", str(int(crf)),
+        # BT.709 (HD's matrix) converts and tags the stream: an untagged 720p file is
+        # shown with BT.709 by browsers, so a BT.601 conversion (ffmpeg's default) would
+        # shift its colours by up to 14 levels there.
+        cmd += ["-vf", "scale=out_color_matrix=bt709:out_range=tv", "-colorspace", "bt709",
+                "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+                "-c:v", "libx264", "-preset", str(preset), "-crf", str(int(crf)),
                 "-pix_fmt", "yuv420p", "-movflags", "+faststart"]
         if threads:
             cmd += ["-threads", str(int(threads))]
@@ -338,7 +346,8 @@ class _FFmpegWriter(VideoWriter):
 
 def open_writer(path: str, size: tuple[int, int], fps: Fraction, *,
                 audio_from: str | None = None, audio_codec: str | None = None,
-                threads: int | None = None, crf: int = H264_CRF) -> VideoWriter:
+                threads: int | None = None, crf: int = H264_CRF,
+                preset: str = H264_PRESET) -> VideoWriter:
     """An H.264 writer (ffmpeg), or OpenCV's mp4v writer with a :attr:`~VideoWriter.note`
     when ffmpeg cannot be used. ``audio_from``: a file whose first audio track (codec
     ``audio_codec``) is copied into the output."""
@@ -346,7 +355,7 @@ def open_writer(path: str, size: tuple[int, int], fps: Fraction, *,
     if exe is not None:
         try:
             return _FFmpegWriter(exe, path, size, fps, audio_from, audio_codec,
-                                 threads=threads, crf=crf)
+                                 threads=threads, crf=crf, preset=preset)
         except OSError as e:
             why = f"ffmpeg ({exe}) cannot be started: {e.strerror or e}"
     note = (f"{why}; writing MPEG-4 Part 2 (mp4v) without audio instead of H.264, "
