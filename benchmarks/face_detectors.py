@@ -24,10 +24,12 @@ centre. Settings:
 Detectors are names for :func:`tfface.faces.detect.make_detector`, with options after
 colons: ``blazeface:verify=False:search_side=384``.
 
-Speed: milliseconds per photo (median). Landmarks: on the dev photos where MTCNN and a
-BlazeFace detector both find the face, the mean distance between their eyes and nose
-(in eye distances), and MTCNN's mouth corners measured from BlazeFace's mouth centre
-(the offsets that place BlazeFace's missing mouth corners in :mod:`tfface.faces.detect`).
+Speed: milliseconds per photo (median). Landmarks (with ``mtcnn`` among the detectors):
+MTCNN's eyes and nose on each dev photo, moved by the known placement into the rotated
+and small images, are the reference; each detector's mean distance from them is
+printed in eye distances (on the dev photos themselves for the others). Then MTCNN's
+mouth corners measured from BlazeFace's placed mouth centre (the offsets that place
+BlazeFace's missing mouth corners in :mod:`tfface.faces.detect`).
 """
 
 from __future__ import annotations
@@ -57,17 +59,22 @@ def _hit(faces, cx, cy):
     return None
 
 
-def _rotated(rgb, deg):
+def _rotated(rgb, deg, placement=False):
     h, w = rgb.shape[:2]
     side = int(np.ceil(np.hypot(h, w))) + 8
-    canvas = cv2.copyMakeBorder(rgb, (side - h) // 2, side - h - (side - h) // 2,
-                                (side - w) // 2, side - w - (side - w) // 2,
+    top, left = (side - h) // 2, (side - w) // 2
+    canvas = cv2.copyMakeBorder(rgb, top, side - h - top, left, side - w - left,
                                 cv2.BORDER_CONSTANT, value=(128, 128, 128))
     m = cv2.getRotationMatrix2D((side / 2, side / 2), deg, 1.0)
-    return cv2.warpAffine(canvas, m, (side, side), borderValue=(128, 128, 128)), side / 2, side / 2
+    out = cv2.warpAffine(canvas, m, (side, side), borderValue=(128, 128, 128)), side / 2, side / 2
+    if placement:  # photo px -> canvas px
+        m = m.copy()
+        m[:, 2] += m[:, :2] @ [left, top]
+        return out + (m,)
+    return out
 
 
-def _small(rgb, face_px, rng):
+def _small(rgb, face_px, rng, placement=False):
     h, w = rgb.shape[:2]
     f = face_px / (0.45 * w)  # the face is about 45 % of a faces-dev photo's width
     small = cv2.resize(rgb, (max(1, int(w * f)), max(1, int(h * f))), interpolation=cv2.INTER_AREA)
@@ -76,6 +83,10 @@ def _small(rgb, face_px, rng):
     x = int(rng.integers(0, 640 - sw))
     y = int(rng.integers(0, 480 - sh))
     canvas[y:y + sh, x:x + sw] = small
+    if placement:  # photo px -> canvas px (pixel centres kept)
+        kx, ky = sw / w, sh / h
+        m = np.array([[kx, 0, x + 0.5 * kx - 0.5], [0, ky, y + 0.5 * ky - 0.5]])
+        return canvas, x + sw / 2, y + sh / 2, m
     return canvas, x + sw / 2, y + sh / 2
 
 
@@ -211,7 +222,7 @@ def main(argv=None) -> int:
         scenes = [compose_scene(photos, rng, bgs)
                   for _ in tqdm(range(args.scenes), desc="composing scenes", unit="photo")]
     rows = {}
-    found_dev = {n: {} for n in dets}
+    found = {(n, st): {} for n in dets for st, _ in settings}
     for name, det in dets.items():
         for setting, val in settings:
             rng = np.random.default_rng(0)
@@ -220,21 +231,22 @@ def main(argv=None) -> int:
             dropped0 = getattr(det, "dropped", 0)
             for i, rgb in enumerate(tqdm(imgs, desc=f"{name}, {setting}", unit="photo",
                                          leave=False)):
+                m = np.eye(2, 3)  # photo px -> px of the image searched
                 if setting == "dev":
                     img, cx, cy = rgb, rgb.shape[1] / 2, rgb.shape[0] / 2
                 elif setting.startswith("rotated"):
-                    img, cx, cy = _rotated(rgb, val)
+                    img, cx, cy, m = _rotated(rgb, val, placement=True)
                 elif setting == "masked":
                     img, cx, cy = _masked(rgb, i), rgb.shape[1] / 2, rgb.shape[0] / 2
                 else:
-                    img, cx, cy = _small(rgb, val, rng)
+                    img, cx, cy, m = _small(rgb, val, rng, placement=True)
                 t0 = time.perf_counter()
                 faces = det.detect(img)
                 times.append((time.perf_counter() - t0) * 1e3)
                 f = _hit(faces, cx, cy)
                 hits += f is not None
-                if setting == "dev" and f is not None:
-                    found_dev[name][i] = f
+                if f is not None:
+                    found[(name, setting)][i] = (f, m)
             rows[(name, setting)] = (hits, len(imgs), float(np.median(times)), None,
                                      getattr(det, "dropped", 0) - dropped0)
         if scenes:
@@ -256,28 +268,41 @@ def main(argv=None) -> int:
         dropped_s = str(dropped) if hasattr(dets[name], "dropped") else "-"
         print(f"{name:24s} {setting:12s} {hits:4d}/{n:<4d} {100 * hits / n:6.1f}% {ms:10.1f} "
               f"{false_s:>12s} {dropped_s:>27s}")
-    ref = next((n for n in dets if n == "mtcnn"), None)
+    ref = "mtcnn" if "mtcnn" in dets and "dev" in wanted else None
+    if ref is None:
+        return 0
+    # Landmarks: against MTCNN's on the dev photo itself, moved by the known placement
+    # (rotated, small); eyes and nose only (BlazeFace has no mouth corners of its own).
+    truth = {i: f.landmarks.astype(np.float64) for i, (f, _) in found[(ref, "dev")].items()}
+    print(f"\neyes+nose vs {ref} on the dev photo (moved by the placement), mean distance in "
+          "eye distances:")
+    for name in dets:
+        errs = []
+        for setting, _ in settings:
+            e = [np.linalg.norm(f.landmarks[:3] - (truth[i][:3] @ m[:, :2].T + m[:, 2]),
+                                axis=1).mean() / np.linalg.norm(truth[i][1] - truth[i][0])
+                 / np.sqrt(abs(np.linalg.det(m[:, :2])))
+                 for i, (f, m) in found[(name, setting)].items()
+                 if i in truth and setting != "masked"]
+            if e and not (name == ref and setting == "dev"):
+                errs.append(f"{setting} {np.mean(e):.3f}")
+        if errs:
+            print(f"  {name:24s} " + ", ".join(errs))
     blaze = next((n for n in dets if hasattr(dets[n], "second_look")), None)
-    if ref and blaze:
-        a, b = found_dev[ref], found_dev[blaze]
-        both = sorted(set(a) & set(b))
-        if not both:
-            return 0
-        errs, mouth_b, mouth_w = [], [], []
+    if blaze:
+        both = sorted(set(truth) & set(found[(blaze, "dev")]))
+        mouth_b, mouth_w = [], []
         for i in both:
-            la, lb = a[i].landmarks.astype(np.float64), b[i].landmarks.astype(np.float64)
+            la, lb = truth[i], found[(blaze, "dev")][i][0].landmarks.astype(np.float64)
             d = np.linalg.norm(la[1] - la[0])
-            errs.append(np.linalg.norm(la[:3] - lb[:3], axis=1).mean() / d)
             u = (la[1] - la[0]) / d
             v = np.array([-u[1], u[0]])
-            mc = lb[3:].mean(0)  # BlazeFace mouth centre (as placed)
-            mouth_b.append(((la[3:].mean(0) - mc) @ v) / d)
+            mouth_b.append(((la[3:].mean(0) - lb[3:].mean(0)) @ v) / d)
             mouth_w.append(np.linalg.norm(la[4] - la[3]) / d)
-        print(f"{blaze} vs {ref}, eyes+nose agreement on {len(both)} photos: "
-              f"{np.mean(errs):.3f} eye distances (mean distance between the detectors' points)")
-        print(f"{ref}'s mouth corners: their midpoint {np.mean(mouth_b):+.3f} eye distances "
-              f"down the face's axis from {blaze}'s placed one (0 when BLAZEFACE_MOUTH_SHIFT "
-              f"fits), {np.mean(mouth_w):.3f} eye distances apart (BLAZEFACE_MOUTH_RATIO)")
+        print(f"{ref}'s mouth corners on {len(both)} dev photos: their midpoint "
+              f"{np.mean(mouth_b):+.3f} eye distances down the face's axis from {blaze}'s "
+              f"placed one (0 when BLAZEFACE_MOUTH_SHIFT fits), {np.mean(mouth_w):.3f} eye "
+              "distances apart (BLAZEFACE_MOUTH_RATIO)")
     return 0
 
 
