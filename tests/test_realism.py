@@ -146,3 +146,62 @@ def test_dlib_face_is_a_content_loss_of_the_config():
     x = tf.zeros([2, size, size, 3])
     assert float(fn(x, x)) == pytest.approx(0.0, abs=1e-6)
     assert float(fn(x, x + 0.5)) > 0
+
+
+def test_prior_fill_blends_the_prior_in_the_colours_around_the_hole():
+    from tfface.models.layers import HoleFill, PriorHoleFill
+
+    rng = np.random.default_rng(0)
+    size = 32
+    prior_img = rng.uniform(-0.5, 0.5, (size, size, 3)).astype(np.float32)
+    mask = np.zeros((1, size, size, 1), np.float32)
+    mask[:, 8:24, 6:26] = 1.0
+    layer = PriorHoleFill(size, iterations=4, levels=3)
+    plain = HoleFill(4, method="pyramid", levels=3)
+    image = tf.constant(prior_img[None] + 0.2)  # the prior, lit brighter
+    damaged = image * (1 - mask) + mask * -1.0
+    # A zero prior is exactly the classical fill.
+    np.testing.assert_allclose(layer([damaged, mask]).numpy(), plain([damaged, mask]).numpy(),
+                               atol=1e-6)
+    layer.prior.assign(prior_img)
+    out = layer([damaged, mask]).numpy()
+    # Known pixels are the input; the hole is the prior at the brightness around it.
+    np.testing.assert_allclose(out[0][mask[0, ..., 0] == 0], damaged.numpy()[0][
+        mask[0, ..., 0] == 0], atol=1e-6)
+    np.testing.assert_allclose(out, image.numpy(), atol=5e-3)
+    assert np.abs(plain([damaged, mask]).numpy() - image.numpy()).max() > 0.1
+
+
+def test_a_prior_run_starts_from_a_run_without_one_and_gets_the_mean_face(tmp_path):
+    from tfface.models.layers import PRIOR_LAYER
+    from tfface.rundir import load_init_weights
+    from tfface.train.prior import init_face_prior
+
+    old = _vnet_cfg()
+    keras.utils.set_random_seed(3)
+    gen_old = get_arch("vnet").build_generator(old)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(old.to_dict()))
+    gen_old.save_weights(str(run / "best.weights.h5"))
+    new = _vnet_cfg(prefill_prior=True)
+    new.train.init_weights = str(run)
+    gen = get_arch("vnet").build_generator(new)
+    load_init_weights(gen, new)
+    for a, b in zip(gen_old.get_layer("vnet_output_conv").get_weights(),
+                    gen.get_layer("vnet_output_conv").get_weights()):
+        np.testing.assert_array_equal(a, b)
+    prior = gen.get_layer(PRIOR_LAYER).prior
+    assert not np.any(prior.numpy())
+    assert init_face_prior(gen, new, faces=8)
+    mean = prior.numpy()
+    assert mean.shape == (new.data.image_size, new.data.image_size, 3)
+    assert 0.01 < float(np.std(mean)) and -1.0 <= mean.min() and mean.max() <= 1.0
+    assert not init_face_prior(gen, new)  # set once; a loaded prior is kept
+    np.testing.assert_array_equal(prior.numpy(), mean)
+
+
+def test_prior_needs_the_fill():
+    with pytest.raises((ConfigError, ValueError), match="prefill_prior"):
+        get_arch("vnet").build_generator(resolve("vnet", "tiny", {"model": {"params": dict(
+            mask_input=True, prefill=False, prefill_prior=True)}}))

@@ -134,14 +134,18 @@ DISC_PARAM_PREFIXES = ("disc", "critic", "local_critic", "local_size")
 
 
 def generator_params(cfg: Config) -> dict:
-    """The generator's builder arguments of ``cfg``: the family's defaults updated with
-    ``model.params``, without the discriminator's (a fine-tune may change the critic, or
-    start from a run made before a parameter existed, and still load the generator)."""
+    """The generator's builder arguments of ``cfg`` that a fine-tune must share with the
+    run it starts from: the family's defaults updated with ``model.params``, without the
+    discriminator's (a fine-tune may change the critic, or start from a run made before a
+    parameter existed) and without ``prefill_prior`` (a prior may be added)."""
     try:
         params = get_arch(cfg.model.arch).params(cfg)
     except ValueError:
         params = dict(cfg.model.params)
-    return {k: v for k, v in params.items() if not k.startswith(DISC_PARAM_PREFIXES)}
+    # prefill_prior only adds the prior's weight, which a run without one leaves to be
+    # set from the data (load_init_weights); every other layer must match.
+    return {k: v for k, v in params.items()
+            if not k.startswith(DISC_PARAM_PREFIXES) and k != "prefill_prior"}
 
 
 def init_weights_file(path: str, cfg: Config) -> str:
@@ -190,7 +194,10 @@ def load_init_weights(gen: keras.Model, cfg: Config) -> str:
     path = init_weights_file(os.path.expanduser(cfg.train.init_weights), cfg)
     before = gen.get_weights()
     try:
-        gen.load_weights(path)
+        if _has_prior(gen) and not _file_has_prior(path):
+            _load_without_prior(gen, cfg, path)
+        else:
+            gen.load_weights(path)
     except (ValueError, OSError, KeyError, TypeError) as e:
         gen.set_weights(before)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -202,6 +209,46 @@ def load_init_weights(gen: keras.Model, cfg: Config) -> str:
         raise ConfigError(f"train.init_weights: {path} holds NaN/Inf values "
                           f"(in {', '.join(bad[:3])}); it cannot be trained from")
     return path
+
+
+def _has_prior(gen: keras.Model) -> bool:
+    from tfface.models.layers import PRIOR_LAYER, PriorHoleFill
+
+    try:
+        return isinstance(gen.get_layer(PRIOR_LAYER), PriorHoleFill)
+    except ValueError:
+        return False
+
+
+def _file_has_prior(path: str) -> bool:
+    """Whether a ``.weights.h5`` file holds a weight for the face prior's layer."""
+    import h5py
+
+    from tfface.models.layers import PRIOR_LAYER
+
+    try:
+        with h5py.File(path, "r") as f:
+            group = f["model_weights"] if "model_weights" in f else f
+            return PRIOR_LAYER in group and len(group[PRIOR_LAYER].attrs.get(
+                "weight_names", [])) > 0
+    except (OSError, KeyError):
+        return True  # let the plain load report the problem
+
+
+def _load_without_prior(gen: keras.Model, cfg: Config, path: str) -> None:
+    """Load a run made before ``prefill_prior`` into ``gen``: the file goes into the same
+    generator without the prior (so every shape is checked as in a plain load), and its
+    layers are copied over by name; the prior stays zero, for the run to set from its
+    data (:func:`tfface.train.prior.init_face_prior`)."""
+    import copy
+
+    twin_cfg = copy.deepcopy(cfg)
+    twin_cfg.model.params = dict(cfg.model.params, prefill_prior=False)
+    twin = get_arch(cfg.model.arch).build_generator(twin_cfg)
+    twin.load_weights(path)
+    for layer in twin.layers:
+        if layer.weights:
+            gen.get_layer(layer.name).set_weights(layer.get_weights())
 
 
 def latest_run(root: str = RUNS_ROOT) -> str | None:

@@ -122,6 +122,7 @@ MASK_INPUT_SPECS: dict[str, Spec] = {
     "prefill_iterations": Int(0, 500),
     "prefill_method": Choice("windows", "pyramid"),
     "prefill_levels": Int(1, 8),
+    "prefill_prior": Bool(),
     "keep_known": Bool(),
 }
 """The inpainting generators' shared input options (tfface.models.layers.MASK_INPUT_PARAMS)."""

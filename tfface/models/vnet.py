@@ -49,6 +49,7 @@ _DEFAULT_PARAMS: dict[str, Any] = {
     "prefill_iterations": 30,
     "prefill_method": "windows",
     "prefill_levels": 4,
+    "prefill_prior": False,
     "keep_known": False,
     "output_head": "clip",
     "disc_filters": [64, 128, 256, 512],

@@ -37,6 +37,7 @@ from tfface.rundir import (  # noqa: F401 - re-exported: run-dir readers lived h
 from tfface.runlock import DirLock
 from tfface.train import callbacks as cbs
 from tfface.train import distributed
+from tfface.train.prior import init_face_prior
 from tfface.train.regimes import trainer_for
 from tfface.train.trainer import RestorationTrainer, learning_rate, make_optimizer
 
@@ -591,6 +592,8 @@ def _build_for_run(s: _Session) -> None:
         if t.init_weights and not s.resuming:  # before the trainer copies it into the EMA
             path = load_init_weights(gen, s.cfg)
             print(f"Starting the generator from {path}.")
+        if not s.resuming:
+            init_face_prior(gen, s.cfg, s.source)
         check_memory(s.cfg, gen, disc)
         check_run_dir(s.out_dir, estimate_run_disk(gen, disc, t.ema_decay > 0))
         identity_fn = make_identity_fn(s.cfg)
