@@ -206,6 +206,10 @@ class Timed:
     def restore_face(self, face, mask=None):
         return self._timed(self.inner.restore_face, face, mask)
 
+    def for_face(self, native):
+        """The pipeline asks for the file that fits a face: this one, timed."""
+        return self
+
 
 class Shrunk:
     """A x4 restorer used at x2: its output shrunk ÷2 with ``cv2.INTER_AREA``."""
@@ -218,6 +222,9 @@ class Shrunk:
             raise SystemExit(f"error: a x{k} model cannot serve x{scale}")
         self.inner, self.name = inner, f"{inner.name} (x{k} then ÷{k // scale})"
         self.spec = ModelSpec("sr", s, s * scale, scale)
+
+    def for_face(self, native):
+        return self
 
     def restore_face(self, face, mask=None):
         out = self.inner.restore_face(face, mask)
@@ -270,15 +277,15 @@ def _panel(img: np.ndarray, box, side: int = 128, lr_k: int = 0) -> np.ndarray:
                       else cv2.INTER_AREA)
 
 
-def make_pipelines(paths, detector_name: str, min_face: int):
+def make_pipelines(paths, detector_name: str, min_face: int, overlap: int | None = None):
     from tfface.faces import FacePipeline, make_detector
     from tfface.faces.sr_photo import NativeSRPipeline
 
     det = Timed(make_detector(detector_name))
     pipes = {}
     for p in paths:
-        cls = FacePipeline if p == "pipeline" else NativeSRPipeline
-        pipes[p] = cls(det, min_face=min_face)
+        pipes[p] = (FacePipeline(det, min_face=min_face) if p == "pipeline"
+                    else NativeSRPipeline(det, min_face=min_face, overlap=overlap))
     return det, pipes
 
 
@@ -289,7 +296,7 @@ def run_scenes(args, restorer, sources):
     from tfface.faces.sr_photo import sr_image
 
     k = int(restorer.spec.scale)
-    det, pipes = make_pipelines(args.paths, args.detector, args.min_face)
+    det, pipes = make_pipelines(args.paths, args.detector, args.min_face, args.overlap)
     model = Timed(restorer)
     faces_rows, photo_rows, panels = [], [], []
     for i in tqdm(range(args.scenes), desc="scenes", unit="scene", disable=args.quiet):
@@ -314,7 +321,7 @@ def run_scenes(args, restorer, sources):
             row[name + "_found"] = [np.asarray(f.box, np.float64) * k for f in rep.faces]
         if args.background_sr:
             model.seconds = 0.0
-            outs["model_bg"] = sr_image(model, lr)
+            outs["model_bg"] = sr_image(model, lr, args.overlap)
             row["model_bg_time"] = model.seconds
         for name, out in outs.items():
             row[name + "_psnr"] = psnr(hr, out)
@@ -408,7 +415,7 @@ def time_photo(args, restorer, sources, out=sys.stdout) -> None:
     h, w = photo.shape[:2]
     print(f"\ntiming: a {w}x{h} photo with one face of {faces[0]['lr_size']:.0f} px -> "
           f"{w * k}x{h * k}, {args.repeats} runs, median ms", file=out)
-    det, pipes = make_pipelines(args.paths, args.detector, args.min_face)
+    det, pipes = make_pipelines(args.paths, args.detector, args.min_face, args.overlap)
     model = Timed(restorer)
     for name, pipe in pipes.items():
         runs = []
@@ -429,9 +436,10 @@ def time_photo(args, restorer, sources, out=sys.stdout) -> None:
               f"{m[3] * 1000:.0f}, total {m[4] * 1000:.0f} ({rep.summary()})", file=out)
     side = int(restorer.spec.input_size)
     t = time.perf_counter()
-    sr_image(restorer, photo)
+    sr_image(restorer, photo, args.overlap)
     t = time.perf_counter() - t
-    print(f"  model over the whole photo in tiles ({count_tiles(h, w, side)} tiles of {side} "
+    print(f"  model over the whole photo in tiles ({count_tiles(h, w, side, args.overlap)} "
+          f"tiles of {side} "
           f"px): {t * 1000:.0f} ms (one run)", file=out)
 
 
@@ -466,6 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paths", nargs="+", choices=("pipeline", "native"), default=["pipeline"])
     p.add_argument("--detector", default="auto")
     p.add_argument("--min-face", type=int, default=16)
+    p.add_argument("--overlap", type=int, default=None, metavar="PX",
+                   help="tile overlap (LR px) of the native path and --background-sr "
+                   "(default: a quarter of the model's input; the pipeline path's is fixed)")
     p.add_argument("--background-sr", action="store_true",
                    help="also run the model over the whole LR photo and score its non-face part")
     p.add_argument("--time-photo", action="store_true",

@@ -9,7 +9,12 @@ training, or ``--downscale area``) into the LR photo;
 ``FacePipeline`` restores it (face by the model, the rest bicubic). PSNR (8-bit RGB) is taken
 over the HR square of the face only, for the pipeline's output and for plain bicubic.
 ``--face-px 128`` gives LR faces of the model's own input size (32 px for x4); larger
-values send the face through the overlapping-tile path.
+values send the face through the overlapping-tile path. ``--path native`` uses
+:class:`tfface.faces.sr_photo.NativeSRPipeline` (every face cut out at its own resolution,
+none warped up to the model's input) instead of the restore path's ``FacePipeline``.
+
+For faces of many sizes in whole scenes with a real background, SSIM, sharpness and time
+per part, see ``benchmarks/photo_sr.py``.
 """
 
 from __future__ import annotations
@@ -38,15 +43,20 @@ def main(argv=None) -> int:
     p.add_argument("--detector", default="mtcnn")
     p.add_argument("--downscale", default="bicubic", choices=("bicubic", "area"),
                    help="LR synthesis: antialiased bicubic (the models' training) or area")
+    p.add_argument("--path", default="pipeline", choices=("pipeline", "native"),
+                   help="pipeline: FacePipeline, as pipelines.restore; native: "
+                   "NativeSRPipeline (faces at their own resolution)")
     args = p.parse_args(argv)
     import tensorflow as tf
 
     from tfface.faces import FacePipeline, make_detector
+    from tfface.faces.sr_photo import NativeSRPipeline
     from tfface.inference import Restorer, read_photo
 
     restorer = Restorer.load(args.model)
     k = int(restorer.spec.scale)
-    pipe = FacePipeline(make_detector(args.detector), min_face=8)
+    cls = NativeSRPipeline if args.path == "native" else FacePipeline
+    pipe = cls(make_detector(args.detector), min_face=8)
     files = sorted(f for f in os.listdir(args.folder) if f.endswith(".jpg"))
     files = files[:: max(1, len(files) // args.count)][: args.count]
     for face_px in args.face_px:

@@ -204,3 +204,16 @@ def test_compose_scene_sizes_boxes_and_no_overlap():
         assert mask.sum() < hr.shape[0] * hr.shape[1]
         lr = photo_sr.shrink(hr, 4)
         assert lr.shape == (48, 64, 3)
+
+
+def test_benchmark_proxies_count_model_calls_through_the_restore_path():
+    from benchmarks import photo_sr
+    from tfface.faces import FacePipeline
+
+    rgb = np.full((60, 100, 3), 120, np.uint8)
+    model = photo_sr.Timed(Cubic(shift=10))
+    out, rep = FacePipeline(OneFace(_face(50, 30, 10)), min_face=4).restore(model, rgb)
+    assert rep.restored == 1 and model.calls >= 1 and model.seconds > 0
+    x2 = photo_sr.Shrunk(Cubic(shift=10), 2)
+    out, rep = FacePipeline(OneFace(_face(50, 30, 10)), min_face=4).restore(x2, rgb)
+    assert out.shape == (120, 200, 3) and rep.restored == 1 and out[60, 100, 0] == 130

@@ -107,8 +107,11 @@ def sr_face_native(restorer, rgb: np.ndarray, face: Face, out: np.ndarray,
     a small face is not enlarged before the model (the model sees it with more of the
     photo around it), a large one is tiled. Returns the number of tiles run.
     """
+    native = al.native_size(face.landmarks)
+    if hasattr(restorer, "for_face"):  # several files: the one that fits the face
+        restorer = restorer.for_face(native)
     s, k = int(restorer.spec.input_size), int(restorer.spec.scale)
-    n = max(s, int(np.ceil(al.native_size(face.landmarks))))
+    n = max(s, int(np.ceil(native)))
     crop, m = al.native_crop(rgb, face.landmarks, n)
     restored = sr_image(restorer, crop, overlap)
     weight = al.face_weight(restored.shape[0], feather)
@@ -140,9 +143,10 @@ class NativeSRPipeline(FacePipeline):
                 ) -> tuple[np.ndarray, PhotoReport]:
         if restorer.spec.task != "sr" or self.background == "bicubic":
             return super().restore(restorer, rgb, mask)
-        faces = sorted(self.detector.detect(rgb), key=lambda f: -f.size)[: self.max_faces]
-        if self.smoother is not None:
-            faces = self.smoother(faces)
+        if getattr(self, "tracker", None) is not None:  # video: the pipeline's tracker
+            faces = [t.face for t in self.tracker(rgb)]
+        else:
+            faces = sorted(self.detector.detect(rgb), key=lambda f: -f.size)[: self.max_faces]
         report = PhotoReport(found=len(faces), faces=faces, task="sr")
         out = sr_image(restorer, rgb, self.overlap)
         for face in faces:
