@@ -73,8 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files, folders (searched recursively) and video files")
-    p.add_argument("--model", required=True, metavar="RUN_DIR|FILE.tflite",
-                   help="a run directory (its best Keras weights) or a .tflite file with its card")
+    p.add_argument("--model", required=True, action="append", metavar="RUN_DIR|FILE.tflite",
+                   help="a run directory (its best Keras weights) or a .tflite file with its "
+                   "card; repeat it for one kind of model at several sizes (e.g. --model "
+                   "vnet/... --model vnet256/...): each face goes to the smallest file whose "
+                   "input covers the face")
     p.add_argument("--out", default="restored", metavar="DIR",
                    help="output folder (default: restored/)")
     p.add_argument("--mask", metavar="FILE",
@@ -120,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tfface.imageio import write_image
 
     try:
-        restorer = Restorer.load(args.model)
+        restorer = Restorer.load_many(args.model)
         locator = _locator(args, restorer)
         mask = read_mask(args.mask) if args.mask else None
         if args.detect_every < 1:

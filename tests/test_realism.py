@@ -205,3 +205,29 @@ def test_prior_needs_the_fill():
     with pytest.raises((ConfigError, ValueError), match="prefill_prior"):
         get_arch("vnet").build_generator(resolve("vnet", "tiny", {"model": {"params": dict(
             mask_input=True, prefill=False, prefill_prior=True)}}))
+
+
+def test_a_ladder_restores_each_face_with_the_file_that_covers_it():
+    from tfface.inference import InferenceError, ModelSpec, Restorer, RestorerLadder
+
+    calls = []
+
+    def fake(size, task="inpaint"):
+        def predict(*xs):
+            calls.append(xs[0].shape[1])
+            return xs[0]
+
+        return Restorer(predict, ModelSpec(task, size, size, 1, True), f"m{size}")
+
+    ladder = RestorerLadder([fake(256), fake(128)])
+    assert ladder.for_face(90).spec.input_size == 128
+    assert ladder.for_face(128).spec.input_size == 128
+    assert ladder.for_face(200).spec.input_size == 256
+    assert ladder.for_face(600).spec.input_size == 256  # larger than every file: the largest
+    face = np.zeros((180, 180, 3), np.uint8)
+    ladder.restore_face(face, np.ones((180, 180), bool))
+    assert calls == [256]
+    with pytest.raises(InferenceError, match="same task"):
+        RestorerLadder([fake(128), fake(256, task="sr")])
+    with pytest.raises(InferenceError, match="same input size"):
+        RestorerLadder([fake(128), fake(128)])

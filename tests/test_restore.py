@@ -84,6 +84,10 @@ def test_bad_inputs_are_clear_errors(trained_tiny_run, tmp_path, capsys):
     assert restore_cli.main([str(tmp_path / "a.png"), "--model", str(tmp_path / "x.tflite")]) == 2
     assert "no such model file" in capsys.readouterr().err
     assert restore_cli.main([str(tmp_path / "nope.png"), "--model", trained_tiny_run]) == 2
+    # Several --model files must be one kind of model at several sizes.
+    assert restore_cli.main([str(tmp_path / "a.png"), "--model", trained_tiny_run, "--model",
+                             trained_tiny_run, "--out", str(tmp_path / "o")]) == 2
+    assert "same input size" in capsys.readouterr().err
 
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

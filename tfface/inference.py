@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -93,6 +93,20 @@ class Restorer:
             raise InferenceError(f"no such run directory or .tflite file: {model}")
         raise InferenceError(f"--model must be a run directory or a .tflite file, got '{model}'")
 
+    @classmethod
+    def load_many(cls, models: Sequence[str]) -> "Restorer":
+        """One model (:meth:`load`), or several files of one kind at different resolutions
+        as a :class:`RestorerLadder` that restores each face with the file that fits it."""
+        models = list(models)
+        if len(models) == 1:
+            return cls.load(models[0])
+        return RestorerLadder([cls.load(m) for m in models])
+
+    def for_face(self, native: float) -> "Restorer":
+        """The model that restores a face spanning ``native`` photo pixels (its crop side in
+        the training framing): this one (a :class:`RestorerLadder` chooses)."""
+        return self
+
     def restore_face(self, face: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """Restore one square uint8 RGB face crop (any size); returns uint8 RGB at
         ``output_size`` (the crop's size times the SR scale is up to the caller)."""
@@ -109,6 +123,41 @@ class Restorer:
                                      "pass --mask FILE (white = hole)")
             inputs.append(m)
         return to_uint8(self._predict(*inputs)[0])
+
+
+class RestorerLadder(Restorer):
+    """Several files of one model kind at different input sizes (e.g. a 128 px and a 256 px
+    V-Net): each face goes to the smallest file whose input covers the face's own size in
+    the photo, so a small face is not enlarged into a large model and a large face is not
+    shrunk into a small one; faces larger than every input go to the largest file.
+
+    Raises:
+        InferenceError: the files differ in task, scale or mask input, or two share a size.
+    """
+
+    def __init__(self, restorers: Sequence[Restorer]):
+        rs = sorted(restorers, key=lambda r: r.spec.input_size)
+        kinds = {(r.spec.task, r.spec.scale, r.spec.mask_input) for r in rs}
+        if len(kinds) > 1:
+            raise InferenceError("the --model files must be one kind of model at several "
+                                 "sizes (same task, scale and mask input); got "
+                                 + ", ".join(f"{r.name} ({r.spec.task}, {r.spec.input_size} px)"
+                                             for r in rs))
+        sizes = [r.spec.input_size for r in rs]
+        if len(set(sizes)) < len(sizes):
+            raise InferenceError(f"two --model files have the same input size ({sizes}); "
+                                 "give one file per size")
+        self.restorers = rs
+        super().__init__(rs[-1]._predict, rs[-1].spec, " + ".join(r.name for r in rs))
+
+    def for_face(self, native: float) -> Restorer:
+        for r in self.restorers:
+            if r.spec.input_size >= native:
+                return r
+        return self.restorers[-1]
+
+    def restore_face(self, face: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        return self.for_face(face.shape[0]).restore_face(face, mask)
 
 
 MAX_MODEL_SIDE = 4096

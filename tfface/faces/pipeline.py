@@ -156,6 +156,11 @@ class FacePipeline:
 
     def _inpaint_face(self, restorer, rgb, face: Face, mask, out, report: PhotoReport,
                       state: dict | None = None) -> None:
+        # The file whose resolution fits the face (several --model sizes); a tracked
+        # face keeps its first choice, so its temporal state keeps one crop size.
+        native = al.native_size(face.landmarks)
+        restorer = (restorer.for_face(native) if state is None
+                    else state.setdefault("restorer", restorer.for_face(native)))
         s = int(restorer.spec.input_size)
         # video frames: only the face's part of the frame is shrunk for the crop
         crop, m = (_align if state is not None else al.align_face)(rgb, face.landmarks, s)
@@ -202,6 +207,7 @@ class FacePipeline:
         report.restored += 1
 
     def _sr_face(self, restorer, rgb, face: Face, out, report: PhotoReport) -> None:
+        restorer = restorer.for_face(al.native_size(face.landmarks))
         spec = restorer.spec
         s, k = int(spec.input_size), int(spec.scale)
         native = al.native_size(face.landmarks)
