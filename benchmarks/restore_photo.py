@@ -18,6 +18,7 @@ hold no placed head) and the pixels changed outside the placed heads (both must 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import sys
 import time
@@ -118,7 +119,8 @@ def main(argv=None) -> int:
                                                    "model_int8_mixed.tflite"))
     p.add_argument("--segmenter", default=os.path.join(ROOT, "android_demo_assets", "segmenter",
                                                        "segmenter_int8.tflite"))
-    p.add_argument("--detector", default="auto")
+    p.add_argument("--detector", default="auto",
+                   help="a face detector name, with :key=value options (auto:search_side=512)")
     p.add_argument("--occluder", default="facemask")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--grid", metavar="PNG")
@@ -132,7 +134,9 @@ def main(argv=None) -> int:
 
     restorer = Restorer.load(args.model)
     seg = OccluderSegmenter(args.segmenter) if restorer.spec.task == "inpaint" else None
-    det = make_detector(args.detector)
+    name, *opts = args.detector.split(":")  # options as in face_detectors.py
+    det = make_detector(name, **{k: ast.literal_eval(v) for k, _, v in
+                                 (o.partition("=") for o in opts)})
     face, lm = occluded_astronaut(args.occluder)
     placements = {"1 face": ONE, "4 faces": FOUR}
     scenes = {n: compose_scene(face, lm, v) for n, v in placements.items()}
