@@ -30,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir", metavar="OUT_DIR", help="folder for the crops (PNG)")
     p.add_argument("--size", type=int, default=256, help="crop side in px (default: 256)")
     p.add_argument("--face-detector", default="auto", metavar="NAME|FILE",
-                   help="auto (default: MTCNN + BlazeFace), mtcnn, blazeface or a BlazeFace "
-                   ".tflite file")
+                   help="auto (default: BlazeFace at two scales with a second look; blazeface "
+                   "is the same), mtcnn, mtcnn+blazeface or a BlazeFace short-range .tflite "
+                   "file")
     p.add_argument("--min-scale", type=float, default=0.5,
                    help="skip faces that would be upscaled more than 1/MIN_SCALE times")
     p.add_argument("--quiet", action="store_true")

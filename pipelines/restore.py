@@ -87,9 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", action="store_true",
                    help="also write NAME_compare.png: input and result side by side")
     p.add_argument("--face-detector", metavar="NAME|FILE", default="auto",
-                   help="how faces are found: auto (default: every face MTCNN or BlazeFace "
-                   "finds), mtcnn, blazeface, a BlazeFace "
-                   "short-range .tflite file, or an OpenCV detector file (Haar cascade .xml "
+                   help="how faces are found: auto (default: BlazeFace at two scales with a "
+                   "second look that drops what is not a face; blazeface is the same), mtcnn, "
+                   "mtcnn+blazeface (every face either finds), a BlazeFace short-range "
+                   ".tflite file, or an OpenCV detector file (Haar cascade .xml "
                    "or YuNet .onnx: one square crop a photo, no alignment)")
     p.add_argument("--center", action="store_true",
                    help="no detection: restore the centered square of each image")

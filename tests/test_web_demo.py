@@ -568,9 +568,11 @@ def test_the_pages_face_arithmetic_is_tfface_s():
     assert c["threshold"] == params["threshold"].default
     if "search_side" in params:  # the two-level search and its second look
         assert c["searchSide"] == params["search_side"].default
-    if "verify_threshold" in params:
-        assert c["verifyThreshold"] == params["verify_threshold"].default
-        assert c["verifyEyePx"] == dt.BlazeFaceDetector.VERIFY_EYE_PX
+    # The second look differs on purpose: tfface runs two upright looks with 64 and 96 px
+    # inputs (BlazeFaceDetector.VERIFY_LOOKS); LiteRT.js cannot resize a model's input,
+    # so the page takes one 128 px look, eyes 32 px apart, with its own threshold
+    # (docs/web_demo.md); the three-face and no-face browser tests judge it.
+    assert c["verifyEyePx"] == 32 and 0.5 <= c["verifyThreshold"] <= 0.8
     for k, got in zip(kps, js["upright"]):
         # the second look's crop: cv2's rotation about the point between the eyes'
         # midpoint and the mouth, eyes 32 px apart, that point at the input's middle

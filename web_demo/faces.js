@@ -21,8 +21,11 @@ export const BLAZEFACE = {
   mouthRatio: 0.937,    // BLAZEFACE_MOUTH_RATIO: mouth-corner distance / eye distance
   mouthShift: -0.156,   // BLAZEFACE_MOUTH_SHIFT: eye distances along the face's down axis
   searchSide: 448,      // longer side (px) of the finer search level
-  verifyThreshold: 0.65, // the score a face needs when the network sees it again upright
-  verifyEyePx: 32,      // eye distance (px) in that second look's 128 px input
+  // The second look: one upright 128 px run, eyes 32 px apart, kept at a score of 0.65.
+  // tfface.faces.detect takes two looks at 64 and 96 px inputs (mean score >= 0.64);
+  // LiteRT.js cannot resize a model's input, so the page keeps its own single look.
+  verifyThreshold: 0.65,
+  verifyEyePx: 32,
 };
 
 /** Anchor centres (fractions, [x0, y0, x1, y1, ...], 896 of them) of BlazeFace short
