@@ -37,8 +37,9 @@ import tfface  # noqa: F401
 from tfface.cli import prog_name
 from tfface.data.occlusion import OCCLUSION_IDS
 from tfface.data.sources import FolderSource
-from tfface.evaluation import (bicubic, eval_batches, evaluate, face_recognition,
-                               load_embedder, nearest_input, opencv_inpaint, sr_eval_batches)
+from tfface.evaluation import (REMNANT_KEYS, REMNANT_LEVELS, bicubic, eval_batches, evaluate,
+                               face_recognition, load_embedder, nearest_input, opencv_inpaint,
+                               sr_eval_batches)
 from tfface.figures import bar_chart, image_grid
 from tfface.identity import IdentityError, IdentityEval
 from tfface.identity import markdown as identity_markdown
@@ -300,7 +301,13 @@ def _markdown(report: dict[str, Any], summaries: dict[str, dict], cfg, run_dir: 
               "(OpenCV inpainting given the true mask, radius 3).", "", "## Overall", "",
               _table(summaries, "overall"), "", "## By occlusion",
               _table(summaries, "by_occlusion"), "", "## By hole area",
-              _table(summaries, "by_area_bin"), ""]
+              _table(summaries, "by_area_bin"), "", "## Remnants", "",
+              f"hole_remnant: the fraction of the true hole still showing the occluder (output "
+              f"within {REMNANT_LEVELS} levels of the damaged input, largest change over R, G, "
+              f"B); clean_changed: the fraction of pixels outside the true hole changed by more "
+              f"than {REMNANT_LEVELS} levels. 0 is best for both; `input` keeps the whole "
+              "occluder (1.0).", "", _table(summaries, "overall", REMNANT_KEYS), "",
+              "### By occlusion", _table(summaries, "by_occlusion", REMNANT_KEYS), ""]
     if "face_recognition" in report:
         fr = report["face_recognition"]
         md += ["## Face verification", "",
@@ -332,6 +339,15 @@ def _print_overall(summaries: dict[str, dict], sr: bool) -> None:
 
         print(f"hole sharpness (1.0 = as sharp as the real face)  keras {sharp('keras')}  "
               f"opencv_ns {sharp('opencv_ns')}")
+
+        def pct(k, m):
+            v = o[k].get(m)
+            return "-" if v is None else f"{100 * v:.1f} %"
+
+        print(f"remnants (hole still showing the occluder / clean pixels changed, "
+              f"{REMNANT_LEVELS} levels)  " + "  ".join(
+                  f"{k} {pct(k, 'hole_remnant')} / {pct(k, 'clean_changed')}"
+                  for k in o if k != "input"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from tfface.data.sources import CANONICAL_LANDMARKS
 LANDMARKS = np.array(
     [[0.36, 0.42], [0.64, 0.42], [0.50, 0.56], [0.39, 0.70], [0.61, 0.70]], np.float32
 )
-FOLDER_GENERATORS = {"irregular"}  # need a folder: tested with tmp folders below
+FOLDER_GENERATORS = {"irregular", "realmask_unseen"}  # need a folder: tested with tmp folders
 GENERATORS = sorted(set(occ.OCCLUSIONS) - FOLDER_GENERATORS)
 
 

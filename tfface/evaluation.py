@@ -7,6 +7,10 @@ eval batches, and every image is scored as 8-bit RGB (see :mod:`tfface.metrics`)
 * PSNR, SSIM, MS-SSIM and L1 over the whole image;
 * for inpainting, PSNR and SSIM inside the hole only (the pixels the model had to
   invent), grouped by occlusion generator and by hole-area bin (0–10 %, …, 50–60 %);
+* the remnants, for any restorer (blind ones above all): the fraction of the true hole
+  still showing the occluder (output within 12 levels of the damaged input) and the
+  fraction of clean pixels changed by more than 12 levels (:func:`hole_remnant`,
+  :func:`clean_changed`);
 * the baselines on the same inputs: the untouched damaged input, and OpenCV
   inpainting given the true mask (Telea and Navier–Stokes, radius 3).
 
@@ -148,6 +152,43 @@ def hole_scores(target: np.ndarray, pred: np.ndarray, mask: np.ndarray) -> tuple
     return psnr, np.where(n > 0, ssim, np.nan)
 
 
+REMNANT_LEVELS = 12
+"""Tolerance of the remnant measures, in 8-bit levels (max over R, G, B)."""
+
+
+def _level_change(occluded: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per pixel, the largest change over R, G, B from the damaged input to the output,
+    in 8-bit levels: ``[N, H, W]`` (inputs in [-1, 1], ``[N, H, W, 3]``)."""
+    o = metrics.to_uint8_levels(occluded).numpy()
+    p = metrics.to_uint8_levels(pred).numpy()
+    return np.abs(p - o).max(axis=-1)
+
+
+def hole_remnant(occluded: np.ndarray, pred: np.ndarray, mask: np.ndarray,
+                 levels: int = REMNANT_LEVELS) -> np.ndarray:
+    """Per image, the fraction of the true hole (``mask > 0.5``) that still shows the
+    occluder: pixels whose output is within ``levels`` of the damaged input (the
+    largest change over R, G, B is ``<= levels``). 0 = every hole pixel was replaced;
+    1 = the occluder is untouched. NaN for an image without a hole."""
+    hole = np.asarray(mask)[..., 0] > 0.5
+    kept = (_level_change(occluded, pred) <= levels) & hole
+    n = hole.reshape(len(hole), -1).sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n > 0, kept.reshape(len(hole), -1).sum(1) / n, np.nan)
+
+
+def clean_changed(occluded: np.ndarray, pred: np.ndarray, mask: np.ndarray,
+                  levels: int = REMNANT_LEVELS) -> np.ndarray:
+    """Per image, the fraction of the pixels outside the true hole (the clean face,
+    where the input is the truth) that the restoration changed by more than ``levels``
+    (largest change over R, G, B). NaN for an image that is all hole."""
+    clean = ~(np.asarray(mask)[..., 0] > 0.5)
+    moved = (_level_change(occluded, pred) > levels) & clean
+    n = clean.reshape(len(clean), -1).sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n > 0, moved.reshape(len(clean), -1).sum(1) / n, np.nan)
+
+
 def _ssim_map(t: np.ndarray, p: np.ndarray) -> np.ndarray:
     """SSIM map (channel mean) with an 11×11 Gaussian window (σ 1.5), 'valid' borders."""
     g = cv2.getGaussianKernel(11, 1.5)
@@ -194,12 +235,15 @@ def score_batch(batch: Mapping[str, np.ndarray], pred: np.ndarray) -> list[dict[
     msssim = ms_ssim(target, pred)
     hp, hs = hole_scores(target, pred, batch["mask"])
     sharp = metrics.hole_sharpness(target, pred, batch["mask"]).numpy()
+    remnant = hole_remnant(batch["occluded"], pred, batch["mask"])
+    changed = clean_changed(batch["occluded"], pred, batch["mask"])
     area = batch["mask"].reshape(len(target), -1).mean(1)
     for i in range(len(target)):
         rows.append({
             "psnr": float(psnr[i]), "ssim": float(ssim[i]), "ms_ssim": float(msssim[i]),
             "l1": float(l1[i]), "hole_psnr": float(hp[i]), "hole_ssim": float(hs[i]),
-            "hole_sharpness": float(sharp[i]), "hole_area": float(area[i]),
+            "hole_sharpness": float(sharp[i]), "hole_remnant": float(remnant[i]),
+            "clean_changed": float(changed[i]), "hole_area": float(area[i]),
             "bin": area_bin(float(area[i])),
             "occlusion": int(batch["occlusion"][i]) if "occlusion" in batch else -1,
             "index": int(batch["index"][i]) if "index" in batch else i,
@@ -207,9 +251,14 @@ def score_batch(batch: Mapping[str, np.ndarray], pred: np.ndarray) -> list[dict[
     return rows
 
 
-METRIC_KEYS = ("psnr", "ssim", "ms_ssim", "l1", "hole_psnr", "hole_ssim", "hole_sharpness")
+METRIC_KEYS = ("psnr", "ssim", "ms_ssim", "l1", "hole_psnr", "hole_ssim", "hole_sharpness",
+               "hole_remnant", "clean_changed")
 """``hole_sharpness``: :func:`tfface.metrics.hole_sharpness` (1.0 = as sharp as the real
-face inside the eroded hole)."""
+face inside the eroded hole). ``hole_remnant`` / ``clean_changed``: :func:`hole_remnant`
+and :func:`clean_changed` (fractions; 0 is best for both)."""
+REMNANT_KEYS = ("hole_remnant", "clean_changed")
+"""The remnant measures: how much of the occluder is left, and how much
+of the clean face was changed, at :data:`REMNANT_LEVELS`."""
 
 
 def _means(rows: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:

@@ -44,17 +44,31 @@ Modules
 :mod:`~tfface.data.occlusion.irregular` (the mask bank),
 :mod:`~tfface.data.occlusion.frame` (face coordinates),
 :mod:`~tfface.data.occlusion.facemask`, :mod:`~tfface.data.occlusion.eyewear`
-(``sunglasses``, ``eye_bar``) and :mod:`~tfface.data.occlusion.mixture`
-(:func:`check_mixture`, :func:`make_occlusion_fns`, :func:`occlude`).
+(``sunglasses``, ``eye_bar``), the photo-like occluders
+:mod:`~tfface.data.occlusion.realmask` (``realmask``, ``realmask_unseen``),
+:mod:`~tfface.data.occlusion.wearables` (``scarf``, ``hair``),
+:mod:`~tfface.data.occlusion.hands` (``hand_unseen``) with their shared
+:mod:`~tfface.data.occlusion.appearance` (fabrics, the photo's light, shading),
+:mod:`~tfface.data.occlusion.photo` (:func:`photo_conditions` of the whole photo) and
+:mod:`~tfface.data.occlusion.mixture` (:func:`check_mixture`, :func:`make_occlusion_fns`,
+:func:`occlude`).
+
+Held out
+--------
+``HELD_OUT`` names the generators kept for evaluation only (``realmask_unseen``: the
+``KN95`` and ``cloth`` template families; ``hand_unseen``: hands and phones). No other
+generator draws those templates or that family, so figures on them measure occluders
+a model never saw; keep them out of training mixtures.
 """
 
 from __future__ import annotations
 
 # noqa: F401 throughout: this module re-exports the package's names.
-# The generator modules are imported in registration order (ids 0-8), which is the
+# The generator modules are imported in registration order (ids 0-13), which is the
 # iteration order of OCCLUSIONS: keep it when adding one.
 from tfface.data.occlusion.core import (  # noqa: F401
-    FACTORIES, FILL_KINDS, FILLS, OCCLUSION_IDS, OCCLUSIONS, Factory, FillFn, MaskFn, Occluder,
+    FACTORIES, FILL_KINDS, FILLS, HELD_OUT, OCCLUSION_IDS, OCCLUSIONS, Factory, FillFn, MaskFn,
+    Occluder,
     _check_options, _fill_for, _randint, _seed, _split, register_occlusion, solid_fill,
 )
 from tfface.data.occlusion.raster import (  # noqa: F401
@@ -81,6 +95,17 @@ from tfface.data.occlusion.facemask import (  # noqa: F401
 from tfface.data.occlusion.eyewear import (  # noqa: F401
     EYE_BAR_COLORS, SUNGLASS_FRAMES, SUNGLASS_TINTS, eye_bar, eye_bar_fill, sunglasses,
     sunglasses_fill,
+)
+from tfface.data.occlusion.realmask import (  # noqa: F401
+    LOOKS, REALMASK_DEFAULTS, TEMPLATE_STYLE, UNSEEN_TEMPLATE_FAMILIES, RealMasks,
+    available_templates, realmask, realmask_unseen, split_templates, template_family,
+)
+from tfface.data.occlusion.wearables import (  # noqa: F401
+    HAIR_COLOURS, SCARF_KINDS, hair, hair_fill, scarf, scarf_fill,
+)
+from tfface.data.occlusion.hands import hand_fill, hand_unseen  # noqa: F401
+from tfface.data.occlusion.photo import (  # noqa: F401
+    PHOTO_CONDITION_PROBA, PHOTO_CONDITIONS, photo_conditions,
 )
 from tfface.data.occlusion.mixture import (  # noqa: F401
     check_mixture, default_occluders, make_occlusion_fns, occlude,

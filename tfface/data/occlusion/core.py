@@ -41,6 +41,10 @@ FACTORIES: dict[str, Factory] = {}
 """Generator name → ``factory(options, data_cfg) -> Occluder`` for generators with
 options (see :func:`make_occlusion_fns`); generators without one take no options
 except ``fill``."""
+HELD_OUT: set[str] = set()
+"""Generators kept for evaluation only (``realmask_unseen``, ``hand_unseen``): occluders
+no model may train on, so figures on them measure occluders a model never saw. They
+draw from templates / families that no other generator uses."""
 
 
 def register_occlusion(
@@ -49,6 +53,7 @@ def register_occlusion(
     id: int | None = None,
     fill: FillFn | None = None,
     factory: Factory | None = None,
+    held_out: bool = False,
 ) -> Callable[[MaskFn], MaskFn]:
     """Decorator that adds a mask generator to :data:`OCCLUSIONS`.
 
@@ -59,6 +64,7 @@ def register_occlusion(
             it is called with the mask's seed.
         factory: optional ``factory(options, data_cfg) -> Occluder`` that builds the
             generator from ``cfg.data.occlusion_options[name]`` (and folders).
+        held_out: evaluation only (added to :data:`HELD_OUT`).
     """
 
     def deco(fn: MaskFn) -> MaskFn:
@@ -73,6 +79,8 @@ def register_occlusion(
             FILLS[name] = fill
         if factory is not None:
             FACTORIES[name] = factory
+        if held_out:
+            HELD_OUT.add(name)
         return fn
 
     return deco
@@ -90,6 +98,48 @@ def _split(seed, n: int) -> list[tf.Tensor]:
 def _randint(shape, seed, lo, hi) -> tf.Tensor:
     """Uniform integers in the closed range ``[lo, hi]`` (int32)."""
     return tf.random.stateless_uniform(shape, seed, minval=lo, maxval=hi + 1, dtype=tf.int32)
+
+
+_NEVER = -0x5EED0CC1
+"""A seed value no caller uses: :func:`graph_stable`'s inputs are tied to it so that
+graph optimization never treats them as constants."""
+
+
+def graph_stable(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn(seed, size, *tensors)`` run as one traced graph, eagerly and in ``Dataset.map``.
+
+    Graph optimization rewrites float arithmetic: a division by a constant becomes a
+    multiplication by its reciprocal, sums and products of three or more terms are
+    regrouped, constants are folded into neighbouring terms. Each rewrite changes the
+    last bit of some results, so an op-by-op eager run and the same code inside
+    ``Dataset.map`` can differ, and the package promises they agree bit for bit. The
+    shading of the photo-like occluders is long float arithmetic, so their functions run
+    through this wrapper: eagerly it calls a ``tf.function`` of ``fn`` (one trace per
+    size and input shape), which graph optimization rewrites exactly as it rewrites
+    the same ops inlined into a ``Dataset.map`` function. The float inputs are passed
+    through a select on the seed that is never taken, so they are not constants in
+    either graph (a constant input would be folded into the arithmetic differently).
+    """
+    traced: dict[Any, Any] = {}
+
+    def call(seed, size: int, *tensors):
+        seed = _seed(seed)
+        ts = [tf.cast(tf.convert_to_tensor(t), tf.float32) for t in tensors]
+        key = (int(size), tuple(tuple(t.shape.as_list()) for t in ts))
+        if key not in traced:
+            def body(seed, *ts):
+                never = tf.reduce_all(tf.equal(seed, _NEVER))
+                ts = [tf.where(never, t + 1.0, t) for t in ts]
+                return fn(seed, int(size), *ts)
+
+            traced[key] = tf.function(body, autograph=False,
+                                      experimental_attributes={"_noinline": True})
+        return traced[key](seed, *ts)
+
+    call.__wrapped__ = fn  # type: ignore[attr-defined]
+    call.__doc__ = fn.__doc__
+    call.__name__ = getattr(fn, "__name__", "graph_stable")
+    return call
 
 
 FILL_KINDS = ("noise", "solid", "object")
