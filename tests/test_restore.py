@@ -131,12 +131,18 @@ def test_center_with_a_mask_input_model_finds_the_hole_and_finishes_the_batch(tm
         assert after < 0.5 * before, (i, before, after)
 
 
-def test_a_start_without_a_gpu_prints_no_error_line():
+def test_a_start_without_a_gpu_prints_no_error_line(tmp_path):
     """``import tfface`` plus TensorFlow's device enumeration (where its CUDA plugin logs
-    ``E0000 ... failed call to cuInit`` on a machine without a GPU) and ``tfface-restore
-    --help`` print no stderr line that says error. Both run at once to keep this short."""
+    ``E0000 ... failed call to cuInit`` on a machine without a GPU), ``tfface-restore
+    --help`` and a whole restore of a photo with the shipped V-Net print no stderr line
+    that says error. All three run at once to keep this short."""
     import subprocess
     import sys
+
+    from skimage import data
+
+    photo = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(photo), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {k: v for k, v in os.environ.items()
@@ -145,7 +151,10 @@ def test_a_start_without_a_gpu_prints_no_error_line():
     script = os.path.join(os.path.dirname(sys.executable), "tfface-restore")
     helper = [script] if os.path.exists(script) else [sys.executable, "-m", "pipelines.restore"]
     commands = [[sys.executable, "-c", "import tfface, tensorflow as tf; "
-                 "print(len(tf.config.list_physical_devices()))"], helper + ["--help"]]
+                 "print(len(tf.config.list_physical_devices()))"], helper + ["--help"],
+                helper + [str(photo), "--model",
+                          os.path.join(ASSETS, "vnet", "model_int8_mixed.tflite"),
+                          "--out", str(tmp_path / "out")]]
     procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=env, cwd=root) for c in commands]
     for cmd, proc in zip(commands, procs):
@@ -154,3 +163,4 @@ def test_a_start_without_a_gpu_prints_no_error_line():
         assert out.strip(), cmd  # it ran: a device count / the usage text
         bad = [line for line in err.splitlines() if "error" in line.lower()]
         assert not bad, (cmd, bad)
+    assert (tmp_path / "out" / "astronaut_jpg.png").is_file()
