@@ -182,6 +182,57 @@ def test_native_pipeline_pastes_the_face_and_chooses_the_background(background):
         NativeSRPipeline(OneFace(face), background="lanczos")
 
 
+def test_face_only_weight_covers_the_face_square_and_nothing_else():
+    from tfface.faces import align as al
+    from tfface.faces.sr_photo import face_only_weight
+
+    w = face_only_weight(128, 60.0)
+    assert w.shape == (128, 128) and w[64, 64] == 1.0
+    assert w[:34].max() == 0 and w[94:].max() == 0 and w[:, :34].max() == 0  # outside: 0
+    assert np.array_equal(w[34:94, 34:94], al.face_weight(60))  # the face's own weight
+    assert np.array_equal(face_only_weight(128, 200.0), al.face_weight(128))  # covers all
+
+
+class Bars:
+    """A tqdm-like factory that records each bar's total and updates."""
+
+    def __init__(self):
+        self.bars = []
+
+    def __call__(self, total, desc=""):
+        bar = {"total": total, "done": 0, "closed": False, "desc": desc}
+        self.bars.append(bar)
+
+        class Bar:
+            def update(self, n=1):
+                bar["done"] += n
+
+            def close(self):
+                bar["closed"] = True
+
+        return Bar()
+
+
+def test_native_pipeline_keeps_bicubic_around_a_small_face_and_shows_progress():
+    rng = np.random.default_rng(4)
+    rgb = cv2.GaussianBlur(rng.integers(0, 256, (80, 120, 3)).astype(np.uint8), (5, 5), 2)
+    face = _face(60, 40, 5)  # native framing ~ 14 px: the 32 px crop is mostly context
+    bars = Bars()
+    pipe = NativeSRPipeline(OneFace(face), min_face=4, progress=bars)
+    out, rep = pipe.restore(Cubic(shift=20), rgb)
+    bic = cv2.resize(rgb, (480, 320), interpolation=cv2.INTER_CUBIC)
+    assert rep.restored == 1
+    assert int(out[160, 240, 0]) == min(255, int(bic[160, 240, 0]) + 20)  # the face: model
+    # 12 LR px from the face's centre: inside the 32 px crop, outside the face's square
+    assert np.array_equal(out[160, 240 + 48], bic[160, 240 + 48])
+    assert bars.bars == [{"total": 1, "done": 1, "closed": True, "desc": "face 32 px"}]
+    big = _face(60, 40, 14)  # a face larger than the model's input: tiles, one bar
+    bars = Bars()
+    NativeSRPipeline(OneFace(big), min_face=4, progress=bars).restore(Cubic(), rgb)
+    (bar,) = bars.bars
+    assert bar["total"] > 1 and bar["done"] == bar["total"] and bar["closed"]
+
+
 # ------------------------------------------------------------------ the benchmark's scenes
 
 

@@ -11,7 +11,8 @@ needs on top of it:
   a photo.
 * :func:`sr_face_native` — one face cut out axis-aligned at the photo's own
   resolution (at least the model's input side, never enlarged by a warp), super-resolved
-  by :func:`sr_image` and pasted with the feathered face weight.
+  by :func:`sr_image` and pasted with the feathered face weight over the face's own
+  framing square only (the rest of a crop larger than the face is the model's context).
 * :class:`NativeSRPipeline` — a :class:`~tfface.faces.FacePipeline` that sends every
   face through :func:`sr_face_native` and, with ``background="model"``, enlarges the
   rest of the photo with the model too instead of bicubic.
@@ -28,7 +29,8 @@ from tfface.faces import align as al
 from tfface.faces.detect import Face
 from tfface.faces.pipeline import FacePipeline, PhotoReport
 
-__all__ = ["sr_image", "tile_starts", "sr_face_native", "NativeSRPipeline"]
+__all__ = ["sr_image", "tile_starts", "face_only_weight", "sr_face_native",
+           "NativeSRPipeline"]
 
 BACKGROUNDS = ("bicubic", "model")
 
@@ -97,26 +99,51 @@ def _translation_matrix(m: np.ndarray, k: int) -> np.ndarray:
     return (a @ np.vstack([m, [0, 0, 1]]) @ np.linalg.inv(a))[:2]
 
 
+def face_only_weight(side: int, face_side: float, feather: float = 0.1) -> np.ndarray:
+    """float32 ``[side, side]`` paste weight of a restored crop larger than its face:
+    :func:`tfface.faces.align.face_weight` over the face's own ``face_side`` square in the
+    middle (the template framing), 0 on the rest, which the model only saw as context."""
+    f = int(np.ceil(face_side - 1e-6))
+    if f >= side:
+        return al.face_weight(side, feather)
+    f += (side - f) % 2  # centred at integer offsets
+    weight = np.zeros((side, side), np.float32)
+    o = (side - f) // 2
+    weight[o:o + f, o:o + f] = al.face_weight(f, feather)
+    return weight
+
+
 def sr_face_native(restorer, rgb: np.ndarray, face: Face, out: np.ndarray,
-                   feather: float = 0.1, overlap: int | None = None) -> int:
+                   feather: float = 0.1, overlap: int | None = None,
+                   progress: Callable[..., object] | None = None) -> int:
     """Super-resolve one face at the photo's own resolution and paste it into ``out``
     (the photo enlarged ``k`` times, modified in place).
 
     The crop is axis-aligned at integer offsets, centred and sized as the template
     framing (:func:`tfface.faces.align.native_crop`) but at least the model's input side:
     a small face is not enlarged before the model (the model sees it with more of the
-    photo around it), a large one is tiled. Returns the number of tiles run.
+    photo around it), a large one is tiled. Only the face's own framing square is
+    pasted (:func:`face_only_weight`): the photo around a small face is context for the
+    model, not replaced by it. ``progress`` is a tqdm-like factory
+    (``progress(total=tiles, desc=...)`` returning an object with ``update(n)`` and
+    ``close()``). Returns the number of tiles run.
     """
     native = al.native_size(face.landmarks)
     if hasattr(restorer, "for_face"):  # several files: the one that fits the face
         restorer = restorer.for_face(native)
     s, k = int(restorer.spec.input_size), int(restorer.spec.scale)
     n = max(s, int(np.ceil(native)))
+    tiles = count_tiles(n, n, s, overlap)
     crop, m = al.native_crop(rgb, face.landmarks, n)
-    restored = sr_image(restorer, crop, overlap)
-    weight = al.face_weight(restored.shape[0], feather)
+    bar = progress(total=tiles, desc=f"face {n} px") if progress is not None else None
+    try:
+        restored = sr_image(restorer, crop, overlap, bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    weight = face_only_weight(restored.shape[0], native * k, feather)
     al.paste_back(out, restored, _translation_matrix(m, k), weight, out=out)
-    return count_tiles(n, n, s, overlap)
+    return tiles
 
 
 class NativeSRPipeline(FacePipeline):
@@ -128,16 +155,21 @@ class NativeSRPipeline(FacePipeline):
     Args:
         background: ``bicubic`` (the default, as FacePipeline) or ``model``.
         overlap: tile overlap in LR px (default a quarter of the model's input side).
+        progress: tqdm-like factory for the tiles of each face (and of the background
+            with ``background="model"``), e.g. ``functools.partial(tqdm, delay=1,
+            leave=False)`` shows a bar only for a face that takes more than a second.
         **kwargs: as :class:`~tfface.faces.FacePipeline`.
     """
 
     def __init__(self, detector, segmenter=None, *, background: str = "bicubic",
-                 overlap: int | None = None, **kwargs):
+                 overlap: int | None = None, progress: Callable[..., object] | None = None,
+                 **kwargs):
         super().__init__(detector, segmenter, **kwargs)
         if background not in BACKGROUNDS:
             raise ValueError(f"background must be one of {BACKGROUNDS}, got '{background}'")
         self.background = background
         self.overlap = overlap
+        self.progress = progress
 
     def restore(self, restorer, rgb: np.ndarray, mask: np.ndarray | None = None
                 ) -> tuple[np.ndarray, PhotoReport]:
@@ -148,7 +180,16 @@ class NativeSRPipeline(FacePipeline):
         else:
             faces = sorted(self.detector.detect(rgb), key=lambda f: -f.size)[: self.max_faces]
         report = PhotoReport(found=len(faces), faces=faces, task="sr")
-        out = sr_image(restorer, rgb, self.overlap)
+        bar = None
+        if self.progress is not None:
+            s = int(restorer.spec.input_size)
+            bar = self.progress(total=count_tiles(*rgb.shape[:2], s, self.overlap),
+                                desc="background")
+        try:
+            out = sr_image(restorer, rgb, self.overlap, bar.update if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.close()
         for face in faces:
             if face.size < self.min_face:
                 report.small += 1
@@ -161,6 +202,7 @@ class NativeSRPipeline(FacePipeline):
         if al.native_size(face.landmarks) > self.max_sr_side:
             report.large += 1
             return
-        if sr_face_native(restorer, rgb, face, out, self.feather, self.overlap) > 1:
+        if sr_face_native(restorer, rgb, face, out, self.feather, self.overlap,
+                          self.progress) > 1:
             report.tiled += 1
         report.restored += 1
