@@ -69,9 +69,10 @@ def mask_metrics(gen, batches) -> dict[str, float]:
 def measure(arch: str, args) -> dict:
     from tfface.evaluation import eval_batches, evaluate
     from tfface.train import run
-    from tflite.convert import convert_model, fidelity_batch
-    from tflite.harness import LiteRunner, measure_latency
-    from tflite.quantize import QuantizationConfig
+    from tfface.export.convert import convert_model, fidelity_batch
+    from tfface.export.harness import measure_latency
+    from tfface.lite import LiteRunner
+    from tfface.export.quantize import QuantizationConfig
 
     cfg = config_for(arch, args)
     run_dir = os.path.join(args.out, arch)

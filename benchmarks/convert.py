@@ -37,7 +37,7 @@ GOALS = {"fp16": 0.52, "dynamic": 0.27, "int8": 0.27}
 
 def sizes(archs, calibration: int) -> None:
     from tfface.data.pipeline import make_dataset
-    from tflite.quantize import QuantizationConfig, converter_for, representative_from
+    from tfface.export.quantize import QuantizationConfig, converter_for, representative_from
 
     print("== sizes: default presets, untrained weights (size does not depend on values)")
     print(f"{'arch/preset':<16}{'params':>12}{'mode':>9}{'MB':>9}{'% float':>9}  goal   s")
@@ -80,23 +80,25 @@ def _train_tiny(arch: str, steps: int, root: str) -> str:
 
 
 def fidelity(archs, train_steps: int, qat_steps: int, samples: int) -> None:
-    from tflite import convert
-    from tflite.quantize import QuantizationConfig
+    from tfface.export.convert import (
+        FIDELITY_IMAGES, convert_model, fidelity_batch, representative_inputs,
+    )
+    from tfface.export.quantize import QuantizationConfig
 
     print(f"\n== fidelity: tiny presets trained {train_steps} steps; fixed batch of "
-          f"{convert.FIDELITY_IMAGES} eval faces; PSNR on 8-bit RGB")
+          f"{FIDELITY_IMAGES} eval faces; PSNR on 8-bit RGB")
     print(f"{'arch':<9}{'mode':<9}{'vs Keras':>10}{'vs truth':>10}{'size KB':>9}  goal")
     with tempfile.TemporaryDirectory() as root:
         for arch in archs:
             cfg, model = load_generator(_train_tiny(arch, train_steps, root))
-            batch = convert.fidelity_batch(cfg)
-            rep = convert.representative_inputs(cfg, samples)
+            batch = fidelity_batch(cfg)
+            rep = representative_inputs(cfg, samples)
             qcfgs = [QuantizationConfig.for_float(), QuantizationConfig.for_fp16(),
                      QuantizationConfig.for_dynamic(), QuantizationConfig.for_int8(),
                      QuantizationConfig.for_qat(qat_steps)]
             for qcfg in qcfgs:
-                res = convert.convert_model(model, cfg, qcfg, os.path.join(root, "out", arch),
-                                            representative=rep, check_batch=batch)
+                res = convert_model(model, cfg, qcfg, os.path.join(root, "out", arch),
+                                    representative=rep, check_batch=batch)
                 fid = res.card["fidelity"]["psnr_db_vs_keras"]
                 goal = {"fp16": 45.0, "int8": 30.0}.get(qcfg.mode)
                 verdict = "" if goal is None else ("ok" if fid >= goal else "MISS")

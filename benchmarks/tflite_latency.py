@@ -5,7 +5,7 @@
 
 For each architecture the default preset's generator is built at the sizes apps
 use (vnet 256 px, pix2pix 256 px, srgan ×4 from 64 to 256 px) with untrained
-weights (latency does not depend on them), converted by :func:`tflite.quantize.converter_for`
+weights (latency does not depend on them), converted by :func:`tfface.export.quantize.converter_for`
 to float, dynamic-range and full-int8 (calibrated on ``--samples`` inputs of the
 architecture's own training pipeline, the built-in synthetic source unless
 ``--data-dir`` is given), and timed in LiteRT at ``--threads`` threads with the
@@ -16,7 +16,7 @@ Printed per file: size, the number of XNNPACK partitions (1: the whole graph run
 in XNNPACK; more: ops fall back to LiteRT's built-in kernels and split the graph)
 and the speed-up over float. Where int8 is less than 2× faster than float, or
 dynamic-range is slower than float, the per-op profile of the files is printed
-(:func:`tflite.harness.op_profile`: each op cut out and timed alone), slowest op
+(:func:`tfface.export.harness.op_profile`: each op cut out and timed alone), slowest op
 types first, with the ops XNNPACK leaves to the built-in kernels.
 
 Models with PReLU (SRGAN) also get ``int8+leakyform``: the same weights with each
@@ -47,11 +47,10 @@ from tfface.models import get_arch
 from tfface.models.layers import xnnpack_int8_form
 from tfface.rundir import generator_inputs
 from pipelines.evaluate import method_names
-from tflite.harness import (
-    delegate_partitions, fill_inputs, interpreter_for, op_profile, profile_by_op_type,
-)
-from tflite.metadata import op_inventory
-from tflite.quantize import QuantizationConfig, converter_for, representative_from
+from tfface.export.harness import delegate_partitions, op_profile, profile_by_op_type
+from tfface.export.metadata import op_inventory
+from tfface.export.quantize import QuantizationConfig, converter_for, representative_from
+from tfface.lite import fill_inputs, interpreter_for
 
 ARCH_OVERRIDES: dict[str, dict[str, Any] | None] = {
     "vnet": None,                                # paper preset: 256 px

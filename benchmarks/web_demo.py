@@ -5,7 +5,7 @@
 
 For each shipped file the page (web_demo/, LiteRT.js WebAssembly in headless Chromium,
 served cross-origin isolated so it gets its threaded runtime) runs every sample input,
-and the project's Python runner (``tflite.harness.LiteRunner``, ai-edge-litert, XNNPACK)
+and the project's Python runner (``tfface.lite.LiteRunner``, ai-edge-litert, XNNPACK)
 runs the same inputs: printed are the largest difference in 8-bit levels between the two
 outputs and between the page and the expected PNGs.
 
@@ -13,7 +13,7 @@ Latency is the median of ``--runs`` runs after warm-up on sample 0, in both at
 ``--threads`` threads (the page uses as many as the browser reports cores, 2 here; it is
 also timed single-threaded, ``index.html?threads=0``), each
 measured the same way: copying the inputs in, invoking, copying the output out. The
-harness's invoke-only median (``tflite.harness.measure_latency``) is printed beside it.
+harness's invoke-only median (``tfface.export.harness.measure_latency``) is printed beside it.
 Python is timed before and after the browser and both medians are printed, so a change
 of load on a shared machine shows; the load average is printed at the start and the end.
 
@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
 
     from tests.test_web_demo import page_levels
-    from tflite.harness import LiteRunner, measure_latency
+    from tfface.export.harness import measure_latency
+    from tfface.lite import LiteRunner
     from tfface.imageio import to_uint8
 
     manifests = [os.path.abspath(m) for m in args.manifests] or sorted(

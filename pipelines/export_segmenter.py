@@ -123,8 +123,8 @@ def _export(model, cfg, mode: str, rep, args, names, quality_keras, train_batch)
     from tfface.faces.segmenter import _mixture
     from tfface.cards import tensor_entry
     from tfface.lite import LiteRunner
-    from tflite.convert import _finish_card, write_model_and_card
-    from tflite.quantize import QuantizationConfig, converter_for, representative_from
+    from tfface.export.convert import finish_card, write_model_and_card
+    from tfface.export.quantize import QuantizationConfig, converter_for, representative_from
 
     name = f"segmenter_{mode}"
     t0 = time.time()
@@ -190,7 +190,7 @@ def _export(model, cfg, mode: str, rep, args, names, quality_keras, train_batch)
         "size_bytes": len(content),
         "conversion_seconds": round(seconds, 1),
     }
-    content = _finish_card(content, card)
+    content = finish_card(content, card)
     os.remove(tmp)
     # Card first, model second, the card holding the model's hash (write_model_and_card).
     card = write_model_and_card(os.path.join(args.out, f"{name}.tflite"),

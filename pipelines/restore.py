@@ -2,6 +2,7 @@
 
 Examples::
 
+    python -m pipelines.restore photo.jpg                  # the shipped V-Net and segmenter
     python -m pipelines.restore photo.jpg --model runs/demo
     python -m pipelines.restore photos/ clip.mp4 --model runs/demo/model_int8_mixed.tflite
     python -m pipelines.restore photo.jpg --model runs/demo --mask hole.png --compose --compare
@@ -29,6 +30,7 @@ from typing import Iterator, Sequence
 
 import tfface  # noqa: F401
 from tfface.cli import prog_name
+from tfface.shipped import default_model, default_segmenter
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -73,11 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files, folders (searched recursively) and video files")
-    p.add_argument("--model", required=True, action="append", metavar="RUN_DIR|FILE.tflite",
+    p.add_argument("--model", action="append", metavar="RUN_DIR|FILE.tflite",
                    help="a run directory (its best Keras weights) or a .tflite file with its "
                    "card; repeat it for one kind of model at several sizes (e.g. --model "
                    "vnet/... --model vnet256/...): each face goes to the smallest file whose "
-                   "input covers the face")
+                   "input covers the face (default: the shipped 128 px V-Net that removes "
+                   "occlusions, with the shipped occluder segmenter finding them)")
     p.add_argument("--out", default="restored", metavar="DIR",
                    help="output folder (default: restored/)")
     p.add_argument("--mask", metavar="FILE",
@@ -96,8 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no detection: restore the centered square of each image")
     p.add_argument("--segmenter", metavar="FILE",
                    help="occluder segmenter (.tflite) that finds the hole when a model needs "
-                   "one and --mask is not given (default: the shipped "
-                   "android_demo_assets/segmenter file)")
+                   "one and --mask is not given (default: the shipped one)")
     p.add_argument("--min-face", type=int, default=16, metavar="PX",
                    help="faces smaller than this (box side, px) are left alone and counted "
                    "(default: 16)")
@@ -124,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tfface.imageio import write_image
 
     try:
-        restorer = Restorer.load_many(args.model)
+        restorer = Restorer.load_many(args.model or [default_model()])
         locator = _locator(args, restorer)
         mask = read_mask(args.mask) if args.mask else None
         if args.detect_every < 1:
@@ -249,11 +251,6 @@ def _unchanged_phrase(n: int, task: str) -> str:
     return f"{n} photo(s) with nothing to restore were copied unchanged"
 
 
-SHIPPED_SEGMENTER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                 "android_demo_assets", "segmenter", "segmenter_int8.tflite")
-"""The occluder segmenter used when a model needs a hole mask and none is given."""
-
-
 def _locator(args, restorer):
     """How faces are found: the detect/align/paste-back pipeline (default), an OpenCV
     detector file (one square crop a photo), or the centered square (--center)."""
@@ -279,7 +276,7 @@ def _segmenter(args):
     from tfface.faces.segmenter import OccluderSegmenter
     from tfface.inference import InferenceError
 
-    path = args.segmenter or SHIPPED_SEGMENTER
+    path = args.segmenter or default_segmenter()
     if args.segmenter is None and not os.path.exists(path):
         raise InferenceError(f"the occluder segmenter {path} is missing: pass --mask FILE "
                              "(white = hole) or --segmenter FILE")

@@ -333,21 +333,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  TensorBoard  tensorboard --logdir {os.path.join(run_dir, 'logs')}")
     if result.status in ("nan", "write_error"):
         return 1
+    # The converter loads only when asked for (like the training engine above).
+    from tfface.export.convert import int8_keep_float
+
+    keep = int8_keep_float(cfg)  # e.g. the classical fill of a prefill V-Net
     if args.export and result.status == "completed":
-        from tflite import convert
-
-        from tfface.models import get_arch
-
-        argv = ["--" + args.export, "--run", run_dir]
-        keep = getattr(get_arch(cfg.model.arch), "int8_keep_float", lambda c: [])(cfg)
-        if keep:  # e.g. the classical fill of a prefill V-Net: int8 convolutions around it
-            argv += ["--keep-float", *keep]
-        return convert.main(argv)
-    from tfface.models import get_arch
-
-    keep = getattr(get_arch(cfg.model.arch), "int8_keep_float", lambda c: [])(cfg)
+        return _export(run_dir, keep)
     print(f"Next: python -m tflite.convert --int8 --run {run_dir}"
           + (f" --keep-float {' '.join(keep)}" if keep else ""))
+    return 0
+
+
+def _export(run_dir: str, keep: list[str]) -> int:
+    """``--export int8``: the finished run's int8 file and card in the run directory, as
+    ``python -m tflite.convert --int8 --run RUN_DIR [--keep-float ...]`` writes them;
+    the exit status."""
+    from tfface.export.convert import (
+        ConversionError, convert_run, converted_notes, load_run_to_convert,
+    )
+    from tfface.export.quantize import QuantizationConfig
+    from tfface.fileio import OutputDirError
+    from tflite.convert import print_report
+
+    qcfg = QuantizationConfig.for_int8()
+    if keep:  # int8 convolutions around the layers the family keeps in float
+        qcfg = qcfg.with_selection(keep, None)
+    try:
+        run = load_run_to_convert(run_dir)
+    except (FileNotFoundError, ValueError, OutputDirError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    def notes(res, q) -> None:
+        for line in converted_notes(res, q):
+            print(line)
+
+    try:
+        rows = convert_run(run, [qcfg], log=lambda text: print(text, flush=True),
+                           on_converted=notes)
+    except ConversionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OutputDirError as e:  # another process converts into the run directory
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print_report(run_dir, rows, run.cfg)
     return 0
 
 

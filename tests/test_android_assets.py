@@ -11,9 +11,12 @@ import shutil
 import cv2
 import pytest
 
+from tfface.cards import INPUT_NORMALIZATION, card_problems
+from tfface.export.android import ANDROID_SAMPLES, export_android
+from tfface.export.convert import convert_model, representative_inputs
+from tfface.export.metadata import op_inventory
+from tfface.export.validate import check_samples
 from tflite import convert
-from tflite.metadata import op_inventory
-from tflite.validate import check_samples
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "android_demo_assets")
@@ -42,7 +45,7 @@ def test_shipped_file_reproduces_its_expected_outputs(path):
 def test_shipped_card_tells_the_truth(path):
     """Each input described by what it is, with its own range and formula; the embedded
     card equals the JSON one; no absolute machine path anywhere."""
-    assert convert.card_problems(path) == []
+    assert card_problems(path) == []
     card = json.load(open(os.path.splitext(path)[0] + ".json"))
     kinds = {i["key"]: i["kind"] for i in card["inputs"]}
     assert kinds in ({"occluded": "image", "mask": "mask"}, {"occluded": "image"},
@@ -65,10 +68,10 @@ def test_card_check_catches_a_mask_described_as_rgb_and_machine_paths(tmp_path):
     card = json.load(open(os.path.join(ASSETS, "vnet", "model_int8_mixed.json")))
     mask = next(i for i in card["inputs"] if i["key"] == "mask")
     mask.update(layout="NHWC, RGB", value_range=[-1.0, 1.0],
-                normalization=convert.INPUT_NORMALIZATION, kind="image")
+                normalization=INPUT_NORMALIZATION, kind="image")
     card["source_run"] = "/work/runs/vnet-ship-a"
     card["training_data"]["description"] = "face photos from folder /work/shared/data/faces-dev"
-    problems = convert.card_problems(path, card)
+    problems = card_problems(path, card)
     assert any("input 'mask' (mask): card says layout 'NHWC, RGB'" in p for p in problems)
     assert any("value_range [-1.0, 1.0]" in p for p in problems)
     assert any("'/work/runs/vnet-ship-a'" in p for p in problems)
@@ -78,22 +81,22 @@ def test_card_check_catches_a_mask_described_as_rgb_and_machine_paths(tmp_path):
 
 def test_export_android_round_trip_and_a_stale_output_is_caught(trained_tiny_run, tmp_path):
     from tfface.train.runner import load_generator
-    from tflite.quantize import QuantizationConfig
+    from tfface.export.quantize import QuantizationConfig
 
     cfg, model = load_generator(trained_tiny_run)
-    res = convert.convert_model(model, cfg, QuantizationConfig.for_int8(), str(tmp_path / "c"),
-                                representative=convert.representative_inputs(cfg, 100),
-                                source_run=trained_tiny_run)
-    dest = convert.export_android(res, cfg, str(tmp_path / "assets"))
+    res = convert_model(model, cfg, QuantizationConfig.for_int8(), str(tmp_path / "c"),
+                        representative=representative_inputs(cfg, 100),
+                        source_run=trained_tiny_run)
+    dest = export_android(res, cfg, str(tmp_path / "assets"))
     manifest = os.path.join(dest, "model_int8_samples.json")
     ok = check_samples(manifest)
     assert ok["ok"] and ok["max_abs_levels"] == 0, ok
     # A freshly exported card passes the same truth check as the shipped ones, even
     # though the run lives at an absolute path outside the working directory.
-    assert convert.card_problems(os.path.join(dest, "model_int8.tflite")) == []
+    assert card_problems(os.path.join(dest, "model_int8.tflite")) == []
     assert json.load(open(os.path.join(dest, "model_int8.json")))["source_run"] == "vnet-tiny"
     m = json.load(open(manifest))
-    assert len(m["samples"]) == convert.ANDROID_SAMPLES
+    assert len(m["samples"]) == ANDROID_SAMPLES
     assert "synthetic" in m["sample_faces"]  # never photos from the training data
     assert os.path.exists(os.path.join(dest, "model_int8.tflite"))
     # A stale expected output (e.g. a model replaced without re-exporting) fails.
@@ -105,7 +108,7 @@ def test_export_android_round_trip_and_a_stale_output_is_caught(trained_tiny_run
 
 
 def test_recard_rewrites_an_old_card_and_leaves_the_model_untouched(tmp_path, capsys):
-    from tflite.metadata import embed_card, read_card, strip_card
+    from tfface.cards import embed_card, read_card, strip_card
 
     src = os.path.join(ASSETS, "vnet", "model_int8_mixed.tflite")
     path = str(tmp_path / "model_int8_mixed.tflite")
@@ -114,17 +117,17 @@ def test_recard_rewrites_an_old_card_and_leaves_the_model_untouched(tmp_path, ca
         for k in ("key", "kind", "description"):
             entry.pop(k)
         entry.update(layout="NHWC, RGB", value_range=[-1.0, 1.0],
-                     normalization=convert.INPUT_NORMALIZATION)
+                     normalization=INPUT_NORMALIZATION)
     card["source_run"] = "/work/runs/vnet-ship-a"
     card["training_data"]["description"] = "face photos from folder /work/shared/data/faces-dev"
     model = strip_card(open(src, "rb").read())
     open(path, "wb").write(embed_card(model, card))
     json.dump(card, open(str(tmp_path / "model_int8_mixed.json"), "w"))
-    assert convert.card_problems(path)  # the old card is caught ...
+    assert card_problems(path)  # the old card is caught ...
 
     assert convert.main(["--recard", path]) == 0
     assert "mask = mask" in capsys.readouterr().out
-    assert convert.card_problems(path) == []  # ... and the new one tells the truth
+    assert card_problems(path) == []  # ... and the new one tells the truth
     assert strip_card(open(path, "rb").read()) == model  # the model itself is unchanged
     new = read_card(path)
     assert new["source_run"] == "vnet-ship-a"

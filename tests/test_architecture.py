@@ -116,13 +116,14 @@ def _import_closure(start: str, skip: tuple[str, ...] = ()) -> set[str]:
 
 # QAT and pruning fine-tune the generator with the run's own trainer: the one
 # deliberate path from the converter into the training engine.
-_TRAINS = ("tflite.qat",)
+_TRAINS = ("tfface.export.qat",)
 
 
 @pytest.mark.parametrize("module", ["tfface.rundir", "tfface.cards", "tfface.lite",
-                                    "tfface.inference", "tfface.evaluation", "tflite.convert",
-                                    "tflite.validate", "tflite.harness", "pipelines.evaluate",
-                                    "pipelines.restore"])
+                                    "tfface.inference", "tfface.evaluation",
+                                    "tfface.export.convert", "tfface.export.validate",
+                                    "tfface.export.harness", "tflite.convert", "tflite.validate",
+                                    "pipelines.evaluate", "pipelines.restore"])
 def test_reading_a_run_or_a_file_does_not_load_the_training_engine(module):
     """The converter, validator, evaluation and restoring read run directories through
     tfface.rundir and cards through tfface.cards, never through tfface.train."""
@@ -134,6 +135,7 @@ def test_reading_a_run_or_a_file_does_not_load_the_training_engine(module):
 
 def test_the_closure_follows_lazy_imports_into_the_training_engine():
     """The check above can fail: QAT, imported lazily by the converter, trains."""
+    assert "tfface.train.runner" in _import_closure("tfface.export.convert")
     assert "tfface.train.runner" in _import_closure("tflite.convert")
     assert "tfface.train.runner" in _import_closure("pipelines.train")
 
@@ -158,3 +160,25 @@ def _sizes(path: str) -> list[str]:
 def test_modules_and_functions_stay_readable(path):
     problems = _sizes(path)
     assert not problems, "; ".join(problems) + " - split it along its seams"
+
+
+def _defines(path: str) -> set[str]:
+    with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+
+
+@pytest.mark.parametrize("path", [p for p in _modules("tflite", "pipelines")
+                                  if not p.endswith("__init__.py")])
+def test_the_app_folders_hold_command_lines(path):
+    """Every module of ``tflite/`` and ``pipelines/`` is a command line (a ``main``):
+    code without one belongs in the library."""
+    assert "main" in _defines(path), f"{path} is not a command line: move it into tfface/"
+
+
+def test_the_converter_and_validator_are_library_modules():
+    """tflite/ holds the two command lines only; converting, validating, timing and the
+    Android export are tfface.export, which a Python caller uses without the apps."""
+    assert _modules("tflite") == ["tflite/__init__.py", "tflite/convert.py", "tflite/validate.py"]
+    assert {"convert_model", "convert_run", "refresh_card"} <= _defines("tfface/export/convert.py")
+    assert {"validate_file", "check_samples"} <= _defines("tfface/export/validate.py")

@@ -9,10 +9,12 @@ import shutil
 import numpy as np
 import pytest
 
+from tfface.cards import read_card
+from tfface.export.convert import convert_model, fidelity_batch, representative_inputs
+from tfface.export.metadata import op_inventory
+from tfface.export.quantize import QuantizationConfig
+from tfface.lite import LiteRunner, dequantize, quantize
 from tflite import convert
-from tflite.harness import LiteRunner, dequantize, quantize
-from tflite.metadata import op_inventory, read_card
-from tflite.quantize import QuantizationConfig
 
 # Measured on the tiny V-Net (ReLU6, clip head, 180 seeded steps): int8 42.7 dB on the
 # eval batch (45.8 dB on training inputs). With plain ReLU the same model gave
@@ -77,13 +79,13 @@ def test_fp16_and_int8_io_modes(trained_tiny_run, tmp_path):
     from tfface.train.runner import load_generator
 
     cfg, model = load_generator(trained_tiny_run)
-    batch = convert.fidelity_batch(cfg, 4)
-    fp16 = convert.convert_model(model, cfg, QuantizationConfig.for_fp16(), str(tmp_path),
-                                 check_batch=batch)
+    batch = fidelity_batch(cfg, 4)
+    fp16 = convert_model(model, cfg, QuantizationConfig.for_fp16(), str(tmp_path),
+                         check_batch=batch)
     assert fp16.card["fidelity"]["psnr_db_vs_keras"] >= FP16_FIDELITY_FLOOR_DB
-    rep = convert.representative_inputs(cfg, 100)
-    i8 = convert.convert_model(model, cfg, QuantizationConfig.for_int8(io="uint8"),
-                               str(tmp_path), representative=rep, check_batch=batch)
+    rep = representative_inputs(cfg, 100)
+    i8 = convert_model(model, cfg, QuantizationConfig.for_int8(io="uint8"),
+                       str(tmp_path), representative=rep, check_batch=batch)
     (inp,) = i8.card["inputs"]
     assert inp["dtype"] == "uint8" and inp["quantization"]["scale"] > 0
     assert i8.card["fidelity"]["psnr_db_vs_keras"] >= INT8_FIDELITY_FLOOR_DB
@@ -133,9 +135,9 @@ def test_a_model_with_the_mask_as_second_input_converts_and_runs_by_name(tmp_pat
     cfg = tiny_config()
     cfg.model.params["mask_input"] = True
     model = get_arch("vnet").build_generator(cfg)
-    batch = convert.fidelity_batch(cfg, 4)
-    fp16 = convert.convert_model(model, cfg, QuantizationConfig.for_fp16(), str(tmp_path),
-                                 check_batch=batch)
+    batch = fidelity_batch(cfg, 4)
+    fp16 = convert_model(model, cfg, QuantizationConfig.for_fp16(), str(tmp_path),
+                         check_batch=batch)
     assert sorted(LiteRunner(fp16.path).input_keys) == ["mask", "occluded"]
     # The card says what each input is: the mask is one 0/1 channel, not an RGB image.
     inputs = {i["key"]: i for i in fp16.card["inputs"]}
@@ -146,10 +148,10 @@ def test_a_model_with_the_mask_as_second_input_converts_and_runs_by_name(tmp_pat
     assert inputs["occluded"]["normalization"]["formula"].startswith("x = (pixel - 127.5)")
     assert fp16.card["outputs"][0]["key"] == "restored"
     assert fp16.card["fidelity"]["psnr_db_vs_keras"] >= FP16_FIDELITY_FLOOR_DB
-    rep = convert.representative_inputs(cfg, 100)
+    rep = representative_inputs(cfg, 100)
     assert len(rep) == 100 and [x.shape for x in rep[0]] == [(1, 64, 64, 3), (1, 64, 64, 1)]
-    i8 = convert.convert_model(model, cfg, QuantizationConfig.for_int8(), str(tmp_path),
-                               representative=rep, check_batch=batch)
+    i8 = convert_model(model, cfg, QuantizationConfig.for_int8(), str(tmp_path),
+                       representative=rep, check_batch=batch)
     assert i8.card["ops"]["float_ops"] == []
     with pytest.raises(ValueError, match="at least 100"):
-        convert.representative_inputs(cfg, 10)
+        representative_inputs(cfg, 10)

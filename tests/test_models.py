@@ -251,8 +251,8 @@ def test_prefill_variant_starts_at_the_fill_and_trains_everywhere(arch, tmp_path
 @pytest.mark.parametrize("arch", ["vnet", "pix2pix"])
 def test_keep_known_file_returns_the_input_outside_the_hole_bit_for_bit(arch, tmp_path):
     from tfface.lite import LiteRunner
-    from tflite import convert
-    from tflite.quantize import QuantizationConfig
+    from tfface.export.convert import convert_model, fidelity_batch, representative_inputs
+    from tfface.export.quantize import QuantizationConfig
 
     params = {"mask_input": True, "prefill": True}
     cfg = resolve(arch, "tiny", {"model": {"params": params}})
@@ -263,15 +263,15 @@ def test_keep_known_file_returns_the_input_outside_the_hole_bit_for_bit(arch, tm
     gen_kk.set_weights(gen.get_weights())
     assert gen_kk.layers[-1].name == gen.layers[-1].name == "restored"  # the signature key
     assert family.int8_keep_float(cfg_kk) == ["hole_fill", "restored"]
-    batch = convert.fidelity_batch(cfg, 4)
+    batch = fidelity_batch(cfg, 4)
     keep = np.repeat(batch["mask"] < 0.5, 3, axis=-1)
     assert 0.2 < keep.mean() < 0.995  # the batch has holes and kept pixels
-    rep = convert.representative_inputs(cfg, 100)
+    rep = representative_inputs(cfg, 100)
     outside = {}
     for name, c, g in (("plain", cfg, gen), ("keep_known", cfg_kk, gen_kk)):
         qcfg = QuantizationConfig.for_int8().with_selection(family.int8_keep_float(c))
-        res = convert.convert_model(g, c, qcfg, str(tmp_path / name), representative=rep,
-                                    check_batch=batch)
+        res = convert_model(g, c, qcfg, str(tmp_path / name), representative=rep,
+                            check_batch=batch)
         got = LiteRunner(res.path).run_named(batch)
         outside[name] = np.abs(got - batch["occluded"])[keep].max()
         inside = np.abs(got - g.predict([batch["occluded"], batch["mask"]], verbose=0))[~keep]

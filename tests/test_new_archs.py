@@ -205,8 +205,8 @@ def test_imputed_conv_replaces_uncertain_features_by_their_neighbourhood_mean():
 
 
 def test_imputed_unmask_is_smaller_than_gated_and_converts_to_int8(tmp_path):
-    from tflite import convert
-    from tflite.quantize import QuantizationConfig
+    from tfface.export.convert import convert_model, fidelity_batch, representative_inputs
+    from tfface.export.quantize import QuantizationConfig
 
     sizes = {}
     one = {"boxes": 1.0}  # calibration data: one occlusion is enough (and traces in 0.3 s)
@@ -227,9 +227,9 @@ def test_imputed_unmask_is_smaller_than_gated_and_converts_to_int8(tmp_path):
     mask_layers = get_arch("unmask").int8_keep_float(cfg)
     assert mask_layers == ["mask_hard", "known_pixels", "certainty", "coarse_in", "refine_base",
                            "refine_in", "restored"]
-    res = convert.convert_model(gen, cfg, QuantizationConfig.for_int8().with_selection(
-        mask_layers), str(tmp_path), representative=convert.representative_inputs(cfg, 100),
-        check_batch=convert.fidelity_batch(cfg, 4))
+    res = convert_model(gen, cfg, QuantizationConfig.for_int8().with_selection(
+        mask_layers), str(tmp_path), representative=representative_inputs(cfg, 100),
+        check_batch=fidelity_batch(cfg, 4))
     ops = res.card["ops"]
     assert set(ops["float_ops"]) == {"CAST", "SUB", "MUL", "ADD", "CONCATENATION"}
     # 11: the composite's last ADD (it writes the output, so it is named after the

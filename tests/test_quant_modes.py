@@ -13,9 +13,14 @@ import tfface  # noqa: F401
 import tensorflow as tf
 
 from tfface import keras
-from tflite import convert, qat, selective
-from tflite.metadata import op_inventory, read_card
-from tflite.quantize import QuantizationConfig
+from tfface.cards import read_card
+from tfface.export import qat, selective
+from tfface.export.convert import (
+    ConversionError, convert_model, fidelity_batch, representative_inputs,
+)
+from tfface.export.metadata import op_inventory
+from tfface.export.quantize import QuantizationConfig, converter_for, representative_from
+from tflite import convert
 
 
 @pytest.fixture(scope="module")
@@ -23,16 +28,16 @@ def vnet_run(trained_tiny_run):
     from tfface.train.runner import load_generator
 
     cfg, model = load_generator(trained_tiny_run)
-    rep, targets = convert.representative_inputs(cfg, 100, with_targets=True)
-    return cfg, model, rep, targets, convert.fidelity_batch(cfg)
+    rep, targets = representative_inputs(cfg, 100, with_targets=True)
+    return cfg, model, rep, targets, fidelity_batch(cfg)
 
 
 def test_qat_int8_file_is_not_worse_than_post_training_int8(vnet_run, tmp_path):
     cfg, model, rep, _, batch = vnet_run
-    ptq = convert.convert_model(model, cfg, QuantizationConfig.for_int8(), str(tmp_path),
-                                representative=rep, check_batch=batch)
-    q = convert.convert_model(model, cfg, QuantizationConfig.for_qat(20), str(tmp_path),
-                              representative=rep, check_batch=batch)
+    ptq = convert_model(model, cfg, QuantizationConfig.for_int8(), str(tmp_path),
+                        representative=rep, check_batch=batch)
+    q = convert_model(model, cfg, QuantizationConfig.for_qat(20), str(tmp_path),
+                      representative=rep, check_batch=batch)
     assert os.path.basename(q.path) == "model_qat.tflite"
     ops = q.card["ops"]
     assert ops["float_ops"] == [] and ops["integer_ops"] == ops["compute_ops"] > 10
@@ -69,8 +74,8 @@ def test_qat_configs_cover_prelu_pixelshuffle_and_transposed_convs(tmp_path):
     from tfface.data.pipeline import make_dataset
 
     rep = [[b["lr"].numpy()] for b in make_dataset(cfg, "train", batch_size=1).take(10)]
-    conv = convert.converter_for(q, QuantizationConfig.for_int8(),
-                                 convert.representative_from(rep))
+    conv = converter_for(q, QuantizationConfig.for_int8(),
+                         representative_from(rep))
     inv = op_inventory(conv.convert())
     assert inv["counts"]["PRELU"] == 5 and inv["float_ops"] == []
 
@@ -105,13 +110,13 @@ def test_unquantizable_layers_are_named_with_the_option_to_use(tmp_path, tiny_cf
     with pytest.raises(qat.UnsupportedLayerError, match=r"layer 'wave' \(Wave\).*"
                        r"--int8 --keep-float wave"):
         qat.annotate(model)
-    rep = convert.representative_inputs(tiny_cfg, 100)
-    batch = convert.fidelity_batch(tiny_cfg, 4)
-    with pytest.raises(convert.ConversionError,
+    rep = representative_inputs(tiny_cfg, 100)
+    batch = fidelity_batch(tiny_cfg, 4)
+    with pytest.raises(ConversionError,
                        match=r"ROUND \(layer wave\).*--keep-float wave"):
-        convert.convert_model(model, tiny_cfg, QuantizationConfig.for_int8(), str(tmp_path),
-                              representative=rep, check_batch=batch)
-    mixed = convert.convert_model(
+        convert_model(model, tiny_cfg, QuantizationConfig.for_int8(), str(tmp_path),
+                      representative=rep, check_batch=batch)
+    mixed = convert_model(
         model, tiny_cfg, QuantizationConfig.for_int8().with_selection(["wave"]),
         str(tmp_path), representative=rep, check_batch=batch)
     assert mixed.card["ops"]["float_ops"] == ["ROUND"]
@@ -123,8 +128,8 @@ def test_unquantizable_layers_are_named_with_the_option_to_use(tmp_path, tiny_cf
 def test_keep_float_leaves_the_named_layers_float(vnet_run, tmp_path):
     cfg, model, rep, _, batch = vnet_run
     qcfg = QuantizationConfig.for_int8(io="int8").with_selection(["vnet_down_0_0", "restored"])
-    res = convert.convert_model(model, cfg, qcfg, str(tmp_path), representative=rep,
-                                check_batch=batch)
+    res = convert_model(model, cfg, qcfg, str(tmp_path), representative=rep,
+                        check_batch=batch)
     assert os.path.basename(res.path) == "model_int8_ioint8_mixed.tflite"
     ops = res.card["ops"]
     # The two named layers' convolutions (restored: the output conv + clip head) are
@@ -139,8 +144,8 @@ def test_keep_float_leaves_the_named_layers_float(vnet_run, tmp_path):
 
 def test_auto_mixed_keeps_the_fewest_worst_layers_float(vnet_run):
     cfg, model, rep, _, _ = vnet_run
-    data = convert.representative_from(rep[:20])
-    conv = convert.converter_for(model, QuantizationConfig.for_int8(), data)
+    data = representative_from(rep[:20])
+    conv = converter_for(model, QuantizationConfig.for_int8(), data)
 
     # A stand-in quality: 0.1 dB lost per int8 compute op. With 1 dB allowed the
     # search must keep exactly all but 10 ops float, no more.
@@ -149,7 +154,7 @@ def test_auto_mixed_keeps_the_fewest_worst_layers_float(vnet_run):
 
     res = selective.auto_mixed(model, conv, data, 1.0, quality, 30.0)
     # Unknown --keep-float names are rejected with the list of valid ones.
-    _, mapping = selective.calibrated_layers(model, convert.converter_for(
+    _, mapping = selective.calibrated_layers(model, converter_for(
         model, QuantizationConfig.for_int8(), data), data)
     with pytest.raises(selective.SelectiveQuantizationError,
                        match=r"no layer named 'vnet_dwn' .*Valid names: vnet_input_conv_0,"

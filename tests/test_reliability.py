@@ -628,7 +628,7 @@ def test_empty_representative_dataset_is_a_clear_error_and_writes_nothing(small_
 def float_tflite(tmp_path_factory):
     """A small float .tflite that takes 32 px ``occluded`` images (one conv layer)."""
     from tfface import keras
-    from tflite.quantize import QuantizationConfig, converter_for
+    from tfface.export.quantize import QuantizationConfig, converter_for
 
     x = keras.Input((32, 32, 3), name="occluded")
     model = keras.Model(x, keras.layers.Conv2D(3, 3, padding="same", name="restored")(x))
@@ -640,7 +640,7 @@ def float_tflite(tmp_path_factory):
 def test_a_file_that_is_not_a_tflite_model_is_refused(tmp_path, float_tflite, small_run, capsys):
     """validate, LiteRunner and restore refuse it with one clear line, exit code 2."""
     from tflite import validate
-    from tflite.harness import LiteRunner
+    from tfface.lite import LiteRunner
 
     fake = tmp_path / "model.tflite"
     fake.write_bytes(b"PK\x03\x04 this is a zip, not a model" * 10)
@@ -671,7 +671,7 @@ def test_a_tflite_whose_input_does_not_match_the_images_is_refused(tmp_path, flo
                                                                    capsys):
     from tfface.models import get_arch
     from tflite import validate
-    from tflite.harness import LiteRunner
+    from tfface.lite import LiteRunner
 
     runner = LiteRunner(float_tflite)
     with pytest.raises(ValueError, match=r"'occluded' of this .tflite file takes images of "

@@ -276,7 +276,7 @@ def test_an_embedding_tflite_must_be_an_embedding_model_with_a_valid_card(tmp_pa
 
 
 def _with_card(content: bytes, card: dict, path, sidecar: bool = True) -> str:
-    from tflite.metadata import embed_card
+    from tfface.cards import embed_card
 
     path = str(path)
     with open(path, "wb") as f:
@@ -352,9 +352,8 @@ def test_a_card_that_lies_is_a_clear_error(card, expected, sr_x4_bytes, tmp_path
 
 def test_a_conversion_killed_between_model_and_card_never_pairs_them_wrong(conv_tflite,
                                                                            tmp_path, caplog):
-    from tflite.convert import write_model_and_card
-    from tflite.metadata import embed_card
-    from tflite.validate import load_card
+    from tfface.export.convert import write_model_and_card
+    from tfface.cards import embed_card, load_card
 
     base = open(conv_tflite, "rb").read()
     path, card_path = str(tmp_path / "model_float.tflite"), str(tmp_path / "model_float.json")
@@ -491,7 +490,7 @@ def test_a_fifo_in_a_mask_folder_is_refused_without_blocking(tmp_path):
 
 
 def test_a_samples_manifest_may_only_name_files_in_its_folder(tmp_path):
-    from tflite.validate import check_samples
+    from tfface.export.validate import check_samples
 
     for name in ("/etc/passwd", "../outside.tflite"):
         (tmp_path / "m_samples.json").write_text(json.dumps({"model": name, "card": "m.json",

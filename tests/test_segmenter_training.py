@@ -92,8 +92,8 @@ def test_segmenter_batches_are_faces_with_binary_masks_drawn_at_twice_the_size(f
 
 def test_train_resume_and_export_int8_with_its_fp16_twin(face_folder, tmp_path):
     from pipelines import export_segmenter
-    from tflite.convert import card_problems
-    from tflite.harness import LiteRunner
+    from tfface.cards import card_problems
+    from tfface.lite import LiteRunner
 
     run = str(tmp_path / "seg")
     cfg = SegmenterConfig(data_dir=face_folder, image_size=32, filters=[8, 16], batch_size=4,

@@ -7,12 +7,13 @@ import os
 import shutil
 
 
+from tfface.export.validate import gate_failures, validate_file
 from tflite import validate
 
 
 def test_report_measures_fidelity_quality_latency_and_inventory(tiny_int8_file, trained_tiny_run):
-    rep = validate.validate_file(tiny_int8_file, run_dir=trained_tiny_run, images=8,
-                                 latency_runs=3, threads=(1, 2))
+    rep = validate_file(tiny_int8_file, run_dir=trained_tiny_run, images=8,
+                        latency_runs=3, threads=(1, 2))
     assert rep["fidelity"]["psnr_db"] >= 36.0  # the documented int8 floor (tests/test_convert.py)
     assert rep["fidelity"]["images"] == 8
     q = rep["quality"]
@@ -50,10 +51,10 @@ def test_gates_pass_and_fail(tiny_int8_file, trained_tiny_run, tmp_path, capsys)
     assert "fidelity" in capsys.readouterr().err
     # The other gates on the same report (the exit code path is the one above).
     rep = report[0]
-    assert validate.gate_failures(rep, None, None, 1e-6)[0].startswith("latency p50")
-    assert validate.gate_failures(rep, None, 99.0, None)[0].startswith("PSNR")
-    assert validate.gate_failures(rep, measured - 1, 5.0, 1e4) == []
-    assert validate.gate_failures({**rep, "latency": []}, None, None, 1e4) == [
+    assert gate_failures(rep, None, None, 1e-6)[0].startswith("latency p50")
+    assert gate_failures(rep, None, 99.0, None)[0].startswith("PSNR")
+    assert gate_failures(rep, measured - 1, 5.0, 1e4) == []
+    assert gate_failures({**rep, "latency": []}, None, None, 1e4) == [
         "latency not measured"]
 
 
@@ -71,10 +72,10 @@ def test_a_broken_file_fails_the_fidelity_gate(tiny_int8_file, trained_tiny_run,
     fbu.randomize_weights(model, random_seed=3, buffers_to_skip=sorted(keep))
     fbu.write_model(model, broken)
     shutil.copy(os.path.splitext(tiny_int8_file)[0] + ".json", tmp_path / "model_int8.json")
-    rep = validate.validate_file(broken, run_dir=os.path.dirname(tiny_int8_file), images=8,
-                                 latency_runs=2, threads=(2,))
+    rep = validate_file(broken, run_dir=os.path.dirname(tiny_int8_file), images=8,
+                        latency_runs=2, threads=(2,))
     assert rep["fidelity"]["psnr_db"] < 20
-    assert validate.gate_failures(rep, 30.0, None, None)
+    assert gate_failures(rep, 30.0, None, None)
 
 
 def test_missing_or_unloadable_file_is_a_clear_error(tmp_path, capsys):
@@ -104,7 +105,8 @@ def test_runner_resizes_files_with_open_dimensions_and_rejects_wrong_shapes():
     import pytest
     import tensorflow as tf
 
-    from tflite.harness import LiteRunner, ShapeMismatchError, measure_latency
+    from tfface.export.harness import measure_latency
+    from tfface.lite import LiteRunner, ShapeMismatchError
 
     model = _fully_convolutional()
     dynamic = tf.lite.TFLiteConverter.from_keras_model(model).convert()
@@ -160,8 +162,8 @@ def test_sr_quality_in_rgb_and_y_per_degradation_next_to_bicubic(tiny_sr_float_f
     from tfface.config import Config
     from tfface.evaluation import sr_eval_batches
 
-    rep = validate.validate_file(tiny_sr_float_file, run_dir=trained_tiny_sr_run, images=4,
-                                 latency_runs=2, threads=(2,), degradations=["none", "classic"])
+    rep = validate_file(tiny_sr_float_file, run_dir=trained_tiny_sr_run, images=4,
+                        latency_runs=2, threads=(2,), degradations=["none", "classic"])
     assert rep["task"] == "sr" and rep["scale"] == 4
     assert rep["fidelity"]["psnr_db"] >= 40.0  # float file: the same computation as Keras
     q = rep["quality"]
@@ -212,8 +214,9 @@ def test_leaky_form_prelu_keeps_the_function_and_runs_all_of_srgan_int8_in_xnnpa
     from tfface.config import resolve
     from tfface.models import get_arch
     from tfface.models.layers import LeakyFormPReLU, xnnpack_int8_form
-    from tflite.harness import LiteRunner, delegate_partitions, op_profile
-    from tflite.quantize import QuantizationConfig, converter_for, representative_from
+    from tfface.export.harness import delegate_partitions, op_profile
+    from tfface.lite import LiteRunner
+    from tfface.export.quantize import QuantizationConfig, converter_for, representative_from
 
     cfg = resolve("srgan", "tiny", {"data": {"image_size": 16}})  # 4 -> 16 px
     keras.utils.set_random_seed(0)

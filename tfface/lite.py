@@ -4,7 +4,7 @@
 own quantization parameters, so callers always compare float images in the model
 card's range, whatever the file's I/O types are. Restoring (:mod:`tfface.inference`),
 evaluation, the converter's fidelity check and the validator all run files through
-it; timing and per-op profiles are in ``tflite.harness``.
+it; timing and per-op profiles are in ``tfface.export.harness``.
 """
 
 from __future__ import annotations

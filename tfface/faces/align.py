@@ -21,13 +21,15 @@ faces the models learned from.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 
 import cv2
 import numpy as np
 
-_TEMPLATE_FILE = os.path.join(os.path.dirname(__file__), "template.json")
+# Package data, read the same way from a checkout and from an installed wheel.
+_TEMPLATE_FILE = os.fspath(importlib.resources.files("tfface.faces").joinpath("template.json"))
 
 
 def _load_template() -> np.ndarray:

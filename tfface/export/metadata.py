@@ -3,8 +3,7 @@
 :func:`op_inventory` lists the file's operators and which of them compute in int8,
 so a "full-integer" file with a float fallback is caught. The model card embedded
 in the file (a named metadata entry, ``tfface_model_card``) is read and written by
-:mod:`tfface.cards`; :func:`read_card`, :func:`embed_card` and :func:`strip_card`
-are re-exported here.
+:mod:`tfface.cards`.
 """
 
 from __future__ import annotations
@@ -17,9 +16,7 @@ import tfface  # noqa: F401
 from tensorflow.lite.python import schema_py_generated as schema_fb
 from tensorflow.lite.tools import flatbuffer_utils as fbu
 
-from tfface.cards import (  # noqa: F401 - re-exported: the card storage lived here before
-    CARD_KEY, embed_card, metadata_entries, read_card, read_flatbuffer, strip_card,
-)
+from tfface.cards import metadata_entries, read_flatbuffer
 
 # Ops that only move data between int and float at the graph's edges.
 _CONVERSION_OPS = {"QUANTIZE", "DEQUANTIZE"}

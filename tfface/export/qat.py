@@ -234,7 +234,7 @@ def annotate(model: keras.Model) -> keras.Model:
         raise UnsupportedLayerError(
             f"layer '{layer.name}' ({layer.__class__.__name__}) has no quantization-aware "
             f"training config; convert it with --int8 --keep-float {layer.name} instead of "
-            "--qat, or add a QuantizeConfig for it to tflite/qat.py CUSTOM_CONFIGS")
+            "--qat, or add a QuantizeConfig for it to tfface/export/qat.py CUSTOM_CONFIGS")
 
     annotated = keras.models.clone_model(model, clone_function=clone)
     annotated.set_weights(model.get_weights())

@@ -3,7 +3,7 @@
 Latency over thread counts with and without XNNPACK, the process's peak memory, how
 many partitions XNNPACK splits a graph into, and a per-op profile. The float-in,
 float-out runner itself (:class:`LiteRunner`, quantize/dequantize, the interpreters
-these timings use) lives in the library, :mod:`tfface.lite`, and is re-exported here.
+these timings use) is :mod:`tfface.lite`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tfface.lite import (  # noqa: F401 - re-exported: the runner lived here before
-    Interpreter, LiteRunner, ShapeMismatchError, check_tflite_header, dequantize, fill_inputs,
-    interpreter_for, is_dynamic, quantize,
-)
+from tfface.lite import fill_inputs, interpreter_for, is_dynamic
 
 
 def invoke_times(interpreter, warmup: int, runs: int) -> list[float]:
