@@ -43,7 +43,7 @@ def sizes(archs, calibration: int) -> None:
     print(f"{'arch/preset':<16}{'params':>12}{'mode':>9}{'MB':>9}{'% float':>9}  goal   s")
     for arch in archs:
         family = get_arch(arch)
-        cfg = resolve(arch, family.DEFAULT_PRESET)
+        cfg = resolve(arch, family.default_preset)
         model = family.build_generator(cfg)
         keys = generator_inputs(cfg)
         rep = [[b[k].numpy() for k in keys]

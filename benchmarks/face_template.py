@@ -2,7 +2,7 @@
 
 tfface's folder source makes every training crop the same way: the centred square of
 the photo (side = the shorter side), resized to ``data.image_size``
-(:func:`tfface.data.sources._resize_square_np`). A face restored from a real photo
+(:func:`tfface.data.sources.base._resize_square_np`). A face restored from a real photo
 must be aligned to that same framing, so the template is measured on the training
 photos: the detector runs on each photo, its landmarks are moved into the centred
 square and divided by its side, and the template is the mean over the photos with

@@ -56,7 +56,7 @@ def compare(args: argparse.Namespace) -> int:
 
     from tfface.data.sources import FolderSource
     from tfface.evaluation import eval_batches
-    from tfface.train.runner import load_run_config
+    from tfface.rundir import load_run_config
 
     cfg, gen = load_run_config(args.run)
     if cfg.data.task == "sr":

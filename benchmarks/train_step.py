@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     for arch in args.archs:
         family = get_arch(arch)
         for preset in args.presets:
-            preset = family.DEFAULT_PRESET if preset == "default" else preset
+            preset = family.default_preset if preset == "default" else preset
             tiny = preset == "tiny"
             steps = args.steps if tiny else args.default_steps
             cap = 10_000 if tiny else args.max_batch

@@ -80,7 +80,7 @@ def test_card_check_catches_a_mask_described_as_rgb_and_machine_paths(tmp_path):
 
 
 def test_export_android_round_trip_and_a_stale_output_is_caught(trained_tiny_run, tmp_path):
-    from tfface.train.runner import load_generator
+    from tfface.rundir import load_generator
     from tfface.export.quantize import QuantizationConfig
 
     cfg, model = load_generator(trained_tiny_run)

@@ -182,3 +182,32 @@ def test_the_converter_and_validator_are_library_modules():
     assert _modules("tflite") == ["tflite/__init__.py", "tflite/convert.py", "tflite/validate.py"]
     assert {"convert_model", "convert_run", "refresh_card"} <= _defines("tfface/export/convert.py")
     assert {"validate_file", "check_samples"} <= _defines("tfface/export/validate.py")
+
+
+def _reexports(path: str, root: str = ROOT) -> list[str]:
+    """Names a module imports only to hand on (a ``noqa: F401`` on the import), with the
+    line: the compatibility re-exports a move used to leave behind."""
+    with open(os.path.join(root, path), encoding="utf-8") as f:
+        source = f.read()
+    lines = source.splitlines()
+    out = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ImportFrom) and "noqa: F401" in lines[node.lineno - 1]:
+            out += [f"line {node.lineno}: {a.name}" for a in node.names]
+    return out
+
+
+@pytest.mark.parametrize("path", _modules("tfface", "pipelines", "tflite"))
+def test_no_compatibility_re_exports(path):
+    """A name lives in one module and is imported from there: only a package's
+    ``__init__`` hands on names (its public ones), no module keeps names that moved away."""
+    found = _reexports(path)
+    if path.endswith("__init__.py"):
+        found = [f for f in found if f.split(": ")[1].startswith("_")]
+    assert not found, f"{path} re-exports {', '.join(found)}: import them where they live"
+
+
+def test_the_re_export_check_can_fail(tmp_path):
+    (tmp_path / "m.py").write_text("from a import (  # noqa: F401 - moved\n    b, _c)\n"
+                                   "from d import e\n")
+    assert _reexports("m.py", str(tmp_path)) == ["line 1: b", "line 1: _c"]

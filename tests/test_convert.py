@@ -76,7 +76,7 @@ def test_int8_cli_writes_a_file_that_agrees_with_keras(trained_tiny_run, capsys)
 
 
 def test_fp16_and_int8_io_modes(trained_tiny_run, tmp_path):
-    from tfface.train.runner import load_generator
+    from tfface.rundir import load_generator
 
     cfg, model = load_generator(trained_tiny_run)
     batch = fidelity_batch(cfg, 4)
@@ -117,7 +117,7 @@ def test_convert_without_run_takes_the_most_recent_run_under_runs(trained_tiny_r
         open(os.path.join("runs/old", name), "w").close()
         os.utime(os.path.join("runs/old", name), (1e9, 1e9))
     shutil.copytree(trained_tiny_run, "runs/new")
-    from tfface.train.runner import latest_run
+    from tfface.rundir import latest_run
 
     assert latest_run() == os.path.join("runs", "new")
     assert convert.main(["--fp16"]) == 0

@@ -11,7 +11,7 @@ import tensorflow as tf
 from tfface import keras, losses
 from tfface.config import GAN_LOSSES, Config, ConfigError, resolve
 from tfface.models import ARCHS, get_arch
-from tfface.models.family import Family
+from tfface.models.family import INPUT, Family
 from tfface.train import gan_losses
 from tfface.train.runner import build_trainer, make_content_fn
 from tfface.train.unmask import UnmaskOptions
@@ -26,16 +26,13 @@ def test_every_family_is_a_complete_spec():
         cfg = resolve(name, family.tiny_preset)
         assert cfg.data.task == family.task
         assert family.params(cfg) == dict(family.default_params, **cfg.model.params)
-        # The module protocol the spec replaced still answers older callers.
-        assert (family.TASK, family.PRESETS, family.DEFAULT_PRESET) == (
-            family.task, family.presets, family.default_preset)
-    assert get_arch("pix2pix").CONDITIONAL_D and get_arch("unmask").CONDITIONAL_D
-    assert get_arch("wgan_gl").DISC_CONDITION == "mask" and not get_arch("vnet").CONDITIONAL_D
-    assert get_arch("pix2pix").unet_depth(64) == 6  # module helpers through the spec
+    assert get_arch("pix2pix").disc_condition == INPUT == get_arch("unmask").disc_condition
+    assert get_arch("wgan_gl").disc_condition == "mask"
+    assert get_arch("vnet").disc_keys(("occluded", "mask"), resolve("vnet", "tiny")) == ()
     assert get_arch("srgan").upscale(resolve("srgan", "tiny")) == 4
     assert get_arch("vnet").upscale(resolve("vnet", "tiny")) == 1
-    with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        get_arch("vnet").nope
+    with pytest.raises(AttributeError):  # a spec, not a window onto its module
+        get_arch("pix2pix").unet_depth
 
 
 def test_the_table_is_what_the_config_accepts_and_matches_the_loss_terms():

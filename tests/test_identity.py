@@ -184,7 +184,7 @@ def _face_folder(root, people=6, photos=2, size=64):
 @pytest.fixture
 def untrained_run(tmp_path):
     """A run directory of the tiny V-Net with its initial weights (nothing trained)."""
-    from tfface.train.runner import load_run_config
+    from tfface.rundir import load_run_config
     from conftest import tiny_config
 
     run = tmp_path / "run"

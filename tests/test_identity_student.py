@@ -192,7 +192,7 @@ def test_describe_and_check_commands(tmp_path, monkeypatch, capsys):
 
     from pipelines import identity_student as cli
     from tfface import identity as ident
-    from tfface.train.runner import load_run_config
+    from tfface.rundir import load_run_config
 
     class Colour(_MeanColour, ident.Embedder):
         name = "colour"

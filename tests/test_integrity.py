@@ -434,7 +434,7 @@ def test_nan_state_is_never_a_good_checkpoint_and_resume_uses_the_lower_learning
     # The poisoned state of step 4 was not saved: step 2 is the newest checkpoint, and
     # every file of the run holds finite values.
     assert tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")).endswith("-2")
-    from tfface.train.runner import load_generator
+    from tfface.rundir import load_generator
 
     for which in ("best", "last"):
         _, gen = load_generator(run_dir, which)

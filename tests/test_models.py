@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tfface.config import ConfigError, resolve
 from tfface.models import ARCHS, get_arch
+from tfface.models.family import INPUT
 
 
 def test_get_arch_lists_valid_names():
@@ -34,33 +35,34 @@ def _tiny_inputs(cfg, n=2):
     return tf.random.stateless_uniform((n, s, s, 3), seed=(1, 2), minval=-1, maxval=1)
 
 
-def _judge(family, disc, image, x):
-    if getattr(family, "DISC_CONDITION", None) == "mask":  # critics that read the hole
+def _judge(family, cfg, disc, image, x):
+    cond = family.disc_condition(cfg) if callable(family.disc_condition) else family.disc_condition
+    if cond == "mask":  # critics that read the hole
         s = image.shape[1]
         mask = np.zeros((image.shape[0], s, s, 1), np.float32)
         mask[:, s // 4 : s // 2, s // 3 : s // 2] = 1.0
         return disc([image, tf.constant(mask)], training=True)
-    return disc([image, x] if getattr(family, "CONDITIONAL_D", False) else image, training=True)
+    return disc([image, x] if cond == INPUT else image, training=True)
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_tiny_variant_builds_and_every_weight_gets_a_gradient(arch):
     family = get_arch(arch)
     cfg = resolve(arch, "tiny")
-    assert cfg.data.task == family.TASK
+    assert cfg.data.task == family.task
     gen = family.build_generator(cfg)
     disc = family.build_discriminator(cfg)
     s = cfg.data.image_size
     x = _tiny_inputs(cfg)
     with tf.GradientTape(persistent=True) as tape:
         y = gen(x, training=True)
-        logits = _judge(family, disc, y, x)
+        logits = _judge(family, cfg, disc, y, x)
         g_obj = tf.reduce_mean(tf.square(y)) + tf.reduce_mean(logits)
     assert y.shape == (2, s, s, 3)
     assert np.all(np.isfinite(y.numpy()))
     assert float(tf.reduce_max(tf.abs(y))) <= 1.0
     assert gen.output_names == ["restored"]
-    assert gen.inputs[0].name.startswith("lr" if family.TASK == "sr" else "occluded")
+    assert gen.inputs[0].name.startswith("lr" if family.task == "sr" else "occluded")
     for model in (gen, disc):
         grads = tape.gradient(g_obj, model.trainable_variables)
         missing = [v.name for v, g in zip(model.trainable_variables, grads) if g is None]

@@ -10,6 +10,9 @@ import tensorflow as tf
 
 from tfface.config import Config, DataConfig
 from tfface.data import occlusion as occ
+from tfface.data.occlusion.celeba_c import _fold as fold
+from tfface.data.occlusion.celeba_c import _folded_interval as folded_interval
+from tfface.data.occlusion.core import _split as split_seed
 from tfface.data.sources import CANONICAL_LANDMARKS
 
 LANDMARKS = np.array(
@@ -130,7 +133,7 @@ def _image(size=64, seed=0):
 def test_occlude_blends_fill_into_hole(name):
     img = _image()
     out = occ.occlude(img, LANDMARKS, _seed(5), {name: 1.0})
-    s_pick, s_mask, s_fill = occ._split(_seed(5), 3)
+    s_pick, s_mask, s_fill = split_seed(_seed(5), 3)
     mask = out["mask"].numpy()
     np.testing.assert_array_equal(mask, occ.OCCLUSIONS[name](s_mask, 64, LANDMARKS).numpy())
     occluded, clean = out["occluded"].numpy(), img.numpy().astype(np.float32)
@@ -190,9 +193,9 @@ def test_folded_interval_matches_sampled_fold():
     size = 50.0
     a = rng.uniform(-120, 170, 500).astype(np.float32)
     b = (a + rng.choice([-1, 1], 500) * rng.uniform(0, 20, 500)).astype(np.float32)
-    lo, hi = (t.numpy() for t in occ._folded_interval(tf.constant(a), tf.constant(b), size))
+    lo, hi = (t.numpy() for t in folded_interval(tf.constant(a), tf.constant(b), size))
     t = np.linspace(0, 1, 4001, dtype=np.float64)[None]
-    folded = occ._fold(tf.constant(a[:, None] + (b - a)[:, None] * t, tf.float32), size).numpy()
+    folded = fold(tf.constant(a[:, None] + (b - a)[:, None] * t, tf.float32), size).numpy()
     np.testing.assert_allclose(lo, folded.min(1), atol=1e-2)
     np.testing.assert_allclose(hi, folded.max(1), atol=1e-2)
     assert lo.min() >= 0 and hi.max() <= size
@@ -319,7 +322,7 @@ def test_face_occluders_cover_the_right_landmarks(name):
 def test_object_fill_draws_the_object(name):
     img = _image()
     out = occ.occlude(img, LANDMARKS, _seed(5), {name: 1.0})
-    _, s_mask, _ = occ._split(_seed(5), 3)
+    _, s_mask, _ = split_seed(_seed(5), 3)
     mask = out["mask"].numpy()[..., 0] == 1
     fill = occ.FILLS[name](s_mask, 64, tf.cast(img, tf.float32), LANDMARKS).numpy()
     occluded = out["occluded"].numpy()

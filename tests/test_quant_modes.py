@@ -25,7 +25,7 @@ from tflite import convert
 
 @pytest.fixture(scope="module")
 def vnet_run(trained_tiny_run):
-    from tfface.train.runner import load_generator
+    from tfface.rundir import load_generator
 
     cfg, model = load_generator(trained_tiny_run)
     rep, targets = representative_inputs(cfg, 100, with_targets=True)

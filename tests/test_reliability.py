@@ -26,6 +26,7 @@ import tensorflow as tf
 from tfface.config import ConfigError, resolve
 from tfface.data import sources
 from tfface.data.sources import FolderSource, SourceError, make_source
+from tfface.data.sources.scan import _decode_image_bytes
 from tfface.fileio import TMP_MARK, OutputDirError, atomic_path, atomic_write
 
 from bounded import run_bounded
@@ -163,7 +164,7 @@ def test_folder_counts_every_kind_of_bad_file_in_one_warning_and_a_log(tmp_path,
     assert len(els) == 8 and all(e["image"].shape == (64, 64, 3) for e in els)
     # The 8000x8000 JPEG is decoded by the JPEG decoder at 1/8 scale: no 192 MB buffer.
     assert scan.reduce == {"huge.jpg": 8}
-    small = sources._decode_image_bytes(files["huge.jpg"], True, 8)
+    small = _decode_image_bytes(files["huge.jpg"], True, 8)
     assert small.shape == (1000, 1000, 3) and abs(int(small.mean()) - 90) <= 2
 
 

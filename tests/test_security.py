@@ -158,8 +158,8 @@ def test_every_family_parameter_has_a_spec_and_refuses_wrong_values():
                   "ints": ["[8]", [8, "16"], [10**9, 8], list(range(30))]}
     for arch in ARCHS:
         family = get_arch(arch)
-        assert set(SPECS[arch]) == set(family._DEFAULT_PARAMS), arch  # no key unchecked
-        for preset in family.PRESETS:  # every shipped preset passes its own checks
+        assert set(SPECS[arch]) == set(family.default_params), arch  # no key unchecked
+        for preset in family.presets:  # every shipped preset passes its own checks
             resolve(arch, preset)
         for key, spec in SPECS[arch].items():
             for value in bad_values[spec.kind]:

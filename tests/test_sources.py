@@ -25,6 +25,7 @@ from tfface.data.sources import (
     make_source,
     render_synthetic_face,
 )
+from tfface.data.sources.base import _train_item_stream
 
 S = 64
 
@@ -265,13 +266,13 @@ def test_folder_train_start_equals_skip_and_reshuffles(many):
 
 def test_train_item_stream_is_cheap_to_resume():
     # a huge start only slices one permutation: no element-by-element skipping
-    ds = sources._train_item_stream(1000, 3, 10**9 + 17, True)
+    ds = _train_item_stream(1000, 3, 10**9 + 17, True)
     (i, item), = list(ds.take(1).as_numpy_iterator())
     full_epoch = tf.random.experimental.stateless_shuffle(
         tf.range(1000, dtype=tf.int64), seed=tf.constant([3, 10**6], tf.int64)).numpy()
     assert i == 10**9 + 17 and item == full_epoch[17]
     with pytest.raises(SourceError):
-        sources._train_item_stream(10, 3, -1, True)
+        _train_item_stream(10, 3, -1, True)
 
 
 # ----------------------------------------------------------------- synthetic

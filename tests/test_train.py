@@ -132,7 +132,7 @@ def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
     assert res.status == "nan" and res.step == 4
     # The checkpoint of step 2 is the newest; nothing poisoned was saved.
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("-2")
-    from tfface.train.runner import load_generator
+    from tfface.rundir import load_generator
 
     _, gen = load_generator(str(tmp_path))
     assert all(np.all(np.isfinite(w)) for w in gen.get_weights())
@@ -195,7 +195,7 @@ def _sr_finetune_config(init, **train):
 
 def test_init_weights_starts_the_generator_from_another_runs_weights(trained_tiny_sr_run,
                                                                      tmp_path):
-    from tfface.train.runner import load_generator
+    from tfface.rundir import load_generator
 
     _, source = load_generator(trained_tiny_sr_run)
     cfg = _sr_finetune_config(trained_tiny_sr_run, g_lr=1e-12)
@@ -238,7 +238,7 @@ def test_init_weights_of_another_model_or_with_nan_is_refused(trained_tiny_sr_ru
     vnet.train.init_weights = weights  # a bare file: refused when its layers do not fit
     with pytest.raises(ConfigError, match="does not hold weights of this run's vnet"):
         run(vnet, str(tmp_path / "b"), progress=False)
-    from tfface.train.runner import load_generator
+    from tfface.rundir import load_generator
 
     _, gen = load_generator(trained_tiny_sr_run)
     w = gen.get_weights()

@@ -28,6 +28,8 @@ LR_SCHEDULES = ("constant", "step", "linear", "cosine")
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 GAN_LOSSES = ("vanilla", "lsgan", "wgan-gp", "hinge")
 """Values of ``train.gan_loss`` (the table is :data:`tfface.train.gan_losses.GAN_LOSSES`)."""
+PIXEL_LOSSES = ("mse", "l1")
+"""Values of ``train.pixel_loss`` (the table is :data:`tfface.losses.PIXEL_LOSSES`)."""
 
 
 class ConfigError(ValueError):
@@ -504,7 +506,7 @@ def validate(cfg: Config) -> None:
     _need(t.lr_decay_rate > 0, "train.lr_decay_rate", "a number > 0", t.lr_decay_rate)
     _need(t.content_feature_scale > 0, "train.content_feature_scale", "a number > 0",
           t.content_feature_scale)
-    if t.pixel_loss not in ("mse", "l1"):
+    if t.pixel_loss not in PIXEL_LOSSES:
         raise ConfigError(f"train.pixel_loss must be 'mse' or 'l1', got '{t.pixel_loss}'")
     if t.adv_weight < 0 or t.pixel_weight < 0:
         raise ConfigError("train.adv_weight and train.pixel_weight must be >= 0, got "

@@ -373,7 +373,8 @@ def read_photo(path: str, max_pixels: int = RESTORE_MAX_PIXELS) -> np.ndarray:
             than ``max_pixels`` (its header is read first, so a file that claims absurd
             dimensions is never decoded); the message says which.
     """
-    from tfface.data.sources import SKIP_REASONS, _decode_image_bytes, probe_image
+    from tfface.data.sources import SKIP_REASONS, probe_image
+    from tfface.data.sources.scan import _decode_image_bytes
 
     probe = probe_image(path, 1, 1, max_pixels=max_pixels, reduce_jpeg=False)
     if probe.skip:

@@ -9,6 +9,8 @@ from typing import Callable
 
 import tensorflow as tf
 
+from tfface.registry import Registry
+
 
 def mse(target: tf.Tensor, pred: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.square(tf.cast(target, tf.float32) - tf.cast(pred, tf.float32)))
@@ -18,7 +20,8 @@ def l1(target: tf.Tensor, pred: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.abs(tf.cast(target, tf.float32) - tf.cast(pred, tf.float32)))
 
 
-PIXEL_LOSSES: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {"mse": mse, "l1": l1}
+PIXEL_LOSSES: Registry[Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = Registry(
+    "pixel loss", {"mse": mse, "l1": l1})
 
 
 def bce_logits(target: float | tf.Tensor, logits: tf.Tensor) -> tf.Tensor:

@@ -33,6 +33,7 @@ from tfface.data import degrade as deg
 from tfface.data import occlusion as occ
 from tfface.data import sources as src
 from tfface.data import sr_crop
+from tfface.data.sources.base import _tf_square_resize
 
 logger = logging.getLogger(__name__)
 
@@ -312,7 +313,7 @@ def _random_access(source, split: str):
         def load(index):
             data = tf.io.read_file(tf.gather(paths, item_of(index)))
             img = tf.io.decode_image(data, channels=3, expand_animations=False)
-            img, _, _ = src._tf_square_resize(img, size)
+            img, _, _ = _tf_square_resize(img, size)
             return {"image": img, "landmarks": landmarks, "index": index}, True
 
         return load

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 from tfface.models import pix2pix, srgan, unmask, vnet, wgan_gl
 from tfface.models.family import Family
+from tfface.registry import Registry
 
-ARCHS: dict[str, Family] = {
+ARCHS: Registry[Family] = Registry("architecture", {
     f.name: f for f in (vnet.FAMILY, pix2pix.FAMILY, srgan.FAMILY, wgan_gl.FAMILY, unmask.FAMILY)
-}
+}, sort=True)
 
 
 def get_arch(name: str) -> Family:
     """Return the family registered as ``name``; the error lists valid names."""
-    try:
-        return ARCHS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown architecture '{name}'; valid names: {', '.join(sorted(ARCHS))}"
-        ) from None
+    return ARCHS.lookup(name)

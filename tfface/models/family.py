@@ -10,8 +10,7 @@ attributes with defaults.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from types import ModuleType
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from tfface.models.params import family_specs
@@ -86,8 +85,6 @@ class Family:
     pipeline makes)."""
     int8_keep_float: Callable[[Any], list[str]] = _no_layers
     """``cfg → layer names`` a full-int8 export keeps in float (default: none)."""
-    module: ModuleType | None = field(default=None, repr=False)
-    """The family's module (for attributes not in the spec, e.g. ``unet_depth``)."""
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -128,42 +125,3 @@ class Family:
     def upscale(self, cfg) -> int:
         """How much the generator enlarges its input: ``data.scale`` for SR, else 1."""
         return int(cfg.data.scale) if self.task == "sr" else 1
-
-    # -- the module protocol this spec replaced (read by older callers) ----------------
-    @property
-    def TASK(self) -> str:  # noqa: N802
-        return self.task
-
-    @property
-    def PRESETS(self) -> Mapping[str, dict[str, Any]]:  # noqa: N802
-        return self.presets
-
-    @property
-    def DEFAULT_PRESET(self) -> str:  # noqa: N802
-        return self.default_preset
-
-    @property
-    def _DEFAULT_PARAMS(self) -> Mapping[str, Any]:  # noqa: N802
-        return self.default_params
-
-    @property
-    def CONDITIONAL_D(self) -> bool:  # noqa: N802
-        return self.disc_condition == INPUT
-
-    @property
-    def DISC_CONDITION(self) -> str | None:  # noqa: N802
-        return self.disc_condition if self.disc_condition != INPUT else None
-
-    @property
-    def REGIME(self) -> str:  # noqa: N802
-        return self.regime
-
-    def __getattr__(self, name: str):
-        # Only reached for names that are not fields: the module's own helpers.
-        module = self.__dict__.get("module")
-        if module is not None and not name.startswith("__"):
-            try:
-                return getattr(module, name)
-            except AttributeError:
-                pass
-        raise AttributeError(f"family '{self.__dict__.get('name')}' has no attribute '{name}'")

@@ -20,7 +20,6 @@ no label smoothing.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from tfface import keras
@@ -153,5 +152,4 @@ FAMILY = Family(
     default_params=_DEFAULT_PARAMS, build_generator=build_generator,
     build_discriminator=build_discriminator, disc_condition=INPUT,
     downsampling_factor=downsampling_factor, int8_keep_float=inpaint_keep_float,
-    module=sys.modules[__name__],
 )

@@ -24,7 +24,6 @@ MSE (``train.pretrain_steps``).
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any
 
 from tfface import keras
@@ -198,5 +197,5 @@ FAMILY = Family(
     name="srgan", task="sr", presets=PRESETS, default_preset="paper",
     default_params=_DEFAULT_PARAMS, build_generator=build_generator,
     build_discriminator=build_discriminator, downsampling_factor=downsampling_factor,
-    supports_scale=supports_scale, module=sys.modules[__name__],
+    supports_scale=supports_scale,
 )

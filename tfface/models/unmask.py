@@ -29,7 +29,6 @@ file stays faithful; ``paper`` uses ELU (DeepFill v2) and ``tanh``.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import tensorflow as tf
@@ -348,5 +347,5 @@ FAMILY = Family(
     name="unmask", task="inpaint", presets=PRESETS, default_preset="paper",
     default_params=_DEFAULT_PARAMS, build_generator=build_generator,
     build_discriminator=build_discriminator, disc_condition=INPUT, regime="unmask",
-    int8_keep_float=int8_keep_float, module=sys.modules[__name__],
+    int8_keep_float=int8_keep_float,
 )

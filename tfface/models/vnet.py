@@ -21,7 +21,6 @@ tensors carry meaningful names.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import keras_unet_collection.layer_utils as _kuc_layers
@@ -193,5 +192,5 @@ FAMILY = Family(
     default_params=_DEFAULT_PARAMS, build_generator=build_generator,
     build_discriminator=build_discriminator, disc_condition=disc_condition,
     downsampling_factor=downsampling_factor,
-    int8_keep_float=inpaint_keep_float, module=sys.modules[__name__],
+    int8_keep_float=inpaint_keep_float,
 )

@@ -27,7 +27,6 @@ see :class:`tfface.train.wgan.WGANTrainer`.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import tensorflow as tf
@@ -230,5 +229,5 @@ FAMILY = Family(
     name="wgan_gl", task="inpaint", presets=PRESETS, default_preset="paper",
     default_params=_DEFAULT_PARAMS, build_generator=build_generator,
     build_discriminator=build_discriminator, disc_condition="mask", regime="wgan_gp",
-    int8_keep_float=inpaint_keep_float, module=sys.modules[__name__],
+    int8_keep_float=inpaint_keep_float,
 )

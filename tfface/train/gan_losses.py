@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from tfface import losses
 from tfface.config import GAN_LOSSES as NAMES
+from tfface.registry import Registry
 
 Tensor = tf.Tensor
 
@@ -68,7 +69,7 @@ def _hinge_discriminator(real, fake, label_smoothing: float):
     return losses.hinge_discriminator_loss(real, fake)
 
 
-GAN_LOSSES: dict[str, GANLoss] = {
+GAN_LOSSES: Registry[GANLoss] = Registry("adversarial loss", {
     # Non-saturating BCE of logits (Goodfellow et al.; pix2pix, SRGAN, the V-Net GAN).
     "vanilla": GANLoss("vanilla", _bce_discriminator, losses.generator_adv_loss, tf.sigmoid),
     # Least squares (Mao et al.): scores regressed to 1 (real) and 0 (fake).
@@ -78,7 +79,7 @@ GAN_LOSSES: dict[str, GANLoss] = {
                        _raw, gradient_penalty=True),
     # Hinge (SN-PatchGAN of DeepFill v2; the unmask family).
     "hinge": GANLoss("hinge", _hinge_discriminator, losses.hinge_generator_loss, _raw),
-}
+}, listing="known")
 
 if tuple(GAN_LOSSES) != NAMES:  # the config validates names against tfface.config
     raise ImportError(f"tfface.config.GAN_LOSSES {NAMES} does not list the table "
@@ -89,11 +90,7 @@ def get_gan_loss(name: str | GANLoss) -> GANLoss:
     """The table entry ``name`` (an entry is returned as is)."""
     if isinstance(name, GANLoss):
         return name
-    try:
-        return GAN_LOSSES[name]
-    except KeyError:
-        raise ValueError(f"unknown adversarial loss '{name}'; known: "
-                         f"{', '.join(GAN_LOSSES)}") from None
+    return GAN_LOSSES.lookup(name)
 
 
 def heads(scores: Tensor) -> list[Tensor]:

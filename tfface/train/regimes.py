@@ -9,22 +9,19 @@ regime's own knobs are its ``Options`` dataclass, read from the config's flat
 
 from __future__ import annotations
 
+from tfface.registry import Registry
 from tfface.train.trainer import RegimeOptions, RestorationTrainer
 from tfface.train.unmask import UnmaskTrainer
 from tfface.train.wgan import WGANTrainer
 
-REGIMES: dict[str, type[RestorationTrainer]] = {
+REGIMES: Registry[type[RestorationTrainer]] = Registry("training regime", {
     "gan": RestorationTrainer,
     "wgan_gp": WGANTrainer,
     "unmask": UnmaskTrainer,
-}
+}, listing="known")
 
 
 def trainer_for(family, cfg) -> tuple[type[RestorationTrainer], RegimeOptions]:
     """The trainer class of ``family`` and its options read from ``cfg``."""
-    try:
-        cls = REGIMES[family.regime]
-    except KeyError:
-        raise ValueError(f"unknown training regime '{family.regime}'; known: "
-                         f"{', '.join(REGIMES)}") from None
+    cls = REGIMES.lookup(family.regime)
     return cls, cls.Options.from_config(cfg)

@@ -30,9 +30,8 @@ from tfface.config import Config, ConfigError, apply_overrides, validate
 from tfface.fileio import atomic_write, check_writable_dir
 from tfface.identity_student import make_identity_fn
 from tfface.models import get_arch
-from tfface.rundir import (  # noqa: F401 - re-exported: run-dir readers lived here before
-    CKPT_DIR, CONFIG_FILE, RESULT_FILES, RUNS_ROOT, generator_inputs, has_checkpoint,
-    latest_run, load_generator, load_init_weights, load_run_config, model_input_shapes,
+from tfface.rundir import (
+    CKPT_DIR, CONFIG_FILE, RESULT_FILES, generator_inputs, has_checkpoint, load_init_weights,
 )
 from tfface.runlock import DirLock
 from tfface.train import callbacks as cbs

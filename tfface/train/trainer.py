@@ -104,9 +104,8 @@ class RestorationTrainer(keras.Model):
         discriminator: judges images (``None``: purely supervised training).
         input_keys: element keys fed to the generator, in its input order.
         target_key: element key of the ground truth.
-        conditional: feed the discriminator (image, first generator input) pairs.
         disc_keys: element keys the discriminator reads next to the judged image
-            (``conditional`` is ``disc_keys=(input_keys[0],)``).
+            (a conditional GAN: ``(input_keys[0],)``).
         options: the regime's :class:`RegimeOptions` (default: ``Options()``).
         sr_scale: super-resolution factor (``None`` or 1: no upscaling); adds the SR
             validation metrics (Y-channel PSNR/SSIM with a ``sr_scale``-pixel border
@@ -132,7 +131,6 @@ class RestorationTrainer(keras.Model):
         *,
         input_keys: tuple[str, ...] = ("occluded",),
         target_key: str = "clean",
-        conditional: bool = False,
         disc_keys: tuple[str, ...] = (),
         sr_scale: int | None = None,
         ema_decay: float = 0.0,
@@ -148,7 +146,7 @@ class RestorationTrainer(keras.Model):
         self.discriminator = discriminator
         self.input_keys = tuple(input_keys)
         self.target_key = target_key
-        self.disc_keys = tuple(disc_keys) or ((self.input_keys[0],) if conditional else ())
+        self.disc_keys = tuple(disc_keys)
         self.options = options if options is not None else self.Options()
         self.sr_scale = int(sr_scale) if sr_scale and int(sr_scale) > 1 else None
         self.ema_decay = float(ema_decay)

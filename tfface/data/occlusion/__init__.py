@@ -63,21 +63,20 @@ a model never saw; keep them out of training mixtures.
 
 from __future__ import annotations
 
-# noqa: F401 throughout: this module re-exports the package's names.
+# noqa: F401 throughout: the package's public names (private helpers stay in their modules).
 # The generator modules are imported in registration order (ids 0-13), which is the
 # iteration order of OCCLUSIONS: keep it when adding one.
 from tfface.data.occlusion.core import (  # noqa: F401
     FACTORIES, FILL_KINDS, FILLS, HELD_OUT, OCCLUSION_IDS, OCCLUSIONS, Factory, FillFn, MaskFn,
-    Occluder,
-    _check_options, _fill_for, _randint, _seed, _split, register_occlusion, solid_fill,
+    Occluder, register_occlusion, solid_fill,
 )
 from tfface.data.occlusion.raster import (  # noqa: F401
     cap_area, capsule_spans, rect_spans, rects_to_mask, spans_to_mask,
 )
 from tfface.data.occlusion.celeba_c import (  # noqa: F401
     BOXES_MAX, BOXES_SIDE, CELEBA_C_LENGTH, CELEBA_C_NUM_LINES, CELEBA_C_REF_WIDTH,
-    CELEBA_C_SQUARE, CELEBA_C_WIDTH, NOISE_MEAN, NOISE_STD, _fold, _folded_interval, boxes,
-    celeba_c, celeba_c_walk, noise_fill, noise_values,
+    CELEBA_C_SQUARE, CELEBA_C_WIDTH, NOISE_MEAN, NOISE_STD, boxes, celeba_c, celeba_c_walk,
+    noise_fill, noise_values,
 )
 from tfface.data.occlusion.strokes import (  # noqa: F401
     STROKE_MAX_AREA, STROKE_PRESETS, STROKE_REF_SIZE, STROKE_SEGMENTS, free_form_mask,

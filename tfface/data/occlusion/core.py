@@ -11,6 +11,8 @@ from typing import Any, Callable, Mapping, NamedTuple
 import tfface  # noqa: F401  (sets the tf_keras switch before TensorFlow loads)
 import tensorflow as tf
 
+from tfface.registry import Registry
+
 MaskFn = Callable[[tf.Tensor, int, tf.Tensor], tf.Tensor]
 FillFn = Callable[[tf.Tensor, int, tf.Tensor, tf.Tensor], tf.Tensor]
 
@@ -31,7 +33,7 @@ class Occluder(NamedTuple):
 
 Factory = Callable[[Mapping[str, Any], Any], Occluder]
 
-OCCLUSIONS: dict[str, MaskFn] = {}
+OCCLUSIONS: Registry[MaskFn] = Registry("occlusion generator")
 """Generator name → mask function (see module docstring for the signature)."""
 OCCLUSION_IDS: dict[str, int] = {}
 """Generator name → stable int32 id (registration order, never reused)."""
@@ -73,7 +75,7 @@ def register_occlusion(
         new_id = id if id is not None else max(OCCLUSION_IDS.values(), default=-1) + 1
         if new_id in OCCLUSION_IDS.values():
             raise ValueError(f"occlusion id {new_id} is already used")
-        OCCLUSIONS[name] = fn
+        OCCLUSIONS.register(name, fn)
         OCCLUSION_IDS[name] = new_id
         if fill is not None:
             FILLS[name] = fill

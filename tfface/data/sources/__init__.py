@@ -31,13 +31,12 @@ from __future__ import annotations
 from tfface.config import DataConfig
 from tfface.data.sources.base import (  # noqa: F401  (the names importers use)
     CANONICAL_LANDMARKS, IMAGE_EXTENSIONS, LANDMARK_NAMES, SPLITS, FaceSource, SourceError,
-    _check_split, _keep_indices, _resize_square_np, _tf_square_resize, _train_item_stream,
     framing_landmarks,
 )
 from tfface.data.sources.folder import FolderSource  # noqa: F401
 from tfface.data.sources.scan import (  # noqa: F401
-    CONVERT_REASONS, MAX_DECODE_PIXELS, SKIP_REASONS, FolderScan, ImageProbe,
-    _decode_image_bytes, probe_image, scan_folder,
+    CONVERT_REASONS, MAX_DECODE_PIXELS, SKIP_REASONS, FolderScan, ImageProbe, probe_image,
+    scan_folder,
 )
 from tfface.data.sources.synthetic import SyntheticSource, render_synthetic_face  # noqa: F401
 from tfface.data.sources.tfds import TfdsSource  # noqa: F401
