@@ -72,7 +72,53 @@ first: ``-n 2 --dist loadfile`` hands each file to one worker in collection orde
 long file handed out last keeps one worker busy while the other waits."""
 
 
+LAYERS = {
+    "unit": ("test_architecture.py", "test_degrade.py", "test_faces.py", "test_occlusion.py",
+             "test_package.py", "test_photo_sr.py", "test_pipeline.py", "test_preview.py",
+             "test_real_occluders.py", "test_registry.py", "test_sources.py",
+             "test_training_curve.py"),
+    "models": ("test_android_assets.py", "test_convert.py", "test_dlib_resnet.py",
+               "test_gan_families.py", "test_gan_losses.py", "test_identity.py",
+               "test_identity_student.py", "test_models.py", "test_new_archs.py",
+               "test_quant_modes.py", "test_realism.py", "test_validate.py"),
+    "guarantees": ("test_integrity.py", "test_reliability.py", "test_security.py"),
+    "e2e": ("test_cli.py", "test_data_service.py", "test_evaluate.py", "test_family_runs.py",
+            "test_multiworker.py", "test_restore.py", "test_segmenter_training.py",
+            "test_train.py", "test_video.py", "test_web_demo.py", "test_wheel.py"),
+}
+"""The layer of each test file, a marker of the same name (registered in setup.cfg):
+``unit`` (one module's logic, no training), ``models`` (building, training steps and
+conversion of tiny models), ``guarantees`` (what docs/reliability.md and docs/security.md
+promise) and ``e2e`` (a command or a whole run end to end). A test that uses a trained
+session run below (:data:`TRAINED_RUNS`) or is listed in :data:`END_TO_END` is ``e2e``
+as well, so ``pytest -m "not e2e"`` is the fast loop (docs/testing.md). A file missing
+here is ``e2e`` until it is listed (``tests/test_architecture.py`` asks for it)."""
+
+TRAINED_RUNS = ("trained_tiny_run", "tiny_int8_file", "trained_tiny_sr_run",
+                "tiny_sr_float_file")
+
+END_TO_END = (
+    # Whole conversions of tiny models (each about 50-150 s under load).
+    "test_models.py::test_keep_known_file_returns_the_input_outside_the_hole_bit_for_bit",
+    "test_new_archs.py::test_imputed_unmask_is_smaller_than_gated_and_converts_to_int8",
+    "test_quant_modes.py::test_cli_keep_float_and_prune_report",
+    "test_convert.py::test_fp16_and_int8_io_modes",
+    "test_convert.py::test_a_model_with_the_mask_as_second_input_converts_and_runs_by_name",
+    "test_validate.py::test_leaky_form_prelu_keeps_the_function_and_runs_all_of_srgan_int8_in_xnnpack",
+)
+
+
+def layer_of(filename: str) -> str:
+    return next((layer for layer, files in LAYERS.items() if filename in files), "e2e")
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        item.add_marker(layer_of(item.path.name))
+        name = f"{item.path.name}::{item.originalname}"
+        if layer_of(item.path.name) != "e2e" and (
+                name in END_TO_END or set(TRAINED_RUNS) & set(item.fixturenames)):
+            item.add_marker("e2e")
     rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept
 

@@ -211,3 +211,15 @@ def test_the_re_export_check_can_fail(tmp_path):
     (tmp_path / "m.py").write_text("from a import (  # noqa: F401 - moved\n    b, _c)\n"
                                    "from d import e\n")
     assert _reexports("m.py", str(tmp_path)) == ["line 1: b", "line 1: _c"]
+
+
+def test_every_test_file_has_a_layer():
+    """tests/conftest.py marks each file unit, models, guarantees or e2e; a new file is
+    listed there, so `pytest -m "not e2e"` stays the fast loop (docs/testing.md)."""
+    from conftest import LAYERS
+
+    listed = [f for files in LAYERS.values() for f in files]
+    assert len(listed) == len(set(listed)), "a file is listed under two layers"
+    found = sorted(f for f in os.listdir(os.path.join(ROOT, "tests"))
+                   if f.startswith("test_") and f.endswith(".py"))
+    assert sorted(set(found) - set(listed)) == [], "add these to LAYERS in tests/conftest.py"
