@@ -20,6 +20,20 @@ centre. Settings:
   shows a human face). A face is found when a returned box contains its centre; a
   returned face whose box contains no face's centre is a **false face**. A detector
   with a second look (BlazeFace) also reports how many detections it dropped.
+  ``--scene-occluders realmask_unseen,hand_unseen`` draws those generators instead of the
+  face mask (the held-out ones: KN95 and cloth templates, hands and phones;
+  ``--facemask-dir``), ``--face-px 24,300`` sets the faces' range of widths, and the
+  ``recall >= 24 px`` column counts the faces at least 24 px wide;
+* ``empty``: ``--empty-scenes N`` backgrounds of the same kind with no face at all:
+  every face found there is a false face;
+* ``--restore MODEL`` (an inpainting model, with ``--segmenter``) also runs restore's
+  photo path (:class:`tfface.faces.FacePipeline`: this detector, the segmenter's hole,
+  the model) on the scenes and the empty photos and counts the pixels it changed
+  outside the placed faces (the soft ellipse of every pasted face): it must be 0;
+* ``--verify-options``: every first-look detection (no second look) on the scenes and
+  the empty photos, labelled face / not a face, scored by each check a restore could
+  apply (the second look's score, the landmark geometry, the segmenter's occluded
+  share of the aligned crop): how many non-faces each drops and how many faces it loses.
 
 Detectors are names for :func:`tfface.faces.detect.make_detector`, with options after
 colons: ``blazeface:verify=False:search_side=384``.
@@ -90,20 +104,58 @@ def _small(rgb, face_px, rng, placement=False):
     return canvas, x + sw / 2, y + sh / 2
 
 
+_OCCLUDERS: dict = {}
+"""Configured generators of --scene-occluders (built once by :func:`set_occluders`)."""
+
+
+def set_occluders(names=("facemask",), facemask_dir=None) -> None:
+    from tfface.config import DataConfig
+    from tfface.data import occlusion as occ
+
+    dcfg = DataConfig(image_size=256)
+    dcfg.facemask_dir = facemask_dir
+    import tensorflow as tf
+
+    from tfface.faces.align import TEMPLATE
+
+    _OCCLUDERS.clear()
+    gens = occ.make_occlusion_fns(dcfg, list(names))
+    lm = tf.constant(np.asarray(TEMPLATE, np.float32))
+    for name in names:  # one traced graph per generator: eager drawing is seconds a face
+        _OCCLUDERS[name] = tf.function(
+            lambda img, seed, name=name: occ.occlude(img, lm, seed, {name: 1.0}, gens)["occluded"],
+            input_signature=[tf.TensorSpec([256, 256, 3], tf.uint8), tf.TensorSpec([2], tf.int64)])
+
+
 def _masked(rgb, i):
     import tensorflow as tf
 
-    from tfface.data import occlusion as occ
-    from tfface.faces.align import TEMPLATE
-
+    if not _OCCLUDERS:
+        set_occluders()
     h, w = rgb.shape[:2]
     s = min(h, w)
     y0, x0 = (h - s) // 2, (w - s) // 2
     sq = rgb[y0:y0 + s, x0:x0 + s]
-    o = occ.occlude(tf.constant(sq), tf.constant(TEMPLATE), tf.constant([11, i], tf.int64),
-                    {"facemask": 1.0}, occ.default_occluders(["facemask"]))
+    names = sorted(_OCCLUDERS)
+    name = names[i % len(names)]
+    if names == ["facemask"]:  # the default: drawn at the photo's own size, as always
+        from tfface.data import occlusion as occ
+        from tfface.faces.align import TEMPLATE
+
+        o = occ.occlude(tf.constant(sq), tf.constant(TEMPLATE), tf.constant([11, i], tf.int64),
+                        {"facemask": 1.0}, occ.default_occluders(["facemask"]))
+        out = rgb.copy()
+        out[y0:y0 + s, x0:x0 + s] = np.clip(np.round(o["occluded"].numpy()), 0, 255)
+        return out
+    if s != 256:  # generators are configured at 256 px (templates prepared once)
+        sq = cv2.resize(sq, (256, 256), interpolation=cv2.INTER_AREA if s > 256
+                        else cv2.INTER_LINEAR)
+    o = _OCCLUDERS[name](tf.constant(np.ascontiguousarray(sq)), tf.constant([11, i], tf.int64))
+    px = np.clip(np.round(o.numpy()), 0, 255).astype(np.uint8)
+    if s != 256:
+        px = cv2.resize(px, (s, s), interpolation=cv2.INTER_AREA if s < 256 else cv2.INTER_LINEAR)
     out = rgb.copy()
-    out[y0:y0 + s, x0:x0 + s] = np.clip(np.round(o["occluded"].numpy()), 0, 255).astype(np.uint8)
+    out[y0:y0 + s, x0:x0 + s] = px
     return out
 
 
@@ -117,9 +169,12 @@ def _background(name):
     return np.ascontiguousarray(im[..., :3])
 
 
-def compose_scene(photos, rng, backgrounds, size=(768, 1024)):
+def compose_scene(photos, rng, backgrounds, size=(768, 1024), face_px=(30, 300),
+                  faces=(1, 4), region=False):
     """A photo of 1-4 faces-dev faces on a faceless background and their ``(cx, cy,
-    face px)`` (see the module docstring)."""
+    face px)`` (see the module docstring); with ``region``, also the bool mask of the
+    pixels the pasted faces cover (their soft ellipse above 0). ``faces=(0, 0)``: the
+    background alone."""
     h, w = size
     b = backgrounds[int(rng.integers(len(backgrounds)))]
     s = max(h / b.shape[0], w / b.shape[1]) * rng.uniform(1.0, 1.6)
@@ -129,13 +184,14 @@ def compose_scene(photos, rng, backgrounds, size=(768, 1024)):
     out = big[y:y + h, x:x + w].astype(np.float32)
     if rng.random() < 0.5:
         out = out[:, ::-1]
-    want, truth = int(rng.integers(1, 5)), []
+    want, truth = int(rng.integers(faces[0], faces[1] + 1)), []
+    cover = np.zeros((h, w), bool)
     for _ in range(100):
         if len(truth) == want:
             break
         i = int(rng.integers(len(photos)))
         p = photos[i] if rng.random() < 0.5 else _masked(photos[i], i)
-        face = float(np.exp(rng.uniform(np.log(30), np.log(300))))
+        face = float(np.exp(rng.uniform(np.log(face_px[0]), np.log(face_px[1]))))
         k, deg = face / (0.45 * p.shape[1]), rng.uniform(-20, 20)
         cx, cy = rng.uniform(0.1 * w, 0.9 * w), rng.uniform(0.1 * h, 0.9 * h)
         if any(np.hypot(cx - t[0], cy - t[1]) < 0.8 * (face + t[2]) for t in truth):
@@ -150,8 +206,10 @@ def compose_scene(photos, rng, backgrounds, size=(768, 1024)):
         warped = cv2.warpAffine(p, m, (w, h), flags=flags).astype(np.float32)
         aw = cv2.warpAffine(a, m, (w, h))[..., None]
         out = out * (1 - aw) + warped * aw
+        cover |= aw[..., 0] > 0
         truth.append((cx, cy, face))
-    return np.clip(np.round(out), 0, 255).astype(np.uint8), truth
+    img = np.clip(np.round(out), 0, 255).astype(np.uint8)
+    return (img, truth, cover) if region else (img, truth)
 
 
 def _judge(faces, truth):
@@ -164,6 +222,90 @@ def _judge(faces, truth):
         hit[inside] = True
         false += not inside
     return int(hit.sum()), false
+
+
+GEOMETRY = {"eyes / box width": (0.25, 0.65), "nose across (eye distances)": (-0.45, 0.45),
+            "nose down": (0.2, 1.0), "mouth down": (0.55, 1.6)}
+"""Ranges of a face's five points (in eye distances from the eyes' midpoint, along and
+across the eye line), wide enough for faces turned by 30 degrees."""
+
+
+def geometry(face) -> dict[str, float]:
+    """The :data:`GEOMETRY` measures of one :class:`~tfface.faces.detect.Face`."""
+    lm = face.landmarks.astype(np.float64)
+    mid = lm[:2].mean(0)
+    v = lm[1] - lm[0]
+    d = max(float(np.hypot(*v)), 1e-6)
+    u = v / d
+    down = np.array([-u[1], u[0]])
+    mouth = lm[3:].mean(0)
+    return {"eyes / box width": d / max(float(face.box[2] - face.box[0]), 1e-6),
+            "nose across (eye distances)": float((lm[2] - mid) @ u) / d,
+            "nose down": float((lm[2] - mid) @ down) / d,
+            "mouth down": float((mouth - mid) @ down) / d}
+
+
+def verify_options(photos, seg_path: str) -> None:
+    """Every first-look detection of ``photos`` ((img, truth, cover) triples) scored by
+    each check; prints how many non-faces each drops and how many faces it loses."""
+    from tfface.faces import align as al
+    from tfface.faces.detect import BlazeFaceDetector, Face, _weighted_nms, blazeface_five_points
+    from tfface.faces.segmenter import OccluderSegmenter
+
+    det = BlazeFaceDetector(verify=False)
+    seg = OccluderSegmenter(seg_path)
+    rows = []
+    for img, truth, _ in photos:
+        h, w = img.shape[:2]
+        runs = [det._run(img, lv) for lv in det.levels(h, w)]
+        boxes, kps, scores = (np.concatenate(v) for v in zip(*runs))
+        for b, k, sc in _weighted_nms(boxes, kps, scores, 0.3):
+            looks = [det.second_look(img, k, *look) for look in det.VERIFY_LOOKS]
+            second = float(np.mean([x for x, _ in looks]))
+            k2 = np.mean([k] + [kk for _, kk in looks if kk is not None], axis=0)
+            face = Face(np.clip(b, 0, [w, h, w, h]).astype(np.float32), blazeface_five_points(k2),
+                        float(sc))
+            is_face = any(b[0] <= t[0] <= b[2] and b[1] <= t[1] <= b[3] for t in truth)
+            crop, _ = al.align_face(img, face.landmarks, 128)
+            prob = seg.probability(crop)
+            rows.append({"face": is_face, "first": float(sc), "second": second,
+                         "geometry": geometry(face), "occluded": float((prob > 0.5).mean()),
+                         "certainty": float(np.abs(prob - 0.5).mean() * 2)})
+    faces = [r for r in rows if r["face"]]
+    non = [r for r in rows if not r["face"]]
+    print(f"\nface checks on {len(photos)} photos: {len(rows)} first-look detections, "
+          f"{len(faces)} faces, {len(non)} not faces")
+    for key in ("first", "second", "occluded", "certainty"):
+        for label, rs in (("faces", faces), ("not faces", non)):
+            if rs:
+                v = np.array([r[key] for r in rs])
+                print(f"  {key:10s} {label:9s} min {v.min():.3f} p5 {np.percentile(v, 5):.3f} "
+                      f"median {np.median(v):.3f} max {v.max():.3f}")
+    for key in GEOMETRY:
+        for label, rs in (("faces", faces), ("not faces", non)):
+            if rs:
+                v = np.array([r["geometry"][key] for r in rs])
+                print(f"  {key:28s} {label:9s} p1 {np.percentile(v, 1):+.3f} median "
+                      f"{np.median(v):+.3f} p99 {np.percentile(v, 99):+.3f}")
+
+    def geo_ok(r):
+        return all(lo <= r["geometry"][k] <= hi for k, (lo, hi) in GEOMETRY.items())
+
+    checks = {
+        "second look >= 0.64 (the default)": lambda r: r["second"] >= 0.64,
+        "landmark geometry in range": geo_ok,
+        "segmenter: occluded share <= 0.6": lambda r: r["occluded"] <= 0.6,
+        "segmenter: certainty >= 0.8": lambda r: r["certainty"] >= 0.8,
+        "second look and geometry": lambda r: r["second"] >= 0.64 and geo_ok(r),
+        "second look and segmenter share": lambda r: r["second"] >= 0.64 and r["occluded"] <= 0.6,
+        "second look >= 0.8": lambda r: r["second"] >= 0.8,
+    }
+    print(f"  {'check (a detection is kept when ...)':40s} {'not faces dropped':>18s} "
+          f"{'faces lost':>11s}")
+    for name, keep in checks.items():
+        dropped = sum(not keep(r) for r in non)
+        lost = sum(not keep(r) for r in faces)
+        print(f"  {name:40s} {dropped:8d}/{len(non):<9d} {lost:5d}/{len(faces):<5d}")
 
 
 def _wheel_models() -> int:
@@ -227,6 +369,24 @@ def main(argv=None) -> int:
     p.add_argument("--detectors", default="auto,mtcnn,mtcnn+blazeface,auto:verify=False",
                    help="comma-separated names (with :key=value options)")
     p.add_argument("--settings", default="dev,rotated,small,masked,scenes")
+    p.add_argument("--scene-occluders", default="facemask",
+                   help="generators drawn on the masked faces (masked setting and scenes), "
+                        "e.g. realmask_unseen,hand_unseen (the held-out ones)")
+    p.add_argument("--facemask-dir", default=None,
+                   help="MaskTheFace folder (realmask_unseen needs it; default: "
+                        "../shared/data/facemask-templates when it exists)")
+    p.add_argument("--face-px", default="30,300", help="range of the scenes' face widths, px")
+    p.add_argument("--empty-scenes", type=int, default=0,
+                   help="background-only 1024x768 photos (every face found is false)")
+    p.add_argument("--restore", metavar="MODEL",
+                   help="also run restore's photo path with this inpainting model on the "
+                        "scenes and empty photos: pixels changed outside the placed faces")
+    p.add_argument("--segmenter", default=None,
+                   help="occluder segmenter for --restore and --verify-options (default: "
+                        "android_demo_assets/segmenter/segmenter_int8.tflite)")
+    p.add_argument("--verify-options", action="store_true",
+                   help="score every first-look detection by each face check (second look, "
+                        "landmark geometry, the segmenter's occluded share)")
     args = p.parse_args(argv)
     if args.wheel_models:
         return _wheel_models()
@@ -239,6 +399,19 @@ def main(argv=None) -> int:
     from tfface.faces.detect import make_detector
     from tfface.inference import read_photo
 
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    fm_dir = args.facemask_dir or os.path.join(root, "..", "shared", "data", "facemask-templates")
+    occ_names = [n.strip() for n in args.scene_occluders.split(",") if n.strip()]
+    try:
+        set_occluders(occ_names, fm_dir if os.path.isdir(fm_dir) else None)
+        face_px = tuple(float(v) for v in args.face_px.split(","))
+        assert len(face_px) == 2 and 0 < face_px[0] < face_px[1]
+    except ValueError as e:
+        p.error(str(e))
+    except AssertionError:
+        p.error(f"--face-px takes MIN,MAX px, got '{args.face_px}'")
+    seg_path = args.segmenter or os.path.join(root, "android_demo_assets", "segmenter",
+                                              "segmenter_int8.tflite")
     files = sorted(f for f in os.listdir(args.folder) if f.endswith(".jpg"))
     if not files:
         p.error(f"no .jpg photos in {args.folder}")
@@ -261,9 +434,24 @@ def main(argv=None) -> int:
     if "scenes" in wanted and args.scenes:
         rng = np.random.default_rng(5)
         bgs = [_background(n) for n in BACKGROUNDS]
-        scenes = [compose_scene(photos, rng, bgs)
+        scenes = [compose_scene(photos, rng, bgs, face_px=face_px, region=True)
                   for _ in tqdm(range(args.scenes), desc="composing scenes", unit="photo")]
+    empties = []
+    if args.empty_scenes:
+        rng = np.random.default_rng(6)
+        bgs = [_background(n) for n in BACKGROUNDS]
+        empties = [compose_scene(photos, rng, bgs, faces=(0, 0), region=True)
+                   for _ in range(args.empty_scenes)]
+    pipe = restorer = None
+    if args.restore:
+        from tfface.faces import FacePipeline
+        from tfface.faces.segmenter import OccluderSegmenter
+        from tfface.inference import Restorer
+
+        restorer = Restorer.load(args.restore)
+        seg = OccluderSegmenter(seg_path)
     rows = {}
+    extra = {}
     found = {(n, st): {} for n in dets for st, _ in settings}
     for name, det in dets.items():
         for setting, val in settings:
@@ -293,16 +481,35 @@ def main(argv=None) -> int:
                                      getattr(det, "dropped", 0) - dropped0)
         if scenes:
             hits = total = false = 0
+            hits24 = total24 = 0
             times = []
             dropped0 = getattr(det, "dropped", 0)
-            for img, truth in tqdm(scenes, desc=f"{name}, scenes", unit="photo", leave=False):
+            for img, truth, _ in tqdm(scenes, desc=f"{name}, scenes", unit="photo", leave=False):
                 t0 = time.perf_counter()
                 faces = det.detect(img)
                 times.append((time.perf_counter() - t0) * 1e3)
                 h, fl = _judge(faces, truth)
                 hits, total, false = hits + h, total + len(truth), false + fl
+                for t in truth:
+                    if t[2] >= 24:
+                        total24 += 1
+                        hits24 += _hit(faces, t[0], t[1]) is not None
             rows[(name, f"{len(scenes)} scenes")] = (
                 hits, total, float(np.median(times)), false, getattr(det, "dropped", 0) - dropped0)
+            extra[(name, "scenes")] = (hits24, total24, false / len(scenes))
+        if empties:
+            false = sum(len(det.detect(img)) for img, _, _ in empties)
+            extra[(name, "empty")] = (false, len(empties))
+        if restorer is not None:
+            pipe = FacePipeline(det, seg)
+            changed = {}
+            for kind, photos_ in (("scenes", scenes), ("empty", empties)):
+                px = []
+                for img, _, cover in tqdm(photos_, desc=f"{name}, restore {kind}", leave=False):
+                    out, _ = pipe.restore(restorer, img)
+                    px.append(int((np.any(out != img, axis=-1) & ~cover).sum()))
+                changed[kind] = px
+            extra[(name, "restore")] = changed
     print(f"{'detector':24s} {'setting':12s} {'found':>9s} {'recall':>7s} {'median ms':>10s} "
           f"{'false faces':>12s} {'dropped by the second look':>27s}")
     for (name, setting), (hits, n, ms, false, dropped) in rows.items():
@@ -310,6 +517,24 @@ def main(argv=None) -> int:
         dropped_s = str(dropped) if hasattr(dets[name], "dropped") else "-"
         print(f"{name:24s} {setting:12s} {hits:4d}/{n:<4d} {100 * hits / n:6.1f}% {ms:10.1f} "
               f"{false_s:>12s} {dropped_s:>27s}")
+    if scenes or empties:
+        print(f"\nscenes: faces {args.face_px} px wide, occluders {', '.join(occ_names)} on "
+              "half of them")
+    for (name, kind), v in extra.items():
+        if kind == "scenes":
+            print(f"  {name:24s} recall >= 24 px {v[0]}/{v[1]} ({100 * v[0] / max(v[1], 1):.1f} %), "
+                  f"false faces per photo {v[2]:.3f}")
+        elif kind == "empty":
+            print(f"  {name:24s} background-only photos: {v[0]} false faces on {v[1]} "
+                  f"({v[0] / max(v[1], 1):.3f} per photo)")
+        else:
+            for k, px in v.items():
+                if px:
+                    print(f"  {name:24s} restore ({os.path.basename(args.restore)}), {k}: pixels "
+                          f"changed outside the placed faces {sum(px)} on {len(px)} photos "
+                          f"({sum(1 for x in px if x)} photos with any)")
+    if args.verify_options and (scenes or empties):
+        verify_options(scenes + empties, seg_path)
     ref = "mtcnn" if "mtcnn" in dets and "dev" in wanted else None
     if ref is None:
         return 0

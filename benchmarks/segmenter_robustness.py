@@ -17,6 +17,22 @@ are drawn at photo resolution instead and the face is aligned as restore aligns 
 
 Printed per set and occluder: mean IoU of ``p > 0.5`` against the drawn occluder, the
 worst single face's IoU, and the share of the occluder's pixels found (recall).
+
+Occluders no segmenter trained on (``--facemask-dir``, default the shared MaskTheFace
+folder; see :data:`tfface.data.occlusion.HELD_OUT`):
+
+- ``held-out``: the same faces at 256 px with ``realmask_unseen`` (the KN95 and cloth
+  template families, recoloured, re-textured and lit) and ``hand_unseen`` (hands and
+  phones), drawn at 256 px under the photo's conditions (low light, grayscale, blur,
+  noise, by chance as in training), shrunk to restore's 128 px crop. Printed by kind
+  (masks: light, black, patterned; hands, phones) with, besides IoU, **restore's auto
+  mask**: the hole restore replaces (``p > 0.5`` grown by 2 px, ``FacePipeline``'s
+  ``hole_grow``): the share of the occluder it covers, the faces where it covers at
+  least 98 % of it, and the share of the face outside the occluder it takes too.
+- ``synthesis``: ``--synthesis-count`` faces per occluder of the folder as the first
+  segmenter's training drew them (``segmenter_dataset``, 64 px from 2x, the mixture
+  :data:`~tfface.faces.segmenter.SEGMENTER_MIXTURE_V1`; no jitter), so two files are
+  compared on the old occluders under one synthesis. ``--sets`` picks sets.
 """
 
 from __future__ import annotations
@@ -149,6 +165,105 @@ def faces_set(seg, folder: str, count: int):
     return out
 
 
+LOOK_NAMES = ("light", "black", "patterned")
+HELD_OUT_SET = ("realmask_unseen", "hand_unseen")
+
+
+def _kind(name: str, mask_seed, rm) -> str:
+    """The held-out occluder's kind: a mask's look, or hand / phone."""
+    if name == "realmask_unseen":
+        return f"mask {LOOK_NAMES[int(rm.look(mask_seed))]}"
+    from tfface.data.occlusion import hands
+
+    return "hand" if bool(hands._is_hand(hands._seeds(mask_seed))) else "phone"
+
+
+def heldout_set(seg, folder: str, count: int, facemask_dir: str, grow: int = 2):
+    """Per kind: rows of (IoU, recall, auto-mask coverage, covered >= 98 %, spill)."""
+    from tfface.config import DataConfig
+    from tfface.data import occlusion as occ
+    from tfface.data.occlusion.core import _split
+    from tfface.faces import align as al
+    from tfface.faces.align import TEMPLATE
+
+    dcfg = DataConfig(image_size=256)
+    dcfg.facemask_dir = facemask_dir
+    gens = occ.make_occlusion_fns(dcfg, list(HELD_OUT_SET))
+    rm = occ.RealMasks(facemask_dir, 256, "unseen")
+    files = sorted(f for f in os.listdir(folder) if f.lower().endswith((".jpg", ".png")))[:count]
+    rows: dict[str, list] = {}
+    conditions = {k: 0 for k in occ.PHOTO_CONDITIONS}
+    for name in HELD_OUT_SET:
+        for i, f in enumerate(files):
+            bgr = cv2.imread(os.path.join(folder, f))
+            h, w = bgr.shape[:2]
+            m = min(h, w)
+            sq = bgr[(h - m) // 2:(h - m) // 2 + m, (w - m) // 2:(w - m) // 2 + m, ::-1]
+            big = np.ascontiguousarray(cv2.resize(sq, (256, 256), interpolation=cv2.INTER_AREA))
+            seed = tf.constant([i, 37], tf.int64)
+            o = occ.occlude(tf.constant(big), tf.constant(np.asarray(TEMPLATE, np.float32)), seed,
+                            {name: 1.0}, gens)
+            (px,), flags = occ.photo_conditions(tf.constant([i, 41], tf.int64), [o["occluded"]])
+            for k, v in flags.items():
+                conditions[k] += bool(v)
+            px = np.clip(np.round(px.numpy()), 0, 255).astype(np.uint8)
+            hole = o["mask"].numpy()[..., 0]
+            crop = cv2.resize(px, (128, 128), interpolation=cv2.INTER_AREA)
+            true = cv2.resize(hole, (128, 128), interpolation=cv2.INTER_AREA) > 0.5
+            pred = seg.hole(crop)
+            iou, rec = _scores(pred, true)
+            auto = al.hole_weight(pred, grow, 0) > 0.5
+            cover = float((auto & true).sum() / max(true.sum(), 1))
+            spill = float((auto & ~true).sum() / max((~true).sum(), 1))
+            kind = _kind(name, _split(seed, 3)[1], rm)
+            rows.setdefault(kind, []).append((iou, rec, cover, cover >= 0.98, spill))
+    return rows, conditions, len(files)
+
+
+def synthesis_set(seg, folder: str, count: int, facemask_dir: str | None, mask_dir: str | None):
+    """Mean IoU per old occluder under the first segmenter's training synthesis."""
+    import dataclasses
+
+    from tfface.faces.segmenter import (SEGMENTER_MIXTURE_V1, SegmenterConfig, mask_scores,
+                                        segmenter_dataset)
+
+    cfg = SegmenterConfig(data_dir=folder, image_size=64, batch_size=16, facemask_dir=facemask_dir,
+                          mask_dir=mask_dir, occlusions=dict(SEGMENTER_MIXTURE_V1))
+    cfg = dataclasses.replace(cfg, photo_conditions=0.0)
+    names = [n for n in SEGMENTER_MIXTURE_V1 if n != "irregular" or mask_dir]
+    out = {}
+    for name in names:
+        ious = []
+        for x, y in segmenter_dataset(cfg, "train", data_dir=folder, augment=False,
+                                      mixture={name: 1.0}):
+            crops = np.clip(np.round((x.numpy() + 1.0) * 127.5), 0, 255).astype(np.uint8)
+            p = np.stack([seg.probability(c) for c in crops])[..., None]
+            ious += list(mask_scores(y.numpy(), p)[1])
+            if len(ious) >= count:
+                break
+        out[name] = float(np.mean(ious[:count]))
+    out["all"] = float(np.mean(list(out.values())))
+    return out
+
+
+def _print_heldout(rows, conditions, n) -> None:
+    print(f"  held-out occluders on faces-dev at 256 px ({n} faces each; photo conditions: "
+          + ", ".join(f"{k} {v}" for k, v in conditions.items()) + ")")
+    print(f"    {'kind':16s} {'faces':>5s} {'IoU':>6s} {'worst':>6s} {'recall':>7s} "
+          f"{'auto-mask cover':>16s} {'covered>=98%':>13s} {'spill':>6s}")
+    groups = {k: rows[k] for k in sorted(rows)}
+    masks = [r for k, v in rows.items() if k.startswith("mask") for r in v]
+    hands = [r for k, v in rows.items() if not k.startswith("mask") for r in v]
+    groups.update({"realmask_unseen": masks, "hand_unseen": hands, "all held-out": masks + hands})
+    for k, v in groups.items():
+        if not v:
+            continue
+        a = np.asarray(v, np.float64)
+        print(f"    {k:16s} {len(a):5d} {a[:, 0].mean():6.3f} {a[:, 0].min():6.3f} "
+              f"{a[:, 1].mean():7.3f} {a[:, 2].mean():16.3f} "
+              f"{int(a[:, 3].sum()):6d}/{len(a):<6d} {a[:, 4].mean():6.3f}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--segmenter", default=os.path.join(ROOT, "android_demo_assets", "segmenter",
@@ -156,20 +271,54 @@ def main(argv=None) -> int:
     p.add_argument("--faces", default=os.path.join(ROOT, "..", "shared", "data", "faces-dev"))
     p.add_argument("--count", type=int, default=48)
     p.add_argument("--seeds", type=int, default=12)
+    data = os.path.join(ROOT, "..", "shared", "data")
+    p.add_argument("--facemask-dir", default=os.path.join(data, "facemask-templates"),
+                   help="MaskTheFace folder (the held-out KN95 and cloth templates)")
+    p.add_argument("--mask-dir", default=os.path.join(data, "masks-irregular"),
+                   help="irregular hole masks (the synthesis set's 'irregular')")
+    p.add_argument("--synthesis-count", type=int, default=64)
+    p.add_argument("--no-face-support", action="store_true",
+                   help="keep what the file finds outside the face's ellipse "
+                        "(OccluderSegmenter.FACE_SUPPORT; restore clips it)")
+    p.add_argument("--sets", default="astronaut,scenes,faces,heldout,synthesis",
+                   help="comma list of astronaut, scenes, faces, heldout, synthesis")
     args = p.parse_args(argv)
-    from tfface.faces.segmenter import OccluderSegmenter
+    from tfface.faces.segmenter import OccluderSegmenter, SegmenterError
 
-    seg = OccluderSegmenter(args.segmenter)
-    print(f"segmenter {args.segmenter}")
-    sets = {"astronaut (512 px photo)": astronaut_set(seg, args.seeds),
-            "astronaut scenes (1024x768, detected)": scenes_set(seg, max(args.seeds // 3, 1))}
-    if os.path.isdir(args.faces):
+    try:
+        seg = OccluderSegmenter(args.segmenter, face_support=not args.no_face_support)
+    except SegmenterError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    wanted = set(args.sets.split(","))
+    print(f"segmenter {args.segmenter}, "
+          + ("whole crop" if args.no_face_support else "clipped to the face's ellipse as restore"))
+    sets = {}
+    if "astronaut" in wanted:
+        sets["astronaut (512 px photo)"] = astronaut_set(seg, args.seeds)
+    if "scenes" in wanted:
+        sets["astronaut scenes (1024x768, detected)"] = scenes_set(seg, max(args.seeds // 3, 1))
+    faces_ok = os.path.isdir(args.faces)
+    if not faces_ok and wanted & {"faces", "heldout", "synthesis"}:
+        print(f"  (no face folder {args.faces}: the faces, held-out and synthesis sets skipped)")
+    if faces_ok and "faces" in wanted:
         sets[f"{os.path.basename(os.path.normpath(args.faces))} at 256 px"] = \
             faces_set(seg, args.faces, args.count)
     for title, res in sets.items():
         cells = ", ".join(f"{k} IoU {v[0]:.3f} (worst {v[2]:.3f}) recall {v[1]:.3f}"
                           for k, v in res.items())
         print(f"  {title}: {cells}")
+    if faces_ok and "heldout" in wanted:
+        if os.path.isdir(args.facemask_dir):
+            _print_heldout(*heldout_set(seg, args.faces, args.count, args.facemask_dir))
+        else:
+            print(f"  (no template folder {args.facemask_dir}: the held-out set skipped)")
+    if faces_ok and "synthesis" in wanted:
+        fm = args.facemask_dir if os.path.isdir(args.facemask_dir) else None
+        md = args.mask_dir if os.path.isdir(args.mask_dir) else None
+        res = synthesis_set(seg, args.faces, args.synthesis_count, fm, md)
+        print(f"  first training synthesis (64 px from 2x, {args.synthesis_count} faces each), "
+              "IoU: " + ", ".join(f"{k} {v:.3f}" for k, v in res.items()))
     return 0
 
 

@@ -96,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_batch = int(cfg.batch_size)
     cfg = dataclasses.replace(cfg, batch_size=8)
     names = [n for n in EVAL_OCCLUDERS if n != "irregular" or cfg.mask_dir]
+    # the photo-like occluders it trained on, and the held-out ones it never saw
+    names += [n for n in ("realmask", "scarf", "hair") if n in cfg.occlusions]
+    if cfg.facemask_dir:
+        names += ["realmask_unseen", "hand_unseen"]
 
     # Calibration: the training pipeline's own inputs (real faces, same synthesis).
     rep, n = [], 0
@@ -175,6 +179,11 @@ def _export(model, cfg, mode: str, rep, args, names, quality_keras, train_batch)
                        "shift": cfg.jitter_shift},
             "render_scale": cfg.render_scale,
             "photometric": cfg.photometric,
+            "photo_conditions": cfg.photo_conditions,
+            "held_out": "realmask_unseen (KN95 and cloth templates) and hand_unseen never "
+                        "drawn in training (the facemask generator draws only the other "
+                        "families' templates)" if "realmask" in cfg.occlusions else None,
+            "init_from": cfg.init_from,
             "steps": int(log[-1]["step"]) if log else 0,
             "batch_size": train_batch,
             "cpu_minutes": round(float(log[-1]["minutes"]), 1) if log else None,

@@ -38,7 +38,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--photometric", type=float, default=0.5,
                    help="chance of each camera-like change (blur, noise, JPEG, contrast) "
                         "and of recolouring the occluder; 0 = off")
+    p.add_argument("--photo-conditions", type=float, default=1.0,
+                   help="scale of the chances of the photo's conditions (low light, "
+                        "grayscale, blur, noise) on face and occluder alike; 0 = off")
+    p.add_argument("--occlusions", help="training mixture as name=weight,... (default: "
+                   "tfface.faces.segmenter.SEGMENTER_MIXTURE); held-out generators refused")
+    p.add_argument("--init-from", help="start a new run from these weights: a segmenter run "
+                   "folder or a float segmenter .tflite (e.g. the shipped segmenter_fp16.tflite)")
+    p.add_argument("--lr-warmup", type=int, default=0, help="steps of learning-rate warm-up")
     return p
+
+
+def _mixture_arg(text: str) -> dict[str, float]:
+    out = {}
+    for part in text.split(","):
+        name, _, w = part.strip().partition("=")
+        try:
+            out[name.strip()] = float(w)
+        except ValueError:
+            raise ValueError(f"--occlusions takes name=weight,..., got '{part}'") from None
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,12 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from tfface.faces.segmenter import SegmenterConfig, train_segmenter
 
-    cfg = SegmenterConfig(
-        data_dir=args.data_dir, image_size=args.image_size,
-        filters=[int(v) for v in args.filters.split(",")], batch_size=args.batch_size,
-        steps=args.steps, lr=args.lr, mask_dir=args.mask_dir, facemask_dir=args.facemask_dir,
-        render_scale=args.render_scale, photometric=args.photometric)
     try:
+        extra = {"occlusions": _mixture_arg(args.occlusions)} if args.occlusions else {}
+        cfg = SegmenterConfig(
+            data_dir=args.data_dir, image_size=args.image_size,
+            filters=[int(v) for v in args.filters.split(",")], batch_size=args.batch_size,
+            steps=args.steps, lr=args.lr, mask_dir=args.mask_dir,
+            facemask_dir=args.facemask_dir, render_scale=args.render_scale,
+            photometric=args.photometric, photo_conditions=args.photo_conditions,
+            init_from=args.init_from, lr_warmup=args.lr_warmup, **extra)
         last = train_segmenter(cfg, args.out, max_minutes=args.max_minutes)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -359,6 +359,31 @@ def test_shipped_segmenter_finds_a_synthetic_occluder(astronaut, astro_landmarks
     assert clean.mean() < 0.05, clean.mean()  # the bare face: (almost) no hole
 
 
+@pytest.mark.skipif(not os.path.exists(SHIPPED_SEGMENTER), reason="segmenter not shipped")
+def test_segmenter_hole_stays_inside_the_face_support(astronaut, astro_landmarks):
+    import tensorflow as tf
+
+    from tfface.data import occlusion as occ
+    from tfface.faces.segmenter import OccluderSegmenter
+
+    seg = OccluderSegmenter(SHIPPED_SEGMENTER)
+    sup = seg.support(128) > 0.5
+    px = (al.TEMPLATE * 128).astype(int)
+    assert sup[px[:, 1], px[:, 0]].all() and not sup[:8, :8].any() and not sup[:8, -8:].any()
+    # the masks drawn for training keep (almost) all of their pixels inside it
+    lm = tf.constant(np.asarray(al.TEMPLATE, np.float32))
+    masks = np.stack([occ.OCCLUSIONS["realmask"](tf.constant([i, 5], tf.int64), 128, lm)
+                      .numpy()[..., 0] > 0.5 for i in range(12)])
+    assert (masks & sup).sum() / masks.sum() > 0.99
+    crop, _ = al.align_face(astronaut, astro_landmarks, 128)
+    whole = OccluderSegmenter(SHIPPED_SEGMENTER, face_support=False)
+    np.testing.assert_array_equal(seg.probability(crop)[sup], whole.probability(crop)[sup])
+    # a file that flags the whole crop: restore's hole is the ellipse only
+    for s in (seg, whole):
+        s._run = lambda x: np.full((1, 64, 64, 1), 0.9, np.float32)
+    assert np.array_equal(seg.hole(crop), sup) and whole.hole(crop).all()
+
+
 SHIPPED_MODELS = sorted(
     os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(ROOT, "android_demo_assets"))
     for f in fs if f.endswith(".tflite") and "segmenter" not in dp)

@@ -29,6 +29,10 @@ def face_folder(tmp_path_factory):
     return str(root)
 
 
+SMALL = {"facemask": 1.0, "sunglasses": 1.0, "boxes": 1.0}
+"""A mixture that builds fast (the default one traces ten generators: minutes)."""
+
+
 def _folder_cfg(folder, framing=None):
     cfg = resolve("vnet", "tiny")
     cfg.data.source, cfg.data.data_dir = "folder", folder
@@ -77,7 +81,8 @@ def test_recolour_touches_only_the_occluder_and_photometric_zero_is_identity():
 
 
 def test_segmenter_batches_are_faces_with_binary_masks_drawn_at_twice_the_size(face_folder):
-    cfg = SegmenterConfig(data_dir=face_folder, image_size=32, filters=[8, 16], batch_size=4)
+    cfg = SegmenterConfig(data_dir=face_folder, image_size=32, filters=[8, 16], batch_size=4,
+                          occlusions=SMALL)
     x, y = next(iter(segmenter_dataset(cfg, "train")))
     assert x.shape == (4, 32, 32, 3) and y.shape == (4, 32, 32, 1)
     assert float(tf.reduce_min(x)) >= -1.0 and float(tf.reduce_max(x)) <= 1.0
@@ -85,7 +90,7 @@ def test_segmenter_batches_are_faces_with_binary_masks_drawn_at_twice_the_size(f
     # Eval batches (no augmentation): outside the occluder the face is the clean face
     # shrunk from 2x, so the occluder changes only its own pixels.
     cfg1 = SegmenterConfig(data_dir=face_folder, image_size=32, filters=[8, 16], batch_size=4,
-                           mask_dir=None)
+                           mask_dir=None, occlusions=SMALL, photo_conditions=0.0)
     xe, ye = next(iter(segmenter_dataset(cfg1, "eval")))
     assert 0.01 < float(tf.reduce_mean(ye)) < 0.6
 
@@ -97,7 +102,7 @@ def test_train_resume_and_export_int8_with_its_fp16_twin(face_folder, tmp_path):
 
     run = str(tmp_path / "seg")
     cfg = SegmenterConfig(data_dir=face_folder, image_size=32, filters=[8, 16], batch_size=4,
-                          steps=6, save_every=3)
+                          steps=6, save_every=3, occlusions=SMALL)
     train_segmenter(cfg, run, log_every=3)
     log = [json.loads(line) for line in open(os.path.join(run, "train_log.jsonl"))]
     assert [r["step"] for r in log] == [3, 6]
@@ -129,3 +134,39 @@ def test_train_resume_and_export_int8_with_its_fp16_twin(face_folder, tmp_path):
         assert manifest["model"] == f"segmenter_{mode}.tflite" and len(manifest["samples"]) == 4
     assert export_segmenter.main([run, "--calib-dir", face_folder, "--eval-dir", face_folder,
                                   "--out", out, "--modes", "int4"]) == 2
+
+    # A new run starts from the exported float file's weights (batch norms folded by the
+    # converter, set back so training mode starts from the same function) ...
+    from tfface.faces.segmenter import build_segmenter, init_from_tflite
+
+    fp16 = os.path.join(out, "segmenter_fp16.tflite")
+    fresh = build_segmenter(32, [8, 16])
+    assert np.abs(fresh(x, training=False).numpy() - ref).max() > 0.01  # not yet the model
+    batch = next(iter(segmenter_dataset(cfg, "eval")))[0].numpy()
+    assert init_from_tflite(fresh, fp16, batch) < 2e-3
+    np.testing.assert_allclose(fresh(x, training=False).numpy(), ref, atol=2e-3)
+    np.testing.assert_allclose(fresh(batch, training=True).numpy(),
+                               fresh(batch, training=False).numpy(), atol=2e-3)
+    run2 = str(tmp_path / "seg2")
+    cfg2 = SegmenterConfig(data_dir=face_folder, image_size=32, filters=[8, 16], batch_size=4,
+                           steps=0, init_from=fp16, occlusions=SMALL)
+    train_segmenter(cfg2, run2)
+    np.testing.assert_allclose(load_segmenter(run2)[0](x, training=False).numpy(), ref, atol=2e-3)
+    with pytest.raises(ValueError, match="int8 weights"):
+        init_from_tflite(build_segmenter(32, [8, 16]), os.path.join(out, "segmenter_int8.tflite"),
+                         batch)
+    with pytest.raises(ValueError, match=r"other --filters"):
+        init_from_tflite(build_segmenter(32, [4, 16]), fp16, batch)
+
+
+def test_training_mixture_refuses_held_out_generators(face_folder, tmp_path):
+    from tfface.data import occlusion as occ
+    from tfface.faces.segmenter import SEGMENTER_MIXTURE
+
+    assert {"realmask", "scarf", "hair"} <= set(SEGMENTER_MIXTURE)
+    for name in sorted(occ.HELD_OUT):
+        cfg = SegmenterConfig(data_dir=face_folder, image_size=32, filters=[8, 16],
+                              occlusions={"facemask": 1.0, name: 0.5})
+        with pytest.raises(ValueError, match=f"held-out generator.*{name}"):
+            train_segmenter(cfg, str(tmp_path / name))
+        assert not os.path.exists(tmp_path / name / "ckpt")

@@ -38,10 +38,21 @@ from tfface.fileio import has_tflite_header
 logger = logging.getLogger(__name__)
 
 SEGMENTER_MIXTURE = {
+    "facemask": 0.12, "realmask": 0.25, "scarf": 0.08, "hair": 0.07, "sunglasses": 0.14,
+    "eye_bar": 0.07, "boxes": 0.08, "celeba_c": 0.07, "strokes_thick": 0.04, "irregular": 0.08,
+}
+"""Occlusions the segmenter is trained on (``irregular`` only when a mask folder is
+given): photo-like face masks (``realmask``: templates of the training families,
+recoloured, re-textured and lit, and procedural surgical / KN95 / N95 / cloth shapes),
+scarves and hair beside the earlier occluders. Never the held-out generators
+(:data:`tfface.data.occlusion.HELD_OUT`)."""
+
+SEGMENTER_MIXTURE_V1 = {
     "facemask": 0.35, "sunglasses": 0.2, "eye_bar": 0.1, "boxes": 0.1, "celeba_c": 0.1,
     "strokes_thick": 0.05, "irregular": 0.1,
 }
-"""Occlusions the segmenter is trained on (``irregular`` only when a mask folder is given)."""
+"""The mixture of the first shipped segmenter (a run folder written before
+``occlusions`` was saved in ``segmenter.json`` used it)."""
 
 
 @dataclass
@@ -70,6 +81,18 @@ class SegmenterConfig:
     """Chance of each photometric change of a training face (after the occluder is on
     it): Gaussian blur, sensor noise, JPEG, contrast/brightness, and, for the occluder
     alone, a hue and brightness change, so no single rendering cue identifies it."""
+    occlusions: dict[str, float] = field(default_factory=lambda: dict(SEGMENTER_MIXTURE))
+    """Training mixture ``{generator: weight}`` (no held-out generator)."""
+    photo_conditions: float = 1.0
+    """Scale of the chances of the photo's conditions (low light, grayscale, blur,
+    noise; :func:`tfface.data.occlusion.photo_conditions`) applied to face and
+    occluder alike before the occluder is shrunk; 0 = off."""
+    init_from: str | None = None
+    """Start (a new run) from these weights: a segmenter run folder or a shipped
+    ``.tflite`` segmenter (its float weights are read back, batch norms folded; see
+    :func:`init_from_tflite`)."""
+    lr_warmup: int = 0
+    """Steps of linear learning-rate warm-up (a fine-tune starts gently)."""
 
 
 def build_segmenter(image_size: int = 64, filters=(16, 32, 64, 128)) -> keras.Model:
@@ -118,6 +141,14 @@ def _data_cfg(cfg: SegmenterConfig, data_dir: str, mixture: dict[str, float]):
         # Half photographed templates, half procedural masks (pleated, cloth, N95):
         # with templates only, a drawn pleated mask was not recognised as one.
         c.data.occlusion_options["facemask"] = {"template_proba": 0.5}
+        if any(n in cfg.occlusions for n in ("realmask", "scarf", "hair")):
+            # A photo-like run: 'facemask' draws only the training families' frontal
+            # templates too, so realmask_unseen's (KN95, cloth) stay unseen.
+            from tfface.data.occlusion import available_templates, split_templates
+
+            train, _ = split_templates(available_templates(cfg.facemask_dir))
+            c.data.occlusion_options["facemask"]["templates"] = [
+                n for n in train if not n.endswith(("_left", "_right"))]
     c.data.seed = int(cfg.seed)
     c.data.min_image_side = 32
     c.train.batch_size = int(cfg.batch_size)
@@ -125,9 +156,15 @@ def _data_cfg(cfg: SegmenterConfig, data_dir: str, mixture: dict[str, float]):
 
 
 def _mixture(cfg: SegmenterConfig) -> dict[str, float]:
-    mix = dict(SEGMENTER_MIXTURE)
+    from tfface.data.occlusion import HELD_OUT
+
+    mix = dict(cfg.occlusions)
+    held = sorted(HELD_OUT & set(mix))
+    if held:
+        raise ValueError(f"the segmenter's training mixture names held-out generator(s) "
+                         f"{held}: they are kept for evaluation only")
     if not cfg.mask_dir:
-        mix.pop("irregular")
+        mix.pop("irregular", None)
     return mix
 
 
@@ -252,14 +289,19 @@ def segmenter_dataset(cfg: SegmenterConfig, split: str = "train", *, start_step:
         out = occ.occlude(image, lm, s_occ, mixture, occluders)
         occluded = tf.cast(out["occluded"], tf.float32)
         cover = out["mask"]
+        base = tf.cast(image, tf.float32)
         if augment:
-            occluded = _recolor_occluder(occluded, tf.cast(image, tf.float32), cover, s_ph,
-                                         cfg.photometric)
+            occluded = _recolor_occluder(occluded, base, cover, s_ph, cfg.photometric)
+            if cfg.photo_conditions > 0:
+                proba = [min(1.0, p * float(cfg.photo_conditions))
+                         for p in occ.PHOTO_CONDITION_PROBA]
+                (occluded, base), _ = occ.photo_conditions(
+                    tf.random.experimental.stateless_fold_in(s_ph, 2), [occluded, base], proba)
         img = shrink(occluded) / 127.5 - 1.0
         msk = tf.cast(shrink(cover) > 0.5, tf.float32)
         if augment:
             img, msk = _jitter(img[None], msk[None], s_aug, cfg)
-            clean = shrink(tf.cast(image, tf.float32)) / 127.5 - 1.0
+            clean = shrink(base) / 127.5 - 1.0
             clean, _ = _jitter(clean[None], msk, s_aug, cfg)
             keep = tf.random.stateless_uniform([], s_clean) < cfg.clean_fraction
             img = tf.where(keep, clean, img)[0]
@@ -295,7 +337,13 @@ def train_segmenter(cfg: SegmenterConfig, workdir: str, *, max_minutes: float | 
     os.makedirs(workdir, exist_ok=True)
     atomic_write(os.path.join(workdir, "segmenter.json"), json.dumps(asdict(cfg), indent=2))
     model = build_segmenter(cfg.image_size, cfg.filters)
-    schedule = keras.optimizers.schedules.CosineDecay(cfg.lr, cfg.steps, alpha=0.05)
+    _mixture(cfg)  # a held-out generator in the mixture: one clear error, before any work
+    if cfg.lr_warmup > 0:
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, max(cfg.steps - cfg.lr_warmup, 1), alpha=0.05, warmup_target=cfg.lr,
+            warmup_steps=cfg.lr_warmup)
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(cfg.lr, cfg.steps, alpha=0.05)
     opt = keras.optimizers.Adam(schedule)
     step = tf.Variable(0, dtype=tf.int64)
     ckpt = tf.train.Checkpoint(model=model, opt=opt, step=step)
@@ -303,6 +351,8 @@ def train_segmenter(cfg: SegmenterConfig, workdir: str, *, max_minutes: float | 
     if manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint)
         logger.info("resumed at step %d", int(step))
+    elif cfg.init_from:
+        _init_weights(model, cfg)
     start = int(step)
     ds = segmenter_dataset(cfg, "train", start_step=start)
 
@@ -352,11 +402,121 @@ def train_segmenter(cfg: SegmenterConfig, workdir: str, *, max_minutes: float | 
     return last
 
 
+def _init_weights(model, cfg: SegmenterConfig) -> None:
+    """A new run's starting weights: ``cfg.init_from`` (a run folder or a .tflite)."""
+    src = cfg.init_from
+    if os.path.isdir(src):
+        other, ocfg = load_segmenter(src)
+        if [int(f) for f in ocfg.filters] != [int(f) for f in cfg.filters]:
+            raise ValueError(f"--init-from {src} has filters {ocfg.filters}, this run "
+                             f"{cfg.filters}")
+        model.set_weights(other.get_weights())
+    else:
+        calib = next(iter(segmenter_dataset(cfg, "train")))[0]
+        init_from_tflite(model, src, calib.numpy())
+    logger.info("weights initialised from %s", src)
+
+
+def init_from_tflite(model: keras.Model, path: str, calib: np.ndarray) -> float:
+    """Load a converted segmenter's weights (``.tflite``, float32 or float16 weights) into
+    ``model`` (a :func:`build_segmenter` of the same widths); returns the largest
+    difference of the two models' probabilities on ``calib``.
+
+    The converter folded each batch norm into its convolution (kernel scaled, a bias
+    added). Read back, a convolution gets the folded kernel and its batch norm is set
+    so that it adds the folded bias in inference *and*, for the batch statistics of
+    ``calib`` (``[B, S, S, 3]`` in [-1, 1], training inputs), in training mode: moving
+    mean ``m`` and variance ``v`` of the folded convolution's output, ``gamma =
+    sqrt(v + eps)``, ``beta = bias + m``. Fine-tuning then starts from the file's
+    function, not from a network whose batch statistics renormalize every layer.
+
+    Raises:
+        ValueError: the file is no segmenter of these widths (the message says which
+            layer does not fit).
+    """
+    import re
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    if not os.path.isfile(path) or not has_tflite_header(path):
+        raise ValueError(f"--init-from {path}: not a run folder nor a .tflite file")
+    interp = Interpreter(model_path=path, experimental_preserve_all_tensors=True)
+    interp.allocate_tensors()
+    i0 = interp.get_input_details()[0]
+    if i0["dtype"] != np.float32:
+        raise ValueError(f"--init-from {path}: the weights are read from a float-input file "
+                         "(segmenter_fp16.tflite)")
+    interp.set_tensor(i0["index"], np.zeros(i0["shape"], np.float32))
+    interp.invoke()
+    details = {t["index"]: t for t in interp.get_tensor_details()}
+    ops = interp._get_ops_details()
+    # float16 weights are constants behind a DEQUANTIZE op: read the constant itself
+    dequant = {op["outputs"][0]: op["inputs"][0] for op in ops if op["op_name"] == "DEQUANTIZE"}
+
+    def const(i):
+        i = dequant.get(i, i)
+        if np.issubdtype(details[i]["dtype"], np.integer):
+            raise ValueError(f"--init-from {path}: int8 weights; use segmenter_fp16.tflite")
+        return np.asarray(interp.get_tensor(i), np.float32)
+
+    found = {}
+    for op in ops:
+        if op["op_name"] != "CONV_2D":
+            continue
+        w_i, b_i = op["inputs"][1], op["inputs"][2]
+        m = re.search(r"(seg_(?:down|up)\d+_conv\d+|seg_logits)", details[w_i]["name"])
+        if m is None:
+            raise ValueError(f"--init-from {path}: convolution {details[w_i]['name']} is not "
+                             "a segmenter layer")
+        b = const(b_i) if b_i >= 0 else None
+        found[m.group(1)] = (np.transpose(const(w_i), (1, 2, 3, 0)), b)  # OHWI -> HWIO
+    convs = [ly for ly in model.layers if isinstance(ly, keras.layers.Conv2D)]
+    if set(found) != {ly.name for ly in convs}:
+        raise ValueError(f"--init-from {path}: its layers {sorted(found)} are not this "
+                         f"model's {sorted(ly.name for ly in convs)}")
+    for conv in convs:
+        w, b = found[conv.name]
+        want = tuple(conv.kernel.shape)
+        if w.shape != want:
+            raise ValueError(f"--init-from {path}: {conv.name} is {w.shape}, the model's "
+                             f"{want} (other --filters?)")
+        if conv.use_bias:
+            conv.set_weights([w, b])
+            continue
+        conv.set_weights([w])
+        bn = model.get_layer(conv.name.replace("_conv", "_bn"))
+        bn.set_weights([np.ones_like(b), b, np.zeros_like(b), np.full_like(b, 1 - bn.epsilon)])
+    # batch statistics of the folded convolutions (exact in inference mode now)
+    bns = [model.get_layer(c.name.replace("_conv", "_bn")) for c in convs if not c.use_bias]
+    probe = keras.Model(model.input, [model.get_layer(b.name.replace("_bn", "_conv")).output
+                                      for b in bns])
+    outs = probe(calib, training=False)
+    before = model(calib, training=False).numpy()
+    for bn, y in zip(bns, outs):
+        y = y.numpy().reshape(-1, y.shape[-1])
+        mean, var = y.mean(0), y.var(0)
+        bias = bn.get_weights()[1]
+        bn.set_weights([np.sqrt(var + bn.epsilon), bias + mean, mean, var])
+    after = model(calib, training=False).numpy()
+    ref = []
+    for x in calib:
+        interp.set_tensor(i0["index"], x[None].astype(np.float32))
+        interp.invoke()
+        ref.append(interp.get_tensor(interp.get_output_details()[0]["index"])[0])
+    diff = float(np.abs(after - np.stack(ref)).max())
+    logger.info("tflite weights read back: max probability difference %.2g (before the "
+                "batch statistics %.2g)", diff, float(np.abs(before - after).max()))
+    return diff
+
+
 def load_segmenter(workdir: str) -> tuple[keras.Model, SegmenterConfig]:
     """Rebuild the segmenter of a run folder and load its latest weights."""
     with open(os.path.join(workdir, "segmenter.json")) as f:
         raw = json.load(f)
     known = {k: raw[k] for k in SegmenterConfig.__dataclass_fields__ if k in raw}
+    if "occlusions" not in known:  # written before the mixture was saved: the first one
+        known["occlusions"] = dict(SEGMENTER_MIXTURE_V1)
+        known.setdefault("photo_conditions", 0.0)
     cfg = SegmenterConfig(**known)
     model = build_segmenter(int(cfg.image_size), [int(v) for v in cfg.filters])
     model.load_weights(os.path.join(workdir, "segmenter.weights.h5"))
@@ -379,9 +539,19 @@ class OccluderSegmenter:
     threshold.
     """
 
-    def __init__(self, path: str, threshold: float = 0.5):
+    FACE_SUPPORT = (0.5, 0.56, 0.42, 0.50)
+    """Centre (x, y) and half-axes of the ellipse, in fractions of the aligned crop's
+    side, outside which nothing is an occluder (the template's eyes are at y = 0.43,
+    its mouth at 0.67, 0.225 of the side apart): the face, its chin and cheeks with a
+    margin. Drawn face masks of the held-out families keep all of their pixels inside it
+    (training families 99.7 %, hands and phones 97 %, scarves 93 %); what it cuts is
+    background and hair beside the head, where a false hole smears the photo."""
+
+    def __init__(self, path: str, threshold: float = 0.5, face_support: bool = True):
         self.path = path
         self.threshold = float(threshold)
+        self.face_support = bool(face_support)
+        self._support: dict[int, np.ndarray] = {}
         if os.path.isdir(path):
             try:
                 model, cfg = load_segmenter(path)
@@ -439,7 +609,18 @@ class OccluderSegmenter:
         p = np.asarray(self._run(x), np.float32)[0, :, :, 0]
         if s != self.size:
             p = cv2.resize(p, (s, crop.shape[1]), interpolation=cv2.INTER_LINEAR)
+        if self.face_support:
+            p = p * self.support(s)
         return p
+
+    def support(self, size: int) -> np.ndarray:
+        """float32 ``[S, S]``: 1 inside :attr:`FACE_SUPPORT`, 0 outside."""
+        if size not in self._support:
+            cx, cy, rx, ry = self.FACE_SUPPORT
+            yy, xx = (np.mgrid[:size, :size] + 0.5) / size
+            self._support[size] = (((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2
+                                   <= 1.0).astype(np.float32)
+        return self._support[size]
 
     def hole(self, crop: np.ndarray) -> np.ndarray:
         """bool ``[S, S]``: True where the occluder is."""
