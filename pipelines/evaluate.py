@@ -41,8 +41,8 @@ from tfface.evaluation import (REMNANT_KEYS, REMNANT_LEVELS, bicubic, eval_batch
                                face_recognition, load_embedder, nearest_input, opencv_inpaint,
                                sr_eval_batches)
 from tfface.figures import bar_chart, image_grid
-from tfface.identity import IdentityError, IdentityEval
-from tfface.identity import markdown as identity_markdown
+from tfface.identity.verify import IdentityError, IdentityEval
+from tfface.identity.verify import markdown as identity_markdown
 from tfface.lite import LiteRunner
 from tfface.rundir import generator_inputs, load_generator
 

@@ -1,6 +1,6 @@
 """Distill dlib's face descriptor into a Keras student, the identity loss of training.
 
-Two steps (see tfface.identity_student)::
+Two steps (see tfface.identity.student)::
 
     # 1. faces of the training folder, damaged and restored by a run, with dlib's descriptors
     python -m pipelines.identity_student describe --run android_demo_assets/vnet/keras \\
@@ -68,8 +68,8 @@ def _describe(args) -> int:
     from tqdm.auto import tqdm
 
     from tfface.data.pipeline import make_dataset
-    from tfface.identity import load_embedder
-    from tfface.identity_student import describe
+    from tfface.identity.verify import load_embedder
+    from tfface.identity.student import describe
     from tfface.rundir import generator_inputs, load_generator
 
     if os.path.exists(args.out):
@@ -105,7 +105,7 @@ def _describe(args) -> int:
 
 
 def _train(args) -> int:
-    from tfface.identity_student import (STUDENT_WEIGHTS, StudentSpec, save_student,
+    from tfface.identity.student import (STUDENT_WEIGHTS, StudentSpec, save_student,
                                          train_student)
 
     if os.path.exists(os.path.join(args.out, STUDENT_WEIGHTS)):
@@ -135,11 +135,11 @@ def _train(args) -> int:
 
 def _check(args) -> int:
     from tfface.config import DataConfig
-    from tfface.identity import (IDENTITIES_FILE, folder_faces, load_embedder,
+    from tfface.identity.verify import (IDENTITIES_FILE, folder_faces, load_embedder,
                                  negative_distance, read_identities, verification)
     from tqdm.auto import tqdm
 
-    from tfface.identity_student import SAME_PERSON_DISTANCE, load_student
+    from tfface.identity.student import SAME_PERSON_DISTANCE, load_student
 
     student = load_student(args.student)
     people = read_identities(os.path.join(args.data_dir, IDENTITIES_FILE))

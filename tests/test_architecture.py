@@ -223,3 +223,19 @@ def test_every_test_file_has_a_layer():
     found = sorted(f for f in os.listdir(os.path.join(ROOT, "tests"))
                    if f.startswith("test_") and f.endswith(".py"))
     assert sorted(set(found) - set(listed)) == [], "add these to LAYERS in tests/conftest.py"
+
+
+SUBSYSTEM_PACKAGES = {
+    "identity": ("identity", "dlib", "embedder", "student"),  # embedders, verification, ResNet
+    "export": ("convert", "quantiz", "qat", "harness", "validat"),  # files for apps
+}
+
+
+def test_a_subsystem_is_one_package():
+    """Identity (embedders, verification, the dlib ResNet, the student) is tfface/identity/,
+    conversion and validation tfface/export/: no module of theirs lies outside its package."""
+    for package, words in SUBSYSTEM_PACKAGES.items():
+        assert f"tfface/{package}/__init__.py" in _modules("tfface")
+        stray = [p for p in _modules("tfface") if not p.startswith(f"tfface/{package}/")
+                 and any(w in os.path.basename(p) for w in words)]
+        assert not stray, f"{', '.join(stray)} belong(s) in tfface/{package}/"

@@ -1,4 +1,4 @@
-"""dlib's face ResNet rebuilt in Keras (tfface.dlib_resnet): the same descriptors as dlib
+"""dlib's face ResNet rebuilt in Keras (tfface.identity.dlib_resnet): the same descriptors as dlib
 on a real face (``skimage.data.astronaut()``, public domain), the same chip, a loss with a
 gradient, and a parser that refuses anything but the one file it knows."""
 
@@ -13,8 +13,8 @@ pytest.importorskip("skimage")
 import tensorflow as tf  # noqa: E402
 
 from conftest import astronaut_crop, tiny_config  # noqa: E402
-from tfface import dlib_resnet as D  # noqa: E402
-from tfface import identity as ident  # noqa: E402
+from tfface.identity import dlib_resnet as D  # noqa: E402
+from tfface.identity import verify as ident  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_chip_maps_can_be_asked_for_from_several_threads(faces):
 
 
 def test_train_config_names_dlib_as_the_identity_network():
-    from tfface.identity_student import make_identity_fn
+    from tfface.identity.student import make_identity_fn
 
     fn = make_identity_fn(tiny_config(identity_weight=2.0, identity_student="dlib"))
     x = tf.zeros((1, 64, 64, 3))

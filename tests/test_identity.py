@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import astronaut_crop
-from tfface import identity as ident
+from tfface.identity import verify as ident
 
 
 def _people(n_people=10, photos=3, dim=16, noise=0.05, seed=0):

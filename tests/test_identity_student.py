@@ -1,4 +1,4 @@
-"""The identity student (tfface.identity_student): a Keras stand-in for dlib's face
+"""The identity student (tfface.identity.student): a Keras stand-in for dlib's face
 descriptor whose distance is a training loss. Its files are untrusted input, it can fit
 descriptors it is shown, and a run trains with the term."""
 
@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import tiny_config
-from tfface import identity_student as ids
+from tfface.identity import student as ids
 from tfface.config import ConfigError, validate
 
 SMALL = dict(image_size=64, work_size=32, widths=[4, 8])
@@ -108,7 +108,7 @@ class _MeanColour:
     """A stand-in embedder: each face's mean colour, repeated to 128 numbers."""
 
     def embed(self, faces):
-        from tfface.identity import as_uint8_faces
+        from tfface.identity.verify import as_uint8_faces
 
         m = as_uint8_faces(faces).reshape(len(faces), -1, 3).mean(1) / 255.0
         return np.tile(m, (1, 43))[:, :128].astype(np.float32)
@@ -151,7 +151,7 @@ def test_a_run_trains_with_the_identity_term(tmp_path):
 
 
 def test_identity_settings_that_cannot_work_are_refused_before_training(tmp_path):
-    from tfface.identity_student import make_identity_fn
+    from tfface.identity.student import make_identity_fn
 
     with pytest.raises(ConfigError, match="needs train.identity_student"):
         validate(tiny_config(identity_weight=1.0))
@@ -191,7 +191,7 @@ def test_describe_and_check_commands(tmp_path, monkeypatch, capsys):
     import cv2
 
     from pipelines import identity_student as cli
-    from tfface import identity as ident
+    from tfface.identity import verify as ident
     from tfface.rundir import load_run_config
 
     class Colour(_MeanColour, ident.Embedder):

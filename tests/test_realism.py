@@ -117,7 +117,7 @@ def test_dlib_face_perceptual_loss_is_zero_for_the_face_and_grows_with_blur():
     pytest.importorskip("dlib")
     import cv2
 
-    from tfface import dlib_resnet
+    from tfface.identity import dlib_resnet
 
     fn = dlib_resnet.perceptual_loss_fn(128)
     face = astronaut_crop()

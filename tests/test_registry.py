@@ -52,7 +52,7 @@ def test_every_name_the_config_accepts_is_in_its_table():
 
 def test_every_name_a_command_line_offers_is_in_its_table():
     from pipelines import evaluate, train
-    from tfface.identity import EMBEDDERS
+    from tfface.identity.verify import EMBEDDERS
 
     def choices(parser, flag):
         return next(a.choices for a in parser._actions if flag in a.option_strings)

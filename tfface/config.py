@@ -160,7 +160,7 @@ class TrainConfig:
     """Content term of the generator loss: ``vgg54`` (VGG19 φ5,4 after ReLU, SRGAN),
     ``vgg54_preact`` (before the ReLU, ESRGAN), ``pixel`` (the pixel loss, SRGAN-MSE) or
     ``dlib_face`` (a face perceptual loss on four feature maps of dlib's face ResNet,
-    :func:`tfface.dlib_resnet.perceptual_loss_fn`; the identity extra installs it)."""
+    :func:`tfface.identity.dlib_resnet.perceptual_loss_fn`; the identity extra installs it)."""
     content_weight: float = 0.0
     """Weight of the content term; 0 turns it off (no feature extractor is built)."""
     content_extractor: str = "vgg19"
@@ -179,7 +179,7 @@ class TrainConfig:
     identity_student: str | None = None
     """The recognizer of the identity term, needed when ``identity_weight`` > 0:
     ``"dlib"`` for dlib's own ResNet rebuilt in Keras from the file of the identity
-    extra (:mod:`tfface.dlib_resnet`, the network ``--identity dlib`` evaluates with),
+    extra (:mod:`tfface.identity.dlib_resnet`, the network ``--identity dlib`` evaluates with),
     or the folder of a student distilled from it (``student.weights.h5`` +
     ``student.json``, made by ``python -m pipelines.identity_student``)."""
     init_weights: str | None = None

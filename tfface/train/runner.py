@@ -28,7 +28,7 @@ import tensorflow as tf
 from tfface import keras
 from tfface.config import Config, ConfigError, apply_overrides, validate
 from tfface.fileio import atomic_write, check_writable_dir
-from tfface.identity_student import make_identity_fn
+from tfface.identity.student import make_identity_fn
 from tfface.models import get_arch
 from tfface.rundir import (
     CKPT_DIR, CONFIG_FILE, RESULT_FILES, generator_inputs, has_checkpoint, load_init_weights,
@@ -187,8 +187,8 @@ def make_content_fn(cfg: Config):
     if t.content_loss == "pixel":
         return losses.PIXEL_LOSSES[t.pixel_loss]
     if t.content_loss == "dlib_face":
-        from tfface import dlib_resnet
-        from tfface.identity import IdentityError
+        from tfface.identity import dlib_resnet
+        from tfface.identity.verify import IdentityError
 
         try:
             return dlib_resnet.perceptual_loss_fn(int(cfg.data.image_size))

@@ -2,12 +2,12 @@
 a gradient.
 
 ``pipelines.evaluate --identity dlib`` judges restorations with dlib's 128-D face
-descriptor (:class:`tfface.identity.DlibEmbedder`). That network runs in C++, so a
+descriptor (:class:`tfface.identity.verify.DlibEmbedder`). That network runs in C++, so a
 generator cannot be trained against it. This module reads the weights of the very
 same network out of ``dlib_face_recognition_resnet_model_v1.dat`` (the file the
 ``face_recognition_models`` package installs) and builds it as a Keras model, so the
 identity loss of training is the recognizer the evaluation uses, not an approximation
-(:mod:`tfface.identity_student` distils one, which is much weaker).
+(:mod:`tfface.identity.student` distils one, which is much weaker).
 
 The file is read by a small parser written here, never by dlib's native deserializer,
 so a file someone hands over can do no more than fail to parse: every length and shape
@@ -317,10 +317,10 @@ def load_packaged_model():
     """The Keras network from the ``face_recognition_models`` package's file.
 
     Raises:
-        tfface.identity.IdentityError: the package is not installed.
+        tfface.identity.verify.IdentityError: the package is not installed.
         DlibResNetError: its file is not the expected network.
     """
-    from tfface.identity import packaged_dlib_models
+    from tfface.identity.verify import packaged_dlib_models
 
     return build_model(read_weights(packaged_dlib_models()["descriptor"]))
 
@@ -350,7 +350,7 @@ def chip_matrix(details) -> np.ndarray:
 
 
 class ChipAligner:
-    """The chip alignment of :class:`tfface.identity.DlibEmbedder`, as affine maps.
+    """The chip alignment of :class:`tfface.identity.verify.DlibEmbedder`, as affine maps.
 
     The five-point landmark model runs on each face inside the same fixed box, and
     ``dlib.get_face_chip_details`` gives the chip; :meth:`transforms` returns each map in
@@ -360,7 +360,7 @@ class ChipAligner:
 
     def __init__(self, chip_size: int = CHIP_SIZE, padding: float = 0.25,
                  face_box: Sequence[float] | None = None):
-        from tfface.identity import FACE_BOX, IdentityError, INSTALL_HINT, packaged_dlib_models
+        from tfface.identity.verify import FACE_BOX, IdentityError, INSTALL_HINT, packaged_dlib_models
 
         try:
             import dlib
@@ -380,7 +380,7 @@ class ChipAligner:
             return self._transforms(np.array(faces, dtype=np.uint8, copy=True))
 
     def _transforms(self, faces: np.ndarray) -> np.ndarray:
-        from tfface.identity import box_landmarks
+        from tfface.identity.verify import box_landmarks
 
         out = np.zeros((len(faces), 8), np.float32)
         for i, face in enumerate(faces):  # rows of a fresh C-contiguous copy
@@ -503,7 +503,7 @@ def perceptual_loss_fn(image_size: int, layers: Sequence[str] = PERCEPTUAL_LAYER
     features are constants.
 
     Raises:
-        tfface.identity.IdentityError: the ``face_recognition_models`` package is missing.
+        tfface.identity.verify.IdentityError: the ``face_recognition_models`` package is missing.
         DlibResNetError: its file is not the expected network.
     """
     import tensorflow as tf
@@ -511,7 +511,7 @@ def perceptual_loss_fn(image_size: int, layers: Sequence[str] = PERCEPTUAL_LAYER
     from tfface import keras
 
     if weights is None:
-        from tfface.identity import packaged_dlib_models
+        from tfface.identity.verify import packaged_dlib_models
 
         weights = read_weights(packaged_dlib_models()["descriptor"])
     blocks = [int(n[5:].split("_")[0]) for n in layers

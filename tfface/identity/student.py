@@ -1,6 +1,6 @@
 """A differentiable stand-in for dlib's face descriptor: the identity loss of training.
 
-dlib's ResNet descriptor (:class:`tfface.identity.DlibEmbedder`) is what
+dlib's ResNet descriptor (:class:`tfface.identity.verify.DlibEmbedder`) is what
 ``pipelines.evaluate --identity dlib`` judges restorations with, but it runs in C++ and
 has no gradient, so a generator cannot be trained against it. This module distills it
 into a small Keras network, the *student*, that maps a 128 px face crop (the crop the
@@ -34,7 +34,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from tfface.config import Config, ConfigError
-from tfface.dlib_resnet import DESCRIPTOR_DIM, SAME_PERSON_DISTANCE
+from tfface.identity.dlib_resnet import DESCRIPTOR_DIM, SAME_PERSON_DISTANCE
 
 STUDENT_WEIGHTS = "student.weights.h5"
 STUDENT_CARD = "student.json"
@@ -181,7 +181,7 @@ def describe(batches: Iterator[dict], restore: Callable | None, embedder, limit:
     ``[N, 128]``, the ``kind`` of each (0 clean, 1 damaged, 2 restored) and the
     ``face`` it came from (faces of one training photo share it).
     """
-    from tfface.identity import as_uint8_faces
+    from tfface.identity.verify import as_uint8_faces
 
     images, descs, kinds, faces = [], [], [], []
     n = 0
@@ -303,7 +303,7 @@ def train_student(data: dict[str, np.ndarray], spec: StudentSpec, *, epochs: int
 
 
 DLIB = "dlib"
-"""``train.identity_student`` value naming dlib's own network (:mod:`tfface.dlib_resnet`)."""
+"""``train.identity_student`` value naming dlib's own network (:mod:`tfface.identity.dlib_resnet`)."""
 
 
 def make_identity_fn(cfg: Config):
@@ -317,8 +317,8 @@ def make_identity_fn(cfg: Config):
     if t.identity_weight <= 0:
         return None
     if t.identity_student == DLIB:
-        from tfface import dlib_resnet
-        from tfface.identity import IdentityError
+        from tfface.identity import dlib_resnet
+        from tfface.identity.verify import IdentityError
 
         try:
             return dlib_resnet.identity_loss_fn()
