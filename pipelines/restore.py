@@ -268,7 +268,23 @@ def _locator(args, restorer):
     segmenter = None
     if restorer.spec.task == "inpaint" and args.mask is None:
         segmenter = _segmenter(args)
+    if restorer.spec.task == "sr":
+        return _sr_pipeline(make_detector(det), args)
     return FacePipeline(make_detector(det), segmenter, min_face=args.min_face)
+
+
+def _sr_pipeline(detector, args):
+    """SR: every face cut out at the photo's own resolution, tiled when larger than the
+    model's input, only the face's own square pasted (NativeSRPipeline); a face whose
+    tiles take more than a second shows a progress bar."""
+    from functools import partial
+
+    from tqdm.auto import tqdm
+
+    from tfface.faces.sr_photo import NativeSRPipeline
+
+    bar = None if args.quiet else partial(tqdm, unit="tile", delay=1.0, leave=False)
+    return NativeSRPipeline(detector, min_face=args.min_face, progress=bar)
 
 
 def _segmenter(args):

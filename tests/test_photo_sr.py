@@ -268,3 +268,23 @@ def test_benchmark_proxies_count_model_calls_through_the_restore_path():
     x2 = photo_sr.Shrunk(Cubic(shift=10), 2)
     out, rep = FacePipeline(OneFace(_face(50, 30, 10)), min_face=4).restore(x2, rgb)
     assert out.shape == (120, 200, 3) and rep.restored == 1 and out[60, 100, 0] == 130
+
+
+def test_restore_cli_sends_sr_models_through_the_native_path():
+    from pipelines import restore
+    from tfface.faces import FacePipeline
+    from tfface.inference import Restorer
+
+    def fake(task):
+        return Restorer(lambda x: x, ModelSpec(task, 32, 128 if task == "sr" else 32,
+                                               4 if task == "sr" else 1), "fake")
+
+    args = restore.build_parser().parse_args(["x.png", "--model", "m", "--mask", "h.png"])
+    sr = restore._locator(args, fake("sr"))
+    assert isinstance(sr, NativeSRPipeline) and sr.background == "bicubic"
+    assert sr.progress is not None and sr.min_face == 16
+    quiet = restore._locator(restore.build_parser().parse_args(["x", "--model", "m", "--quiet"]),
+                             fake("sr"))
+    assert quiet.progress is None
+    inpaint = restore._locator(args, fake("inpaint"))
+    assert type(inpaint) is FacePipeline
