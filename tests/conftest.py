@@ -98,13 +98,19 @@ TRAINED_RUNS = ("trained_tiny_run", "tiny_int8_file", "trained_tiny_sr_run",
                 "tiny_sr_float_file")
 
 END_TO_END = (
+    # Whole runs, several processes or a run killed and resumed (each 50-240 s under load).
+    "test_reliability.py::test_sigkill_at_any_moment_then_the_same_command_resumes_exactly",
+    "test_reliability.py::test_same_seed_gives_identical_losses_and_op_determinism_is_scoped",
+    "test_integrity.py::test_a_second_process_on_the_same_run_directory_is_refused_and_the_first_continues",  # noqa: E501
+    "test_integrity.py::test_nan_state_is_never_a_good_checkpoint_and_resume_uses_the_lower_learning_rate",  # noqa: E501
+    "test_gan_families.py::test_mirrored_run_of_a_gan_family_in_a_subprocess",
     # Whole conversions of tiny models (each about 50-150 s under load).
     "test_models.py::test_keep_known_file_returns_the_input_outside_the_hole_bit_for_bit",
     "test_new_archs.py::test_imputed_unmask_is_smaller_than_gated_and_converts_to_int8",
     "test_quant_modes.py::test_cli_keep_float_and_prune_report",
     "test_convert.py::test_fp16_and_int8_io_modes",
     "test_convert.py::test_a_model_with_the_mask_as_second_input_converts_and_runs_by_name",
-    "test_validate.py::test_leaky_form_prelu_keeps_the_function_and_runs_all_of_srgan_int8_in_xnnpack",
+    "test_validate.py::test_leaky_form_prelu_keeps_the_function_and_runs_all_of_srgan_int8_in_xnnpack",  # noqa: E501
 )
 
 

@@ -614,9 +614,10 @@ def test_convert_refuses_missing_and_foreign_run_directories(tmp_path, capsys):
 
 def test_empty_representative_dataset_is_a_clear_error_and_writes_nothing(small_run, tmp_path,
                                                                          monkeypatch, capsys):
+    from tfface.export import convert as conversion
     from tflite import convert
 
-    monkeypatch.setattr(convert, "representative_inputs",
+    monkeypatch.setattr(conversion, "representative_inputs",
                         lambda cfg, n, with_targets=False: ([], None) if with_targets else [])
     out = tmp_path / "out"
     code = convert.main(["--int8", "--run", small_run, "--samples", "100", "--out-dir", str(out)])
