@@ -183,7 +183,7 @@ def _export(model, cfg, mode: str, rep, args, names, quality_keras, train_batch)
             "held_out": "realmask_unseen (KN95 and cloth templates) and hand_unseen never "
                         "drawn in training (the facemask generator draws only the other "
                         "families' templates)" if "realmask" in cfg.occlusions else None,
-            "init_from": cfg.init_from,
+            "init_from": init_note(cfg.init_from),
             "steps": int(log[-1]["step"]) if log else 0,
             "batch_size": train_batch,
             "cpu_minutes": round(float(log[-1]["minutes"]), 1) if log else None,
@@ -206,6 +206,23 @@ def _export(model, cfg, mode: str, rep, args, names, quality_keras, train_batch)
                                 os.path.join(args.out, f"{name}.json"), content, card)
     _samples(args.out, cfg, name)
     return card
+
+
+def init_note(src: str | None, depth: int = 0) -> str | None:
+    """Where a run's starting weights came from, by file and folder names only (a card
+    holds no machine paths): ``run 'seg-b' (from run 'seg-a' (from segmenter_fp16.tflite))``."""
+    if not src:
+        return None
+    name = os.path.basename(os.path.normpath(src))
+    if not os.path.isdir(src):
+        return name
+    try:
+        with open(os.path.join(src, "segmenter.json")) as f:
+            parent = json.load(f).get("init_from")
+    except (OSError, ValueError):
+        parent = None
+    inner = init_note(parent, depth + 1) if parent and depth < 8 else None
+    return f"run '{name}'" + (f" (from {inner})" if inner else "")
 
 
 def _samples(dest: str, cfg, name: str = "segmenter_int8") -> None:

@@ -170,3 +170,16 @@ def test_training_mixture_refuses_held_out_generators(face_folder, tmp_path):
         with pytest.raises(ValueError, match=f"held-out generator.*{name}"):
             train_segmenter(cfg, str(tmp_path / name))
         assert not os.path.exists(tmp_path / name / "ckpt")
+
+
+def test_card_names_the_starting_weights_without_machine_paths(tmp_path):
+    from pipelines.export_segmenter import init_note
+
+    a, b = tmp_path / "seg-a", tmp_path / "seg-b"
+    a.mkdir()
+    b.mkdir()
+    (a / "segmenter.json").write_text(json.dumps({"init_from": "/x/y/segmenter_fp16.tflite"}))
+    (b / "segmenter.json").write_text(json.dumps({"init_from": str(a)}))
+    assert init_note(None) is None
+    assert init_note(str(b)) == "run 'seg-b' (from run 'seg-a' (from segmenter_fp16.tflite))"
+    assert str(tmp_path) not in init_note(str(b))
