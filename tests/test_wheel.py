@@ -88,8 +88,8 @@ def test_the_wheel_holds_the_shipped_files_themselves(wheel_env):
     assert sizes.get("tfface/faces/template.json", 0) > 100
 
 
-def test_installed_restore_with_no_model_restores_the_face_outside_the_checkout(wheel_env,
-                                                                                 tmp_path):
+def test_installed_restore_with_no_model_restores_the_face_outside_the_checkout(
+        wheel_env, tmp_path):
     from pipelines import restore as restore_cli
 
     _, python, bin_dir = wheel_env
