@@ -123,9 +123,13 @@ def test_center_with_a_mask_input_model_finds_the_hole_and_finishes_the_batch(tm
         restored = cv2.imread(str(out / f"occluded{i}_png.png")).astype(np.float64)
         changed = np.abs(restored - occluded).max(-1) > 0
         near = cv2.dilate(hole.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
-        # measured: 1536 / 1577 pixels changed, none further than 4 px from the true hole;
-        # the hole's error to the clean face falls from 49.5 / 65.4 to 10.7 / 17.7 levels
-        assert changed.sum() > 0.8 * hole.sum() and not (changed & ~near).any(), i
+        # measured: 1616 / 1647 pixels changed; none further than 4 px from the true hole
+        # but, on sample 0, 32 pixels of the N95's yellow strap ends beside the mask (the
+        # sample's hole leaves them out; the segmenter, trained with straps, finds them);
+        # the hole's error to the clean face falls from 49.5 / 65.4 to 12.8 / 18.4 levels
+        # (10.7 / 17.7 with the previous segmenter, which left the strap ends alone)
+        assert changed.sum() > 0.8 * hole.sum(), i
+        assert (changed & ~near).sum() <= 0.03 * hole.sum(), (i, (changed & ~near).sum())
         before = np.abs(occluded - target)[hole].mean()
         after = np.abs(restored - target)[hole].mean()
         assert after < 0.5 * before, (i, before, after)
