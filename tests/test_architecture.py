@@ -239,3 +239,13 @@ def test_a_subsystem_is_one_package():
         stray = [p for p in _modules("tfface") if not p.startswith(f"tfface/{package}/")
                  and any(w in os.path.basename(p) for w in words)]
         assert not stray, f"{', '.join(stray)} belong(s) in tfface/{package}/"
+
+
+def test_the_data_pipeline_does_not_import_the_photo_path():
+    """Training crops and photos share one framing (tfface.framing, a base module): the
+    data layer reads it there, never through tfface.faces."""
+    loaded = _import_closure("tfface.data.pipeline")
+    assert "tfface.framing" in loaded
+    assert not [m for m in loaded if m.startswith("tfface.faces")]
+    assert not [m for m in _import_closure("tfface.framing") if m != "tfface.framing"
+                and m != "tfface"]

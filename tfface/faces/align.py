@@ -1,7 +1,7 @@
 """Alignment to the training framing and paste-back into the photo.
 
-The canonical template (:data:`TEMPLATE`, ``template.json`` beside this module) gives
-the five landmarks as fractions of the square training crop. It was measured on the
+The canonical template (:data:`tfface.framing.TEMPLATE`, ``template.json`` beside this
+module) gives the five landmarks as fractions of the square training crop. It was measured on the
 training faces themselves (``benchmarks/face_template.py``: the detector's landmarks on
 500 photos of faces-train, moved into the centred square that the folder source crops
 and divided by its side, averaged), so an aligned crop of a real photo is framed as the
@@ -21,31 +21,10 @@ faces the models learned from.
 
 from __future__ import annotations
 
-import importlib.resources
-import json
-import os
-
 import cv2
 import numpy as np
 
-# Package data, read the same way from a checkout and from an installed wheel.
-_TEMPLATE_FILE = os.fspath(importlib.resources.files("tfface.faces").joinpath("template.json"))
-
-
-def _load_template() -> np.ndarray:
-    with open(_TEMPLATE_FILE, encoding="utf-8") as f:
-        doc = json.load(f)
-    pts = np.asarray(doc["points"], np.float32)
-    if pts.shape != (5, 2):
-        raise ValueError(f"{_TEMPLATE_FILE}: points must be [5, 2]")
-    return pts
-
-
-TEMPLATE: np.ndarray = _load_template()
-"""float32 ``[5, 2]``: (x, y) fractions of the square training crop (left eye, right
-eye, nose tip, left mouth corner, right mouth corner)."""
-TEMPLATE.setflags(write=False)
-
+from tfface.framing import TEMPLATE
 
 def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """2x3 matrix of the least-squares similarity mapping ``src`` points onto ``dst``."""

@@ -30,8 +30,7 @@ from __future__ import annotations
 
 from tfface.config import DataConfig
 from tfface.data.sources.base import (  # noqa: F401  (the names importers use)
-    CANONICAL_LANDMARKS, IMAGE_EXTENSIONS, LANDMARK_NAMES, SPLITS, FaceSource, SourceError,
-    framing_landmarks,
+    IMAGE_EXTENSIONS, SPLITS, FaceSource, SourceError,
 )
 from tfface.data.sources.folder import FolderSource  # noqa: F401
 from tfface.data.sources.scan import (  # noqa: F401
@@ -40,6 +39,7 @@ from tfface.data.sources.scan import (  # noqa: F401
 )
 from tfface.data.sources.synthetic import SyntheticSource, render_synthetic_face  # noqa: F401
 from tfface.data.sources.tfds import TfdsSource  # noqa: F401
+from tfface.framing import CANONICAL_LANDMARKS, LANDMARK_NAMES, framing_landmarks  # noqa: F401
 
 __all__ = [
     "LANDMARK_NAMES",

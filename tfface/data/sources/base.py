@@ -1,8 +1,8 @@
-"""What every clean-face source shares: the element contract, splits, landmarks, errors.
+"""What every clean-face source shares: the element contract, splits, errors.
 
-:class:`FaceSource` is the base class; :data:`CANONICAL_LANDMARKS` the landmarks of
-aligned faces; :func:`_train_item_stream` the reproducible, resumable train order the
-folder and synthetic sources use (see :mod:`tfface.data.sources`).
+:class:`FaceSource` is the base class; :func:`_train_item_stream` the reproducible,
+resumable train order the folder and synthetic sources use (see
+:mod:`tfface.data.sources`). The landmarks of aligned faces are :mod:`tfface.framing`.
 """
 
 from __future__ import annotations
@@ -14,39 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfface.config import DataConfig
-from tfface.faces.align import TEMPLATE
 
 SPLITS = ("train", "eval")
-
-LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
-"""Landmark order. ``left``/``right`` are as seen in the image (CelebA's convention:
-``left_eye`` is the eye with the smaller x), not the subject's left/right."""
-
-# Mean landmark positions of CelebA's aligned images (img_align_celeba, 178x218 px,
-# list_landmarks_align_celeba.txt), rounded to whole pixels:
-#   left eye (69, 111), right eye (108, 111), nose tip (88, 135),
-#   left mouth corner (72, 152), right mouth corner (106, 152).
-# A centered 178x178 square crop removes 20 rows at the top, so y -> y - 20, and the
-# fractions are these pixel positions divided by 178.
-_CELEBA_MEAN_LANDMARKS_PX = np.array(
-    [[69.0, 111.0], [108.0, 111.0], [88.0, 135.0], [72.0, 152.0], [106.0, 152.0]]
-)
-CANONICAL_LANDMARKS: np.ndarray = (
-    (_CELEBA_MEAN_LANDMARKS_PX - np.array([0.0, 20.0])) / 178.0
-).astype(np.float32)
-"""float32 ``[5, 2]`` ``(x, y)`` fractions of the square crop of an aligned face:
-``[[0.388, 0.511], [0.607, 0.511], [0.494, 0.646], [0.404, 0.742], [0.596, 0.742]]``."""
-CANONICAL_LANDMARKS.setflags(write=False)
-
-
-def framing_landmarks(framing: str) -> np.ndarray:
-    """The five landmarks (``[5, 2]`` fractions) of a folder's faces by ``data.face_framing``."""
-    if framing == "template":
-        return np.asarray(TEMPLATE, np.float32)
-    if framing != "celeba":
-        raise ValueError(f"data.face_framing must be 'celeba' or 'template', got '{framing}'")
-    return CANONICAL_LANDMARKS
-
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 """File extensions :class:`FolderSource` reads (case-insensitive)."""

@@ -16,10 +16,11 @@ import tensorflow as tf
 from tfface.config import DataConfig
 from tfface.data.sources.base import (IMAGE_EXTENSIONS, SPLITS, FaceSource, SourceError,
                                       _check_split, _keep_indices, _resize_square_np,
-                                      _train_item_stream, framing_landmarks)
+                                      _train_item_stream)
 from tfface.data.sources.scan import (SKIP_REASONS, _decode_image_bytes, _write_scan_log,
                                       scan_folder)
 from tfface.fileio import open_regular
+from tfface.framing import framing_landmarks
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfface.config import DataConfig
-from tfface.data.sources.base import (CANONICAL_LANDMARKS, FaceSource, SourceError, _check_split,
-                                      _keep_indices, _train_item_stream)
+from tfface.data.sources.base import (FaceSource, SourceError, _check_split, _keep_indices,
+                                      _train_item_stream)
+from tfface.framing import CANONICAL_LANDMARKS
 
 logger = logging.getLogger(__name__)
 

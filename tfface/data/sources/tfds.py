@@ -7,8 +7,9 @@ import tfface  # noqa: F401  (selects tf_keras before TensorFlow is imported)
 import tensorflow as tf
 
 from tfface.config import DataConfig
-from tfface.data.sources.base import (CANONICAL_LANDMARKS, FaceSource, SourceError, _check_split,
-                                      _keep_indices, _tf_square_resize)
+from tfface.data.sources.base import (FaceSource, SourceError, _check_split, _keep_indices,
+                                      _tf_square_resize)
+from tfface.framing import CANONICAL_LANDMARKS
 
 _TFDS_LANDMARK_KEYS = (
     ("lefteye_x", "lefteye_y"),
