@@ -62,6 +62,10 @@ def test_every_name_a_command_line_offers_is_in_its_table():
 
 
 def test_an_unknown_name_is_one_clear_error():
+    from tfface.identity.verify import IdentityError, load_embedder
+
+    with pytest.raises(IdentityError, match="^unknown face embedder 'arcface'; choose from: dlib$"):
+        load_embedder("arcface")
     with pytest.raises(ValueError, match="unknown architecture 'vnett'; valid names: pix2pix"):
         get_arch("vnett")
     with pytest.raises(ValueError, match="unknown adversarial loss 'wgan'; known: vanilla"):

@@ -46,6 +46,7 @@ import numpy as np
 from tfface.evaluation import bicubic, nearest_input, opencv_inpaint
 from tfface.fileio import open_regular
 from tfface.imageio import to_uint8
+from tfface.registry import Registry
 
 IDENTITIES_FILE = "IDENTITIES.csv"
 """Default name of the photo-to-person table, looked for in the data folder."""
@@ -200,7 +201,8 @@ class DlibEmbedder(Embedder):
         return negative_distance(a, b)
 
 
-EMBEDDERS: dict[str, Callable[[], Embedder]] = {"dlib": DlibEmbedder}
+EMBEDDERS: Registry[Callable[[], Embedder]] = Registry(
+    "face embedder", {"dlib": DlibEmbedder}, listing="choose from", error=IdentityError)
 """Embedders ``--identity`` can name (each loads only files its package installed)."""
 
 
@@ -210,9 +212,7 @@ def load_embedder(name: str) -> Embedder:
     Raises:
         IdentityError: an unknown name, or its packages are not installed.
     """
-    if name not in EMBEDDERS:
-        raise IdentityError(f"unknown face embedder '{name}'; choose from: {', '.join(EMBEDDERS)}")
-    return EMBEDDERS[name]()
+    return EMBEDDERS.lookup(name)()
 
 
 # -- who is who ----------------------------------------------------------------------
