@@ -556,12 +556,24 @@ def test_the_pages_face_arithmetic_is_tfface_s():
         crop: five.map((p) => F.nativeCropMatrix(p, Math.ceil(F.nativeSize(p, T)), T)),
         starts: [[91, 32, 8], [179, 32, 8], [200, 64, 16]].map((a) => F.tileStarts(...a)),
         upright: kps.map((k) => F.uprightMatrix(k)),
+        support: F.FACE_SUPPORT,
+        clipped: Array.from(F.clipToFace(new Uint8Array(40 * 40).fill(1), 40, 40)),
       }}));"""
     proc = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True,
                           text=True, timeout=60, cwd=WEB)
     assert proc.returncode == 0, proc.stderr[-2000:]
     js = json.loads(proc.stdout)
     c = js["constants"]
+    # the segmenter's face support: same ellipse, same pixels kept on a 40 px crop
+    from tfface.faces.segmenter import OccluderSegmenter
+
+    assert js["support"] == list(OccluderSegmenter.FACE_SUPPORT)
+    cx, cy, rx, ry = OccluderSegmenter.FACE_SUPPORT
+    yy, xx = (np.mgrid[:40, :40] + 0.5) / 40
+    inside = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0
+    clipped = np.array(js["clipped"]).reshape(40, 40)
+    assert 0 < clipped.sum() < 40 * 40
+    assert np.array_equal(clipped == 1, inside)
     assert c["mouthRatio"] == dt.BLAZEFACE_MOUTH_RATIO
     assert c["mouthShift"] == dt.BLAZEFACE_MOUTH_SHIFT
     params = inspect.signature(dt.BlazeFaceDetector.__init__).parameters

@@ -5,7 +5,7 @@
 // `window.tffaceDemo` exposes the same steps to the browser test.
 
 import {Restorer, CardError, holeFromImage} from './restorer.js';
-import {BlazeFace, alignmentMatrix, nativeSize, nativeCropMatrix, squareMatrix, srMatrix,
+import {BlazeFace, clipToFace, alignmentMatrix, nativeSize, nativeCropMatrix, squareMatrix, srMatrix,
         invert, apply, compose, matrixScale, canvasTransform, TileBlender, borderWeight,
         holeWeight, faceWeight} from './faces.js';
 
@@ -724,6 +724,7 @@ async function findHole() {
     const img = pixelsOf(canvasOf(g.input), 0, 0, g.input.width, g.input.height, fi.width, fi.height);
     const {probs} = await f.restore({image: img});
     const hole = f.holeFrom(probs, t.width, t.height, 1);
+    if (usingFaces()) clipToFace(hole, t.width, t.height);  // an aligned face: as tfface
     let n = 0;
     for (const v of hole) n += v;
     const some = n >= Math.max(4, 0.001 * t.width * t.height);

@@ -28,6 +28,26 @@ export const BLAZEFACE = {
   verifyEyePx: 32,
 };
 
+/** Centre (x, y) and half-axes of the ellipse, in fractions of an aligned face crop's
+ * side, outside which the occluder segmenter's hole is dropped: tfface's
+ * OccluderSegmenter.FACE_SUPPORT (tests/test_web_demo.py checks they agree). What it cuts
+ * is background and hair beside the head, where a false hole would smear the photo. */
+export const FACE_SUPPORT = [0.5, 0.56, 0.42, 0.50];
+
+/** The hole (0/1, w x h, row-major) of an aligned face crop with every pixel outside
+ * FACE_SUPPORT cleared, in place; pixel centres at (i + 0.5) / side, as in tfface. */
+export function clipToFace(hole, w, h) {
+  const [cx, cy, rx, ry] = FACE_SUPPORT;
+  for (let y = 0; y < h; y++) {
+    const dy = ((y + 0.5) / h - cy) / ry;
+    for (let x = 0; x < w; x++) {
+      const dx = ((x + 0.5) / w - cx) / rx;
+      if (dx * dx + dy * dy > 1) hole[y * w + x] = 0;
+    }
+  }
+  return hole;
+}
+
 /** Anchor centres (fractions, [x0, y0, x1, y1, ...], 896 of them) of BlazeFace short
  * range: strides 8 (2 anchors a cell) and 16 (6 anchors a cell). */
 export function anchors(size = BLAZEFACE.size) {
