@@ -249,3 +249,14 @@ def test_the_data_pipeline_does_not_import_the_photo_path():
     assert not [m for m in loaded if m.startswith("tfface.faces")]
     assert not [m for m in _import_closure("tfface.framing") if m != "tfface.framing"
                 and m != "tfface"]
+
+
+def test_the_config_does_not_import_the_data_layer():
+    """The config is below the data pipeline: it holds the constants both read (e.g. the
+    super-resolution factors, ``SCALES``) and never imports ``tfface.data``."""
+    loaded = _import_closure("tfface.config")
+    assert not [m for m in loaded if m.startswith("tfface.data")]
+    from tfface.config import SCALES
+    from tfface.data import degrade
+
+    assert degrade.SCALES is SCALES

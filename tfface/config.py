@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 TASKS = ("inpaint", "sr")
+SCALES = (2, 3, 4)
+"""Supported super-resolution factors (``data.scale``; :mod:`tfface.data.degrade` reads
+them here: the config is the lowest layer)."""
 SOURCES = ("synthetic", "folder", "tfds")
 CONTENT_LOSSES = ("vgg54", "vgg54_preact", "pixel", "dlib_face")
 LR_SCHEDULES = ("constant", "step", "linear", "cosine")
@@ -635,8 +638,6 @@ def _validate_for_model(cfg: Config) -> None:
         raise ConfigError(f"model.arch '{m.arch}' is a {family.task} model, but data.task is "
                           f"'{d.task}'")
     if family.supports_scale is not None:  # the family reads data.scale
-        from tfface.data.degrade import SCALES
-
         scales = tuple(s for s in SCALES if family.supports_scale(s))
         _need(d.scale in scales, "data.scale", f"one of {scales} for {m.arch}", d.scale)
     if family.downsampling_factor is None:

@@ -74,6 +74,8 @@ from typing import Any, Mapping
 import tfface  # noqa: F401  (sets the tf_keras switch before TensorFlow loads)
 import tensorflow as tf
 
+from tfface.config import SCALES
+
 __all__ = [
     "PRESETS",
     "CLASSIC",
@@ -94,8 +96,6 @@ __all__ = [
     "degrade",
 ]
 
-SCALES = (2, 3, 4)
-"""Supported super-resolution factors."""
 DOWNSCALE_METHODS = ("area", "bicubic", "bilinear")
 KERNEL_SIZE = 21
 """Side of every blur kernel tensor; smaller kernels are zero outside their support."""
