@@ -31,25 +31,22 @@ import cv2
 import numpy as np
 
 import tfface  # noqa: F401
+from benchmarks.restore_photo import astronaut, occluded_astronaut
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(ROOT, "android_demo_assets", "vnet", "model_int8_mixed.tflite")
 SEGMENTER = os.path.join(ROOT, "android_demo_assets", "segmenter", "segmenter_int8.tflite")
 
 
-def damaged_photo(rgb: np.ndarray, lm: np.ndarray, kind: str, seed: int):
-    """(damaged photo, true hole as bool) with ``kind`` drawn at the photo's resolution."""
-    import tensorflow as tf
-
+def damaged_photo(kind: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(damaged photo, true hole as bool) with ``kind`` drawn at the photo's resolution,
+    configured as training configures it."""
     from tfface.config import DataConfig
     from tfface.data import occlusion as occ
 
-    cfg = DataConfig(image_size=rgb.shape[0])
-    fns = occ.make_occlusion_fns(cfg, [kind])
-    o = occ.occlude(tf.constant(rgb), tf.constant(lm / rgb.shape[0], tf.float32),
-                    tf.constant([seed, 0], tf.int64), {kind: 1.0}, fns)
-    bad = np.clip(np.round(o["occluded"].numpy()), 0, 255).astype(np.uint8)
-    return bad, o["mask"].numpy()[..., 0] > 0.5
+    fns = occ.make_occlusion_fns(DataConfig(image_size=astronaut()[0].shape[0]), [kind])
+    bad, hole, _ = occluded_astronaut(kind, seed, fns)
+    return bad, hole > 0.5
 
 
 def main(argv=None) -> int:
@@ -66,8 +63,6 @@ def main(argv=None) -> int:
     p.add_argument("--grid", metavar="FILE", help="write the before/after grid here")
     args = p.parse_args(argv)
 
-    from skimage import data
-
     from benchmarks.photo_inpaint import scores
     from tfface.faces import FacePipeline, make_detector
     from tfface.faces.segmenter import OccluderSegmenter
@@ -76,8 +71,7 @@ def main(argv=None) -> int:
     models = args.model or [SHIPPED]
     rs = [Restorer.load(m) for m in models]
     restorer = rs[0] if len(rs) == 1 else RestorerLadder(rs)
-    rgb = data.astronaut()
-    lm = make_detector("mtcnn").detect(rgb)[0].landmarks
+    rgb, lm = astronaut()
     pipe = FacePipeline(make_detector("auto"), OccluderSegmenter(SEGMENTER))
     names = " + ".join(os.path.relpath(m, ROOT) for m in models)
     print(f"model {names}; astronaut 512x512; hole found by the shipped segmenter, given "
@@ -91,7 +85,7 @@ def main(argv=None) -> int:
     inner[y0 + half // 3:y0 + int(1.3 * half), x0 + half // 2:x0 + 2 * half - half // 2] = 1
     rows = []
     for i, kind in enumerate(args.occluders):
-        bad, hole = damaged_photo(rgb, lm, kind, args.seed + i)
+        bad, hole = damaged_photo(kind, args.seed + i)
         if kind in args.true_hole:  # strokes cover the whole photo: keep those on the face
             hole &= inner
             bad = np.where(hole[..., None], bad, rgb)

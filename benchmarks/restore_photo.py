@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import os
 import sys
 import time
@@ -31,22 +32,36 @@ import tfface  # noqa: F401
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def occluded_astronaut(occluder: str = "facemask", seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """The astronaut photo with a synthesized occluder on her face, and its landmarks."""
-    import tensorflow as tf
+@functools.lru_cache(maxsize=1)
+def astronaut() -> tuple[np.ndarray, np.ndarray]:
+    """``skimage.data.astronaut()`` (public domain) and MTCNN's five landmarks on it
+    (found once per process)."""
     from skimage import data
 
-    from tfface.data import occlusion as occ
     from tfface.faces import make_detector
 
     rgb = data.astronaut()
-    lm = make_detector("mtcnn").detect(rgb)[0].landmarks
+    return rgb, make_detector("mtcnn").detect(rgb)[0].landmarks
+
+
+def occluded_astronaut(occluder: str = "facemask", seed: int = 3, occluders=None
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The astronaut photo with a synthesized occluder drawn on her face at the photo's
+    resolution: (occluded uint8, hole float32 ``[H, W]``, landmarks). ``occluders``:
+    configured generators (``occ.make_occlusion_fns``); default: the registry's.
+    ``"none"`` gives the clean photo and an empty hole."""
+    import tensorflow as tf
+
+    from tfface.data import occlusion as occ
+
+    rgb, lm = astronaut()
     if occluder == "none":
-        return rgb, lm
+        return rgb, np.zeros(rgb.shape[:2], np.float32), lm
     o = occ.occlude(tf.constant(rgb), tf.constant(lm / rgb.shape[0], tf.float32),
                     tf.constant([seed, 0], tf.int64), {occluder: 1.0},
-                    occ.default_occluders([occluder]))
-    return np.clip(np.round(o["occluded"].numpy()), 0, 255).astype(np.uint8), lm
+                    occluders or occ.default_occluders([occluder]))
+    occluded = np.clip(np.round(o["occluded"].numpy()), 0, 255).astype(np.uint8)
+    return occluded, o["mask"].numpy()[..., 0].astype(np.float32), lm
 
 
 def _heads(face: np.ndarray, lm: np.ndarray, placements, size):
@@ -100,7 +115,9 @@ ONE = [(620, 330, 60, 10)]
 FOUR = [(200, 220, 44, 8), (520, 420, 56, -12), (820, 250, 36, 4), (380, 620, 30, -20)]
 
 
-class _Timed:
+class Timed:
+    """Wraps functions to add up their milliseconds by name in ``t``."""
+
     def __init__(self):
         self.t = {}
 
@@ -137,14 +154,14 @@ def main(argv=None) -> int:
     name, *opts = args.detector.split(":")  # options as in face_detectors.py
     det = make_detector(name, **{k: ast.literal_eval(v) for k, _, v in
                                  (o.partition("=") for o in opts)})
-    face, lm = occluded_astronaut(args.occluder)
+    face, _, lm = occluded_astronaut(args.occluder)
     placements = {"1 face": ONE, "4 faces": FOUR}
     scenes = {n: compose_scene(face, lm, v) for n, v in placements.items()}
     if restorer.spec.task == "sr":  # SR: the photo is the 1024x768 scene shrunk by the scale
         k = int(restorer.spec.scale)
         scenes = {n: cv2.resize(v, (1024 // k, 768 // k), interpolation=cv2.INTER_AREA)
                   for n, v in scenes.items()}
-    timer = _Timed()
+    timer = Timed()
     det.detect = timer.wrap("detection", det.detect)
     restorer.restore_face = timer.wrap("restoration (model)", restorer.restore_face)
     if seg is not None:  # hole() calls probability(): time the one both go through

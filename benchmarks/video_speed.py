@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 import tfface  # noqa: F401
+from benchmarks.restore_photo import Timed, astronaut, occluded_astronaut
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 W, H, MARGIN = 1280, 720, 16
@@ -51,26 +52,10 @@ PLACEMENTS = {
 }
 
 
-def masked_head(seed: int = 3):
-    """(occluded, clean, mask float [H, W]) of the astronaut with a surgical mask."""
-    import tensorflow as tf
-    from skimage import data
-
-    from tfface.data import occlusion as occ
-    from tfface.faces import make_detector
-
-    rgb = data.astronaut()
-    lm = make_detector("mtcnn").detect(rgb)[0].landmarks
-    o = occ.occlude(tf.constant(rgb), tf.constant(lm / rgb.shape[0], tf.float32),
-                    tf.constant([seed, 0], tf.int64), {"facemask": 1.0},
-                    occ.default_occluders(["facemask"]))
-    occluded = np.clip(np.round(o["occluded"].numpy()), 0, 255).astype(np.uint8)
-    return occluded, rgb, o["mask"].numpy()[..., 0].astype(np.float32), lm
-
-
 def compose_world(n_faces: int, seed: int = 0):
     """The still scene (occluded, clean, mask), a margin larger than 720p for the shake."""
-    occluded, clean, mask, lm = masked_head()
+    occluded, mask, lm = occluded_astronaut("facemask")
+    clean = astronaut()[0]
     h, w = H + 2 * MARGIN, W + 2 * MARGIN
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w]
@@ -128,19 +113,6 @@ def flicker(frames, masks, erode: int = 3) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-class _Timed:
-    def __init__(self):
-        self.t: dict[str, float] = {}
-
-    def wrap(self, name, fn):
-        def inner(*a, **k):
-            t0 = time.perf_counter()
-            r = fn(*a, **k)
-            self.t[name] = self.t.get(name, 0.0) + (time.perf_counter() - t0) * 1e3
-            return r
-        return inner
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=100)
@@ -168,7 +140,7 @@ def main(argv=None) -> int:
     restorer = Restorer.load(args.model)
     seg = OccluderSegmenter(args.segmenter)
     det = make_detector(detector_name)
-    timer = _Timed()
+    timer = Timed()
     det.detect = timer.wrap("full detection", det.detect)
     restorer.restore_face = timer.wrap("model", restorer.restore_face)
     seg.probability = timer.wrap("segmentation", seg.probability)
