@@ -172,6 +172,18 @@ def test_training_mixture_refuses_held_out_generators(face_folder, tmp_path):
         assert not os.path.exists(tmp_path / name / "ckpt")
 
 
+def test_negative_warm_up_or_photo_conditions_are_refused_before_any_file(face_folder,
+                                                                         tmp_path, capsys):
+    from pipelines import train_segmenter as cli
+
+    for flag in ("--lr-warmup=-5", "--photo-conditions=-0.5"):
+        out = tmp_path / flag.strip("-").split("=")[0]
+        assert cli.main(["--data-dir", face_folder, "--out", str(out), "--image-size", "32",
+                         "--filters", "8,16", flag]) == 2
+        assert "must be >= 0" in capsys.readouterr().err
+        assert not out.exists()
+
+
 def test_card_names_the_starting_weights_without_machine_paths(tmp_path):
     from pipelines.export_segmenter import init_note
 

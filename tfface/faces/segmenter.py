@@ -334,10 +334,14 @@ def train_segmenter(cfg: SegmenterConfig, workdir: str, *, max_minutes: float | 
     """
     from tfface.fileio import atomic_write
 
+    # bad settings: one clear error before anything is written or built
+    if cfg.lr_warmup < 0 or cfg.photo_conditions < 0:
+        raise ValueError(f"--lr-warmup and --photo-conditions must be >= 0, got "
+                         f"{cfg.lr_warmup} and {cfg.photo_conditions}")
+    _mixture(cfg)  # a held-out generator in the mixture
     os.makedirs(workdir, exist_ok=True)
     atomic_write(os.path.join(workdir, "segmenter.json"), json.dumps(asdict(cfg), indent=2))
     model = build_segmenter(cfg.image_size, cfg.filters)
-    _mixture(cfg)  # a held-out generator in the mixture: one clear error, before any work
     if cfg.lr_warmup > 0:
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0, max(cfg.steps - cfg.lr_warmup, 1), alpha=0.05, warmup_target=cfg.lr,
