@@ -16,8 +16,10 @@ the output layer and the chain of layers fused into it (e.g. ``restored`` and
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -33,13 +35,20 @@ class SelectiveQuantizationError(ValueError):
     """Bad layer names or an impossible target; the message says what is valid."""
 
 
-def _interpreter(content: bytes):
-    # The debugger's own models carry NumericVerify ops that only TensorFlow's bundled
-    # interpreter knows; it is used here for graph inspection only.
-    import warnings
-
+@contextlib.contextmanager
+def _bundled_interpreter():
+    """The debugger's own models carry NumericVerify ops that only TensorFlow's bundled
+    interpreter knows, so it (and this module's graph inspection) runs
+    ``tf.lite.Interpreter``; its deprecation notice says nothing about the user's run
+    and is not printed."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is "
+                                "deprecated", category=UserWarning)
+        yield
+
+
+def _interpreter(content: bytes):
+    with _bundled_interpreter():
         return tf.lite.Interpreter(model_content=content)
 
 
@@ -129,14 +138,16 @@ class MixedResult:
 def _debugger(converter: tf.lite.TFLiteConverter, data: Callable[[], Iterable]):
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     opts = tf.lite.experimental.QuantizationDebugOptions()
-    return tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=data, debug_options=opts)
+    with _bundled_interpreter():
+        return tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=data, debug_options=opts)
 
 
 def _requantize(debugger, nodes: list[str], io_type) -> bytes:
-    debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_nodes=list(nodes) or None)
-    content = debugger.get_nondebug_quantized_model()
+    with _bundled_interpreter():  # setting the options re-runs the debugger's models
+        debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_nodes=list(nodes) or None)
+        content = debugger.get_nondebug_quantized_model()
     if io_type is not None and io_type != tf.float32:
         from tensorflow.lite.python.util import modify_model_io_type
 
@@ -179,8 +190,9 @@ def keep_float(model: keras.Model, converter: tf.lite.TFLiteConverter,
 def layer_errors(debugger, mapping: dict[str, list[str]]) -> dict[str, float]:
     """Per Keras layer: the largest RMSE/scale of its quantized tensors on the debug
     data (the quantization error in units of one int8 step; ~0.29 is pure rounding)."""
-    debugger.options = tf.lite.experimental.QuantizationDebugOptions()
-    debugger.run()
+    with _bundled_interpreter():
+        debugger.options = tf.lite.experimental.QuantizationDebugOptions()
+        debugger.run()
     buf = io.StringIO()
     debugger.layer_statistics_dump(buf)
     buf.seek(0)
