@@ -107,6 +107,20 @@ def test_export_android_round_trip_and_a_stale_output_is_caught(trained_tiny_run
     assert not bad["ok"] and "differ" in bad["problems"][0]
 
 
+def test_android_folder_keeps_sr_scales_apart():
+    from tfface.config import Config
+    from tfface.export.android import android_folder
+
+    def cfg(arch, task, scale):
+        c = Config()
+        c.model.arch, c.data.task, c.data.scale = arch, task, scale
+        return c
+
+    assert android_folder(cfg("srgan", "sr", 4)) == "srgan"  # the shipped x4 folder
+    assert android_folder(cfg("srgan", "sr", 2)) == "srgan_x2"
+    assert android_folder(cfg("vnet", "inpaint", 1)) == "vnet"
+
+
 def test_recard_rewrites_an_old_card_and_leaves_the_model_untouched(tmp_path, capsys):
     from tfface.cards import embed_card, read_card, strip_card
 

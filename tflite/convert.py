@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "format, keeping the model and its measured figures unchanged")
     p.add_argument("--android", action="store_true",
                    help=f"also copy each file, its card, sample inputs and expected outputs "
-                   f"into {ANDROID_DIR}/<arch>/")
+                   f"into {ANDROID_DIR}/<arch>/ (an SR model of another scale than x4: "
+                   f"<arch>_x<scale>/)")
     return p
 
 

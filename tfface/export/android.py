@@ -25,17 +25,26 @@ ANDROID_DIR = "android_demo_assets"
 ANDROID_SAMPLES = 4
 
 
+def android_folder(cfg) -> str:
+    """The folder of a model's files under ``android_demo_assets/``: its architecture
+    (``vnet``, ``srgan``), with ``_x<scale>`` for a super-resolution model of another
+    scale than x4 (``srgan_x2``), so exporting a x2 file never replaces the x4 one."""
+    scale = int(cfg.data.scale) if cfg.data.task == "sr" else 4
+    return cfg.model.arch + ("" if scale == 4 else f"_x{scale}")
+
+
 def export_android(converted: Converted, cfg, assets_dir: str = ANDROID_DIR,
                    samples: int = ANDROID_SAMPLES) -> str:
-    """Copy a file and its card into ``assets_dir/<arch>/`` with sample inputs and the
-    outputs the file gives for them (PNG), so an app (and the asset test) can check it.
+    """Copy a file and its card into ``assets_dir/<arch>/`` (:func:`android_folder`) with
+    sample inputs and the outputs the file gives for them (PNG), so an app (and the asset
+    test) can check it.
 
     Expected outputs are computed from the *saved* 8-bit inputs, exactly what an app
     feeding those PNGs gets. ``samples.json`` lists the files and the tolerance. The
     sample faces are always the built-in synthetic ones (same synthesis of damage), so
     the folder never redistributes photos a training set may not allow to share.
     """
-    dest = os.path.join(assets_dir, cfg.model.arch)
+    dest = os.path.join(assets_dir, android_folder(cfg))
     os.makedirs(os.path.join(dest, "samples"), exist_ok=True)
     for src in (converted.path, converted.card_path):
         shutil.copy(src, os.path.join(dest, os.path.basename(src)))
