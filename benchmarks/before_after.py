@@ -64,9 +64,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from benchmarks.photo_inpaint import scores
-    from tfface.faces import FacePipeline, make_detector
+    from tfface.faces import make_detector
+    from tfface.restore.photo import FacePipeline
     from tfface.faces.segmenter import OccluderSegmenter
-    from tfface.inference import Restorer, RestorerLadder
+    from tfface.restore.model import Restorer, RestorerLadder
 
     models = args.model or [SHIPPED]
     rs = [Restorer.load(m) for m in models]

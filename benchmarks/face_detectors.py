@@ -27,7 +27,7 @@ centre. Settings:
 * ``empty``: ``--empty-scenes N`` backgrounds of the same kind with no face at all:
   every face found there is a false face;
 * ``--restore MODEL`` (an inpainting model, with ``--segmenter``) also runs restore's
-  photo path (:class:`tfface.faces.FacePipeline`: this detector, the segmenter's hole,
+  photo path (:class:`tfface.restore.photo.FacePipeline`: this detector, the segmenter's hole,
   the model) on the scenes and the empty photos and counts the pixels it changed
   outside the placed faces (the soft ellipse of every pasted face): it must be 0;
 * ``--verify-options``: every first-look detection (no second look) on the scenes and
@@ -397,7 +397,7 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from tfface.faces.detect import make_detector
-    from tfface.inference import read_photo
+    from tfface.data.sources.scan import read_photo
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     fm_dir = args.facemask_dir or os.path.join(root, "..", "shared", "data", "facemask-templates")
@@ -444,9 +444,9 @@ def main(argv=None) -> int:
                    for _ in range(args.empty_scenes)]
     pipe = restorer = None
     if args.restore:
-        from tfface.faces import FacePipeline
+        from tfface.restore.photo import FacePipeline
         from tfface.faces.segmenter import OccluderSegmenter
-        from tfface.inference import Restorer
+        from tfface.restore.model import Restorer
 
         restorer = Restorer.load(args.restore)
         seg = OccluderSegmenter(seg_path)

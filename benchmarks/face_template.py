@@ -40,7 +40,7 @@ def main(argv=None) -> int:
 
     from tfface.data.sources import IMAGE_EXTENSIONS, LANDMARK_NAMES
     from tfface.faces.detect import make_detector
-    from tfface.inference import read_photo
+    from tfface.data.sources.scan import read_photo
 
     files = sorted(f for f in os.listdir(args.folder) if f.lower().endswith(IMAGE_EXTENSIONS))
     step = max(1, len(files) // args.count)

@@ -122,8 +122,9 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from tfface.config import DataConfig
-    from tfface.faces import FacePipeline, make_detector
-    from tfface.inference import Restorer
+    from tfface.faces import make_detector
+    from tfface.restore.photo import FacePipeline
+    from tfface.restore.model import Restorer
 
     files = sorted(f for f in os.listdir(args.folder)
                    if f.lower().endswith((".png", ".jpg", ".jpeg")))

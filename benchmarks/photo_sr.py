@@ -26,10 +26,10 @@ scene shrunk ``x k`` with ``cv2.INTER_AREA`` (the x4 default: 1024x768 -> 256x19
   resolution, no resampling), so non-face regions are real photo texture; ``flat`` is
   a smooth gradient.
 
-**What runs.** ``--paths``: ``pipeline`` is :class:`tfface.faces.FacePipeline` with the
+**What runs.** ``--paths``: ``pipeline`` is :class:`tfface.restore.photo.FacePipeline` with the
 detector of ``pipelines.restore`` (``--detector``, default ``auto``) and ``--min-face``
 16, i.e. the code path of ``python -m pipelines.restore LOWRES --model FILE``; ``native``
-is :class:`tfface.faces.sr_photo.NativeSRPipeline` (every face cut out at its own
+is :class:`tfface.restore.sr.NativeSRPipeline` (every face cut out at its own
 resolution and tiled, none warped up to the model's input). ``bicubic`` is
 ``cv2.INTER_CUBIC`` of the whole LR photo (the pipeline's own background).
 ``--scale 2`` with a x4 model runs the model and shrinks its output ÷2 (``INTER_AREA``):
@@ -42,7 +42,7 @@ result ÷ that of the real face, 1.0 = as sharp). Per photo: PSNR of the whole p
 and of the non-face part (outside every patch, grown by 8 HR px), and the time by part:
 detection, the model on faces, the bicubic background, and the rest (crops, weights,
 paste-back). ``--background-sr`` also runs the model in tiles over the whole LR photo
-(:func:`tfface.faces.sr_photo.sr_image`) and scores its non-face part and time.
+(:func:`tfface.restore.sr.sr_image`) and scores its non-face part and time.
 ``--time-photo`` times a ``--hr-size`` photo with one face as the LR input (x4 of
 1024x768 is 4096x3072), part by part, with the model on the background too.
 
@@ -75,7 +75,7 @@ def load_sources(folder: str, count: int, detector) -> list[dict]:
     """Up to ``count`` faces of ``folder`` (sorted names, evenly spread) with their MTCNN
     box: ``{"rgb", "box" (x0, y0, x1, y1), "name"}``; photos with no face or several
     are left out."""
-    from tfface.inference import read_photo
+    from tfface.data.sources.scan import read_photo
 
     files = sorted(glob.glob(os.path.join(folder, "*.jpg")) + glob.glob(os.path.join(folder, "*.png")))
     if not files:
@@ -215,7 +215,7 @@ class Shrunk:
     """A x4 restorer used at x2: its output shrunk ÷2 with ``cv2.INTER_AREA``."""
 
     def __init__(self, inner, scale: int):
-        from tfface.inference import ModelSpec
+        from tfface.restore.model import ModelSpec
 
         s, k = int(inner.spec.input_size), int(inner.spec.scale)
         if k % scale:
@@ -278,8 +278,9 @@ def _panel(img: np.ndarray, box, side: int = 128, lr_k: int = 0) -> np.ndarray:
 
 
 def make_pipelines(paths, detector_name: str, min_face: int, overlap: int | None = None):
-    from tfface.faces import FacePipeline, make_detector
-    from tfface.faces.sr_photo import NativeSRPipeline
+    from tfface.faces import make_detector
+    from tfface.restore.photo import FacePipeline
+    from tfface.restore.sr import NativeSRPipeline
 
     det = Timed(make_detector(detector_name))
     pipes = {}
@@ -293,7 +294,7 @@ def run_scenes(args, restorer, sources):
     """Every scene through bicubic and each path: per-face rows, per-photo rows, panels."""
     from tqdm.auto import tqdm
 
-    from tfface.faces.sr_photo import sr_image
+    from tfface.restore.sr import sr_image
 
     k = int(restorer.spec.scale)
     det, pipes = make_pipelines(args.paths, args.detector, args.min_face, args.overlap)
@@ -406,7 +407,7 @@ def write_grid(path: str, panels, methods, count: int = 8) -> None:
 def time_photo(args, restorer, sources, out=sys.stdout) -> None:
     """A ``--hr-size`` photo with one ``--time-face`` px face as the LR input: time per
     part of each path (median of ``--repeats``), and the model over the whole photo."""
-    from tfface.faces.sr_photo import count_tiles, sr_image
+    from tfface.restore.sr import count_tiles, sr_image
 
     k = int(restorer.spec.scale)
     rng = np.random.default_rng([args.seed, 10 ** 6])
@@ -493,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from tfface.faces import make_detector
-    from tfface.inference import InferenceError, Restorer
+    from tfface.restore.model import InferenceError, Restorer
 
     try:
         restorer = Restorer.load(args.model)

@@ -143,11 +143,12 @@ def main(argv=None) -> int:
     p.add_argument("--grid", metavar="PNG")
     args = p.parse_args(argv)
 
-    from tfface.faces import FacePipeline, make_detector
+    from tfface.faces import make_detector
+    from tfface.restore.photo import FacePipeline
     from tfface.faces import align as al
-    from tfface.faces import pipeline as fpl
+    from tfface.restore import photo as fpl
     from tfface.faces.segmenter import OccluderSegmenter
-    from tfface.inference import Restorer
+    from tfface.restore.model import Restorer
 
     restorer = Restorer.load(args.model)
     seg = OccluderSegmenter(args.segmenter) if restorer.spec.task == "inpaint" else None

@@ -10,7 +10,7 @@ training, or ``--downscale area``) into the LR photo;
 over the HR square of the face only, for the pipeline's output and for plain bicubic.
 ``--face-px 128`` gives LR faces of the model's own input size (32 px for x4); larger
 values send the face through the overlapping-tile path. ``--path native`` uses
-:class:`tfface.faces.sr_photo.NativeSRPipeline` (every face cut out at its own resolution,
+:class:`tfface.restore.sr.NativeSRPipeline` (every face cut out at its own resolution,
 none warped up to the model's input) instead of the restore path's ``FacePipeline``.
 
 For faces of many sizes in whole scenes with a real background, SSIM, sharpness and time
@@ -49,9 +49,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import tensorflow as tf
 
-    from tfface.faces import FacePipeline, make_detector
-    from tfface.faces.sr_photo import NativeSRPipeline
-    from tfface.inference import Restorer, read_photo
+    from tfface.faces import make_detector
+    from tfface.restore.photo import FacePipeline
+    from tfface.restore.sr import NativeSRPipeline
+    from tfface.data.sources.scan import read_photo
+    from tfface.restore.model import Restorer
 
     restorer = Restorer.load(args.model)
     k = int(restorer.spec.scale)

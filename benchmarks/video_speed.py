@@ -129,12 +129,13 @@ def main(argv=None) -> int:
     p.add_argument("--keep", metavar="DIR", help="keep the input and output clips here")
     args = p.parse_args(argv)
 
-    from tfface.faces import FacePipeline, make_detector
-    from tfface.faces import pipeline as fpl
+    from tfface.faces import make_detector
+    from tfface.restore.photo import FacePipeline
+    from tfface.restore import photo as fpl
     from tfface.faces.detect import DEFAULT_DETECTOR
     from tfface.faces.segmenter import OccluderSegmenter
-    from tfface.inference import Restorer
-    from tfface.videoio import open_writer, probe, restore_video
+    from tfface.restore.model import Restorer
+    from tfface.restore.video import open_writer, probe, restore_video
 
     detector_name = args.detector or DEFAULT_DETECTOR
     restorer = Restorer.load(args.model)

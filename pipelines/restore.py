@@ -11,7 +11,7 @@ Outputs keep each input's relative path and name, with its extension joined to t
 name so that ``a.png``, ``a.jpg``, ``a.PNG`` and ``a.mp4`` of one folder never share
 an output: ``photos/a.jpg`` → ``OUT/a_jpg.png`` (and ``a_jpg_compare.png``),
 ``clip.mov`` → ``OUT/clip_mov.mp4``. Images are written as PNG; videos as H.264 MP4
-at the input's frame rate with its audio (:mod:`tfface.videoio`; MPEG-4 Part 2 without
+at the input's frame rate with its audio (:mod:`tfface.restore.video`; MPEG-4 Part 2 without
 audio, with a note, when ffmpeg cannot be used), under a temporary name, and kept only
 when the written file reads back with every frame (a full disk makes a writer drop
 frames and the index). Files that are neither images nor videos are skipped with a note; image
@@ -119,11 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
+    from tfface.data.sources.scan import PhotoError, read_photo
     from tfface.fileio import (OutputDirError, check_writable_dir, display_name,
                                regular_file_problem)
-    from tfface.inference import (FaceLocator, InferenceError, Restorer, read_mask, read_photo,
-                                  restore_image)
     from tfface.imageio import write_image
+    from tfface.restore.model import InferenceError, Restorer
+    from tfface.restore.photo import read_mask, restore_image
 
     try:
         restorer = Restorer.load_many(args.model or [default_model()])
@@ -179,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if ext in IMAGE_EXTS:
                 try:
                     rgb = read_photo(path)
-                except InferenceError as e:
+                except PhotoError as e:
                     failed.append((path, str(e)))
                     continue
                 out = restore_image(restorer, rgb, locator, mask, args.compose)
@@ -238,7 +239,7 @@ def _restored_any(locator, rgb, out) -> bool:
     square's output differs from the photo (a square without an occluder is copied)."""
     import numpy as np
 
-    report = getattr(locator, "last_report", None)
+    report = locator.last_report
     if report is not None:
         return report.restored > 0
     return out.shape != rgb.shape or not np.array_equal(out, rgb)
@@ -254,7 +255,7 @@ def _unchanged_phrase(n: int, task: str) -> str:
 def _locator(args, restorer):
     """How faces are found: the detect/align/paste-back pipeline (default), an OpenCV
     detector file (one square crop a photo), or the centered square (--center)."""
-    from tfface.inference import FaceLocator
+    from tfface.restore.square import FaceLocator
 
     det = args.face_detector
     if args.center or det.lower().endswith((".xml", ".onnx")):
@@ -263,7 +264,8 @@ def _locator(args, restorer):
         needs_hole = restorer.spec.mask_input and args.mask is None
         return FaceLocator(None if args.center else det, center=args.center,
                            segmenter=_segmenter(args) if needs_hole else None)
-    from tfface.faces import FacePipeline, make_detector
+    from tfface.faces.detect import make_detector
+    from tfface.restore.photo import FacePipeline
 
     segmenter = None
     if restorer.spec.task == "inpaint" and args.mask is None:
@@ -281,7 +283,7 @@ def _sr_pipeline(detector, args):
 
     from tqdm.auto import tqdm
 
-    from tfface.faces.sr_photo import NativeSRPipeline
+    from tfface.restore.sr import NativeSRPipeline
 
     bar = None if args.quiet else partial(tqdm, unit="tile", delay=1.0, leave=False)
     return NativeSRPipeline(detector, min_face=args.min_face, progress=bar)
@@ -289,8 +291,8 @@ def _sr_pipeline(detector, args):
 
 def _segmenter(args):
     """The occluder segmenter of --segmenter, or the shipped one."""
+    from tfface.restore.model import InferenceError
     from tfface.faces.segmenter import OccluderSegmenter
-    from tfface.inference import InferenceError
 
     path = args.segmenter or default_segmenter()
     if args.segmenter is None and not os.path.exists(path):
@@ -299,32 +301,22 @@ def _segmenter(args):
     return OccluderSegmenter(path)
 
 
+def _restore_video(src: str, dst: str, restorer, locator, mask, args, notes) -> int:
+    """Restore every frame of a video (:func:`tfface.restore.video.restore_clip`)."""
+    from tfface.restore.video import restore_clip
+
+    return restore_clip(src, dst, restorer, locator, mask, args.compose,
+                        detect_every=args.detect_every, quiet=args.quiet, notes=notes)
+
+
 def _note_faces(locator, path: str) -> None:
     """One line per photo whose faces were not all restored (also with --quiet, which
     only hides the progress bars)."""
-    report = getattr(locator, "last_report", None)
+    report = locator.last_report
     if report is None:
         return
     if report.restored < report.found or not report.found:
         print(f"note: {path}: {report.summary()}", file=sys.stderr)
-
-
-def _restore_video(src: str, dst: str, restorer, locator, mask, args, notes) -> int:
-    """Restore every frame of a video (:func:`tfface.videoio.restore_video`): faces are
-    tracked across frames (detected every --detect-every frames) and their landmarks,
-    holes and fills smoothed in time; returns the number of frames written."""
-    from tfface.inference import restore_image
-    from tfface.videoio import probe, restore_video
-
-    if hasattr(locator, "start_video"):
-        locator.start_video(float(probe(src).fps), detect_every=args.detect_every)
-    try:
-        return restore_video(
-            src, dst, lambda rgb: restore_image(restorer, rgb, locator, mask, args.compose),
-            quiet=args.quiet, notes=notes)
-    finally:
-        if hasattr(locator, "end_video"):
-            locator.end_video()
 
 
 if __name__ == "__main__":

@@ -120,7 +120,7 @@ _TRAINS = ("tfface.export.qat",)
 
 
 @pytest.mark.parametrize("module", ["tfface.rundir", "tfface.cards", "tfface.lite",
-                                    "tfface.inference", "tfface.evaluation",
+                                    "tfface.restore.model", "tfface.evaluation",
                                     "tfface.export.convert", "tfface.export.validate",
                                     "tfface.export.harness", "tflite.convert", "tflite.validate",
                                     "pipelines.evaluate", "pipelines.restore"])

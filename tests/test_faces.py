@@ -13,11 +13,12 @@ import cv2
 import numpy as np
 import pytest
 
-from tfface.faces import FacePipeline, make_detector
+from tfface.faces import make_detector
+from tfface.restore.photo import FacePipeline
 from tfface.faces import align as al
 from tfface.faces.detect import (DEFAULT_DETECTOR, BlazeFaceDetector, DetectorError,
                                  blazeface_five_points)
-from tfface.inference import ModelSpec, Restorer
+from tfface.restore.model import ModelSpec, Restorer
 
 skimage_data = pytest.importorskip("skimage.data")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

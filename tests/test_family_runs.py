@@ -82,7 +82,9 @@ def test_every_family_writes_a_complete_run_directory_and_resumes(arch, tmp_path
 
     # The run directory is enough to restore a photo, with no mask from the user for
     # families that find the occluder themselves.
-    from tfface.inference import FaceLocator, Restorer, restore_image
+    from tfface.restore.model import Restorer
+    from tfface.restore.photo import restore_image
+    from tfface.restore.square import FaceLocator
     from tfface.rundir import load_generator
 
     _, gen = load_generator(str(tmp_path))

@@ -14,8 +14,8 @@ from tfface.config import Config, DataConfig
 from tfface.data import degrade as deg
 from tfface.data import pipeline, sr_crop
 from tfface.faces.detect import Face
-from tfface.faces.sr_photo import NativeSRPipeline, count_tiles, sr_image, tile_starts
-from tfface.inference import ModelSpec
+from tfface.restore.sr import NativeSRPipeline, count_tiles, sr_image, tile_starts
+from tfface.restore.model import ModelSpec
 
 SEED = tf.constant([3, 5], tf.int64)
 
@@ -120,6 +120,10 @@ class Cubic:
     def __init__(self, side=32, k=4, shift=0):
         self.spec, self.name, self.shift, self.calls = ModelSpec("sr", side, side * k, k), "cubic", shift, 0
 
+    def for_face(self, native):
+        """One file for every face (tfface.restore.model.FaceModel)."""
+        return self
+
     def restore_face(self, face, mask=None):
         assert face.shape[:2] == (self.spec.input_size,) * 2
         self.calls += 1
@@ -184,7 +188,7 @@ def test_native_pipeline_pastes_the_face_and_chooses_the_background(background):
 
 def test_face_only_weight_covers_the_face_square_and_nothing_else():
     from tfface.faces import align as al
-    from tfface.faces.sr_photo import face_only_weight
+    from tfface.restore.sr import face_only_weight
 
     w = face_only_weight(128, 60.0)
     assert w.shape == (128, 128) and w[64, 64] == 1.0
@@ -259,7 +263,7 @@ def test_compose_scene_sizes_boxes_and_no_overlap():
 
 def test_benchmark_proxies_count_model_calls_through_the_restore_path():
     from benchmarks import photo_sr
-    from tfface.faces import FacePipeline
+    from tfface.restore.photo import FacePipeline
 
     rgb = np.full((60, 100, 3), 120, np.uint8)
     model = photo_sr.Timed(Cubic(shift=10))
@@ -272,8 +276,8 @@ def test_benchmark_proxies_count_model_calls_through_the_restore_path():
 
 def test_restore_cli_sends_sr_models_through_the_native_path():
     from pipelines import restore
-    from tfface.faces import FacePipeline
-    from tfface.inference import Restorer
+    from tfface.restore.photo import FacePipeline
+    from tfface.restore.model import Restorer
 
     def fake(task):
         return Restorer(lambda x: x, ModelSpec(task, 32, 128 if task == "sr" else 32,

@@ -208,7 +208,7 @@ def test_prior_needs_the_fill():
 
 
 def test_a_ladder_restores_each_face_with_the_file_that_covers_it():
-    from tfface.inference import InferenceError, ModelSpec, Restorer, RestorerLadder
+    from tfface.restore.model import InferenceError, ModelSpec, Restorer, RestorerLadder
 
     calls = []
 

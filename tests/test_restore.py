@@ -8,7 +8,9 @@ import cv2
 import numpy as np
 
 from pipelines import restore as restore_cli
-from tfface.inference import FaceLocator, Restorer, restore_image
+from tfface.restore.model import Restorer
+from tfface.restore.photo import restore_image
+from tfface.restore.square import FaceLocator
 
 
 def _photo(h, w, seed):

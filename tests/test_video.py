@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tfface import videoio
+from tfface.restore import video as videoio
 from tfface.faces import align as al
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -249,9 +249,9 @@ def test_a_still_face_gets_a_steady_fill(masked_head, blazeface):
     """A still masked face with sensor noise (sigma 1), 16 frames: inside the mask the
     restored video changes from frame to frame at most 1.2 times as much as the input
     does, and less than the photo path run on each frame (which boils with the noise)."""
-    from tfface.faces import FacePipeline
+    from tfface.restore.photo import FacePipeline
     from tfface.faces.segmenter import OccluderSegmenter
-    from tfface.inference import Restorer
+    from tfface.restore.model import Restorer
 
     head, mask = masked_head
     frames, masks = _frames(head, mask, 16, size=(256, 192), scale=0.6, noise=1.0)
@@ -269,7 +269,7 @@ def test_a_still_face_gets_a_steady_fill(masked_head, blazeface):
 
 
 def test_temporal_fill_averages_a_still_crop_and_restarts_on_a_cut():
-    from tfface.faces.pipeline import TemporalFill
+    from tfface.restore.photo import TemporalFill
 
     rng = np.random.default_rng(0)
     crop = rng.integers(60, 200, (64, 64, 3)).astype(np.uint8)

@@ -7,7 +7,7 @@ pasted-back photo and, when the occluder segmenter ships, the hole it finds. On 
 composed photo (scikit-image's astronaut with a drawn face mask, off-centre on a larger
 canvas) the page finds the face with BlazeFace, aligns it as tfface.faces.align does,
 finds the occluder and restores it, changing only pixels near the mask; super-resolution
-runs on the face at its own resolution in tiles, as tfface.faces.pipeline.sr_tiles does.
+runs on the face at its own resolution in tiles, as tfface.restore.photo.sr_tiles does.
 
 Needs Debian's chromium, Node.js and ``npm ci --prefix web_demo``; without them the tests
 skip, saying what is missing, unless TFFACE_REQUIRE_BROWSER=1 (set by .ci/run), which
@@ -450,12 +450,12 @@ def test_restoring_the_found_face_changes_only_pixels_near_its_mask(page_run):
 def test_sr_restores_the_face_at_its_own_resolution(page_run):
     """A face three times the SR model's input: cut out axis-aligned at the photo's own
     pixels (never shrunk to 32 px), run in overlapping 32 px tiles blended as
-    tfface.faces.pipeline.sr_tiles blends them (the same function on the same crop gives
+    tfface.restore.photo.sr_tiles blends them (the same function on the same crop gives
     the same pixels within the samples' tolerance), pasted into the photo enlarged x4;
     nothing outside that face's square changes."""
     from tfface.faces import align as al
-    from tfface.faces.pipeline import sr_tiles
-    from tfface.inference import Restorer
+    from tfface.restore.photo import sr_tiles
+    from tfface.restore.model import Restorer
 
     if "facesSr" not in page_run:
         pytest.skip("no shipped super-resolution file")

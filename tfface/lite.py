@@ -2,7 +2,7 @@
 
 :class:`LiteRunner` quantizes float inputs and dequantizes outputs from the tensors'
 own quantization parameters, so callers always compare float images in the model
-card's range, whatever the file's I/O types are. Restoring (:mod:`tfface.inference`),
+card's range, whatever the file's I/O types are. Restoring (:mod:`tfface.restore.model`),
 evaluation, the converter's fidelity check and the validator all run files through
 it; timing and per-op profiles are in ``tfface.export.harness``.
 """

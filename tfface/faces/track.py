@@ -2,7 +2,7 @@
 
 :class:`FaceTracker` runs the full face detector every few frames and follows each face
 in the frames between with one cheap BlazeFace run on a crop around it (see its
-docstring); video restoring (:meth:`tfface.faces.FacePipeline.start_video`) uses it.
+docstring); video restoring (:meth:`tfface.restore.photo.FacePipeline.start_video`) uses it.
 
 A detector's landmarks move by a pixel or two between frames even when the face is
 still; the aligned crop, and so the restored face pasted back, shakes with them.

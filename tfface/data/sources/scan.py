@@ -3,8 +3,8 @@
 :func:`scan_folder` walks a folder and probes every image file (:func:`probe_image`:
 header and tail bytes only, never a full decode) so that :class:`FolderSource
 <tfface.data.sources.folder.FolderSource>` skips broken files up front and converts odd
-ones; :func:`_decode_image_bytes` is the decoder of the usable files (also used by
-:mod:`tfface.inference` for photos).
+ones; :func:`_decode_image_bytes` is the decoder of the usable files, and :func:`read_photo`
+reads one photo with the same checks (restoring and preparing photos use it).
 """
 
 from __future__ import annotations
@@ -460,3 +460,34 @@ def _decode_image_bytes(data: bytes, is_jpeg: bool, reduce: int = 1) -> np.ndarr
         bgr = img[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
         img = (bgr + 0.5).astype(np.uint8)
     return cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB)
+
+
+class PhotoError(ValueError):
+    """A photo cannot be read; the message says why."""
+
+
+PHOTO_MAX_PIXELS = 100_000_000
+"""Largest photo :func:`read_photo` decodes (e.g. 12000x8000); larger files are refused."""
+
+
+def read_photo(path: str, max_pixels: int = PHOTO_MAX_PIXELS) -> np.ndarray:
+    """A photo file as uint8 RGB, checked from its header before decoding.
+
+    Raises:
+        PhotoError: the file is empty, unreadable, not an image, truncated, or larger
+            than ``max_pixels`` (its header is read first, so a file that claims absurd
+            dimensions is never decoded); the message says which.
+    """
+    probe = probe_image(path, 1, 1, max_pixels=max_pixels, reduce_jpeg=False)
+    if probe.skip:
+        detail = f" ({probe.detail})" if probe.detail else ""
+        raise PhotoError(f"{SKIP_REASONS[probe.skip]}{detail}")
+    try:
+        with open_regular(path) as f:
+            data = f.read()
+    except OSError as e:
+        raise PhotoError(f"unreadable ({e.strerror or type(e).__name__})") from e
+    rgb = _decode_image_bytes(data, path.lower().endswith((".jpg", ".jpeg")))
+    if rgb is None:
+        raise PhotoError("not a decodable image")
+    return rgb

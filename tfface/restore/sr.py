@@ -1,19 +1,19 @@
 """Super-resolution of whole photos: any-size images in tiles, faces at their own scale.
 
-The real-photo path (:class:`tfface.faces.FacePipeline`) enlarges a photo by bicubic
+The real-photo path (:class:`tfface.restore.photo.FacePipeline`) enlarges a photo by bicubic
 interpolation and runs the model on each face. This module holds the parts a model
 trained on faces at every scale (``data.sr_crop``, see :mod:`tfface.data.pipeline`)
 needs on top of it:
 
 * :func:`sr_image` — any ``H x W`` image super-resolved by a fixed-input model in
-  overlapping tiles blended with tent weights (the square :func:`~tfface.faces.pipeline.sr_tiles`
+  overlapping tiles blended with tent weights (the square :func:`~tfface.restore.photo.sr_tiles`
   generalised to rectangles and to images smaller than a tile), e.g. the background of
   a photo.
 * :func:`sr_face_native` — one face cut out axis-aligned at the photo's own
   resolution (at least the model's input side, never enlarged by a warp), super-resolved
   by :func:`sr_image` and pasted with the feathered face weight over the face's own
   framing square only (the rest of a crop larger than the face is the model's context).
-* :class:`NativeSRPipeline` — a :class:`~tfface.faces.FacePipeline` that sends every
+* :class:`NativeSRPipeline` — a :class:`~tfface.restore.photo.FacePipeline` that sends every
   face through :func:`sr_face_native` and, with ``background="model"``, enlarges the
   rest of the photo with the model too instead of bicubic.
 """
@@ -27,7 +27,8 @@ import numpy as np
 
 from tfface.faces import align as al
 from tfface.faces.detect import Face
-from tfface.faces.pipeline import FacePipeline, PhotoReport
+from tfface.restore.model import FaceModel
+from tfface.restore.photo import FacePipeline, PhotoReport
 
 __all__ = ["sr_image", "tile_starts", "face_only_weight", "sr_face_native",
            "NativeSRPipeline"]
@@ -54,7 +55,7 @@ def _tent(side: int, ramp: float) -> np.ndarray:
     return np.clip(r / (ramp + 1e-9), 0.05, 1.0)
 
 
-def sr_image(restorer, rgb: np.ndarray, overlap: int | None = None,
+def sr_image(restorer: FaceModel, rgb: np.ndarray, overlap: int | None = None,
              progress: Callable[[int], None] | None = None) -> np.ndarray:
     """``rgb`` (uint8 ``[H, W, 3]``, any size) enlarged ``k`` times by ``restorer``.
 
@@ -113,7 +114,7 @@ def face_only_weight(side: int, face_side: float, feather: float = 0.1) -> np.nd
     return weight
 
 
-def sr_face_native(restorer, rgb: np.ndarray, face: Face, out: np.ndarray,
+def sr_face_native(restorer: FaceModel, rgb: np.ndarray, face: Face, out: np.ndarray,
                    feather: float = 0.1, overlap: int | None = None,
                    progress: Callable[..., object] | None = None) -> int:
     """Super-resolve one face at the photo's own resolution and paste it into ``out``
@@ -129,8 +130,7 @@ def sr_face_native(restorer, rgb: np.ndarray, face: Face, out: np.ndarray,
     ``close()``). Returns the number of tiles run.
     """
     native = al.native_size(face.landmarks)
-    if hasattr(restorer, "for_face"):  # several files: the one that fits the face
-        restorer = restorer.for_face(native)
+    restorer = restorer.for_face(native)  # several files: the one that fits the face
     s, k = int(restorer.spec.input_size), int(restorer.spec.scale)
     n = max(s, int(np.ceil(native)))
     tiles = count_tiles(n, n, s, overlap)
@@ -147,7 +147,7 @@ def sr_face_native(restorer, rgb: np.ndarray, face: Face, out: np.ndarray,
 
 
 class NativeSRPipeline(FacePipeline):
-    """:class:`~tfface.faces.FacePipeline` for models trained on faces at every scale:
+    """:class:`~tfface.restore.photo.FacePipeline` for models trained on faces at every scale:
     every SR face goes through :func:`sr_face_native` (no face is warped up to the
     model's input side), and ``background="model"`` enlarges the rest of the photo
     with the model (:func:`sr_image`) instead of bicubic. Inpainting is unchanged.
@@ -158,7 +158,7 @@ class NativeSRPipeline(FacePipeline):
         progress: tqdm-like factory for the tiles of each face (and of the background
             with ``background="model"``), e.g. ``functools.partial(tqdm, delay=1,
             leave=False)`` shows a bar only for a face that takes more than a second.
-        **kwargs: as :class:`~tfface.faces.FacePipeline`.
+        **kwargs: as :class:`~tfface.restore.photo.FacePipeline`.
     """
 
     def __init__(self, detector, segmenter=None, *, background: str = "bicubic",
@@ -171,11 +171,11 @@ class NativeSRPipeline(FacePipeline):
         self.overlap = overlap
         self.progress = progress
 
-    def restore(self, restorer, rgb: np.ndarray, mask: np.ndarray | None = None
-                ) -> tuple[np.ndarray, PhotoReport]:
+    def restore(self, restorer: FaceModel, rgb: np.ndarray, mask: np.ndarray | None = None,
+                compose: bool = False) -> tuple[np.ndarray, PhotoReport]:
         if restorer.spec.task != "sr" or self.background == "bicubic":
-            return super().restore(restorer, rgb, mask)
-        if getattr(self, "tracker", None) is not None:  # video: the pipeline's tracker
+            return super().restore(restorer, rgb, mask, compose)
+        if self.tracker is not None:  # video: the pipeline's tracker
             faces = [t.face for t in self.tracker(rgb)]
         else:
             faces = sorted(self.detector.detect(rgb), key=lambda f: -f.size)[: self.max_faces]
@@ -198,7 +198,7 @@ class NativeSRPipeline(FacePipeline):
         self.last_report = report
         return out, report
 
-    def _sr_face(self, restorer, rgb, face: Face, out, report: PhotoReport) -> None:
+    def _sr_face(self, restorer: FaceModel, rgb, face: Face, out, report: PhotoReport) -> None:
         if al.native_size(face.landmarks) > self.max_sr_side:
             report.large += 1
             return

@@ -11,7 +11,8 @@
   ffmpeg cannot be used, OpenCV's MPEG-4 Part 2 (``mp4v``) writer takes over, without
   audio, and :attr:`VideoWriter.note` says so once.
 * :func:`probe` reads a file's codecs, frame rate and audio from ffmpeg's description
-  of it (no ffprobe needed); :func:`restore_video` ties it together for
+  of it (no ffprobe needed); :func:`restore_video` ties it together, and
+  :func:`restore_clip` restores a clip's faces with the photo path for
   ``tfface-restore``.
 
 ffmpeg only ever opens local files here (``file:`` paths, ``-protocol_whitelist
@@ -34,8 +35,12 @@ from typing import Iterator
 
 import numpy as np
 
+from tfface.restore.model import FaceModel
+from tfface.restore.photo import FacePipeline, restore_image
+from tfface.restore.square import FaceLocator
+
 __all__ = ["VideoWriteError", "VideoInfo", "FrameReader", "VideoWriter", "open_writer",
-           "probe", "ffmpeg_exe", "restore_video"]
+           "probe", "ffmpeg_exe", "restore_video", "restore_clip"]
 
 DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi"
 """Containers ffmpeg may open as a source (the video extensions restore takes)."""
@@ -442,3 +447,19 @@ def restore_video(src: str, dst: str, restore_frame, *, quiet: bool = False,
 def _looks_like_full_disk(message: str) -> bool:
     m = message.lower()
     return any(k in m for k in ("no space", "file too large", "quota", "i/o error"))
+
+
+def restore_clip(src: str, dst: str, restorer: FaceModel, locator: FacePipeline | FaceLocator,
+                 mask: np.ndarray | None = None, compose: bool = False, *,
+                 detect_every: int = 5, quiet: bool = False, notes=None) -> int:
+    """Restore every frame of a video (:func:`restore_video`) with
+    :func:`~tfface.restore.photo.restore_image`: on the face path, faces are tracked
+    across frames (detected every ``detect_every`` frames) and their landmarks, holes
+    and fills smoothed in time; returns the number of frames written."""
+    locator.start_video(float(probe(src).fps), detect_every=detect_every)
+    try:
+        return restore_video(
+            src, dst, lambda rgb: restore_image(restorer, rgb, locator, mask, compose),
+            quiet=quiet, notes=notes)
+    finally:
+        locator.end_video()

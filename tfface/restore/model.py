@@ -1,11 +1,13 @@
-"""Restore real images with a trained model: one pre/post-processing path for all.
+"""The models that restore faces: one interface for Keras runs and ``.tflite`` files.
 
 A :class:`Restorer` wraps either a run's Keras generator (read from its run directory
 by :mod:`tfface.rundir`) or a ``.tflite`` file (run by :class:`tfface.lite.LiteRunner`,
 described by its model card, :mod:`tfface.cards`) behind the same ``restore_face``
-call, so Keras, TFLite and the tests share every step: locating the face, cropping it
-to a square, resizing it to the model's size, normalizing pixels to [-1, 1], running
-the model, mapping the output back to pixels and pasting it into the photo.
+call, so Keras, TFLite and the tests share every step: resizing a square face crop to
+the model's size, normalizing pixels to [-1, 1], running the model and mapping the
+output back to pixels. :class:`FaceModel` is all the photo path
+(:mod:`tfface.restore.photo`, :mod:`tfface.restore.sr`, :mod:`tfface.restore.square`)
+asks of a model.
 """
 
 from __future__ import annotations
@@ -13,13 +15,12 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import cv2
 import numpy as np
 
 from tfface.cards import load_card
-from tfface.faces.align import hole_weight
 from tfface.imageio import to_float, to_uint8
 from tfface.lite import LiteRunner
 from tfface.rundir import generator_inputs, load_generator
@@ -39,6 +40,21 @@ class ModelSpec:
     output_size: int
     scale: int = 1
     mask_input: bool = False
+
+
+class FaceModel(Protocol):
+    """What the photo path asks of a model (a :class:`Restorer`, or a stand-in in tests).
+
+    ``for_face(native)`` picks the model for a face spanning ``native`` photo pixels
+    (itself, or one file of a :class:`RestorerLadder`); ``restore_face`` restores one
+    square uint8 RGB crop of side ``spec.input_size``."""
+
+    spec: ModelSpec
+    name: str
+
+    def for_face(self, native: float) -> "FaceModel": ...
+
+    def restore_face(self, face: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray: ...
 
 
 class Restorer:
@@ -111,12 +127,12 @@ class Restorer:
         """Restore one square uint8 RGB face crop (any size); returns uint8 RGB at
         ``output_size`` (the crop's size times the SR scale is up to the caller)."""
         s = self.spec.input_size
-        x = to_float(_resize(face, s))[None]
+        x = to_float(resize_square(face, s))[None]
         inputs = [x]
         m = None
         if mask is not None:
-            m = (_resize(mask.astype(np.uint8) * 255, s, nearest=True) > 127).astype(np.float32)
-            m = m[None, ..., None]
+            m = resize_square(mask.astype(np.uint8) * 255, s, nearest=True) > 127
+            m = m.astype(np.float32)[None, ..., None]
         if self.spec.mask_input:
             if m is None:
                 raise InferenceError(f"model {self.name} needs the hole mask as input: "
@@ -226,177 +242,10 @@ def tflite_spec(name: str, card: dict, image: dict, output: dict, mask_input: bo
     return ModelSpec(task, size, out_size, scale, mask_input)
 
 
-HOLE_GROW, HOLE_FEATHER = 2, 2
-"""Growth and soft edge (px) of a hole found by the segmenter in a square crop, as
-:class:`tfface.faces.FacePipeline` uses them."""
-
-
-def _resize(img: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
+def resize_square(img: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
+    """A square image resized to ``size`` (area filter down, bicubic up, or nearest)."""
     if img.shape[0] == size and img.shape[1] == size:
         return img
     shrink = img.shape[0] > size
     interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
     return cv2.resize(img, (size, size), interpolation=interp)
-
-
-class FaceLocator:
-    """Find the face to restore: an OpenCV detector when one is available, else the
-    centered square (the note says so once).
-
-    ``segmenter`` (an :class:`~tfface.faces.segmenter.OccluderSegmenter`) finds the hole
-    in the square for a model that takes the hole as an input when no mask is given;
-    only the found hole (grown and feathered as on the face path) is replaced."""
-
-    def __init__(self, detector_file: str | None = None, center: bool = False,
-                 segmenter=None):
-        self.note: str | None = None
-        self.segmenter = segmenter
-        self._cascade = None
-        self._yunet = None
-        if center:
-            self.note = "--center: the centered square of each image is restored"
-            return
-        path = detector_file or _bundled_cascade()
-        if path and path.endswith(".onnx") and hasattr(cv2, "FaceDetectorYN"):
-            self._yunet = cv2.FaceDetectorYN.create(path, "", (320, 320))
-        elif path and os.path.exists(path):
-            cascade = cv2.CascadeClassifier(path)
-            if cascade.empty():
-                raise InferenceError(f"cannot load the face detector {path}")
-            self._cascade = cascade
-        elif detector_file:
-            raise InferenceError(f"no such face detector file: {detector_file}")
-        if self._cascade is None and self._yunet is None:
-            self.note = ("no OpenCV face detector is installed: the centered square of each "
-                         "image is restored (pass --face-detector FILE: a Haar cascade XML or "
-                         "a YuNet .onnx)")
-
-    def locate(self, rgb: np.ndarray) -> tuple[int, int, int]:
-        """(x, y, side) of a square around the largest face, enlarged to include hair."""
-        h, w = rgb.shape[:2]
-        box = None
-        if self._cascade is not None:
-            gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-            faces = self._cascade.detectMultiScale(gray, 1.1, 5, minSize=(24, 24))
-            if len(faces):
-                box = max(faces, key=lambda f: f[2] * f[3])
-        elif self._yunet is not None:
-            self._yunet.setInputSize((w, h))
-            _, faces = self._yunet.detect(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-            if faces is not None and len(faces):
-                box = max(faces[:, :4], key=lambda f: f[2] * f[3]).astype(int)
-        side = min(h, w)
-        if box is None:
-            return (w - side) // 2, (h - side) // 2, side
-        x, y, bw, bh = (int(v) for v in box)
-        side = min(int(max(bw, bh) * 1.6), h, w)  # aligned crops include hair and chin
-        cx, cy = x + bw // 2, y + bh // 2
-        x0 = int(np.clip(cx - side // 2, 0, w - side))
-        y0 = int(np.clip(cy - side // 2, 0, h - side))
-        return x0, y0, side
-
-
-def _bundled_cascade() -> str | None:
-    data = getattr(cv2, "data", None)
-    path = os.path.join(getattr(data, "haarcascades", ""), "haarcascade_frontalface_default.xml")
-    return path if data is not None and os.path.exists(path) else None
-
-
-def restore_image(
-    restorer: Restorer,
-    rgb: np.ndarray,
-    locator: FaceLocator,
-    mask: np.ndarray | None = None,
-    compose: bool = False,
-) -> np.ndarray:
-    """Restore the face in a photo and paste it back.
-
-    ``locator`` is a :class:`FaceLocator` (one square crop) or a
-    :class:`tfface.faces.FacePipeline` (every face detected, aligned to the training
-    framing, restored and pasted back with a feathered weight; with a mask, only the
-    mask's pixels change).
-
-    Inpainting keeps the photo's size; ``compose`` keeps every pixel outside the hole
-    (needs ``mask``). Super-resolution returns the photo enlarged by the model's
-    scale (bicubic outside the face).
-    """
-    if mask is not None and mask.shape[:2] != rgb.shape[:2]:
-        raise InferenceError(f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                             f"{rgb.shape[1]}x{rgb.shape[0]}; they must match")
-    if compose and mask is None:
-        raise InferenceError("--compose needs --mask (it keeps the pixels outside the hole)")
-    if hasattr(locator, "restore"):  # a tfface.faces.FacePipeline: every face, aligned
-        return locator.restore(restorer, rgb, mask)[0]
-    x, y, side = locator.locate(rgb)
-    face = rgb[y : y + side, x : x + side]
-    fmask = mask[y : y + side, x : x + side] if mask is not None else None
-    weight = None  # of the hole the segmenter finds when the model needs one and none is given
-    if fmask is None and restorer.spec.mask_input and locator.segmenter is not None:
-        s = restorer.spec.input_size  # found, grown and feathered at the model's side
-        found = locator.segmenter.hole(_resize(face, s))
-        if found.sum() < max(4, 0.001 * s * s):  # no occluder: the photo is unchanged
-            return rgb.copy()
-        fmask = _resize((hole_weight(found, HOLE_GROW, 0) > 0.5).astype(np.uint8), side,
-                        nearest=True) > 0
-        weight = cv2.resize(hole_weight(found, HOLE_GROW, HOLE_FEATHER), (side, side),
-                            interpolation=cv2.INTER_LINEAR)[..., None]
-    out = restorer.restore_face(face, fmask)
-    k = restorer.spec.scale
-    if rgb.shape[0] * rgb.shape[1] * k * k > RESTORE_MAX_PIXELS:
-        raise InferenceError(f"the x{k} result of a {rgb.shape[1]}x{rgb.shape[0]} photo would "
-                             f"exceed {RESTORE_MAX_PIXELS // 1_000_000} MP; downscale the photo")
-    if restorer.spec.task == "sr":
-        big = cv2.resize(rgb, (rgb.shape[1] * k, rgb.shape[0] * k), interpolation=cv2.INTER_CUBIC)
-        big[y * k : (y + side) * k, x * k : (x + side) * k] = _resize(out, side * k)
-        return big
-    result = rgb.copy()
-    patch = _resize(out, side)
-    if compose:
-        hole = fmask.astype(bool)[..., None]
-        patch = np.where(hole, patch, face)
-    elif weight is not None:  # only the found hole changes, with a soft edge
-        patch = np.clip(np.round(face * (1.0 - weight) + patch * weight), 0, 255
-                        ).astype(np.uint8)
-    result[y : y + side, x : x + side] = patch
-    return result
-
-
-RESTORE_MAX_PIXELS = 100_000_000
-"""Largest photo restore decodes (e.g. 12000x8000); larger files are skipped."""
-
-
-def read_photo(path: str, max_pixels: int = RESTORE_MAX_PIXELS) -> np.ndarray:
-    """A photo file as uint8 RGB, checked from its header before decoding.
-
-    Raises:
-        InferenceError: the file is empty, unreadable, not an image, truncated, or larger
-            than ``max_pixels`` (its header is read first, so a file that claims absurd
-            dimensions is never decoded); the message says which.
-    """
-    from tfface.data.sources import SKIP_REASONS, probe_image
-    from tfface.data.sources.scan import _decode_image_bytes
-
-    probe = probe_image(path, 1, 1, max_pixels=max_pixels, reduce_jpeg=False)
-    if probe.skip:
-        detail = f" ({probe.detail})" if probe.detail else ""
-        raise InferenceError(f"{SKIP_REASONS[probe.skip]}{detail}")
-    from tfface.fileio import open_regular
-
-    try:
-        with open_regular(path) as f:
-            data = f.read()
-    except OSError as e:
-        raise InferenceError(f"unreadable ({e.strerror or type(e).__name__})") from e
-    rgb = _decode_image_bytes(data, path.lower().endswith((".jpg", ".jpeg")))
-    if rgb is None:
-        raise InferenceError("not a decodable image")
-    return rgb
-
-
-def read_mask(path: str) -> np.ndarray:
-    """A user mask image as a boolean array (white/non-zero = hole)."""
-    m = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
-    if m is None:
-        raise InferenceError(f"cannot read the mask image {path}")
-    return m > 127
-

@@ -2,7 +2,8 @@
 
 :class:`FacePipeline` ties a detector (:mod:`tfface.faces.detect`), the alignment to
 the training framing and the paste-back (:mod:`tfface.faces.align`), the occluder
-segmenter (:mod:`tfface.faces.segmenter`) and a model (:class:`tfface.inference.Restorer`):
+segmenter (:class:`tfface.faces.segmenter.OccluderSegmenter`) and a model (a
+:class:`tfface.restore.model.FaceModel`, e.g. a :class:`~tfface.restore.model.Restorer`):
 
 * **Inpainting** (``task == "inpaint"``): each face is aligned at the model's input
   side; the hole is the user's mask (photo resolution, warped into the crop) or, when
@@ -21,6 +22,10 @@ segmenter (:mod:`tfface.faces.segmenter`) and a model (:class:`tfface.inference.
 
 Faces whose box is below ``min_face`` px are left alone and counted; a photo without a
 face is returned unchanged (SR: bicubic), and the report says so.
+
+:func:`restore_image` restores one photo through either this path or the square
+fallback (:class:`tfface.restore.square.FaceLocator`): both answer ``restore``,
+``start_video``/``end_video`` and ``last_report``.
 """
 
 from __future__ import annotations
@@ -32,8 +37,10 @@ import numpy as np
 
 from tfface.faces import align as al
 from tfface.faces.detect import Face
+from tfface.restore.model import FaceModel, InferenceError
+from tfface.restore.square import FaceLocator
 
-__all__ = ["FacePipeline", "PhotoReport", "TemporalFill"]
+__all__ = ["FacePipeline", "PhotoReport", "TemporalFill", "restore_image", "read_mask"]
 
 
 @dataclass
@@ -77,7 +84,8 @@ class FacePipeline:
     Args:
         detector: a :class:`tfface.faces.detect.FaceDetector`.
         segmenter: an :class:`~tfface.faces.segmenter.OccluderSegmenter` (needed for
-            inpainting without a user mask).
+            inpainting without a user mask; the video path also reads its
+            ``probability`` and ``threshold``).
         min_face: faces whose box side is below this (px) are left alone.
         feather: width of the face weight's soft edge, as a fraction of the crop.
         hole_grow, hole_feather: growth and soft edge of a found hole (crop px).
@@ -98,7 +106,7 @@ class FacePipeline:
         self.max_sr_side = int(max_sr_side)
         self.tracker = None
         self.temporal_fill = True
-        self.smoother = None  # superseded by the tracker's smoothing; read by sr_photo
+        self.smoother = None  # superseded by the tracker's smoothing
         self.last_report: PhotoReport | None = None
         self.note: str | None = None
 
@@ -120,13 +128,12 @@ class FacePipeline:
         self.tracker = None
 
     # -- per photo -------------------------------------------------------------------
-    def restore(self, restorer, rgb: np.ndarray, mask: np.ndarray | None = None
-                ) -> tuple[np.ndarray, PhotoReport]:
-        """The photo with every face restored (SR: enlarged by the model's scale)."""
+    def restore(self, restorer: FaceModel, rgb: np.ndarray, mask: np.ndarray | None = None,
+                compose: bool = False) -> tuple[np.ndarray, PhotoReport]:
+        """The photo with every face restored (SR: enlarged by the model's scale). With a
+        ``mask`` exactly its pixels change, so ``compose`` changes nothing here."""
         spec = restorer.spec
         if mask is not None and mask.shape[:2] != rgb.shape[:2]:
-            from tfface.inference import InferenceError
-
             raise InferenceError(f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image "
                                  f"is {rgb.shape[1]}x{rgb.shape[0]}; they must match")
         if self.tracker is not None:
@@ -147,20 +154,21 @@ class FacePipeline:
             if face.size < self.min_face:
                 report.small += 1
                 continue
+            # The file whose resolution fits the face (several --model sizes), chosen
+            # once here; a tracked face keeps its first choice for inpainting, so its
+            # temporal state keeps one crop size.
+            model = restorer.for_face(al.native_size(face.landmarks))
             if spec.task == "sr":
-                self._sr_face(restorer, rgb, face, out, report)
+                self._sr_face(model, rgb, face, out, report)
             else:
-                self._inpaint_face(restorer, rgb, face, mask, out, report, state)
+                if state is not None:
+                    model = state.setdefault("restorer", model)
+                self._inpaint_face(model, rgb, face, mask, out, report, state)
         self.last_report = report
         return out, report
 
-    def _inpaint_face(self, restorer, rgb, face: Face, mask, out, report: PhotoReport,
-                      state: dict | None = None) -> None:
-        # The file whose resolution fits the face (several --model sizes); a tracked
-        # face keeps its first choice, so its temporal state keeps one crop size.
-        native = al.native_size(face.landmarks)
-        restorer = (restorer.for_face(native) if state is None
-                    else state.setdefault("restorer", restorer.for_face(native)))
+    def _inpaint_face(self, restorer: FaceModel, rgb, face: Face, mask, out,
+                      report: PhotoReport, state: dict | None = None) -> None:
         s = int(restorer.spec.input_size)
         # video frames: only the face's part of the frame is shrunk for the crop
         crop, m = (_align if state is not None else al.align_face)(rgb, face.landmarks, s)
@@ -181,18 +189,14 @@ class FacePipeline:
             report.restored += 1
             return
         if self.segmenter is None:
-            from tfface.inference import InferenceError
-
             raise InferenceError(f"model {restorer.name} fills holes: pass --mask FILE or an "
                                  "occluder segmenter (--segmenter FILE)")
         temporal = TemporalFill.of(state) if state is not None and self.temporal_fill else None
         if temporal is None:
             hole = self.segmenter.hole(crop)
         else:  # video: the occluder probability averaged over the face's frames
-            seg = self.segmenter
-            prob = seg.probability(crop) if hasattr(seg, "probability") else \
-                seg.hole(crop).astype(np.float32)
-            hole = temporal.probability(crop, prob) > getattr(seg, "threshold", 0.5)
+            prob = self.segmenter.probability(crop)
+            hole = temporal.probability(crop, prob) > self.segmenter.threshold
         if hole.sum() < max(4, 0.001 * s * s):
             report.no_occluder += 1
             return
@@ -206,8 +210,7 @@ class FacePipeline:
         al.paste_back(out, restored, m, weight, out=out)
         report.restored += 1
 
-    def _sr_face(self, restorer, rgb, face: Face, out, report: PhotoReport) -> None:
-        restorer = restorer.for_face(al.native_size(face.landmarks))
+    def _sr_face(self, restorer: FaceModel, rgb, face: Face, out, report: PhotoReport) -> None:
         spec = restorer.spec
         s, k = int(spec.input_size), int(spec.scale)
         native = al.native_size(face.landmarks)
@@ -234,7 +237,7 @@ class FacePipeline:
         report.restored += 1
 
 
-def sr_tiles(restorer, crop: np.ndarray, overlap: int | None = None) -> np.ndarray:
+def sr_tiles(restorer: FaceModel, crop: np.ndarray, overlap: int | None = None) -> np.ndarray:
     """Super-resolve a square crop larger than the model's input in overlapping tiles.
 
     Tiles of the model's input side step by ``side - overlap`` (the last one flush with
@@ -402,3 +405,37 @@ class TemporalFill:
             a = self._rate(self.fill_rate)
             self._fill = a * r + (1 - a) * self._fill
         return np.clip(np.round(self._fill), 0, 255).astype(np.uint8)
+
+
+def restore_image(
+    restorer: FaceModel,
+    rgb: np.ndarray,
+    locator: FacePipeline | FaceLocator,
+    mask: np.ndarray | None = None,
+    compose: bool = False,
+) -> np.ndarray:
+    """Restore the faces in a photo and paste them back.
+
+    ``locator`` is a :class:`FacePipeline` (every face detected, aligned to the training
+    framing, restored and pasted back with a feathered weight; with a mask, only the
+    mask's pixels change) or a :class:`~tfface.restore.square.FaceLocator` (one square
+    crop).
+
+    Inpainting keeps the photo's size; ``compose`` keeps every pixel outside the hole
+    (needs ``mask``). Super-resolution returns the photo enlarged by the model's
+    scale (bicubic outside the face).
+    """
+    if mask is not None and mask.shape[:2] != rgb.shape[:2]:
+        raise InferenceError(f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                             f"{rgb.shape[1]}x{rgb.shape[0]}; they must match")
+    if compose and mask is None:
+        raise InferenceError("--compose needs --mask (it keeps the pixels outside the hole)")
+    return locator.restore(restorer, rgb, mask, compose)[0]
+
+
+def read_mask(path: str) -> np.ndarray:
+    """A user mask image as a boolean array (white/non-zero = hole)."""
+    m = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    if m is None:
+        raise InferenceError(f"cannot read the mask image {path}")
+    return m > 127
