@@ -231,3 +231,44 @@ def test_a_ladder_restores_each_face_with_the_file_that_covers_it():
         RestorerLadder([fake(128), fake(256, task="sr")])
     with pytest.raises(InferenceError, match="same input size"):
         RestorerLadder([fake(128), fake(128)])
+
+
+def test_critic_shift_moves_the_critics_view_of_image_and_hole_alike():
+    cfg = _vnet_cfg(disc="global_local")
+    cfg.train.critic_shift = 3
+    family = get_arch("vnet")
+    keras.utils.set_random_seed(0)
+    gen, disc = family.build_generator(cfg), family.build_discriminator(cfg)
+    trainer = build_trainer(cfg, gen, disc)
+    assert trainer.critic_shift == 3
+    img = tf.constant(np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32))
+    # offset (o_y, o_x) shows the image moved by (3 - o_y, 3 - o_x): out[i] = image[i + o - 3]
+    out = trainer._shifted(img, tf.constant([5, 1])).numpy()
+    assert out.shape == img.shape
+    np.testing.assert_array_equal(out[:, 10:50, 10:50], img.numpy()[:, 12:52, 8:48])
+    np.testing.assert_array_equal(trainer._shifted(img, tf.constant([3, 3])).numpy(), img.numpy())
+    # The critic reads the shifted face with the hole shifted alike: same scores as
+    # judging the moved pair directly.
+    mask = _hole(64, 20, 40, 16, 48)
+    mask = tf.concat([mask, mask], 0)
+    batch = {"mask": mask, "critic_offset": tf.constant([6, 0])}
+    moved = disc([trainer._shifted(img, tf.constant([6, 0])),
+                  trainer._shifted(mask, tf.constant([6, 0]))]).numpy()
+    np.testing.assert_allclose(trainer._disc(img, batch, False).numpy(), moved, atol=1e-6)
+    assert not np.allclose(moved, disc([img, mask]).numpy(), atol=1e-4)
+    # Each step draws its offset in [0, 2 * shift]; a step with it trains both players.
+    offsets = {tuple(trainer._with_critic_offset({})["critic_offset"].numpy()) for _ in range(40)}
+    assert len(offsets) > 10 and all(0 <= o <= 6 for pair in offsets for o in pair)
+    data = dict(next(iter(make_dataset(cfg, "eval", batch_size=2).take(1))))
+    d_before = [v.numpy().copy() for v in disc.trainable_variables]
+    logs = trainer.train_step(data)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert any(not np.array_equal(o, v.numpy()) for o, v in zip(d_before, disc.trainable_variables))
+    cfg.train.critic_shift = 0
+    assert "critic_offset" not in build_trainer(cfg, gen, disc)._with_critic_offset({})
+
+
+@pytest.mark.parametrize("value", [-1, 2.5, 32])
+def test_critic_shift_outside_its_range_is_refused(value):
+    with pytest.raises(ConfigError, match="critic_shift"):
+        resolve("vnet", "tiny", {"train": {"critic_shift": value}})

@@ -228,6 +228,13 @@ class TrainConfig:
     """Critic updates per generator update (``wgan_gp`` regime of ``wgan_gl``)."""
     gp_weight: float = 10.0
     """Weight of each critic's gradient penalty (the ``wgan-gp`` adversarial loss)."""
+    critic_shift: int = 0
+    """Shift the discriminator's view (image and hole alike; real, restored and the
+    penalty's interpolations alike) by a random offset in ``[-N, N]`` pixels on each
+    axis, drawn once per step (reflected border): a strided critic's input gradient
+    ripples at its strides, locked to the pixel grid, and a generator that follows it
+    paints that ripple (the horizontal 8 px stripes of run D, docs/realism.md); with the
+    grid moving every step the ripple averages out. 0: off."""
     coarse_weight: float = 1.0
     """Weight of the coarse stage's pixel loss (``unmask`` regime)."""
     mask_weight: float = 1.0
@@ -550,6 +557,12 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"train.{key} '{sched}' needs train.lr_decay_steps")
     if not isinstance(t.n_critic, int) or t.n_critic < 1:
         raise ConfigError(f"train.n_critic must be an integer >= 1, got {t.n_critic!r}")
+    if not isinstance(t.critic_shift, int) or isinstance(t.critic_shift, bool):
+        raise ConfigError(f"train.critic_shift must be a whole number of pixels, got "
+                          f"{t.critic_shift!r}")
+    if t.critic_shift >= cfg.data.image_size // 2:
+        raise ConfigError(f"train.critic_shift ({t.critic_shift}) must be below half the "
+                          f"image size ({cfg.data.image_size})")
     if min(t.gp_weight, t.coarse_weight, t.mask_weight) < 0:
         raise ConfigError("train.gp_weight, train.coarse_weight and train.mask_weight "
                           "must be >= 0")
@@ -586,6 +599,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "train.steps_per_execution": (1, 10_000),
     "train.n_critic": (1, 100),
     "train.gp_weight": (0, 1e6),
+    "train.critic_shift": (0, 64),
     "train.coarse_weight": (0, 1e6),
     "train.mask_weight": (0, 1e6),
 }

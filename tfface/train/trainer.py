@@ -112,6 +112,9 @@ class RestorationTrainer(keras.Model):
             crop, and the bicubic baseline).
         ema_decay: keep an exponential moving average of the generator weights
             (``ema_generator``), used for validation, saved weights and export.
+        critic_shift: the discriminator sees every image (and its condition) shifted
+            by one random offset in ``[-critic_shift, critic_shift]`` pixels per axis,
+            drawn per step (``train.critic_shift``; 0: off).
     """
 
     Options: type[RegimeOptions] = RegimeOptions
@@ -134,6 +137,7 @@ class RestorationTrainer(keras.Model):
         disc_keys: tuple[str, ...] = (),
         sr_scale: int | None = None,
         ema_decay: float = 0.0,
+        critic_shift: int = 0,
         options: RegimeOptions | None = None,
         **kwargs: Any,
     ):
@@ -150,6 +154,7 @@ class RestorationTrainer(keras.Model):
         self.options = options if options is not None else self.Options()
         self.sr_scale = int(sr_scale) if sr_scale and int(sr_scale) > 1 else None
         self.ema_decay = float(ema_decay)
+        self.critic_shift = int(critic_shift)
         self.ema_generator = None
         if self.ema_decay > 0:
             self.ema_generator = keras.models.clone_model(generator)
@@ -270,11 +275,32 @@ class RestorationTrainer(keras.Model):
     def conditional(self) -> bool:
         return bool(self.disc_keys)
 
+    _CRITIC_OFFSET = "critic_offset"
+    """Batch key of the step's shift of the discriminator's view (see :meth:`_shifted`)."""
+
     def _disc(self, image: tf.Tensor, batch: dict[str, tf.Tensor], training: bool):
-        if self.disc_keys:
-            return self.discriminator([image, *(batch[k] for k in self.disc_keys)],
-                                      training=training)
-        return self.discriminator(image, training=training)
+        views = [image, *(batch[k] for k in self.disc_keys)]
+        offset = batch.get(self._CRITIC_OFFSET)
+        if offset is not None:
+            views = [self._shifted(v, offset) for v in views]
+        return self.discriminator(views if self.disc_keys else views[0], training=training)
+
+    def _with_critic_offset(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """``batch`` with this step's random shift of the discriminator's view (a copy;
+        unchanged when ``critic_shift`` is 0)."""
+        if self.critic_shift <= 0:
+            return batch
+        s = self.critic_shift
+        return dict(batch, **{self._CRITIC_OFFSET: tf.random.uniform([2], 0, 2 * s + 1,
+                                                                     dtype=tf.int32)})
+
+    def _shifted(self, image: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
+        """``image`` ([B, H, W, C]) moved by ``offset - critic_shift`` pixels on each axis,
+        the border reflected, the size kept."""
+        s = self.critic_shift
+        padded = tf.pad(image, [[0, 0], [s, s], [s, s], [0, 0]], mode="REFLECT")
+        shape = tf.shape(image)
+        return tf.slice(padded, tf.stack([0, offset[0], offset[1], 0]), shape)
 
     @staticmethod
     def _quality(target: tf.Tensor, pred: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -444,6 +470,8 @@ class RestorationTrainer(keras.Model):
         g_vars = self.generator.trainable_variables
         adversarial = self.adversarial and not self.pretraining
         d_grads, apply_d = None, False
+        if adversarial:
+            batch = self._with_critic_offset(batch)
         with tf.GradientTape() as g_tape:
             out = self.forward(batch)
             fake = out["restored"]
