@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     from benchmarks.photo_inpaint import scores
     from tfface.faces import make_detector
     from tfface.restore.photo import FacePipeline
-    from tfface.faces.segmenter import OccluderSegmenter
+    from tfface.segmenter.infer import OccluderSegmenter
     from tfface.restore.model import Restorer, RestorerLadder
 
     models = args.model or [SHIPPED]

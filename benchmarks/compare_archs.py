@@ -47,7 +47,7 @@ def config_for(arch: str, args):
 def mask_metrics(gen, batches) -> dict[str, float]:
     from tfface.data.occlusion import OCCLUSION_IDS
     from tfface.models.unmask import stage_model
-    from tfface.train.unmask import mask_scores
+    from tfface.metrics import mask_scores
 
     names = {v: k for k, v in OCCLUSION_IDS.items()}
     stages = stage_model(gen)

@@ -250,7 +250,7 @@ def verify_options(photos, seg_path: str) -> None:
     each check; prints how many non-faces each drops and how many faces it loses."""
     from tfface.faces import align as al
     from tfface.faces.detect import BlazeFaceDetector, Face, _weighted_nms, blazeface_five_points
-    from tfface.faces.segmenter import OccluderSegmenter
+    from tfface.segmenter.infer import OccluderSegmenter
 
     det = BlazeFaceDetector(verify=False)
     seg = OccluderSegmenter(seg_path)
@@ -445,7 +445,7 @@ def main(argv=None) -> int:
     pipe = restorer = None
     if args.restore:
         from tfface.restore.photo import FacePipeline
-        from tfface.faces.segmenter import OccluderSegmenter
+        from tfface.segmenter.infer import OccluderSegmenter
         from tfface.restore.model import Restorer
 
         restorer = Restorer.load(args.restore)

@@ -136,7 +136,7 @@ def main(argv=None) -> int:
                           face_framing="template")
     segmenter = None
     if args.auto_mask:
-        from tfface.faces.segmenter import OccluderSegmenter
+        from tfface.segmenter.infer import OccluderSegmenter
         segmenter = OccluderSegmenter(os.path.join(
             os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
             "android_demo_assets", "segmenter", "segmenter_int8.tflite"))

@@ -147,7 +147,7 @@ def main(argv=None) -> int:
     from tfface.restore.photo import FacePipeline
     from tfface.faces import align as al
     from tfface.restore import photo as fpl
-    from tfface.faces.segmenter import OccluderSegmenter
+    from tfface.segmenter.infer import OccluderSegmenter
     from tfface.restore.model import Restorer
 
     restorer = Restorer.load(args.model)

@@ -31,7 +31,7 @@ folder; see :data:`tfface.data.occlusion.HELD_OUT`):
   least 98 % of it, and the share of the face outside the occluder it takes too.
 - ``synthesis``: ``--synthesis-count`` faces per occluder of the folder as the first
   segmenter's training drew them (``segmenter_dataset``, 64 px from 2x, the mixture
-  :data:`~tfface.faces.segmenter.SEGMENTER_MIXTURE_V1`; no jitter), so two files are
+  :data:`~tfface.segmenter.model.SEGMENTER_MIXTURE_V1`; no jitter), so two files are
   compared on the old occluders under one synthesis. ``--sets`` picks sets.
 """
 
@@ -224,8 +224,9 @@ def synthesis_set(seg, folder: str, count: int, facemask_dir: str | None, mask_d
     """Mean IoU per old occluder under the first segmenter's training synthesis."""
     import dataclasses
 
-    from tfface.faces.segmenter import (SEGMENTER_MIXTURE_V1, SegmenterConfig, mask_scores,
-                                        segmenter_dataset)
+    from tfface.metrics import mask_scores
+    from tfface.segmenter.data import segmenter_dataset
+    from tfface.segmenter.model import SEGMENTER_MIXTURE_V1, SegmenterConfig
 
     cfg = SegmenterConfig(data_dir=folder, image_size=64, batch_size=16, facemask_dir=facemask_dir,
                           mask_dir=mask_dir, occlusions=dict(SEGMENTER_MIXTURE_V1))
@@ -238,7 +239,7 @@ def synthesis_set(seg, folder: str, count: int, facemask_dir: str | None, mask_d
                                       mixture={name: 1.0}):
             crops = np.clip(np.round((x.numpy() + 1.0) * 127.5), 0, 255).astype(np.uint8)
             p = np.stack([seg.probability(c) for c in crops])[..., None]
-            ious += list(mask_scores(y.numpy(), p)[1])
+            ious += list(mask_scores(y.numpy(), p)[1].numpy())
             if len(ious) >= count:
                 break
         out[name] = float(np.mean(ious[:count]))
@@ -283,7 +284,7 @@ def main(argv=None) -> int:
     p.add_argument("--sets", default="astronaut,scenes,faces,heldout,synthesis",
                    help="comma list of astronaut, scenes, faces, heldout, synthesis")
     args = p.parse_args(argv)
-    from tfface.faces.segmenter import OccluderSegmenter, SegmenterError
+    from tfface.segmenter.infer import OccluderSegmenter, SegmenterError
 
     try:
         seg = OccluderSegmenter(args.segmenter, face_support=not args.no_face_support)

@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     from tfface.restore.photo import FacePipeline
     from tfface.restore import photo as fpl
     from tfface.faces.detect import DEFAULT_DETECTOR
-    from tfface.faces.segmenter import OccluderSegmenter
+    from tfface.segmenter.infer import OccluderSegmenter
     from tfface.restore.model import Restorer
     from tfface.restore.video import open_writer, probe, restore_video
 

@@ -292,7 +292,7 @@ def _sr_pipeline(detector, args):
 def _segmenter(args):
     """The occluder segmenter of --segmenter, or the shipped one."""
     from tfface.restore.model import InferenceError
-    from tfface.faces.segmenter import OccluderSegmenter
+    from tfface.segmenter.infer import OccluderSegmenter
 
     path = args.segmenter or default_segmenter()
     if args.segmenter is None and not os.path.exists(path):

@@ -5,7 +5,8 @@ Example::
     python -m pipelines.train_segmenter --data-dir faces-train --out runs/segmenter \\
         --image-size 64 --steps 6000 --max-minutes 120
 
-Runs resume from the folder's last checkpoint. See :mod:`tfface.faces.segmenter`.
+Runs resume from the folder's last checkpoint; a second run on the same folder is
+refused. See :mod:`tfface.segmenter.train`.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scale of the chances of the photo's conditions (low light, "
                         "grayscale, blur, noise) on face and occluder alike; 0 = off")
     p.add_argument("--occlusions", help="training mixture as name=weight,... (default: "
-                   "tfface.faces.segmenter.SEGMENTER_MIXTURE); held-out generators refused")
+                   "tfface.segmenter.model.SEGMENTER_MIXTURE); held-out generators refused")
     p.add_argument("--init-from", help="start a new run from these weights: a segmenter run "
                    "folder or a float segmenter .tflite (e.g. the shipped segmenter_fp16.tflite)")
     p.add_argument("--lr-warmup", type=int, default=0, help="steps of learning-rate warm-up")
@@ -63,7 +64,9 @@ def _mixture_arg(text: str) -> dict[str, float]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from tfface.faces.segmenter import SegmenterConfig, train_segmenter
+    from tfface.fileio import OutputDirError
+    from tfface.segmenter.model import SegmenterConfig
+    from tfface.segmenter.train import train_segmenter
 
     try:
         extra = {"occlusions": _mixture_arg(args.occlusions)} if args.occlusions else {}
@@ -75,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             photometric=args.photometric, photo_conditions=args.photo_conditions,
             init_from=args.init_from, lr_warmup=args.lr_warmup, **extra)
         last = train_segmenter(cfg, args.out, max_minutes=args.max_minutes)
-    except ValueError as e:
+    except (ValueError, OutputDirError) as e:  # bad settings, a busy folder, a NaN loss
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"segmenter trained: {last}")

@@ -343,7 +343,7 @@ def test_bad_detector_file_is_one_clear_error(tmp_path):
 
 @pytest.mark.skipif(not os.path.exists(SHIPPED_SEGMENTER), reason="segmenter not shipped")
 def test_shipped_segmenter_finds_a_synthetic_occluder(astronaut, astro_landmarks):
-    from tfface.faces.segmenter import OccluderSegmenter
+    from tfface.segmenter.infer import OccluderSegmenter
 
     crop, _ = al.align_face(astronaut, astro_landmarks, 128)
     occluded = crop.copy()
@@ -365,7 +365,7 @@ def test_segmenter_hole_stays_inside_the_face_support(astronaut, astro_landmarks
     import tensorflow as tf
 
     from tfface.data import occlusion as occ
-    from tfface.faces.segmenter import OccluderSegmenter
+    from tfface.segmenter.infer import OccluderSegmenter
 
     seg = OccluderSegmenter(SHIPPED_SEGMENTER)
     sup = seg.support(128) > 0.5

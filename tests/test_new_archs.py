@@ -8,11 +8,12 @@ import tensorflow as tf
 
 from tfface import keras, losses
 from tfface.config import ConfigError, resolve
+from tfface.metrics import mask_scores
 from tfface.models import get_arch
 from tfface.models.unmask import HardMask, gated_conv, imputed_conv, stage_model
 from tfface.models.wgan_gl import HoleCrop
 from tfface.train.runner import build_trainer, make_content_fn
-from tfface.train.unmask import UnmaskTrainer, mask_scores
+from tfface.train.unmask import UnmaskTrainer
 from tfface.train.wgan import WGANTrainer
 
 
@@ -279,6 +280,12 @@ def test_mask_scores_and_dice():
     assert float(losses.dice_loss(t, np.zeros_like(t))) == pytest.approx(1 - 1 / 5)
     _, iou_empty = mask_scores(tf.zeros((1, 4, 4, 1)), tf.zeros((1, 4, 4, 1)))
     assert float(iou_empty[0]) == 1.0
+    # pooled over the batch (the segmenter's training log): one intersection over one
+    # union, not the mean of the images' IoUs (here 4/6 and 1)
+    both = np.concatenate([t, t]), np.concatenate([p, t])
+    acc, iou = mask_scores(*both, per_image=False)
+    assert float(acc) == pytest.approx(30 / 32) and float(iou) == pytest.approx(8 / 10)
+    assert np.allclose(mask_scores(*both)[1], [4 / 6, 1.0])
 
 
 def test_nearest_upsample_matches_keras_and_its_gradient_compiles_under_xla():

@@ -97,7 +97,7 @@ def test_training_and_unseen_generators_draw_disjoint_templates(template_dir):
 
 
 def test_held_out_generators_stay_out_of_training_defaults():
-    from tfface.faces.segmenter import SEGMENTER_MIXTURE
+    from tfface.segmenter.model import SEGMENTER_MIXTURE
 
     assert occ.HELD_OUT == {"realmask_unseen", "hand_unseen"}
     assert not occ.HELD_OUT & set(DataConfig().occlusions)

@@ -14,10 +14,9 @@ import tensorflow as tf
 from tfface.config import Config, ConfigError, resolve, validate
 from tfface.data.sources import CANONICAL_LANDMARKS, make_source, render_synthetic_face
 from tfface.faces.align import TEMPLATE
-from tfface.faces.segmenter import (
-    SegmenterConfig, _photometric, _recolor_occluder, load_segmenter, segmenter_dataset,
-    train_segmenter,
-)
+from tfface.segmenter.data import _photometric, _recolor_occluder, segmenter_dataset
+from tfface.segmenter.model import SegmenterConfig, load_segmenter
+from tfface.segmenter.train import train_segmenter
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +96,7 @@ def test_segmenter_batches_are_faces_with_binary_masks_drawn_at_twice_the_size(f
 
 def test_train_resume_and_export_int8_with_its_fp16_twin(face_folder, tmp_path):
     from pipelines import export_segmenter
-    from tfface.cards import card_problems
+    from tfface.cards import CARD_FORMAT, CARD_HASH_KEY, card_problems, load_card, read_card
     from tfface.lite import LiteRunner
 
     run = str(tmp_path / "seg")
@@ -127,6 +126,12 @@ def test_train_resume_and_export_int8_with_its_fp16_twin(face_folder, tmp_path):
         assert card_problems(path) == []
         card = json.load(open(os.path.join(out, f"segmenter_{mode}.json")))
         assert card["quantization"]["mode"] == mode
+        # the card round-trips: the JSON beside the file (with the file's hash) is the one
+        # the loaders read, the file embeds the same card, in the shared card format
+        assert card["format"] == CARD_FORMAT and list(card)[:5] == [
+            "format", "name", "file", "task", "architecture"]
+        assert load_card(path) == card
+        assert read_card(path) == {k: v for k, v in card.items() if k != CARD_HASH_KEY}
         assert card["training_data"]["render_scale"] == 2
         err = np.abs(LiteRunner(path)(x) - ref)
         assert err.mean() < mean_tol and err.max() < max_tol, (mode, err.mean(), err.max())
@@ -137,7 +142,7 @@ def test_train_resume_and_export_int8_with_its_fp16_twin(face_folder, tmp_path):
 
     # A new run starts from the exported float file's weights (batch norms folded by the
     # converter, set back so training mode starts from the same function) ...
-    from tfface.faces.segmenter import build_segmenter, init_from_tflite
+    from tfface.segmenter.model import build_segmenter, init_from_tflite
 
     fp16 = os.path.join(out, "segmenter_fp16.tflite")
     fresh = build_segmenter(32, [8, 16])
@@ -161,7 +166,7 @@ def test_train_resume_and_export_int8_with_its_fp16_twin(face_folder, tmp_path):
 
 def test_training_mixture_refuses_held_out_generators(face_folder, tmp_path):
     from tfface.data import occlusion as occ
-    from tfface.faces.segmenter import SEGMENTER_MIXTURE
+    from tfface.segmenter.model import SEGMENTER_MIXTURE
 
     assert {"realmask", "scarf", "hair"} <= set(SEGMENTER_MIXTURE)
     for name in sorted(occ.HELD_OUT):
@@ -185,7 +190,7 @@ def test_negative_warm_up_or_photo_conditions_are_refused_before_any_file(face_f
 
 
 def test_card_names_the_starting_weights_without_machine_paths(tmp_path):
-    from pipelines.export_segmenter import init_note
+    from tfface.segmenter.export import init_note
 
     a, b = tmp_path / "seg-a", tmp_path / "seg-b"
     a.mkdir()
@@ -195,3 +200,45 @@ def test_card_names_the_starting_weights_without_machine_paths(tmp_path):
     assert init_note(None) is None
     assert init_note(str(b)) == "run 'seg-b' (from run 'seg-a' (from segmenter_fp16.tflite))"
     assert str(tmp_path) not in init_note(str(b))
+
+
+def test_a_second_training_on_the_same_folder_is_refused_and_changes_nothing(
+        face_folder, tmp_path, capsys):
+    from pipelines import train_segmenter as cli
+    from tfface.runlock import DirBusyError, DirLock
+
+    run = tmp_path / "seg"
+    cfg = SegmenterConfig(data_dir=face_folder, image_size=32, filters=[8, 16], batch_size=4,
+                          steps=2, occlusions={"boxes": 1.0})
+    with DirLock(str(run), "train"):  # another training holds the folder
+        with pytest.raises(DirBusyError, match="segmenter run folder .* is in use by"):
+            train_segmenter(cfg, str(run))
+        assert cli.main(["--data-dir", face_folder, "--out", str(run), "--image-size", "32",
+                         "--filters", "8,16", "--steps", "2"]) == 2
+        assert "is in use by" in capsys.readouterr().err
+        assert os.listdir(run) == [".tfface-train.lock"]  # only the holder's lock file
+    assert os.listdir(run) == []
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_files(face_folder, tmp_path,
+                                                                       monkeypatch):
+    from tfface.segmenter import train as seg_train
+
+    run = str(tmp_path / "seg")
+    cfg = SegmenterConfig(data_dir=face_folder, image_size=32, filters=[8, 16], batch_size=4,
+                          steps=2, save_every=2, occlusions={"boxes": 1.0})
+    train_segmenter(cfg, run, log_every=2)
+    weights = os.path.join(run, "segmenter.weights.h5")
+    before = open(weights, "rb").read()
+    good = tf.train.latest_checkpoint(os.path.join(run, "ckpt"))
+    real = seg_train.segmenter_loss
+    monkeypatch.setattr(seg_train, "segmenter_loss", lambda y, p: real(y, p) * float("nan"))
+    cfg.steps = 4
+    with pytest.raises(seg_train.SegmenterDiverged, match=r"NaN/Inf at step 3; ") as e:
+        train_segmenter(cfg, run, log_every=2)
+    assert f"the last checkpoint ({good}) is kept" in str(e.value)
+    assert open(weights, "rb").read() == before  # the NaN weights were never saved
+    assert tf.train.latest_checkpoint(os.path.join(run, "ckpt")) == good
+    assert [json.loads(line)["step"] for line in open(os.path.join(run, "train_log.jsonl"))] \
+        == [2]
+    assert not [f for f in os.listdir(run) if "tfface" in f]  # no lock, no temporary left

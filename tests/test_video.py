@@ -250,7 +250,7 @@ def test_a_still_face_gets_a_steady_fill(masked_head, blazeface):
     restored video changes from frame to frame at most 1.2 times as much as the input
     does, and less than the photo path run on each frame (which boils with the noise)."""
     from tfface.restore.photo import FacePipeline
-    from tfface.faces.segmenter import OccluderSegmenter
+    from tfface.segmenter.infer import OccluderSegmenter
     from tfface.restore.model import Restorer
 
     head, mask = masked_head

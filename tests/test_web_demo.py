@@ -565,7 +565,7 @@ def test_the_pages_face_arithmetic_is_tfface_s():
     js = json.loads(proc.stdout)
     c = js["constants"]
     # the segmenter's face support: same ellipse, same pixels kept on a 40 px crop
-    from tfface.faces.segmenter import OccluderSegmenter
+    from tfface.segmenter.infer import OccluderSegmenter
 
     assert js["support"] == list(OccluderSegmenter.FACE_SUPPORT)
     cx, cy, rx, ry = OccluderSegmenter.FACE_SUPPORT

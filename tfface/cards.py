@@ -197,6 +197,15 @@ def read_card(model: bytes | str | os.PathLike) -> dict[str, Any] | None:
         return None
 
 
+def new_card(name: str, file: str, task: str, architecture: str,
+             **fields: Any) -> dict[str, Any]:
+    """A model card: the fields every card starts with (``format`` =
+    :data:`CARD_FORMAT`, ``name``, ``file``, ``task``, ``architecture``), then ``fields``
+    in the order given. The converter's cards and the occluder segmenter's are made here."""
+    return {"format": CARD_FORMAT, "name": name, "file": file, "task": task,
+            "architecture": architecture, **fields}
+
+
 # -- describing tensors, checking a card against its file ------------------------------
 
 def tensor_entry(detail: dict, role: str, task: str = "inpaint",

@@ -108,4 +108,23 @@ def hole_sharpness(target: tf.Tensor, pred: tf.Tensor, mask: tf.Tensor,
     return tf.where(ok, num / tf.maximum(den, 1e-6), nan)
 
 
+def mask_scores(target, prob, per_image: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
+    """Pixel accuracy and IoU of the predicted mask ``prob > 0.5`` against the true mask
+    ``target > 0.5`` (``[B, H, W, 1]``), the one mask metric of the project (the occluder
+    segmenter's training log and card, the ``unmask`` family's validation).
+
+    Per image by default (IoU 1 for an image where both masks are empty); with
+    ``per_image=False`` one pooled figure for the whole batch (the pixels of every image
+    together: one intersection over one union).
+    """
+    pred = tf.cast(tf.convert_to_tensor(prob) > 0.5, tf.float32)
+    true = tf.cast(tf.convert_to_tensor(target) > 0.5, tf.float32)
+    axes = list(range(1, len(pred.shape))) if per_image else None
+    acc = tf.reduce_mean(tf.cast(tf.equal(pred, true), tf.float32), axis=axes)
+    inter = tf.reduce_sum(pred * true, axis=axes)
+    union = tf.reduce_sum(tf.maximum(pred, true), axis=axes)
+    iou = tf.where(union > 0, inter / tf.maximum(union, 1.0), tf.ones_like(union))
+    return acc, iou
+
+
 METRICS = {"psnr": psnr, "ssim": ssim, "l1": l1}

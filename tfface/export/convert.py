@@ -28,7 +28,8 @@ import tfface
 import tensorflow as tf
 
 from tfface.cards import (
-    CARD_FORMAT, CARD_HASH_KEY, embed_card, output_entries, read_card, strip_card, tensor_entry,
+    CARD_FORMAT, CARD_HASH_KEY, embed_card, new_card, output_entries, read_card, strip_card,
+    tensor_entry,
 )
 from tfface.data.pipeline import make_dataset
 from tfface.export import selective
@@ -279,32 +280,28 @@ def _card(model, cfg, qcfg: QuantizationConfig, content: bytes, runner: LiteRunn
           file: str, calibrated: bool, float_layers: list[str], source_run: str | None,
           fidelity: dict[str, Any], quality: dict[str, Any], seconds: float) -> dict[str, Any]:
     """The model card of a converted file (before the sections only some modes have)."""
-    return {
-        "format": CARD_FORMAT,
-        "name": qcfg.file_stem,
-        "file": file,
-        "task": cfg.data.task,
-        "architecture": cfg.model.arch,
-        "preset": cfg.model.preset,
-        "parameters": int(model.count_params()),
-        "inputs": [tensor_entry(d, "input") for d in runner.inputs],
-        "outputs": output_entries(runner, cfg.data.task),
-        "signature": "serving_default",
-        "quantization": {**qcfg.to_dict(),
-                         "calibration": "eval-free training-pipeline samples" if calibrated
-                         else None,
-                         "float_layers": float_layers},
-        "training_data": _training_data(cfg),
-        "source_run": portable_name(source_run),
-        "ops": op_inventory(content),
-        "min_runtime_version": min_runtime_version(content),
-        "size_bytes": len(content),
-        "fidelity": fidelity,
-        "quality": quality,
-        "versions": {"tfface": tfface.__version__, "tensorflow": tf.__version__,
-                     "ai_edge_litert": _litert_version()},
-        "conversion_seconds": round(seconds, 2),
-    }
+    return new_card(
+        qcfg.file_stem, file, cfg.data.task, cfg.model.arch,
+        preset=cfg.model.preset,
+        parameters=int(model.count_params()),
+        inputs=[tensor_entry(d, "input") for d in runner.inputs],
+        outputs=output_entries(runner, cfg.data.task),
+        signature="serving_default",
+        quantization={**qcfg.to_dict(),
+                      "calibration": "eval-free training-pipeline samples" if calibrated
+                      else None,
+                      "float_layers": float_layers},
+        training_data=_training_data(cfg),
+        source_run=portable_name(source_run),
+        ops=op_inventory(content),
+        min_runtime_version=min_runtime_version(content),
+        size_bytes=len(content),
+        fidelity=fidelity,
+        quality=quality,
+        versions={"tfface": tfface.__version__, "tensorflow": tf.__version__,
+                  "ai_edge_litert": _litert_version()},
+        conversion_seconds=round(seconds, 2),
+    )
 
 
 def write_model_and_card(path: str, card_path: str, content: bytes,

@@ -5,7 +5,6 @@
 * :mod:`tfface.faces.align` — the similarity transform to the canonical template of the
   training crops (``template.json``), the crop, the feathered weights, the paste-back.
 * :mod:`tfface.faces.track` — faces followed across the frames of a video.
-* :mod:`tfface.faces.segmenter` — the occluder segmenter (training and inference).
 * :mod:`tfface.faces.prepare` — photos to aligned training crops.
 """
 

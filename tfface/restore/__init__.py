@@ -13,5 +13,5 @@
   :func:`~tfface.restore.video.restore_clip`.
 
 Finding and framing faces is :mod:`tfface.faces` (which never imports this package);
-the occluder segmenter is :mod:`tfface.faces.segmenter`.
+the occluder segmenter is :mod:`tfface.segmenter`.
 """

@@ -2,7 +2,7 @@
 
 :class:`FacePipeline` ties a detector (:mod:`tfface.faces.detect`), the alignment to
 the training framing and the paste-back (:mod:`tfface.faces.align`), the occluder
-segmenter (:class:`tfface.faces.segmenter.OccluderSegmenter`) and a model (a
+segmenter (:class:`tfface.segmenter.infer.OccluderSegmenter`) and a model (a
 :class:`tfface.restore.model.FaceModel`, e.g. a :class:`~tfface.restore.model.Restorer`):
 
 * **Inpainting** (``task == "inpaint"``): each face is aligned at the model's input
@@ -83,7 +83,7 @@ class FacePipeline:
 
     Args:
         detector: a :class:`tfface.faces.detect.FaceDetector`.
-        segmenter: an :class:`~tfface.faces.segmenter.OccluderSegmenter` (needed for
+        segmenter: an :class:`~tfface.segmenter.infer.OccluderSegmenter` (needed for
             inpainting without a user mask; the video path also reads its
             ``probability`` and ``threshold``).
         min_face: faces whose box side is below this (px) are left alone.

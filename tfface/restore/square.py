@@ -27,7 +27,7 @@ class FaceLocator:
     """Find the face to restore: an OpenCV detector when one is available, else the
     centered square (the note says so once).
 
-    ``segmenter`` (an :class:`~tfface.faces.segmenter.OccluderSegmenter`) finds the hole
+    ``segmenter`` (an :class:`~tfface.segmenter.infer.OccluderSegmenter`) finds the hole
     in the square for a model that takes the hole as an input when no mask is given;
     only the found hole (grown and feathered as on the face path) is replaced."""
 

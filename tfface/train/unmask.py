@@ -22,20 +22,9 @@ from typing import Any
 import tensorflow as tf
 
 from tfface import losses
+from tfface.metrics import mask_scores
 from tfface.models.unmask import STAGES, stage_model
 from tfface.train.trainer import RegimeOptions, RestorationTrainer
-
-
-def mask_scores(target: tf.Tensor, prob: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per-image pixel accuracy and IoU of ``prob > 0.5`` against ``target > 0.5``."""
-    pred = tf.cast(prob > 0.5, tf.float32)
-    true = tf.cast(target > 0.5, tf.float32)
-    axes = [1, 2, 3]
-    acc = tf.reduce_mean(tf.cast(tf.equal(pred, true), tf.float32), axis=axes)
-    inter = tf.reduce_sum(pred * true, axis=axes)
-    union = tf.reduce_sum(tf.maximum(pred, true), axis=axes)
-    iou = tf.where(union > 0, inter / tf.maximum(union, 1.0), tf.ones_like(union))
-    return acc, iou
 
 
 @dataclass(frozen=True)
