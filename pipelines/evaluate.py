@@ -38,10 +38,9 @@ from tfface.cli import prog_name
 from tfface.data.occlusion import OCCLUSION_IDS
 from tfface.data.sources import FolderSource
 from tfface.evaluation import (REMNANT_KEYS, REMNANT_LEVELS, bicubic, eval_batches, evaluate,
-                               face_recognition, load_embedder, nearest_input, opencv_inpaint,
-                               sr_eval_batches)
+                               face_recognition, nearest_input, opencv_inpaint, sr_eval_batches)
 from tfface.figures import bar_chart, image_grid
-from tfface.identity.verify import IdentityError, IdentityEval
+from tfface.identity.verify import IdentityError, IdentityEval, load_embedder
 from tfface.identity.verify import markdown as identity_markdown
 from tfface.lite import LiteRunner
 from tfface.rundir import generator_inputs, load_generator
@@ -140,7 +139,7 @@ def _embedder(path: str | None):
     if not path:
         return None
     try:
-        return load_embedder(path)
+        return load_embedder(path).embed
     except (OSError, ValueError) as e:
         raise _Refused(f"--embedding: {e}") from e
 

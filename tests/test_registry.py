@@ -61,6 +61,22 @@ def test_every_name_a_command_line_offers_is_in_its_table():
     assert set(choices(evaluate.build_parser(), "--identity")) <= set(EMBEDDERS)
 
 
+def test_every_face_detector_a_command_line_names_is_in_its_table():
+    from pipelines import prepare, restore
+    from tfface.faces.detect import DEFAULT_DETECTOR, DETECTORS, DetectorError, make_detector
+
+    def help_of(parser, flag):
+        return next(a.help for a in parser._actions if flag in a.option_strings)
+
+    assert isinstance(DETECTORS, Registry) and DEFAULT_DETECTOR in DETECTORS
+    assert prepare.build_parser().get_default("face_detector") == DEFAULT_DETECTOR
+    listed = help_of(restore.build_parser(), "--face-detector")
+    assert [n for n in DETECTORS if n not in listed] == []  # restore's help names them all
+    with pytest.raises(DetectorError, match=r"^unknown face detector 'mtccn'; use auto, "
+                       r"blazeface, mtcnn, mtcnn\+blazeface or a BlazeFace"):
+        make_detector("mtccn")
+
+
 def test_an_unknown_name_is_one_clear_error():
     from tfface.identity.verify import IdentityError, load_embedder
 

@@ -219,7 +219,7 @@ def test_absurd_config_values_are_refused_up_front_naming_the_key(capsys):
 
 def test_a_malicious_embedding_h5_is_never_loaded(good_run, tmp_path, capsys):
     from pipelines import evaluate as evaluate_cli
-    from tfface.evaluation import load_embedder
+    from tfface.identity.verify import load_embedder
 
     marker = tmp_path / "ran"
     path = str(marker)
@@ -255,13 +255,13 @@ def test_a_malicious_embedding_h5_is_never_loaded(good_run, tmp_path, capsys):
 
 
 def test_an_embedding_tflite_must_be_an_embedding_model_with_a_valid_card(tmp_path):
-    from tfface.evaluation import load_embedder
+    from tfface.identity.verify import load_embedder
 
     inp = keras.Input((16, 16, 3))
     emb = tmp_path / "emb.tflite"
     emb.write_bytes(tflite_bytes(keras.Model(inp, keras.layers.Dense(4)(
         keras.layers.GlobalAveragePooling2D()(inp)))))
-    vec = load_embedder(str(emb))(np.zeros((2, 32, 32, 3), np.float32))
+    vec = load_embedder(str(emb)).embed(np.zeros((2, 32, 32, 3), np.float32))
     assert vec.shape == (2, 4)
     (tmp_path / "emb.json").write_text('{"input_range": [0, "__import__"]}')
     with pytest.raises(ValueError, match="emb.json: expected a JSON object"):

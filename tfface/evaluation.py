@@ -35,7 +35,6 @@ import tensorflow as tf
 
 from tfface import metrics
 from tfface.imageio import to_float, to_uint8
-from tfface.lite import LiteRunner
 
 AREA_BINS = [(i / 10, (i + 1) / 10) for i in range(6)]
 """Hole-area bins of the NVIDIA irregular-mask convention (fraction of the image)."""
@@ -433,67 +432,6 @@ def face_recognition(
             "impostor_similarity": float(np.mean(impostor)),
         }
     return out
-
-
-EMBEDDING_FORMATS = (".tflite",)
-"""Files ``--embedding`` accepts: formats that carry no code. A Keras ``.h5``/``.keras``
-file or a SavedModel can hold Lambda layers and custom objects that run when the file
-is loaded (``safe_mode`` does not cover legacy ``.h5``), so none is ever loaded."""
-
-
-def load_embedder(path: str) -> Callable[[np.ndarray], np.ndarray]:
-    """A face-embedding model (``.tflite``) as a function of [-1, 1] face batches.
-
-    Faces are resized to the model's input size; a model that expects [0, 255] or
-    [0, 1] pixels declares it in a JSON card beside it (``{"input_range": [0, 255]}``),
-    the default being [-1, 1]. Only :data:`EMBEDDING_FORMATS` are accepted: export a
-    Keras embedding model to ``.tflite`` (``tf.lite.TFLiteConverter``) on a machine
-    where you trust it.
-
-    Raises:
-        ValueError: the file is of another format, is not an embedding model (one NHWC
-            image in, one vector per image out), or its card is not valid.
-    """
-    import json
-    import math
-    import os
-
-    from tfface.fileio import open_regular
-
-    if not str(path).lower().endswith(EMBEDDING_FORMATS):
-        raise ValueError(
-            f"{path}: face-embedding models are accepted as .tflite files only; Keras "
-            ".h5/.keras files and SavedModels can carry code that loading would run "
-            "(Lambda layers, custom objects), so tfface never loads them. Export the model "
-            "with tf.lite.TFLiteConverter where you trust it and pass the .tflite")
-    card_path = os.path.splitext(path)[0] + ".json"
-    lo, hi = -1.0, 1.0
-    if os.path.lexists(card_path):
-        try:
-            with open_regular(card_path) as f:
-                card = json.loads(f.read(100_000).decode("utf-8"))
-            lo, hi = card.get("input_range", [-1.0, 1.0]) if isinstance(card, dict) else (0, 0)
-            lo, hi = float(lo), float(hi)
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-                raise ValueError
-        except (OSError, ValueError, TypeError, RecursionError):
-            raise ValueError(f"{card_path}: expected a JSON object such as "
-                             '{"input_range": [0, 255]} (two finite numbers, low < high)') \
-                from None
-
-    def prep(x, size):
-        x = tf.image.resize(np.asarray(x, np.float32), size).numpy()
-        return (x + 1.0) / 2.0 * (hi - lo) + lo
-
-    runner = LiteRunner(path)
-    ins = [tuple(int(v) for v in d["shape"]) for d in runner.inputs]
-    outs = [tuple(int(v) for v in d["shape"]) for d in runner.outputs]
-    if len(ins) != 1 or len(ins[0]) != 4 or ins[0][-1] != 3 or not outs or len(outs[0]) != 2:
-        raise ValueError(f"{path} is not a face-embedding model: it takes {ins} and returns "
-                         f"{outs}, but an embedding model takes one N x H x W x 3 image and "
-                         "returns one N x D vector per face")
-    size = ins[0][1:3]
-    return lambda x: runner(prep(x, size))
 
 
 # -- the baselines a training run shows next to its model ---------------------------

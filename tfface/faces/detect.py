@@ -27,13 +27,13 @@ from __future__ import annotations
 import importlib.resources
 import os
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
 from tfface.fileio import has_tflite_header
+from tfface.registry import Registry
 
-DETECTORS = ("auto", "blazeface", "mtcnn", "mtcnn+blazeface")
 DEFAULT_DETECTOR = "auto"
 
 
@@ -445,6 +445,20 @@ class UnionDetector:
         return sorted(out, key=lambda f: -f.score)
 
 
+def _mtcnn_and_blazeface(**kwargs) -> UnionDetector:
+    """Every face either finds (``kwargs`` go to BlazeFace)."""
+    return UnionDetector([MTCNNDetector(), BlazeFaceDetector(**kwargs)])
+
+
+DETECTORS: Registry[Callable[..., FaceDetector]] = Registry("face detector", {
+    "auto": BlazeFaceDetector,  # the default (DEFAULT_DETECTOR): BlazeFace at two scales
+    "blazeface": BlazeFaceDetector,
+    "mtcnn": MTCNNDetector,
+    "mtcnn+blazeface": _mtcnn_and_blazeface,
+}, error=DetectorError)
+"""Face detectors by name: each entry builds one from keyword arguments."""
+
+
 def make_detector(name_or_file: str | None = None, **kwargs) -> FaceDetector:
     """A detector by name (:data:`DETECTORS`; ``auto`` is :data:`DEFAULT_DETECTOR`'s
     choice, the two-scale BlazeFace) or from a BlazeFace short-range ``.tflite`` file.
@@ -454,12 +468,8 @@ def make_detector(name_or_file: str | None = None, **kwargs) -> FaceDetector:
         DetectorError: unknown name, missing or unusable file (one clear message).
     """
     name = name_or_file or DEFAULT_DETECTOR
-    if name in ("auto", "blazeface"):
-        return BlazeFaceDetector(**kwargs)
-    if name == "mtcnn":
-        return MTCNNDetector(**kwargs)
-    if name == "mtcnn+blazeface":
-        return UnionDetector([MTCNNDetector(), BlazeFaceDetector(**kwargs)])
+    if name in DETECTORS:
+        return DETECTORS[name](**kwargs)
     if name.lower().endswith(".tflite"):
         return BlazeFaceDetector(model_file=name, **kwargs)
     if os.path.exists(name):

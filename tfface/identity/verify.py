@@ -201,18 +201,100 @@ class DlibEmbedder(Embedder):
         return negative_distance(a, b)
 
 
+EMBEDDING_FORMATS = (".tflite",)
+"""Files an embedding model is read from: formats that carry no code. A Keras
+``.h5``/``.keras`` file or a SavedModel can hold Lambda layers and custom objects that run
+when the file is loaded (``safe_mode`` does not cover legacy ``.h5``), so none is ever
+loaded."""
+
+MODEL_FILE_SUFFIXES = EMBEDDING_FORMATS + (".h5", ".keras", ".pb")
+"""Names that :func:`load_embedder` takes for a model file (the others are refused by
+:class:`FileEmbedder` with the reason)."""
+
+
+class FileEmbedder(Embedder):
+    """A face-embedding model in a ``.tflite`` file (e.g. an ArcFace or FaceNet export).
+
+    Faces (float in [-1, 1]) are resized to the model's input size; a model that expects
+    [0, 255] or [0, 1] pixels declares it in a JSON card beside it
+    (``{"input_range": [0, 255]}``), the default being [-1, 1]. Only
+    :data:`EMBEDDING_FORMATS` are accepted: export a Keras embedding model to
+    ``.tflite`` (``tf.lite.TFLiteConverter``) on a machine where you trust it. Faces are
+    compared by cosine similarity.
+
+    Raises:
+        IdentityError: the file is of another format, is not an embedding model (one
+            NHWC image in, one vector per image out), or its card is not valid.
+    """
+
+    similarity_name = "cosine similarity"
+
+    def __init__(self, path: str):
+        import json
+        import math
+
+        from tfface.lite import LiteRunner
+
+        if not str(path).lower().endswith(EMBEDDING_FORMATS):
+            raise IdentityError(
+                f"{path}: face-embedding models are accepted as .tflite files only; Keras "
+                ".h5/.keras files and SavedModels can carry code that loading would run "
+                "(Lambda layers, custom objects), so tfface never loads them. Export the "
+                "model with tf.lite.TFLiteConverter where you trust it and pass the .tflite")
+        card_path = os.path.splitext(path)[0] + ".json"
+        lo, hi = -1.0, 1.0
+        if os.path.lexists(card_path):
+            try:
+                with open_regular(card_path) as f:
+                    card = json.loads(f.read(100_000).decode("utf-8"))
+                lo, hi = card.get("input_range", [-1.0, 1.0]) if isinstance(card, dict) \
+                    else (0, 0)
+                lo, hi = float(lo), float(hi)
+                if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                    raise ValueError
+            except (OSError, ValueError, TypeError, RecursionError):
+                raise IdentityError(f"{card_path}: expected a JSON object such as "
+                                    '{"input_range": [0, 255]} (two finite numbers, low < '
+                                    "high)") from None
+        self._runner = LiteRunner(path)
+        ins = [tuple(int(v) for v in d["shape"]) for d in self._runner.inputs]
+        outs = [tuple(int(v) for v in d["shape"]) for d in self._runner.outputs]
+        if len(ins) != 1 or len(ins[0]) != 4 or ins[0][-1] != 3 or not outs \
+                or len(outs[0]) != 2:
+            raise IdentityError(
+                f"{path} is not a face-embedding model: it takes {ins} and returns {outs}, "
+                "but an embedding model takes one N x H x W x 3 image and returns one N x D "
+                "vector per face")
+        self.name = os.path.basename(path)
+        self._size, self._range = ins[0][1:3], (lo, hi)
+
+    def embed(self, faces: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        lo, hi = self._range
+        x = tf.image.resize(np.asarray(faces, np.float32), self._size).numpy()
+        return self._runner((x + 1.0) / 2.0 * (hi - lo) + lo)
+
+
 EMBEDDERS: Registry[Callable[[], Embedder]] = Registry(
     "face embedder", {"dlib": DlibEmbedder}, listing="choose from", error=IdentityError)
 """Embedders ``--identity`` can name (each loads only files its package installed)."""
 
 
-def load_embedder(name: str) -> Embedder:
-    """The embedder called ``name`` (see :data:`EMBEDDERS`).
+def load_embedder(name_or_file: str) -> Embedder:
+    """The face embedder ``name_or_file``: one of :data:`EMBEDDERS` by name, or a model
+    file (a path, or a name ending in one of :data:`MODEL_FILE_SUFFIXES`) read by
+    :class:`FileEmbedder`. The one loader of ``--identity`` and ``--embedding``.
 
     Raises:
-        IdentityError: an unknown name, or its packages are not installed.
+        IdentityError: an unknown name, missing packages, or a file that is no usable
+            ``.tflite`` embedding model.
     """
-    return EMBEDDERS.lookup(name)()
+    spec = str(name_or_file)
+    if spec not in EMBEDDERS and (os.sep in spec or os.path.exists(spec)
+                                  or spec.lower().endswith(MODEL_FILE_SUFFIXES)):
+        return FileEmbedder(spec)
+    return EMBEDDERS.lookup(spec)()
 
 
 # -- who is who ----------------------------------------------------------------------
