@@ -304,10 +304,11 @@ def card_problems(path: str, card: dict[str, Any] | None = None) -> list[str]:
             problems.append(f"input '{key}' has {channels} channels but is described as "
                             f"{entry.get('kind')!r}")
     for out in card.get("outputs") or []:
-        if card.get("task") == "segment-occluder":  # a probability map, not an image
+        if card.get("task") == "segment-occluder" or out.get("kind") == "mask":
+            # a probability map, or the hole a blind file decided: not an image
             if out.get("value_range") != [0.0, 1.0] or out.get("shape", [0])[-1] != 1:
-                problems.append(f"output {out.get('name')}: an occluder probability map is "
-                                "one channel in [0, 1]")
+                problems.append(f"output {out.get('name')}: an occluder probability map or "
+                                "hole is one channel in [0, 1]")
         elif out.get("value_range") != [-1.0, 1.0] or \
                 out.get("denormalization") != OUTPUT_DENORMALIZATION:
             problems.append(f"output {out.get('name')}: range or denormalization is wrong")

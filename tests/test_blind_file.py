@@ -1,0 +1,115 @@
+"""The blind file that decides its own hole (tfface.export.blind): a tiny random-weight
+segmenter and a tiny keep-known V-Net in one graph, converted to int8."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from tfface import keras
+from tfface.config import resolve
+from tfface.export.blind import (DepthToSpaceUpsample, build_blind, convert_blind,
+                                 ellipse_rectangles, face_support, run_blind)
+from tfface.models import get_arch
+
+SUPPORT = (0.5, 0.56, 0.42, 0.50)  # restore's FACE_SUPPORT
+
+
+def _tiny_vnet(keep_known: bool = True):
+    cfg = resolve("vnet", "tiny", {"model": {"params": {
+        "mask_input": True, "prefill": True, "keep_known": keep_known}}})
+    return get_arch("vnet").build_generator(cfg)
+
+
+def _tiny_segmenter():
+    """Random weights, the logits' bias set so that about a third of a face is 'occluder'
+    (a hole that is neither empty nor everything)."""
+    from tfface.segmenter.model import build_segmenter
+
+    seg = build_segmenter(32, [8, 16])
+    layer = seg.get_layer("seg_logits")
+    w, b = layer.get_weights()
+    layer.set_weights([w * 40.0, b])
+    small = np.stack([cv2.resize(f, (32, 32), interpolation=cv2.INTER_AREA) for f in _faces(8)])
+    z = keras.Model(seg.input, layer.output)(small).numpy()
+    layer.set_weights([w * 40.0, b - np.quantile(z, 0.6)])
+    return seg
+
+
+def _faces(n: int, seed: int = 0) -> np.ndarray:
+    """Smooth random 'faces' in [-1, 1] (64 px) with a bright patch as occluder."""
+    rng = np.random.default_rng(seed)
+    small = rng.uniform(-0.8, 0.8, (n, 8, 8, 3)).astype(np.float32)
+    x = np.stack([cv2.resize(s, (64, 64), interpolation=cv2.INTER_CUBIC) for s in small])
+    x[:, 36:52, 16:48] = 0.9
+    return np.clip(x, -1, 1)
+
+
+def test_depth_to_space_upsampling_is_nearest_and_the_ellipse_is_opencvs():
+    x = np.random.default_rng(1).normal(size=(2, 5, 7, 3)).astype(np.float32)
+    want = keras.layers.UpSampling2D(2, interpolation="nearest")(x).numpy()
+    np.testing.assert_array_equal(DepthToSpaceUpsample(2)(x).numpy(), want)
+    for grow in (1, 2, 3, 5):
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        union = np.zeros_like(k)
+        for h, w in ellipse_rectangles(grow):
+            union[grow - h // 2:grow + h // 2 + 1, grow - w // 2:grow + w // 2 + 1] = 1
+        np.testing.assert_array_equal(union, k)
+    assert ellipse_rectangles(2) == [(3, 5), (5, 1)]
+
+
+def test_the_graph_is_the_two_models_in_sequence_and_its_int8_file_keeps_the_rest():
+    keras.utils.set_random_seed(3)
+    seg, vnet = _tiny_segmenter(), _tiny_vnet()
+    model = build_blind(seg, vnet, support=SUPPORT, grow=2)
+    assert [t.shape[-1] for t in model.outputs] == [3, 1]
+    faces = _faces(12)
+    restored, hole = model.predict(faces, verbose=0)
+
+    # the two-model path as restore runs it: area shrink, segmenter, bilinear back, the
+    # face ellipse, p > 0.5, grown by OpenCV's elliptic element, the V-Net
+    small = np.stack([cv2.resize(f, (32, 32), interpolation=cv2.INTER_AREA) for f in faces])
+    prob = seg.predict(small, verbose=0)[..., 0]
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    want = np.stack([cv2.dilate(((cv2.resize(p, (64, 64), interpolation=cv2.INTER_LINEAR)
+                                  * face_support(64, SUPPORT)) > 0.5).astype(np.uint8), kernel)
+                     for p in prob])
+    assert 0.05 < want.mean() < 0.6, want.mean()  # a real hole, real kept pixels
+    assert np.mean(hole[..., 0] != want) < 0.002
+    np.testing.assert_allclose(restored, vnet.predict([faces, hole], verbose=0), atol=1e-5)
+
+    content, info = convert_blind(model, _faces(24, seed=1))
+    assert info["float_layers"] == ["blind_seg_in", "blind_hole", "hole_fill", "restored"]
+    from tfface.export.harness import delegate_partitions
+    from tfface.lite import LiteRunner
+
+    # no RESIZE_NEAREST_NEIGHBOR, GREATER or int8 AVERAGE_POOL_2D left to split the graph
+    assert delegate_partitions(content) == 1
+    got, got_hole = run_blind(LiteRunner(content), faces)
+    assert np.mean((got_hole > 0.5) != (hole > 0.5)) < 0.01
+    q = lambda y: np.round((y + 1) * 127.5)  # noqa: E731
+    assert np.mean(np.abs(q(got) - q(restored))) < 2.0
+    # outside the hole it decided, the file returns the input bit for bit
+    outside = got_hole[..., 0] < 0.5
+    assert 0.3 < outside.mean() < 0.95
+    np.testing.assert_array_equal(got[outside], faces[outside])
+    assert np.abs(got - faces)[~outside].max() > 0.05  # and inside it, it does change pixels
+
+
+def test_an_inpainter_that_does_not_keep_the_known_pixels_is_refused():
+    with pytest.raises(ValueError, match="keep_known"):
+        build_blind(_tiny_segmenter(), _tiny_vnet(keep_known=False))
+
+
+def test_the_command_refuses_bad_settings_with_one_clear_line(tmp_path, capsys):
+    from pipelines.export_blind import main
+
+    assert main(["--data-dir", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: --data-dir {tmp_path / 'nowhere'}: "
+                                               "no such folder")
+    assert main(["--data-dir", str(tmp_path), "--threshold", "1.5"]) == 2
+    assert "--threshold must lie in (0, 1)" in capsys.readouterr().err
+    assert main(["--data-dir", str(tmp_path), "--inpainter", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --inpainter {tmp_path}") and "Traceback" not in err
