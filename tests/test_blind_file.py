@@ -3,6 +3,8 @@ segmenter and a tiny keep-known V-Net in one graph, converted to int8."""
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from tfface import keras
 from tfface.config import resolve
 from tfface.export.blind import (DepthToSpaceUpsample, build_blind, convert_blind,
                                  ellipse_rectangles, face_support, run_blind)
+from tfface.lite import LiteRunner
 from tfface.models import get_arch
 
 SUPPORT = (0.5, 0.56, 0.42, 0.50)  # restore's FACE_SUPPORT
@@ -59,10 +62,19 @@ def test_depth_to_space_upsampling_is_nearest_and_the_ellipse_is_opencvs():
     assert ellipse_rectangles(2) == [(3, 5), (5, 1)]
 
 
-def test_the_graph_is_the_two_models_in_sequence_and_its_int8_file_keeps_the_rest():
+@pytest.fixture(scope="module")
+def tiny_blind():
+    """A tiny random-weight segmenter and keep-known V-Net, their blind model and its
+    int8 file (converted once for this module)."""
     keras.utils.set_random_seed(3)
     seg, vnet = _tiny_segmenter(), _tiny_vnet()
     model = build_blind(seg, vnet, support=SUPPORT, grow=2)
+    content, info = convert_blind(model, _faces(24, seed=1))
+    return seg, vnet, model, content, info
+
+
+def test_the_graph_is_the_two_models_in_sequence_and_its_int8_file_keeps_the_rest(tiny_blind):
+    seg, vnet, model, content, info = tiny_blind
     assert [t.shape[-1] for t in model.outputs] == [3, 1]
     faces = _faces(12)
     restored, hole = model.predict(faces, verbose=0)
@@ -79,10 +91,8 @@ def test_the_graph_is_the_two_models_in_sequence_and_its_int8_file_keeps_the_res
     assert np.mean(hole[..., 0] != want) < 0.002
     np.testing.assert_allclose(restored, vnet.predict([faces, hole], verbose=0), atol=1e-5)
 
-    content, info = convert_blind(model, _faces(24, seed=1))
     assert info["float_layers"] == ["blind_seg_in", "blind_hole", "hole_fill", "restored"]
     from tfface.export.harness import delegate_partitions
-    from tfface.lite import LiteRunner
 
     # no RESIZE_NEAREST_NEIGHBOR, GREATER or int8 AVERAGE_POOL_2D left to split the graph
     assert delegate_partitions(content) == 1
@@ -113,3 +123,52 @@ def test_the_command_refuses_bad_settings_with_one_clear_line(tmp_path, capsys):
     assert main(["--data-dir", str(tmp_path), "--inpainter", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: --inpainter {tmp_path}") and "Traceback" not in err
+
+
+def test_restore_lets_the_files_own_hole_decide_what_changes(tiny_blind, tmp_path):
+    """tfface-restore with a blind file that returns its hole: no segmenter is needed, and
+    only the file's hole (feathered by restore's 2 px) changes photo pixels."""
+    from tfface.export.blind import blind_card, fidelity, write_blind
+    from tfface.faces import align as al
+    from tfface.faces.detect import Face
+    from tfface.imageio import to_float, to_uint8
+    from tfface.restore.model import Restorer
+    from tfface.restore.photo import FacePipeline
+
+    _, _, model, content, info = tiny_blind
+    path = str(tmp_path / "model_int8_mixed.tflite")
+    card = blind_card(content, file=os.path.basename(path), segmenter_file="seg",
+                      inpainter_file="vnet", keras_model=model, conversion=info,
+                      fidelity=fidelity(model, content, _faces(2)), support=SUPPORT,
+                      threshold=0.5, grow=2)
+    write_blind(path, content, card)
+    restorer = Restorer.load(path)
+    assert restorer.spec.decides_hole and not restorer.spec.mask_input
+    crop = to_uint8(_faces(1, seed=5)[0])
+    restored, hole = restorer.restore_face_and_hole(crop)
+    _, want = run_blind(LiteRunner(path), to_float(crop)[None])
+    np.testing.assert_array_equal(hole, want[0, ..., 0] > 0.5)
+    assert 0.05 < hole.mean() < 0.7
+    np.testing.assert_array_equal(restored[~hole], crop[~hole])
+
+    # a photo with that face at the template's framing, 2x its crop
+    t = al.TEMPLATE.astype(np.float64) * 128.0
+    photo = cv2.resize(crop, (128, 128), interpolation=cv2.INTER_CUBIC)
+    photo = cv2.copyMakeBorder(photo, 40, 40, 60, 60, cv2.BORDER_REFLECT)
+    lm = (t + [60, 40]).astype(np.float32)
+    face = Face(np.array([60, 40, 188, 168], np.float32), lm, 0.99)
+
+    class OneFace:
+        def detect(self, rgb):
+            return [face]
+
+    out, rep = FacePipeline(OneFace(), None).restore(restorer, photo)
+    assert rep.restored == 1
+    changed = np.any(out != photo, axis=-1)
+    _, m = al.align_face(photo, lm, 64)
+    weight = al.hole_weight(restorer.restore_face_and_hole(al.align_face(photo, lm, 64)[0])[1],
+                            0, 2)
+    reach = cv2.warpAffine(weight, al.invert(m), photo.shape[1::-1],
+                           flags=cv2.INTER_LINEAR) > 0
+    reach = cv2.dilate(reach.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    assert changed.sum() > 100 and not (changed & ~reach).any()

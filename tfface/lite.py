@@ -167,6 +167,11 @@ class LiteRunner:
                 "(N x H x W x 3, plus an optional N x H x W x 1 mask) and returns an "
                 "N x H x W x 3 image")
 
+    def output(self, i: int) -> np.ndarray:
+        """Output ``i`` of the last invocation, as float (e.g. the hole a blind file returns
+        beside its restored face)."""
+        return self._read(self.outputs[i])
+
     def run_named(self, batch) -> np.ndarray:
         """Run a batch given as a mapping that holds every input by its key (e.g. a
         pipeline element with ``occluded`` and ``mask``); extra keys are ignored."""

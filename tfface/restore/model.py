@@ -40,6 +40,9 @@ class ModelSpec:
     output_size: int
     scale: int = 1
     mask_input: bool = False
+    decides_hole: bool = False
+    """The file returns, beside the restored face, the hole its own segmenter decided
+    (a blind file of :mod:`tfface.export.blind`): that hole decides what changes."""
 
 
 class FaceModel(Protocol):
@@ -47,7 +50,8 @@ class FaceModel(Protocol):
 
     ``for_face(native)`` picks the model for a face spanning ``native`` photo pixels
     (itself, or one file of a :class:`RestorerLadder`); ``restore_face`` restores one
-    square uint8 RGB crop of side ``spec.input_size``."""
+    square uint8 RGB crop of side ``spec.input_size``; ``restore_face_and_hole`` also
+    returns the hole a blind file decided (only when ``spec.decides_hole``)."""
 
     spec: ModelSpec
     name: str
@@ -56,14 +60,18 @@ class FaceModel(Protocol):
 
     def restore_face(self, face: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray: ...
 
+    def restore_face_and_hole(self, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
 
 class Restorer:
     """A model that restores square face crops given as uint8 RGB."""
 
-    def __init__(self, predict: Callable[..., np.ndarray], spec: ModelSpec, name: str):
+    def __init__(self, predict: Callable[..., np.ndarray], spec: ModelSpec, name: str,
+                 last_hole: Callable[[], np.ndarray] | None = None):
         self._predict = predict
         self.spec = spec
         self.name = name
+        self._last_hole = last_hole
 
     @classmethod
     def load(cls, model: str) -> "Restorer":
@@ -104,6 +112,9 @@ class Restorer:
             def predict(*xs):
                 return runner.run_named(dict(zip([image_key, "mask"], xs)))
 
+            if _returns_its_hole(runner, card, spec):
+                spec.decides_hole = True
+                return cls(predict, spec, os.path.basename(model), lambda: runner.output(1))
             return cls(predict, spec, os.path.basename(model))
         if not os.path.exists(model):
             raise InferenceError(f"no such run directory or .tflite file: {model}")
@@ -140,6 +151,25 @@ class Restorer:
             inputs.append(m)
         return to_uint8(self._predict(*inputs)[0])
 
+    def restore_face_and_hole(self, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A file that decides its own hole (``spec.decides_hole``): the restored crop
+        (uint8 RGB) and the hole it restored (bool, the model's side)."""
+        if self._last_hole is None:
+            raise InferenceError(f"model {self.name} does not return the hole it restores")
+        restored = self.restore_face(face)
+        return restored, np.asarray(self._last_hole())[0, ..., 0] > 0.5
+
+
+def _returns_its_hole(runner: LiteRunner, card: dict, spec: ModelSpec) -> bool:
+    """Whether a blind file's second output is the hole it decided: its card says so
+    (``kind`` mask) and the tensor is one channel at the restored face's side."""
+    outs = card.get("outputs") or []
+    if spec.task != "inpaint" or spec.mask_input or len(runner.outputs) < 2 or len(outs) < 2:
+        return False
+    shape = [int(v) for v in runner.outputs[1]["shape"]]
+    return (isinstance(outs[1], dict) and outs[1].get("kind") == "mask"
+            and shape == [1, spec.output_size, spec.output_size, 1])
+
 
 class RestorerLadder(Restorer):
     """Several files of one model kind at different input sizes (e.g. a 128 px and a 256 px
@@ -153,7 +183,8 @@ class RestorerLadder(Restorer):
 
     def __init__(self, restorers: Sequence[Restorer]):
         rs = sorted(restorers, key=lambda r: r.spec.input_size)
-        kinds = {(r.spec.task, r.spec.scale, r.spec.mask_input) for r in rs}
+        kinds = {(r.spec.task, r.spec.scale, r.spec.mask_input, r.spec.decides_hole)
+                 for r in rs}
         if len(kinds) > 1:
             raise InferenceError("the --model files must be one kind of model at several "
                                  "sizes (same task, scale and mask input); got "
@@ -174,6 +205,9 @@ class RestorerLadder(Restorer):
 
     def restore_face(self, face: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         return self.for_face(face.shape[0]).restore_face(face, mask)
+
+    def restore_face_and_hole(self, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.for_face(face.shape[0]).restore_face_and_hole(face)
 
 
 MAX_MODEL_SIDE = 4096

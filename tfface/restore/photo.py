@@ -188,6 +188,18 @@ class FacePipeline:
             out[inside] = pasted[inside]
             report.restored += 1
             return
+        if restorer.spec.decides_hole:  # a blind file: its own segmenter decides what changes
+            restored, hole = restorer.restore_face_and_hole(crop)
+            if hole.sum() < max(4, 0.001 * s * s):
+                report.no_occluder += 1
+                return
+            # the file's hole is grown already; outside it the crop is the photo's own
+            weight = al.hole_weight(hole, 0, self.hole_feather) * _border_weight(s)
+            if state is not None:
+                restored, m, weight = _support(restored, m, weight)
+            al.paste_back(out, restored, m, weight, out=out)
+            report.restored += 1
+            return
         if self.segmenter is None:
             raise InferenceError(f"model {restorer.name} fills holes: pass --mask FILE or an "
                                  "occluder segmenter (--segmenter FILE)")
