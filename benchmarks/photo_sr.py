@@ -46,6 +46,17 @@ paste-back). ``--background-sr`` also runs the model in tiles over the whole LR 
 ``--time-photo`` times a ``--hr-size`` photo with one face as the LR input (x4 of
 1024x768 is 4096x3072), part by part, with the model on the background too.
 
+**Identity** (``--identity dlib``, with ``--faces`` a folder of photos listed in its
+``IDENTITIES.csv``, e.g. faces-dev): face verification of the upscaled faces, the protocol
+of ``pipelines.evaluate --identity`` (:mod:`tfface.identity.verify`). Only photos whose
+person has another listed photo are put in scenes. Each scene face is cut back out of the
+HR scene, bicubic's result and each path's result as its source's eval crop (the photo's
+centre square at 128 px, the framing the dlib embedder knows; the same mapping for every
+variant), embedded, and compared with every listed photo of the folder (its own photo
+never): the threshold accepts 1 % of the HR faces' impostor pairs, and each variant's TPR
+(genuine pairs accepted) and FPR at it are printed, overall and per size bin. The target
+of issue 36: the model's TPR at least bicubic's.
+
 ``--grid FILE`` writes LR | bicubic | result | HR crops of some faces (it holds dataset
 faces: write it under /work/scratch, never into the repository).
 """
@@ -71,13 +82,15 @@ SKIMAGE_PHOTOS = ("coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.pn
 
 # ----------------------------------------------------------------------------- scenes
 
-def load_sources(folder: str, count: int, detector) -> list[dict]:
+def load_sources(folder: str, count: int, detector, keep=None) -> list[dict]:
     """Up to ``count`` faces of ``folder`` (sorted names, evenly spread) with their MTCNN
     box: ``{"rgb", "box" (x0, y0, x1, y1), "name"}``; photos with no face or several
-    are left out."""
+    are left out, and with ``keep`` (a set of names) every photo not in it."""
     from tfface.data.sources.scan import read_photo
 
     files = sorted(glob.glob(os.path.join(folder, "*.jpg")) + glob.glob(os.path.join(folder, "*.png")))
+    if keep is not None:
+        files = [f for f in files if os.path.basename(f) in keep]
     if not files:
         raise SystemExit(f"error: no .jpg/.png faces in {folder}")
     step = max(1, len(files) // max(1, count))
@@ -133,7 +146,8 @@ def compose_scene(sources: list[dict], rng: np.random.Generator, hw=(768, 1024),
                   face_range=(20, 120), max_faces: int = 4, kind: str = "mosaic"):
     """One HR scene: ``(hr uint8, faces, patch_mask)``; each face is a dict with ``box``
     (HR px, x0 y0 x1 y1), ``lr_size`` (box side in LR px), ``upscale`` (HR px per source
-    px) and ``name``; ``patch_mask`` is True over every pasted patch."""
+    px), ``name`` and ``square`` (x0, y0, side in HR px: where the source's centre square,
+    its eval crop, lands); ``patch_mask`` is True over every pasted patch."""
     h, w = hw
     hr = background(kind, hw, rng).astype(np.float32)
     mask = np.zeros((h, w), bool)
@@ -167,8 +181,10 @@ def compose_scene(sources: list[dict], rng: np.random.Generator, hw=(768, 1024),
         f = side / c
         fb = np.array([(box[0] - x0) * f + px, (box[1] - y0) * f + py,
                        (box[2] - x0) * f + px, (box[3] - y0) * f + py])
+        q = min(sh, sw)
+        square = (((sw - q) // 2 - x0) * f + px, ((sh - q) // 2 - y0) * f + py, q * f)
         faces.append({"box": fb, "lr_size": max(fb[2] - fb[0], fb[3] - fb[1]) / scale,
-                      "upscale": f, "name": src["name"]})
+                      "upscale": f, "name": src["name"], "square": square})
     return np.clip(np.round(hr), 0, 255).astype(np.uint8), faces, mask
 
 
@@ -335,6 +351,9 @@ def run_scenes(args, restorer, sources):
                     fr[name] = face_scores(hr, out, f["box"])
             for name in pipes:
                 fr[name + "_det"] = any(_iou(b, f["box"]) >= 0.3 for b in row[name + "_found"])
+            if getattr(args, "identity", None):
+                fr["crops"] = {n: cut_square(img, f["square"]) for n, img in
+                               [("HR", hr), *((n, o) for n, o in outs.items() if n != "model_bg")]}
             faces_rows.append(fr)
             panels.append((f["lr_size"], [_panel(lr, f["box"], lr_k=k)]
                            + [_panel(outs[n], f["box"]) for n in ["bicubic", *pipes]]
@@ -385,6 +404,103 @@ def print_tables(faces_rows, photo_rows, methods, k: int, out=sys.stdout) -> Non
     if "model_bg_time" in photo_rows[0]:
         t = np.median([r["model_bg_time"] for r in photo_rows]) * 1000
         print(f"model over the whole LR photo in tiles: {t:.0f} ms per photo (median)", file=out)
+
+
+# ----------------------------------------------------------------------------- identity
+
+IDENTITY_CROP = 128
+"""Side of the crops the embedder gets: the eval crop of ``pipelines.evaluate
+--identity`` (the photo's centre square), whose face box the dlib embedder knows."""
+
+
+def centre_square(rgb: np.ndarray, size: int = IDENTITY_CROP) -> np.ndarray:
+    """A photo's eval crop: its centre square resized to ``size`` (area when shrinking,
+    cubic when enlarging), as the folder source cuts eval faces."""
+    h, w = rgb.shape[:2]
+    s = min(h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    return cut_square(rgb, (x0, y0, s), size)
+
+
+def cut_square(img: np.ndarray, square, size: int = IDENTITY_CROP) -> np.ndarray:
+    """The ``size`` px crop of ``img`` over ``square`` = (x0, y0, side) in ``img`` px
+    (rounded to whole pixels; outside the image: black), area-shrunk or cubic-enlarged."""
+    n = max(1, int(round(square[2])))
+    x, y = int(round(square[0])), int(round(square[1]))
+    h, w = img.shape[:2]
+    pad = max(0, -x, -y, x + n - w, y + n - h)
+    if pad:
+        img = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT)
+        x, y = x + pad, y + pad
+    crop = img[y:y + n, x:x + n]
+    if n == size:
+        return crop.copy()
+    return cv2.resize(crop, (size, size),
+                      interpolation=cv2.INTER_AREA if n > size else cv2.INTER_CUBIC)
+
+
+def identity_sources(folder: str, people: dict) -> set[str]:
+    """Photos of ``folder`` whose person has another listed photo (a genuine pair)."""
+    count: dict[str, int] = {}
+    for person in people.values():
+        count[person] = count.get(person, 0) + 1
+    return {f for f, p in people.items() if count[p] >= 2}
+
+
+def gallery(folder: str, people: dict, size: int = IDENTITY_CROP):
+    """Every listed photo of ``folder`` as its eval crop: ``(names, uint8 [G, S, S, 3])``."""
+    from tfface.data.sources.scan import read_photo
+
+    names, crops = [], []
+    for name in sorted(people):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            names.append(name)
+            crops.append(centre_square(read_photo(path), size))
+    return names, np.stack(crops)
+
+
+def size_bin(lr_size: float) -> str:
+    for lo, hi in zip(BINS[:-1], BINS[1:]):
+        if lo <= lr_size < hi:
+            return f"{lo}-{hi - 1}"
+    return f"<{BINS[0]}" if lr_size < BINS[0] else f">={BINS[-1]}"
+
+
+def identity_report(embedder, faces_rows, methods, gallery_names, gallery_faces, people,
+                    target_fpr: float = 0.01) -> dict:
+    """Face verification of each scene face's crops (``row["crops"]``: ``HR`` and every
+    method) against the gallery (other photos of the folder), by
+    :func:`tfface.identity.verify.verification`: thresholds fixed on the HR faces'
+    impostor pairs (at ``target_fpr``), TPR/FPR of every variant at them, by size bin
+    too. A probe is never paired with its own source photo."""
+    from tfface.identity.verify import verification
+
+    probes = [r for r in faces_rows if r["name"] in people]
+    names = ["HR", "bicubic", *methods]
+    embedded = {n: embedder.embed(np.stack([r["crops"][n] for r in probes])) for n in names}
+    out = verification(embedded, [people[r["name"]] for r in probes],
+                       embedder.embed(gallery_faces), [people[g] for g in gallery_names],
+                       probe_files=[r["name"] for r in probes], gallery_files=list(gallery_names),
+                       similarity=embedder.similarity, target_fpr=target_fpr, reference="HR",
+                       groups=[size_bin(r["lr_size"]) for r in probes])
+    out["embedder"] = embedder.name
+    return out
+
+
+def print_identity(report: dict, out=sys.stdout) -> None:
+    v = report["variants"]
+    print(f"\nidentity ({report['embedder']}): {report['probes']} scene faces against "
+          f"{report['gallery']} photos of the folder ({report['genuine_pairs']} genuine, "
+          f"{report['impostor_pairs']} impostor pairs; own photo never paired); TPR at the "
+          f"threshold that accepts {report['target_fpr']:.0%} of the HR faces' impostor pairs",
+          file=out)
+    print("  " + ", ".join(f"{n} TPR {r['tpr']:.3f} (FPR {r['fpr']:.3f})" for n, r in v.items()),
+          file=out)
+    for label, rows in report.get("by_group", {}).items():
+        pairs = rows["HR"]["genuine_pairs"]
+        print(f"  {label:>8} px ({pairs:>3} genuine pairs): " + ", ".join(
+            f"{n} {r['tpr']:.3f}" for n, r in rows.items() if r["tpr"] is not None), file=out)
 
 
 def write_grid(path: str, panels, methods, count: int = 8) -> None:
@@ -485,6 +601,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-face", type=float, default=200.0,
                    help="face size of --time-photo (px in that photo)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--identity", choices=("dlib",), default=None,
+                   help="also face verification of the upscaled faces (TPR at 1%% FPR; --faces "
+                   "must list its photos' people in IDENTITIES.csv, e.g. faces-dev)")
+    p.add_argument("--identities", metavar="CSV",
+                   help="with --identity: the file,person table (default: IDENTITIES.csv in "
+                   "--faces)")
     p.add_argument("--grid", metavar="FILE", help="before/after grid (holds dataset faces: "
                    "write it under /work/scratch)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -509,7 +631,23 @@ def main(argv=None) -> int:
     if not os.path.isdir(args.faces):
         print(f"error: no such folder: {args.faces}", file=sys.stderr)
         return 2
-    sources = load_sources(args.faces, args.sources, make_detector("mtcnn"))
+    people = embedder = None
+    if args.identity:
+        from tfface.identity.verify import IDENTITIES_FILE, IdentityError, load_embedder
+        from tfface.identity.verify import read_identities
+
+        try:
+            people = read_identities(args.identities
+                                     or os.path.join(args.faces, IDENTITIES_FILE))
+            embedder = load_embedder(args.identity)
+        except IdentityError as e:
+            print(f"error: --identity: {e}", file=sys.stderr)
+            return 2
+    sources = load_sources(args.faces, args.sources, make_detector("mtcnn"),
+                           keep=identity_sources(args.faces, people) if people else None)
+    if not sources:
+        print(f"error: no usable face in {args.faces}", file=sys.stderr)
+        return 2
     k = int(restorer.spec.scale)
     print(f"model {restorer.name}: x{k}, input {restorer.spec.input_size} px; {len(sources)} "
           f"faces of {args.faces}; {args.scenes} scenes {args.hr_size[1]}x{args.hr_size[0]} "
@@ -517,6 +655,9 @@ def main(argv=None) -> int:
           f"{args.face_range[1]:.0f} px, seed {args.seed}")
     faces_rows, photo_rows, panels = run_scenes(args, restorer, sources)
     print_tables(faces_rows, photo_rows, args.paths, k)
+    if people:
+        names, faces = gallery(args.faces, people)
+        print_identity(identity_report(embedder, faces_rows, args.paths, names, faces, people))
     if args.grid:
         write_grid(args.grid, panels, args.paths)
     if args.time_photo:

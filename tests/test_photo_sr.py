@@ -261,6 +261,75 @@ def test_compose_scene_sizes_boxes_and_no_overlap():
         assert lr.shape == (48, 64, 3)
 
 
+@pytest.mark.parametrize("upscale", [1.0, 2.0])
+def test_scene_square_cuts_the_source_eval_crop_back_out(upscale):
+    """The identity crops: each scene face cut back out as its source's eval crop (the
+    photo's centre square); at upscale 1 the crop's middle is the source's, bit for bit."""
+    from skimage import data
+
+    from benchmarks import photo_sr
+
+    rgb = cv2.resize(data.astronaut(), (178, 218), interpolation=cv2.INTER_AREA)  # CelebA's shape
+    src = {"rgb": rgb, "box": np.array([60.0, 50.0, 120.0, 130.0]), "name": "a.jpg"}
+    lr = 80 * upscale / 4
+    hr, faces, _ = photo_sr.compose_scene([src], np.random.default_rng(3), (480, 640), 4,
+                                          (lr, lr + 1e-9), 1, "flat")
+    (f,) = faces
+    assert f["upscale"] == pytest.approx(upscale, rel=0.01)
+    assert f["square"][2] == pytest.approx(178 * upscale, rel=0.01)
+    want = photo_sr.centre_square(rgb, 128)
+    got = photo_sr.cut_square(hr, f["square"], 128)
+    inner = np.s_[24:96, 24:104]  # inside the patch (centred on the face) and its soft edge
+    assert photo_sr.psnr(want[inner], got[inner]) > (60 if upscale == 1 else 32)
+    assert photo_sr.psnr(want, photo_sr.cut_square(hr, (0, 0, 178 * upscale), 128)) < 20
+    # A square leaving the image is padded, not shifted.
+    edge = photo_sr.cut_square(hr, (-20, -20, 60), 60)
+    assert edge.shape == (60, 60, 3) and not edge[:20, :20].any()
+
+
+class _MeanColour:
+    """An embedder whose embedding is a crop's mean colour (Euclidean, like dlib's)."""
+
+    name = "mean-colour"
+
+    def embed(self, faces):
+        return np.asarray(faces, np.float32).mean(axis=(1, 2))
+
+    def similarity(self, a, b):
+        from tfface.identity.verify import negative_distance
+
+        return negative_distance(a, b)
+
+
+def test_identity_report_tpr_of_each_variant_and_size_bin():
+    """Ten people with two photos each, one colour each 20 levels apart; probes are the
+    first photos, whose crops are moved 25 levels off (green) in some variants: those
+    genuine pairs fall below the threshold the HR faces' impostor pairs fix, no impostor
+    comes above it."""
+    from benchmarks import photo_sr
+
+    def crop(person, green=0):
+        return np.broadcast_to(np.array([20 * person, green, 0], np.uint8), (8, 8, 3))
+
+    people = {f"{ab}{i}.jpg": str(i) for i in range(10) for ab in "ab"}
+    names = sorted(people)
+    gallery = np.stack([crop(int(people[n])) for n in names])
+    rows = [{"name": f"a{i}.jpg", "lr_size": 25.0 if i < 5 else 50.0,
+             "crops": {"HR": crop(i), "bicubic": crop(i, 25 if i < 4 else 0),
+                       "native": crop(i, 25 if i < 2 else 0)}}
+            for i in range(10)]
+    rows.append({"name": "unlisted.jpg", "lr_size": 30.0, "crops": rows[0]["crops"]})
+    assert photo_sr.identity_sources("", {**people, "c.jpg": "11"}) == set(people)
+    rep = photo_sr.identity_report(_MeanColour(), rows, ["native"], names, gallery, people)
+    v = rep["variants"]
+    assert rep["probes"] == 10 and rep["genuine_pairs"] == 10 and rep["impostor_pairs"] == 180
+    assert (v["HR"]["tpr"], v["bicubic"]["tpr"], v["native"]["tpr"]) == (1.0, 0.6, 0.8)
+    assert v["HR"]["fpr"] <= 0.01 and v["bicubic"]["fpr"] == v["native"]["fpr"] == 0.0
+    assert rep["by_group"]["20-31"]["bicubic"]["tpr"] == pytest.approx(0.2)
+    assert rep["by_group"]["48-71"]["bicubic"]["tpr"] == 1.0
+    assert rep["by_group"]["20-31"]["native"]["tpr"] == pytest.approx(0.6)
+
+
 def test_benchmark_proxies_count_model_calls_through_the_restore_path():
     from benchmarks import photo_sr
     from tfface.restore.photo import FacePipeline
