@@ -20,12 +20,13 @@ Measured on the luma inside the hole eroded by 6 px, in 8-bit levels:
   below 1); a striped fill has a spike.
 
 ``--critic RUN_DIR:ckpt-N`` also loads that run's critic (``model.params.disc`` of its
-config), prints its scores of every fill and, at the fills of ``--at``, takes the input gradient of its local (hole) and
-global scores and the ascent direction of each layer of the dlib face perceptual loss
-against the real face: for each, the share of vertical over horizontal power at periods
-24..2 px in the hole crop, and the phase coherence across faces at 8 px (1 = the same
-pattern on every face, about 1/sqrt(faces) for unrelated ones). A term whose gradient is
-one grid-locked horizontal stripe pattern is what a generator following it paints.
+config), prints its scores of every fill and, at the fills of ``--at``, takes the input
+gradient of its local (hole) and global scores and the ascent direction of each layer
+of the dlib face perceptual loss against the real face: for each, the share of vertical
+over horizontal power at periods 24..2 px in the hole crop, and the phase coherence
+across faces at 8 px (1 = the same pattern on every face, about 1/sqrt(faces) for
+unrelated ones). A term whose gradient is one grid-locked horizontal stripe pattern is
+what a generator following it paints.
 """
 
 from __future__ import annotations
@@ -142,10 +143,11 @@ def main(argv=None) -> int:
     b = {k: np.concatenate([x[k] for x in batches]) for k in batches[0]}
     holes = _holes(b["mask"])
     fills = {"real face": b["clean"]}
-    fills.update({n: g.predict([b["occluded"], b["mask"]], verbose=0) for n, (_, g) in models.items()})
+    for name, (_, gen) in models.items():
+        fills[name] = gen.predict([b["occluded"], b["mask"]], verbose=0)
     print(f"{len(b['clean'])} faces of {args.data_dir}, {args.occlusion}; luma in the hole "
           "eroded by 6 px, 8-bit levels")
-    print(f"| fill | grid-locked amplitude, vertical 16 / 8 / 4 px | power at 8 px | "
+    print("| fill | grid-locked amplitude, vertical 16 / 8 / 4 px | power at 8 px | "
           "spike (8 px ÷ neighbours) |\n|---|---|---|---|")
     for name, im in fills.items():
         s = fill_scores(im, holes)
