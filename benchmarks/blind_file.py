@@ -16,9 +16,11 @@ remnant of the occluder and the clean pixels changed) for:
   2 px, then the shipped V-Net file, as tfface-restore runs them;
 - ``opencv_ns``: OpenCV Navier-Stokes **given the true mask**; ``input``: untouched.
 
-Then how far the one-graph file is from the two-file path (PSNR between their outputs,
-share of pixels whose hole decision differs), and with ``--latency`` the p50 of each
-file at 2 threads with XNNPACK and its delegate partitions, all timed in this one run.
+Then the same undamaged faces through each method (PSNR against the input: a blind file
+must leave a clean face alone), how far the one-graph file is from the two-file path (PSNR
+between their outputs, share of pixels whose hole decision differs), and with
+``--latency`` the p50 of each file at 2 threads with XNNPACK and its delegate partitions,
+all timed in this one run.
 """
 
 from __future__ import annotations
@@ -117,6 +119,18 @@ def main(argv=None) -> int:
                         (f"{100 * row[m]:.2f} %" if m in ("hole_remnant", "clean_changed")
                          else f"{row[m]:.4g}") for m in SHOWN]
                 print(f"| {name} | " + " | ".join(vals) + " |")
+        clean = np.concatenate([x["clean"] for x in batches])
+        print(f"\nclean faces (no occluder) through each method, {len(clean)} faces: PSNR vs the "
+              "input / faces with any pixel changed by > 12 levels / pixels changed")
+        for name, fn in (("new_blind", lambda x: run_blind(new, x)[0]),
+                         ("two_file", lambda x: two(x)[0]), ("old_blind", old)):
+            y = np.concatenate([fn(clean[i:i + 8]) for i in range(0, len(clean), 8)])
+            q = np.abs(np.round((y + 1) * 127.5) - np.round((clean + 1) * 127.5))
+            mse = float(np.mean(q ** 2))
+            moved = np.any(q > 12, axis=-1)
+            faces = int(moved.any(axis=(1, 2)).sum())
+            print(f"| {name} | {10 * np.log10(255 ** 2 / max(mse, 1e-12)):.2f} dB | "
+                  f"{faces}/{len(clean)} | {100 * moved.mean():.3f} % |")
         a, b = np.concatenate(kept["new"]), np.concatenate(kept["two"])
         qa = np.clip(np.round((a + 1) * 127.5), 0, 255)
         qb = np.clip(np.round((b + 1) * 127.5), 0, 255)
