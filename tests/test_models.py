@@ -298,6 +298,24 @@ def test_srgan_upsample_skip_starts_at_the_interpolated_face():
             resolve("srgan", "tiny", {"model": {"params": {"upsample_skip": "lanczos"}}}))
 
 
+def test_srgan_oversample_is_the_x4_network_shrunk_by_area():
+    """A x2 generator with oversample 2 takes a x4 generator's weights unchanged and gives
+    its output average-pooled 2x2 (INTER_AREA for a factor of 2)."""
+    over = {"model": {"params": {"upsample_skip": "bicubic", "oversample": 2}}}
+    x4 = get_arch("srgan").build_generator(
+        resolve("srgan", "tiny", {"model": {"params": {"upsample_skip": "bicubic"}}}))
+    x2 = get_arch("srgan").build_generator(
+        resolve("srgan", "tiny", {**over, "data": {"image_size": 16, "scale": 2}}))
+    x4.get_layer("output_conv").set_weights(  # not the near-zero start: a real residual
+        [w + 0.05 for w in x4.get_layer("output_conv").get_weights()])
+    x2.set_weights(x4.get_weights())
+    lr = tf.random.stateless_uniform((2, 8, 8, 3), seed=(1, 2), minval=-0.9, maxval=0.9)
+    want = tf.nn.avg_pool2d(x4(lr), 2, 2, "VALID").numpy()
+    got = x2(lr).numpy()
+    assert got.shape == (2, 16, 16, 3) and np.abs(want - x4(lr).numpy()[:, ::2, ::2]).max() > 0.01
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
 def test_bicubic_upsample_layer_matches_tf_image_resize_inside_the_border():
     from tfface import keras
     from tfface.models.layers import BicubicUpsample

@@ -154,6 +154,7 @@ SPECS: dict[str, dict[str, Spec]] = {
         "filters": Int(1, 512),
         "output_head": HEADS,
         "upsample_skip": Choice("none", "bicubic", "bilinear", "nearest"),
+        "oversample": Int(1, 4),
         "disc_filters": Int(1, 512),
         "disc_dense": Int(1, 8192),
         "disc_head": Choice("flatten", "gap"),

@@ -7,7 +7,10 @@ the scale (Conv 3×3 to 4·F channels → :class:`~tfface.models.layers.PixelShu
 → PReLU) and a 9×9 convolution to RGB with a ``tanh`` head (``clip`` is offered for
 full-int8 files). PReLU is per channel (``shared_axes=[1, 2]``) as in SRGAN. The
 input is the low-resolution face ``lr`` (``image_size // scale`` pixels), the output
-the ``image_size`` face ``restored``; both in [-1, 1].
+the ``image_size`` face ``restored``; both in [-1, 1]. With ``oversample`` k > 1 the
+network enlarges by ``scale · k`` and a k×k average pooling (what ``INTER_AREA`` does for
+an integer factor) brings it to ``scale``: a ×2 model with ``oversample`` 2 is the ×4
+network with its output shrunk ÷2, so it starts from a ×4 model's weights unchanged.
 
 Discriminator: the SRGAN VGG-style network. Eight Conv 3×3 blocks with
 LeakyReLU(0.2) (BN on all but the first), strides alternating 1, 2 and channels
@@ -35,6 +38,7 @@ _DEFAULT_PARAMS: dict[str, Any] = {
     "filters": 64,
     "output_head": "tanh",
     "upsample_skip": "none",
+    "oversample": 1,
     "disc_filters": 64,
     "disc_dense": 1024,
     "disc_head": "flatten",
@@ -125,7 +129,8 @@ def build_generator(cfg) -> keras.Model:
     """SRResNet: ``lr`` face [S/scale] in [-1, 1] → ``restored`` face [S] in [-1, 1]."""
     p = FAMILY.params(cfg)
     scale = int(cfg.data.scale)
-    stages = upsampling_stages(scale)
+    over = int(p["oversample"])
+    stages = upsampling_stages(scale * over)
     size = cfg.data.image_size
     if size % scale:
         raise ValueError(f"data.scale {scale} must divide data.image_size {size}")
@@ -157,14 +162,18 @@ def build_generator(cfg) -> keras.Model:
                                 kernel_initializer=keras.initializers.RandomNormal(
                                     stddev=1e-3))(x)
         if skip == "bicubic":
-            up = BicubicUpsample(scale, name="lr_upsample")(lr)
+            up = BicubicUpsample(scale * over, name="lr_upsample")(lr)
         else:
-            up = keras.layers.UpSampling2D(scale, interpolation=skip, name="lr_upsample")(lr)
+            up = keras.layers.UpSampling2D(scale * over, interpolation=skip,
+                                           name="lr_upsample")(lr)
         x = keras.layers.Add(name="upsample_residual")([up, x])
     else:
         raise ValueError(f"upsample_skip must be 'none', 'bicubic', 'bilinear' or 'nearest', "
                          f"got '{skip}'")
-    return keras.Model(lr, output_head(x, p["output_head"]), name="srgan")
+    out = output_head(x, p["output_head"])
+    if over > 1:
+        out = keras.layers.AveragePooling2D(over, name="oversample_pool")(out)
+    return keras.Model(lr, out, name="srgan")
 
 
 def build_discriminator(cfg) -> keras.Model:
