@@ -11,6 +11,8 @@
 - :mod:`~tfface.export.metadata`: what a file says about itself (ops, runtime version).
 - :mod:`~tfface.export.harness`: latency, memory, XNNPACK partitions, per-op profiles.
 - :mod:`~tfface.export.validate`: fidelity, quality and latency of files, and their gates.
+- :mod:`~tfface.export.blind`: the occluder segmenter and a keep-known inpainter as one int8
+  file that decides its own hole (``python -m pipelines.export_blind``).
 
 ``python -m tflite.convert`` and ``python -m tflite.validate`` are the command lines.
 """
