@@ -24,7 +24,7 @@ config), prints its scores of every fill and, at the fills of ``--at``, takes th
 gradient of its local (hole) and global scores and the ascent direction of each layer
 of the dlib face perceptual loss against the real face: for each, the share of vertical
 over horizontal power at periods 24..2 px in the hole crop, and the phase coherence
-across faces at 8 px (1 = the same pattern on every face, about 1/sqrt(faces) for
+across faces at 8 and 4 px (1 = the same pattern on every face, about 1/sqrt(faces) for
 unrelated ones). A term whose gradient is one grid-locked horizontal stripe pattern is
 what a generator following it paints.
 """
@@ -32,6 +32,7 @@ what a generator following it paints.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -93,9 +94,10 @@ def fill_scores(images: np.ndarray, holes) -> dict[str, float]:
 def gradient_scores(grad: np.ndarray, holes) -> dict[str, float]:
     crops = _crops(grad, holes)
     pv, ph = _power(crops, 0), _power(crops, 1)
-    a = _coefficients(grad, holes, 8)
     out = {f"v/h_{q}": float(pv[CROP // q] / max(ph[CROP // q], 1e-30)) for q in PERIODS}
-    out["coherence_8"] = float(abs(a.mean()) / np.abs(a).mean())
+    for q in (8, 4):
+        a = _coefficients(grad, holes, q)
+        out[f"coherence_{q}"] = float(abs(a.mean()) / np.abs(a).mean())
     return out
 
 
@@ -108,6 +110,8 @@ def _load(spec: str):
     if not run:
         run, which = spec, "best"
     if which.startswith("ckpt-"):
+        if not os.path.exists(f"{run}/checkpoints/{which}.index"):
+            raise SystemExit(f"error: no checkpoint {run}/checkpoints/{which}")
         cfg, gen = load_run_config(run)
         key = "ema_generator" if cfg.train.ema_decay > 0 else "generator"
         tf.train.Checkpoint(**{key: gen}).restore(f"{run}/checkpoints/{which}").expect_partial()
@@ -166,6 +170,8 @@ def _critic_report(args, cfg, b, holes, fills) -> None:
     from tfface.rundir import load_run_config
 
     run, _, ckpt = args.critic.rpartition(":")
+    if not os.path.exists(f"{run}/checkpoints/{ckpt}.index"):
+        raise SystemExit(f"error: no checkpoint {run}/checkpoints/{ckpt}")
     ccfg, _ = load_run_config(run)
     disc = get_arch(ccfg.model.arch).build_discriminator(ccfg)
     tf.train.Checkpoint(discriminator=disc).restore(f"{run}/checkpoints/{ckpt}").expect_partial()
@@ -186,13 +192,13 @@ def _critic_report(args, cfg, b, holes, fills) -> None:
             fn = dlib_resnet.perceptual_loss_fn(size, layers=(layer,))
             terms[f"perceptual {layer}"] = -fn(tf.constant(b["clean"]), img)
     print(f"\nInput gradients at the fills of {at} (critic of {args.critic}): vertical ÷ "
-          "horizontal power per period (px), phase coherence across faces at 8 px")
-    print("| term | " + " | ".join(str(p) for p in PERIODS) + " | coherence 8 px |")
+          "horizontal power per period (px), phase coherence across faces at 8 and 4 px")
+    print("| term | " + " | ".join(str(p) for p in PERIODS) + " | coherence 8 / 4 px |")
     print("|---|" + "---|" * (len(PERIODS) + 1))
     for name, t in terms.items():
         g = gradient_scores(tape.gradient(t, img).numpy(), holes)
         print(f"| {name} | " + " | ".join(f"{g[f'v/h_{p}']:.2f}" for p in PERIODS)
-              + f" | {g['coherence_8']:.2f} |")
+              + f" | {g['coherence_8']:.2f} / {g['coherence_4']:.2f} |")
 
 
 if __name__ == "__main__":
