@@ -183,7 +183,7 @@ def flag_overrides(args: argparse.Namespace) -> dict:
     if args.vgg_weights:
         over["train"]["vgg_weights"] = os.path.expanduser(args.vgg_weights)
     if args.identity_student:
-        from tfface.identity.student import DLIB
+        from tfface.identity.loss import DLIB
 
         over["train"]["identity_student"] = (
             DLIB if args.identity_student == DLIB

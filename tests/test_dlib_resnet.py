@@ -123,7 +123,7 @@ def test_chip_maps_can_be_asked_for_from_several_threads(faces):
 
 
 def test_train_config_names_dlib_as_the_identity_network():
-    from tfface.identity.student import make_identity_fn
+    from tfface.identity.loss import make_identity_fn
 
     fn = make_identity_fn(tiny_config(identity_weight=2.0, identity_student="dlib"))
     x = tf.zeros((1, 64, 64, 3))

@@ -69,7 +69,7 @@ def test_identity_loss_is_zero_for_the_target_and_pulls_the_restoration(tmp_path
     for layer in model.layers:
         if layer.name.endswith("_bn"):
             layer.gamma.assign(tf.ones_like(layer.gamma))
-    fn = ids.identity_loss_fn(model)
+    fn = ids.student_loss_fn(model)
     target = tf.constant(_faces(4).astype(np.float32) / 127.5 - 1)
     other = tf.constant(_faces(4, seed=1).astype(np.float32) / 127.5 - 1)
     assert float(fn(target, target)) == pytest.approx(0.0, abs=1e-6)
@@ -151,7 +151,7 @@ def test_a_run_trains_with_the_identity_term(tmp_path):
 
 
 def test_identity_settings_that_cannot_work_are_refused_before_training(tmp_path):
-    from tfface.identity.student import make_identity_fn
+    from tfface.identity.loss import make_identity_fn
 
     with pytest.raises(ConfigError, match="needs train.identity_student"):
         validate(tiny_config(identity_weight=1.0))

@@ -7,5 +7,7 @@
 - :mod:`~tfface.identity.dlib_resnet`: dlib's face ResNet rebuilt in Keras from its own
   weights, as a perceptual/identity loss and for the chip alignment.
 - :mod:`~tfface.identity.student`: the identity student, a small Keras network distilled
-  from the descriptor, and the identity-loss factory training reads.
+  from the descriptor, and its loss.
+- :mod:`~tfface.identity.loss`: the one identity-loss factory training reads
+  (``train.identity_student``: dlib's network or a student).
 """

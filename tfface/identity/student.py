@@ -33,7 +33,6 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from tfface.config import Config, ConfigError
 from tfface.identity.dlib_resnet import DESCRIPTOR_DIM, SAME_PERSON_DISTANCE
 
 STUDENT_WEIGHTS = "student.weights.h5"
@@ -154,7 +153,7 @@ def load_student(path: str):
     return model
 
 
-def identity_loss_fn(student) -> Callable:
+def student_loss_fn(student) -> Callable:
     """``fn(target, pred) -> scalar``: the mean squared descriptor distance of the
     student, in units of dlib's same-person distance (see the module docstring)."""
     import tensorflow as tf
@@ -300,36 +299,3 @@ def train_student(data: dict[str, np.ndarray], spec: StudentSpec, *, epochs: int
              "val_distance": history[-1]["val_distance"], "history": history,
              "minutes": (time.time() - start) / 60}
     return model, facts
-
-
-DLIB = "dlib"
-"""``train.identity_student`` value naming dlib's own network (:mod:`tfface.identity.dlib_resnet`)."""
-
-
-def make_identity_fn(cfg: Config):
-    """The identity term of ``cfg`` (its ``train.identity_student``), or None when off.
-
-    Raises:
-        ConfigError: the student folder is missing or not a student's, or dlib's network
-            is asked for but its package is missing.
-    """
-    t = cfg.train
-    if t.identity_weight <= 0:
-        return None
-    if t.identity_student == DLIB:
-        from tfface.identity import dlib_resnet
-        from tfface.identity.verify import IdentityError
-
-        try:
-            return dlib_resnet.identity_loss_fn()
-        except (IdentityError, dlib_resnet.DlibResNetError) as e:
-            raise ConfigError(f"train.identity_student: {e}") from None
-    try:
-        student = load_student(t.identity_student)
-    except StudentError as e:
-        raise ConfigError(f"train.identity_student: {e}") from None
-    size = int(student.input_shape[1])
-    if size != int(cfg.data.image_size):
-        raise ConfigError(f"train.identity_student reads {size} px faces, but this run's "
-                          f"data.image_size is {cfg.data.image_size}")
-    return identity_loss_fn(student)

@@ -28,7 +28,7 @@ import tensorflow as tf
 from tfface import keras
 from tfface.config import Config, ConfigError, apply_overrides, validate
 from tfface.fileio import atomic_write, check_writable_dir
-from tfface.identity.student import make_identity_fn
+from tfface.identity.loss import make_identity_fn
 from tfface.models import get_arch
 from tfface.rundir import (
     CKPT_DIR, CONFIG_FILE, RESULT_FILES, generator_inputs, has_checkpoint, load_init_weights,

@@ -207,7 +207,7 @@ class RestorationTrainer(keras.Model):
         no XLA kernel, and evaluation is not the hot path). ``log_every``: compute the
         training diagnostics (gradient norms, PSNR, L1) every N steps.
         ``identity_fn`` (with ``identity_weight`` > 0) is a face-identity distance of
-        target and restoration (:func:`tfface.identity.student.identity_loss_fn`),
+        target and restoration (:func:`tfface.identity.loss.make_identity_fn`),
         added like the content term.
         """
         super().compile(**kwargs)
