@@ -228,6 +228,11 @@ class TrainConfig:
     """Critic updates per generator update (``wgan_gp`` regime of ``wgan_gl``)."""
     gp_weight: float = 10.0
     """Weight of each critic's gradient penalty (the ``wgan-gp`` adversarial loss)."""
+    grid_weight: float = 0.0
+    """Weight of :func:`tfface.losses.grid_pattern` (inpainting): the energy of the fill's
+    error that repeats every 8 px on the pixel grid, the stripes and dots a generator
+    with three stride-2 levels paints when a critic asks for texture (runs D and E,
+    docs/realism.md). 0: off."""
     critic_shift: int = 0
     """Shift the discriminator's view (image and hole alike; real, restored and the
     penalty's interpolations alike) by a random offset in ``[-N, N]`` pixels on each
@@ -560,6 +565,8 @@ def validate(cfg: Config) -> None:
     if not isinstance(t.critic_shift, int) or isinstance(t.critic_shift, bool):
         raise ConfigError(f"train.critic_shift must be a whole number of pixels, got "
                           f"{t.critic_shift!r}")
+    if t.grid_weight > 0 and cfg.data.task != "inpaint":
+        raise ConfigError("train.grid_weight applies to inpainting runs only (it reads the hole)")
     if t.critic_shift >= cfg.data.image_size // 2:
         raise ConfigError(f"train.critic_shift ({t.critic_shift}) must be below half the "
                           f"image size ({cfg.data.image_size})")
@@ -600,6 +607,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "train.n_critic": (1, 100),
     "train.gp_weight": (0, 1e6),
     "train.critic_shift": (0, 64),
+    "train.grid_weight": (0, 1e9),
     "train.coarse_weight": (0, 1e6),
     "train.mask_weight": (0, 1e6),
 }

@@ -169,6 +169,39 @@ def gradient_penalty(grads: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.square(norm - 1.0))
 
 
+def grid_pattern(target: tf.Tensor, pred: tf.Tensor, mask: tf.Tensor,
+                 period: int = 8) -> tf.Tensor:
+    """Energy of the part of the fill's error that repeats on the pixel grid.
+
+    The luma of ``pred - target`` inside the hole (``mask`` ``[B, H, W, 1]``, 1 = hole) is
+    averaged per position modulo ``period`` px on both axes (the ``period`` x ``period``
+    cells folded onto one), the hole-weighted mean of that folded cell is removed, and the
+    hole-weighted mean square is returned (mean over the batch; images in [-1, 1]). A
+    pattern locked to the grid at ``period`` px or a divisor of it (stripes or dots a
+    network's strides paint) survives the folding; noise and smooth errors average out.
+    A face's detail that the fill misses averages out only in part on a small hole (few
+    cells per position): on a 64x80 px hole, a fill blurred with sigma 1 px scores 6 % of
+    3-level 8 px stripes, sigma 3 px 41 %. 0 for a batch without a hole.
+    """
+    period = int(period)
+    err = tf.tensordot(tf.cast(pred, tf.float32) - tf.cast(target, tf.float32),
+                       tf.constant([0.299, 0.587, 0.114]), axes=[[3], [0]])
+    m = tf.cast(mask, tf.float32)[..., 0]
+    h = (err.shape[1] // period) * period
+    w = (err.shape[2] // period) * period
+    err, m = err[:, :h, :w], m[:, :h, :w]
+
+    def fold(x):
+        x = tf.reshape(x, [-1, h // period, period, w // period, period])
+        return tf.reduce_sum(x, axis=[1, 3])  # [B, period, period]
+
+    counts = fold(m)
+    cells = fold(err * m) / tf.maximum(counts, 1e-6)
+    weights = counts / tf.maximum(tf.reduce_sum(counts, axis=[1, 2], keepdims=True), 1e-6)
+    mean = tf.reduce_sum(weights * cells, axis=[1, 2], keepdims=True)
+    return tf.reduce_mean(tf.reduce_sum(weights * tf.square(cells - mean), axis=[1, 2]))
+
+
 def hinge_discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
     """Hinge loss of an (SN-)PatchGAN: E[relu(1 - D(real))] + E[relu(1 + D(fake))]."""
     return (tf.reduce_mean(tf.nn.relu(1.0 - tf.cast(real_logits, tf.float32)))

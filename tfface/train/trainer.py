@@ -167,7 +167,7 @@ class RestorationTrainer(keras.Model):
         """Generator-only pixel-loss phase (compiled into the step; see :meth:`set_pretraining`)."""
         names = ("g_loss", "pixel", "content", "identity", "adv", "d_loss", "d_real", "d_fake", "gp",
                  "g_grad_norm", "d_grad_norm", "psnr", "ssim", "l1",
-                 "hole_sharpness") + _SR_METRICS
+                 "hole_sharpness", "grid") + _SR_METRICS
         self._means = MeanVector(names + self.GEN_METRICS + self.STEP_METRICS
                                  + self.EXTRA_METRICS)
 
@@ -192,6 +192,7 @@ class RestorationTrainer(keras.Model):
         content_weight: float = 0.0,
         identity_fn: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
         identity_weight: float = 0.0,
+        grid_weight: float = 0.0,
         jit_compile: bool = False,
         log_every: int = 10,
         **kwargs: Any,
@@ -206,6 +207,8 @@ class RestorationTrainer(keras.Model):
         would also compile evaluation; the SR metrics use bicubic resizing, which has
         no XLA kernel, and evaluation is not the hot path). ``log_every``: compute the
         training diagnostics (gradient norms, PSNR, L1) every N steps.
+        ``grid_weight`` weighs :func:`tfface.losses.grid_pattern` of the restoration in
+        the hole (inpainting batches, which carry ``mask``).
         ``identity_fn`` (with ``identity_weight`` > 0) is a face-identity distance of
         target and restoration (:func:`tfface.identity.loss.make_identity_fn`),
         added like the content term.
@@ -232,6 +235,7 @@ class RestorationTrainer(keras.Model):
         self.content_weight = float(content_weight) if content_fn is not None else 0.0
         self.identity_fn = identity_fn
         self.identity_weight = float(identity_weight) if identity_fn is not None else 0.0
+        self.grid_weight = float(grid_weight)
 
     @property
     def adversarial(self) -> bool:
@@ -254,6 +258,8 @@ class RestorationTrainer(keras.Model):
             names.append("content")
         if self.identity_weight > 0:
             names.append("identity")
+        if self.grid_weight > 0:
+            names.append("grid")
         if self.adversarial:
             names += ["adv", "d_loss", *self._critic_names(), "d_grad_norm"]
         names += ["g_grad_norm", "psnr", "ssim", "l1", *self.STEP_METRICS]
@@ -382,8 +388,12 @@ class RestorationTrainer(keras.Model):
         pixel = self.pixel_loss_fn(target, out["restored"])
         if self.pretraining:
             return pixel, {"pixel": pixel}
-        return self._add_content(self.pixel_weight * pixel, {"pixel": pixel}, target,
-                                 out["restored"])
+        loss, logged = self._add_content(self.pixel_weight * pixel, {"pixel": pixel}, target,
+                                         out["restored"])
+        if self.grid_weight > 0 and "mask" in batch:
+            logged["grid"] = losses.grid_pattern(target, out["restored"], batch["mask"])
+            loss += self.grid_weight * logged["grid"]
+        return loss, logged
 
     def _add_content(self, loss, logged, target, image):
         if self.content_weight > 0:
