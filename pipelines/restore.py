@@ -30,7 +30,7 @@ from typing import Iterator, Sequence
 
 import tfface  # noqa: F401
 from tfface.cli import prog_name
-from tfface.shipped import default_model, default_segmenter
+from tfface.shipped import default_model, default_segmenter, sr_model
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "vnet/... --model vnet256/...): each face goes to the smallest file whose "
                    "input covers the face (default: the shipped 128 px V-Net that removes "
                    "occlusions, with the shipped occluder segmenter finding them)")
+    p.add_argument("--sr", type=int, choices=(2, 4), metavar="2|4",
+                   help="enlarge the photo x2 or x4, each face by the shipped face "
+                   "super-resolution file of that scale (srgan_x2 / srgan) and the rest by "
+                   "bicubic; with --model, the files must be SR files of that scale")
     p.add_argument("--out", default="restored", metavar="DIR",
                    help="output folder (default: restored/)")
     p.add_argument("--mask", metavar="FILE",
@@ -127,7 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tfface.restore.photo import read_mask, restore_image
 
     try:
-        restorer = Restorer.load_many(args.model or [default_model()])
+        restorer = Restorer.load_many(model_paths(args))
+        if args.sr and (restorer.spec.task != "sr" or restorer.spec.scale != args.sr):
+            raise InferenceError(f"--sr {args.sr}: {restorer.name} is not a x{args.sr} "
+                                 "super-resolution file (leave out --model to use the shipped "
+                                 "one)")
         locator = _locator(args, restorer)
         mask = read_mask(args.mask) if args.mask else None
         if args.detect_every < 1:
@@ -232,6 +240,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(failed) > 20:
         print(f"warning: ... and {len(failed) - 20} more", file=sys.stderr)
     return 0 if done or unchanged or kept or not files else 1
+
+
+def model_paths(args) -> list[str]:
+    """The model files to load: ``--model`` (any number), else the shipped SR file of
+    ``--sr``'s scale, else the shipped occlusion-removal V-Net."""
+    if args.model:
+        return list(args.model)
+    return [sr_model(args.sr) if args.sr else default_model()]
 
 
 def _restored_any(locator, rgb, out) -> bool:

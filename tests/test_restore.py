@@ -170,3 +170,23 @@ def test_a_start_without_a_gpu_prints_no_error_line(tmp_path):
         bad = [line for line in err.splitlines() if "error" in line.lower()]
         assert not bad, (cmd, bad)
     assert (tmp_path / "out" / "astronaut_jpg.png").is_file()
+
+
+def test_sr_option_chooses_the_shipped_file_of_that_scale(tmp_path, capsys):
+    """--sr 2 / --sr 4 restore with the shipped x2 / x4 face SR file; --model overrides
+    it but must then be an SR file of that scale."""
+    from tfface.shipped import shipped_file
+
+    parse = restore_cli.build_parser().parse_args
+    for scale, folder in ((2, "srgan_x2"), (4, "srgan")):
+        (path,) = restore_cli.model_paths(parse(["x.png", "--sr", str(scale)]))
+        assert path == shipped_file(folder, "model_int8.tflite")
+        spec = Restorer.load(path).spec
+        assert (spec.task, spec.scale, spec.output_size) == ("sr", scale, 32 * scale)
+    assert restore_cli.model_paths(parse(["x.png", "--model", "m"])) == ["m"]
+    photo = tmp_path / "p.png"
+    cv2.imwrite(str(photo), np.full((40, 40, 3), 128, np.uint8))
+    x4 = shipped_file("srgan", "model_int8.tflite")
+    assert restore_cli.main([str(photo), "--sr", "2", "--model", x4, "--quiet",
+                             "--out", str(tmp_path / "o")]) == 2
+    assert "--sr 2:" in capsys.readouterr().err and not (tmp_path / "o").exists()
