@@ -30,7 +30,7 @@ from typing import Iterator, Sequence
 
 import tfface  # noqa: F401
 from tfface.cli import prog_name
-from tfface.shipped import default_model, default_segmenter, sr_model
+from tfface.shipped import default_model, sr_model
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -164,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     done, unchanged, skipped, failed, kept = 0, 0, [], [], []
     written: dict[tuple[int, int], str] = {}  # (device, inode) of each output of this run
-    for path, rel in tqdm(files, desc="restoring", unit="file", disable=args.quiet or len(files) < 2):
+    for path, rel in tqdm(files, desc="restoring", unit="file",
+                          disable=args.quiet or len(files) < 2):
         ext = os.path.splitext(path)[1].lower()
         stem = output_stem(rel)
         odd = regular_file_problem(path) if ext in IMAGE_EXTS + VIDEO_EXTS else None
@@ -226,8 +227,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "before the error; run the same command again to finish.",
                       file=sys.stderr)
             return 2
-    print(f"Restored {done} file(s) into {os.path.abspath(args.out)}"
-          + (f"; {_unchanged_phrase(unchanged, restorer.spec.task)}" if unchanged else "")
+    _print_summary(args.out, restorer.spec.task, done, unchanged, skipped, kept, failed)
+    return 0 if done or unchanged or kept or not files else 1
+
+
+def _print_summary(out_dir, task, done, unchanged, skipped, kept, failed) -> None:
+    """The count line, and one warning per input that could not be used (20 at most)."""
+    print(f"Restored {done} file(s) into {os.path.abspath(out_dir)}"
+          + (f"; {_unchanged_phrase(unchanged, task)}" if unchanged else "")
           + (f"; skipped {len(skipped)} non-image file(s) (e.g. {skipped[0]})" if skipped else ""))
     if kept:
         print(f"Kept {len(kept)} existing output(s) (e.g. {kept[0]}); pass --overwrite to "
@@ -239,7 +246,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"warning: {path}: {why}", file=sys.stderr)
     if len(failed) > 20:
         print(f"warning: ... and {len(failed) - 20} more", file=sys.stderr)
-    return 0 if done or unchanged or kept or not files else 1
 
 
 def model_paths(args) -> list[str]:
@@ -269,52 +275,18 @@ def _unchanged_phrase(n: int, task: str) -> str:
 
 
 def _locator(args, restorer):
-    """How faces are found: the detect/align/paste-back pipeline (default), an OpenCV
-    detector file (one square crop a photo), or the centered square (--center)."""
-    from tfface.restore.square import FaceLocator
-
-    det = args.face_detector
-    if args.center or det.lower().endswith((".xml", ".onnx")):
-        # One square a photo: a model that takes the hole as an input gets it from the
-        # segmenter, as on the face path, when no --mask is given.
-        needs_hole = restorer.spec.mask_input and args.mask is None
-        return FaceLocator(None if args.center else det, center=args.center,
-                           segmenter=_segmenter(args) if needs_hole else None)
-    from tfface.faces.detect import make_detector
-    from tfface.restore.photo import FacePipeline
-
-    segmenter = None
-    if restorer.spec.task == "inpaint" and args.mask is None:
-        segmenter = _segmenter(args)
-    if restorer.spec.task == "sr":
-        return _sr_pipeline(make_detector(det), args)
-    return FacePipeline(make_detector(det), segmenter, min_face=args.min_face)
-
-
-def _sr_pipeline(detector, args):
-    """SR: every face cut out at the photo's own resolution, tiled when larger than the
-    model's input, only the face's own square pasted (NativeSRPipeline); a face whose
-    tiles take more than a second shows a progress bar."""
+    """The face finder of these arguments (:func:`tfface.restore.locate.make_locator`);
+    a large SR face whose tiles take more than a second shows a progress bar."""
     from functools import partial
 
     from tqdm.auto import tqdm
 
-    from tfface.restore.sr import NativeSRPipeline
+    from tfface.restore.locate import make_locator
 
     bar = None if args.quiet else partial(tqdm, unit="tile", delay=1.0, leave=False)
-    return NativeSRPipeline(detector, min_face=args.min_face, progress=bar)
-
-
-def _segmenter(args):
-    """The occluder segmenter of --segmenter, or the shipped one."""
-    from tfface.restore.model import InferenceError
-    from tfface.segmenter.infer import OccluderSegmenter
-
-    path = args.segmenter or default_segmenter()
-    if args.segmenter is None and not os.path.exists(path):
-        raise InferenceError(f"the occluder segmenter {path} is missing: pass --mask FILE "
-                             "(white = hole) or --segmenter FILE")
-    return OccluderSegmenter(path)
+    return make_locator(restorer, args.face_detector, center=args.center,
+                        has_mask=args.mask is not None, segmenter=args.segmenter,
+                        min_face=args.min_face, progress=bar)
 
 
 def _restore_video(src: str, dst: str, restorer, locator, mask, args, notes) -> int:

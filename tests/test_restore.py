@@ -190,3 +190,35 @@ def test_sr_option_chooses_the_shipped_file_of_that_scale(tmp_path, capsys):
     assert restore_cli.main([str(photo), "--sr", "2", "--model", x4, "--quiet",
                              "--out", str(tmp_path / "o")]) == 2
     assert "--sr 2:" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_make_locator_loads_the_segmenter_only_when_the_model_needs_a_hole(tmp_path):
+    """tfface.restore.locate is the library call the command line makes: an SR file gets
+    the native SR path, an occlusion-removal file the face pipeline with the shipped
+    segmenter unless the caller gives the hole, and a missing segmenter file is one
+    clear error, not a traceback from deep inside."""
+    import pytest
+
+    from tfface.restore.locate import make_locator
+    from tfface.restore.model import InferenceError, ModelSpec
+    from tfface.restore.photo import FacePipeline
+    from tfface.restore.sr import NativeSRPipeline
+    from tfface.segmenter.infer import OccluderSegmenter
+
+    def fake(task, mask_input=False):
+        return Restorer(lambda x: x, ModelSpec(task, 32, 128 if task == "sr" else 32,
+                                               4 if task == "sr" else 1,
+                                               mask_input=mask_input), "fake")
+
+    sr = make_locator(fake("sr"), min_face=9)
+    assert type(sr) is NativeSRPipeline and sr.min_face == 9 and sr.progress is None
+    found = make_locator(fake("inpaint", mask_input=True))
+    assert type(found) is FacePipeline and isinstance(found.segmenter, OccluderSegmenter)
+    given = make_locator(fake("inpaint", mask_input=True), has_mask=True)
+    assert type(given) is FacePipeline and given.segmenter is None
+    square = make_locator(fake("inpaint", mask_input=True), center=True)
+    assert type(square) is FaceLocator and isinstance(square.segmenter, OccluderSegmenter)
+    assert make_locator(fake("inpaint", mask_input=True), center=True,
+                        has_mask=True).segmenter is None
+    with pytest.raises((InferenceError, ValueError, OSError)):
+        make_locator(fake("inpaint"), segmenter=str(tmp_path / "missing.tflite"))

@@ -9,6 +9,9 @@
   detector file): one square crop a photo, no alignment.
 * :mod:`tfface.restore.sr` — super-resolution of whole photos: tiles, faces at their
   own resolution (:class:`~tfface.restore.sr.NativeSRPipeline`).
+* :mod:`tfface.restore.locate` — :func:`~tfface.restore.locate.make_locator`: which of
+  those finds the faces for a given model (SR, occlusion removal with the segmenter, the
+  square fallback).
 * :mod:`tfface.restore.video` — video files in and out (H.264 through ffmpeg) and
   :func:`~tfface.restore.video.restore_clip`.
 
