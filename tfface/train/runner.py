@@ -158,8 +158,7 @@ def build_trainer(
     trainer = trainer_cls(
         gen, disc, input_keys=inputs, disc_keys=family.disc_keys(inputs, cfg),
         sr_scale=family.upscale(cfg), ema_decay=t.ema_decay, critic_shift=t.critic_shift,
-        options=options,
-    )
+        options=options)
     total = total_steps or (t.epochs * (t.steps_per_epoch or 1))
     g_opt = make_optimizer(_lr(t, "g", total), t.beta_1, t.mixed_precision)
     d_opt = (make_optimizer(_lr(t, "d", total), t.beta_1, t.mixed_precision)
