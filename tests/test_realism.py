@@ -233,13 +233,18 @@ def test_a_ladder_restores_each_face_with_the_file_that_covers_it():
         RestorerLadder([fake(128), fake(128)])
 
 
+def _seeded_trainer(cfg):
+    """The V-Net trainer of ``cfg`` with its generator and critic built from seed 0."""
+    family = get_arch("vnet")
+    keras.utils.set_random_seed(0)
+    return build_trainer(cfg, family.build_generator(cfg), family.build_discriminator(cfg))
+
+
 def test_critic_shift_moves_the_critics_view_of_image_and_hole_alike():
     cfg = _vnet_cfg(disc="global_local")
     cfg.train.critic_shift = 3
-    family = get_arch("vnet")
-    keras.utils.set_random_seed(0)
-    gen, disc = family.build_generator(cfg), family.build_discriminator(cfg)
-    trainer = build_trainer(cfg, gen, disc)
+    trainer = _seeded_trainer(cfg)
+    gen, disc = trainer.generator, trainer.discriminator
     assert trainer.critic_shift == 3
     img = tf.constant(np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32))
     # offset (o_y, o_x) shows the image moved by (3 - o_y, 3 - o_x): out[i] = image[i + o - 3]
@@ -306,10 +311,7 @@ def test_grid_pattern_catches_grid_locked_stripes_in_the_hole_only():
 def test_grid_weight_adds_the_term_to_a_training_step_of_an_inpainting_run():
     cfg = _vnet_cfg(disc="global_local")
     cfg.train.grid_weight = 100.0
-    family = get_arch("vnet")
-    keras.utils.set_random_seed(0)
-    gen, disc = family.build_generator(cfg), family.build_discriminator(cfg)
-    trainer = build_trainer(cfg, gen, disc)
+    trainer = _seeded_trainer(cfg)
     batch = dict(next(iter(make_dataset(cfg, "eval", batch_size=2).take(1))))
     logs = trainer.train_step(batch)
     assert "grid" in logs and np.isfinite(float(logs["grid"])) and float(logs["grid"]) > 0
