@@ -172,3 +172,15 @@ def test_restore_lets_the_files_own_hole_decide_what_changes(tiny_blind, tmp_pat
                            flags=cv2.INTER_LINEAR) > 0
     reach = cv2.dilate(reach.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     assert changed.sum() > 100 and not (changed & ~reach).any()
+
+    # a clip of that photo: the tracked face gets the file's own hole on every frame (no
+    # segmenter, no temporal smoothing of the hole), and nothing beyond it changes
+    pipe = FacePipeline(OneFace(), None)
+    pipe.start_video(25.0, detect_every=2)
+    frames = [pipe.restore(restorer, photo)[0] for _ in range(3)]
+    pipe.end_video()
+    near = cv2.dilate(reach.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    for frame in frames:
+        moved = np.any(frame != photo, axis=-1)
+        assert moved.sum() > 100 and not (moved & ~near).any()
+    assert pipe.last_report.restored == 1
