@@ -12,7 +12,8 @@ import pytest
 from tfface import keras
 from tfface.config import resolve
 from tfface.export.blind import (DepthToSpaceUpsample, build_blind, convert_blind,
-                                 ellipse_rectangles, face_support, run_blind)
+                                 ellipse_rectangles, run_blind)
+from tfface.segmenter.infer import face_support
 from tfface.lite import LiteRunner
 from tfface.models import get_arch
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tfface.export.convert import Converted, fidelity_batch
+from tfface.fileio import atomic_write
 from tfface.imageio import to_float, to_uint8, write_image
 from tfface.lite import LiteRunner
 from tfface.rundir import generator_inputs
@@ -74,16 +75,28 @@ def export_android(converted: Converted, cfg, assets_dir: str = ANDROID_DIR,
         item["target"] = f"samples/{stem}_{i}_target.png"
         write_image(os.path.join(dest, item["target"]), to_uint8(batch["clean"][i]))
         entries.append(item)
-    manifest = {"model": os.path.basename(converted.path), "card": os.path.basename(converted.card_path),
-                "samples": entries,
-                "sample_faces": "built-in synthetic faces (redistributable), damaged by the "
-                                "run's eval synthesis",
-                "tolerance": {"max_abs_levels": ANDROID_TOLERANCE_LEVELS,
-                              "note": "per-pixel difference (0..255) allowed between the expected "
-                                      "PNG and a fresh run on another CPU / delegate"}}
-    with open(os.path.join(dest, f"{stem}_samples.json"), "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2)
+    write_samples_manifest(os.path.join(dest, f"{stem}_samples.json"), samples_manifest(
+        os.path.basename(converted.path), os.path.basename(converted.card_path), entries,
+        "built-in synthetic faces (redistributable), damaged by the run's eval synthesis"))
     return dest
 
 
 ANDROID_TOLERANCE_LEVELS = 3
+
+
+def samples_manifest(model: str, card: str, entries: list[dict[str, Any]], sample_faces: str,
+                     **extra: Any) -> dict[str, Any]:
+    """``<stem>_samples.json`` of a shipped file: the file, its card, the samples (inputs,
+    expected output, target), where the sample faces come from, any ``extra`` fields and
+    the tolerance an app's check allows."""
+    return {"model": model, "card": card, "samples": entries, "sample_faces": sample_faces,
+            **extra,
+            "tolerance": {"max_abs_levels": ANDROID_TOLERANCE_LEVELS,
+                          "note": "per-pixel difference (0..255) allowed between the expected "
+                                  "PNG and a fresh run on another CPU / delegate"}}
+
+
+def write_samples_manifest(path: str, manifest: dict[str, Any]) -> str:
+    """Write a samples manifest atomically; returns its path."""
+    atomic_write(path, json.dumps(manifest, indent=2))
+    return path

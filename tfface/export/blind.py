@@ -29,7 +29,6 @@ computes exactly what the two Keras models do in sequence.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any, Sequence
@@ -40,6 +39,7 @@ import tfface  # noqa: F401  (selects tf_keras before TensorFlow is imported)
 import tensorflow as tf
 
 from tfface import keras
+from tfface.segmenter.infer import face_support
 
 HOLE_LAYER = "blind_hole"
 """The float layer that turns the segmenter's probability into the hole."""
@@ -94,14 +94,6 @@ def ellipse_rectangles(grow: int) -> list[tuple[int, int]]:
         raise ValueError(f"the elliptic element of radius {grow} is not a union of centred "
                          "rectangles")
     return sorted(rects)
-
-
-def face_support(size: int, ellipse: Sequence[float]) -> np.ndarray:
-    """float32 ``[size, size]``: 1 inside the ellipse ``(cx, cy, rx, ry)`` (fractions of
-    the side, pixel centres at ``(i + 0.5) / size``), 0 outside, as restore clips."""
-    cx, cy, rx, ry = (float(v) for v in ellipse)
-    yy, xx = (np.mgrid[:size, :size] + 0.5) / size
-    return (((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0).astype(np.float32)
 
 
 @keras.utils.register_keras_serializable(package="tfface")
@@ -491,7 +483,7 @@ def write_samples(path: str, card: dict[str, Any], n: int) -> str:
     eval synthesis), the outputs the file gives for them and ``<stem>_samples.json``, in
     the layout of :func:`tfface.export.android.export_android`."""
     from tfface.config import resolve
-    from tfface.export.android import ANDROID_TOLERANCE_LEVELS
+    from tfface.export.android import samples_manifest, write_samples_manifest
     from tfface.export.convert import fidelity_batch
     from tfface.imageio import to_float, to_uint8, write_image
     from tfface.lite import LiteRunner
@@ -515,13 +507,7 @@ def write_samples(path: str, card: dict[str, Any], n: int) -> str:
         write_image(os.path.join(dest, item["expected"]), out)
         write_image(os.path.join(dest, item["target"]), to_uint8(batch["clean"][i]))
         entries.append(item)
-    manifest = {"model": os.path.basename(path), "card": f"{stem}.json", "samples": entries,
-                "sample_faces": "built-in synthetic faces (redistributable), with a face mask "
-                                "or sunglasses drawn on them",
-                "tolerance": {"max_abs_levels": ANDROID_TOLERANCE_LEVELS,
-                              "note": "per-pixel difference (0..255) allowed between the "
-                                      "expected PNG and a fresh run on another CPU / delegate"}}
-    mpath = os.path.join(dest, f"{stem}_samples.json")
-    with open(mpath, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2)
-    return mpath
+    return write_samples_manifest(os.path.join(dest, f"{stem}_samples.json"), samples_manifest(
+        os.path.basename(path), f"{stem}.json", entries,
+        "built-in synthetic faces (redistributable), with a face mask or sunglasses drawn on "
+        "them"))

@@ -20,9 +20,9 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from tfface.cards import new_card, tensor_entry
+from tfface.export.android import samples_manifest, write_samples_manifest
 from tfface.export.convert import finish_card, write_model_and_card
 from tfface.export.quantize import QuantizationConfig, converter_for, representative_from
-from tfface.fileio import atomic_write
 from tfface.lite import LiteRunner
 from tfface.metrics import mask_scores
 from tfface.segmenter.data import segmenter_dataset
@@ -243,13 +243,8 @@ def write_samples(dest: str, cfg: SegmenterConfig, name: str = "segmenter_int8")
         hole = (o["mask"].numpy()[..., 0] > 0.5).astype(np.uint8) * 255
         write_image(os.path.join(dest, tgt), hole)
         entries.append({"inputs": {"occluded": rel}, "expected": exp, "target": tgt})
-    manifest = {"model": f"{name}.tflite", "card": f"{name}.json",
-                "samples": entries,
-                "sample_faces": "skimage.data.astronaut() (public domain), aligned, with "
-                                "synthesized occluders",
-                "expected_encoding": "expected PNG = round((p + 1) * 127.5) of the probability "
-                                     "p (the harness's image mapping); target = the true hole",
-                "tolerance": {"max_abs_levels": 3,
-                              "note": "per-pixel difference (0..255) allowed between the "
-                                      "expected PNG and a fresh run on another CPU / delegate"}}
-    atomic_write(os.path.join(dest, f"{name}_samples.json"), json.dumps(manifest, indent=2))
+    write_samples_manifest(os.path.join(dest, f"{name}_samples.json"), samples_manifest(
+        f"{name}.tflite", f"{name}.json", entries,
+        "skimage.data.astronaut() (public domain), aligned, with synthesized occluders",
+        expected_encoding="expected PNG = round((p + 1) * 127.5) of the probability p (the "
+                          "harness's image mapping); target = the true hole"))

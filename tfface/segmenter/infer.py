@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 import numpy as np
 
@@ -16,6 +17,15 @@ from tfface.segmenter.model import load_segmenter
 
 class SegmenterError(ValueError):
     """The segmenter file cannot be used; the message says why."""
+
+
+def face_support(size: int, ellipse: Sequence[float]) -> np.ndarray:
+    """float32 ``[size, size]``: 1 inside the ellipse ``(cx, cy, rx, ry)`` (fractions of
+    the side, pixel centres at ``(i + 0.5) / size``), 0 outside: the region restore clips
+    a found hole to (:attr:`OccluderSegmenter.FACE_SUPPORT`)."""
+    cx, cy, rx, ry = (float(v) for v in ellipse)
+    yy, xx = (np.mgrid[:size, :size] + 0.5) / size
+    return (((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0).astype(np.float32)
 
 
 class OccluderSegmenter:
@@ -105,10 +115,7 @@ class OccluderSegmenter:
     def support(self, size: int) -> np.ndarray:
         """float32 ``[S, S]``: 1 inside :attr:`FACE_SUPPORT`, 0 outside."""
         if size not in self._support:
-            cx, cy, rx, ry = self.FACE_SUPPORT
-            yy, xx = (np.mgrid[:size, :size] + 0.5) / size
-            self._support[size] = (((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2
-                                   <= 1.0).astype(np.float32)
+            self._support[size] = face_support(size, self.FACE_SUPPORT)
         return self._support[size]
 
     def hole(self, crop: np.ndarray) -> np.ndarray:
