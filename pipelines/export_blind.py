@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="face-mask templates for the calibration occluders (the segmenter's "
                    "training families only; default: procedural masks)")
     p.add_argument("--calibration", type=int, default=200, help="calibration faces (default 200)")
-    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="occluder probability above which a pixel is hole (default 0.5, as "
+                   "restore's segmenter)")
     p.add_argument("--grow", type=int, default=2, help="px the hole is grown by (default 2)")
     p.add_argument("--no-clip", action="store_true",
                    help="do not clip the hole to the face ellipse")
@@ -53,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one output (the restored face) instead of two")
     p.add_argument("--samples", type=int, default=4,
                    help="sample inputs/outputs written beside the file (0: none)")
-    p.add_argument("--out", default="android_demo_assets/blind", metavar="DIR")
+    p.add_argument("--out", default="android_demo_assets/blind", metavar="DIR",
+                   help="output folder (default: android_demo_assets/blind, the shipped file)")
     return p
 
 
