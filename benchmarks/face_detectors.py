@@ -22,8 +22,11 @@ centre. Settings:
   with a second look (BlazeFace) also reports how many detections it dropped.
   ``--scene-occluders realmask_unseen,hand_unseen`` draws those generators instead of the
   face mask (the held-out ones: KN95 and cloth templates, hands and phones;
-  ``--facemask-dir``), ``--face-px 24,300`` sets the faces' range of widths, and the
-  ``recall >= 24 px`` column counts the faces at least 24 px wide;
+  ``--facemask-dir``; ``none``: no occluder on any face), ``--face-px 24,300`` sets the
+  faces' range of widths, and the ``recall >= 24 px`` column counts the faces at least
+  24 px wide. The detectors take turns photo by photo (the first one rotates), so a
+  change of the machine's load hits all of them alike; BlazeFace also reports the
+  faces its small-face pass added and those its reframing look kept;
 * ``empty``: ``--empty-scenes N`` backgrounds of the same kind with no face at all:
   every face found there is a false face;
 * ``--restore MODEL`` (an inpainting model, with ``--segmenter``) also runs restore's
@@ -119,6 +122,9 @@ def set_occluders(names=("facemask",), facemask_dir=None) -> None:
     from tfface.faces.align import TEMPLATE
 
     _OCCLUDERS.clear()
+    if list(names) == ["none"]:
+        _OCCLUDERS["none"] = True
+        return
     gens = occ.make_occlusion_fns(dcfg, list(names))
     lm = tf.constant(np.asarray(TEMPLATE, np.float32))
     for name in names:  # one traced graph per generator: eager drawing is seconds a face
@@ -130,6 +136,8 @@ def set_occluders(names=("facemask",), facemask_dir=None) -> None:
 def _masked(rgb, i):
     import tensorflow as tf
 
+    if _OCCLUDERS.get("none"):  # --scene-occluders none: every face bare
+        return rgb
     if not _OCCLUDERS:
         set_occluders()
     h, w = rgb.shape[:2]
@@ -308,6 +316,28 @@ def verify_options(photos, seg_path: str) -> None:
         print(f"  {name:40s} {dropped:8d}/{len(non):<9d} {lost:5d}/{len(faces):<5d}")
 
 
+COUNTERS = ("dropped", "small_looks", "small_found", "reframed")
+"""BlazeFace's counters reported per detector on the scenes (second look, small-face pass,
+reframing look)."""
+
+
+def _interleaved(dets: dict, photos: list) -> tuple[dict, dict]:
+    """Every detector on every photo, taking turns photo by photo (the first detector
+    rotates): ``{name: [(faces, ms), ...]}`` and ``{name: {counter: change}}``."""
+    from tqdm import tqdm
+
+    runs = {n: [] for n in dets}
+    before = {n: {c: getattr(d, c) for c in COUNTERS if hasattr(d, c)} for n, d in dets.items()}
+    names = list(dets)
+    for i, img in enumerate(tqdm(photos, desc="scenes", unit="photo", leave=False)):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            t0 = time.perf_counter()
+            faces = dets[name].detect(img)
+            runs[name].append((faces, (time.perf_counter() - t0) * 1e3))
+    counts = {n: {c: getattr(dets[n], c) - v for c, v in before[n].items()} for n in dets}
+    return runs, counts
+
+
 def _wheel_models() -> int:
     """The wheel's detector files side by side (see --wheel-models)."""
     from ai_edge_litert.interpreter import Interpreter
@@ -371,7 +401,8 @@ def main(argv=None) -> int:
     p.add_argument("--settings", default="dev,rotated,small,masked,scenes")
     p.add_argument("--scene-occluders", default="facemask",
                    help="generators drawn on the masked faces (masked setting and scenes), "
-                        "e.g. realmask_unseen,hand_unseen (the held-out ones)")
+                        "e.g. realmask_unseen,hand_unseen (the held-out ones); none: no "
+                        "occluder")
     p.add_argument("--facemask-dir", default=None,
                    help="MaskTheFace folder (realmask_unseen needs it; default: "
                         "../shared/data/facemask-templates when it exists)")
@@ -453,6 +484,7 @@ def main(argv=None) -> int:
     rows = {}
     extra = {}
     found = {(n, st): {} for n in dets for st, _ in settings}
+    scene_runs, scene_counts = _interleaved(dets, [img for img, _, _ in scenes])
     for name, det in dets.items():
         for setting, val in settings:
             rng = np.random.default_rng(0)
@@ -478,16 +510,14 @@ def main(argv=None) -> int:
                 if f is not None:
                     found[(name, setting)][i] = (f, m)
             rows[(name, setting)] = (hits, len(imgs), float(np.median(times)), None,
-                                     getattr(det, "dropped", 0) - dropped0)
+                                     getattr(det, "dropped", 0) - dropped0
+                                     if hasattr(det, "dropped") else None)
         if scenes:
             hits = total = false = 0
             hits24 = total24 = 0
             times = []
-            dropped0 = getattr(det, "dropped", 0)
-            for img, truth, _ in tqdm(scenes, desc=f"{name}, scenes", unit="photo", leave=False):
-                t0 = time.perf_counter()
-                faces = det.detect(img)
-                times.append((time.perf_counter() - t0) * 1e3)
+            for (img, truth, _), (faces, ms) in zip(scenes, scene_runs[name]):
+                times.append(ms)
                 h, fl = _judge(faces, truth)
                 hits, total, false = hits + h, total + len(truth), false + fl
                 for t in truth:
@@ -495,8 +525,9 @@ def main(argv=None) -> int:
                         total24 += 1
                         hits24 += _hit(faces, t[0], t[1]) is not None
             rows[(name, f"{len(scenes)} scenes")] = (
-                hits, total, float(np.median(times)), false, getattr(det, "dropped", 0) - dropped0)
-            extra[(name, "scenes")] = (hits24, total24, false / len(scenes))
+                hits, total, float(np.median(times)), false, scene_counts[name].get("dropped"))
+            extra[(name, "scenes")] = (hits24, total24, false / len(scenes),
+                                       scene_counts[name])
         if empties:
             false = sum(len(det.detect(img)) for img, _, _ in empties)
             extra[(name, "empty")] = (false, len(empties))
@@ -514,16 +545,19 @@ def main(argv=None) -> int:
           f"{'false faces':>12s} {'dropped by the second look':>27s}")
     for (name, setting), (hits, n, ms, false, dropped) in rows.items():
         false_s = "-" if false is None else str(false)
-        dropped_s = str(dropped) if hasattr(dets[name], "dropped") else "-"
+        dropped_s = "-" if dropped is None else str(dropped)
         print(f"{name:24s} {setting:12s} {hits:4d}/{n:<4d} {100 * hits / n:6.1f}% {ms:10.1f} "
               f"{false_s:>12s} {dropped_s:>27s}")
     if scenes or empties:
-        print(f"\nscenes: faces {args.face_px} px wide, occluders {', '.join(occ_names)} on "
-              "half of them")
+        occluded = ("no occluders" if occ_names == ["none"] else
+                    f"occluders {', '.join(occ_names)} on half of them")
+        print(f"\nscenes: faces {args.face_px} px wide, {occluded}")
     for (name, kind), v in extra.items():
         if kind == "scenes":
-            print(f"  {name:24s} recall >= 24 px {v[0]}/{v[1]} ({100 * v[0] / max(v[1], 1):.1f} %), "
-                  f"false faces per photo {v[2]:.3f}")
+            counts = "".join(f", {k.replace('_', ' ')} {c}" for k, c in v[3].items()
+                             if k != "dropped")
+            print(f"  {name:24s} recall >= 24 px {v[0]}/{v[1]} "
+                  f"({100 * v[0] / max(v[1], 1):.1f} %), false faces per photo {v[2]:.3f}{counts}")
         elif kind == "empty":
             print(f"  {name:24s} background-only photos: {v[0]} false faces on {v[1]} "
                   f"({v[0] / max(v[1], 1):.3f} per photo)")

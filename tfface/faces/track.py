@@ -316,10 +316,12 @@ def _default_follower(detector):
     a BlazeFace detector), or ``None`` when it cannot be loaded."""
     from tfface.faces.detect import BlazeFaceDetector, DetectorError
 
+    # the crop holds the tracked face at 0.5-2x its size: no small-face pass, no reframing
+    opts = dict(threshold=0.5, small_faces=False, reframe=False)
     try:
         if isinstance(detector, BlazeFaceDetector):
-            return BlazeFaceDetector(model_file=detector.model_file, threshold=0.5)
-        return BlazeFaceDetector(threshold=0.5)
+            return BlazeFaceDetector(model_file=detector.model_file, **opts)
+        return BlazeFaceDetector(**opts)
     except DetectorError:
         return None
 
