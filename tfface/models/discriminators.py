@@ -52,6 +52,7 @@ def global_local_patch_critic(
     image_size: int,
     filters: Sequence[int] = (64, 128, 256, 256),
     name: str = "critics",
+    blur: bool = False,
 ) -> keras.Model:
     """A global and a local critic in one patch network: ``[image, mask]`` → ``[B, 2]``.
 
@@ -64,11 +65,23 @@ def global_local_patch_critic(
     critic's fixed hole crop in the WGAN with global and local critics, and of DeepFill
     v2's SN-PatchGAN), and both share features, which halves the critics' cost.
     An image without a hole gets the global score in both columns.
+
+    ``blur``: a fixed binomial blur (:class:`~tfface.models.layers.Blur2D`,
+    ``<name>_blur<i>``) before every strided convolution but the first, on the features
+    (the image itself is judged unblurred, so the finest texture stays visible). A strided
+    critic's input gradient ripples at its strides, locked to the pixel grid (at 4, 8 and
+    16 px behind the second to fourth convolutions), and a generator learns to paint
+    that ripple (docs/realism.md); the blur takes the period-2 part out of each of those
+    layers. No weights, so a run with it has the same parameters.
     """
+    from tfface.models.layers import Blur2D
+
     image = keras.Input((image_size, image_size, 3), name="image")
     mask = keras.Input((image_size, image_size, 1), name="mask")
     x = image
     for i, f in enumerate(filters):
+        if blur and i > 0:
+            x = Blur2D(name=f"{name}_blur{i}")(x)
         x = keras.layers.Conv2D(int(f), 4, strides=2, padding="same",
                                 kernel_initializer=_init(), name=f"{name}_conv{i}")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"{name}_lrelu{i}")(x)

@@ -453,3 +453,23 @@ def activation(kind: str, name: str, choices: tuple[str, ...] = tuple(_ACTIVATIO
         raise ValueError(f"{key} must be one of {', '.join(repr(c) for c in choices)}, "
                          f"got '{kind}'")
     return _ACTIVATIONS[kind](name)
+
+
+@keras.utils.register_keras_serializable(package="tfface")
+class Blur2D(keras.layers.Layer):
+    """A fixed 3×3 binomial blur (``[1, 2, 1] ⊗ [1, 2, 1] / 16``) of every channel, stride 1,
+    zero ``same`` padding; no weights. Before a stride-2 convolution it removes what that
+    stride would alias (the anti-aliased downsampling of BlurPool, Zhang 2019): its
+    response is zero at the period of 2 samples, so the strided layer's input gradient,
+    which otherwise ripples at that period (locked to the pixel grid), is smoothed
+    there too."""
+
+    def call(self, x):
+        channels = x.shape[-1]
+        taps = tf.constant([1.0, 2.0, 1.0], dtype=x.dtype)
+        kernel = (taps[:, None] * taps[None, :]) / 16.0
+        kernel = tf.tile(kernel[:, :, None, None], [1, 1, channels, 1])
+        return tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "SAME")
+
+    def get_config(self):
+        return super().get_config()

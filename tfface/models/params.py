@@ -138,6 +138,8 @@ SPECS: dict[str, dict[str, Spec]] = {
         "output_head": HEADS,
         "disc_filters": Ints(1, MAX_FILTERS, 1, 8),
         "disc": Choice("patch", "global_local"),
+        "disc_blur": Bool(),
+        "upsample": Choice("transpose", "resize_conv", "nearest_conv"),
     },
     "pix2pix": {
         "base_filters": Int(1, MAX_FILTERS),

@@ -16,22 +16,25 @@ with ``--set model.params.activation=ReLU6``.
 
 The network is built from ``vnet_2d_base`` on our own named input, so the graph is
 flat (no nested model), which QAT and TFLite conversion need, and the deployed
-tensors carry meaningful names.
+tensors carry meaningful names. ``model.params.upsample`` replaces the decoder's
+transposed convolutions by a resize and a convolution (:data:`UPSAMPLE_MODES`; the
+library's graph stays the default).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import keras_unet_collection.layer_utils as _kuc_layers
-from keras_unet_collection._model_vnet_2d import vnet_2d_base
-from keras_unet_collection.layer_utils import CONV_output
+from keras_unet_collection._model_vnet_2d import vnet_2d_base, vnet_left
+from keras_unet_collection.layer_utils import CONV_output, CONV_stack, Res_CONV_stack
 
 from tfface import keras
 from tfface.models.discriminators import conv_discriminator, global_local_patch_critic
 from tfface.models.family import Family
-from tfface.models.layers import (ReLU6, inpaint_inputs, inpaint_keep_float, inpaint_model,
-                                  small_init)
+from tfface.models.layers import (NearestUpsample, ReLU6, inpaint_inputs, inpaint_keep_float,
+                                  inpaint_model, small_init)
 
 # keras-unet-collection resolves activation names with eval() in its layer_utils
 # namespace; make the bounded activation available there by name.
@@ -53,7 +56,28 @@ _DEFAULT_PARAMS: dict[str, Any] = {
     "output_head": "clip",
     "disc_filters": [64, 128, 256, 512],
     "disc": "patch",
+    "disc_blur": False,
+    "upsample": "transpose",
 }
+
+UPSAMPLE_MODES = ("transpose", "resize_conv", "nearest_conv")
+"""How the decoder doubles the resolution (``model.params.upsample``):
+
+* ``transpose`` (default; the published V-Net and every file shipped so far): a 3×3
+  stride-2 transposed convolution. Its kernel is not divisible by its stride, so the
+  four output phases see different taps (one, two, two and four of the nine): a
+  checkerboard the network can paint at the stride of each level, which the realism
+  fine-tunes amplified into grid-locked stripes (docs/realism.md).
+* ``resize_conv``: bilinear ×2 upsampling, then a 3×3 convolution with the transposed
+  convolution's input and output channels (``<level>_decode_resize`` and
+  ``<level>_decode_conv``; batch norm and activation as before). Every output pixel sees
+  the same taps, so a constant input gives a constant output and no phase is cheaper
+  to paint than another.
+* ``nearest_conv``: the same with nearest-neighbour upsampling.
+
+A run of the transposed form starts a resize form with
+:func:`resize_conv_from_transpose` (``--init-weights``).
+"""
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The published configuration (Pleško et al.: 20 epochs, batch 32, 256 px).
@@ -147,24 +171,182 @@ def build_generator(cfg) -> keras.Model:
             f"V-Net with {depth} levels needs image_size divisible by {2 ** (depth - 1)}, "
             f"got {size}"
         )
+    if p["upsample"] not in UPSAMPLE_MODES:
+        raise ValueError(f"model.params.upsample must be one of {', '.join(UPSAMPLE_MODES)}, "
+                         f"got {p['upsample']!r}")
     inputs, x, base = inpaint_inputs(size, p, "vnet")
-    x = vnet_2d_base(
-        x,
-        p["filter_num"],
-        res_num_ini=p["res_num_ini"],
-        res_num_max=p["res_num_max"],
-        activation=p["activation"],
-        batch_norm=p["batch_norm"],
-        pool=False,
-        unpool=False,
-        name="vnet",
-    )
+    if p["upsample"] == "transpose":  # the library's own graph, unchanged
+        x = vnet_2d_base(
+            x,
+            p["filter_num"],
+            res_num_ini=p["res_num_ini"],
+            res_num_max=p["res_num_max"],
+            activation=p["activation"],
+            batch_norm=p["batch_norm"],
+            pool=False,
+            unpool=False,
+            name="vnet",
+        )
+    else:
+        x = _vnet_base_resize(x, p, name="vnet")
     if base is None:
         x = CONV_output(x, 3, kernel_size=1, activation=None, name="vnet_output")
     else:  # the residual over the classical fill, started near zero
         x = keras.layers.Conv2D(3, 1, kernel_initializer=small_init(),
                                 name="vnet_output_conv")(x)
     return inpaint_model(inputs, x, base, p, "vnet")
+
+
+def _vnet_base_resize(x, p: dict, name: str):
+    """``vnet_2d_base(pool=False, unpool=False)`` with each decoder's transposed
+    convolution replaced by a resize and a 3×3 convolution (``model.params.upsample``).
+    The encoder, the residual stacks and every layer name but the decoder's upsampling
+    are the library's, so every other layer of a transposed-form run loads by name."""
+    filter_num = list(p["filter_num"])
+    activation, batch_norm = p["activation"], p["batch_norm"]
+    depth = len(filter_num)
+    res_num = [min(p["res_num_ini"] + i, p["res_num_max"]) for i in range(depth)]
+    x = CONV_stack(x, filter_num[0], kernel_size=3, stack_num=1, dilation_rate=1,
+                   activation=activation, batch_norm=batch_norm, name=f"{name}_input_conv")
+    x = Res_CONV_stack(x, x, filter_num[0], res_num=res_num[0], activation=activation,
+                       batch_norm=batch_norm, name=f"{name}_down_0")
+    skips = [x]
+    for i, f in enumerate(filter_num[1:]):
+        x = vnet_left(x, f, res_num=res_num[i + 1], activation=activation, pool=False,
+                      batch_norm=batch_norm, name=f"{name}_down_{i + 1}")
+        skips.append(x)
+    skips, filter_num, res_num = skips[:-1][::-1], filter_num[:-1][::-1], res_num[:-1][::-1]
+    for i, f in enumerate(filter_num):
+        level = f"{name}_up_{i}"
+        x = _resize_decode(x, f, p["upsample"], activation, batch_norm, f"{level}_decode")
+        x_skip = x
+        x = keras.layers.Concatenate(axis=-1, name=f"{level}_concat")([x, skips[i]])
+        x = Res_CONV_stack(x, x_skip, f, res_num[i], activation=activation,
+                           batch_norm=batch_norm, name=f"{level}_res_conv")
+    return x
+
+
+def _resize_decode(x, channels: int, mode: str, activation: str, batch_norm: bool, name: str):
+    """Resize ×2 → Conv 3×3 (with a bias, as the transposed convolution it replaces has)
+    → batch norm → activation (the library's ``decode_layer`` with the resize form)."""
+    if mode == "nearest_conv":
+        x = NearestUpsample((2, 2), name=f"{name}_resize")(x)
+    else:
+        x = keras.layers.UpSampling2D((2, 2), interpolation="bilinear",
+                                      name=f"{name}_resize")(x)
+    x = keras.layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv")(x)
+    if batch_norm:
+        x = keras.layers.BatchNormalization(axis=3, name=f"{name}_bn")(x)
+    if activation is not None:
+        x = getattr(_kuc_layers, activation)(name=f"{name}_activation")(x)
+    return x
+
+
+_NEAREST_TAPS = np.array([[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1]], np.float64)
+"""Nearest ×2 then a 3-tap convolution ``c``, in one dimension, as the input taps each output
+phase reads: even outputs ``2i`` read ``z[i-1]`` (``c[0]``) and ``z[i]`` (``c[1] + c[2]``),
+odd outputs ``2i+1`` read ``z[i]`` (``c[0] + c[1]``) and ``z[i+1]`` (``c[2]``)."""
+_TRANSPOSE_TAPS = np.array([[0, 0, 1], [1, 0, 0], [0, 1, 0], [0, 0, 0]], np.float64)
+"""The same four entries for a 3-tap stride-2 transposed convolution ``w`` (``same``
+padding): even outputs read ``z[i-1]`` (``w[2]``) and ``z[i]`` (``w[0]``), odd outputs
+``z[i]`` (``w[1]``) and nothing of ``z[i+1]``."""
+
+
+def resize_conv_from_transpose(kernel: np.ndarray, mode: str = "resize_conv") -> np.ndarray:
+    """The 3×3 kernel of a resize + convolution decoder step (``model.params.upsample``)
+    that stands in for a 3×3 stride-2 transposed convolution's (Keras layout
+    ``[3, 3, out, in]``); returned in Conv2D layout ``[3, 3, in, out]``. The bias carries
+    over unchanged.
+
+    The transposed convolution's four output phases read the centre tap, the left and
+    right taps, the top and bottom taps and the four corners: four different linear maps,
+    which the resize forms cannot make (that difference is the checkerboard). So:
+
+    * ``nearest_conv``: each output phase of nearest ×2 + 3×3 convolution reads a 2×2
+      block of input pixels, as the transposed convolution's phases do; the kernel is the
+      least-squares match of those per-phase taps (one dimension at a time, the two
+      being separable), exact whenever the transposed kernel's phases agree (e.g. a
+      linear interpolation).
+    * ``resize_conv`` (bilinear): the response averaged over the four phases (the mean of
+      the four phase sums) in the centre tap, zero elsewhere. The bilinear form's
+      least-squares match is ill-posed (bilinear ×2 is nearest ×2 then a [1, 2, 1] blur,
+      whose response is zero at the highest frequency), and the fitted kernels started
+      the 256 px V-Net worse than this mean (docs/realism.md).
+    """
+    if mode not in UPSAMPLE_MODES[1:]:
+        raise ValueError(f"resize_conv_from_transpose: mode must be one of "
+                         f"{', '.join(UPSAMPLE_MODES[1:])}, got {mode!r}")
+    kernel = np.asarray(kernel, np.float64)
+    if kernel.ndim != 4 or kernel.shape[:2] != (3, 3):
+        raise ValueError(f"resize_conv_from_transpose: expected a [3, 3, out, in] transposed "
+                         f"convolution kernel, got shape {kernel.shape}")
+    if mode == "nearest_conv":
+        a = np.linalg.pinv(_NEAREST_TAPS) @ _TRANSPOSE_TAPS  # c = a @ w, per dimension
+        out = np.einsum("ya,xb,aboi->yxio", a, a, kernel)
+    else:
+        out = np.zeros((3, 3, kernel.shape[3], kernel.shape[2]))
+        out[1, 1] = kernel.sum(axis=(0, 1)).T / 4.0
+    return out.astype(np.float32)
+
+
+def fit_resize_convs(gen: keras.Model, source: keras.Model, batches, ridge: float = 1e-4
+                     ) -> list[tuple[str, float, float]]:
+    """Fit each resize-form decoder convolution of ``gen`` to the transposed convolution it
+    replaces in ``source`` (the same V-Net in the transposed form, same weights elsewhere),
+    on real inputs, level by level from the deepest: the kernel and bias that make
+    ``conv(resize(x))``, with ``x`` what ``gen`` itself feeds that level, closest in the
+    least-squares sense (ridge ``ridge`` × the mean feature power) to what ``source``'s
+    transposed convolution gives there. Later levels thus also absorb the error of the
+    earlier ones. ``batches``: an iterable of model inputs (lists of arrays).
+
+    Returns ``(layer, error before, error after)`` per layer: the mean square of the
+    difference, relative to the transposed convolution's mean square output."""
+    import tensorflow as tf
+
+    batches = list(batches)
+    report = []
+    for name in transpose_decode_layers(gen):
+        level = name[: -len("_conv")]
+        target = keras.Model(source.inputs, source.get_layer(f"{level}_trans_conv").output)
+        feed = keras.Model(gen.inputs, gen.get_layer(f"{level}_resize").output)
+        layer = gen.get_layer(name)
+        kernel, bias = layer.get_weights()
+        cin, cout = kernel.shape[2], kernel.shape[3]
+        xtx = np.zeros((9 * cin + 1, 9 * cin + 1))
+        xty = np.zeros((9 * cin + 1, cout))
+        yy, n = 0.0, 0
+        for inputs in batches:
+            ys = target(inputs, training=False).numpy()
+            us = feed(inputs, training=False)
+            for y, u in zip(ys, tf.unstack(us)):
+                x = tf.image.extract_patches(u[None], [1, 3, 3, 1], [1, 1, 1, 1], [1, 1, 1, 1],
+                                             "SAME").numpy().reshape(-1, 9 * cin)
+                x = np.concatenate([x, np.ones((len(x), 1), np.float32)], 1)
+                y = y.reshape(-1, cout)
+                xtx += (x.T @ x).astype(np.float64)
+                xty += (x.T @ y).astype(np.float64)
+                yy += float(np.sum(y.astype(np.float64) ** 2))
+                n += len(x)
+
+        def error(w):  # mean square of x @ w - y, from the sums
+            return (np.einsum("jo,jk,ko->", w, xtx, w) - 2 * np.sum(w * xty) + yy) / yy
+
+        before = error(np.concatenate([kernel.reshape(9 * cin, cout), bias[None]], 0))
+        reg = ridge * np.trace(xtx) / len(xtx)
+        w = np.linalg.solve(xtx + reg * np.eye(len(xtx)), xty)
+        after = error(w)
+        if after < before:
+            layer.set_weights([w[:-1].reshape(3, 3, cin, cout).astype(np.float32),
+                               w[-1].astype(np.float32)])
+        report.append((name, float(before), float(min(after, before))))
+    return report
+
+
+def transpose_decode_layers(model: keras.Model) -> list[str]:
+    """Names of the resize-form decoder convolutions of ``model`` (``<level>_decode_conv``)
+    whose transposed-form twins are ``<level>_decode_trans_conv``."""
+    return sorted(layer.name for layer in model.layers
+                  if layer.name.startswith("vnet_up_") and layer.name.endswith("_decode_conv"))
 
 
 def build_discriminator(cfg) -> keras.Model:
@@ -175,10 +357,15 @@ def build_discriminator(cfg) -> keras.Model:
       local one judging the patches over the hole
       (:func:`~tfface.models.discriminators.global_local_patch_critic`): the realism
       fine-tune of a mask-input model, where everything outside the hole is the input.
+      ``disc_blur=true`` blurs its features before each strided convolution after the first.
     """
     p = FAMILY.params(cfg)
     if p["disc"] == "global_local":
-        return global_local_patch_critic(cfg.data.image_size, p["disc_filters"])
+        return global_local_patch_critic(cfg.data.image_size, p["disc_filters"],
+                                         blur=p["disc_blur"])
+    if p["disc_blur"]:
+        raise ValueError("model.params.disc_blur=true needs model.params.disc=global_local "
+                         f"(the {p['disc']} discriminator has no blurred form)")
     return conv_discriminator(cfg.data.image_size, p["disc_filters"], name="discriminator")
 
 

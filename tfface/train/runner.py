@@ -590,7 +590,7 @@ def _build_for_run(s: _Session) -> None:
     with s.strategy.scope(), _precision(t.mixed_precision):
         gen, disc = build_models(s.cfg)
         if t.init_weights and not s.resuming:  # before the trainer copies it into the EMA
-            path = load_init_weights(gen, s.cfg)
+            path = load_init_weights(gen, s.cfg, fit_source=s.source)
             print(f"Starting the generator from {path}.")
         if not s.resuming:
             init_face_prior(gen, s.cfg, s.source)
