@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", help="start a new run from these weights: a segmenter run "
                    "folder or a float segmenter .tflite (e.g. the shipped segmenter_fp16.tflite)")
     p.add_argument("--lr-warmup", type=int, default=0, help="steps of learning-rate warm-up")
+    p.add_argument("--clean-fraction", type=float, default=0.1,
+                   help="share of training faces left undamaged (their mask is empty: "
+                        "teaches no false holes)")
     return p
 
 
@@ -76,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             steps=args.steps, lr=args.lr, mask_dir=args.mask_dir,
             facemask_dir=args.facemask_dir, render_scale=args.render_scale,
             photometric=args.photometric, photo_conditions=args.photo_conditions,
-            init_from=args.init_from, lr_warmup=args.lr_warmup, **extra)
+            init_from=args.init_from, lr_warmup=args.lr_warmup,
+            clean_fraction=args.clean_fraction, **extra)
         last = train_segmenter(cfg, args.out, max_minutes=args.max_minutes)
     except (ValueError, OutputDirError) as e:  # bad settings, a busy folder, a NaN loss
         print(f"error: {e}", file=sys.stderr)

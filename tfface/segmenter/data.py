@@ -2,10 +2,12 @@
 
 Faces come from a folder of aligned crops (e.g. faces-train), damaged by the project's
 occlusion synthesis (face masks, sunglasses, eye bars, boxes/noise patches as
-object-like occluders, irregular holes), with a small random similarity jitter applied
-to the face and its mask alike (restore's crops are aligned by detected landmarks,
-never perfectly), camera-like changes, and a share of undamaged faces (the mask must
-then be empty). :func:`segmenter_dataset` is the one way to these batches.
+object-like occluders, irregular holes, hands in the face's own skin), with a small
+random similarity jitter applied to the face and its mask alike (restore's crops are
+aligned by detected landmarks, never perfectly), camera-like changes, and a share of
+undamaged faces (``clean_fraction``; the mask must then be empty). Occluders are
+recoloured by chance (``photometric``), except the skin-toned ``skin_hand``.
+:func:`segmenter_dataset` is the one way to these batches.
 """
 
 from __future__ import annotations
@@ -155,6 +157,7 @@ def segmenter_dataset(cfg: SegmenterConfig, split: str = "train", *, start_step:
     mixture = occ.check_mixture(dict(d.occlusions))
     occluders = occ.make_occlusion_fns(d, names=list(mixture))
     template = tf.constant(np.asarray(TEMPLATE, np.float32))
+    skin_id = tf.constant(occ.OCCLUSION_IDS["skin_hand"], tf.int32)
     batch = int(cfg.batch_size)
     start = start_step * batch if split == "train" else 0
     augment = split == "train" if augment is None else augment
@@ -176,7 +179,10 @@ def segmenter_dataset(cfg: SegmenterConfig, split: str = "train", *, start_step:
         cover = out["mask"]
         base = tf.cast(image, tf.float32)
         if augment:
-            occluded = _recolor_occluder(occluded, base, cover, s_ph, cfg.photometric)
+            # skin-toned occluders keep the face's skin: recoloured, they would teach the
+            # colour again, not the shape of skin in front of skin
+            recolored = _recolor_occluder(occluded, base, cover, s_ph, cfg.photometric)
+            occluded = tf.where(tf.equal(out["occlusion"], skin_id), occluded, recolored)
             if cfg.photo_conditions > 0:
                 proba = [min(1.0, p * float(cfg.photo_conditions))
                          for p in occ.PHOTO_CONDITION_PROBA]

@@ -41,7 +41,7 @@ def eval_occluders(cfg: SegmenterConfig) -> list[str]:
     """The occluders a run's card reports: :data:`EVAL_OCCLUDERS`, the photo-like ones it
     trained on, and the held-out ones it never saw (with a face-mask template folder)."""
     names = [n for n in EVAL_OCCLUDERS if n != "irregular" or cfg.mask_dir]
-    names += [n for n in ("realmask", "scarf", "hair") if n in cfg.occlusions]
+    names += [n for n in ("realmask", "scarf", "hair", "skin_hand") if n in cfg.occlusions]
     if cfg.facemask_dir:
         names += ["realmask_unseen", "hand_unseen"]
     return names

@@ -55,12 +55,14 @@ def check_settings(cfg: SegmenterConfig) -> None:
     """Bad settings: one clear error before anything is written or built.
 
     Raises:
-        ValueError: a negative warm-up or photo-conditions scale, or a held-out
-            generator in the mixture.
+        ValueError: a negative warm-up or photo-conditions scale, a clean fraction
+            outside [0, 1), or a held-out generator in the mixture.
     """
     if cfg.lr_warmup < 0 or cfg.photo_conditions < 0:
         raise ValueError(f"--lr-warmup and --photo-conditions must be >= 0, got "
                          f"{cfg.lr_warmup} and {cfg.photo_conditions}")
+    if not 0.0 <= cfg.clean_fraction < 1.0:
+        raise ValueError(f"--clean-fraction must be in [0, 1), got {cfg.clean_fraction}")
     training_mixture(cfg)  # a held-out generator in the mixture
 
 

@@ -47,7 +47,9 @@ Modules
 (``sunglasses``, ``eye_bar``), the photo-like occluders
 :mod:`~tfface.data.occlusion.realmask` (``realmask``, ``realmask_unseen``),
 :mod:`~tfface.data.occlusion.wearables` (``scarf``, ``hair``),
-:mod:`~tfface.data.occlusion.hands` (``hand_unseen``) with their shared
+:mod:`~tfface.data.occlusion.hands` (``hand_unseen``),
+:mod:`~tfface.data.occlusion.skin` (``skin_hand``: hands in the face's own skin, for
+training) with their shared
 :mod:`~tfface.data.occlusion.appearance` (fabrics, the photo's light, shading),
 :mod:`~tfface.data.occlusion.photo` (:func:`photo_conditions` of the whole photo) and
 :mod:`~tfface.data.occlusion.mixture` (:func:`check_mixture`, :func:`make_occlusion_fns`,
@@ -64,7 +66,7 @@ a model never saw; keep them out of training mixtures.
 from __future__ import annotations
 
 # noqa: F401 throughout: the package's public names (private helpers stay in their modules).
-# The generator modules are imported in registration order (ids 0-13), which is the
+# The generator modules are imported in registration order (ids 0-14), which is the
 # iteration order of OCCLUSIONS: keep it when adding one.
 from tfface.data.occlusion.core import (  # noqa: F401
     FACTORIES, FILL_KINDS, FILLS, HELD_OUT, OCCLUSION_IDS, OCCLUSIONS, Factory, FillFn, MaskFn,
@@ -103,6 +105,9 @@ from tfface.data.occlusion.wearables import (  # noqa: F401
     HAIR_COLOURS, SCARF_KINDS, hair, hair_fill, scarf, scarf_fill,
 )
 from tfface.data.occlusion.hands import hand_fill, hand_unseen  # noqa: F401
+from tfface.data.occlusion.skin import (  # noqa: F401
+    POSES as SKIN_HAND_POSES, SKIN_HAND_DEFAULTS, own_skin, skin_hand, skin_hand_fill,
+)
 from tfface.data.occlusion.photo import (  # noqa: F401
     PHOTO_CONDITION_PROBA, PHOTO_CONDITIONS, photo_conditions,
 )
