@@ -220,8 +220,8 @@ class BlazeFaceDetector:
       ``small_threshold`` whose box is at most :attr:`SMALL_MAX_INPUT` px wide in the
       finest level's input and that overlaps no first-look detection is looked at again
       from its box (:meth:`box_look`): the photo around it scaled so the box is 40 px in
-      a 96 px input (:attr:`SMALL_LOOK`, 0.8 ms a candidate at one thread, about three
-      candidates a photo). It becomes a face when that look finds one at
+      a 96 px input (:attr:`SMALL_LOOK`: 0.6 ms a candidate at one thread, 2-4 candidates
+      a 1024x768 photo of the benchmark). It becomes a face when that look finds one at
       :attr:`SMALL_LOOK_THRESHOLD` and the second look from that look's keypoints
       confirms it, as for any face, with each of its two looks at least
       :attr:`SMALL_MIN_LOOK` (the letter "o" of a printed page, 36-45 px, passed on the
