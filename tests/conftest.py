@@ -75,8 +75,8 @@ long file handed out last keeps one worker busy while the other waits."""
 LAYERS = {
     "unit": ("test_architecture.py", "test_degrade.py", "test_faces.py", "test_occlusion.py",
              "test_package.py", "test_photo_sr.py", "test_pipeline.py", "test_preview.py",
-             "test_real_occluders.py", "test_registry.py", "test_sources.py",
-             "test_training_curve.py"),
+             "test_real_occluders.py", "test_registry.py", "test_skin_occluder.py",
+             "test_sources.py", "test_training_curve.py"),
     "models": ("test_android_assets.py", "test_blind_file.py", "test_convert.py",
                "test_dlib_resnet.py", "test_gan_families.py", "test_gan_losses.py",
                "test_identity.py", "test_identity_student.py", "test_models.py",

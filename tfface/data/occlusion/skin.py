@@ -162,8 +162,18 @@ def _pose_params(s, nose, mouth):
     lens = 0.85 + 0.3 * u["len"][:_NF]
     bend = 0.16 * (u["bend"][:_NF] - 0.5)
     r = 0.12 + 0.05 * u["rad"][0]  # finger radius: a finger is ~0.3 eye distances wide
-    poses = []
+    c = dict(zip(_CTX, (u, side, count, idx, chin, lens, bend, r, nose, mouth)))
+    return _mouth_poses(c) + _eye_poses(c) + _arm_poses(c)
 
+
+_CTX = ("u", "side", "count", "idx", "chin", "lens", "bend", "r", "nose", "mouth")
+"""What every pose draws from: the element's uniforms, side, finger count and sizes."""
+
+
+def _mouth_poses(c):
+    """``shush`` and ``chin_rest`` (see :func:`_pose_params`)."""
+    u, side, count, idx, chin, lens, bend, r, nose, mouth = (c[k] for k in _CTX)
+    poses = []
     # shush: 1-2 fingers upright over the lips, a fist below the chin
     n_sh = tf.where(count > 2, 2, 1)
     tilt = 0.7 * (u["tilt"][0] - 0.5)
@@ -200,7 +210,13 @@ def _pose_params(s, nose, mouth):
         "arm": tf.stack([ca, cb, ca + 3.0 * (u["arm"][1] - 0.5) - side * 0.8, cb + 5.0,
                          0.36 + 0.08 * u["arm"][2], 0.46, 1.0]),
     })
+    return poses
 
+
+def _eye_poses(c):
+    """``eyes_palm`` and ``peek``."""
+    u, side, count, idx, chin, lens, bend, r, nose, mouth = (c[k] for k in _CTX)
+    poses = []
     # eyes_palm: the palm at one temple, fingers across the eyes toward the other side
     pa_e = side * (1.2 + 0.4 * u["pa"][2])
     pb_e = 0.05 + 0.3 * u["pb"][3]
@@ -238,7 +254,13 @@ def _pose_params(s, nose, mouth):
         "arm": tf.stack([centre, base_b + 0.6, centre + 1.5 * (u["arm"][4] - 0.5), 5.0,
                          0.38, 0.46, 1.0]),
     })
+    return poses
 
+
+def _arm_poses(c):
+    """``forearm`` and ``cheek_hand``."""
+    u, side, count, idx, chin, lens, bend, r, nose, mouth = (c[k] for k in _CTX)
+    poses = []
     # forearm: a thick tapered tube across the lower face (60 %) or the eyes, from outside
     # the image, crossing it or ending in a fist on the face
     low = u["cross"][0] < 0.6
