@@ -268,3 +268,15 @@ def astronaut_crop(dx=0, dy=0, angle=0.0):
         img = cv2.warpAffine(img, rot, img.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
     crop = img[19 + dy:203 + dy, 130 + dx:314 + dx]
     return cv2.resize(crop, (128, 128), interpolation=cv2.INTER_AREA)
+
+
+def synthetic_face_folder(root, count: int, size: int) -> str:
+    """A folder of ``count`` built-in synthetic faces (seed 5) at ``size`` px, as PNG files."""
+    import cv2
+
+    from tfface.data.sources import render_synthetic_face
+
+    for i in range(count):
+        img, _ = render_synthetic_face(5, i, size)
+        cv2.imwrite(str(root / f"f{i:02d}.png"), img[:, :, ::-1])
+    return str(root)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import synthetic_face_folder
 from tfface.config import Config, ConfigError, resolve, validate
 from tfface.data.sources import CANONICAL_LANDMARKS, make_source, render_synthetic_face
 from tfface.faces.align import TEMPLATE
@@ -21,11 +22,7 @@ from tfface.segmenter.train import train_segmenter
 
 @pytest.fixture(scope="module")
 def face_folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faces")
-    for i in range(24):
-        img, _ = render_synthetic_face(5, i, 128)
-        cv2.imwrite(str(root / f"f{i:02d}.png"), img[:, :, ::-1])
-    return str(root)
+    return synthetic_face_folder(tmp_path_factory.mktemp("faces"), 24, 128)
 
 
 SMALL = {"facemask": 1.0, "sunglasses": 1.0, "boxes": 1.0}

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 
-import cv2
 import numpy as np
 import pytest
 
 import tfface  # noqa: F401  (before tensorflow: selects tf_keras)
 import tensorflow as tf
 
+from conftest import synthetic_face_folder
 from tfface.config import DataConfig
 from tfface.data import occlusion as occ
 from tfface.data.occlusion import skin as sk
@@ -157,13 +157,7 @@ def test_bad_options_and_sizes_are_refused():
 
 @pytest.fixture(scope="module")
 def face_folder(tmp_path_factory):
-    from tfface.data.sources import render_synthetic_face
-
-    root = tmp_path_factory.mktemp("faces")
-    for i in range(8):
-        img, _ = render_synthetic_face(5, i, 64)
-        cv2.imwrite(str(root / f"f{i:02d}.png"), img[:, :, ::-1])
-    return str(root)
+    return synthetic_face_folder(tmp_path_factory.mktemp("faces"), 8, 64)
 
 
 def test_segmenter_training_recolours_other_occluders_but_not_skin_hands(
