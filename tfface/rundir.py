@@ -200,9 +200,10 @@ def load_init_weights(gen: keras.Model, cfg: Config, fit_source=None) -> str:
     """
     path = init_weights_file(os.path.expanduser(cfg.train.init_weights), cfg)
     before = gen.get_weights()
+    twin = None  # the transposed-form V-Net read from the file, when converting
     try:
         if _needs_upsample_surgery(gen, cfg, path):
-            _load_converting_upsample(gen, cfg, path)
+            twin = _load_converting_upsample(gen, cfg, path)
         elif _has_prior(gen) and not _file_has_prior(path):
             _load_without_prior(gen, cfg, path)
         else:
@@ -217,8 +218,8 @@ def load_init_weights(gen: keras.Model, cfg: Config, fit_source=None) -> str:
         gen.set_weights(before)
         raise ConfigError(f"train.init_weights: {path} holds NaN/Inf values "
                           f"(in {', '.join(bad[:3])}); it cannot be trained from")
-    if fit_source is not None:
-        fit_converted_upsample(gen, cfg, fit_source)
+    if fit_source is not None and twin is not None:
+        fit_converted_upsample(gen, cfg, fit_source, twin=twin)
     return path
 
 
@@ -296,20 +297,21 @@ def _transposed_twin(cfg: Config, path: str) -> keras.Model:
     return twin
 
 
-def _load_converting_upsample(gen: keras.Model, cfg: Config, path: str) -> None:
+def _load_converting_upsample(gen: keras.Model, cfg: Config, path: str) -> keras.Model:
     """Load a transposed-form V-Net's file into a resize-form ``gen``: the file goes into
     the same generator with ``upsample=transpose``, every layer but the decoder's
     upsampling is copied by name, and each ``<level>_decode_conv`` starts from its
     ``<level>_decode_trans_conv`` (:func:`tfface.models.vnet.resize_conv_from_transpose`),
-    one line printed for each. :func:`fit_converted_upsample` then refines them on data."""
-    from tfface.models.vnet import resize_conv_from_transpose, transpose_decode_layers
+    one line printed for each. :func:`fit_converted_upsample` then refines them on data.
+    Returns the transposed-form twin holding the file's weights."""
+    from tfface.models.vnet import resize_conv_from_transpose, resize_decode_convs
 
     twin = _transposed_twin(cfg, path)
     mode = get_arch("vnet").params(cfg)["upsample"]
     for layer in twin.layers:
         if layer.weights and not layer.name.endswith("_decode_trans_conv"):
             gen.get_layer(layer.name).set_weights(layer.get_weights())
-    for name in transpose_decode_layers(gen):
+    for name in resize_decode_convs(gen):
         source = twin.get_layer(name[: -len("_conv")] + "_trans_conv")
         kernel, bias = source.get_weights()
         gen.get_layer(name).set_weights([resize_conv_from_transpose(kernel, mode), bias])
@@ -317,22 +319,25 @@ def _load_converting_upsample(gen: keras.Model, cfg: Config, path: str) -> None:
                else "its response averaged over the 4 phases, in the centre tap")
         print(f"Converted {source.name} {tuple(kernel.shape)} to {name} "
               f"(upsample={mode}): {how}, bias copied.")
+    return twin
 
 
-def fit_converted_upsample(gen: keras.Model, cfg: Config, source=None, batches: int = 4
-                           ) -> bool:
+def fit_converted_upsample(gen: keras.Model, cfg: Config, source=None, batches: int = 4,
+                           twin: keras.Model | None = None) -> bool:
     """After :func:`load_init_weights` converted a transposed-form V-Net into ``gen``'s
     resize form, fit the converted convolutions to the transposed ones on ``batches``
     training batches of 4 faces (:func:`tfface.models.vnet.fit_resize_convs`; measured on
     the 256 px V-Net: 0.3 dB below the transposed file instead of 0.9 dB), one line
-    printed per layer. A no-op (False) for any other start."""
-    path = init_weights_file(os.path.expanduser(cfg.train.init_weights), cfg)
-    if not _needs_upsample_surgery(gen, cfg, path):
-        return False
+    printed per layer. A no-op (False) for any other start. ``twin``: the transposed-form
+    V-Net :func:`load_init_weights` already read from the file (read again when omitted)."""
+    if twin is None:
+        path = init_weights_file(os.path.expanduser(cfg.train.init_weights), cfg)
+        if not _needs_upsample_surgery(gen, cfg, path):
+            return False
+        twin = _transposed_twin(cfg, path)
     from tfface.data.pipeline import make_dataset
     from tfface.models.vnet import fit_resize_convs
 
-    twin = _transposed_twin(cfg, path)
     for layer in twin.layers:  # gen's own state elsewhere (e.g. a prior set since)
         if layer.weights and not layer.name.endswith("_decode_trans_conv"):
             layer.set_weights(gen.get_layer(layer.name).get_weights())

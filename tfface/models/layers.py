@@ -470,6 +470,3 @@ class Blur2D(keras.layers.Layer):
         kernel = (taps[:, None] * taps[None, :]) / 16.0
         kernel = tf.tile(kernel[:, :, None, None], [1, 1, channels, 1])
         return tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "SAME")
-
-    def get_config(self):
-        return super().get_config()

@@ -305,7 +305,7 @@ def fit_resize_convs(gen: keras.Model, source: keras.Model, batches, ridge: floa
 
     batches = list(batches)
     report = []
-    for name in transpose_decode_layers(gen):
+    for name in resize_decode_convs(gen):
         level = name[: -len("_conv")]
         target = keras.Model(source.inputs, source.get_layer(f"{level}_trans_conv").output)
         feed = keras.Model(gen.inputs, gen.get_layer(f"{level}_resize").output)
@@ -342,7 +342,7 @@ def fit_resize_convs(gen: keras.Model, source: keras.Model, batches, ridge: floa
     return report
 
 
-def transpose_decode_layers(model: keras.Model) -> list[str]:
+def resize_decode_convs(model: keras.Model) -> list[str]:
     """Names of the resize-form decoder convolutions of ``model`` (``<level>_decode_conv``)
     whose transposed-form twins are ``<level>_decode_trans_conv``."""
     return sorted(layer.name for layer in model.layers

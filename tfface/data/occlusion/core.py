@@ -97,6 +97,14 @@ def _split(seed, n: int) -> list[tf.Tensor]:
     return tf.unstack(tf.random.experimental.stateless_split(_seed(seed), n))
 
 
+def keyed_seeds(seed, salt: int, keys) -> dict[str, tf.Tensor]:
+    """One independent seed per name in ``keys``, derived from ``seed`` folded with the
+    generator's own ``salt``: the fixed derivation each occluder shares between its mask,
+    fill and look."""
+    return dict(zip(keys, _split(tf.random.experimental.stateless_fold_in(_seed(seed), salt),
+                                 len(keys))))
+
+
 def _randint(shape, seed, lo, hi) -> tf.Tensor:
     """Uniform integers in the closed range ``[lo, hi]`` (int32)."""
     return tf.random.stateless_uniform(shape, seed, minval=lo, maxval=hi + 1, dtype=tf.int32)

@@ -50,3 +50,11 @@ def _superellipse(x, y, m):
     squares and a square root instead of a tensor-exponent ``pow`` on the grid."""
     x2, y2 = tf.square(x), tf.square(y)
     return (1.0 - m) * (x2 + y2) + m * tf.sqrt(tf.square(x2) + tf.square(y2))
+
+
+def _rotated(a, b, pa, pb, ang):
+    """Coordinates of ``(a, b)`` in a frame at ``(pa, pb)`` rotated by ``ang``: ``(x, y)``
+    with ``y`` pointing along ``ang`` from 'up' (``-b``)."""
+    c, s = tf.cos(ang), tf.sin(ang)
+    da, db = a - pa, b - pb
+    return da * c + db * s, -da * s + db * c

@@ -21,8 +21,8 @@ import tfface  # noqa: F401  (sets the tf_keras switch before TensorFlow loads)
 import tensorflow as tf
 
 from tfface.data.occlusion import appearance as ap
-from tfface.data.occlusion.core import _seed, _split, graph_stable, register_occlusion
-from tfface.data.occlusion.frame import _face_frame, _face_grid
+from tfface.data.occlusion.core import graph_stable, keyed_seeds, register_occlusion
+from tfface.data.occlusion.frame import _face_frame, _face_grid, _rotated
 
 SKIN_TONES = ((236, 196, 172), (214, 168, 136), (186, 134, 100), (142, 96, 66), (98, 64, 44),
               (66, 44, 32))
@@ -33,19 +33,6 @@ PHONE_COLOURS = ((20, 20, 22), (58, 60, 64), (232, 232, 230), (196, 198, 202), (
 _KEYS = ("kind", "px", "py", "rx", "ry", "rot", "len", "fw", "thumb", "skin", "tone", "glove",
          "light", "grain", "land", "hw", "hh", "cr", "col", "screen", "cam", "grip", "spec",
          "depth")
-
-
-def _seeds(seed) -> dict[str, tf.Tensor]:
-    return dict(zip(_KEYS, _split(tf.random.experimental.stateless_fold_in(_seed(seed), 0x4A4D),
-                                  len(_KEYS))))
-
-
-def _rot(a, b, pa, pb, ang):
-    """Coordinates of ``(a, b)`` in a frame at ``(pa, pb)`` rotated by ``ang``: ``(x, y)``
-    with ``y`` pointing along ``ang`` from 'up' (``-b``)."""
-    c, s = tf.cos(ang), tf.sin(ang)
-    da, db = a - pa, b - pb
-    return da * c + db * s, -da * s + db * c
 
 
 def _capsule_dist(a, b, a0, b0, a1, b1) -> tf.Tensor:
@@ -65,7 +52,7 @@ def _hand(s, a, b, nose, mouth):
     rx, ry = 0.42 + 0.13 * u["rx"], 0.5 + 0.12 * u["ry"]
     ang = 2.8 * (u["rot"] - 0.5)  # fingers from sideways-left through up to sideways-right
     fw = 0.085 + 0.03 * u["fw"]
-    x, y = _rot(a, b, pa, pb, ang)
+    x, y = _rotated(a, b, pa, pb, ang)
     rp = tf.square(x / rx) + tf.square(y / ry)
     palm = rp <= 1.0
     up_a, up_b = tf.sin(ang), -tf.cos(ang)  # finger direction
@@ -108,7 +95,7 @@ def _phone(s, a, b, nose, mouth):
     ang = 1.0 * (u["rot"] - 0.5) + tf.where(land, math.pi / 2, 0.0)
     hw, hh = 0.5 + 0.12 * u["hw"], 1.0 + 0.22 * u["hh"]
     cr = 0.08 + 0.08 * u["cr"]
-    x, y = _rot(a, b, pa, pb, ang)
+    x, y = _rotated(a, b, pa, pb, ang)
     qx, qy = tf.abs(x) - (hw - cr), tf.abs(y) - (hh - cr)
     sd = (tf.sqrt(tf.square(tf.maximum(qx, 0.0)) + tf.square(tf.maximum(qy, 0.0)))
           + tf.minimum(tf.maximum(qx, qy), 0.0) - cr)  # signed distance to the outline
@@ -170,7 +157,7 @@ def _is_hand(s) -> tf.Tensor:
 
 
 def _geometry(seed, size: int, landmarks):
-    s = _seeds(seed)
+    s = keyed_seeds(seed, 0x4A4D, _KEYS)
     f = _face_frame(landmarks, size)
     a, b = _face_grid(f, size)
     return s, f, a, b

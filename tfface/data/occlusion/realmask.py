@@ -33,8 +33,8 @@ import tfface  # noqa: F401  (sets the tf_keras switch before TensorFlow loads)
 import tensorflow as tf
 
 from tfface.data.occlusion import appearance as ap
-from tfface.data.occlusion.core import (Occluder, _check_options, _fill_for, _randint, _seed,
-                                        _split, graph_stable, register_occlusion)
+from tfface.data.occlusion.core import (Occluder, _check_options, _fill_for, _randint, _split,
+                                        graph_stable, keyed_seeds, register_occlusion)
 from tfface.data.occlusion.facemask import _homography, load_facemask_templates
 from tfface.data.occlusion.frame import _face_frame, _face_grid, _superellipse, _to_px
 from tfface.data.occlusion.raster import capsule_spans, spans_to_mask
@@ -404,8 +404,7 @@ class RealMasks:
     def _seeds(seed) -> dict[str, tf.Tensor]:
         keys = ("use", "pick", "points", "proc", "low", "look", "fabric", "light", "crease",
                 "grain", "spec", "strap")
-        return dict(zip(keys, _split(tf.random.experimental.stateless_fold_in(_seed(seed), 0x4EA1),
-                                     len(keys))))
+        return keyed_seeds(seed, 0x4EA1, keys)
 
     def _use_template(self, s) -> tf.Tensor:
         return tf.random.stateless_uniform([], s["use"]) < self.template_proba

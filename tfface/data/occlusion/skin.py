@@ -35,9 +35,9 @@ import tfface  # noqa: F401  (sets the tf_keras switch before TensorFlow loads)
 import tensorflow as tf
 
 from tfface.data.occlusion import appearance as ap
-from tfface.data.occlusion.core import (Occluder, _check_options, _fill_for, _seed, _split,
-                                        graph_stable, register_occlusion)
-from tfface.data.occlusion.frame import _face_frame, _face_grid
+from tfface.data.occlusion.core import (Occluder, _check_options, _fill_for, graph_stable,
+                                        keyed_seeds, register_occlusion)
+from tfface.data.occlusion.frame import _face_frame, _face_grid, _rotated
 
 POSES = ("shush", "chin_rest", "eyes_palm", "peek", "forearm", "cheek_hand")
 """The hand poses of ``skin_hand`` (module docstring), by index."""
@@ -55,11 +55,6 @@ _FAR = 1e3  # normalized distance of a part that is switched off
 _KEYS = ("pose", "side", "pa", "pb", "rx", "ry", "rot", "count", "len", "rad", "bend", "harm",
          "phase", "arm", "tilt", "gap", "tint", "gain", "light", "mottle", "grain", "nail",
          "lamp", "cross")
-
-
-def _seeds(seed) -> dict[str, tf.Tensor]:
-    return dict(zip(_KEYS, _split(tf.random.experimental.stateless_fold_in(_seed(seed), 0x5C1A),
-                                  len(_KEYS))))
 
 
 def check_poses(poses: Any) -> tuple[float, ...]:
@@ -90,18 +85,11 @@ def _pick_pose(seed, weights) -> tf.Tensor:
     return tf.reduce_sum(tf.cast(u >= tf.constant(cum, tf.float32), tf.int32))
 
 
-def _rot(a, b, pa, pb, ang):
-    """``(x, y)`` of ``(a, b)`` in a frame at ``(pa, pb)`` turned by ``ang``."""
-    c, s = tf.cos(ang), tf.sin(ang)
-    da, db = a - pa, b - pb
-    return da * c + db * s, -da * s + db * c
-
-
 def _blob(a, b, p, harm, phase) -> tf.Tensor:
     """Normalized distance ``[S, S]`` (<= 1 inside) to a star-shaped blob: centre
     ``p[0:2]``, half-axes ``p[2:4]``, turned by ``p[4]``; its radius is
     ``1 + sum_k harm[k] cos((k + 2) theta + phase[k])``."""
-    x, y = _rot(a, b, p[0], p[1], p[4])
+    x, y = _rotated(a, b, p[0], p[1], p[4])
     xn, yn = x / p[2], y / p[3]
     rho = tf.sqrt(tf.square(xn) + tf.square(yn) + 1e-12)
     th = tf.atan2(yn, xn)
@@ -307,7 +295,7 @@ def _parts(seed, size: int, landmarks, weights):
     the face grid."""
     if size < MIN_SIZE:
         raise ValueError(f"skin_hand: size must be at least {MIN_SIZE}, got {size}")
-    s = _seeds(seed)
+    s = keyed_seeds(seed, 0x5C1A, _KEYS)
     f = _face_frame(landmarks, size)
     a, b = _face_grid(f, size)
     poses = _pose_params(s, f["nose"], f["mouth"])

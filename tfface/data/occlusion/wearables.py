@@ -13,7 +13,7 @@ import tfface  # noqa: F401  (sets the tf_keras switch before TensorFlow loads)
 import tensorflow as tf
 
 from tfface.data.occlusion import appearance as ap
-from tfface.data.occlusion.core import _randint, _seed, _split, graph_stable, register_occlusion
+from tfface.data.occlusion.core import _randint, graph_stable, keyed_seeds, register_occlusion
 from tfface.data.occlusion.frame import _face_frame, _face_grid, _to_px
 from tfface.data.occlusion.raster import capsule_spans, spans_to_mask
 
@@ -21,17 +21,12 @@ SCARF_KINDS = ("bandana", "knit scarf", "neck gaiter")
 BANDANA_GROUNDS = ((160, 30, 38), (30, 40, 80), (24, 24, 26), (60, 90, 60))
 
 
-def _seeds(seed, salt: int, keys) -> dict[str, tf.Tensor]:
-    return dict(zip(keys, _split(tf.random.experimental.stateless_fold_in(_seed(seed), salt),
-                                 len(keys))))
-
-
 _SCARF_KEYS = ("kind", "top", "sag", "width", "tip", "slope", "wave", "phase", "fabric",
                "print", "light", "crease", "grain", "depth", "col")
 
 
 def _scarf_geometry(seed, size: int, landmarks) -> dict[str, tf.Tensor]:
-    s = _seeds(seed, 0x5CA5, _SCARF_KEYS)
+    s = keyed_seeds(seed, 0x5CA5, _SCARF_KEYS)
     f = _face_frame(landmarks, size)
     a, b = _face_grid(f, size)
     nose, mouth = f["nose"], f["mouth"]
@@ -119,7 +114,7 @@ HAIR_SEGMENTS = 6
 
 def _hair_strands(seed, size: int, landmarks) -> dict[str, tf.Tensor]:
     """Coverage of the hair strands in three brightness groups (int32 ``[3, S, S]``)."""
-    s = _seeds(seed, 0x4A12, ("locks", "root_a", "root_b", "end_a", "end_b", "bend", "width",
+    s = keyed_seeds(seed, 0x4A12, ("locks", "root_a", "root_b", "end_a", "end_b", "bend", "width",
                               "count", "offset", "jitter", "radius", "wave", "side", "sweep"))
     f = _face_frame(landmarks, size)
     L, M, K = HAIR_LOCKS, HAIR_STRANDS, HAIR_SEGMENTS
@@ -186,7 +181,7 @@ def hair_fill(seed, size: int, image, landmarks) -> tf.Tensor:
     """Hair of one colour (:data:`HAIR_COLOURS`, brightness varied), strands in three
     tones (the brightest on top), with a soft sheen; lit like the photo."""
     g = _hair_strands(seed, size, landmarks)
-    s = _seeds(seed, 0x4A13, ("col", "gain", "light", "grain", "own"))
+    s = keyed_seeds(seed, 0x4A13, ("col", "gain", "light", "grain", "own"))
     a, b = _face_grid(g["frame"], size)
     col = ap.palette_pick(s["col"], HAIR_COLOURS)
     col = col * tf.random.stateless_uniform([], s["gain"], 0.8, 1.2)
