@@ -7,7 +7,9 @@ pasted-back photo and, when the occluder segmenter ships, the hole it finds. On 
 composed photo (scikit-image's astronaut with a drawn face mask, off-centre on a larger
 canvas) the page finds the face with BlazeFace, aligns it as tfface.faces.align does,
 finds the occluder and restores it, changing only pixels near the mask; super-resolution
-runs on the face at its own resolution in tiles, as tfface.restore.photo.sr_tiles does.
+runs on the face at its own resolution in tiles, as tfface.restore.photo.sr_tiles does. On
+1024 x 768 photos the page's small-face pass finds a 23 px face its first look misses,
+and adds no face to coins, a printed page or text.
 
 Needs Debian's chromium, Node.js and ``npm ci --prefix web_demo``; without them the tests
 skip, saying what is missing, unless TFFACE_REQUIRE_BROWSER=1 (set by .ci/run), which
@@ -93,6 +95,38 @@ def many_faces_photo() -> tuple[np.ndarray, list[list[float]]]:
     return photo, boxes
 
 
+# the small-face scenes: the astronaut's head (238 px around her face) shrunk to 0.24 (a
+# 23 px face) on a 1024 x 768 canvas at these centres and turns, as tests/test_faces.py's
+# small-face pass test places it; level 1's 448 px search sees the face at 10 px
+SMALL_HEAD = (106, 3, 238)
+SMALL_SCENES = [((300, 500), 0.0), ((700, 250), 10.0), ((512, 384), -10.0)]
+FACELESS = ("coins", "page", "text")
+
+
+def small_face_scene(center, degrees) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB photo, 2x3 placement matrix of the astronaut's pixels) of a small-face scene."""
+    from skimage import data
+
+    x0, y0, n = SMALL_HEAD
+    head = data.astronaut()[y0:y0 + n, x0:x0 + n]
+    m = cv2.getRotationMatrix2D((n / 2, n / 2), degrees, 0.24)
+    m[:, 2] += np.asarray(center, np.float64) - [n / 2, n / 2]
+    canvas = np.empty((768, 1024, 3), np.uint8)
+    canvas[:] = (110, 130, 150)
+    cv2.warpAffine(head, m, (1024, 768), dst=canvas, flags=cv2.INTER_AREA,
+                   borderMode=cv2.BORDER_TRANSPARENT)
+    return canvas, m @ np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
+
+
+def faceless_photo(name: str) -> np.ndarray:
+    """scikit-image's ``name`` (no face) at 1024 x 768, as tests/test_faces.py makes it."""
+    from skimage import data
+
+    img = np.asarray(getattr(data, name)())
+    img = np.stack([img] * 3, -1) if img.ndim == 2 else img[..., :3]
+    return cv2.resize(np.ascontiguousarray(img), (1024, 768), interpolation=cv2.INTER_LINEAR)
+
+
 def blind_manifest() -> str | None:
     """The first shipped inpainting file without a mask input (it finds the occluder)."""
     for m in MANIFESTS:
@@ -173,9 +207,16 @@ def page_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("web_demo_photos")
     photos = {"composed": composed_photo()[0], "small": small_face_photo(),
               "many": many_faces_photo()[0], "noface": no_face_photo()}
+    for i, (center, degrees) in enumerate(SMALL_SCENES):
+        photos[f"smallscene{i}"] = small_face_scene(center, degrees)[0]
+    for name in FACELESS:
+        photos[f"faceless_{name}"] = faceless_photo(name)
     for name, rgb in photos.items():
         cv2.imwrite(str(tmp / f"{name}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     extra = ["--no-face", str(tmp / "noface.png")]
+    for name in photos:
+        if name.startswith(("smallscene", "faceless_")):
+            extra += ["--detect", str(tmp / f"{name}.png")]
     if first_manifest("mask"):
         extra += ["--faces", str(tmp / "composed.png"), "--faces-model", first_manifest("mask")]
     if first_manifest("lr"):
@@ -213,8 +254,9 @@ def need_browser_setup(need_chromium: bool = True) -> tuple[str, str]:
 def test_card_reading_in_node():
     """web_demo/restorer.test.mjs: the page's reading of cards (shipped, per-input,
     uint8 I/O, refused ones), and web_demo/faces.test.mjs: its face arithmetic (anchors,
-    decoding, NMS, alignment, SR tiles, blend weights), in Node without a browser (under
-    a second)."""
+    decoding, NMS, the small-face pass's candidates and the crops of its looks, the
+    detector's passes on a scripted stand-in network, alignment, SR tiles, blend weights),
+    in Node without a browser (under a second)."""
     _, node = need_browser_setup(need_chromium=False)
     proc = subprocess.run([node, "--test", os.path.join(WEB, "restorer.test.mjs"),
                            os.path.join(WEB, "faces.test.mjs")],
@@ -523,6 +565,43 @@ def test_every_face_of_a_photo_is_found_and_restored(page_run):
         assert changed[y0:y1, x0:x1].mean() > 0.3
 
 
+def detected(page_run, name: str) -> dict:
+    """What the page found on the photo ``name`` of page_run (browser_check --detect)."""
+    return next(d["found"] for d in page_run["detect"] if d["photo"] == f"{name}.png")
+
+
+@pytest.mark.parametrize("i", range(len(SMALL_SCENES)))
+def test_the_page_finds_a_small_face_the_first_look_misses(page_run, i):
+    """A 23 px face in a 1024 x 768 photo (tests/test_faces.py's small-face pass test):
+    the first look leaves only a weak detection there; the small-face pass looks again
+    from its box (drawn at 128 px with tfface's 40-in-96 px framing) and tfface's two
+    second looks confirm it. A face from that pass overlaps no first-look detection, so
+    the first look alone would have found nothing."""
+    found = detected(page_run, f"smallscene{i}")
+    assert [f["look"] for f in found["faces"]] == ["small"], found["faces"]
+    assert found["stats"]["smallFound"] == 1 and found["stats"]["smallLooks"] >= 1
+    face = found["faces"][0]
+    _, m = small_face_scene(*SMALL_SCENES[i])
+    eyes = np.array(ASTRONAUT_EYES) @ m[:, :2].T + m[:, 2]
+    x0, y0, x1, y1 = face["box"]
+    assert x0 < eyes[:, 0].min() and eyes[:, 0].max() < x1, (face["box"], eyes)
+    assert y0 < eyes[:, 1].min() and eyes[:, 1].max() < y1, (face["box"], eyes)
+    assert 15 < x1 - x0 < 35 and face["score"] >= 0.7 and face["secondLook"] >= 0.64
+    err = np.linalg.norm(np.array(face["landmarks"][:2]) - eyes, axis=1)
+    assert err.max() < 0.3 * np.linalg.norm(eyes[1] - eyes[0]), err
+
+
+def test_the_small_face_pass_adds_no_face_to_a_faceless_photo(page_run):
+    """Coins, a printed page and text at 1024 x 768: the pass looks again at the weak
+    small detections there (coins leave about a dozen) and keeps none."""
+    looks = 0
+    for name in FACELESS:
+        found = detected(page_run, f"faceless_{name}")
+        assert found["faces"] == [], (name, found["faces"])
+        looks += found["stats"]["smallLooks"]
+    assert looks > 0  # the pass ran on candidates
+
+
 def test_a_photo_without_a_face_gets_the_square(page_run):
     nf = page_run["noFace"]
     assert nf["found"]["faces"] == [] and not nf["found"]["using"]
@@ -531,9 +610,11 @@ def test_a_photo_without_a_face_gets_the_square(page_run):
     assert nf["cropHidden"] is False  # the square's size control is offered
 
 
-def test_the_pages_face_arithmetic_is_tfface_s():
+def test_the_pages_face_arithmetic_is_tfface_s(monkeypatch):
     """faces.js against tfface on the same landmarks: BlazeFace's constants and five
-    points, the template's alignment, the native crop, the SR tile starts."""
+    points, the crops of its looks (the second look, and the small-face pass's and the
+    reframing look's from a box, drawn at 128 px with tfface's framing), the template's
+    alignment, the native crop, the SR tile starts."""
     import inspect
 
     from tfface.faces import align as al
@@ -545,9 +626,10 @@ def test_the_pages_face_arithmetic_is_tfface_s():
             * rng.uniform(0.5, 3) + rng.uniform(-5, 300, 2)
             + rng.normal(0, 2, (6, 2))).tolist() for _ in range(6)]
     template = al.TEMPLATE.tolist()
+    boxes = [[300.0, 200.0, 324.0, 230.0], [10.5, 40.25, 90.0, 101.0], [612.0, 3.0, 640.0, 30.0]]
     script = f"""
       import * as F from './faces.js';
-      const kps = {json.dumps(kps)}, T = {json.dumps(template)};
+      const kps = {json.dumps(kps)}, T = {json.dumps(template)}, boxes = {json.dumps(boxes)};
       const five = kps.map((k) => F.fivePoints(k));
       console.log(JSON.stringify({{
         constants: F.BLAZEFACE, five,
@@ -556,6 +638,9 @@ def test_the_pages_face_arithmetic_is_tfface_s():
         crop: five.map((p) => F.nativeCropMatrix(p, Math.ceil(F.nativeSize(p, T)), T)),
         starts: [[91, 32, 8], [179, 32, 8], [200, 64, 16]].map((a) => F.tileStarts(...a)),
         upright: kps.map((k) => F.uprightMatrix(k)),
+        upright96: kps.map((k) => F.uprightMatrix(k, F.at128(F.BLAZEFACE.tffaceLooks[1]))),
+        smallBox: boxes.map((b) => F.boxMatrix(b, F.BLAZEFACE.smallLook)),
+        reframeBox: boxes.map((b) => F.boxMatrix(b, F.BLAZEFACE.reframeLook)),
         support: F.FACE_SUPPORT,
         clipped: Array.from(F.clipToFace(new Uint8Array(40 * 40).fill(1), 40, 40)),
       }}));"""
@@ -580,6 +665,50 @@ def test_the_pages_face_arithmetic_is_tfface_s():
     assert c["threshold"] == params["threshold"].default
     if "search_side" in params:  # the two-level search and its second look
         assert c["searchSide"] == params["search_side"].default
+    # the small-face pass and the reframing look: tfface's constants
+    assert c["smallThreshold"] == params["small_threshold"].default
+    assert c["tffaceVerifyThreshold"] == params["verify_threshold"].default
+    bf = dt.BlazeFaceDetector
+    assert c["smallMaxInput"] == bf.SMALL_MAX_INPUT
+    assert c["smallLook"] == list(bf.SMALL_LOOK)
+    assert c["smallLookThreshold"] == bf.SMALL_LOOK_THRESHOLD
+    assert c["smallMinLook"] == bf.SMALL_MIN_LOOK
+    assert c["tffaceLooks"] == [list(v) for v in bf.VERIFY_LOOKS]
+    assert c["reframeLook"] == list(bf.REFRAME_LOOK)
+    # ... and the crops tfface draws for those looks (the matrices box_look and
+    # second_look hand cv2.warpAffine), at 128 px instead of their 96 or 64 px: the same
+    # framing, every pixel-index coordinate scaled by 128 / side about the pixel centres
+    drawn = []
+
+    def spy(img, m, size, **kwargs):
+        drawn.append((np.array(m, np.float64), size))
+        return np.zeros((size[1], size[0], 3), np.uint8)
+
+    class NoFace:  # the network finds nothing: each look only draws its crop
+        @staticmethod
+        def _infer(x, threshold):
+            return np.zeros((0, 4)), np.zeros((0, 6, 2)), np.zeros(0)
+
+    def at128(m, side):
+        k = 128.0 / side
+        s = np.array([[k, 0.0, 0.5 * k - 0.5], [0.0, k, 0.5 * k - 0.5], [0.0, 0.0, 1.0]])
+        return (s @ np.vstack([m, [0.0, 0.0, 1.0]]))[:2]
+
+    monkeypatch.setattr(cv2, "warpAffine", spy)
+    photo = np.zeros((480, 640, 3), np.uint8)
+    for look, key in [(bf.SMALL_LOOK, "smallBox"), (bf.REFRAME_LOOK, "reframeBox")]:
+        for box, got in zip(boxes, js[key]):
+            drawn.clear()
+            assert bf.box_look(NoFace, photo, np.array(box), *look, 0.5) is None
+            (m, size), = drawn
+            assert size == (look[0], look[0])
+            assert np.abs(np.array(got) - at128(m, look[0])).max() < 1e-9, (key, box)
+    for k, got in zip(kps, js["upright96"]):
+        drawn.clear()
+        assert bf.second_look(NoFace, photo, np.array(k), *bf.VERIFY_LOOKS[1]) == (0.0, None)
+        (m, size), = drawn
+        assert np.abs(np.array(got) - at128(m, bf.VERIFY_LOOKS[1][0])).max() < 1e-4
+    monkeypatch.undo()
     # The second look differs on purpose: tfface runs two upright looks with 64 and 96 px
     # inputs (BlazeFaceDetector.VERIFY_LOOKS); LiteRT.js cannot resize a model's input,
     # so the page takes one 128 px look, eyes 32 px apart, with its own threshold

@@ -33,6 +33,7 @@ const state = {
   faces: [],          // BlazeFace's faces of the photo: {box, landmarks, score}
   detectMs: null,     // how long finding them took
   dropped: 0,         // detections the second look did not confirm
+  detectStats: null,  // the detector's counts for the photo: dropped, reframed, smallLooks, smallFound
   detector: null,     // the loaded BlazeFace (null: none)
   detectorNote: '',   // why there is none
   detectorReady: Promise.resolve(),
@@ -319,6 +320,7 @@ async function loadDetector() {
 async function detectFaces() {
   state.faces = [];
   state.detectMs = null;
+  state.detectStats = null;
   await state.detectorReady;
   if (!state.detector || !state.photo) return;
   const photo = state.photo;
@@ -339,6 +341,8 @@ async function detectFaces() {
                                             {warp: (m) => warp(m, 128, photo, {quality: 'low'})});
   state.detectMs = performance.now() - t0;
   state.dropped = state.detector.dropped;
+  const {dropped, reframed, smallLooks, smallFound} = state.detector;
+  state.detectStats = {dropped, reframed, smallLooks, smallFound};
   const side = (f) => Math.max(f.box[2] - f.box[0], f.box[3] - f.box[1]);
   state.faces = faces.sort((a, b) => side(b) - side(a));
 }
@@ -1157,7 +1161,7 @@ window.tffaceDemo = {
   },
   detector: () => ({loaded: Boolean(state.detector), note: state.detectorNote}),
   faces: () => ({faces: state.faces, ms: state.detectMs, using: usingFaces(),
-                 info: $('faces-info').textContent}),
+                 info: $('faces-info').textContent, stats: state.detectStats}),
   /** What the Restore button works on: per face (or the square) its photo -> crop
    * matrix, crop side, tiling and whether it was restored. */
   regions: () => state.regions.map((g) => ({

@@ -5,7 +5,7 @@
 //   node web_demo/browser_check.mjs --url http://127.0.0.1:PORT/web_demo/index.html \
 //        --chromium /usr/bin/chromium --root REPO [--runs 10] [--ui] [--screenshot out.png] \
 //        [--faces PHOTO --faces-model MANIFEST] [--faces-sr PHOTO --faces-sr-model MANIFEST] \
-//        [--faces-many PHOTO --faces-many-model MANIFEST] [--no-face PHOTO] \
+//        [--faces-many PHOTO --faces-many-model MANIFEST] [--no-face PHOTO] [--detect PHOTO ...] \
 //        android_demo_assets/vnet/model_int8_mixed_samples.json ...
 //
 // Per manifest: the page's output for every sample (base64 RGB), and with --ui the same
@@ -15,7 +15,8 @@
 // crops the page made, "Find the occluder" on them and the whole photo restored by the
 // inpainting model; with --faces-sr and --faces-many the same with another photo and
 // model (SR; several faces); with --no-face, what the page offers for a photo without a
-// face (the square).
+// face (the square); with --detect (repeatable), the faces the page finds on each photo and
+// its detector's counts (no restore).
 
 import {chromium} from 'playwright-core';
 import fs from 'node:fs';
@@ -25,7 +26,8 @@ import path from 'node:path';
 function parse(argv) {
   const a = {runs: 0, ui: false, manifests: [], screenshot: null, chromium: '/usr/bin/chromium',
              root: process.cwd(), url: null, timeout: 120000, faces: null, facesModel: null,
-             facesSr: null, facesSrModel: null, facesMany: null, facesManyModel: null, noFace: null};
+             facesSr: null, facesSrModel: null, facesMany: null, facesManyModel: null, noFace: null,
+             detect: []};
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     if (k === '--url') a.url = argv[++i];
@@ -42,6 +44,7 @@ function parse(argv) {
     else if (k === '--faces-many') a.facesMany = argv[++i];
     else if (k === '--faces-many-model') a.facesManyModel = argv[++i];
     else if (k === '--no-face') a.noFace = argv[++i];
+    else if (k === '--detect') a.detect.push(argv[++i]);
     else if (k.startsWith('--')) throw new Error(`unknown option ${k}`);
     else a.manifests.push(k);
   }
@@ -109,6 +112,13 @@ async function main() {
       out.noFace = {found: await page.evaluate(() => window.tffaceDemo.faces()),
                     regions: await page.evaluate(() => window.tffaceDemo.regions()),
                     cropHidden: await page.evaluate(() => document.getElementById('crop-controls').hidden)};
+    }
+    if (args.detect.length) out.detect = [];
+    for (const photo of args.detect) {
+      step(`detect ${photo}`);
+      await page.setInputFiles('#photo', photo);
+      await settle(page);
+      out.detect.push({photo: path.basename(photo), found: await page.evaluate(() => window.tffaceDemo.faces())});
     }
     if (args.screenshot) await page.screenshot({path: args.screenshot, fullPage: true});
   } finally {

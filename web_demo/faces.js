@@ -1,7 +1,8 @@
 // Faces in the page as the Python path finds and frames them (tfface/faces/detect.py,
 // align.py and pipeline.py): MediaPipe's BlazeFace short-range .tflite run with LiteRT.js,
-// its anchors decoded and merged by weighted non-maximum suppression, the mouth corners
-// placed from its six keypoints, the five-point similarity to the training template, and
+// its anchors decoded and merged by weighted non-maximum suppression, with detect.py's
+// second look, small-face pass and reframing look (every look a 128 px draw), the mouth
+// corners placed from its six keypoints, the five-point similarity to the training template, and
 // the pieces of the restore: native-resolution crops, super-resolution tiles blended with
 // tent weights, hole and face blend weights.
 //
@@ -26,6 +27,29 @@ export const BLAZEFACE = {
   // LiteRT.js cannot resize a model's input, so the page keeps its own single look.
   verifyThreshold: 0.65,
   verifyEyePx: 32,
+  // The small-face pass (BlazeFaceDetector's small_faces, on by default): first-look
+  // detections of at least smallThreshold, below threshold, at most smallMaxInput px wide
+  // in the finest level's input and overlapping no first-look detection get a closer look.
+  smallThreshold: 0.2,        // its small_threshold default
+  smallMaxInput: 28,          // SMALL_MAX_INPUT
+  // SMALL_LOOK (input side, box side) px: the candidate's box 40 px in a 96 px input.
+  // LiteRT.js cannot resize the input, so the page draws the same framing at 128 px (the
+  // box at 40 / 96 of it: 53.3 px).
+  smallLook: [96, 40],
+  smallLookThreshold: 0.7,    // SMALL_LOOK_THRESHOLD: what that look must score
+  smallMinLook: 0.6,          // SMALL_MIN_LOOK: what each of tfface's two looks must score
+  // The reframing look (REFRAME_LOOK, reframe on by default): before the second look drops
+  // a first-look face, the photo around its box, the box 28 px in a 64 px input (drawn at
+  // 128 px: the box at 28 / 64 of it, 56 px).
+  reframeLook: [64, 28],
+  // What confirms a face either pass brings: tfface's own second look (VERIFY_LOOKS: eyes
+  // 16 px apart in a 64 px input and 32 px in a 96 px one; drawn at 128 px, eyes 32 and
+  // 42.7 px apart), the mean of its two scores at least tffaceVerifyThreshold (its
+  // verify_threshold default). Not the page's single look: on composed photos it let more
+  // non-faces through both passes (docs/web_demo.md), and the 96 px framing is the one
+  // that turns away the printed letter "o" (docs/faces.md).
+  tffaceLooks: [[64, 16], [96, 32]],
+  tffaceVerifyThreshold: 0.64,
 };
 
 /** Centre (x, y) and half-axes of the ellipse, in fractions of an aligned face crop's
@@ -170,20 +194,63 @@ export function searchSquares(h, w, {searchSide = BLAZEFACE.searchSide} = {}) {
 }
 
 /** The photo -> 128 px input matrix of the second look at a detection (six keypoints,
- * pixel indices): the face upright, its eyes BLAZEFACE.verifyEyePx apart, the point
- * between the eyes' midpoint and the mouth in the middle (cv2.getRotationMatrix2D's
- * rotation and scale, as detect.py builds it). */
-export function uprightMatrix(kps) {
+ * pixel indices): the face upright, its eyes `eyePx` apart (default
+ * BLAZEFACE.verifyEyePx), the point between the eyes' midpoint and the mouth in the
+ * middle (cv2.getRotationMatrix2D's rotation and scale, as detect.py builds it). */
+export function uprightMatrix(kps, eyePx = BLAZEFACE.verifyEyePx) {
   const s = BLAZEFACE.size;
   let v = [kps[1][0] - kps[0][0], kps[1][1] - kps[0][1]];
   const d = Math.max(Math.hypot(v[0], v[1]), 1e-3);
   if (v[0] < 0) v = [-v[0], -v[1]];  // the image-left eye first
   const cx = 0.5 * ((kps[0][0] + kps[1][0]) / 2 + kps[3][0]);
   const cy = 0.5 * ((kps[0][1] + kps[1][1]) / 2 + kps[3][1]);
-  const angle = Math.atan2(v[1], v[0]), scale = BLAZEFACE.verifyEyePx / d;
+  const angle = Math.atan2(v[1], v[0]), scale = eyePx / d;
   const a = scale * Math.cos(angle), b = scale * Math.sin(angle);
   return [[a, b, (1 - a) * cx - b * cy + s / 2 - 0.5 - cx],
           [-b, a, b * cx + (1 - a) * cy + s / 2 - 0.5 - cy]];
+}
+
+/** A framing of tfface's (input side, px of the face there) drawn at the page's 128 px
+ * input: the same fraction of it (e.g. [96, 40] -> 53.3 px). */
+export function at128([side, px]) {
+  return (px / side) * BLAZEFACE.size;
+}
+
+/** Scale of the finest level searchSquares searches (its input px per photo px): the
+ * photo at `searchSide` px on its longer side (never enlarged), or level 0's 128 px when
+ * that finer level is not searched. */
+export function finestScale(h, w, {searchSide = BLAZEFACE.searchSide} = {}) {
+  const L = Math.max(h, w), fine = Math.min(searchSide, L);
+  return (fine >= 1.5 * BLAZEFACE.size ? fine : BLAZEFACE.size) / L;
+}
+
+/** Whether boxes a and b share any area (detect.py's _overlap). */
+export function overlaps(a, b) {
+  return Math.min(a[2], b[2]) > Math.max(a[0], b[0]) && Math.min(a[3], b[3]) > Math.max(a[1], b[1]);
+}
+
+/** The small-face pass's candidates, as detect.py picks them: of the first look's
+ * detections `all` (photo px, kept down to smallThreshold), those scoring below
+ * `threshold` whose box is at most BLAZEFACE.smallMaxInput px wide in the finest level's
+ * input (`scale` input px per photo px), merged by weighted NMS, and of those the ones
+ * overlapping none of `firsts` (the merged detections at or above the threshold, whether
+ * the second look kept them or not). */
+export function smallCandidates(all, firsts, scale, {threshold = BLAZEFACE.threshold,
+                                                     smallThreshold = BLAZEFACE.smallThreshold} = {}) {
+  const weak = all.filter((d) => d.score < threshold && d.score >= smallThreshold &&
+                                 (d.box[2] - d.box[0]) * scale <= BLAZEFACE.smallMaxInput);
+  return weightedNms(weak).filter((c) => !firsts.some((f) => overlaps(c.box, f.box)));
+}
+
+/** The photo -> 128 px input matrix (pixel indices) of a look from a box (detect.py's
+ * box_look): axis-aligned, the box's longer side at `look` = (input side, box px) drawn
+ * at 128 px (at128), its centre in the input's middle. In continuous coordinates a photo
+ * point x goes to f (x - c) + 64, c the box's centre. */
+export function boxMatrix(box, look) {
+  const s = BLAZEFACE.size;
+  const f = at128(look) / Math.max(box[2] - box[0], box[3] - box[1], 1e-3);
+  const ox = s / 2 - f * (box[0] + box[2]) / 2, oy = s / 2 - f * (box[1] + box[3]) / 2;
+  return [[f, 0, ox + 0.5 * f - 0.5], [0, f, oy + 0.5 * f - 0.5]];
 }
 
 /** BlazeFace short range compiled by LiteRT.js (one thread: it is a helper model). */
@@ -237,10 +304,10 @@ export class BlazeFace {
   }
 
   /** The second look at a detection: {score, kps (photo pixel indices) or null} of the
-   * network run on `warp(m)`, the 128 px upright crop of uprightMatrix(kps); the
+   * network run on `warp(m)`, the 128 px upright crop of uprightMatrix(kps, eyePx); the
    * detection there whose box holds the crop's middle (any score above 0.05). */
-  async secondLook(warp, kps) {
-    const m = uprightMatrix(kps);
+  async secondLook(warp, kps, eyePx = BLAZEFACE.verifyEyePx) {
+    const m = uprightMatrix(kps, eyePx);
     const {reg, logits} = await this.run(await warp(m));
     const mid = BLAZEFACE.size / 2;
     let best = null;
@@ -253,43 +320,109 @@ export class BlazeFace {
     return {score: best.score, kps: best.kps.map(([x, y]) => apply(inv, [x - 0.5, y - 0.5]))};
   }
 
+  /** The look from a box (detect.py's box_look): the network on `warp(boxMatrix(box,
+   * look))`; the detections there at least `threshold` whose box holds the input's
+   * middle, merged by weighted NMS: {box (continuous photo px), kps (pixel indices),
+   * score} of the best, or null. */
+  async boxLook(warp, box, look, threshold) {
+    const m = boxMatrix(box, look);
+    const {reg, logits} = await this.run(await warp(m));
+    const mid = BLAZEFACE.size / 2;
+    const at = decode(reg, logits, this.anchors, BLAZEFACE.size, threshold)
+        .filter(({box: [x0, y0, x1, y1]}) => x0 <= mid && x1 >= mid && y0 <= mid && y1 >= mid);
+    if (!at.length) return null;
+    const best = weightedNms(at)[0];
+    const inv = invert(m);
+    // continuous coordinates are pixel indices + 0.5 on both sides
+    const [x0, y0] = apply(inv, [best.box[0] - 0.5, best.box[1] - 0.5]);
+    const [x1, y1] = apply(inv, [best.box[2] - 0.5, best.box[3] - 0.5]);
+    return {box: [x0 + 0.5, y0 + 0.5, x1 + 0.5, y1 + 0.5], score: best.score,
+            kps: best.kps.map(([x, y]) => apply(inv, [x - 0.5, y - 0.5]))};
+  }
+
+  /** tfface's second look (BLAZEFACE.tffaceLooks, drawn at 128 px) at a face the two
+   * passes bring: {scores, mean, kps: the mean of `kps` and every look's keypoints}. */
+  async tffaceLooks(warp, kps) {
+    const looks = [];
+    for (const look of BLAZEFACE.tffaceLooks) looks.push(await this.secondLook(warp, kps, at128(look)));
+    const scores = looks.map((l) => l.score);
+    return {scores, mean: scores.reduce((a, b) => a + b, 0) / scores.length,
+            kps: meanPoints([kps, ...looks.map((l) => l.kps).filter(Boolean)])};
+  }
+
   /** Faces of a w x h photo, best first: {box (continuous px), landmarks (five
-   * points, pixel indices: centres at integers), score}. `square(x, y, side)` returns
-   * that square of the photo (black beyond its edges) drawn at 128 x 128 px; with
-   * `warp(m)` (the photo through the 2x3 matrix m, 128 x 128 px) every detection gets a
-   * second look, upright and at a fixed size, and is kept only if it scores at least
-   * BLAZEFACE.verifyThreshold there (its keypoints then the mean of both looks), as
-   * tfface.faces.detect does; `dropped` counts the others. */
+   * points, pixel indices: centres at integers), score, secondLook, look}. `square(x, y,
+   * side)` returns that square of the photo (black beyond its edges) drawn at 128 x 128
+   * px; with `warp(m)` (the photo through the 2x3 matrix m, 128 x 128 px) every detection
+   * gets a second look, upright and at a fixed size, and is kept only if it scores at
+   * least BLAZEFACE.verifyThreshold there (its keypoints then the mean of both looks), as
+   * tfface.faces.detect does; `dropped` counts the others. With `warp` also, as
+   * tfface.faces.detect does by default (docs/web_demo.md), two passes that confirm what
+   * they bring with tfface's own second look (tffaceLooks):
+   *  - `reframe`: a face that second look would drop is looked at from its box
+   *    (BLAZEFACE.reframeLook) and kept if tfface's look from the keypoints found there
+   *    reaches tffaceVerifyThreshold (`look` 'reframed'; `reframed` counts them);
+   *  - `smallFaces`: every small-face candidate (smallCandidates; `smallLooks` counts
+   *    them) is looked at from its box (BLAZEFACE.smallLook) and, when that scores at
+   *    least smallLookThreshold, given tfface's look; a face when each of its two scores
+   *    reaches smallMinLook and their mean tffaceVerifyThreshold, unless it overlaps a
+   *    face already found by IoU >= 0.3 (`look` 'small'; `smallFound` counts them). */
   async detect(square, w, h, {threshold = BLAZEFACE.threshold, searchSide = BLAZEFACE.searchSide,
-                              warp = null} = {}) {
+                              warp = null, smallFaces = true, reframe = true,
+                              smallThreshold = BLAZEFACE.smallThreshold} = {}) {
+    const small = Boolean(warp) && smallFaces;
+    const low = small ? Math.min(threshold, smallThreshold) : threshold;
     const all = [];
     for (const [x0, y0, side, largest] of searchSquares(h, w, {searchSide})) {
       const {reg, logits} = await this.run(await square(x0, y0, side));
-      for (const d of decode(reg, logits, this.anchors, side, threshold)) {
+      for (const d of decode(reg, logits, this.anchors, side, low)) {
         if (Math.max(d.box[2] - d.box[0], d.box[3] - d.box[1]) > largest) continue;
         all.push({box: [d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0],
                   kps: d.kps.map(([x, y]) => [x + x0 - 0.5, y + y0 - 0.5]), score: d.score});
       }
     }
-    const faces = [];
-    this.dropped = 0;
-    for (const d of weightedNms(all)) {
-      let kps = d.kps, look = null;
+    const firsts = weightedNms(all.filter((d) => d.score >= threshold));
+    const found = [];
+    Object.assign(this, {dropped: 0, reframed: 0, smallLooks: 0, smallFound: 0});
+    for (const d of firsts) {
+      let kps = d.kps, look = null, how = 'first';
       if (warp) {
         look = await this.secondLook(warp, kps);
-        if (look.score < BLAZEFACE.verifyThreshold) {
+        let k2 = look.kps ? meanPoints([kps, look.kps]) : kps;
+        if (look.score < BLAZEFACE.verifyThreshold && reframe) {
+          const z = await this.boxLook(warp, d.box, BLAZEFACE.reframeLook, threshold);
+          const again = z && await this.tffaceLooks(warp, z.kps);
+          if (again && again.mean >= BLAZEFACE.tffaceVerifyThreshold) {
+            this.reframed += 1;
+            [look, k2, how] = [{score: again.mean}, again.kps, 'reframed'];
+          }
+        }
+        if (how === 'first' && look.score < BLAZEFACE.verifyThreshold) {
           this.dropped += 1;
           continue;
         }
-        kps = kps.map(([x, y], k) => [0.5 * (x + look.kps[k][0]), 0.5 * (y + look.kps[k][1])]);
+        kps = k2;
       }
-      faces.push({
-        box: [Math.min(Math.max(d.box[0], 0), w), Math.min(Math.max(d.box[1], 0), h),
-              Math.min(Math.max(d.box[2], 0), w), Math.min(Math.max(d.box[3], 0), h)],
-        landmarks: fivePoints(kps), score: d.score, secondLook: look?.score ?? null,
-      });
+      found.push({box: d.box, kps, score: d.score, secondLook: look?.score ?? null, look: how});
     }
-    return faces;
+    if (small) {
+      const scale = finestScale(h, w, {searchSide});
+      for (const c of smallCandidates(all, firsts, scale, {threshold, smallThreshold})) {
+        this.smallLooks += 1;
+        const z = await this.boxLook(warp, c.box, BLAZEFACE.smallLook, BLAZEFACE.smallLookThreshold);
+        if (!z) continue;
+        const {scores, mean, kps} = await this.tffaceLooks(warp, z.kps);
+        if (mean < BLAZEFACE.tffaceVerifyThreshold || Math.min(...scores) < BLAZEFACE.smallMinLook) continue;
+        if (found.some((f) => iou(z.box, f.box) >= BLAZEFACE.nmsIou)) continue;  // found already
+        this.smallFound += 1;
+        found.push({box: z.box, kps, score: z.score, secondLook: mean, look: 'small'});
+      }
+    }
+    return found.sort((a, b) => b.score - a.score).map((f) => ({
+      box: [Math.min(Math.max(f.box[0], 0), w), Math.min(Math.max(f.box[1], 0), h),
+            Math.min(Math.max(f.box[2], 0), w), Math.min(Math.max(f.box[3], 0), h)],
+      landmarks: fivePoints(f.kps), score: f.score, secondLook: f.secondLook, look: f.look,
+    }));
   }
 
   delete() {
@@ -315,6 +448,11 @@ export function similarity(src, dst) {
   }
   const a = p / Math.max(v, 1e-12), b = q / Math.max(v, 1e-12);
   return [[a, -b, dx - (a * sx - b * sy)], [b, a, dy - (b * sx + a * sy)]];
+}
+
+/** The mean of several lists of points (each [[x, y], ...], all of one length). */
+export function meanPoints(lists) {
+  return lists[0].map((_, k) => [0, 1].map((c) => lists.reduce((a, p) => a + p[k][c], 0) / lists.length));
 }
 
 export function invert(m) {

@@ -1,12 +1,15 @@
 // The page's face arithmetic (node --test web_demo/faces.test.mjs; no browser): BlazeFace's
-// anchors, decoding and weighted NMS, the five points, the similarity to the template, the
-// super-resolution tiles and the blend weights. tests/test_web_demo.py compares the same
+// anchors, decoding and weighted NMS, the five points, the small-face pass's candidates and
+// the crops of its looks, the detector's passes on a scripted stand-in network, the
+// similarity to the template, the super-resolution tiles and the blend weights. tests/test_web_demo.py compares the same
 // functions with tfface's Python on shared inputs.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import {anchors, decode, weightedNms, fivePoints, searchSquares, similarity, invert, apply,
         compose, alignmentMatrix, nativeSize, nativeCropMatrix, squareMatrix, canvasTransform,
-        tileStarts, TileBlender, borderWeight, holeWeight, faceWeight, BLAZEFACE} from './faces.js';
+        tileStarts, TileBlender, borderWeight, holeWeight, faceWeight, BLAZEFACE, BlazeFace,
+        at128, finestScale, overlaps, smallCandidates, boxMatrix, uprightMatrix,
+        meanPoints} from './faces.js';
 
 const close = (a, b, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
@@ -134,4 +137,223 @@ test('blend weights: a hole grown and feathered, a face faded to 0 at its border
   assert.equal(f[50 * 100 + 50], 1);
   assert.equal(f[0], 0);
   assert.ok(f[50 * 100 + 10] > 0 && f[50 * 100 + 10] < 1);
+});
+
+// ---------------------------------------------------------------- small faces, reframing
+
+test('the looks drawn at 128 px keep the framing of tfface\'s inputs', () => {
+  close(at128(BLAZEFACE.smallLook), 128 * 40 / 96);   // the box at 40 / 96 of the input
+  close(at128(BLAZEFACE.reframeLook), 56);            // the box at 28 / 64
+  assert.deepEqual(BLAZEFACE.tffaceLooks.map(at128), [32, 128 / 3]);  // eyes 16 / 64, 32 / 96
+  // the finest level: 448 px on the longer side; a photo too small for it, level 0's 128 px
+  close(finestScale(768, 1024), 448 / 1024);
+  close(finestScale(300, 400), 1);                    // never enlarged
+  close(finestScale(150, 150), 128 / 150);
+});
+
+test('a box look: the box centred in the 128 px input, its longer side at the framing', () => {
+  const box = [300, 200, 324, 230];                   // 24 x 30 px, centre (312, 215)
+  const m = boxMatrix(box, BLAZEFACE.smallLook);
+  const f = at128(BLAZEFACE.smallLook) / 30;
+  close(m[0][0], f);
+  close(m[1][1], f);
+  assert.equal(m[0][1], 0);
+  assert.equal(m[1][0], 0);
+  // continuous coordinates are pixel indices + 0.5: the box's centre at the input's middle
+  const mid = apply(m, [312 - 0.5, 215 - 0.5]);
+  close(mid[0] + 0.5, 64, 1e-9);
+  close(mid[1] + 0.5, 64, 1e-9);
+  const top = apply(m, [300 - 0.5, 200 - 0.5]);       // the box's top-left corner
+  close(top[1] + 0.5, 64 - at128(BLAZEFACE.smallLook) / 2, 1e-9);
+  close(top[0] + 0.5, 64 - 12 * f, 1e-9);
+  // the reframing look of the same box: its longer side at 56 px
+  close(boxMatrix(box, BLAZEFACE.reframeLook)[0][0], 56 / 30);
+});
+
+test('the upright look at another eye distance: the same crop centre, the eyes that far apart', () => {
+  const kps = [[110, 60], [90, 64], [100, 75], [101, 84], [80, 70], [120, 70]];
+  for (const eye of [32, 128 / 3]) {
+    const m = uprightMatrix(kps, eye);
+    const [a, b] = [apply(m, kps[0]), apply(m, kps[1])];
+    close(Math.hypot(a[0] - b[0], a[1] - b[1]), eye, 1e-9);
+    close(a[1], b[1], 1e-9);                          // upright
+    const c = [0.5 * ((kps[0][0] + kps[1][0]) / 2 + kps[3][0]), 0.5 * ((kps[0][1] + kps[1][1]) / 2 + kps[3][1])];
+    apply(m, c).forEach((v) => close(v, 63.5, 1e-9));
+  }
+  assert.deepEqual(uprightMatrix(kps), uprightMatrix(kps, BLAZEFACE.verifyEyePx));
+});
+
+test('small-face candidates: weak, narrow in the finest level, apart from first-look faces', () => {
+  const kp = (x, y) => Array.from({length: 6}, () => [x, y]);
+  const det = (x, y, side, score) => ({box: [x, y, x + side, y + side], kps: kp(x, y), score});
+  const scale = 448 / 1024;                           // 28 input px = 64 photo px
+  const firsts = [det(500, 500, 100, 0.9)];
+  const all = [
+    ...firsts,
+    det(100, 100, 20, 0.3), det(101, 100, 20, 0.5),   // one candidate, merged (score 0.5)
+    det(300, 100, 64, 0.4),                           // 28 input px: still small
+    det(400, 100, 65, 0.4),                           // 28.4 input px: too wide
+    det(600, 100, 20, 0.19),                          // below smallThreshold
+    det(700, 100, 20, 0.6),                           // at the threshold: a first-look detection
+    det(590, 590, 20, 0.3),                           // touches the first-look face
+    det(600, 600, 20, 0.3),                           // only shares its corner: kept
+  ];
+  const got = smallCandidates(all, firsts, scale);    // best first
+  assert.deepEqual(got.map((c) => c.score), [0.5, 0.4, 0.3]);
+  close(got[0].box[0], (101 * 0.5 + 100 * 0.3) / 0.8);  // the two merged by weighted NMS
+  assert.deepEqual([got[1].box[0], got[2].box[0]], [300, 600]);
+  assert.ok(overlaps([0, 0, 10, 10], [9, 9, 20, 20]));
+  assert.ok(!overlaps([0, 0, 10, 10], [10, 0, 20, 10]));  // an edge is no area
+  // at a threshold of 0.45 the 0.5 detection is a first-look one, and the 0.3 one beside
+  // it part of that detection: no candidate there
+  const firsts45 = weightedNms(all.filter((d) => d.score >= 0.45));
+  assert.deepEqual(smallCandidates(all, firsts45, scale, {threshold: 0.45}).map((c) => c.box[0]), [300, 600]);
+  // a smaller finest level (a smaller photo): 64 px is too wide there
+  assert.deepEqual(smallCandidates(all, firsts, 0.5).map((c) => c.box[0]).slice(1), [600]);
+  assert.deepEqual(meanPoints([[[0, 2], [4, 4]], [[2, 4], [0, 0]]]), [[1, 3], [2, 2]]);
+});
+
+/** A stand-in for the network on a scripted photo: each face's box and keypoints (photo
+ * px), mapped into whatever 128 px input the detector draws (a square of the photo or a
+ * warp), come out as one detection there, scored by what the look is, recognised from the
+ * true eyes' distance in the input (tfface's framings, at 128 px). The first look may
+ * report misplaced keypoints (`firstKps`), as a phone over an eye makes it. */
+function scripted(faces) {
+  const anc = anchors();
+  const bf = new BlazeFace(null, 0, 1);
+  const E = 0.4;  // eye distance / box side of every scripted face
+  const kinds = [['page', 32], ['v96', 128 / 3], ['small', at128(BLAZEFACE.smallLook) * E],
+                 ['reframe', at128(BLAZEFACE.reframeLook) * E]];
+  bf.log = [];
+  bf.run = async (img) => {
+    // photo pixel index -> input continuous coordinates
+    const to = img.square
+      ? ([x, y]) => [(x + 0.5 - img.square[0]) * 128 / img.square[2], (y + 0.5 - img.square[1]) * 128 / img.square[2]]
+      : (p) => apply(img.m, p).map((v) => v + 0.5);
+    const reg = new Float32Array(896 * 16), logits = new Float32Array(896).fill(-20);
+    const used = new Set();
+    for (const face of faces) {
+      const side = face.box[2] - face.box[0];
+      const kps = face.kps.map(to);
+      const c = to([(face.box[0] + face.box[2]) / 2 - 0.5, (face.box[1] + face.box[3]) / 2 - 0.5]);
+      if (!(c[0] >= 0 && c[0] < 128 && c[1] >= 0 && c[1] < 128)) continue;
+      const s = img.square ? 128 / img.square[2] : Math.hypot(img.m[0][0], img.m[1][0]);
+      let kind = 'first';
+      if (!img.square) {
+        const eyes = Math.hypot(kps[1][0] - kps[0][0], kps[1][1] - kps[0][1]);
+        kind = kinds.find(([, d]) => Math.abs(eyes - d) < 0.3)?.[0] ?? 'off';
+      }
+      const score = face.scores[kind] ?? 0.3;
+      bf.log.push([face.name, kind]);
+      const shown = kind === 'first' && face.firstKps ? face.firstKps.map(to) : kps;
+      let i = 0, best = Infinity;
+      for (let j = 0; j < 896; j++) {
+        const d = Math.hypot(anc[2 * j] * 128 - c[0], anc[2 * j + 1] * 128 - c[1]);
+        if (d < best && !used.has(j)) [i, best] = [j, d];
+      }
+      used.add(i);
+      logits[i] = Math.log(score / (1 - score));
+      const r = [c[0] - anc[2 * i] * 128, c[1] - anc[2 * i + 1] * 128, side * s, side * s];
+      for (const [x, y] of shown) r.push(x - anc[2 * i] * 128, y - anc[2 * i + 1] * 128);
+      reg.set(r, 16 * i);
+    }
+    return {reg, logits};
+  };
+  const square = (x, y, side) => ({square: [x, y, side]});
+  const warp = (m) => ({m});
+  return {bf, square, warp};
+}
+
+/** A scripted face: a `side` px box at (x, y), eyes 0.4 of it apart. */
+function face(name, x, y, side, scores, extra = {}) {
+  const e = 0.4 * side, cx = x + side / 2, cy = y + side / 2;
+  const kps = [[cx + e / 2, cy - 0.1 * side], [cx - e / 2, cy - 0.1 * side], [cx, cy + 0.05 * side],
+               [cx, cy + 0.25 * side], [x, cy], [x + side, cy]].map(([u, v]) => [u - 0.5, v - 0.5]);
+  return {name, box: [x, y, x + side, y + side], kps, scores, ...extra};
+}
+
+test('the small-face pass finds a weak small face; each of tfface\'s two looks must pass', async () => {
+  const cases = [
+    // first look, closer look, the two second looks -> found?
+    [{first: 0.4, small: 0.9, page: 0.8, v96: 0.7}, true],
+    [{first: 0.4, small: 0.9, page: 0.9, v96: 0.55}, false],  // mean 0.725, one look < 0.6
+    [{first: 0.4, small: 0.9, page: 0.65, v96: 0.62}, false], // each >= 0.6, mean 0.635 < 0.64
+    [{first: 0.4, small: 0.65, page: 0.9, v96: 0.9}, false],  // closer look < 0.7
+    [{first: 0.15, small: 0.9, page: 0.9, v96: 0.9}, false],  // no candidate: below 0.2
+  ];
+  for (const [scores, want] of cases) {
+    const f = face('small', 300, 500, 24, scores);
+    const {bf, square, warp} = scripted([f]);
+    const got = await bf.detect(square, 1024, 768, {warp});
+    assert.equal(got.length, want ? 1 : 0, JSON.stringify(scores));
+    assert.equal(bf.smallLooks, scores.first >= 0.2 ? 1 : 0);
+    assert.equal(bf.smallFound, want ? 1 : 0);
+    if (!want) continue;
+    assert.equal(got[0].look, 'small');
+    close(got[0].score, scores.small, 1e-6);
+    close(got[0].secondLook, (scores.page + scores.v96) / 2, 1e-6);
+    got[0].box.forEach((v, k) => close(v, f.box[k], 1e-3));  // the closer look's box, back in the photo
+    fivePoints(f.kps).flat().forEach((v, k) => close(got[0].landmarks.flat()[k], v, 1e-3));
+    // nothing without the pass, or without a second look to confirm it
+    assert.equal((await bf.detect(square, 1024, 768, {warp, smallFaces: false})).length, 0);
+    assert.equal((await bf.detect(square, 1024, 768)).length, 0);
+  }
+});
+
+test('the small-face pass leaves faces the first look found, and wide weak ones', async () => {
+  const big = face('big', 100, 100, 200, {first: 0.9, page: 0.9});
+  const near = face('near', 290, 290, 20, {first: 0.4, small: 0.9, page: 0.9, v96: 0.9});
+  const wide = face('wide', 600, 300, 70, {first: 0.4, small: 0.9, page: 0.9, v96: 0.9});  // 30.6 input px
+  const {bf, square, warp} = scripted([big, near, wide]);
+  const got = await bf.detect(square, 1024, 768, {warp});
+  assert.deepEqual(got.map((g) => g.look), ['first']);
+  assert.equal(bf.smallLooks, 0);
+  assert.ok(!bf.log.some(([, kind]) => kind === 'small' || kind === 'v96'), bf.log);  // no closer look
+});
+
+test('two candidates whose closer looks find one small face give one face', async () => {
+  // a weak detection beside the small face, too far off to be merged with its own (IoU
+  // 0.2), whose look from its box finds the same face at the input's middle
+  const f = face('small', 300, 300, 24, {first: 0.45, small: 0.9, page: 0.8, v96: 0.8});
+  const ghost = {...face('ghost', 310, 310, 24, {first: 0.3}), kps: f.kps.map(([x, y]) => [x + 40, y + 40])};
+  const {bf, square, warp} = scripted([f, ghost]);
+  const got = await bf.detect(square, 1024, 768, {warp});
+  assert.equal(bf.smallLooks, 2);
+  assert.equal(bf.smallFound, 1);
+  assert.equal(got.length, 1);
+  got[0].box.forEach((v, k) => close(v, f.box[k], 1e-3));
+});
+
+test('the reframing look keeps a face whose first-look keypoints threw the second look off', async () => {
+  // the first look puts the hidden eye 8 px off: the upright crop from it is too small
+  const base = face('phone', 300, 200, 80, {first: 0.9, page: 0.69, v96: 0.6, reframe: 0.75});
+  const firstKps = base.kps.map(([x, y], k) => (k === 1 ? [x - 8, y + 3] : [x, y]));
+  const f = {...base, firstKps};
+  const {bf, square, warp} = scripted([f]);
+  const got = await bf.detect(square, 640, 480, {warp});
+  assert.equal(got.length, 1);
+  assert.equal(got[0].look, 'reframed');
+  assert.equal(bf.reframed, 1);
+  assert.equal(bf.dropped, 0);
+  close(got[0].score, 0.9, 1e-6);                     // the first look's score and box
+  got[0].box.forEach((v, k) => close(v, f.box[k], 1e-3));
+  close(got[0].secondLook, 0.645, 1e-6);             // tfface's two looks: their mean
+  // its keypoints: the reframing look's and tfface's two looks' from them (here all true)
+  fivePoints(f.kps).flat().forEach((v, k) => close(got[0].landmarks.flat()[k], v, 1e-3));
+  assert.deepEqual(bf.log.map(([, kind]) => kind).filter((k) => k !== 'first'), ['off', 'reframe', 'page', 'v96']);
+  // without it, or when the look from the box finds too little, the second look drops it
+  assert.equal((await bf.detect(square, 640, 480, {warp, reframe: false})).length, 0);
+  assert.equal(bf.dropped, 1);
+  for (const scores of [{first: 0.9, page: 0.8, v96: 0.8, reframe: 0.55},  // nothing found from the box
+                        {first: 0.9, page: 0.7, v96: 0.57, reframe: 0.75}]) {  // mean 0.635 < 0.64
+    const weak = scripted([{...f, scores}]);
+    assert.equal((await weak.bf.detect(weak.square, 640, 480, {warp: weak.warp})).length, 0);
+    assert.equal(weak.bf.dropped, 1);
+    assert.equal(weak.bf.reframed, 0);
+  }
+  // a face the second look keeps is not looked at again
+  const plain = scripted([face('plain', 300, 200, 80, {first: 0.9, page: 0.8, reframe: 0.9})]);
+  const kept = await plain.bf.detect(plain.square, 640, 480, {warp: plain.warp});
+  assert.deepEqual(kept.map((g) => g.look), ['first']);
+  assert.ok(!plain.bf.log.some(([, kind]) => kind === 'reframe'));
 });
