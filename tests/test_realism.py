@@ -306,6 +306,12 @@ def test_grid_pattern_catches_grid_locked_stripes_in_the_hole_only():
     assert score(real.numpy() + noise * hole) < 0.05 * striped
     blurred = _unit(cv2.GaussianBlur(face, (0, 0), 1.0)).numpy()
     assert score(np.where(hole > 0, blurred, real.numpy())) < 0.1 * striped
+    # 16 px stripes (runs F and G) pass an 8 px fold and are caught by a 16 px one
+    stripes16 = 0.05 * np.cos(2 * np.pi * rows / 16).astype(np.float32)
+    pred16 = tf.constant(real.numpy() + stripes16 * hole, tf.float32)
+    assert float(losses.grid_pattern(real, pred16, mask)) < 0.02 * striped
+    assert float(losses.grid_pattern(real, pred16, mask, period=16)) == pytest.approx(
+        0.05 ** 2 / 2, rel=0.05)
 
 
 def test_grid_weight_adds_the_term_to_a_training_step_of_an_inpainting_run():
@@ -317,3 +323,8 @@ def test_grid_weight_adds_the_term_to_a_training_step_of_an_inpainting_run():
     assert "grid" in logs and np.isfinite(float(logs["grid"])) and float(logs["grid"]) > 0
     with pytest.raises(ConfigError, match="grid_weight applies to inpainting"):
         resolve("srgan", "tiny", {"train": {"grid_weight": 1.0}})
+    for bad in (1, 2.5, True, 64):  # the tiny V-Net's images are 64 px: up to 32
+        with pytest.raises(ConfigError, match="train.grid_period must be"):
+            resolve("vnet", "tiny", {"train": {"grid_period": bad}})
+    cfg.train.grid_period = 16  # the trainer folds at the configured period
+    assert _seeded_trainer(cfg).grid_period == 16

@@ -233,6 +233,10 @@ class TrainConfig:
     error that repeats every 8 px on the pixel grid, the stripes and dots a generator
     with three stride-2 levels paints when a critic asks for texture (runs D and E,
     docs/realism.md). 0: off."""
+    grid_period: int = 8
+    """Period (px) at which :func:`tfface.losses.grid_pattern` folds the fill's error; it
+    catches that period and its divisors (16 also catches 8, 4 and 2: the frame-locked
+    16 px pattern of runs F and G)."""
     critic_shift: int = 0
     """Shift the discriminator's view (image and hole alike; real, restored and the
     penalty's interpolations alike) by a random offset in ``[-N, N]`` pixels on each
@@ -565,6 +569,10 @@ def validate(cfg: Config) -> None:
     if not isinstance(t.critic_shift, int) or isinstance(t.critic_shift, bool):
         raise ConfigError(f"train.critic_shift must be a whole number of pixels, got "
                           f"{t.critic_shift!r}")
+    if not isinstance(t.grid_period, int) or isinstance(t.grid_period, bool) \
+            or not 2 <= t.grid_period <= cfg.data.image_size // 2:
+        raise ConfigError(f"train.grid_period must be a whole number of pixels from 2 to half "
+                          f"the image size ({cfg.data.image_size}), got {t.grid_period!r}")
     if t.grid_weight > 0 and cfg.data.task != "inpaint":
         raise ConfigError("train.grid_weight applies to inpainting runs only (it reads the hole)")
     if t.critic_shift >= cfg.data.image_size // 2:

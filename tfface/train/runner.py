@@ -49,6 +49,8 @@ RESUMABLE_KEYS = (
     "train.epochs", "train.steps_per_epoch", "train.max_minutes",
     # bookkeeping
     "train.save_every_steps", "train.sample_count",
+    # a loss term that owns no variable and no data position (runs G -> H, docs/realism.md)
+    "train.grid_weight", "train.grid_period",
 )
 """Config keys a resumed run may change. Every other key (model shape, data, losses,
 schedule kinds, precision, batch size, ...) belongs to the checkpoints and the data
@@ -169,6 +171,7 @@ def build_trainer(
         gan_loss=t.gan_loss or family.gan_loss, gp_weight=t.gp_weight, content_fn=content_fn, content_weight=t.content_weight,
         identity_fn=identity_fn, identity_weight=t.identity_weight if identity_fn else 0.0,
         grid_weight=t.grid_weight,
+        grid_period=t.grid_period,
         jit_compile=bool(t.jit_compile if jit_compile is None else jit_compile),
         steps_per_execution=t.steps_per_execution,
     )

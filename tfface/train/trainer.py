@@ -193,6 +193,7 @@ class RestorationTrainer(keras.Model):
         identity_fn: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
         identity_weight: float = 0.0,
         grid_weight: float = 0.0,
+        grid_period: int = 8,
         jit_compile: bool = False,
         log_every: int = 10,
         **kwargs: Any,
@@ -208,7 +209,7 @@ class RestorationTrainer(keras.Model):
         no XLA kernel, and evaluation is not the hot path). ``log_every``: compute the
         training diagnostics (gradient norms, PSNR, L1) every N steps.
         ``grid_weight`` weighs :func:`tfface.losses.grid_pattern` of the restoration in
-        the hole (inpainting batches, which carry ``mask``).
+        the hole (inpainting batches, which carry ``mask``), folded at ``grid_period`` px.
         ``identity_fn`` (with ``identity_weight`` > 0) is a face-identity distance of
         target and restoration (:func:`tfface.identity.loss.make_identity_fn`),
         added like the content term.
@@ -236,6 +237,7 @@ class RestorationTrainer(keras.Model):
         self.identity_fn = identity_fn
         self.identity_weight = float(identity_weight) if identity_fn is not None else 0.0
         self.grid_weight = float(grid_weight)
+        self.grid_period = int(grid_period)
 
     @property
     def adversarial(self) -> bool:
@@ -391,7 +393,8 @@ class RestorationTrainer(keras.Model):
         loss, logged = self._add_content(self.pixel_weight * pixel, {"pixel": pixel}, target,
                                          out["restored"])
         if self.grid_weight > 0 and "mask" in batch:
-            logged["grid"] = losses.grid_pattern(target, out["restored"], batch["mask"])
+            logged["grid"] = losses.grid_pattern(target, out["restored"], batch["mask"],
+                                                 period=self.grid_period)
             loss += self.grid_weight * logged["grid"]
         return loss, logged
 
