@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clean-fraction", type=float, default=0.1,
                    help="share of training faces left undamaged (their mask is empty: "
                         "teaches no false holes)")
+    p.add_argument("--far-weight", type=float, default=0.0,
+                   help="extra cross-entropy weight on pixels more than --far-margin px from "
+                        "the true hole (penalises false holes on bare skin); 0 = off")
+    p.add_argument("--far-margin", type=int, default=2,
+                   help="pixels around the true hole spared by --far-weight")
     return p
 
 
@@ -80,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             facemask_dir=args.facemask_dir, render_scale=args.render_scale,
             photometric=args.photometric, photo_conditions=args.photo_conditions,
             init_from=args.init_from, lr_warmup=args.lr_warmup,
-            clean_fraction=args.clean_fraction, **extra)
+            clean_fraction=args.clean_fraction, far_weight=args.far_weight,
+            far_margin=args.far_margin, **extra)
         last = train_segmenter(cfg, args.out, max_minutes=args.max_minutes)
     except (ValueError, OutputDirError) as e:  # bad settings, a busy folder, a NaN loss
         print(f"error: {e}", file=sys.stderr)

@@ -178,12 +178,30 @@ def test_negative_warm_up_or_photo_conditions_are_refused_before_any_file(face_f
                                                                          tmp_path, capsys):
     from pipelines import train_segmenter as cli
 
-    for flag in ("--lr-warmup=-5", "--photo-conditions=-0.5"):
+    for flag in ("--lr-warmup=-5", "--photo-conditions=-0.5", "--far-weight=-1"):
         out = tmp_path / flag.strip("-").split("=")[0]
         assert cli.main(["--data-dir", face_folder, "--out", str(out), "--image-size", "32",
                          "--filters", "8,16", flag]) == 2
         assert "must be >= 0" in capsys.readouterr().err
         assert not out.exists()
+
+
+def test_far_weight_charges_a_false_hole_on_skin_more_than_doubt_at_the_hole_edge():
+    from tfface.segmenter.model import segmenter_loss
+
+    y = np.zeros((1, 32, 32, 1), np.float32)
+    y[0, 12:20, 12:20] = 1.0
+    edge, far = y.copy(), y.copy()
+    edge[0, 11, 12:20] = 1.0  # one row of doubt next to the hole
+    far[0, 26, 12:20] = 1.0  # the same false pixels on "cheek", 6 px away
+    p = lambda m: tf.constant(np.clip(m, 0.02, 0.98))  # noqa: E731
+    plain = [float(segmenter_loss(y, p(m))) for m in (edge, far)]
+    assert plain[0] == pytest.approx(plain[1], rel=1e-6)  # off: both cost the same
+    weighted = [float(segmenter_loss(y, p(m), far_weight=4.0, far_margin=2))
+                for m in (edge, far)]
+    # the row of doubt is spared; the same false pixels far away cost 1 + 4 times as much
+    extra = 8 * (np.log(0.98) - np.log(0.02)) / (32 * 32)  # a false pixel vs a right one
+    assert weighted[1] - weighted[0] == pytest.approx(4.0 * extra, rel=1e-3)
 
 
 def test_card_names_the_starting_weights_without_machine_paths(tmp_path):

@@ -85,6 +85,12 @@ class SegmenterConfig:
     :func:`init_from_tflite`)."""
     lr_warmup: int = 0
     """Steps of linear learning-rate warm-up (a fine-tune starts gently)."""
+    far_weight: float = 0.0
+    """Extra cross-entropy weight on the pixels farther than ``far_margin`` from the true
+    hole (:func:`segmenter_loss`): a false hole on bare skin beside a mask costs this much
+    more than an uncertain hole edge; 0 = off (plain cross-entropy + Dice)."""
+    far_margin: int = 2
+    """Pixels (at ``image_size``) around the true hole that the far penalty spares."""
 
 
 def build_segmenter(image_size: int = 64, filters=(16, 32, 64, 128)) -> keras.Model:
@@ -119,10 +125,21 @@ def training_mixture(cfg: SegmenterConfig) -> dict[str, float]:
     return mix
 
 
-def segmenter_loss(y, p):
-    """Binary cross-entropy + Dice of the probability ``p`` against the mask ``y``."""
+def segmenter_loss(y, p, far_weight: float = 0.0, far_margin: int = 2):
+    """Binary cross-entropy + Dice of the probability ``p`` against the mask ``y``.
+
+    With ``far_weight > 0`` the cross-entropy of every pixel farther than ``far_margin``
+    pixels from the true hole (outside the hole grown by a square of that radius) counts
+    ``1 + far_weight`` times: a false hole on the cheek beside a mask, which restore
+    would repaint, costs more than a pixel of doubt at the hole's edge.
+    """
     p = tf.clip_by_value(p, 1e-6, 1.0 - 1e-6)
-    bce = -tf.reduce_mean(y * tf.math.log(p) + (1.0 - y) * tf.math.log(1.0 - p))
+    neg = -(1.0 - y) * tf.math.log(1.0 - p)
+    if far_weight > 0.0:
+        k = 2 * int(far_margin) + 1
+        near = tf.nn.max_pool2d(y, k, 1, "SAME") if far_margin > 0 else y
+        neg = neg * (1.0 + far_weight * (1.0 - near))
+    bce = tf.reduce_mean(-y * tf.math.log(p) + neg)
     inter = tf.reduce_sum(y * p, axis=[1, 2, 3])
     total = tf.reduce_sum(y, [1, 2, 3]) + tf.reduce_sum(p, [1, 2, 3])
     dice = 1.0 - (2.0 * inter + 1.0) / (total + 1.0)

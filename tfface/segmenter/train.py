@@ -61,6 +61,9 @@ def check_settings(cfg: SegmenterConfig) -> None:
     if cfg.lr_warmup < 0 or cfg.photo_conditions < 0:
         raise ValueError(f"--lr-warmup and --photo-conditions must be >= 0, got "
                          f"{cfg.lr_warmup} and {cfg.photo_conditions}")
+    if cfg.far_weight < 0.0 or cfg.far_margin < 0:
+        raise ValueError(f"--far-weight and --far-margin must be >= 0, got {cfg.far_weight} "
+                         f"and {cfg.far_margin}")
     if not 0.0 <= cfg.clean_fraction < 1.0:
         raise ValueError(f"--clean-fraction must be in [0, 1), got {cfg.clean_fraction}")
     training_mixture(cfg)  # a held-out generator in the mixture
@@ -113,7 +116,7 @@ def _train(cfg: SegmenterConfig, workdir: str, max_minutes: float | None,
     def train_step(x, y):
         with tf.GradientTape() as tape:
             p = model(x, training=True)
-            loss = segmenter_loss(y, p)
+            loss = segmenter_loss(y, p, cfg.far_weight, cfg.far_margin)
         grads = tape.gradient(loss, model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables))
         acc, iou = mask_scores(y, p, per_image=False)
