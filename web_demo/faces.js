@@ -22,11 +22,16 @@ export const BLAZEFACE = {
   mouthRatio: 0.937,    // BLAZEFACE_MOUTH_RATIO: mouth-corner distance / eye distance
   mouthShift: -0.156,   // BLAZEFACE_MOUTH_SHIFT: eye distances along the face's down axis
   searchSide: 448,      // longer side (px) of the finer search level
-  // The second look: one upright 128 px run, eyes 32 px apart, kept at a score of 0.65.
-  // tfface.faces.detect takes two looks at 64 and 96 px inputs (mean score >= 0.64);
-  // LiteRT.js cannot resize a model's input, so the page keeps its own single look.
-  verifyThreshold: 0.65,
-  verifyEyePx: 32,
+  // The second look at every face: tfface's two upright looks (VERIFY_LOOKS: eyes 16 px
+  // apart in a 64 px input and 32 px in a 96 px one) at their own scale, eyes 16 and 32 px
+  // apart, centred in the page's 128 px input (LiteRT.js cannot resize a model's input):
+  // the network sees the face at tfface's size, with more of the photo around it. A face
+  // is kept when their mean reaches verifyThreshold. That photo around the face lets
+  // more non-faces score higher than in tfface's smaller inputs, so the page asks more
+  // than tfface's 0.64 (on 520 composed photos, docs/web_demo.md: at 0.64 the page kept 13
+  // non-faces; at 0.70, with reframeThreshold below, 1, and 2 faces more than before).
+  tffaceLooks: [[64, 16], [96, 32]],
+  verifyThreshold: 0.70,
   // The small-face pass (BlazeFaceDetector's small_faces, on by default): first-look
   // detections of at least smallThreshold, below threshold, at most smallMaxInput px wide
   // in the finest level's input and overlapping no first-look detection get a closer look.
@@ -37,19 +42,15 @@ export const BLAZEFACE = {
   // box at 40 / 96 of it: 53.3 px).
   smallLook: [96, 40],
   smallLookThreshold: 0.7,    // SMALL_LOOK_THRESHOLD: what that look must score
-  smallMinLook: 0.6,          // SMALL_MIN_LOOK: what each of tfface's two looks must score
+  smallMinLook: 0.6,          // SMALL_MIN_LOOK: what each of the two second looks must score
   // The reframing look (REFRAME_LOOK, reframe on by default): before the second look drops
   // a first-look face, the photo around its box, the box 28 px in a 64 px input (drawn at
-  // 128 px: the box at 28 / 64 of it, 56 px).
+  // 128 px: the box at 28 / 64 of it, 56 px). The face it finds is kept when the mean of
+  // four looks from its keypoints reaches reframeThreshold: the two second looks, and the
+  // same two with the input black beyond tfface's 64 or 96 px square (what tfface's own
+  // input shows). Reframed faces brought most of the page's non-faces (docs/web_demo.md).
   reframeLook: [64, 28],
-  // What confirms a face either pass brings: tfface's own second look (VERIFY_LOOKS: eyes
-  // 16 px apart in a 64 px input and 32 px in a 96 px one; drawn at 128 px, eyes 32 and
-  // 42.7 px apart), the mean of its two scores at least tffaceVerifyThreshold (its
-  // verify_threshold default). Not the page's single look: on composed photos it let more
-  // non-faces through both passes (docs/web_demo.md), and the 96 px framing is the one
-  // that turns away the printed letter "o" (docs/faces.md).
-  tffaceLooks: [[64, 16], [96, 32]],
-  tffaceVerifyThreshold: 0.64,
+  reframeThreshold: 0.68,
 };
 
 /** Centre (x, y) and half-axes of the ellipse, in fractions of an aligned face crop's
@@ -193,11 +194,12 @@ export function searchSquares(h, w, {searchSide = BLAZEFACE.searchSide} = {}) {
   return out;
 }
 
-/** The photo -> 128 px input matrix of the second look at a detection (six keypoints,
- * pixel indices): the face upright, its eyes `eyePx` apart (default
- * BLAZEFACE.verifyEyePx), the point between the eyes' midpoint and the mouth in the
- * middle (cv2.getRotationMatrix2D's rotation and scale, as detect.py builds it). */
-export function uprightMatrix(kps, eyePx = BLAZEFACE.verifyEyePx) {
+/** The photo -> 128 px input matrix of an upright look at a detection (six keypoints,
+ * pixel indices): the face upright, its eyes `eyePx` apart, the point between the eyes'
+ * midpoint and the mouth in the middle (cv2.getRotationMatrix2D's rotation and scale, as
+ * detect.py's second_look builds it; its matrix for an s px input is this one shifted by
+ * (128 - s) / 2 px). */
+export function uprightMatrix(kps, eyePx) {
   const s = BLAZEFACE.size;
   let v = [kps[1][0] - kps[0][0], kps[1][1] - kps[0][1]];
   const d = Math.max(Math.hypot(v[0], v[1]), 1e-3);
@@ -208,6 +210,20 @@ export function uprightMatrix(kps, eyePx = BLAZEFACE.verifyEyePx) {
   const a = scale * Math.cos(angle), b = scale * Math.sin(angle);
   return [[a, b, (1 - a) * cx - b * cy + s / 2 - 0.5 - cx],
           [-b, a, b * cx + (1 - a) * cy + s / 2 - 0.5 - cy]];
+}
+
+/** A network input (128 x 128 x 3 floats in [-1, 1], row-major) set to black (-1)
+ * beyond its central `inner` x `inner` px, in place: what tfface's smaller input of that
+ * side shows of the same look. */
+export function blackBeyond(x, inner) {
+  const s = BLAZEFACE.size, o = (s - inner) / 2;
+  for (let y = 0; y < s; y++) {
+    for (let i = 0; i < s; i++) {
+      if (y >= o && y < o + inner && i >= o && i < o + inner) continue;
+      x.fill(-1, 3 * (y * s + i), 3 * (y * s + i) + 3);
+    }
+  }
+  return x;
 }
 
 /** A framing of tfface's (input side, px of the face there) drawn at the page's 128 px
@@ -283,13 +299,14 @@ export class BlazeFace {
   }
 
   /** One 128 x 128 RGBA image -> the raw outputs. */
-  async run(img) {
+  async run(img, inner = 0) {
     const n = 128 * 128;
     const x = new Float32Array(n * 3);
     const f = Math.fround;
     for (let i = 0; i < n; i++) {
       for (let c = 0; c < 3; c++) x[3 * i + c] = f(f(img.data[4 * i + c] / 127.5) - 1);
     }
+    if (inner) blackBeyond(x, inner);
     const t = new Tensor(x, [1, 128, 128, 3]);
     let res;
     try {
@@ -303,12 +320,13 @@ export class BlazeFace {
     return {reg, logits};
   }
 
-  /** The second look at a detection: {score, kps (photo pixel indices) or null} of the
-   * network run on `warp(m)`, the 128 px upright crop of uprightMatrix(kps, eyePx); the
-   * detection there whose box holds the crop's middle (any score above 0.05). */
-  async secondLook(warp, kps, eyePx = BLAZEFACE.verifyEyePx) {
+  /** An upright look at a detection: {score, kps (photo pixel indices) or null} of the
+   * network run on `warp(m)`, the 128 px upright crop of uprightMatrix(kps, eyePx) (with
+   * `inner`, black beyond the central inner x inner px); the detection there whose box
+   * holds the crop's middle (any score above 0.05). */
+  async secondLook(warp, kps, eyePx, inner = 0) {
     const m = uprightMatrix(kps, eyePx);
-    const {reg, logits} = await this.run(await warp(m));
+    const {reg, logits} = await this.run(await warp(m), inner);
     const mid = BLAZEFACE.size / 2;
     let best = null;
     for (const d of decode(reg, logits, this.anchors, BLAZEFACE.size, 0.05)) {
@@ -340,12 +358,18 @@ export class BlazeFace {
             kps: best.kps.map(([x, y]) => apply(inv, [x - 0.5, y - 0.5]))};
   }
 
-  /** tfface's second look (BLAZEFACE.tffaceLooks, drawn at 128 px) at a face the two
-   * passes bring: {scores, mean, kps: the mean of `kps` and every look's keypoints}. */
-  async tffaceLooks(warp, kps) {
-    const looks = [];
-    for (const look of BLAZEFACE.tffaceLooks) looks.push(await this.secondLook(warp, kps, at128(look)));
-    const scores = looks.map((l) => l.score);
+  /** The second look at a face (BLAZEFACE.tffaceLooks at their own scale in the 128 px
+   * input): {scores, mean, kps: the mean of `kps` and every look's keypoints}. With
+   * `black`, each look is also taken with the input black beyond tfface's input square
+   * (its side), and those scores join `scores` and the mean. */
+  async tffaceLooks(warp, kps, {black = false} = {}) {
+    const looks = [], scores = [];
+    for (const [side, eye] of BLAZEFACE.tffaceLooks) {
+      const l = await this.secondLook(warp, kps, eye);
+      looks.push(l);
+      scores.push(l.score);
+      if (black) scores.push((await this.secondLook(warp, kps, eye, side)).score);
+    }
     return {scores, mean: scores.reduce((a, b) => a + b, 0) / scores.length,
             kps: meanPoints([kps, ...looks.map((l) => l.kps).filter(Boolean)])};
   }
@@ -354,18 +378,18 @@ export class BlazeFace {
    * points, pixel indices: centres at integers), score, secondLook, look}. `square(x, y,
    * side)` returns that square of the photo (black beyond its edges) drawn at 128 x 128
    * px; with `warp(m)` (the photo through the 2x3 matrix m, 128 x 128 px) every detection
-   * gets a second look, upright and at a fixed size, and is kept only if it scores at
-   * least BLAZEFACE.verifyThreshold there (its keypoints then the mean of both looks), as
-   * tfface.faces.detect does; `dropped` counts the others. With `warp` also, as
-   * tfface.faces.detect does by default (docs/web_demo.md), two passes that confirm what
-   * they bring with tfface's own second look (tffaceLooks):
+   * gets tfface's second look (tffaceLooks: two upright looks at fixed sizes) and is kept
+   * only if their mean reaches BLAZEFACE.verifyThreshold (its keypoints then the mean of
+   * all three looks), as tfface.faces.detect does; `dropped` counts the others. With
+   * `warp` also, as tfface.faces.detect does by default (docs/web_demo.md), two passes:
    *  - `reframe`: a face that second look would drop is looked at from its box
-   *    (BLAZEFACE.reframeLook) and kept if tfface's look from the keypoints found there
-   *    reaches tffaceVerifyThreshold (`look` 'reframed'; `reframed` counts them);
+   *    (BLAZEFACE.reframeLook) and kept if the four looks (tffaceLooks with `black`) from
+   *    the keypoints found there reach reframeThreshold (`look` 'reframed'; `reframed`
+   *    counts them);
    *  - `smallFaces`: every small-face candidate (smallCandidates; `smallLooks` counts
    *    them) is looked at from its box (BLAZEFACE.smallLook) and, when that scores at
-   *    least smallLookThreshold, given tfface's look; a face when each of its two scores
-   *    reaches smallMinLook and their mean tffaceVerifyThreshold, unless it overlaps a
+   *    least smallLookThreshold, given the second look; a face when each of its two
+   *    scores reaches smallMinLook and their mean verifyThreshold, unless it overlaps a
    *    face already found by IoU >= 0.3 (`look` 'small'; `smallFound` counts them). */
   async detect(square, w, h, {threshold = BLAZEFACE.threshold, searchSide = BLAZEFACE.searchSide,
                               warp = null, smallFaces = true, reframe = true,
@@ -387,23 +411,22 @@ export class BlazeFace {
     for (const d of firsts) {
       let kps = d.kps, look = null, how = 'first';
       if (warp) {
-        look = await this.secondLook(warp, kps);
-        let k2 = look.kps ? meanPoints([kps, look.kps]) : kps;
-        if (look.score < BLAZEFACE.verifyThreshold && reframe) {
+        look = await this.tffaceLooks(warp, kps);
+        if (look.mean < BLAZEFACE.verifyThreshold && reframe) {
           const z = await this.boxLook(warp, d.box, BLAZEFACE.reframeLook, threshold);
-          const again = z && await this.tffaceLooks(warp, z.kps);
-          if (again && again.mean >= BLAZEFACE.tffaceVerifyThreshold) {
+          const again = z && await this.tffaceLooks(warp, z.kps, {black: true});
+          if (again && again.mean >= BLAZEFACE.reframeThreshold) {
             this.reframed += 1;
-            [look, k2, how] = [{score: again.mean}, again.kps, 'reframed'];
+            [look, how] = [again, 'reframed'];
           }
         }
-        if (how === 'first' && look.score < BLAZEFACE.verifyThreshold) {
+        if (how === 'first' && look.mean < BLAZEFACE.verifyThreshold) {
           this.dropped += 1;
           continue;
         }
-        kps = k2;
+        kps = look.kps;
       }
-      found.push({box: d.box, kps, score: d.score, secondLook: look?.score ?? null, look: how});
+      found.push({box: d.box, kps, score: d.score, secondLook: look?.mean ?? null, look: how});
     }
     if (small) {
       const scale = finestScale(h, w, {searchSide});
@@ -412,7 +435,7 @@ export class BlazeFace {
         const z = await this.boxLook(warp, c.box, BLAZEFACE.smallLook, BLAZEFACE.smallLookThreshold);
         if (!z) continue;
         const {scores, mean, kps} = await this.tffaceLooks(warp, z.kps);
-        if (mean < BLAZEFACE.tffaceVerifyThreshold || Math.min(...scores) < BLAZEFACE.smallMinLook) continue;
+        if (mean < BLAZEFACE.verifyThreshold || Math.min(...scores) < BLAZEFACE.smallMinLook) continue;
         if (found.some((f) => iou(z.box, f.box) >= BLAZEFACE.nmsIou)) continue;  // found already
         this.smallFound += 1;
         found.push({box: z.box, kps, score: z.score, secondLook: mean, look: 'small'});
