@@ -175,7 +175,7 @@ def _kind(name: str, mask_seed, rm) -> str:
         return f"mask {LOOK_NAMES[int(rm.look(mask_seed))]}"
     from tfface.data.occlusion import hands
 
-    return "hand" if bool(hands._is_hand(hands._seeds(mask_seed))) else "phone"
+    return "hand" if bool(hands.draws_hand(mask_seed)) else "phone"
 
 
 def heldout_set(seg, folder: str, count: int, facemask_dir: str, grow: int = 2):

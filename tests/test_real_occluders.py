@@ -309,3 +309,14 @@ def test_evaluate_report_has_a_remnant_section():
     md = cli._markdown({"images": 2, "data": "x"}, {"keras": summary}, cfg, "runs/x", [])
     part = md.split("## Remnants")[1]
     assert "| keras | 2 | 0.125 | 0.0025 |" in part and "**realmask_unseen**" in part
+
+
+def test_hand_unseen_says_which_seeds_draw_a_hand_for_the_benchmark_split():
+    """benchmarks/segmenter_robustness.py reports hands and phones apart by this split."""
+    from benchmarks.segmenter_robustness import _kind
+    from tfface.data.occlusion import hands
+
+    seeds = [tf.constant([7, i], tf.int64) for i in range(40)]
+    kinds = [_kind("hand_unseen", s, None) for s in seeds]
+    assert kinds == ["hand" if bool(hands.draws_hand(s)) else "phone" for s in seeds]
+    assert 0.4 < kinds.count("hand") / len(kinds) < 0.8  # 60 % hands by construction
