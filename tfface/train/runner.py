@@ -47,10 +47,8 @@ RESUMABLE_KEYS = (
     "train.g_lr", "train.d_lr", "train.beta_1", "train.lr_decay_steps", "train.lr_decay_rate",
     # length of the run
     "train.epochs", "train.steps_per_epoch", "train.max_minutes",
-    # bookkeeping
-    "train.save_every_steps", "train.sample_count",
-    # a loss term that owns no variable and no data position (runs G -> H, docs/realism.md)
-    "train.grid_weight", "train.grid_period",
+    # bookkeeping, and the grid penalty (a loss term: no variable, no data position)
+    "train.save_every_steps", "train.sample_count", "train.grid_weight", "train.grid_period",
 )
 """Config keys a resumed run may change. Every other key (model shape, data, losses,
 schedule kinds, precision, batch size, ...) belongs to the checkpoints and the data
@@ -170,8 +168,7 @@ def build_trainer(
         adv_weight=t.adv_weight, label_smoothing=t.label_smoothing,
         gan_loss=t.gan_loss or family.gan_loss, gp_weight=t.gp_weight, content_fn=content_fn, content_weight=t.content_weight,
         identity_fn=identity_fn, identity_weight=t.identity_weight if identity_fn else 0.0,
-        grid_weight=t.grid_weight,
-        grid_period=t.grid_period,
+        grid_weight=t.grid_weight, grid_period=t.grid_period,
         jit_compile=bool(t.jit_compile if jit_compile is None else jit_compile),
         steps_per_execution=t.steps_per_execution,
     )
