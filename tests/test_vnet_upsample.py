@@ -231,3 +231,33 @@ def test_the_converted_convs_are_then_fitted_on_training_faces(tmp_path, capsys)
     plain = _cfg()
     plain.train.init_weights = path
     assert not fit_converted_upsample(_build(plain), plain, source)
+
+
+def test_the_critics_penalty_step_prints_no_grappler_error(capfd):
+    """The WGAN-GP penalty differentiates the critic twice; with Keras' LeakyReLU,
+    grappler's remapper fused Conv2D + BiasAdd + LeakyRelu and printed ``E0000 ...
+    remapper failed`` on the first compiled step (runs G and H). LeakyMax gives the same
+    values and nothing is printed."""
+    from tfface.models.layers import LeakyMax
+
+    critic = global_local_patch_critic(32, (8, 16, 16, 16), blur=True)
+    x = tf.random.stateless_uniform([2, 32, 32, 3], [1, 2], -1, 1)
+    mask = tf.ones([2, 32, 32, 1])
+
+    @tf.function
+    def penalty_step(x):
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                s = tf.reduce_sum(critic([x, mask]))
+            g = inner.gradient(s, x)
+            gp = tf.reduce_mean(tf.square(tf.sqrt(tf.reduce_sum(g * g, [1, 2, 3])) - 1.0))
+        return gp, outer.gradient(gp, critic.trainable_variables)
+
+    gp, grads = penalty_step(x)
+    # the kernels get a gradient (the biases do not: the input gradient of a piecewise
+    # linear critic does not depend on them)
+    assert np.isfinite(float(gp)) and sum(g is not None for g in grads) >= 4
+    assert "remapper failed" not in capfd.readouterr().err
+    v = tf.constant([-2.0, -0.5, 0.0, 0.5, 2.0])
+    np.testing.assert_allclose(LeakyMax(0.2)(v), keras.layers.LeakyReLU(0.2)(v))

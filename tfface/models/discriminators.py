@@ -74,7 +74,7 @@ def global_local_patch_critic(
     that ripple (docs/realism.md); the blur takes the period-2 part out of each of those
     layers. No weights, so a run with it has the same parameters.
     """
-    from tfface.models.layers import Blur2D
+    from tfface.models.layers import Blur2D, LeakyMax
 
     image = keras.Input((image_size, image_size, 3), name="image")
     mask = keras.Input((image_size, image_size, 1), name="mask")
@@ -84,7 +84,7 @@ def global_local_patch_critic(
             x = Blur2D(name=f"{name}_blur{i}")(x)
         x = keras.layers.Conv2D(int(f), 4, strides=2, padding="same",
                                 kernel_initializer=_init(), name=f"{name}_conv{i}")(x)
-        x = keras.layers.LeakyReLU(0.2, name=f"{name}_lrelu{i}")(x)
+        x = LeakyMax(0.2, name=f"{name}_lrelu{i}")(x)  # LeakyReLU, unfused (see LeakyMax)
     # No bias: a constant cancels out of the Wasserstein and hinge differences and of a
     # gradient penalty, so it would never learn.
     scores = keras.layers.Conv2D(1, 3, padding="same", kernel_initializer=_init(),

@@ -470,3 +470,26 @@ class Blur2D(keras.layers.Layer):
         kernel = (taps[:, None] * taps[None, :]) / 16.0
         kernel = tf.tile(kernel[:, :, None, None], [1, 1, channels, 1])
         return tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "SAME")
+
+
+@keras.utils.register_keras_serializable(package="tfface")
+class LeakyMax(keras.layers.Layer):
+    """``max(x, alpha * x)``: LeakyReLU's values (for ``0 < alpha < 1``) by another op.
+
+    Grappler's remapper fuses Conv2D + BiasAdd + LeakyRelu into one kernel, and with the
+    WGAN-GP penalty (the critic's gradient differentiated again) the fused graph then
+    loses a node that the second-order gradient reads: TensorFlow prints ``E0000 ...
+    remapper failed: INVALID_ARGUMENT`` on the first step and runs the unfused graph. The
+    critic's result is right either way; the line looks like an error where nothing
+    failed. ``Maximum`` is not fused, so nothing is printed. No weights.
+    """
+
+    def __init__(self, alpha: float = 0.2, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha = float(alpha)
+
+    def call(self, x):
+        return tf.maximum(x, tf.cast(self.alpha, x.dtype) * x)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha}
