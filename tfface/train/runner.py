@@ -47,8 +47,8 @@ RESUMABLE_KEYS = (
     "train.g_lr", "train.d_lr", "train.beta_1", "train.lr_decay_steps", "train.lr_decay_rate",
     # length of the run
     "train.epochs", "train.steps_per_epoch", "train.max_minutes",
-    # bookkeeping, and the grid penalty (a loss term: no variable, no data position)
-    "train.save_every_steps", "train.sample_count", "train.grid_weight", "train.grid_period",
+    # bookkeeping; the grid penalty's period (its weight would add a metrics.csv column)
+    "train.save_every_steps", "train.sample_count", "train.grid_period",
 )
 """Config keys a resumed run may change. Every other key (model shape, data, losses,
 schedule kinds, precision, batch size, ...) belongs to the checkpoints and the data
