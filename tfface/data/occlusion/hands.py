@@ -156,14 +156,18 @@ def _is_hand(s) -> tf.Tensor:
     return tf.random.stateless_uniform([], s["kind"]) < 0.6
 
 
+def _seeds(seed) -> dict[str, tf.Tensor]:
+    return keyed_seeds(seed, 0x4A4D, _KEYS)
+
+
 def draws_hand(seed) -> tf.Tensor:
     """Whether ``hand_unseen`` with this seed draws a hand (else a phone): the split that
     benchmarks report the two by."""
-    return _is_hand(keyed_seeds(seed, 0x4A4D, _KEYS))
+    return _is_hand(_seeds(seed))
 
 
 def _geometry(seed, size: int, landmarks):
-    s = keyed_seeds(seed, 0x4A4D, _KEYS)
+    s = _seeds(seed)
     f = _face_frame(landmarks, size)
     a, b = _face_grid(f, size)
     return s, f, a, b

@@ -114,8 +114,9 @@ HAIR_SEGMENTS = 6
 
 def _hair_strands(seed, size: int, landmarks) -> dict[str, tf.Tensor]:
     """Coverage of the hair strands in three brightness groups (int32 ``[3, S, S]``)."""
-    s = keyed_seeds(seed, 0x4A12, ("locks", "root_a", "root_b", "end_a", "end_b", "bend", "width",
-                              "count", "offset", "jitter", "radius", "wave", "side", "sweep"))
+    s = keyed_seeds(seed, 0x4A12, ("locks", "root_a", "root_b", "end_a", "end_b", "bend",
+                                   "width", "count", "offset", "jitter", "radius", "wave",
+                                   "side", "sweep"))
     f = _face_frame(landmarks, size)
     L, M, K = HAIR_LOCKS, HAIR_STRANDS, HAIR_SEGMENTS
     n_locks = _randint([], s["locks"], 1, L)
