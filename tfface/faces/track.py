@@ -316,8 +316,9 @@ def _default_follower(detector):
     a BlazeFace detector), or ``None`` when it cannot be loaded."""
     from tfface.faces.detect import BlazeFaceDetector, DetectorError
 
-    # the crop holds the tracked face at 0.5-2x its size: no small-face pass, no reframing
-    opts = dict(threshold=0.5, small_faces=False, reframe=False)
+    # the crop holds the tracked face at 0.5-2x its size: no small-face pass, no reframing,
+    # and no context looks (the face was confirmed by them when the detector found it)
+    opts = dict(threshold=0.5, small_faces=False, reframe=False, context=False)
     try:
         if isinstance(detector, BlazeFaceDetector):
             return BlazeFaceDetector(model_file=detector.model_file, **opts)
