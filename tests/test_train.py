@@ -31,7 +31,7 @@ def _l1(gen, batch):
 
 
 def test_gan_steps_lower_generator_l1_on_a_fixed_batch():
-    cfg = tiny_config(mixture=True)
+    cfg = tiny_config()
     family = get_arch("vnet")
     tf.keras.utils.set_random_seed(0)
     gen, disc = family.build_generator(cfg), family.build_discriminator(cfg)
@@ -45,7 +45,8 @@ def test_gan_steps_lower_generator_l1_on_a_fixed_batch():
     for _ in range(40):
         logs = trainer.train_step(batch)
     after = _l1(gen, batch)
-    # Measured with the default occlusion mixture: 0.460 -> 0.346 after 40 steps.
+    # Measured with one occlusion (boxes): 0.465 -> 0.298 after 40 steps (the default
+    # mixture, which costs ~13 s of graph tracing, gave 0.460 -> 0.346).
     assert after < 0.85 * before, (before, after)
     assert {"g_loss", "adv", "d_loss", "pixel", "psnr"} <= set(logs)
     assert all(np.isfinite(float(v)) for v in logs.values())
@@ -209,9 +210,13 @@ def test_init_weights_starts_the_generator_from_another_runs_weights(trained_tin
 
     for a, b in zip(trainable(source), trainable(tuned)):
         np.testing.assert_allclose(a, b, atol=1e-5)
+    # The random initialization: what run() builds for a new run (seeded by the config;
+    # the same weights, to 4e-12, as a 2-step run at this learning rate ends with).
+    from tfface.train.runner import build_models
+
     fresh = _sr_finetune_config(None, g_lr=1e-12)
-    run(fresh, str(tmp_path / "fresh"), progress=False)
-    _, scratch = load_generator(str(tmp_path / "fresh"))
+    keras.utils.set_random_seed(fresh.data.seed)
+    scratch, _ = build_models(fresh)
     assert max(float(np.max(np.abs(a - b)))
                for a, b in zip(trainable(source), trainable(scratch))) > 1e-2
     # config.json records where the run started from; a resume continues from its own
