@@ -109,7 +109,7 @@ END_TO_END = (
     "test_models.py::test_keep_known_file_returns_the_input_outside_the_hole_bit_for_bit",
     "test_new_archs.py::test_imputed_unmask_is_smaller_than_gated_and_converts_to_int8",
     "test_quant_modes.py::test_cli_keep_float_and_prune_report",
-    "test_convert.py::test_fp16_and_int8_io_modes",
+    "test_convert.py::test_int8_with_uint8_io",
     "test_convert.py::test_a_model_with_the_mask_as_second_input_converts_and_runs_by_name",
     "test_validate.py::test_leaky_form_prelu_keeps_the_function_and_runs_all_of_srgan_int8_in_xnnpack",  # noqa: E501
 )

@@ -75,14 +75,13 @@ def test_int8_cli_writes_a_file_that_agrees_with_keras(trained_tiny_run, capsys)
     assert card["file_sha256"] == hashlib.sha256(open(tfl, "rb").read()).hexdigest()
 
 
-def test_fp16_and_int8_io_modes(trained_tiny_run, tmp_path):
+def test_int8_with_uint8_io(trained_tiny_run, tmp_path):
+    """int8 with uint8 input and output. (The run's fp16 file is checked by
+    test_convert_without_run_takes_the_most_recent_run_under_runs, which converts it.)"""
     from tfface.rundir import load_generator
 
     cfg, model = load_generator(trained_tiny_run)
     batch = fidelity_batch(cfg, 4)
-    fp16 = convert_model(model, cfg, QuantizationConfig.for_fp16(), str(tmp_path),
-                         check_batch=batch)
-    assert fp16.card["fidelity"]["psnr_db_vs_keras"] >= FP16_FIDELITY_FLOOR_DB
     rep = representative_inputs(cfg, 100)
     i8 = convert_model(model, cfg, QuantizationConfig.for_int8(io="uint8"),
                        str(tmp_path), representative=rep, check_batch=batch)
@@ -90,9 +89,6 @@ def test_fp16_and_int8_io_modes(trained_tiny_run, tmp_path):
     assert inp["dtype"] == "uint8" and inp["quantization"]["scale"] > 0
     assert i8.card["fidelity"]["psnr_db_vs_keras"] >= INT8_FIDELITY_FLOOR_DB
     assert os.path.basename(i8.path) == "model_int8_iouint8.tflite"
-    # fp16 keeps float compute (weights are dequantized once at load time).
-    assert op_inventory(fp16.path)["integer_ops"] == 0
-    assert read_card(fp16.path)["quantization"]["mode"] == "fp16"
 
 
 def test_convert_cli_errors(tmp_path, capsys):
@@ -125,6 +121,11 @@ def test_convert_without_run_takes_the_most_recent_run_under_runs(trained_tiny_r
     assert "Converting the most recent run under runs/: runs/new" in out
     card = json.load(open("runs/new/model_fp16.json"))
     assert card["source_run"] == "runs/new"  # relative, as the user named it
+    # The fp16 file of the trained run follows Keras closely and keeps float compute
+    # (weights are dequantized once at load time).
+    assert card["fidelity"]["psnr_db_vs_keras"] >= FP16_FIDELITY_FLOOR_DB
+    assert op_inventory("runs/new/model_fp16.tflite")["integer_ops"] == 0
+    assert read_card("runs/new/model_fp16.tflite")["quantization"]["mode"] == "fp16"
     assert not os.path.exists("runs/old/model_fp16.tflite")
 
 
