@@ -98,7 +98,7 @@ def test_train_resume_and_export_int8_with_its_fp16_twin(face_folder, tmp_path):
 
     run = str(tmp_path / "seg")
     cfg = SegmenterConfig(data_dir=face_folder, image_size=32, filters=[8, 16], batch_size=4,
-                          steps=6, save_every=3, occlusions=SMALL)
+                          steps=6, save_every=3, occlusions=SMALL, far_weight=2.0)
     train_segmenter(cfg, run, log_every=3)
     log = [json.loads(line) for line in open(os.path.join(run, "train_log.jsonl"))]
     assert [r["step"] for r in log] == [3, 6]
@@ -130,6 +130,10 @@ def test_train_resume_and_export_int8_with_its_fp16_twin(face_folder, tmp_path):
         assert load_card(path) == card
         assert read_card(path) == {k: v for k, v in card.items() if k != CARD_HASH_KEY}
         assert card["training_data"]["render_scale"] == 2
+        # the card names the run's own folder and loss, not a fixed data set
+        folder = os.path.basename(os.path.normpath(face_folder))
+        assert f"folder '{folder}'" in card["training_data"]["description"]
+        assert card["training_data"]["loss"] == {"far_weight": 2.0, "far_margin_px": 2}
         err = np.abs(LiteRunner(path)(x) - ref)
         assert err.mean() < mean_tol and err.max() < max_tol, (mode, err.mean(), err.max())
         manifest = json.load(open(os.path.join(out, f"segmenter_{mode}_samples.json")))

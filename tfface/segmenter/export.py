@@ -175,9 +175,10 @@ def _export_file(model, cfg: SegmenterConfig, mode: str, rep, *, run: str, out: 
 
 def _training_data(cfg: SegmenterConfig, log: list[dict], train_batch: int) -> dict[str, Any]:
     """The card's ``training_data``: the faces, the synthesis and the run's length."""
+    folder = os.path.basename(os.path.normpath(cfg.data_dir)) if cfg.data_dir else None
     return {
-        "source": "folder", "description": "real face photos (faces-train: CelebA test "
-        "split, 453 people), damaged by tfface's occlusion synthesis",
+        "source": "folder", "description": f"the face photos of the folder '{folder}' (its "
+        "makeup: the assets README), damaged by tfface's occlusion synthesis",
         "image_size": cfg.image_size,
         "occlusions": training_mixture(cfg),
         "clean_fraction": cfg.clean_fraction,
@@ -189,6 +190,7 @@ def _training_data(cfg: SegmenterConfig, log: list[dict], train_batch: int) -> d
         "held_out": "realmask_unseen (KN95 and cloth templates) and hand_unseen never "
                     "drawn in training (the facemask generator draws only the other "
                     "families' templates)" if "realmask" in cfg.occlusions else None,
+        "loss": {"far_weight": cfg.far_weight, "far_margin_px": cfg.far_margin},
         "init_from": init_note(cfg.init_from),
         "steps": int(log[-1]["step"]) if log else 0,
         "batch_size": train_batch,
