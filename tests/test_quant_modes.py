@@ -33,7 +33,7 @@ def vnet_run(trained_tiny_run):
 
 
 def test_qat_int8_file_is_not_worse_than_post_training_int8(vnet_run, tiny_int8_file,
-                                                           tmp_path):
+                                                            tmp_path):
     cfg, model, rep, _, batch = vnet_run
     # The post-training int8 file of the same run: `tflite.convert --int8 --samples 100`
     # calibrates on these 100 samples and scores on this eval batch (both drawn from the
