@@ -177,8 +177,8 @@ def _training_data(cfg: SegmenterConfig, log: list[dict], train_batch: int) -> d
     """The card's ``training_data``: the faces, the synthesis and the run's length."""
     folder = os.path.basename(os.path.normpath(cfg.data_dir)) if cfg.data_dir else None
     return {
-        "source": "folder", "description": f"the face photos of the folder '{folder}' (its "
-        "makeup: the assets README), damaged by tfface's occlusion synthesis",
+        "source": "folder", "description": f"the face photos of the folder '{folder}', "
+        "damaged by tfface's occlusion synthesis",
         "image_size": cfg.image_size,
         "occlusions": training_mixture(cfg),
         "clean_fraction": cfg.clean_fraction,
