@@ -94,7 +94,8 @@ def test_the_mask_covers_exactly_the_drawn_pixels():
         # inside: the drawn hand (the fill with the mask's seed), not the face
         s_mask = occ.core._split(_seed(i), 3)[1]
         drawn = occ.FILLS["skin_hand"](s_mask, 64, img, LM).numpy()
-        np.testing.assert_array_equal(o[m], drawn[m])
+        # Same fill, not bit-exact (see the test above: up to 2e-4 levels in a few values)
+        np.testing.assert_allclose(o[m], drawn[m], rtol=0, atol=1e-3)
         assert np.abs(o[m] - img[m]).max() > 20  # shading and creases: not the face pasted
 
 
@@ -184,7 +185,8 @@ def test_segmenter_training_recolours_other_occluders_but_not_skin_hands(
     x1, y1 = batch("skin_hand", 1.0)
     x0, y0 = batch("skin_hand", 0.0)
     assert y1.sum() > 0
-    np.testing.assert_array_equal(x1, x0)
+    # not recoloured (the skin fill is not bit-exact in graph mode: ~1e-6 in [-1, 1] units)
+    np.testing.assert_allclose(x1, x0, rtol=0, atol=1e-4)
     np.testing.assert_array_equal(y1, y0)
     b1, _ = batch("boxes", 1.0)
     b0, _ = batch("boxes", 0.0)
