@@ -332,3 +332,57 @@ def test_grid_weight_adds_the_term_to_a_training_step_of_an_inpainting_run():
             resolve("vnet", "tiny", {"train": {"grid_period": bad}})
     cfg.train.grid_period = 16  # the trainer folds at the configured period
     assert _seeded_trainer(cfg).grid_period == 16
+
+
+def test_spectral_amplitude_charges_a_blur_but_hardly_a_displaced_detail():
+    import cv2
+
+    from tfface import losses
+
+    face = astronaut_crop()
+    real = _unit(face)
+
+    def score(img, patch=32):
+        return float(losses.spectral_amplitude(real, _unit(img), patch))
+
+    assert score(face) == pytest.approx(0.0, abs=1e-6)
+    blurs = [score(cv2.GaussianBlur(face, (0, 0), s)) for s in (0.7, 1.5, 3.0)]
+    assert 0 < blurs[0] < blurs[1] < blurs[2]
+    # the same texture two pixels to the side: L1 sees a large error, the amplitude little
+    shifted = np.roll(face, 2, axis=1)
+    l1_shift = float(np.abs(_unit(shifted) - real).mean())
+    l1_blur = float(np.abs(_unit(cv2.GaussianBlur(face, (0, 0), 1.5)) - real).mean())
+    assert l1_shift > l1_blur  # for L1 the shift is the worse picture ...
+    assert score(shifted) < 0.4 * blurs[1]  # ... for the amplitude the blur is
+    # squares where both agree add nothing: a blur in one 32 px square reaches only the 9
+    # of the 49 half-overlapping squares that cover it
+    damaged = face.copy()
+    damaged[64:96, 64:96] = cv2.GaussianBlur(face, (0, 0), 3.0)[64:96, 64:96]
+    assert 0 < score(damaged) < blurs[2] * 9 / 49
+    with pytest.raises(ValueError, match="smaller than one 32 px square"):
+        losses.spectral_amplitude(real[:, :16, :16], real[:, :16, :16])
+
+
+def test_spectral_weight_adds_the_term_to_inpainting_and_sr_steps_with_xla():
+    cfg = _vnet_cfg(disc="global_local")
+    cfg.train.spectral_weight = 10.0
+    cfg.train.spectral_patch = 16
+    trainer = _seeded_trainer(cfg)
+    batch = dict(next(iter(make_dataset(cfg, "eval", batch_size=2).take(1))))
+    logs = trainer.train_step(batch)
+    assert float(logs["spectral"]) > 0 and np.isfinite(float(logs["g_loss"]))
+    sr = resolve("srgan", "tiny", {"train": {"spectral_weight": 1.0, "spectral_patch": 8,
+                                             "content_weight": 0.0, "jit_compile": True}})
+    family = get_arch("srgan")
+    keras.utils.set_random_seed(0)
+    t = build_trainer(sr, family.build_generator(sr), family.build_discriminator(sr))
+    assert t.xla_train_step
+    b = dict(next(iter(make_dataset(sr, "eval", batch_size=2).take(1))))
+    before = [w.numpy().copy() for w in t.generator.trainable_weights]
+    logs = t.train_step(b)
+    assert float(logs["spectral"]) > 0
+    assert any(np.abs(w.numpy() - w0).max() > 0
+               for w, w0 in zip(t.generator.trainable_weights, before))
+    for bad in (3, 2.5, True, 65):
+        with pytest.raises(ConfigError, match="train.spectral_patch must be"):
+            resolve("vnet", "tiny", {"train": {"spectral_patch": bad}})

@@ -237,6 +237,14 @@ class TrainConfig:
     """Period (px) at which :func:`tfface.losses.grid_pattern` folds the fill's error; it
     catches that period and its divisors (16 also catches 8, 4 and 2: the frame-locked
     16 px pattern of runs F and G)."""
+    spectral_weight: float = 0.0
+    """Weight of :func:`tfface.losses.spectral_amplitude` of target and restoration: the
+    distance of their amplitude spectra per ``spectral_patch`` px square, phase ignored, a
+    term the average of every plausible detail (a blur) does not satisfy (docs/realism.md).
+    Any task; on a ``keep_known`` inpainting model only the squares over the hole count.
+    0: off."""
+    spectral_patch: int = 32
+    """Side (px) of the squares :func:`tfface.losses.spectral_amplitude` compares."""
     critic_shift: int = 0
     """Shift the discriminator's view (image and hole alike; real, restored and the
     penalty's interpolations alike) by a random offset in ``[-N, N]`` pixels on each
@@ -573,6 +581,10 @@ def validate(cfg: Config) -> None:
             or not 2 <= t.grid_period <= cfg.data.image_size // 2:
         raise ConfigError(f"train.grid_period must be a whole number of pixels from 2 to half "
                           f"the image size ({cfg.data.image_size}), got {t.grid_period!r}")
+    if not isinstance(t.spectral_patch, int) or isinstance(t.spectral_patch, bool) \
+            or not 4 <= t.spectral_patch <= cfg.data.image_size:
+        raise ConfigError(f"train.spectral_patch must be a whole number of pixels from 4 to "
+                          f"the image size ({cfg.data.image_size}), got {t.spectral_patch!r}")
     if t.grid_weight > 0 and cfg.data.task != "inpaint":
         raise ConfigError("train.grid_weight applies to inpainting runs only (it reads the hole)")
     if t.critic_shift >= cfg.data.image_size // 2:
@@ -616,6 +628,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "train.gp_weight": (0, 1e6),
     "train.critic_shift": (0, 64),
     "train.grid_weight": (0, 1e9),
+    "train.spectral_weight": (0, 1e6),
     "train.coarse_weight": (0, 1e6),
     "train.mask_weight": (0, 1e6),
 }

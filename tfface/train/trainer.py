@@ -167,7 +167,7 @@ class RestorationTrainer(keras.Model):
         """Generator-only pixel-loss phase (compiled into the step; see :meth:`set_pretraining`)."""
         names = ("g_loss", "pixel", "content", "identity", "adv", "d_loss", "d_real", "d_fake", "gp",
                  "g_grad_norm", "d_grad_norm", "psnr", "ssim", "l1",
-                 "hole_sharpness", "grid") + _SR_METRICS
+                 "hole_sharpness", "grid", "spectral") + _SR_METRICS
         self._means = MeanVector(names + self.GEN_METRICS + self.STEP_METRICS
                                  + self.EXTRA_METRICS)
 
@@ -194,6 +194,8 @@ class RestorationTrainer(keras.Model):
         identity_weight: float = 0.0,
         grid_weight: float = 0.0,
         grid_period: int = 8,
+        spectral_weight: float = 0.0,
+        spectral_patch: int = 32,
         jit_compile: bool = False,
         log_every: int = 10,
         **kwargs: Any,
@@ -210,6 +212,8 @@ class RestorationTrainer(keras.Model):
         training diagnostics (gradient norms, PSNR, L1) every N steps.
         ``grid_weight`` weighs :func:`tfface.losses.grid_pattern` of the restoration in
         the hole (inpainting batches, which carry ``mask``), folded at ``grid_period`` px.
+        ``spectral_weight`` weighs :func:`tfface.losses.spectral_amplitude` of target and
+        restoration per ``spectral_patch`` px square (any task).
         ``identity_fn`` (with ``identity_weight`` > 0) is a face-identity distance of
         target and restoration (:func:`tfface.identity.loss.make_identity_fn`),
         added like the content term.
@@ -238,6 +242,8 @@ class RestorationTrainer(keras.Model):
         self.identity_weight = float(identity_weight) if identity_fn is not None else 0.0
         self.grid_weight = float(grid_weight)
         self.grid_period = int(grid_period)
+        self.spectral_weight = float(spectral_weight)
+        self.spectral_patch = int(spectral_patch)
 
     @property
     def adversarial(self) -> bool:
@@ -262,6 +268,8 @@ class RestorationTrainer(keras.Model):
             names.append("identity")
         if self.grid_weight > 0:
             names.append("grid")
+        if self.spectral_weight > 0:
+            names.append("spectral")
         if self.adversarial:
             names += ["adv", "d_loss", *self._critic_names(), "d_grad_norm"]
         names += ["g_grad_norm", "psnr", "ssim", "l1", *self.STEP_METRICS]
@@ -385,7 +393,8 @@ class RestorationTrainer(keras.Model):
 
     def generator_loss(self, batch, out) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """The generator's supervised loss and its logged terms: ``pixel_weight`` · pixel
-        (+ ``content_weight`` · content); in pre-training the pixel loss alone."""
+        (+ ``content_weight`` · content, identity and spectral terms); in pre-training the
+        pixel loss alone."""
         target = batch[self.target_key]
         pixel = self.pixel_loss_fn(target, out["restored"])
         if self.pretraining:
@@ -405,6 +414,9 @@ class RestorationTrainer(keras.Model):
         if self.identity_weight > 0:
             logged["identity"] = self.identity_fn(target, image)
             loss += self.identity_weight * logged["identity"]
+        if self.spectral_weight > 0:
+            logged["spectral"] = losses.spectral_amplitude(target, image, self.spectral_patch)
+            loss += self.spectral_weight * logged["spectral"]
         return loss, logged
 
     def stage_metrics(self, batch, out) -> dict[str, tf.Tensor]:
