@@ -165,8 +165,8 @@ class RestorationTrainer(keras.Model):
         self._xla_step = None
         self._diagnose = True
         """Generator-only pixel-loss phase (compiled into the step; see :meth:`set_pretraining`)."""
-        names = ("g_loss", "pixel", "content", "identity", "adv", "d_loss", "d_real", "d_fake", "gp",
-                 "g_grad_norm", "d_grad_norm", "psnr", "ssim", "l1",
+        names = ("g_loss", "pixel", "content", "identity", "adv", "d_loss", "d_real", "d_fake",
+                 "gp", "g_grad_norm", "d_grad_norm", "psnr", "ssim", "l1",
                  "hole_sharpness", "grid", "spectral") + _SR_METRICS
         self._means = MeanVector(names + self.GEN_METRICS + self.STEP_METRICS
                                  + self.EXTRA_METRICS)
