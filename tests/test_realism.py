@@ -385,4 +385,6 @@ def test_spectral_weight_adds_the_term_to_inpainting_and_sr_steps_with_xla():
                for w, w0 in zip(t.generator.trainable_weights, before))
     for bad in (3, 2.5, True, 65):
         with pytest.raises(ConfigError, match="train.spectral_patch must be"):
-            resolve("vnet", "tiny", {"train": {"spectral_patch": bad}})
+            resolve("vnet", "tiny", {"train": {"spectral_patch": bad, "spectral_weight": 1.0}})
+    # the default patch (32) is not checked against a smaller image while the term is off
+    assert resolve("srgan", "tiny").train.spectral_patch == 32

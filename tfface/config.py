@@ -244,7 +244,8 @@ class TrainConfig:
     Any task; on a ``keep_known`` inpainting model only the squares over the hole count.
     0: off."""
     spectral_patch: int = 32
-    """Side (px) of the squares :func:`tfface.losses.spectral_amplitude` compares."""
+    """Side (px) of the squares :func:`tfface.losses.spectral_amplitude` compares (4 to
+    ``data.image_size``; checked while ``spectral_weight`` > 0)."""
     critic_shift: int = 0
     """Shift the discriminator's view (image and hole alike; real, restored and the
     penalty's interpolations alike) by a random offset in ``[-N, N]`` pixels on each
@@ -582,7 +583,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.grid_period must be a whole number of pixels from 2 to half "
                           f"the image size ({cfg.data.image_size}), got {t.grid_period!r}")
     if not isinstance(t.spectral_patch, int) or isinstance(t.spectral_patch, bool) \
-            or not 4 <= t.spectral_patch <= cfg.data.image_size:
+            or (t.spectral_weight > 0 and not 4 <= t.spectral_patch <= cfg.data.image_size):
         raise ConfigError(f"train.spectral_patch must be a whole number of pixels from 4 to "
                           f"the image size ({cfg.data.image_size}), got {t.spectral_patch!r}")
     if t.grid_weight > 0 and cfg.data.task != "inpaint":

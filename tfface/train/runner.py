@@ -142,8 +142,7 @@ def build_trainer(
     gen: keras.Model,
     disc: keras.Model | None,
     *,
-    content_fn=None,
-    identity_fn=None,
+    content_fn=None, identity_fn=None,
     total_steps: int | None = None,
     jit_compile: bool | None = None,
 ) -> RestorationTrainer:
@@ -166,13 +165,13 @@ def build_trainer(
     trainer.compile(
         g_opt, d_opt, pixel_loss=t.pixel_loss, pixel_weight=t.pixel_weight,
         adv_weight=t.adv_weight, label_smoothing=t.label_smoothing,
-        gan_loss=t.gan_loss or family.gan_loss, gp_weight=t.gp_weight, content_fn=content_fn, content_weight=t.content_weight,
-        identity_fn=identity_fn, identity_weight=t.identity_weight if identity_fn else 0.0,
+        gan_loss=t.gan_loss or family.gan_loss, gp_weight=t.gp_weight,
+        content_fn=content_fn, content_weight=t.content_weight, identity_fn=identity_fn,
+        identity_weight=t.identity_weight if identity_fn else 0.0,
         grid_weight=t.grid_weight, grid_period=t.grid_period,
         spectral_weight=t.spectral_weight, spectral_patch=t.spectral_patch,
         jit_compile=bool(t.jit_compile if jit_compile is None else jit_compile),
-        steps_per_execution=t.steps_per_execution,
-    )
+        steps_per_execution=t.steps_per_execution)
     g_opt.build(gen.trainable_variables)
     if d_opt is not None:
         d_opt.build(disc.trainable_variables)
