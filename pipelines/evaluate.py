@@ -46,7 +46,7 @@ from tfface.lite import LiteRunner
 from tfface.rundir import generator_inputs, load_generator
 
 METRICS_SHOWN = ("psnr", "ssim", "ms_ssim", "l1", "hole_psnr", "hole_ssim", "hole_sharpness")
-SR_METRICS_SHOWN = ("psnr", "ssim", "ms_ssim", "l1", "psnr_y", "ssim_y")
+SR_METRICS_SHOWN = ("psnr", "ssim", "ms_ssim", "l1", "psnr_y", "ssim_y", "sharpness")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -283,7 +283,9 @@ def _markdown(report: dict[str, Any], summaries: dict[str, dict], cfg, run_dir: 
               f"x{sc} ({cfg.data.image_size // sc} -> {cfg.data.image_size} px). "
               "psnr/ssim/ms_ssim/l1 on 8-bit RGB over the whole image; psnr_y/ssim_y on the "
               f"BT.601 luma Y with {sc} pixels cropped from every border (the SR literature's "
-              "convention). Baselines: "
+              "convention); sharpness is the mean Sobel gradient magnitude of the result's "
+              "luma divided by the real face's, with the same crop (1.0 = as sharp as the "
+              "real face; bicubic upsampling scores well below 1). Baselines: "
               "`input` (the untouched LR face, nearest-neighbour upsampled), `bicubic` "
               "(bicubic upsampling of the same LR input).", "", "## Overall", "",
               _table(summaries, "overall", shown), "", "## By scale",
@@ -327,6 +329,13 @@ def _print_overall(summaries: dict[str, dict], sr: bool) -> None:
         print(f"PSNR (RGB / Y)  keras {o['keras']['psnr']:.2f} / {o['keras']['psnr_y']:.2f}  "
               f"bicubic {o['bicubic']['psnr']:.2f} / {o['bicubic']['psnr_y']:.2f}  "
               f"input {o['input']['psnr']:.2f} / {o['input']['psnr_y']:.2f} dB")
+
+        def sharp_sr(k):
+            v = o[k].get("sharpness")
+            return "-" if v is None else f"{v:.2f}"
+
+        print(f"sharpness (1.0 = as sharp as the real face)  keras {sharp_sr('keras')}  "
+              f"bicubic {sharp_sr('bicubic')}")
     else:
         print(f"PSNR  keras {o['keras']['psnr']:.2f}  composited "
               f"{o['keras_composited']['psnr']:.2f}  opencv_ns "

@@ -84,6 +84,10 @@ def test_sr_scores_crop_the_border_for_y_only():
     rows = score_sr_batch(batch, pred)
     assert all(r["psnr_y"] == 100.0 and r["ssim_y"] > 0.999 for r in rows)
     assert all(r["psnr"] < 30 and r["scale"] == 4 for r in rows)
+    # sharpness reads the same cropped region: the damaged border does not count
+    assert all(r["sharpness"] == pytest.approx(1.0, abs=1e-5) for r in rows)
+    flat = np.zeros_like(clean)
+    assert all(r["sharpness"] < 0.05 for r in score_sr_batch(batch, flat))
     with pytest.raises(ValueError, match="SR output has shape"):
         score_sr_batch(batch, pred[:, :16, :16])
 
@@ -116,6 +120,8 @@ def test_evaluate_sr_run_per_scale_and_degradation(trained_tiny_sr_run, tiny_sr_
     assert abs(m["model_float"]["overall"]["psnr"] - m["keras"]["overall"]["psnr"]) < 0.1
     none = {k: m[k]["by_degradation"]["none"] for k in ("bicubic", "input")}
     assert none["bicubic"]["psnr"] > none["input"]["psnr"]
+    # bicubic is smoother than the real face
+    assert 0.2 < none["bicubic"]["sharpness"] < 0.95
     md = open(out / "report.md").read()
     assert "## By scale" in md and "## By degradation" in md and "psnr_y" in md
     assert "| bicubic |" in md and "4 pixels cropped" in md

@@ -36,7 +36,8 @@ def _expected_metrics(family) -> set[str]:
     if family.adversarial:
         want |= {"d_grad_norm"}
     if family.task == "sr":
-        want |= {"val_psnr_y", "val_bicubic_psnr", "val_bicubic_psnr_y", "content"}
+        want |= {"val_psnr_y", "val_bicubic_psnr", "val_bicubic_psnr_y", "content",
+                 "val_sharpness", "val_bicubic_sharpness"}
     else:
         want |= {"val_input_psnr", "val_opencv_ns_psnr"}
     return want

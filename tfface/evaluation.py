@@ -329,8 +329,10 @@ def evaluate(
 
 # -- super-resolution ----------------------------------------------------------------
 
-SR_METRIC_KEYS = ("psnr", "ssim", "ms_ssim", "l1", "psnr_y", "ssim_y")
-"""RGB metrics over the whole image; ``*_y`` on luma Y with a ``scale``-pixel border crop."""
+SR_METRIC_KEYS = ("psnr", "ssim", "ms_ssim", "l1", "psnr_y", "ssim_y", "sharpness")
+"""RGB metrics over the whole image; ``*_y`` on luma Y with a ``scale``-pixel border crop;
+``sharpness``: :func:`tfface.metrics.sharpness` with the same crop (1.0 = as sharp as the
+real face)."""
 
 
 def sr_scale(batch: Mapping[str, np.ndarray]) -> int:
@@ -362,13 +364,14 @@ def score_sr_batch(batch: Mapping[str, np.ndarray], pred: np.ndarray) -> list[di
     msssim = ms_ssim(target, pred)
     py = metrics.psnr_y(target, pred, border=scale).numpy()
     sy = metrics.ssim_y(target, pred, border=scale).numpy()
+    sharp = metrics.sharpness(target, pred, border=scale).numpy()
     degr = batch.get("degradation")
     rows = []
     for i in range(len(target)):
         rows.append({
             "psnr": float(psnr[i]), "ssim": float(ssim[i]), "ms_ssim": float(msssim[i]),
             "l1": float(l1[i]), "psnr_y": float(py[i]), "ssim_y": float(sy[i]),
-            "scale": scale, "degradation": str(degr[i]) if degr is not None else "none",
+            "sharpness": float(sharp[i]), "scale": scale, "degradation": str(degr[i]) if degr is not None else "none",
             "index": int(batch["index"][i]) if "index" in batch else i,
         })
     return rows

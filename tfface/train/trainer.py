@@ -31,7 +31,8 @@ import tensorflow as tf
 from tfface import keras, losses, metrics
 from tfface.train import gan_losses
 
-_SR_METRICS = ("psnr_y", "ssim_y", "bicubic_psnr", "bicubic_psnr_y", "bicubic_ssim_y")
+_SR_METRICS = ("psnr_y", "ssim_y", "bicubic_psnr", "bicubic_psnr_y", "bicubic_ssim_y",
+               "sharpness", "bicubic_sharpness")
 _TRAIN_SKIP = _SR_METRICS + ("ssim",)  # validation-only metrics
 
 
@@ -558,6 +559,9 @@ class RestorationTrainer(keras.Model):
                           bicubic_psnr=metrics.psnr(target, up),
                           bicubic_psnr_y=metrics.psnr_y(target, up, b),
                           bicubic_ssim_y=metrics.ssim_y(target, up, b))
+            for key, image in (("sharpness", fake), ("bicubic_sharpness", up)):
+                sharp = metrics.sharpness(target, image, b)  # realism beside fidelity
+                logged[key] = tf.boolean_mask(sharp, tf.math.is_finite(sharp))
             names += list(_SR_METRICS)
         self._means.update(logged)
         return self._means.results(names)
