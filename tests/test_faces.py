@@ -191,6 +191,32 @@ def test_user_mask_changes_exactly_its_pixels(astronaut, astro_landmarks, mtcnn)
     assert (out[mask].astype(int) - canvas[mask]).mean() > 20
 
 
+def test_no_part_of_the_occluder_is_pasted_back_on_the_mask_edge(astronaut, astro_landmarks,
+                                                                 mtcnn):
+    """The crop is resampled from the photo, so crop pixels on the mask's edge hold part
+    of the occluder; a keep-known model keeps them unless the crop's hole covers them,
+    and the paste-back then draws the occluder's edge along the mask (a seam)."""
+    face, lm = _astro_face(astronaut, astro_landmarks)
+    canvas, m = _place(face, (300, 300), (150, 150), 0.9, 12.0)
+    mouth = al.transform_points(m, lm)[3:].mean(0).astype(int)
+    mask = np.zeros(canvas.shape[:2], bool)
+    mask[mouth[1] - 8:mouth[1] + 9, mouth[0] - 20:mouth[0] + 21] = True
+    damaged = canvas.copy()
+    damaged[mask] = (255, 0, 255)  # a magenta occluder
+
+    def keep_known(x, hole):  # the hole painted mid-grey, the rest kept
+        return np.where(hole > 0.5, 0.0, x)
+
+    fake = Restorer(lambda x, h: keep_known(x, h), ModelSpec("inpaint", 64, 64, 1, True),
+                    "keep-known")
+    out, rep = FacePipeline(mtcnn).restore(fake, damaged, mask)
+    assert rep.restored == 1, rep.summary()
+    assert np.array_equal(out[~mask], damaged[~mask])  # still exactly the mask changes
+    # every mask pixel is the fill (128 +- resampling), none is tinted by the occluder
+    dev = np.abs(out[mask].astype(int) - 128).max(axis=-1)
+    assert dev.max() <= 6, (dev.max(), (dev > 6).sum())
+
+
 def test_no_face_and_three_faces(astronaut, astro_landmarks, mtcnn):
     fake = _Fake.restorer("inpaint", 64, mask_input=True)
     empty = np.zeros((200, 300, 3), np.uint8)

@@ -173,11 +173,16 @@ class FacePipeline:
         # video frames: only the face's part of the frame is shrunk for the crop
         crop, m = (_align if state is not None else al.align_face)(rgb, face.landmarks, s)
         if mask is not None:
-            hole = cv2.warpAffine(mask.astype(np.float32), m, (s, s), flags=cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_CONSTANT) > 0.5
-            if not hole.any():
+            cover = cv2.warpAffine(mask.astype(np.float32), m, (s, s), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_CONSTANT)
+            if not (cover > 0.5).any():
                 report.no_occluder += 1
                 return
+            # Every crop pixel the mask touches holds some of the occluder (the crop is
+            # resampled from the photo), and the warp back reads 2 px around each photo
+            # pixel: the model fills all of them, so none of the occluder's edge is kept
+            # and pasted back onto the mask's border (a visible seam).
+            hole = al.hole_weight(cover > 0.02, self.hole_grow, 0) > 0.5
             restored = restorer.restore_face(crop, hole)
             if state is not None and self.temporal_fill:
                 restored = TemporalFill.of(state).fill(crop, hole, restored)
