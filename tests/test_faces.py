@@ -212,9 +212,12 @@ def test_no_part_of_the_occluder_is_pasted_back_on_the_mask_edge(astronaut, astr
     out, rep = FacePipeline(mtcnn).restore(fake, damaged, mask)
     assert rep.restored == 1, rep.summary()
     assert np.array_equal(out[~mask], damaged[~mask])  # still exactly the mask changes
-    # every mask pixel is the fill (128 +- resampling), none is tinted by the occluder
-    dev = np.abs(out[mask].astype(int) - 128).max(axis=-1)
-    assert dev.max() <= 6, (dev.max(), (dev > 6).sum())
+    # No mask pixel is tinted by the occluder: blue above green is what magenta adds
+    # (the grey fill: 0; the face's skin and the scene: below 0 or near it).
+    rgb = out[mask].astype(int)
+    tint = rgb[:, 2] - rgb[:, 1]
+    assert tint.max() <= 8, (tint.max(), (tint > 8).sum())
+    assert np.abs(rgb - 128).max(axis=-1).mean() < 12  # and the fill is what was pasted
 
 
 def test_no_face_and_three_faces(astronaut, astro_landmarks, mtcnn):

@@ -173,16 +173,18 @@ class FacePipeline:
         # video frames: only the face's part of the frame is shrunk for the crop
         crop, m = (_align if state is not None else al.align_face)(rgb, face.landmarks, s)
         if mask is not None:
-            cover = cv2.warpAffine(mask.astype(np.float32), m, (s, s), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_CONSTANT)
-            if not (cover > 0.5).any():
+            if not (cv2.warpAffine(mask.astype(np.float32), m, (s, s), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_CONSTANT) > 0.5).any():
                 report.no_occluder += 1
                 return
-            # Every crop pixel the mask touches holds some of the occluder (the crop is
-            # resampled from the photo), and the warp back reads 2 px around each photo
-            # pixel: the model fills all of them, so none of the occluder's edge is kept
-            # and pasted back onto the mask's border (a visible seam).
-            hole = al.hole_weight(cover > 0.02, self.hole_grow, 0) > 0.5
+            # The crop is resampled from the photo, so the crop pixels on the mask's edge
+            # hold part of the occluder: the mask resampled as the photo was (the same
+            # filters) says how much, and the model fills every pixel with 2 % or more of
+            # it, so a keep-known model does not keep the occluder's edge for the paste
+            # back to draw along the mask (a visible seam).
+            cover, _ = (_align if state is not None else al.align_face)(
+                (np.asarray(mask) > 0).astype(np.float32), face.landmarks, s)
+            hole = np.abs(cover) > 0.02
             restored = restorer.restore_face(crop, hole)
             if state is not None and self.temporal_fill:
                 restored = TemporalFill.of(state).fill(crop, hole, restored)
