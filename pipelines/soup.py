@@ -143,10 +143,9 @@ def soup(sources: list[str], coefs: list[float], config_path: str, out: str) -> 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from tfface.config import ConfigError
-
-    coefs = args.coef or [1.0 / len(args.sources)] * len(args.sources)
     from tfface.fileio import OutputDirError
 
+    coefs = args.coef or [1.0 / len(args.sources)] * len(args.sources)
     try:
         record = soup(args.sources, coefs, _config_path(args), args.out)
     except (ConfigError, ValueError, OutputDirError) as e:  # ConfigError is a ValueError

@@ -371,7 +371,8 @@ def score_sr_batch(batch: Mapping[str, np.ndarray], pred: np.ndarray) -> list[di
         rows.append({
             "psnr": float(psnr[i]), "ssim": float(ssim[i]), "ms_ssim": float(msssim[i]),
             "l1": float(l1[i]), "psnr_y": float(py[i]), "ssim_y": float(sy[i]),
-            "sharpness": float(sharp[i]), "scale": scale, "degradation": str(degr[i]) if degr is not None else "none",
+            "sharpness": float(sharp[i]), "scale": scale,
+            "degradation": str(degr[i]) if degr is not None else "none",
             "index": int(batch["index"][i]) if "index" in batch else i,
         })
     return rows

@@ -111,8 +111,9 @@ def hole_sharpness(target: tf.Tensor, pred: tf.Tensor, mask: tf.Tensor,
 def sharpness(target: tf.Tensor, pred: tf.Tensor, border: int = 0) -> tf.Tensor:
     """Per-image :func:`hole_sharpness` over the whole image (``border`` pixels cropped
     from every side, and one more, so the Sobel window reads only kept pixels): mean Sobel
-    gradient magnitude of ``pred``'s luma ÷ that of ``target``'s. How super-resolution is judged for realism: bicubic upsampling scores
-    about 0.7 on faces, the real face 1.0, a model that draws outlines or noise above."""
+    gradient magnitude of ``pred``'s luma ÷ that of ``target``'s. How super-resolution is
+    judged for realism: bicubic upsampling scores about 0.7 on faces, the real face 1.0, a
+    model that draws outlines or noise above."""
     shape = tf.shape(target)
     inner = tf.ones([shape[0], shape[1] - 2 * border, shape[2] - 2 * border, 1])
     region = tf.pad(inner, [[0, 0], [border, border], [border, border], [0, 0]])
