@@ -107,18 +107,21 @@ def test_export_android_round_trip_and_a_stale_output_is_caught(trained_tiny_run
     assert not bad["ok"] and "differ" in bad["problems"][0]
 
 
-def test_android_folder_keeps_sr_scales_apart():
+def test_android_folder_keeps_sr_scales_and_face_sizes_apart():
     from tfface.config import Config
     from tfface.export.android import android_folder
 
-    def cfg(arch, task, scale):
+    def cfg(arch, task, scale, size=128):
         c = Config()
-        c.model.arch, c.data.task, c.data.scale = arch, task, scale
+        c.model.arch, c.data.task, c.data.scale, c.data.image_size = arch, task, scale, size
         return c
 
     assert android_folder(cfg("srgan", "sr", 4)) == "srgan"  # the shipped x4 folder
     assert android_folder(cfg("srgan", "sr", 2)) == "srgan_x2"
-    assert android_folder(cfg("vnet", "inpaint", 1)) == "vnet"
+    assert android_folder(cfg("srgan", "sr", 4, 256)) == "srgan"  # SR: the scale decides
+    assert android_folder(cfg("vnet", "inpaint", 1)) == "vnet"  # the shipped 128 px folder
+    assert android_folder(cfg("vnet", "inpaint", 1, 64)) == "vnet"
+    assert android_folder(cfg("vnet", "inpaint", 1, 256)) == "vnet256"
 
 
 def test_recard_rewrites_an_old_card_and_leaves_the_model_untouched(tmp_path, capsys):

@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--android", action="store_true",
                    help=f"also copy each file, its card, sample inputs and expected outputs "
                    f"into {ANDROID_DIR}/<arch>/ (an SR model of another scale than x4: "
-                   f"<arch>_x<scale>/)")
+                   f"<arch>_x<scale>/; a restorer of faces larger than 128 px: "
+                   f"<arch><size>/, e.g. vnet256/)")
     return p
 
 

@@ -29,9 +29,14 @@ ANDROID_SAMPLES = 4
 def android_folder(cfg) -> str:
     """The folder of a model's files under ``android_demo_assets/``: its architecture
     (``vnet``, ``srgan``), with ``_x<scale>`` for a super-resolution model of another
-    scale than x4 (``srgan_x2``), so exporting a x2 file never replaces the x4 one."""
-    scale = int(cfg.data.scale) if cfg.data.task == "sr" else 4
-    return cfg.model.arch + ("" if scale == 4 else f"_x{scale}")
+    scale than x4 (``srgan_x2``) and the input size for a restorer of faces larger than
+    128 px (``vnet256``), so exporting a x2 or a 256 px file never replaces the x4 or the
+    128 px one."""
+    if cfg.data.task == "sr":
+        scale = int(cfg.data.scale)
+        return cfg.model.arch + ("" if scale == 4 else f"_x{scale}")
+    size = int(cfg.data.image_size)
+    return cfg.model.arch + ("" if size <= 128 else str(size))
 
 
 def export_android(converted: Converted, cfg, assets_dir: str = ANDROID_DIR,
