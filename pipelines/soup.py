@@ -22,8 +22,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import sys
+
+import numpy as np
 
 import tfface  # noqa: F401
 from tfface.cli import prog_name
@@ -60,6 +63,12 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
+def _is_float(a) -> bool:
+    """A floating-point array (float16/32/64 and bfloat16, whose numpy kind is 'V')."""
+    a = np.asarray(a)
+    return a.dtype.kind == "f" or a.dtype.name == "bfloat16"
+
+
 def _config_path(args) -> str:
     from tfface.rundir import CONFIG_FILE
 
@@ -81,8 +90,6 @@ def soup(sources: list[str], coefs: list[float], config_path: str, out: str) -> 
             this network, or an ``out`` that exists and is not empty.
         tfface.config.ConfigError: ``config_path`` is not a usable configuration.
     """
-    import numpy as np
-
     from tfface.config import Config, ConfigError
     from tfface.fileio import atomic_path, atomic_write, check_writable_dir
     from tfface.models import get_arch
@@ -92,8 +99,9 @@ def soup(sources: list[str], coefs: list[float], config_path: str, out: str) -> 
         raise ValueError("a soup needs two or more sources")
     if len(coefs) != len(sources):
         raise ValueError(f"--coef gives {len(coefs)} weights for {len(sources)} sources")
-    if min(coefs) < 0 or abs(sum(coefs) - 1.0) > 1e-6:
-        raise ValueError(f"--coef must be >= 0 and sum to 1, got {coefs}")
+    if not all(math.isfinite(c) and c >= 0 for c in coefs) \
+            or not math.isclose(sum(coefs), 1.0, abs_tol=1e-3):
+        raise ValueError(f"--coef must be numbers >= 0 that sum to 1, got {coefs}")
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
         raise ValueError(f"{out} exists and is not an empty folder; choose another --out")
     cfg = Config.load(config_path)  # validated: a config from elsewhere runs no code
@@ -113,21 +121,22 @@ def soup(sources: list[str], coefs: list[float], config_path: str, out: str) -> 
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ValueError(f"{path} does not hold weights of the network {config_path} "
                              f"describes ({first})") from None
-        arrays = [np.asarray(w, np.float64) if np.asarray(w).dtype.kind == "f"
-                  else np.asarray(w) for w in gen.get_weights()]
+        arrays = [np.asarray(w, np.float64) if _is_float(w) else np.asarray(w)
+                  for w in gen.get_weights()]
         if total is None:
             reference = arrays
-            total = [a * c if a.dtype.kind == "f" else a for a in arrays]
+            total = [a * c if _is_float(a) else a for a in arrays]
         else:
             for i, a in enumerate(arrays):
-                if a.dtype.kind == "f":
+                if _is_float(a):
                     total[i] = total[i] + a * c
                 elif not np.array_equal(a, reference[i]):
                     raise ValueError(f"{path}: a non-float weight ({gen.weights[i].path}) "
                                      "differs from the first source's; these are not "
                                      "fine-tunes of one network")
         files.append({"path": os.path.abspath(path), "sha256": _sha256(path), "coef": c})
-    gen.set_weights([t.astype(w.dtype) if t.dtype.kind == "f" else t
+    s = sum(coefs)  # within 1e-3 of 1: the average is exactly a weighted mean
+    gen.set_weights([(t / s).astype(w.dtype) if _is_float(t) else t
                      for t, w in zip(total, reference)])
     os.makedirs(out, exist_ok=True)
     check_writable_dir(out)

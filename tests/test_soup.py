@@ -58,9 +58,16 @@ def test_bad_sources_and_outputs_are_refused_and_nothing_is_overwritten(tmp_path
     # coefficients that do not sum to 1, or do not match the sources
     assert soup.main([*pair, *conf, "--coef", "0.5", "0.6", "--out", str(tmp_path / "x")]) == 2
     assert "sum to 1" in capsys.readouterr().err
+    assert soup.main([*pair, *conf, "--coef", "nan", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "sum to 1" in capsys.readouterr().err
+    assert soup.main([*pair, *conf, "--coef", "1.5", "-0.5", "--out", str(tmp_path / "x")]) == 2
+    assert ">= 0" in capsys.readouterr().err
     assert soup.main([*pair, *conf, "--coef", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "gives 1 weights for 2 sources" in capsys.readouterr().err
     # one source is not a soup
     assert soup.main([pair[0], *conf, "--out", str(tmp_path / "x")]) == 2
+    assert "two or more sources" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
     # weights files carry no config: without --config the tool says what to pass
     assert soup.main([*pair, "--out", str(tmp_path / "x")]) == 2
     assert "pass --config" in capsys.readouterr().err

@@ -115,9 +115,10 @@ def sharpness(target: tf.Tensor, pred: tf.Tensor, border: int = 0) -> tf.Tensor:
     judged for realism: bicubic upsampling scores about 0.7 on faces, the real face 1.0, a
     model that draws outlines or noise above."""
     shape = tf.shape(target)
-    inner = tf.ones([shape[0], shape[1] - 2 * border, shape[2] - 2 * border, 1])
-    region = tf.pad(inner, [[0, 0], [border, border], [border, border], [0, 0]])
-    return hole_sharpness(target, pred, region, erode=1)
+    b = int(border) + 1  # the Sobel window of the region's outer pixels stays inside
+    inner = tf.ones([shape[0], shape[1] - 2 * b, shape[2] - 2 * b, 1])
+    region = tf.pad(inner, [[0, 0], [b, b], [b, b], [0, 0]])
+    return hole_sharpness(target, pred, region, erode=0)
 
 
 def mask_scores(target, prob, per_image: bool = True) -> tuple[tf.Tensor, tf.Tensor]:

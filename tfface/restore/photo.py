@@ -173,18 +173,18 @@ class FacePipeline:
         # video frames: only the face's part of the frame is shrunk for the crop
         crop, m = (_align if state is not None else al.align_face)(rgb, face.landmarks, s)
         if mask is not None:
-            if not (cv2.warpAffine(mask.astype(np.float32), m, (s, s), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_CONSTANT) > 0.5).any():
-                report.no_occluder += 1
-                return
             # The crop is resampled from the photo, so the crop pixels on the mask's edge
             # hold part of the occluder: the mask resampled as the photo was (the same
-            # filters) says how much, and the model fills every pixel with 2 % or more of
+            # filters) says how much, and the model fills every pixel with more than 2 % of
             # it, so a keep-known model does not keep the occluder's edge for the paste
-            # back to draw along the mask (a visible seam).
+            # back to draw along the mask (a visible seam). Thin strokes on a large face
+            # shrink below half a crop pixel and are still found.
             cover, _ = (_align if state is not None else al.align_face)(
                 (np.asarray(mask) > 0).astype(np.float32), face.landmarks, s)
             hole = np.abs(cover) > 0.02
+            if not hole.any():
+                report.no_occluder += 1
+                return
             restored = restorer.restore_face(crop, hole)
             if state is not None and self.temporal_fill:
                 restored = TemporalFill.of(state).fill(crop, hole, restored)
