@@ -20,7 +20,6 @@ existing, non-empty folder is refused, never overwritten.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -55,14 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _is_float(a) -> bool:
     """A floating-point array (float16/32/64 and bfloat16, whose numpy kind is 'V')."""
     a = np.asarray(a)
@@ -90,6 +81,7 @@ def soup(sources: list[str], coefs: list[float], config_path: str, out: str) -> 
             this network, or an ``out`` that exists and is not empty.
         tfface.config.ConfigError: ``config_path`` is not a usable configuration.
     """
+    from tfface.cards import file_sha256
     from tfface.config import Config, ConfigError
     from tfface.fileio import atomic_path, atomic_write, check_writable_dir
     from tfface.models import get_arch
@@ -134,7 +126,7 @@ def soup(sources: list[str], coefs: list[float], config_path: str, out: str) -> 
                     raise ValueError(f"{path}: a non-float weight ({gen.weights[i].path}) "
                                      "differs from the first source's; these are not "
                                      "fine-tunes of one network")
-        files.append({"path": os.path.abspath(path), "sha256": _sha256(path), "coef": c})
+        files.append({"path": os.path.abspath(path), "sha256": file_sha256(path), "coef": c})
     s = sum(coefs)  # within 1e-3 of 1: the average is exactly a weighted mean
     gen.set_weights([(t / s).astype(w.dtype) if _is_float(t) else t
                      for t, w in zip(total, reference)])
