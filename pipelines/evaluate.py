@@ -325,28 +325,24 @@ def _markdown(report: dict[str, Any], summaries: dict[str, dict], cfg, run_dir: 
 
 def _print_overall(summaries: dict[str, dict], sr: bool) -> None:
     o = {k: v["overall"] for k, v in summaries.items()}
+
+    def sharp(k, key):
+        v = o[k].get(key)
+        return "-" if v is None else f"{v:.2f}"
+
     if sr:
         print(f"PSNR (RGB / Y)  keras {o['keras']['psnr']:.2f} / {o['keras']['psnr_y']:.2f}  "
               f"bicubic {o['bicubic']['psnr']:.2f} / {o['bicubic']['psnr_y']:.2f}  "
               f"input {o['input']['psnr']:.2f} / {o['input']['psnr_y']:.2f} dB")
-
-        def sharp_sr(k):
-            v = o[k].get("sharpness")
-            return "-" if v is None else f"{v:.2f}"
-
-        print(f"sharpness (1.0 = as sharp as the real face)  keras {sharp_sr('keras')}  "
-              f"bicubic {sharp_sr('bicubic')}")
+        print(f"sharpness (1.0 = as sharp as the real face)  keras "
+              f"{sharp('keras', 'sharpness')}  bicubic {sharp('bicubic', 'sharpness')}")
     else:
         print(f"PSNR  keras {o['keras']['psnr']:.2f}  composited "
               f"{o['keras_composited']['psnr']:.2f}  opencv_ns "
               f"{o['opencv_ns']['psnr']:.2f}  input {o['input']['psnr']:.2f} dB")
-
-        def sharp(k):
-            v = o[k].get("hole_sharpness")
-            return "-" if v is None else f"{v:.2f}"
-
-        print(f"hole sharpness (1.0 = as sharp as the real face)  keras {sharp('keras')}  "
-              f"opencv_ns {sharp('opencv_ns')}")
+        print(f"hole sharpness (1.0 = as sharp as the real face)  keras "
+              f"{sharp('keras', 'hole_sharpness')}  opencv_ns "
+              f"{sharp('opencv_ns', 'hole_sharpness')}")
 
         def pct(k, m):
             v = o[k].get(m)

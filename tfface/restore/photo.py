@@ -171,7 +171,8 @@ class FacePipeline:
                       report: PhotoReport, state: dict | None = None) -> None:
         s = int(restorer.spec.input_size)
         # video frames: only the face's part of the frame is shrunk for the crop
-        crop, m = (_align if state is not None else al.align_face)(rgb, face.landmarks, s)
+        align = _align if state is not None else al.align_face
+        crop, m = align(rgb, face.landmarks, s)
         if mask is not None:
             # The crop is resampled from the photo, so the crop pixels on the mask's edge
             # hold part of the occluder: the mask resampled as the photo was (the same
@@ -179,8 +180,7 @@ class FacePipeline:
             # it, so a keep-known model does not keep the occluder's edge for the paste
             # back to draw along the mask (a visible seam). Thin strokes on a large face
             # shrink below half a crop pixel and are still found.
-            cover, _ = (_align if state is not None else al.align_face)(
-                (np.asarray(mask) > 0).astype(np.float32), face.landmarks, s)
+            cover, _ = align((np.asarray(mask) > 0).astype(np.float32), face.landmarks, s)
             hole = np.abs(cover) > 0.02
             if not hole.any():
                 report.no_occluder += 1
