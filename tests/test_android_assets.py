@@ -117,10 +117,11 @@ def test_android_folder_keeps_sr_scales_and_face_sizes_apart():
         return c
 
     assert android_folder(cfg("srgan", "sr", 4)) == "srgan"  # the shipped x4 folder
-    assert android_folder(cfg("srgan", "sr", 2)) == "srgan_x2"
-    assert android_folder(cfg("srgan", "sr", 4, 256)) == "srgan"  # SR: the scale decides
+    assert android_folder(cfg("srgan", "sr", 2, 64)) == "srgan_x2"  # 32 -> 64, shipped
+    assert android_folder(cfg("srgan", "sr", 4, 256)) == "srgan_lr64"  # 64 px input
+    assert android_folder(cfg("srgan", "sr", 2, 128)) == "srgan_x2_lr64"
     assert android_folder(cfg("vnet", "inpaint", 1)) == "vnet"  # the shipped 128 px folder
-    assert android_folder(cfg("vnet", "inpaint", 1, 64)) == "vnet"
+    assert android_folder(cfg("vnet", "inpaint", 1, 64)) == "vnet64"
     assert android_folder(cfg("vnet", "inpaint", 1, 256)) == "vnet256"
 
 

@@ -95,9 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "format, keeping the model and its measured figures unchanged")
     p.add_argument("--android", action="store_true",
                    help=f"also copy each file, its card, sample inputs and expected outputs "
-                   f"into {ANDROID_DIR}/<arch>/ (an SR model of another scale than x4: "
-                   f"<arch>_x<scale>/; a restorer of faces larger than 128 px: "
-                   f"<arch><size>/, e.g. vnet256/)")
+                   f"into {ANDROID_DIR}/<arch>/ when its input is the shipped file's (128 px; SR: "
+                   f"32 px); else <arch>_x<scale>/ for SR of another scale than x4, "
+                   f"<arch>_lr<px>/ for SR of another input size, <arch><size>/ for a "
+                   f"restorer of another size (e.g. vnet256/), so no shipped file is "
+                   f"replaced)")
     return p
 
 

@@ -28,15 +28,19 @@ ANDROID_SAMPLES = 4
 
 def android_folder(cfg) -> str:
     """The folder of a model's files under ``android_demo_assets/``: its architecture
-    (``vnet``, ``srgan``), with ``_x<scale>`` for a super-resolution model of another
-    scale than x4 (``srgan_x2``) and the input size for a restorer of faces larger than
-    128 px (``vnet256``), so exporting a x2 or a 256 px file never replaces the x4 or the
-    128 px one."""
+    (``vnet``, ``srgan``) when its input is the shipped file's (a 128 px face; a 32 px
+    low-resolution face for SR), else with what differs: ``_x<scale>`` for a
+    super-resolution model of another scale than x4 (``srgan_x2``), ``_lr<px>`` for one
+    of another input size (``srgan_lr64``) and the input size for a restorer of another
+    size (``vnet256``, ``vnet64``). So exporting a x2, a 64 px or a 256 px file never
+    replaces a shipped one."""
     if cfg.data.task == "sr":
         scale = int(cfg.data.scale)
-        return cfg.model.arch + ("" if scale == 4 else f"_x{scale}")
+        lr = int(cfg.data.image_size) // scale
+        return (cfg.model.arch + ("" if scale == 4 else f"_x{scale}")
+                + ("" if lr == 32 else f"_lr{lr}"))
     size = int(cfg.data.image_size)
-    return cfg.model.arch + ("" if size <= 128 else str(size))
+    return cfg.model.arch + ("" if size == 128 else str(size))
 
 
 def export_android(converted: Converted, cfg, assets_dir: str = ANDROID_DIR,
