@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tfface.data.sources.synthetic import banner_silenced
 from tfface.export.convert import Converted, fidelity_batch
 from tfface.fileio import atomic_write
 from tfface.imageio import to_float, to_uint8, write_image
@@ -61,7 +62,8 @@ def export_android(converted: Converted, cfg, assets_dir: str = ANDROID_DIR,
     stem = os.path.splitext(os.path.basename(converted.path))[0]
     sample_cfg = copy.deepcopy(cfg)
     sample_cfg.data.source, sample_cfg.data.data_dir = "synthetic", None
-    batch = fidelity_batch(sample_cfg, samples)
+    with banner_silenced():  # the sample faces are synthetic on purpose
+        batch = fidelity_batch(sample_cfg, samples)
     runner = LiteRunner(converted.path)
     entries = []
     for i in range(min(samples, len(batch["clean"]))):

@@ -540,5 +540,7 @@ def paths_text(run_dir: str, rows: Sequence[Converted]) -> str:
     for r in rows:
         lines.append(f"TFLite model  : {os.path.abspath(r.path)}")
         lines.append(f"Model card    : {os.path.abspath(r.card_path)}")
-    lines.append(f"Sample grids  : {os.path.abspath(os.path.join(run_dir, 'samples'))}")
+    samples = os.path.join(run_dir, "samples")
+    if os.path.isdir(samples):  # the training run's grids (a soup or a copied run has none)
+        lines.append(f"Sample grids  : {os.path.abspath(samples)}")
     return "\n".join(lines)

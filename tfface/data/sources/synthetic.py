@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from types import SimpleNamespace
 from typing import Callable
@@ -477,6 +478,19 @@ def _camera(img, rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 _SYNTHETIC_BANNER_SHOWN = False
+
+
+@contextlib.contextmanager
+def banner_silenced():
+    """Build synthetic faces without the banner, where they are chosen on purpose and the
+    user did not ask for a training source (the redistributable sample faces of
+    ``tflite.convert --android``): the banner would read as a mistake of theirs."""
+    global _SYNTHETIC_BANNER_SHOWN
+    before, _SYNTHETIC_BANNER_SHOWN = _SYNTHETIC_BANNER_SHOWN, True
+    try:
+        yield
+    finally:
+        _SYNTHETIC_BANNER_SHOWN = before
 
 
 class SyntheticSource(FaceSource):
