@@ -136,6 +136,14 @@ def face_weight(size: int, feather: float = 0.1) -> np.ndarray:
     return np.clip(w, 0.0, 1.0)
 
 
+def crop_px(px: int, side: int) -> int:
+    """``px`` pixels of a 128 px crop in a crop of ``side`` px (the same part of the
+    face): a found hole's growth and soft edge cover as much of the face whatever the
+    file's resolution (at 256 px, 2 px of growth would cover half the occluder's rim that
+    the 128 px file's 2 px cover, and leave the rest of it in the photo)."""
+    return int(px) if side <= 128 else int(round(px * side / 128))
+
+
 def hole_weight(mask: np.ndarray, grow: int = 2, feather: int = 2) -> np.ndarray:
     """float32 blend weight of a hole (1 = hole): grown by ``grow`` px (covers the
     occluder's edge), then softened over ``feather`` px outward; 0 beyond."""

@@ -9,7 +9,9 @@ segmenter (:class:`tfface.segmenter.infer.OccluderSegmenter`) and a model (a
   side; the hole is the user's mask (photo resolution, warped into the crop) or, when
   none is given, what the segmenter finds in the crop. Only the hole is replaced: with
   a user mask exactly the mask's pixels; with a found hole, the hole grown by
-  ``hole_grow`` px and softened over ``hole_feather`` px (crop pixels). Everything else
+  ``hole_grow`` px and softened over ``hole_feather`` px (pixels of a 128 px crop, scaled
+  with the crop: a 256 px file's hole grows by twice as many of its pixels, so both sizes
+  cover the same part of the face). Everything else
   keeps the photo's own pixels at the photo's resolution. A face where the segmenter
   finds no occluder is left as it is (and counted).
 * **Super-resolution** (``task == "sr"``): the whole photo is enlarged by the model's
@@ -88,7 +90,8 @@ class FacePipeline:
             ``probability`` and ``threshold``).
         min_face: faces whose box side is below this (px) are left alone.
         feather: width of the face weight's soft edge, as a fraction of the crop.
-        hole_grow, hole_feather: growth and soft edge of a found hole (crop px).
+        hole_grow, hole_feather: growth and soft edge of a found hole (px of a 128 px
+            crop; scaled with the crop side, :func:`tfface.faces.align.crop_px`).
         max_faces: at most this many faces (largest first) are restored per photo.
         max_sr_side: SR faces whose native crop side exceeds this are left to bicubic.
     """
@@ -201,7 +204,8 @@ class FacePipeline:
                 report.no_occluder += 1
                 return
             # the file's hole is grown already; outside it the crop is the photo's own
-            weight = al.hole_weight(hole, 0, self.hole_feather) * _border_weight(s)
+            feather = al.crop_px(self.hole_feather, s)
+            weight = al.hole_weight(hole, 0, feather) * _border_weight(s)
             if state is not None:
                 restored, m, weight = _support(restored, m, weight)
             al.paste_back(out, restored, m, weight, out=out)
@@ -219,11 +223,12 @@ class FacePipeline:
         if hole.sum() < max(4, 0.001 * s * s):
             report.no_occluder += 1
             return
-        grown = al.hole_weight(hole, self.hole_grow, 0) > 0.5
+        grow, feather = al.crop_px(self.hole_grow, s), al.crop_px(self.hole_feather, s)
+        grown = al.hole_weight(hole, grow, 0) > 0.5
         restored = restorer.restore_face(crop, grown)
         if temporal is not None:
             restored = temporal.fill(crop, grown, restored)
-        weight = al.hole_weight(hole, self.hole_grow, self.hole_feather) * _border_weight(s)
+        weight = al.hole_weight(hole, grow, feather) * _border_weight(s)
         if state is not None:  # video: warp and blend only the hole's part of the crop
             restored, m, weight = _support(restored, m, weight)
         al.paste_back(out, restored, m, weight, out=out)

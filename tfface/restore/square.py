@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from tfface.data.sources.scan import PHOTO_MAX_PIXELS
-from tfface.faces.align import hole_weight
+from tfface.faces.align import crop_px, hole_weight
 from tfface.restore.model import FaceModel, InferenceError, resize_square
 
 HOLE_GROW, HOLE_FEATHER = 2, 2
@@ -104,9 +104,10 @@ class FaceLocator:
             found = self.segmenter.hole(resize_square(face, s))
             if found.sum() < max(4, 0.001 * s * s):  # no occluder: the photo is unchanged
                 return rgb.copy(), None
-            grown = (hole_weight(found, HOLE_GROW, 0) > 0.5).astype(np.uint8)
+            grow, feather = crop_px(HOLE_GROW, s), crop_px(HOLE_FEATHER, s)
+            grown = (hole_weight(found, grow, 0) > 0.5).astype(np.uint8)
             fmask = resize_square(grown, side, nearest=True) > 0
-            weight = cv2.resize(hole_weight(found, HOLE_GROW, HOLE_FEATHER), (side, side),
+            weight = cv2.resize(hole_weight(found, grow, feather), (side, side),
                                 interpolation=cv2.INTER_LINEAR)[..., None]
         out = restorer.restore_face(face, fmask)
         k = restorer.spec.scale
