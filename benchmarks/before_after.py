@@ -1,9 +1,6 @@
 """Before/after of one public-domain photo at its own resolution, with the figures of each row.
 
-    PYTHONPATH=$PWD python benchmarks/before_after.py \\
-        --model android_demo_assets/vnet/model_int8_mixed.tflite \\
-        --model android_demo_assets/vnet256/model_int8_mixed.tflite \\
-        --grid docs/img/faces_before_after.jpg
+    PYTHONPATH=$PWD python benchmarks/before_after.py --grid docs/img/faces_before_after.jpg
 
 The photo is ``skimage.data.astronaut()`` (public domain, 512x512; her face is about 200 px
 wide, so a 128 px model enlarges its result about 1.6x over it). Each row draws one occluder
@@ -11,7 +8,9 @@ on the photo at the photo's resolution (``--occluders``; the same synthesis as t
 placed from MTCNN's landmarks) and restores it with ``FacePipeline`` as
 ``python -m pipelines.restore`` does: the default detector, and the hole found by the
 shipped occluder segmenter (``--true-hole``: given the true hole instead). ``--model``
-twice makes a ladder (each face goes to the smallest file that covers its size).
+twice makes a ladder (each face goes to the smallest file that covers its size); without
+``--model`` it is restore's default (``--look realism``: the shipped 128 px and 256 px
+V-Nets as a ladder).
 
 Columns: damaged, restored, original, each a crop around the face at 1:1 (no resampling),
 so the figure shows what a user sees. Printed per row, inside the true hole of the photo
@@ -32,9 +31,9 @@ import numpy as np
 
 import tfface  # noqa: F401
 from benchmarks.restore_photo import astronaut, occluded_astronaut
+from tfface.shipped import default_models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHIPPED = os.path.join(ROOT, "android_demo_assets", "vnet", "model_int8_mixed.tflite")
 SEGMENTER = os.path.join(ROOT, "android_demo_assets", "segmenter", "segmenter_int8.tflite")
 
 
@@ -53,7 +52,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="benchmarks/before_after.py",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--model", action="append", help="inpainting .tflite file; repeat it for a "
-                   "ladder of sizes (default: the shipped V-Net)")
+                   "ladder of sizes (default: tfface-restore's, the shipped 128 px and 256 px "
+                   "V-Nets as a ladder)")
     p.add_argument("--occluders", nargs="+", default=["facemask", "sunglasses", "strokes_thick"])
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--true-hole", nargs="*", default=["strokes_thick"], metavar="OCCLUDER",
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     from tfface.segmenter.infer import OccluderSegmenter
     from tfface.restore.model import Restorer, RestorerLadder
 
-    models = args.model or [SHIPPED]
+    models = args.model or default_models()  # what tfface-restore uses: --look realism
     rs = [Restorer.load(m) for m in models]
     restorer = rs[0] if len(rs) == 1 else RestorerLadder(rs)
     rgb, lm = astronaut()

@@ -192,6 +192,34 @@ def test_sr_option_chooses_the_shipped_file_of_that_scale(tmp_path, capsys):
     assert "--sr 2:" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
+def test_look_chooses_the_shipped_files_and_the_ladder_sends_each_face_by_its_size(
+        tmp_path, capsys):
+    """--look realism (the default) is the 128 px and the 256 px V-Net as a ladder:
+    faces of at most 128 px go to the 128 px file, larger ones to the 256 px file;
+    --look fidelity is the 128 px file alone; --look with --model or --sr is refused
+    before anything is written."""
+    from tfface.shipped import shipped_file
+
+    parse = restore_cli.build_parser().parse_args
+    v128 = shipped_file("vnet", "model_int8_mixed.tflite")
+    v256 = shipped_file("vnet256", "model_int8_mixed.tflite")
+    assert restore_cli.model_paths(parse(["x.png"])) == [v128, v256]
+    assert restore_cli.model_paths(parse(["x.png", "--look", "realism"])) == [v128, v256]
+    assert restore_cli.model_paths(parse(["x.png", "--look", "fidelity"])) == [v128]
+    ladder = Restorer.load_many([v128, v256])
+    assert ladder.for_face(100).spec.input_size == 128
+    assert ladder.for_face(128).spec.input_size == 128
+    assert ladder.for_face(129).spec.input_size == 256
+    assert ladder.for_face(900).spec.input_size == 256
+    assert ladder.spec.mask_input and ladder.for_face(300).spec.mask_input
+    photo = tmp_path / "p.png"
+    cv2.imwrite(str(photo), np.full((40, 40, 3), 128, np.uint8))
+    for extra in (["--model", v128], ["--sr", "4"]):
+        assert restore_cli.main([str(photo), "--look", "fidelity", *extra, "--quiet",
+                                 "--out", str(tmp_path / "o")]) == 2
+        assert "--look" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
 def test_make_locator_loads_the_segmenter_only_when_the_model_needs_a_hole(tmp_path):
     """tfface.restore.locate is the library call the command line makes: an SR file gets
     the native SR path, an occlusion-removal file the face pipeline with the shipped

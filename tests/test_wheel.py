@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tfface.shipped import ASSETS, DEFAULT_MODEL, DEFAULT_SEGMENTER, shipped_file
+from tfface.shipped import ASSETS, DEFAULT_MODEL, DEFAULT_SEGMENTER, REALISM_MODEL, shipped_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = ("pyproject.toml", "setup.cfg", "README.md", "tfface", "pipelines", "tflite")
@@ -80,7 +80,7 @@ def test_the_wheel_holds_the_shipped_files_themselves(wheel_env):
     wheel, _, _ = wheel_env
     with zipfile.ZipFile(wheel) as z:
         sizes = {i.filename: i.file_size for i in z.infolist()}
-    for parts in (DEFAULT_MODEL, DEFAULT_SEGMENTER):
+    for parts in (DEFAULT_MODEL, REALISM_MODEL, DEFAULT_SEGMENTER):
         name = "/".join(("tfface", ASSETS, *parts))
         assert sizes.get(name) == os.path.getsize(shipped_file(*parts)), name
         card = name[: -len(".tflite")] + ".json"

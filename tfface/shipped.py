@@ -1,9 +1,10 @@
 """Files that ship inside the package, found the same way from a checkout and a wheel.
 
 ``tfface/assets/`` holds the shipped files a photo is restored with when none is named:
-the 128 px V-Net that removes occlusions (``vnet/model_int8_mixed.tflite``, int8 with its
-classical fill in float) and the occluder segmenter that finds its hole
-(``segmenter/segmenter_int8.tflite``), each with its model card, and the face
+the V-Nets that remove occlusions, the 128 px one trained for fidelity
+(``vnet/model_int8_mixed.tflite``, int8 with its classical fill in float) and the 256 px
+one trained for detail (``vnet256/model_int8_mixed.tflite``), the occluder segmenter that
+finds their hole (``segmenter/segmenter_int8.tflite``), each with its model card, and the face
 super-resolution files ``tfface-restore --sr 2|4`` uses (``srgan_x2/``, ``srgan/``). In
 a checkout they are links to the copies in ``android_demo_assets/`` (which the converter
 and the segmenter export write, and the asset tests check); a built wheel holds the files
@@ -18,7 +19,13 @@ import os
 
 ASSETS = "assets"
 DEFAULT_MODEL = ("vnet", "model_int8_mixed.tflite")
-"""The restorer used when no model is named: the shipped occlusion-removal V-Net."""
+"""The 128 px occlusion-removal V-Net, trained for fidelity (PSNR): every face with
+``--look fidelity``, the faces of at most 128 px with ``--look realism``."""
+REALISM_MODEL = ("vnet256", "model_int8_mixed.tflite")
+"""The 256 px occlusion-removal V-Net, fine-tuned for detail (perceptual and spectral
+terms, docs/realism.md): the faces larger than 128 px with ``--look realism``."""
+LOOKS = ("realism", "fidelity")
+"""What ``tfface-restore --look`` chooses among; the first is the default."""
 DEFAULT_SEGMENTER = ("segmenter", "segmenter_int8.tflite")
 """The occluder segmenter used when a model needs a hole mask and none is given."""
 SR_MODELS = {2: ("srgan_x2", "model_int8.tflite"), 4: ("srgan", "model_int8.tflite")}
@@ -33,6 +40,17 @@ def shipped_file(*parts: str) -> str:
 def default_model() -> str:
     """Path of the shipped restorer (:data:`DEFAULT_MODEL`)."""
     return shipped_file(*DEFAULT_MODEL)
+
+
+def default_models(look: str = LOOKS[0]) -> list[str]:
+    """The shipped occlusion-removal files of a look: ``fidelity`` is the 128 px V-Net
+    alone; ``realism`` is a ladder of the 128 px and the 256 px V-Nets, which sends each
+    face to the smallest file whose input covers it (a face of at most 128 px gains
+    nothing from a 256 px file: its fill is shrunk back)."""
+    if look not in LOOKS:
+        raise ValueError(f"unknown look {look!r}; choose from {', '.join(LOOKS)}")
+    files = [shipped_file(*DEFAULT_MODEL)]
+    return files + [shipped_file(*REALISM_MODEL)] if look == "realism" else files
 
 
 def default_segmenter() -> str:
