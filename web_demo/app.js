@@ -7,7 +7,7 @@
 import {Restorer, CardError, holeFromImage} from './restorer.js';
 import {BlazeFace, clipToFace, alignmentMatrix, nativeSize, nativeCropMatrix, squareMatrix, srMatrix,
         invert, apply, compose, matrixScale, canvasTransform, TileBlender, borderWeight,
-        holeWeight, faceWeight} from './faces.js';
+        holeWeight, faceWeight, cropPx} from './faces.js';
 
 const WASM_DIR = new URL('./node_modules/@litertjs/core/wasm/', import.meta.url).href;
 // index.html?threads=0 runs single-threaded (to compare); threads need cross-origin isolation
@@ -18,7 +18,7 @@ const TEMPLATE_URL = new URL('../tfface/faces/template.json', import.meta.url).h
 // as tfface.restore.photo.FacePipeline: faces below 16 px are left alone, at most 32 a
 // photo, SR faces whose native crop exceeds 1024 px are left to the plain enlargement
 const MIN_FACE = 16, MAX_FACES = 32, MAX_SR_SIDE = 1024;
-const FOUND_GROW = 2, FOUND_FEATHER = 2;     // a hole the segmenter found (crop px)
+const FOUND_GROW = 2, FOUND_FEATHER = 2;     // a hole the segmenter found (px of a 128 px crop)
 const PAINTED_GROW = 1, PAINTED_FEATHER = 1; // a painted or loaded hole
 const MAX_ENLARGED_PIXELS = 64e6;            // the whole photo after SR, at most
 const $ = (id) => document.getElementById(id);
@@ -727,7 +727,7 @@ async function findHole() {
     if (!g.input || g.skip) continue;
     const img = pixelsOf(canvasOf(g.input), 0, 0, g.input.width, g.input.height, fi.width, fi.height);
     const {probs} = await f.restore({image: img});
-    const hole = f.holeFrom(probs, t.width, t.height, 1);
+    const hole = f.holeFrom(probs, t.width, t.height, cropPx(1, t.width));
     if (usingFaces()) clipToFace(hole, t.width, t.height);  // an aligned face: as tfface
     let n = 0;
     for (const v of hole) n += v;
@@ -853,7 +853,7 @@ function pasteBack() {
       weight = faceWeight(w, h, 0.1);
       m = srMatrix(g.m, k);
     } else if (plan.mask) {
-      weight = g.found ? holeWeight(g.hole, w, h, FOUND_GROW, FOUND_FEATHER)
+      weight = g.found ? holeWeight(g.hole, w, h, cropPx(FOUND_GROW, w), cropPx(FOUND_FEATHER, w))
           : holeWeight(g.hole, w, h, PAINTED_GROW, PAINTED_FEATHER);
       const b = borderWeight(w, h, 2);
       for (let i = 0; i < weight.length; i++) weight[i] *= b[i];

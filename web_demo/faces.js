@@ -603,6 +603,12 @@ export function borderWeight(w, h = w, px = 2) {
   return out;
 }
 
+/** `px` pixels of a 128 px crop in a crop of `side` px (align.crop_px): a found hole's
+ * growth and feather cover the same part of the face at 128 and at 256 px. */
+export function cropPx(px, side) {
+  return side <= 128 ? px : Math.round(px * side / 128);
+}
+
 /** Blend weight of a hole (1 = hole) on a w x h grid: the hole grown by `grow` px,
  * then falling to 0 over `feather` px outward (city-block rings; align.hole_weight). */
 export function holeWeight(hole, w, h, grow = 2, feather = 2) {

@@ -9,7 +9,7 @@ import {anchors, decode, weightedNms, fivePoints, searchSquares, similarity, inv
         compose, alignmentMatrix, nativeSize, nativeCropMatrix, squareMatrix, canvasTransform,
         tileStarts, TileBlender, borderWeight, holeWeight, faceWeight, BLAZEFACE, BlazeFace,
         at128, finestScale, overlaps, smallCandidates, boxMatrix, uprightMatrix,
-        meanPoints, blackBeyond} from './faces.js';
+        meanPoints, blackBeyond, cropPx} from './faces.js';
 
 const close = (a, b, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
@@ -130,6 +130,8 @@ test('blend weights: a hole grown and feathered, a face faded to 0 at its border
   close(w[7 * 15 + 10], 1 / 3, 1e-6);
   assert.equal(w[7 * 15 + 11], 0);
   assert.equal(w[0], 0);
+  // a 256 px file's found hole grows by as much of the face as a 128 px file's
+  assert.deepEqual([64, 128, 256, 512].map((s) => cropPx(2, s)), [2, 2, 4, 8]);
   const b = borderWeight(8, 8, 2);
   assert.deepEqual(Array.from(b.slice(3 * 8, 4 * 8)), [0, 0.5, 1, 1, 1, 1, 0.5, 0]);
   const f = faceWeight(100, 100, 0.1);
