@@ -3,6 +3,7 @@
     PYTHONPATH=$PWD python benchmarks/photo_inpaint.py /work/data/hq-dev-256 \\
         --model android_demo_assets/vnet/model_int8_mixed.tflite --count 60 --face-px 350 \\
         --occlusions facemask sunglasses irregular --grid-dir /work/scratch/photo_inpaint
+        [--sheet-dir DIR]   # every face, to count by eye
 
 Each held-out face (an aligned crop in the training framing, e.g. faces-hq dev prepared
 with ``python -m pipelines.prepare``) is resized to ``--face-px`` (bicubic when that
@@ -116,6 +117,9 @@ def main(argv=None) -> int:
                    help="let the shipped occluder segmenter find the hole (default: true hole)")
     p.add_argument("--detector", default="mtcnn")
     p.add_argument("--grid-dir", help="write worst/median/best face regions here (not the repo)")
+    p.add_argument("--sheet-dir", help="also write every face, in photo order, as contact "
+                   "sheets of 6 (damaged | each model's result | real) with sheet.tsv naming "
+                   "each row, for counting by eye (not the repo)")
     p.add_argument("--seed", type=int, default=11)
     args = p.parse_args(argv)
 
@@ -147,6 +151,7 @@ def main(argv=None) -> int:
     rows: dict[str, list] = {n: [] for n in names}
     rows["opencv_ns"] = []
     keep: dict[str, list] = {k: [] for k in rows}
+    sheet: list = []  # (photo index, file, kind, [damaged, each model's result or None, real])
     missed: dict[str, int] = {}
     for i, f in enumerate(tqdm(files, desc="photos", unit="photo")):
         face = cv2.cvtColor(cv2.imread(os.path.join(args.folder, f)), cv2.COLOR_BGR2RGB)
@@ -161,6 +166,8 @@ def main(argv=None) -> int:
                 missed[name] = missed.get(name, 0) + 1
         outs["opencv_ns"] = cv2.inpaint(bad, hole.astype(np.uint8) * 255, 3, cv2.INPAINT_NS)
         sl = (slice(y0, y0 + args.face_px), slice(x0, x0 + args.face_px))
+        sheet.append((i, f, kind, [bad[sl]] + [None if outs[n] is None else outs[n][sl]
+                                               for n in names] + [clean[sl]]))
         for name, out in outs.items():
             if out is None:
                 continue
@@ -195,7 +202,28 @@ def main(argv=None) -> int:
             path = os.path.join(args.grid_dir, name.replace("/", "_") + ".png")
             cv2.imwrite(path, cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
             print(f"grid (damaged | restored | real; worst, median, best): {path}")
+    if args.sheet_dir:
+        write_sheets(args.sheet_dir, sheet, names)
     return 0
+
+
+def write_sheets(out_dir: str, sheet: list, names: list[str], per: int = 6) -> None:
+    """Every face in photo order, ``per`` to a PNG: damaged | each model's result (grey
+    where the face was not restored) | real; ``sheet.tsv`` names each row."""
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "sheet.tsv"), "w") as tsv:
+        tsv.write("sheet\trow\tphoto\tfile\tocclusion\tcolumns\n")
+        for k in range(0, len(sheet), per):
+            rows = []
+            for r, (i, f, kind, tiles) in enumerate(sheet[k:k + per]):
+                real = tiles[-1]
+                rows.append(np.hstack([t if t is not None else np.full_like(real, 128)
+                                       for t in tiles]))
+                tsv.write(f"{k // per}\t{r}\t{i}\t{f}\t{kind}\tdamaged|"
+                          + "|".join(names) + "|real\n")
+            path = os.path.join(out_dir, f"sheet_{k // per:02d}.png")
+            cv2.imwrite(path, cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+    print(f"contact sheets ({len(sheet)} faces, {per} a sheet): {out_dir}")
 
 
 if __name__ == "__main__":
