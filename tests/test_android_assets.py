@@ -115,6 +115,28 @@ def test_export_android_round_trip_and_a_stale_output_is_caught(trained_tiny_run
     assert not bad["ok"] and "differ" in bad["problems"][0]
 
 
+def test_android_export_refuses_a_folder_that_holds_model_files(trained_tiny_run, tmp_path,
+                                                                 monkeypatch, capsys):
+    """--android never silently replaces a file (the shipped ones are tfface-restore's
+    defaults): a folder that holds .tflite files is refused before anything is converted,
+    unless --replace-assets is given."""
+    from tfface.export.android import android_folder
+    from tfface.rundir import load_generator
+
+    cfg, _ = load_generator(trained_tiny_run)
+    monkeypatch.chdir(tmp_path)
+    dest = tmp_path / "android_demo_assets" / android_folder(cfg)
+    dest.mkdir(parents=True)
+    (dest / "model_int8.tflite").write_bytes(b"the shipped file")
+    out = tmp_path / "out"
+    assert convert.main(["--run", trained_tiny_run, "--int8", "--android",
+                         "--out-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--replace-assets" in err and "model_int8.tflite" in err, err
+    assert (dest / "model_int8.tflite").read_bytes() == b"the shipped file"
+    assert not out.exists() or not any(out.glob("*.tflite"))
+
+
 def test_android_folder_keeps_sr_scales_and_face_sizes_apart():
     from tfface.config import Config
     from tfface.export.android import android_folder

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import tfface  # noqa: F401
 
 from tfface.cli import prog_name
-from tfface.export.android import ANDROID_DIR, export_android
+from tfface.export.android import ANDROID_DIR, android_folder, export_android
 from tfface.export.convert import (
     ConversionError, Converted, converted_notes, convert_run, load_run_to_convert,
     low_fidelity_warnings, paths_text, refresh_card, summary_table,
@@ -98,8 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
                    f"into {ANDROID_DIR}/<arch>/ when its input is the shipped file's (128 px; SR: "
                    f"32 px); else <arch>_x<scale>/ for SR of another scale than x4, "
                    f"<arch>_lr<px>/ for SR of another input size, <arch><size>/ for a "
-                   f"restorer of another size (e.g. vnet256/), so no shipped file is "
-                   f"replaced)")
+                   f"restorer of another size (e.g. vnet256/). A folder that already holds "
+                   f".tflite files (the shipped ones, or an earlier export) is refused unless "
+                   f"--replace-assets is given")
+    p.add_argument("--replace-assets", action="store_true",
+                   help="with --android: replace the files of that folder, e.g. to rebuild "
+                   "a shipped file from its run (tfface-restore's defaults are links to them)")
     return p
 
 
@@ -184,6 +188,15 @@ def print_report(run_dir: str, rows: list[Converted], cfg,
     print(paths_text(run_dir, rows))
 
 
+def _assets_held(cfg) -> list[str]:
+    """The .tflite files already in the folder ``--android`` would write (checked before
+    converting, so a refusal costs nothing)."""
+    dest = os.path.join(ANDROID_DIR, android_folder(cfg))
+    if not os.path.isdir(dest):
+        return []
+    return [os.path.join(dest, f) for f in sorted(os.listdir(dest)) if f.endswith(".tflite")]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.recard:
@@ -205,6 +218,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = load_run_to_convert(args.run, args.weights, args.out_dir)
     except (FileNotFoundError, ValueError, OutputDirError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    held = _assets_held(run.cfg) if args.android and not args.replace_assets else []
+    if held:
+        print(f"error: --android would replace {', '.join(held)} (shipped files, or an "
+              "earlier export; tfface-restore's defaults are links to the shipped ones). "
+              "Pass --replace-assets to replace them, or convert without --android.",
+              file=sys.stderr)
         return 2
     pruning = None
     if args.prune is not None:

@@ -33,8 +33,9 @@ def android_folder(cfg) -> str:
     low-resolution face for SR), else with what differs: ``_x<scale>`` for a
     super-resolution model of another scale than x4 (``srgan_x2``), ``_lr<px>`` for one
     of another input size (``srgan_lr64``) and the input size for a restorer of another
-    size (``vnet256``, ``vnet64``). So exporting a x2, a 64 px or a 256 px file never
-    replaces a shipped one."""
+    size (``vnet256``, ``vnet64``). The bare and sized folders of the shipped files are
+    where those files are rebuilt; ``tflite.convert --android`` refuses a folder that
+    already holds ``.tflite`` files unless ``--replace-assets`` is given."""
     if cfg.data.task == "sr":
         scale = int(cfg.data.scale)
         lr = int(cfg.data.image_size) // scale
