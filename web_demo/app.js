@@ -727,7 +727,8 @@ async function findHole() {
     if (!g.input || g.skip) continue;
     const img = pixelsOf(canvasOf(g.input), 0, 0, g.input.width, g.input.height, fi.width, fi.height);
     const {probs} = await f.restore({image: img});
-    const hole = f.holeFrom(probs, t.width, t.height, cropPx(1, t.width));
+    // grown as tfface-restore grows it for the model (2 px of a 128 px crop, scaled)
+    const hole = f.holeFrom(probs, t.width, t.height, cropPx(FOUND_GROW, t.width));
     if (usingFaces()) clipToFace(hole, t.width, t.height);  // an aligned face: as tfface
     let n = 0;
     for (const v of hole) n += v;
@@ -853,7 +854,8 @@ function pasteBack() {
       weight = faceWeight(w, h, 0.1);
       m = srMatrix(g.m, k);
     } else if (plan.mask) {
-      weight = g.found ? holeWeight(g.hole, w, h, cropPx(FOUND_GROW, w), cropPx(FOUND_FEATHER, w))
+      // a found hole is grown already (findHole): only its feather is added here
+      weight = g.found ? holeWeight(g.hole, w, h, 0, cropPx(FOUND_FEATHER, w))
           : holeWeight(g.hole, w, h, PAINTED_GROW, PAINTED_FEATHER);
       const b = borderWeight(w, h, 2);
       for (let i = 0; i < weight.length; i++) weight[i] *= b[i];
