@@ -1,7 +1,12 @@
 """Time per photo of the real-photo path, part by part, and before/after scenes.
 
-    PYTHONPATH=$PWD python benchmarks/restore_photo.py \\
-        --model android_demo_assets/vnet/model_int8_mixed.tflite --runs 5
+    PYTHONPATH=$PWD python benchmarks/restore_photo.py --runs 5
+    PYTHONPATH=$PWD python benchmarks/restore_photo.py --runs 5 \\
+        --model android_demo_assets/vnet/model_int8_mixed.tflite   # --look fidelity
+
+Without ``--model`` the files are ``tfface-restore``'s default for images (``--look
+realism``: the shipped 128 px and 256 px V-Nets as a ladder); ``--model`` twice makes a
+ladder of one's own.
 
 Scenes are 1024x768 photos composed from ``skimage.data.astronaut()`` (public domain):
 one face (off centre, tilted by 10 degrees) and four faces (different places, sizes and
@@ -132,8 +137,9 @@ class Timed:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=os.path.join(ROOT, "android_demo_assets", "vnet",
-                                                   "model_int8_mixed.tflite"))
+    p.add_argument("--model", action="append",
+                   help="model file; repeat it for a ladder of sizes (default: tfface-restore's "
+                   "for images, the shipped 128 px and 256 px V-Nets)")
     p.add_argument("--segmenter", default=os.path.join(ROOT, "android_demo_assets", "segmenter",
                                                        "segmenter_int8.tflite"))
     p.add_argument("--detector", default="auto",
@@ -150,7 +156,9 @@ def main(argv=None) -> int:
     from tfface.segmenter.infer import OccluderSegmenter
     from tfface.restore.model import Restorer
 
-    restorer = Restorer.load(args.model)
+    from tfface.shipped import default_models
+
+    restorer = Restorer.load_many(args.model or default_models())
     seg = OccluderSegmenter(args.segmenter) if restorer.spec.task == "inpaint" else None
     name, *opts = args.detector.split(":")  # options as in face_detectors.py
     det = make_detector(name, **{k: ast.literal_eval(v) for k, _, v in
@@ -164,7 +172,8 @@ def main(argv=None) -> int:
                   for n, v in scenes.items()}
     timer = Timed()
     det.detect = timer.wrap("detection", det.detect)
-    restorer.restore_face = timer.wrap("restoration (model)", restorer.restore_face)
+    for r in getattr(restorer, "restorers", [restorer]):  # a ladder: each file it may pick
+        r.restore_face = timer.wrap("restoration (model)", r.restore_face)
     if seg is not None:  # hole() calls probability(): time the one both go through
         attr = "probability" if hasattr(seg, "probability") else "hole"
         setattr(seg, attr, timer.wrap("segmentation", getattr(seg, attr)))

@@ -118,7 +118,9 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=100)
     p.add_argument("--faces", type=int, nargs="+", default=[1, 3], choices=sorted(PLACEMENTS))
     p.add_argument("--model", default=os.path.join(ROOT, "android_demo_assets", "vnet",
-                                                   "model_int8_mixed.tflite"))
+                                                   "model_int8_mixed.tflite"),
+                   help="default: the shipped 128 px V-Net, tfface-restore's file for videos "
+                   "(--look fidelity, its video default)")
     p.add_argument("--segmenter", default=os.path.join(ROOT, "android_demo_assets", "segmenter",
                                                        "segmenter_int8.tflite"))
     p.add_argument("--detector", default=None, help="default: the restore command's default")

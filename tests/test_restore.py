@@ -194,10 +194,10 @@ def test_sr_option_chooses_the_shipped_file_of_that_scale(tmp_path, capsys):
 
 def test_look_chooses_the_shipped_files_and_the_ladder_sends_each_face_by_its_size(
         tmp_path, capsys):
-    """--look realism (the default) is the 128 px and the 256 px V-Net as a ladder:
-    faces of at most 128 px go to the 128 px file, larger ones to the 256 px file;
-    --look fidelity is the 128 px file alone; --look with --model or --sr is refused
-    before anything is written."""
+    """--look realism (the default for images) is the 128 px and the 256 px V-Net as a
+    ladder: faces of at most 128 px go to the 128 px file, larger ones to the 256 px file;
+    --look fidelity (the default for videos) is the 128 px file alone; --look with --model
+    or --sr is refused before anything is written."""
     from tfface.shipped import shipped_file
 
     parse = restore_cli.build_parser().parse_args
@@ -212,6 +212,12 @@ def test_look_chooses_the_shipped_files_and_the_ladder_sends_each_face_by_its_si
     assert ladder.for_face(129).spec.input_size == 256
     assert ladder.for_face(900).spec.input_size == 256
     assert ladder.spec.mask_input and ladder.for_face(300).spec.mask_input
+    # videos: the fidelity file unless a look (or a model) is named
+    assert restore_cli._video_restorer(parse(["x.mp4"]), ladder) is ladder.restorers[0]
+    assert ladder.restorers[0].spec.input_size == 128
+    assert restore_cli._video_restorer(parse(["x.mp4", "--look", "realism"]), ladder) is ladder
+    assert restore_cli._video_restorer(parse(["x.mp4", "--model", v128, "--model", v256]),
+                                       ladder) is ladder
     photo = tmp_path / "p.png"
     cv2.imwrite(str(photo), np.full((40, 40, 3), 128, np.uint8))
     for extra in (["--model", v128], ["--sr", "4"]):
