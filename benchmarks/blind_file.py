@@ -13,7 +13,8 @@ remnant of the occluder and the clean pixels changed) for:
 - ``new_blind``: the one-graph file (its own segmenter decides the hole);
 - ``old_blind``: the old blind file (``unmask``);
 - ``two_file``: the shipped segmenter file, the face-ellipse clip, ``p > 0.5`` grown by
-  2 px, then the shipped V-Net file, as tfface-restore runs them;
+  2 px, then the shipped 128 px V-Net file, as tfface-restore runs them on a face whose
+  crop is at most 128 px (or with ``--look fidelity``);
 - ``opencv_ns``: OpenCV Navier-Stokes **given the true mask**; ``input``: untouched.
 
 Then the same undamaged faces through each method (PSNR against the input: a blind file

@@ -1,8 +1,8 @@
 """Stripes in inpainted holes: periodic, grid-locked texture, and which loss term asks for it.
 
     PYTHONPATH=$PWD python benchmarks/fill_stripes.py /work/data/hq-dev-256 --images 16 \\
-        --model C=android_demo_assets/vnet/next_256:last --model D=/work/runs/vnet256-D:last \\
-        --critic /work/runs/vnet256-D:ckpt-500 --at C
+        --model K4=android_demo_assets/vnet256/keras:best --model D=/work/runs/vnet256-D:last \\
+        --critic /work/runs/vnet256-D:ckpt-500 --at K4
 
 The first ``--images`` faces of a held-out folder (fixed order), each damaged by one
 occlusion generator (``--occlusion``, default face masks: the large holes where run D of

@@ -1,6 +1,6 @@
 """A built wheel carries what `tfface-restore` needs: installed into a fresh virtual
 environment, `tfface-restore photo.png` with no --model restores the face from a folder
-outside the checkout, with the shipped V-Net and occluder segmenter found as package data.
+outside the checkout, with the shipped V-Nets and occluder segmenter found as package data.
 
 Offline: the wheel is built without build isolation and installed with --no-index
 --no-deps; the new environment reaches the dependencies (TensorFlow, ...) through a

@@ -38,7 +38,8 @@ def shipped_file(*parts: str) -> str:
 
 
 def default_model() -> str:
-    """Path of the shipped restorer (:data:`DEFAULT_MODEL`)."""
+    """Path of the shipped 128 px V-Net (:data:`DEFAULT_MODEL`), the fidelity file; the
+    files ``tfface-restore`` uses are :func:`default_models`."""
     return shipped_file(*DEFAULT_MODEL)
 
 
