@@ -158,7 +158,8 @@ def main(argv=None) -> int:
 
     from tfface.shipped import default_models
 
-    restorer = Restorer.load_many(args.model or default_models())
+    models = args.model or default_models()
+    restorer = Restorer.load_many(models)
     seg = OccluderSegmenter(args.segmenter) if restorer.spec.task == "inpaint" else None
     name, *opts = args.detector.split(":")  # options as in face_detectors.py
     det = make_detector(name, **{k: ast.literal_eval(v) for k, _, v in
@@ -183,7 +184,8 @@ def main(argv=None) -> int:
     pipe = FacePipeline(det, seg)
     results = {}
     hw = next(iter(scenes.values())).shape
-    print(f"model {os.path.relpath(args.model, ROOT)}, detector {args.detector}, "
+    print(f"model {' + '.join(os.path.relpath(m, ROOT) for m in models)}, "
+          f"detector {args.detector}, "
           f"{hw[1]}x{hw[0]} photos, median of {args.runs} runs (ms)")
     for name, scene in scenes.items():
         pipe.restore(restorer, scene)  # warm-up
