@@ -67,11 +67,10 @@ def main(argv=None) -> int:
     from tfface.faces import make_detector
     from tfface.restore.photo import FacePipeline
     from tfface.segmenter.infer import OccluderSegmenter
-    from tfface.restore.model import Restorer, RestorerLadder
+    from tfface.restore.model import Restorer
 
     models = args.model or default_models()  # what tfface-restore uses: --look realism
-    rs = [Restorer.load(m) for m in models]
-    restorer = rs[0] if len(rs) == 1 else RestorerLadder(rs)
+    restorer = Restorer.load_many(models)
     rgb, lm = astronaut()
     pipe = FacePipeline(make_detector("auto"), OccluderSegmenter(SEGMENTER))
     names = " + ".join(os.path.relpath(m, ROOT) for m in models)

@@ -467,7 +467,8 @@ def test_the_page_finds_and_aligns_the_face(page_run):
 def test_restoring_the_found_face_changes_only_pixels_near_its_mask(page_run):
     """"Find the occluder" on the face, Restore: the whole photo is the photo outside the
     drawn mask grown by 16 px (the found hole is grown by 2 and feathered over 2 px of a
-    128 px crop, about 6 photo px, and the segmenter works at 64 px); inside, the light-blue mask is replaced."""
+    128 px crop, about 6 photo px, and the segmenter works at 64 px); inside, the
+    light-blue mask is replaced."""
     if "faces" not in page_run:
         pytest.skip("no shipped inpainting file")
     run = page_run["faces"]
