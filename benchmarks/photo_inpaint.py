@@ -16,7 +16,10 @@ lets the shipped segmenter find the hole instead. Scored inside the true hole, i
 pixels, against the undamaged photo: PSNR, SSIM, hole sharpness (Sobel gradient of the
 result ÷ that of the real face inside the hole eroded by 2 px; 1.0 = as sharp as the
 real face) and a seam measure (gradient magnitude on the hole's border ring ±2 px,
-result ÷ real face: well above 1 is a visible edge or colour step). OpenCV
+result ÷ real face: well above 1 is a visible edge or colour step). With ``--auto-mask`` the
+number to read is what is left of the occluder: the share of the true hole within 12
+levels of the damaged photo, and the faces where at most 2 % is left ("gone"; a face
+that is not found or gets no hole counts as all left). OpenCV
 Navier–Stokes on the same photo and true hole is the baseline. ``--grid-dir`` writes the
 worst, median and best faces per model (face regions at photo resolution) for looking.
 """
@@ -72,6 +75,15 @@ def scores(truth: np.ndarray, out: np.ndarray, hole: np.ndarray) -> dict[str, fl
     }
 
 
+def remnant(damaged: np.ndarray, out: np.ndarray, hole: np.ndarray,
+            levels: int = 12) -> float:
+    """The fraction of the true hole that still shows the occluder: pixels whose output is
+    within ``levels`` of the damaged photo (largest change over R, G, B), as
+    :func:`tfface.evaluation.hole_remnant` counts it."""
+    change = np.abs(out.astype(np.int16) - damaged.astype(np.int16)).max(-1)
+    return float(((change <= levels) & hole).sum() / max(int(hole.sum()), 1))
+
+
 def make_photo(face: np.ndarray, kind: str, seed: int, face_px: int, data_cfg):
     """(clean photo, damaged photo, hole) with the face at ``face_px`` off centre."""
     import tensorflow as tf
@@ -115,7 +127,14 @@ def main(argv=None) -> int:
     p.add_argument("--facemask-dir", default="../shared/data/facemask-templates")
     p.add_argument("--auto-mask", action="store_true",
                    help="let the shipped occluder segmenter find the hole (default: true hole)")
-    p.add_argument("--detector", default="mtcnn")
+    p.add_argument("--detector", default="auto",
+                   help="face detector (default: auto, tfface-restore's own; mtcnn finds "
+                        "fewer masked faces)")
+    p.add_argument("--edge-threshold", type=float,
+                   help="with --auto-mask: the segmenter's edge threshold (default: restore's)")
+    p.add_argument("--hole-grow", type=int,
+                   help="with --auto-mask: px (of a 128 px crop) the found hole grows by "
+                        "(default: restore's)")
     p.add_argument("--grid-dir", help="write worst/median/best face regions here (not the repo)")
     p.add_argument("--sheet-dir", help="also write every face, in photo order, as contact "
                    "sheets of 6 (damaged | each model's result | real) with sheet.tsv naming "
@@ -143,8 +162,10 @@ def main(argv=None) -> int:
         from tfface.segmenter.infer import OccluderSegmenter
         segmenter = OccluderSegmenter(os.path.join(
             os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-            "android_demo_assets", "segmenter", "segmenter_int8.tflite"))
-    pipe = FacePipeline(make_detector(args.detector), segmenter, min_face=8)
+            "android_demo_assets", "segmenter", "segmenter_int8.tflite"),
+            **({} if args.edge_threshold is None else {"edge_threshold": args.edge_threshold}))
+    pipe = FacePipeline(make_detector(args.detector), segmenter, min_face=8,
+                        **({} if args.hole_grow is None else {"hole_grow": args.hole_grow}))
     restorers = [Restorer.load(m) for m in args.model]
     names = [os.path.join(os.path.basename(os.path.dirname(os.path.abspath(m))),
                           os.path.basename(m)) for m in args.model]
@@ -153,6 +174,7 @@ def main(argv=None) -> int:
     keep: dict[str, list] = {k: [] for k in rows}
     sheet: list = []  # (photo index, file, kind, [damaged, each model's result or None, real])
     missed: dict[str, int] = {}
+    gone: dict[str, list] = {k: [] for k in rows}  # (kind, remnant) of every face
     for i, f in enumerate(tqdm(files, desc="photos", unit="photo")):
         face = cv2.cvtColor(cv2.imread(os.path.join(args.folder, f)), cv2.COLOR_BGR2RGB)
         kind = args.occlusions[i % len(args.occlusions)]
@@ -169,6 +191,7 @@ def main(argv=None) -> int:
         sheet.append((i, f, kind, [bad[sl]] + [None if outs[n] is None else outs[n][sl]
                                                for n in names] + [clean[sl]]))
         for name, out in outs.items():
+            gone[name].append((kind, remnant(bad, bad if out is None else out, hole)))
             if out is None:
                 continue
             s = scores(clean, out, hole)
@@ -191,6 +214,14 @@ def main(argv=None) -> int:
                   f"{m['ssim']:7.4f} {m['sharpness']:6.2f} {m['seam']:6.2f}")
     for name, n in missed.items():
         print(f"{name}: {n} face(s) not restored (not found, or no hole on the face)")
+    print("occluder left (share of the true hole within 12 levels of the damaged photo; a "
+          "face not restored counts whole), and faces where <= 2 % is left, of all faces:")
+    for name, rs in gone.items():
+        for kind in [None, *args.occlusions]:
+            sel = [r for k, r in rs if kind is None or k == kind]
+            if sel:
+                print(f"  {name[:40]:40s} {kind or 'all':16s} left {100 * np.mean(sel):5.1f} % "
+                      f" gone on {sum(r <= 0.02 for r in sel)} / {len(sel)}")
     if args.grid_dir:
         os.makedirs(args.grid_dir, exist_ok=True)
         for name, items in keep.items():

@@ -26,7 +26,8 @@ folder; see :data:`tfface.data.occlusion.HELD_OUT`):
   phones), drawn at 256 px under the photo's conditions (low light, grayscale, blur,
   noise, by chance as in training), shrunk to restore's 128 px crop. Printed by kind
   (masks: light, black, patterned; hands, phones) with, besides IoU, **restore's auto
-  mask**: the hole restore replaces (``p > 0.5`` grown by 2 px, ``FacePipeline``'s
+  mask**: the hole restore replaces (``OccluderSegmenter.hole``: ``p > 0.5`` and the
+  pixels above its ``edge_threshold`` connected to it, grown by 2 px, ``FacePipeline``'s
   ``hole_grow``): the share of the occluder it covers, the faces where it covers at
   least 98 % of it, and the share of the face outside the occluder it takes too.
 - ``synthesis``: ``--synthesis-count`` faces per occluder of the folder as the first

@@ -558,6 +558,33 @@ def test_segmenter_hole_stays_inside_the_face_support(astronaut, astro_landmarks
     assert np.array_equal(seg.hole(crop), sup) and whole.hole(crop).all()
 
 
+@pytest.mark.skipif(not os.path.exists(SHIPPED_SEGMENTER), reason="segmenter not shipped")
+def test_segmenter_hole_takes_the_uncertain_edge_of_a_confident_hole(astronaut, astro_landmarks):
+    from tfface.segmenter.infer import OccluderSegmenter, SegmenterError
+
+    crop, _ = al.align_face(astronaut, astro_landmarks, 128)
+    yy, xx = np.mgrid[:64, :64]
+    p = np.clip(1.2 - np.hypot(xx - 32.0, yy - 42.0) / 8.0, 0, 1)  # confident centre, soft edge
+    p = p + 0.3 * ((np.abs(xx - 20) < 3) & (np.abs(yy - 20) < 3))  # a faint blob on the cheek
+    p = p[None, ..., None].astype(np.float32)
+    seg = OccluderSegmenter(SHIPPED_SEGMENTER)
+    plain = OccluderSegmenter(SHIPPED_SEGMENTER, edge_threshold=0.5)
+    assert seg.edge_threshold == OccluderSegmenter.EDGE_THRESHOLD < seg.threshold == 0.5
+    for s in (seg, plain):
+        s._run = lambda x: p
+    prob = seg.probability(crop)
+    hole, core = seg.hole(crop), plain.hole(crop)
+    np.testing.assert_array_equal(core, prob > 0.5)
+    np.testing.assert_array_equal(hole, seg.hole_from(prob))
+    assert core.sum() > 100 and (hole & ~core).sum() > 0.5 * core.sum()  # the edge joins it
+    assert (hole <= (prob > 0.1)).all() and not hole[36:44, 36:44].any()  # the blob does not
+    # no confident pixel, no hole, however much is faint
+    assert not seg.hole_from(np.full((8, 8), 0.4, np.float32)).any()
+    for bad in ({"edge_threshold": 0.6}, {"edge_threshold": 0.0}, {"threshold": 1.0}):
+        with pytest.raises(SegmenterError, match="thresholds"):
+            OccluderSegmenter(SHIPPED_SEGMENTER, **bad)
+
+
 SHIPPED_MODELS = sorted(
     os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(ROOT, "android_demo_assets"))
     for f in fs if f.endswith(".tflite") and "segmenter" not in dp)

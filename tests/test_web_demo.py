@@ -265,6 +265,43 @@ def test_card_reading_in_node():
     assert "# fail 0" in proc.stdout and "# pass 0" not in proc.stdout
 
 
+def test_the_pages_found_hole_is_tfface_s():
+    """restorer.js holeFrom (the page's found hole) against
+    OccluderSegmenter.hole_from on the same 16 px probability map resized to 64 px: the
+    same edge threshold, the same hysteresis (the edge pixels joined to the hole, a faint
+    blob away from it left out)."""
+    import cv2
+
+    from tfface.segmenter.infer import OccluderSegmenter
+
+    _, node = need_browser_setup(need_chromium=False)
+    yy, xx = np.mgrid[:16, :16]
+    p = np.clip(1.1 - np.hypot(xx - 5.0, yy - 6.0) / 5.0, 0, 1)  # a hole with a soft edge
+    p += 0.3 * np.exp(-((xx - 13.0) ** 2 + (yy - 12.0) ** 2) / 2.0)  # a faint blob
+    p = np.clip(p, 0, 1).astype(np.float32)
+    script = f"""
+      import {{Restorer}} from './restorer.js';
+      import {{SEGMENTER_EDGE}} from './faces.js';
+      const plan = {{outputs: [{{width: 16, height: 16, threshold: 0.5}}]}};
+      const r = Object.assign(Object.create(Restorer.prototype), {{plan}});
+      const p = Float32Array.from({json.dumps(p.ravel().tolist())});
+      console.log(JSON.stringify({{edge: SEGMENTER_EDGE,
+                                   hole: Array.from(r.holeFrom(p, 64, 64, 0, SEGMENTER_EDGE))}}));"""
+    proc = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True,
+                          text=True, timeout=60, cwd=WEB)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    js = json.loads(proc.stdout)
+    assert js["edge"] == OccluderSegmenter.EDGE_THRESHOLD
+    seg = object.__new__(OccluderSegmenter)
+    seg.threshold, seg.edge_threshold = 0.5, OccluderSegmenter.EDGE_THRESHOLD
+    big = cv2.resize(p, (64, 64), interpolation=cv2.INTER_LINEAR)
+    want = seg.hole_from(big)
+    got = np.array(js["hole"], bool).reshape(64, 64)
+    assert (big > 0.5).sum() < want.sum()  # the edge joined the hole
+    assert not want[44:56, 48:60].any()  # the faint blob did not
+    assert (got != want).sum() <= 4, (got != want).sum()
+
+
 def listed() -> list[dict]:
     """web_demo/models.json, each entry with its manifest as a path from the root."""
     entries = json.load(open(os.path.join(WEB, "models.json")))["models"]

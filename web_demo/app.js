@@ -7,7 +7,7 @@
 import {Restorer, CardError, holeFromImage} from './restorer.js';
 import {BlazeFace, clipToFace, alignmentMatrix, nativeSize, nativeCropMatrix, squareMatrix, srMatrix,
         invert, apply, compose, matrixScale, canvasTransform, TileBlender, borderWeight,
-        holeWeight, faceWeight, cropPx} from './faces.js';
+        holeWeight, faceWeight, cropPx, SEGMENTER_EDGE} from './faces.js';
 
 const WASM_DIR = new URL('./node_modules/@litertjs/core/wasm/', import.meta.url).href;
 // index.html?threads=0 runs single-threaded (to compare); threads need cross-origin isolation
@@ -728,7 +728,7 @@ async function findHole() {
     const img = pixelsOf(canvasOf(g.input), 0, 0, g.input.width, g.input.height, fi.width, fi.height);
     const {probs} = await f.restore({image: img});
     // grown as tfface-restore grows it for the model (2 px of a 128 px crop, scaled)
-    const hole = f.holeFrom(probs, t.width, t.height, cropPx(FOUND_GROW, t.width));
+    const hole = f.holeFrom(probs, t.width, t.height, cropPx(FOUND_GROW, t.width), SEGMENTER_EDGE);
     if (usingFaces()) clipToFace(hole, t.width, t.height);  // an aligned face: as tfface
     let n = 0;
     for (const v of hole) n += v;

@@ -59,6 +59,11 @@ export const BLAZEFACE = {
  * is background and hair beside the head, where a false hole would smear the photo. */
 export const FACE_SUPPORT = [0.5, 0.56, 0.42, 0.50];
 
+/** The occluder segmenter's edge threshold: pixels above it 8-connected to the hole
+ * (p > 0.5) join it: tfface's OccluderSegmenter.EDGE_THRESHOLD (tests/test_web_demo.py
+ * checks they agree). */
+export const SEGMENTER_EDGE = 0.1;
+
 /** The hole (0/1, w x h, row-major) of an aligned face crop with every pixel outside
  * FACE_SUPPORT cleared, in place; pixel centres at (i + 0.5) / side, as in tfface. */
 export function clipToFace(hole, w, h) {

@@ -401,10 +401,14 @@ export class Restorer {
   }
 
   /** A segmenter's hole map resized to w x h: probabilities interpolated bilinearly,
-   * then a hole where they pass the threshold, grown by `grow` pixels (the edge of an
+   * then a hole where they pass the threshold; with `edge` below the threshold, every
+   * pixel above `edge` 8-connected to that hole joins it (hysteresis, as tfface's
+   * OccluderSegmenter.hole_from: the occluder's uncertain edge is taken, a faint blob
+   * with no confident pixel is not); then grown by `grow` pixels (the edge of an
    * occluder left outside the hole would be copied by the inpainting model). */
-  holeFrom(probs, w, h, grow = 1) {
+  holeFrom(probs, w, h, grow = 1, edge = null) {
     const t = this.plan.outputs[0];
+    const lo = edge === null ? t.threshold : Math.min(edge, t.threshold);
     const hole = new Uint8Array(w * h);
     for (let y = 0; y < h; y++) {
       const fy = Math.min(t.height - 1, Math.max(0, (y + 0.5) * t.height / h - 0.5));
@@ -414,9 +418,24 @@ export class Restorer {
         const x0 = Math.floor(fx), x1 = Math.min(t.width - 1, x0 + 1), wx = fx - x0;
         const p = (1 - wy) * ((1 - wx) * probs[y0 * t.width + x0] + wx * probs[y0 * t.width + x1]) +
             wy * ((1 - wx) * probs[y1 * t.width + x0] + wx * probs[y1 * t.width + x1]);
-        hole[y * w + x] = p > t.threshold ? 1 : 0;
+        hole[y * w + x] = p > t.threshold ? 1 : p > lo ? 2 : 0;
       }
     }
+    // hysteresis: 2 = above `edge` only, kept when 8-connected to a 1
+    const stack = [];
+    for (let i = 0; i < w * h; i++) if (hole[i] === 1) stack.push(i);
+    while (stack.length) {
+      const i = stack.pop(), x = i % w, y = (i - x) / w;
+      for (let dy = -1; dy <= 1; dy++) {
+        for (let dx = -1; dx <= 1; dx++) {
+          const xx = x + dx, yy = y + dy;
+          if (xx < 0 || yy < 0 || xx >= w || yy >= h) continue;
+          const j = yy * w + xx;
+          if (hole[j] === 2) { hole[j] = 1; stack.push(j); }
+        }
+      }
+    }
+    for (let i = 0; i < w * h; i++) if (hole[i] === 2) hole[i] = 0;
     let cur = hole;
     for (let g = 0; g < grow; g++) {
       const next = cur.slice();

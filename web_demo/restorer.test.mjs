@@ -169,6 +169,13 @@ test('a one-channel output is a hole map (occluder segmenter)', () => {
   // same size: the threshold alone; then grown by one pixel (4-neighbours)
   assert.deepEqual(Array.from(r.holeFrom(p, 4, 4, 0)), [0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
   assert.deepEqual(Array.from(r.holeFrom(p, 4, 4, 1)), [1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0]);
+  // hysteresis: 0.4 joins the hole through the 0.6 pixel next to it; a lone 0.3 pixel
+  // (row 3) does not, with no pixel above 0.5 beside it
+  const q = new Float32Array(16);
+  q.set([1, 0.6, 0.4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.3, 0], 0);
+  assert.deepEqual(Array.from(r.holeFrom(q, 4, 4, 0, 0.2)), [1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  assert.deepEqual(Array.from(r.holeFrom(q, 4, 4, 0, 0.5)), [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  assert.deepEqual(Array.from(r.holeFrom(q, 4, 4, 0)), [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
   // twice the size: rows 2..3 hold the hole's row, bilinear between the map's pixels
   const big = r.holeFrom(p, 8, 8, 0);
   assert.deepEqual(Array.from(big.slice(16, 24)), [1, 1, 1, 0, 0, 0, 0, 0]);

@@ -87,7 +87,7 @@ class FacePipeline:
         detector: a :class:`tfface.faces.detect.FaceDetector`.
         segmenter: an :class:`~tfface.segmenter.infer.OccluderSegmenter` (needed for
             inpainting without a user mask; the video path also reads its
-            ``probability`` and ``threshold``).
+            ``probability`` and ``hole_from``).
         min_face: faces whose box side is below this (px) are left alone.
         feather: width of the face weight's soft edge, as a fraction of the crop.
         hole_grow, hole_feather: growth and soft edge of a found hole (px of a 128 px
@@ -219,7 +219,7 @@ class FacePipeline:
             hole = self.segmenter.hole(crop)
         else:  # video: the occluder probability averaged over the face's frames
             prob = self.segmenter.probability(crop)
-            hole = temporal.probability(crop, prob) > self.segmenter.threshold
+            hole = self.segmenter.hole_from(temporal.probability(crop, prob))
         if hole.sum() < max(4, 0.001 * s * s):
             report.no_occluder += 1
             return
