@@ -188,8 +188,10 @@ def main(argv=None) -> int:
                 missed[name] = missed.get(name, 0) + 1
         outs["opencv_ns"] = cv2.inpaint(bad, hole.astype(np.uint8) * 255, 3, cv2.INPAINT_NS)
         sl = (slice(y0, y0 + args.face_px), slice(x0, x0 + args.face_px))
-        sheet.append((i, f, kind, [bad[sl]] + [None if outs[n] is None else outs[n][sl]
-                                               for n in names] + [clean[sl]]))
+        left = [remnant(bad, bad if outs[n] is None else outs[n], hole) for n in names]
+        sheet.append((i, f, kind, left, [bad[sl]] + [None if outs[n] is None
+                                                     else outs[n][sl] for n in names]
+                      + [clean[sl]]))
         for name, out in outs.items():
             gone[name].append((kind, remnant(bad, bad if out is None else out, hole)))
             if out is None:
@@ -240,18 +242,20 @@ def main(argv=None) -> int:
 
 def write_sheets(out_dir: str, sheet: list, names: list[str], per: int = 6) -> None:
     """Every face in photo order, ``per`` to a PNG: damaged | each model's result (grey
-    where the face was not restored) | real; ``sheet.tsv`` names each row."""
+    where the face was not restored) | real; ``sheet.tsv`` names each row and gives, per
+    model, the share of the true hole still showing the occluder (:func:`remnant`)."""
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "sheet.tsv"), "w") as tsv:
-        tsv.write("sheet\trow\tphoto\tfile\tocclusion\tcolumns\n")
+        tsv.write("sheet\trow\tphoto\tfile\tocclusion\tcolumns\tleft\n")
         for k in range(0, len(sheet), per):
             rows = []
-            for r, (i, f, kind, tiles) in enumerate(sheet[k:k + per]):
+            for r, (i, f, kind, left, tiles) in enumerate(sheet[k:k + per]):
                 real = tiles[-1]
                 rows.append(np.hstack([t if t is not None else np.full_like(real, 128)
                                        for t in tiles]))
                 tsv.write(f"{k // per}\t{r}\t{i}\t{f}\t{kind}\tdamaged|"
-                          + "|".join(names) + "|real\n")
+                          + "|".join(names) + "|real\t"
+                          + "|".join(f"{100 * v:.1f}%" for v in left) + "\n")
             path = os.path.join(out_dir, f"sheet_{k // per:02d}.png")
             cv2.imwrite(path, cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
     print(f"contact sheets ({len(sheet)} faces, {per} a sheet): {out_dir}")
