@@ -321,7 +321,8 @@ def verify_options(photos, seg_path: str) -> None:
         print(f"  {name:40s} {dropped:8d}/{len(non):<9d} {lost:5d}/{len(faces):<5d}")
 
 
-COUNTERS = ("dropped", "small_looks", "small_found", "reframed", "context_dropped")
+COUNTERS = ("dropped", "small_looks", "small_found", "reframed", "context_dropped",
+            "strong_kept")
 """BlazeFace's counters reported per detector on the scenes (second look, small-face pass,
 reframing look, context looks)."""
 
