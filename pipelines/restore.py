@@ -88,10 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "is larger than 128 px go to the 256 px V-Net fine-tuned for detail (a "
                    "mouth line, lips, eyes; not the person's own), smaller ones to the 128 px "
                    "V-Net. fidelity (the default for videos, where the 256 px file would cost "
-                   "about 25 ms more per large face and frame): every face to the 128 px V-Net "
+                   "about 17 ms more per large face and frame): every face to the 128 px V-Net "
                    "trained for PSNR, smoother fills. On 350 px faces the realism fills are "
-                   "sharper, 0.3 dB better with a given --mask and 0.3 dB worse with a found "
-                   "hole (face masks: 0.5 / 1.0 dB worse)")
+                   "sharper, 0.1 dB better with a given --mask and 0.2 dB worse with a found "
+                   "hole (face masks: 0.7 / 1.1 dB worse)")
     p.add_argument("--sr", type=int, choices=(2, 4), metavar="2|4",
                    help="enlarge the photo x2 or x4, each face by the shipped face "
                    "super-resolution file of that scale (srgan_x2 / srgan) and the rest by "
@@ -222,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif ext in VIDEO_EXTS:
                 if video_restorer is not restorer:
                     notes("videos are restored with --look fidelity (the 128 px V-Net) unless "
-                          "--look realism is given: the 256 px file would cost about 25 ms "
+                          "--look realism is given: the 256 px file would cost about 17 ms "
                           "more per large face and frame")
                 n = _restore_video(path, target, video_restorer, locator, mask, args, notes)
                 if n == 0:
