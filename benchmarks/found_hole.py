@@ -52,6 +52,9 @@ def main(argv=None) -> int:
         grows = [int(g) for g in args.grow.split(",")]
     except ValueError:
         p.error("--rules and --grow take comma-separated numbers (hT for hysteresis)")
+    if any(not 0.0 < t < 1.0 or (r.startswith("h") and t > 0.5) for r, t in rules) \
+            or any(g < 0 for g in grows):
+        p.error("thresholds must be in (0, 1) (hT: in (0, 0.5]) and growths 0 or more")
     if not os.path.isdir(args.folder):
         p.error(f"no such folder: {args.folder}")
 

@@ -141,6 +141,10 @@ def main(argv=None) -> int:
                    "each row, for counting by eye (not the repo)")
     p.add_argument("--seed", type=int, default=11)
     args = p.parse_args(argv)
+    if args.edge_threshold is not None and not 0.0 < args.edge_threshold <= 0.5:
+        p.error("--edge-threshold must be in (0, 0.5], the segmenter's threshold or below")
+    if args.hole_grow is not None and args.hole_grow < 0:
+        p.error("--hole-grow must be 0 or more")
 
     from tqdm import tqdm
 

@@ -26,8 +26,8 @@ folder; see :data:`tfface.data.occlusion.HELD_OUT`):
   phones), drawn at 256 px under the photo's conditions (low light, grayscale, blur,
   noise, by chance as in training), shrunk to restore's 128 px crop. Printed by kind
   (masks: light, black, patterned; hands, phones) with, besides IoU, **restore's auto
-  mask**: the hole restore replaces (``OccluderSegmenter.hole``: ``p > 0.5`` and the
-  pixels above its ``edge_threshold`` connected to it, grown by 2 px, ``FacePipeline``'s
+  mask**: the hole restore replaces (``OccluderSegmenter.hole_from``: ``p > 0.5`` and the
+  pixels above 0.1 connected to it, since 2026-12-06; grown by 2 px, ``FacePipeline``'s
   ``hole_grow``): the share of the occluder it covers, the faces where it covers at
   least 98 % of it, and the share of the face outside the occluder it takes too.
 - ``synthesis``: ``--synthesis-count`` faces per occluder of the folder as the first
@@ -39,6 +39,7 @@ folder; see :data:`tfface.data.occlusion.HELD_OUT`):
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 
@@ -189,6 +190,8 @@ def heldout_set(seg, folder: str, count: int, facemask_dir: str, grow: int = 2):
 
     dcfg = DataConfig(image_size=256)
     dcfg.facemask_dir = facemask_dir
+    restore_rule = copy.copy(seg)  # IoU is of p > threshold; the auto mask is restore's hole
+    restore_rule.edge_threshold = min(type(seg).EDGE_THRESHOLD, seg.threshold)
     gens = occ.make_occlusion_fns(dcfg, list(HELD_OUT_SET))
     rm = occ.RealMasks(facemask_dir, 256, "unseen")
     files = sorted(f for f in os.listdir(folder) if f.lower().endswith((".jpg", ".png")))[:count]
@@ -211,9 +214,11 @@ def heldout_set(seg, folder: str, count: int, facemask_dir: str, grow: int = 2):
             hole = o["mask"].numpy()[..., 0]
             crop = cv2.resize(px, (128, 128), interpolation=cv2.INTER_AREA)
             true = cv2.resize(hole, (128, 128), interpolation=cv2.INTER_AREA) > 0.5
-            pred = seg.hole(crop)
+            prob = seg.probability(crop)
+            pred = prob > seg.threshold
             iou, rec = _scores(pred, true)
-            auto = al.hole_weight(pred, grow, 0) > 0.5
+            # restore's hole: the edge pixels joined to it, grown
+            auto = al.hole_weight(restore_rule.hole_from(prob), grow, 0) > 0.5
             cover = float((auto & true).sum() / max(true.sum(), 1))
             spill = float((auto & ~true).sum() / max((~true).sum(), 1))
             kind = _kind(name, _split(seed, 3)[1], rm)
@@ -288,7 +293,10 @@ def main(argv=None) -> int:
     from tfface.segmenter.infer import OccluderSegmenter, SegmenterError
 
     try:
-        seg = OccluderSegmenter(args.segmenter, face_support=not args.no_face_support)
+        # edge_threshold = threshold: IoU and recall score p > 0.5, the segmenter's own
+        # decision; the held-out set's auto mask adds restore's edge rule itself
+        seg = OccluderSegmenter(args.segmenter, face_support=not args.no_face_support,
+                                edge_threshold=0.5)
     except SegmenterError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

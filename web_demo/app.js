@@ -809,9 +809,9 @@ function showSelectedResult() {
   // hole it found tinted
   let before = g.crop, after = output;
   if (r.plan.segment) {
-    const t = r.plan.outputs[0];
     const shown = pixelsOf(canvasOf(g.input), 0, 0, g.input.width, g.input.height, W, H);
-    after = tinted(shown, (i) => g.probs[i] > t.threshold);
+    const hole = r.holeFrom(g.probs, W, H, 0, SEGMENTER_EDGE);  // the rule findHole uses
+    after = tinted(shown, (i) => hole[i]);
     before = g.input;
   } else if (r.plan.mask && g.hole) {
     before = tinted(g.input, (i) => g.hole[i]);

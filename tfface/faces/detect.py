@@ -243,8 +243,8 @@ class BlazeFaceDetector:
       upright crop from them with it.
 
     And a rule for a strong first look (``strong``, on by default): a first-look face
-    scoring at least :attr:`STRONG_FIRST` (0.7) that the second look and the reframing look
-    would drop stays when four looks that see the photo around it agree
+    scoring at least :attr:`STRONG_FIRST` (0.7) that the second look (or the context looks)
+    and the reframing look would drop stays when four looks that see the photo around it agree
     (:meth:`strong_looks`): the two context looks, one more upright look between them (eyes
     24 px apart in a 128 px input, :attr:`STRONG_LOOK`) and the small-face pass's look from
     its box (:attr:`SMALL_LOOK`: axis-aligned, no keypoints needed). Their mean must reach
