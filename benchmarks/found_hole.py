@@ -65,9 +65,7 @@ def main(argv=None) -> int:
     from tfface.faces import make_detector
     from tfface.segmenter.infer import OccluderSegmenter
 
-    files = sorted(f for f in os.listdir(args.folder)
-                   if f.lower().endswith((".png", ".jpg", ".jpeg")))
-    files = files[:: max(1, len(files) // args.count)][: args.count]
+    files = photo_inpaint.pick_files(args.folder, args.count)
     cfg = DataConfig(mask_dir=args.mask_dir, facemask_dir=args.facemask_dir,
                      face_framing="template")
     seg = OccluderSegmenter(args.segmenter)
@@ -92,11 +90,7 @@ def main(argv=None) -> int:
             truth[:] = False
         prob = seg.probability(crop)
         for r, t in rules:
-            if r.startswith("h"):
-                seg.edge_threshold = min(t, seg.threshold)
-                base = seg.hole_from(prob)
-            else:
-                base = prob > t
+            base = seg.hole_from(prob, t) if r.startswith("h") else prob > t
             for g in grows:
                 auto = al.hole_weight(base, al.crop_px(g, s), 0) > 0.5
                 cover = (auto & truth).sum() / max(truth.sum(), 1)

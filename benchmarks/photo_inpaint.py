@@ -75,11 +75,20 @@ def scores(truth: np.ndarray, out: np.ndarray, hole: np.ndarray) -> dict[str, fl
     }
 
 
+def pick_files(folder: str, count: int) -> list[str]:
+    """``count`` image files of ``folder``, spread evenly over its sorted listing."""
+    files = sorted(f for f in os.listdir(folder)
+                   if f.lower().endswith((".png", ".jpg", ".jpeg")))
+    return files[:: max(1, len(files) // max(count, 1))][:count]
+
+
 def remnant(damaged: np.ndarray, out: np.ndarray, hole: np.ndarray,
-            levels: int = 12) -> float:
+            levels: int | None = None) -> float:
     """The fraction of the true hole that still shows the occluder: pixels whose output is
-    within ``levels`` of the damaged photo (largest change over R, G, B), as
-    :func:`tfface.evaluation.hole_remnant` counts it."""
+    within ``levels`` (default: ``tfface.evaluation.REMNANT_LEVELS``) of the damaged photo
+    (largest change over R, G, B), as :func:`tfface.evaluation.hole_remnant` counts it."""
+    if levels is None:
+        from tfface.evaluation import REMNANT_LEVELS as levels
     change = np.abs(out.astype(np.int16) - damaged.astype(np.int16)).max(-1)
     return float(((change <= levels) & hole).sum() / max(int(hole.sum()), 1))
 
@@ -153,12 +162,10 @@ def main(argv=None) -> int:
     from tfface.restore.photo import FacePipeline
     from tfface.restore.model import Restorer
 
-    files = sorted(f for f in os.listdir(args.folder)
-                   if f.lower().endswith((".png", ".jpg", ".jpeg")))
+    files = pick_files(args.folder, args.count)
     if not files:
         print(f"error: no faces in {args.folder}", file=sys.stderr)
         return 2
-    files = files[:: max(1, len(files) // args.count)][: args.count]
     data_cfg = DataConfig(mask_dir=args.mask_dir, facemask_dir=args.facemask_dir,
                           face_framing="template")
     segmenter = None
@@ -192,12 +199,12 @@ def main(argv=None) -> int:
                 missed[name] = missed.get(name, 0) + 1
         outs["opencv_ns"] = cv2.inpaint(bad, hole.astype(np.uint8) * 255, 3, cv2.INPAINT_NS)
         sl = (slice(y0, y0 + args.face_px), slice(x0, x0 + args.face_px))
-        left = [remnant(bad, bad if outs[n] is None else outs[n], hole) for n in names]
-        sheet.append((i, f, kind, left, [bad[sl]] + [None if outs[n] is None
-                                                     else outs[n][sl] for n in names]
+        left = {n: remnant(bad, bad if o is None else o, hole) for n, o in outs.items()}
+        sheet.append((i, f, kind, [left[n] for n in names],
+                      [bad[sl]] + [None if outs[n] is None else outs[n][sl] for n in names]
                       + [clean[sl]]))
         for name, out in outs.items():
-            gone[name].append((kind, remnant(bad, bad if out is None else out, hole)))
+            gone[name].append((kind, left[name]))
             if out is None:
                 continue
             s = scores(clean, out, hole)

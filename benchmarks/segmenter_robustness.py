@@ -39,7 +39,6 @@ folder; see :data:`tfface.data.occlusion.HELD_OUT`):
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import sys
 
@@ -190,8 +189,7 @@ def heldout_set(seg, folder: str, count: int, facemask_dir: str, grow: int = 2):
 
     dcfg = DataConfig(image_size=256)
     dcfg.facemask_dir = facemask_dir
-    restore_rule = copy.copy(seg)  # IoU is of p > threshold; the auto mask is restore's hole
-    restore_rule.edge_threshold = min(type(seg).EDGE_THRESHOLD, seg.threshold)
+    edge = min(type(seg).EDGE_THRESHOLD, seg.threshold)  # restore's edge rule, for the auto mask
     gens = occ.make_occlusion_fns(dcfg, list(HELD_OUT_SET))
     rm = occ.RealMasks(facemask_dir, 256, "unseen")
     files = sorted(f for f in os.listdir(folder) if f.lower().endswith((".jpg", ".png")))[:count]
@@ -218,7 +216,7 @@ def heldout_set(seg, folder: str, count: int, facemask_dir: str, grow: int = 2):
             pred = prob > seg.threshold
             iou, rec = _scores(pred, true)
             # restore's hole: the edge pixels joined to it, grown
-            auto = al.hole_weight(restore_rule.hole_from(prob), grow, 0) > 0.5
+            auto = al.hole_weight(seg.hole_from(prob, edge), grow, 0) > 0.5
             cover = float((auto & true).sum() / max(true.sum(), 1))
             spill = float((auto & ~true).sum() / max((~true).sum(), 1))
             kind = _kind(name, _split(seed, 3)[1], rm)

@@ -285,8 +285,8 @@ def test_the_pages_found_hole_is_tfface_s():
       const plan = {{outputs: [{{width: 16, height: 16, threshold: 0.5}}]}};
       const r = Object.assign(Object.create(Restorer.prototype), {{plan}});
       const p = Float32Array.from({json.dumps(p.ravel().tolist())});
-      console.log(JSON.stringify({{edge: SEGMENTER_EDGE,
-                                   hole: Array.from(r.holeFrom(p, 64, 64, 0, SEGMENTER_EDGE))}}));"""
+      const hole = r.holeFrom(p, 64, 64, 0, SEGMENTER_EDGE);
+      console.log(JSON.stringify({{edge: SEGMENTER_EDGE, hole: Array.from(hole)}}));"""
     proc = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True,
                           text=True, timeout=60, cwd=WEB)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -139,8 +139,9 @@ def face_weight(size: int, feather: float = 0.1) -> np.ndarray:
 def crop_px(px: int, side: int) -> int:
     """``px`` pixels of a 128 px crop in a crop of ``side`` px (the same part of the
     face; never fewer than ``px``, so a crop under 128 px keeps ``px``): a found hole's
-    growth and soft edge cover as much of the face whatever the file's resolution (at 256 px, 2 px of growth would cover half the occluder's rim that
-    the 128 px file's 2 px cover, and leave the rest of it in the photo)."""
+    growth and soft edge cover as much of the face whatever the file's resolution (at
+    256 px, 2 px of growth would cover half the occluder's rim that the 128 px file's 2 px
+    cover, and leave the rest of it in the photo)."""
     return int(px) if side <= 128 else int(round(px * side / 128))
 
 

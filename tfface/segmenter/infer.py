@@ -135,18 +135,18 @@ class OccluderSegmenter:
         """bool ``[S, S]``: True where the occluder is (:meth:`hole_from` its probability)."""
         return self.hole_from(self.probability(crop))
 
-    def hole_from(self, p: np.ndarray) -> np.ndarray:
+    def hole_from(self, p: np.ndarray, edge_threshold: float | None = None) -> np.ndarray:
         """bool: the hole of a probability map. Pixels above ``threshold``, and, when
-        ``edge_threshold`` is lower, every pixel above ``edge_threshold`` connected to
-        them (hysteresis, 8-connected): the occluder's edge, where the segmenter is
-        unsure, joins the hole, while a faint blob on bare skin with no confident pixel
-        stays out of it."""
+        the edge threshold (default: ``self.edge_threshold``) is lower, every pixel above
+        it connected to them (hysteresis, 8-connected): the occluder's edge, where the
+        segmenter is unsure, joins the hole, while a faint blob on bare skin with no
+        confident pixel stays out of it."""
+        edge = self.edge_threshold if edge_threshold is None else float(edge_threshold)
         core = p > self.threshold
-        if self.edge_threshold >= self.threshold or not core.any():
+        if edge >= self.threshold or not core.any():
             return core
         import cv2
 
-        _, labels = cv2.connectedComponents((p > self.edge_threshold).astype(np.uint8),
-                                            connectivity=8)
+        _, labels = cv2.connectedComponents((p > edge).astype(np.uint8), connectivity=8)
         keep = np.unique(labels[core])
         return np.isin(labels, keep[keep > 0])
