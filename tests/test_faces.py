@@ -772,3 +772,32 @@ def test_union_detector_keeps_every_face_once():
     got = UnionDetector([a, b]).detect(np.zeros((60, 260, 3), np.uint8))
     assert sorted(float(f.box[0]) for f in got) == [0.0, 100.0, 200.0]
     assert [f.score for f in got] == sorted([f.score for f in got], reverse=True)
+
+
+def test_photo_benchmarks_count_the_occluder_left_and_refuse_bad_hole_options(tmp_path, capsys):
+    """benchmarks/photo_inpaint.py's remnant (as tfface.evaluation counts it) and the hole
+    options of photo_inpaint.py and found_hole.py: one line and exit 2 for bad values."""
+    from benchmarks import found_hole, photo_inpaint
+
+    damaged = np.full((4, 4, 3), 100, np.uint8)
+    out = damaged.copy()
+    out[0, :2] = 100 + 13  # changed by more than 12 levels: replaced
+    out[1, :2, 2] = 100 + 12  # within 12 levels: the occluder still shows
+    hole = np.zeros((4, 4), bool)
+    hole[:2, :2] = True
+    assert photo_inpaint.remnant(damaged, out, hole) == 0.5
+    assert photo_inpaint.remnant(damaged, damaged, hole) == 1.0
+    for f in ("b.png", "a.jpg", "c.png", "notes.txt"):
+        (tmp_path / f).write_bytes(b"")
+    assert photo_inpaint.pick_files(str(tmp_path), 2) == ["a.jpg", "b.png"]
+    for main, argv, msg in [
+            (photo_inpaint.main, ["x", "--model", "m", "--edge-threshold", "0.6"],
+             "--edge-threshold must be in (0, 0.5]"),
+            (photo_inpaint.main, ["x", "--model", "m", "--hole-grow", "-1"],
+             "--hole-grow must be 0 or more"),
+            (found_hole.main, [str(tmp_path), "--rules", "h0"], "thresholds must be in"),
+            (found_hole.main, [str(tmp_path), "--grow", "two"], "comma-separated numbers"),
+            (found_hole.main, [str(tmp_path / "none")], "no such folder")]:
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and msg in capsys.readouterr().err, argv
