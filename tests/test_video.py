@@ -291,6 +291,29 @@ def test_temporal_fill_averages_a_still_crop_and_restarts_on_a_cut():
     assert np.array_equal(tf.fill(cut, hole, b), b)
 
 
+def test_temporal_fill_does_not_count_the_occluders_rim_as_motion():
+    """The hole takes the occluder's uncertain rim (probability above the segmenter's edge
+    threshold, 0.1): a rim that changes between frames (the mask's edge flickering in the
+    sensor noise) is not the face moving, so the averages keep their still-face rates."""
+    from tfface.restore.photo import TemporalFill
+
+    rng = np.random.default_rng(1)
+    crop = cv2.GaussianBlur(rng.integers(60, 200, (64, 64, 3)).astype(np.uint8), (9, 9), 3)
+    prob = np.zeros((64, 64), np.float32)
+    prob[20:60, 4:60] = 0.3  # the rim: below 0.5, above the edge threshold
+    prob[32:48, 16:48] = 0.9  # the confident hole
+    moved = crop.copy()
+    moved[20:60, 4:60] = 255 - moved[20:60, 4:60]  # only the rim and hole change
+    changes = {}
+    for edge in (0.1, 0.5):
+        tf = TemporalFill()
+        tf.probability(crop, prob, edge=edge)
+        tf.probability(moved, prob, edge=edge)
+        changes[edge] = tf.change
+    assert changes[0.1] < 1.0, changes  # nothing outside the rim moved
+    assert changes[0.5] > 5 * max(changes[0.1], 0.2), changes  # the rim read as motion
+
+
 def _chromium() -> str | None:
     import shutil
 

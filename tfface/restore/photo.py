@@ -219,7 +219,8 @@ class FacePipeline:
             hole = self.segmenter.hole(crop)
         else:  # video: the occluder probability averaged over the face's frames
             prob = self.segmenter.probability(crop)
-            hole = self.segmenter.hole_from(temporal.probability(crop, prob))
+            hole = self.segmenter.hole_from(
+                temporal.probability(crop, prob, edge=self.segmenter.edge_threshold))
         if hole.sum() < max(4, 0.001 * s * s):
             report.no_occluder += 1
             return
@@ -407,9 +408,14 @@ class TemporalFill:
     def _rate(self, still: float) -> float:
         return float(np.clip(still + self.change / self.change_scale, still, 1.0))
 
-    def probability(self, crop: np.ndarray, prob: np.ndarray) -> np.ndarray:
-        """This frame's occluder probability, averaged with the previous frames'."""
-        keep = self._observe(crop, self._prob > 0.5 if self._prob is not None else None)
+    def probability(self, crop: np.ndarray, prob: np.ndarray, edge: float = 0.5) -> np.ndarray:
+        """This frame's occluder probability, averaged with the previous frames'.
+
+        ``edge``: the lowest probability that can join the hole (the segmenter's
+        ``edge_threshold``); the change between frames is measured only where the previous
+        average is below it, so an occluder's uncertain rim, which the hole takes, does not
+        count as the face moving."""
+        keep = self._observe(crop, self._prob > edge if self._prob is not None else None)
         if not keep or self._prob is None or self._prob.shape != prob.shape:
             self._prob, self._fill = prob.astype(np.float32), None
         else:
