@@ -9,7 +9,8 @@ canvas) the page finds the face with BlazeFace, aligns it as tfface.faces.align 
 finds the occluder and restores it, changing only pixels near the mask; super-resolution
 runs on the face at its own resolution in tiles, as tfface.restore.photo.sr_tiles does. On
 1024 x 768 photos the page's small-face pass finds a 23 px face its first look misses,
-and adds no face to coins, a printed page or text.
+and adds no face to coins, a printed page or text; its strong-first-look rule keeps a
+large masked face that its second looks drop.
 
 Needs Debian's chromium, Node.js and ``npm ci --prefix web_demo``; without them the tests
 skip, saying what is missing, unless TFFACE_REQUIRE_BROWSER=1 (set by .ci/run), which
@@ -101,6 +102,39 @@ def many_faces_photo() -> tuple[np.ndarray, list[list[float]]]:
 SMALL_HEAD = (106, 3, 238)
 SMALL_SCENES = [((300, 500), 0.0), ((700, 250), 10.0), ((512, 384), -10.0)]
 FACELESS = ("coins", "page", "text")
+# the astronaut's five landmarks (MTCNN's, image-left first) and where the masked scene puts
+# her masked head: tests/test_faces.py's strong-rule photo (its second centre and scale)
+ASTRONAUT_LANDMARKS = ((203.54, 100.10), (245.41, 102.24), (224.22, 126.42),
+                       (201.79, 138.59), (244.39, 140.38))
+MASKED_SCENE = ((380, 360), 1.6)
+
+
+def masked_face_scene() -> tuple[np.ndarray, np.ndarray]:
+    """(RGB photo, the head's landmarks in it) of tests/test_faces.py's strong-rule scene:
+    the astronaut's head (a square 5.6 eye distances wide around her landmarks) with a
+    dark mask from above the nose tip down past the chin, enlarged 1.6 times to a 150 px
+    face on a 1024 x 768 canvas."""
+    from skimage import data
+
+    lm = np.array(ASTRONAUT_LANDMARKS)
+    c, d = lm.mean(0), np.linalg.norm(lm[1] - lm[0])
+    half = int(1.4 * 2 * d)
+    x0, y0 = int(c[0]) - half, int(c[1]) - half
+    face = data.astronaut()[max(y0, 0):y0 + 2 * half, max(x0, 0):x0 + 2 * half].copy()
+    lm = lm - [max(x0, 0), max(y0, 0)]
+    cx, top, mouth = lm[:2, 0].mean(), lm[2, 1] - 0.35 * d, lm[3:, 1].mean()
+    pts = [(cx - 1.05 * d, top), (cx + 1.05 * d, top), (cx + 0.95 * d, mouth + 0.5 * d),
+           (cx + 0.3 * d, mouth + d), (cx - 0.3 * d, mouth + d), (cx - 0.95 * d, mouth + 0.5 * d)]
+    cv2.fillPoly(face, [np.array(pts, np.int32)], (40, 40, 45))
+    center, scale = MASKED_SCENE
+    h, w = face.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, scale)
+    m[:, 2] += np.asarray(center, np.float64) - [w / 2, h / 2]
+    canvas = np.empty((768, 1024, 3), np.uint8)
+    canvas[:] = (110, 130, 150)
+    cv2.warpAffine(face, m, (1024, 768), dst=canvas, flags=cv2.INTER_LINEAR,
+                   borderMode=cv2.BORDER_TRANSPARENT)
+    return canvas, lm @ m[:, :2].T + m[:, 2]
 
 
 def small_face_scene(center, degrees) -> tuple[np.ndarray, np.ndarray]:
@@ -206,7 +240,8 @@ def page_run(tmp_path_factory):
     serve = load_serve()
     tmp = tmp_path_factory.mktemp("web_demo_photos")
     photos = {"composed": composed_photo()[0], "small": small_face_photo(),
-              "many": many_faces_photo()[0], "noface": no_face_photo()}
+              "many": many_faces_photo()[0], "noface": no_face_photo(),
+              "masked": masked_face_scene()[0]}
     for i, (center, degrees) in enumerate(SMALL_SCENES):
         photos[f"smallscene{i}"] = small_face_scene(center, degrees)[0]
     for name in FACELESS:
@@ -215,7 +250,7 @@ def page_run(tmp_path_factory):
         cv2.imwrite(str(tmp / f"{name}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     extra = ["--no-face", str(tmp / "noface.png")]
     for name in photos:
-        if name.startswith(("smallscene", "faceless_")):
+        if name.startswith(("smallscene", "faceless_", "masked")):
             extra += ["--detect", str(tmp / f"{name}.png")]
     if first_manifest("mask"):
         extra += ["--faces", str(tmp / "composed.png"), "--faces-model", first_manifest("mask")]
@@ -640,6 +675,25 @@ def test_the_small_face_pass_adds_no_face_to_a_faceless_photo(page_run):
     assert looks > 0  # the pass ran on candidates
 
 
+def test_the_page_keeps_a_large_masked_face_by_the_strong_rule(page_run):
+    """A 150 px face masked from the nose down in a 1024 x 768 photo (tests/test_faces.py's
+    strong-rule scene): the first look scores it above 0.7, but the page's second looks
+    and the reframing look drop it (it found nothing here before the rule); the four wider
+    looks (the two second looks, eyes 24 px apart at 128 px, the look from its box)
+    confirm it, as tfface's strong rule does."""
+    found = detected(page_run, "masked")
+    assert [f["look"] for f in found["faces"]] == ["strong"], found["faces"]
+    assert found["stats"]["strongKept"] == 1 and found["stats"]["reframed"] == 0
+    face = found["faces"][0]
+    _, lm = masked_face_scene()
+    (cx, cy), _ = MASKED_SCENE
+    x0, y0, x1, y1 = face["box"]
+    assert x0 < cx < x1 and y0 < cy < y1, face["box"]
+    assert face["score"] >= 0.7 and face["secondLook"] >= 0.66
+    err = np.linalg.norm(np.array(face["landmarks"]) - lm, axis=1)
+    assert err[:3].max() < 0.4 * np.linalg.norm(lm[1] - lm[0]), err
+
+
 def test_a_photo_without_a_face_gets_the_square(page_run):
     nf = page_run["noFace"]
     assert nf["found"]["faces"] == [] and not nf["found"]["using"]
@@ -650,9 +704,9 @@ def test_a_photo_without_a_face_gets_the_square(page_run):
 
 def test_the_pages_face_arithmetic_is_tfface_s(monkeypatch):
     """faces.js against tfface on the same landmarks: BlazeFace's constants and five
-    points, the crops of its looks (the second look, and the small-face pass's and the
-    reframing look's from a box, drawn at 128 px with tfface's framing), the template's
-    alignment, the native crop, the SR tile starts."""
+    points, the crops of its looks (the second look, the small-face pass's and the
+    reframing look's from a box, drawn at 128 px with tfface's framing, and the strong
+    rule's four), the template's alignment, the native crop, the SR tile starts."""
     import inspect
 
     from tfface.faces import align as al
@@ -669,7 +723,18 @@ def test_the_pages_face_arithmetic_is_tfface_s(monkeypatch):
       import * as F from './faces.js';
       const kps = {json.dumps(kps)}, T = {json.dumps(template)}, boxes = {json.dumps(boxes)};
       const five = kps.map((k) => F.fivePoints(k));
+      // the crops the strong rule draws (BlazeFace.strongLooks, its network finding nothing)
+      const bf = new F.BlazeFace(null, 0, 1);
+      bf.run = async () => ({{reg: new Float32Array(896 * 16),
+                              logits: new Float32Array(896).fill(-20)}});
+      const strong = [];
+      for (const [i, b] of boxes.entries()) {{
+        const drawn = [];
+        const got = await bf.strongLooks((m) => {{ drawn.push(m); return null; }}, b, kps[i]);
+        strong.push({{drawn, scores: got.scores, kps: got.kps}});
+      }}
       console.log(JSON.stringify({{
+        strong,
         constants: F.BLAZEFACE, five,
         align: five.map((p) => F.alignmentMatrix(p, 128, T)),
         native: five.map((p) => F.nativeSize(p, T)),
@@ -715,6 +780,12 @@ def test_the_pages_face_arithmetic_is_tfface_s(monkeypatch):
     assert c["smallMinLook"] == bf.SMALL_MIN_LOOK
     assert c["tffaceLooks"] == [list(v) for v in bf.VERIFY_LOOKS]
     assert c["reframeLook"] == list(bf.REFRAME_LOOK)
+    # the strong rule: tfface's constants; the page's second looks are its context looks
+    assert c["strongFirst"] == bf.STRONG_FIRST
+    assert c["strongThreshold"] == params["strong_threshold"].default
+    assert c["strongLook"] == list(bf.STRONG_LOOK)
+    assert c["contextLooks"] == [list(v) for v in bf.CONTEXT_LOOKS]
+    assert [[c["size"], eye] for _, eye in c["tffaceLooks"]] == c["contextLooks"]
     # ... and the crops tfface draws for those looks (the matrices box_look and
     # second_look hand cv2.warpAffine), at 128 px instead of their 96 or 64 px: the same
     # framing, every pixel-index coordinate scaled by 128 / side about the pixel centres
@@ -743,6 +814,22 @@ def test_the_pages_face_arithmetic_is_tfface_s(monkeypatch):
             (m, size), = drawn
             assert size == (look[0], look[0])
             assert np.abs(np.array(got) - at128(m, look[0])).max() < 1e-9, (key, box)
+    # the strong rule's four looks, in order: the context looks and the 24 px upright look
+    # (tfface's own 128 px inputs: the same matrices) and the look from the box (96 px,
+    # drawn at 128 px); when the network finds nothing, each scores 0 and the keypoints are
+    # the first look's
+    blind = object.__new__(bf)  # the detector's own looks, its network finding nothing
+    blind._infer = NoFace._infer
+    for box, k, got in zip(boxes, kps, js["strong"]):
+        drawn.clear()
+        sc, k4 = blind.strong_looks(photo, np.array(box), np.array(k))
+        assert got["scores"] == sc.tolist() == [0.0] * 4
+        assert np.abs(np.array(got["kps"]) - k4).max() < 1e-9
+        assert [size[0] for _, size in drawn] == [128, 128, 128, bf.SMALL_LOOK[0]]
+        assert len(got["drawn"]) == len(drawn)
+        for g, (m, size) in zip(got["drawn"], drawn):
+            want = m if size[0] == 128 else at128(m, size[0])
+            assert np.abs(np.array(g) - want).max() < 1e-4, (box, size)
     # the second looks: tfface's crops at their own scale, centred in the page's 128 px
     # input (LiteRT.js cannot resize a model's input): the same matrix shifted by
     # (128 - side) / 2 px, so tfface's whole 64 or 96 px input is the input's middle

@@ -33,7 +33,7 @@ const state = {
   faces: [],          // BlazeFace's faces of the photo: {box, landmarks, score}
   detectMs: null,     // how long finding them took
   dropped: 0,         // detections the second look did not confirm
-  detectStats: null,  // the detector's counts for the photo: dropped, reframed, smallLooks, smallFound
+  detectStats: null,  // the detector's counts for the photo: dropped, reframed, strongKept, smallLooks, smallFound
   detector: null,     // the loaded BlazeFace (null: none)
   detectorNote: '',   // why there is none
   detectorReady: Promise.resolve(),
@@ -341,8 +341,8 @@ async function detectFaces() {
                                             {warp: (m) => warp(m, 128, photo, {quality: 'low'})});
   state.detectMs = performance.now() - t0;
   state.dropped = state.detector.dropped;
-  const {dropped, reframed, smallLooks, smallFound} = state.detector;
-  state.detectStats = {dropped, reframed, smallLooks, smallFound};
+  const {dropped, reframed, strongKept, smallLooks, smallFound} = state.detector;
+  state.detectStats = {dropped, reframed, strongKept, smallLooks, smallFound};
   const side = (f) => Math.max(f.box[2] - f.box[0], f.box[3] - f.box[1]);
   state.faces = faces.sort((a, b) => side(b) - side(a));
 }

@@ -1,8 +1,9 @@
 // Faces in the page as the Python path finds and frames them (tfface/faces/detect.py,
 // align.py and pipeline.py): MediaPipe's BlazeFace short-range .tflite run with LiteRT.js,
 // its anchors decoded and merged by weighted non-maximum suppression, with detect.py's
-// second look, small-face pass and reframing look (every look a 128 px draw), the mouth
-// corners placed from its six keypoints, the five-point similarity to the training template, and
+// second look, small-face pass, reframing look and strong-first-look rule (every look a
+// 128 px draw), the mouth corners placed from its six keypoints, the five-point
+// similarity to the training template, and
 // the pieces of the restore: native-resolution crops, super-resolution tiles blended with
 // tent weights, hole and face blend weights.
 //
@@ -51,6 +52,19 @@ export const BLAZEFACE = {
   // input shows). Reframed faces brought most of the page's non-faces (docs/web_demo.md).
   reframeLook: [64, 28],
   reframeThreshold: 0.68,
+  // The strong first look (tfface's strong rule, on by default; docs/faces.md "A strong
+  // first look that the wider looks confirm"): a first-look face scoring at least
+  // strongFirst (STRONG_FIRST) that the second look and the reframing look would drop
+  // stays when the mean of four looks that see the photo around it reaches strongThreshold
+  // (strong_threshold's default): the context looks (CONTEXT_LOOKS: eyes 16 and 32 px apart
+  // in a 128 px input, which the page's second looks already are), one more upright look
+  // between them (STRONG_LOOK: eyes 24 px apart in a 128 px input) and the small-face
+  // pass's look from its box (smallLook, 0.05 and up). Three of the four are tfface's own
+  // 128 px inputs; only the box look is drawn at 128 px (as in the small-face pass).
+  contextLooks: [[128, 16], [128, 32]],
+  strongFirst: 0.7,
+  strongLook: [128, 24],
+  strongThreshold: 0.66,
 };
 
 /** Centre (x, y) and half-axes of the ellipse, in fractions of an aligned face crop's
@@ -379,6 +393,24 @@ export class BlazeFace {
             kps: meanPoints([kps, ...looks.map((l) => l.kps).filter(Boolean)])};
   }
 
+  /** The strong rule's four looks at a first-look face (its box, continuous photo px, and
+   * six keypoints, pixel indices), as detect.py's strong_looks: the context looks and the
+   * upright strongLook (BLAZEFACE.contextLooks and strongLook: eyes that far apart in the
+   * 128 px input) and the look from its box (BLAZEFACE.smallLook; a look that finds
+   * nothing at the input's middle scores 0): {scores, mean, kps: the mean of `kps` and
+   * every look's keypoints}. */
+  async strongLooks(warp, box, kps) {
+    const looks = [];
+    for (const [, eye] of [...BLAZEFACE.contextLooks, BLAZEFACE.strongLook]) {
+      looks.push(await this.secondLook(warp, kps, eye));
+    }
+    const z = await this.boxLook(warp, box, BLAZEFACE.smallLook, 0.05);
+    looks.push(z ? {score: z.score, kps: z.kps} : {score: 0, kps: null});
+    const scores = looks.map((l) => l.score);
+    return {scores, mean: scores.reduce((a, b) => a + b, 0) / scores.length,
+            kps: meanPoints([kps, ...looks.map((l) => l.kps).filter(Boolean)])};
+  }
+
   /** Faces of a w x h photo, best first: {box (continuous px), landmarks (five
    * points, pixel indices: centres at integers), score, secondLook, look}. `square(x, y,
    * side)` returns that square of the photo (black beyond its edges) drawn at 128 x 128
@@ -386,18 +418,23 @@ export class BlazeFace {
    * gets tfface's second look (tffaceLooks: two upright looks at fixed sizes) and is kept
    * only if their mean reaches BLAZEFACE.verifyThreshold (its keypoints then the mean of
    * all three looks), as tfface.faces.detect does; `dropped` counts the others. With
-   * `warp` also, as tfface.faces.detect does by default (docs/web_demo.md), two passes:
+   * `warp` also, as tfface.faces.detect does by default (docs/web_demo.md), two passes and
+   * a rule:
    *  - `reframe`: a face that second look would drop is looked at from its box
    *    (BLAZEFACE.reframeLook) and kept if the four looks (tffaceLooks with `black`) from
    *    the keypoints found there reach reframeThreshold (`look` 'reframed'; `reframed`
    *    counts them);
+   *  - `strong`: a face both would drop whose first look scored at least
+   *    BLAZEFACE.strongFirst is kept when the mean of the four strongLooks reaches
+   *    strongThreshold, its keypoints their mean with the first look's (`look` 'strong';
+   *    `strongKept` counts them);
    *  - `smallFaces`: every small-face candidate (smallCandidates; `smallLooks` counts
    *    them) is looked at from its box (BLAZEFACE.smallLook) and, when that scores at
    *    least smallLookThreshold, given the second look; a face when each of its two
    *    scores reaches smallMinLook and their mean verifyThreshold, unless it overlaps a
    *    face already found by IoU >= 0.3 (`look` 'small'; `smallFound` counts them). */
   async detect(square, w, h, {threshold = BLAZEFACE.threshold, searchSide = BLAZEFACE.searchSide,
-                              warp = null, smallFaces = true, reframe = true,
+                              warp = null, smallFaces = true, reframe = true, strong = true,
                               smallThreshold = BLAZEFACE.smallThreshold} = {}) {
     const small = Boolean(warp) && smallFaces;
     const low = small ? Math.min(threshold, smallThreshold) : threshold;
@@ -412,7 +449,7 @@ export class BlazeFace {
     }
     const firsts = weightedNms(all.filter((d) => d.score >= threshold));
     const found = [];
-    Object.assign(this, {dropped: 0, reframed: 0, smallLooks: 0, smallFound: 0});
+    Object.assign(this, {dropped: 0, reframed: 0, strongKept: 0, smallLooks: 0, smallFound: 0});
     for (const d of firsts) {
       let kps = d.kps, look = null, how = 'first';
       if (warp) {
@@ -423,6 +460,14 @@ export class BlazeFace {
           if (again && again.mean >= BLAZEFACE.reframeThreshold) {
             this.reframed += 1;
             [look, how] = [again, 'reframed'];
+          }
+        }
+        if (how === 'first' && look.mean < BLAZEFACE.verifyThreshold && strong &&
+            d.score >= BLAZEFACE.strongFirst) {
+          const wide = await this.strongLooks(warp, d.box, d.kps);
+          if (wide.mean >= BLAZEFACE.strongThreshold) {
+            this.strongKept += 1;
+            [look, how] = [wide, 'strong'];
           }
         }
         if (how === 'first' && look.mean < BLAZEFACE.verifyThreshold) {

@@ -1,6 +1,7 @@
 // The page's face arithmetic (node --test web_demo/faces.test.mjs; no browser): BlazeFace's
 // anchors, decoding and weighted NMS, the five points, the small-face pass's candidates and
-// the crops of its looks, the detector's passes on a scripted stand-in network, the
+// the crops of its looks, the detector's passes and strong-first-look rule on a scripted
+// stand-in network, the
 // similarity to the template, the super-resolution tiles and the blend weights. tests/test_web_demo.py compares the same
 // functions with tfface's Python on shared inputs.
 import test from 'node:test';
@@ -148,6 +149,8 @@ test('the looks drawn at 128 px keep the framing of tfface\'s inputs', () => {
   close(at128(BLAZEFACE.reframeLook), 56);            // the box at 28 / 64
   // the second looks: tfface's (input side, eye distance), taken at that eye distance
   assert.deepEqual(BLAZEFACE.tffaceLooks, [[64, 16], [96, 32]]);
+  // the strong rule's upright looks are tfface's own 128 px inputs: eyes 16, 32 and 24 px apart
+  assert.deepEqual([...BLAZEFACE.contextLooks, BLAZEFACE.strongLook], [[128, 16], [128, 32], [128, 24]]);
   // the finest level: 448 px on the longer side; a photo too small for it, level 0's 128 px
   close(finestScale(768, 1024), 448 / 1024);
   close(finestScale(300, 400), 1);                    // never enlarged
@@ -231,8 +234,8 @@ test('small-face candidates: weak, narrow in the finest level, apart from first-
 /** A stand-in for the network on a scripted photo: each face's box and keypoints (photo
  * px), mapped into whatever 128 px input the detector draws (a square of the photo or a
  * warp), come out as one detection there, scored by what the look is, recognised from the
- * true eyes' distance in the input (the second looks' 16 and 32 px, the box looks' framings
- * at 128 px; 'off' otherwise, scored 0.3), with 'b' added when it is black beyond
+ * true eyes' distance in the input (the second looks' 16 and 32 px, the strong rule's 24 px,
+ * the box looks' framings at 128 px; 'off' otherwise, scored 0.3), with 'b' added when it is black beyond
  * tfface's input square. The first look may
  * report misplaced keypoints (`firstKps`), as a phone over an eye makes it. */
 function scripted(faces) {
@@ -240,7 +243,7 @@ function scripted(faces) {
   const bf = new BlazeFace(null, 0, 1);
   const E = 0.4;  // eye distance / box side of every scripted face
   const kinds = [['v64', 16], ['v96', 32], ['small', at128(BLAZEFACE.smallLook) * E],
-                 ['reframe', at128(BLAZEFACE.reframeLook) * E]];
+                 ['reframe', at128(BLAZEFACE.reframeLook) * E], ['strong', BLAZEFACE.strongLook[1]]];
   bf.log = [];
   bf.run = async (img, inner = 0) => {
     // photo pixel index -> input continuous coordinates
@@ -353,7 +356,7 @@ test('every first-look face needs the mean of the two second looks at 0.70', asy
   ];
   for (const [scores, want] of cases) {
     const {bf, square, warp} = scripted([face('f', 300, 200, 80, scores)]);
-    const got = await bf.detect(square, 640, 480, {warp, reframe: false});
+    const got = await bf.detect(square, 640, 480, {warp, reframe: false, strong: false});
     assert.equal(got.length, want ? 1 : 0, JSON.stringify(scores));
     assert.equal(bf.dropped, want ? 0 : 1);
     if (want) close(got[0].secondLook, (scores.v64 + scores.v96) / 2, 1e-6);
@@ -400,4 +403,68 @@ test('the reframing look keeps a face whose first-look keypoints threw the secon
   const kept = await plain.bf.detect(plain.square, 640, 480, {warp: plain.warp});
   assert.deepEqual(kept.map((g) => g.look), ['first']);
   assert.ok(!plain.bf.log.some(([, kind]) => kind === 'reframe'));
+});
+
+test('a strong first look the second look drops stays when the four wider looks confirm it', async () => {
+  // a masked face: first look 0.9, the second looks 0.6 (mean 0.60 < 0.70), nothing found
+  // from its box by the reframing look (0.3 < 0.6); the wider looks: the two second looks
+  // again (tfface's context looks), eyes 24 px apart, and the look from its box
+  const scores = {first: 0.9, v64: 0.6, v96: 0.6, strong: 0.75, small: 0.72};  // mean 0.6675
+  // the first look's keypoints all 5 px right and 2 px down of the true ones (same eye
+  // distance, so every look is still recognised; each look reports the true keypoints)
+  const base = face('masked', 300, 200, 80, scores);
+  const f = {...base, firstKps: base.kps.map(([x, y]) => [x + 5, y + 2])};
+  const {bf, square, warp} = scripted([f]);
+  const got = await bf.detect(square, 640, 480, {warp});
+  assert.equal(got.length, 1);
+  assert.equal(got[0].look, 'strong');
+  assert.deepEqual([bf.strongKept, bf.dropped, bf.reframed], [1, 0, 0]);
+  close(got[0].score, 0.9, 1e-6);                     // the first look's score and box
+  got[0].box.forEach((v, k) => close(v, f.box[k], 1e-3));
+  close(got[0].secondLook, (0.6 + 0.6 + 0.75 + 0.72) / 4, 1e-6);
+  // its keypoints: the mean of the first look's and the four looks' (true): 1/5 of the shift
+  const want = fivePoints(f.kps.map(([x, y]) => [x + 1, y + 0.4]));
+  want.flat().forEach((v, k) => close(got[0].landmarks.flat()[k], v, 1e-3));
+  // the looks, in order: the second look, the reframing look, then the strong rule's four
+  assert.deepEqual(bf.log.map(([, kind]) => kind).filter((k) => k !== 'first'),
+                   ['v64', 'v96', 'reframe', 'v64', 'v96', 'strong', 'small']);
+  // the same face without the rule, or with it off: dropped, the wider looks never taken
+  const off = await bf.detect(square, 640, 480, {warp, strong: false});
+  assert.equal(off.length, 0);
+  assert.deepEqual([bf.strongKept, bf.dropped], [0, 1]);
+  const dropped = [
+    {...scores, strong: 0.7, small: 0.7},             // mean 0.65 < 0.66
+    {...scores, v64: 0.55, v96: 0.55, strong: 0.8},   // mean 0.655
+    {...scores, strong: 0.95, small: 0.01},           // the box look finds nothing: it counts 0
+  ];
+  for (const sc of dropped) {
+    const weak = scripted([{...f, scores: sc}]);
+    assert.equal((await weak.bf.detect(weak.square, 640, 480, {warp: weak.warp})).length, 0,
+                 JSON.stringify(sc));
+    assert.deepEqual([weak.bf.strongKept, weak.bf.dropped], [0, 1]);
+  }
+  // just above the threshold (mean 0.665) it stays
+  const edge = scripted([{...f, scores: {...scores, strong: 0.73, small: 0.73}}]);
+  assert.equal((await edge.bf.detect(edge.square, 640, 480, {warp: edge.warp})).length, 1);
+});
+
+test('the strong rule needs a first look of at least 0.7 and a face the other looks drop', async () => {
+  // a first look of 0.69: the wider looks would confirm it (mean 0.8), the rule does not apply
+  const low = scripted([face('low', 300, 200, 80, {first: 0.69, v64: 0.6, v96: 0.6, strong: 0.9, small: 0.9})]);
+  assert.equal((await low.bf.detect(low.square, 640, 480, {warp: low.warp})).length, 0);
+  assert.deepEqual([low.bf.strongKept, low.bf.dropped], [0, 1]);
+  assert.ok(!low.bf.log.some(([, kind]) => kind === 'strong'), low.bf.log);
+  // ... from 0.72 it does
+  const high = scripted([face('high', 300, 200, 80, {first: 0.72, v64: 0.6, v96: 0.6, strong: 0.9, small: 0.9})]);
+  assert.deepEqual((await high.bf.detect(high.square, 640, 480, {warp: high.warp})).map((g) => g.look), ['strong']);
+  // a face the second look keeps, or the reframing look keeps, is not looked at again
+  for (const [scores, look] of [[{first: 0.9, v64: 0.8, v96: 0.8, strong: 0.9, small: 0.9}, 'first'],
+                                [{first: 0.9, v64: 0.6, v96: 0.6, v64b: 0.8, v96b: 0.8, reframe: 0.9,
+                                  strong: 0.9, small: 0.9}, 'reframed']]) {
+    const {bf, square, warp} = scripted([face('kept', 300, 200, 80, scores)]);
+    const got = await bf.detect(square, 640, 480, {warp});
+    assert.deepEqual(got.map((g) => g.look), [look]);
+    assert.equal(bf.strongKept, 0);
+    assert.ok(!bf.log.some(([, kind]) => kind === 'strong'), bf.log);
+  }
 });
