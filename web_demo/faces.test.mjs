@@ -10,7 +10,7 @@ import {anchors, decode, weightedNms, fivePoints, searchSquares, similarity, inv
         compose, alignmentMatrix, nativeSize, nativeCropMatrix, squareMatrix, canvasTransform,
         tileStarts, TileBlender, borderWeight, holeWeight, faceWeight, BLAZEFACE, BlazeFace,
         at128, finestScale, overlaps, smallCandidates, boxMatrix, uprightMatrix,
-        meanPoints, blackBeyond, cropPx} from './faces.js';
+        meanPoints, cropPx} from './faces.js';
 
 const close = (a, b, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
@@ -172,33 +172,39 @@ test('a box look: the box centred in the 128 px input, its longer side at the fr
   const top = apply(m, [300 - 0.5, 200 - 0.5]);       // the box's top-left corner
   close(top[1] + 0.5, 64 - at128(BLAZEFACE.smallLook) / 2, 1e-9);
   close(top[0] + 0.5, 64 - 12 * f, 1e-9);
-  // the reframing look of the same box: its longer side at 56 px
+  // the reframing look of the same box drawn at 128 px: its longer side at 56 px; in
+  // tfface's own 64 px input (the page's since it runs one): at 28 px, centred at 32
   close(boxMatrix(box, BLAZEFACE.reframeLook)[0][0], 56 / 30);
+  const r = boxMatrix(box, BLAZEFACE.reframeLook, 64);
+  close(r[0][0], 28 / 30);
+  apply(r, [312 - 0.5, 215 - 0.5]).forEach((v) => close(v + 0.5, 32, 1e-9));
+});
+
+test('anchors and decoding of tfface\'s smaller inputs: 224 at 64 px, 504 at 96 px', () => {
+  assert.equal(anchors(64).length / 2, 2 * 8 * 8 + 6 * 4 * 4);
+  assert.equal(anchors(96).length / 2, 2 * 12 * 12 + 6 * 6 * 6);
+  const anc = anchors(64);
+  // the first stride-16 anchor of a 64 px input: cell (0, 0) of 4 x 4, centre (8, 8) px
+  close(anc[2 * 128], 8 / 64, 1e-9);
+  const reg = new Float32Array(224 * 16), logits = new Float32Array(224).fill(-20);
+  logits[128] = 3;
+  reg.set([2, -1, 20, 24], 16 * 128);                 // offsets in input px
+  const [d] = decode(reg, logits, anc, 64, 0.5, 64);
+  [0, -5, 20, 19].forEach((v, k) => close(d.box[k], v, 1e-5));  // centre (10, 7), 20 x 24
 });
 
 test('the upright look at another eye distance: the same crop centre, the eyes that far apart', () => {
   const kps = [[110, 60], [90, 64], [100, 75], [101, 84], [80, 70], [120, 70]];
-  for (const [, eye] of BLAZEFACE.tffaceLooks) {
-    const m = uprightMatrix(kps, eye);
-    const [a, b] = [apply(m, kps[0]), apply(m, kps[1])];
-    close(Math.hypot(a[0] - b[0], a[1] - b[1]), eye, 1e-9);
-    close(a[1], b[1], 1e-9);                          // upright
-    const c = [0.5 * ((kps[0][0] + kps[1][0]) / 2 + kps[3][0]), 0.5 * ((kps[0][1] + kps[1][1]) / 2 + kps[3][1])];
-    apply(m, c).forEach((v) => close(v, 63.5, 1e-9));
+  for (const [side, eye] of BLAZEFACE.tffaceLooks) {
+    for (const size of [128, side]) {                 // the 128 px input, tfface's own
+      const m = uprightMatrix(kps, eye, size);
+      const [a, b] = [apply(m, kps[0]), apply(m, kps[1])];
+      close(Math.hypot(a[0] - b[0], a[1] - b[1]), eye, 1e-9);
+      close(a[1], b[1], 1e-9);                        // upright
+      const c = [0.5 * ((kps[0][0] + kps[1][0]) / 2 + kps[3][0]), 0.5 * ((kps[0][1] + kps[1][1]) / 2 + kps[3][1])];
+      apply(m, c).forEach((v) => close(v, size / 2 - 0.5, 1e-9));
+    }
   }
-});
-
-test('black beyond tfface\'s input square: the central inner px kept, the rest -1', () => {
-  const x = new Float32Array(128 * 128 * 3).fill(0.25);
-  blackBeyond(x, 96);
-  const at = (i, y) => Array.from(x.slice(3 * (y * 128 + i), 3 * (y * 128 + i) + 3));
-  for (const [i, y] of [[16, 16], [111, 111], [64, 20], [16, 111]]) assert.deepEqual(at(i, y), [0.25, 0.25, 0.25]);
-  for (const [i, y] of [[15, 64], [112, 64], [64, 15], [64, 112], [0, 0], [127, 127]]) assert.deepEqual(at(i, y), [-1, -1, -1]);
-  let kept = 0;
-  for (let k = 0; k < x.length; k += 3) kept += x[k] === 0.25;
-  assert.equal(kept, 96 * 96);
-  blackBeyond(x, 64);
-  assert.deepEqual([at(31, 64), at(32, 64), at(95, 95), at(96, 95)].map((v) => v[0]), [-1, 0.25, 0.25, -1]);
 });
 
 test('small-face candidates: weak, narrow in the finest level, apart from first-look faces', () => {
@@ -232,56 +238,59 @@ test('small-face candidates: weak, narrow in the finest level, apart from first-
 });
 
 /** A stand-in for the network on a scripted photo: each face's box and keypoints (photo
- * px), mapped into whatever 128 px input the detector draws (a square of the photo or a
- * warp), come out as one detection there, scored by what the look is, recognised from the
- * true eyes' distance in the input (the second looks' 16 and 32 px, the strong rule's 24 px,
- * the box looks' framings at 128 px; 'off' otherwise, scored 0.3), with 'b' added when it is black beyond
- * tfface's input square. The first look may
- * report misplaced keypoints (`firstKps`), as a phone over an eye makes it. */
+ * px), mapped into whatever input the detector draws (a square of the photo or a warp,
+ * 128 px or tfface's 64 and 96 px), come out as one detection there, scored by what the
+ * look is, recognised from the true eyes' distance in the input (the second looks' 16 and
+ * 32 px, the strong rule's 24 px, the small-face look's framing at 128 px, the reframing
+ * look's at 64 px; 'off' otherwise, scored 0.3), with 't' added for tfface's tight looks
+ * (the second looks in its 64 and 96 px inputs; their score that of the 128 px look
+ * unless given). The first look may report misplaced keypoints (`firstKps`), as a phone
+ * over an eye makes it. */
 function scripted(faces) {
-  const anc = anchors();
   const bf = new BlazeFace(null, 0, 1);
   const E = 0.4;  // eye distance / box side of every scripted face
   const kinds = [['v64', 16], ['v96', 32], ['small', at128(BLAZEFACE.smallLook) * E],
-                 ['reframe', at128(BLAZEFACE.reframeLook) * E], ['strong', BLAZEFACE.strongLook[1]]];
+                 ['reframe', BLAZEFACE.reframeLook[1] * E], ['strong', BLAZEFACE.strongLook[1]]];
   bf.log = [];
-  bf.run = async (img, inner = 0) => {
+  bf.run = async (img, size = 128) => {
+    const anc = anchors(size), n = anc.length / 2;
     // photo pixel index -> input continuous coordinates
     const to = img.square
       ? ([x, y]) => [(x + 0.5 - img.square[0]) * 128 / img.square[2], (y + 0.5 - img.square[1]) * 128 / img.square[2]]
       : (p) => apply(img.m, p).map((v) => v + 0.5);
-    const reg = new Float32Array(896 * 16), logits = new Float32Array(896).fill(-20);
+    assert.equal(img.square ? 128 : img.size, size);
+    const reg = new Float32Array(n * 16), logits = new Float32Array(n).fill(-20);
     const used = new Set();
     for (const face of faces) {
       const side = face.box[2] - face.box[0];
       const kps = face.kps.map(to);
       const c = to([(face.box[0] + face.box[2]) / 2 - 0.5, (face.box[1] + face.box[3]) / 2 - 0.5]);
-      if (!(c[0] >= 0 && c[0] < 128 && c[1] >= 0 && c[1] < 128)) continue;
+      if (!(c[0] >= 0 && c[0] < size && c[1] >= 0 && c[1] < size)) continue;
       const s = img.square ? 128 / img.square[2] : Math.hypot(img.m[0][0], img.m[1][0]);
       let kind = 'first';
       if (!img.square) {
         const eyes = Math.hypot(kps[1][0] - kps[0][0], kps[1][1] - kps[0][1]);
         kind = kinds.find(([, d]) => Math.abs(eyes - d) < 0.3)?.[0] ?? 'off';
+        if (size < 128 && kind !== 'reframe') kind += 't';  // a tight look
       }
-      // with the input black beyond tfface's square (`inner`): the score of kind + 'b'
-      const score = (inner ? face.scores[kind + 'b'] : undefined) ?? face.scores[kind] ?? 0.3;
-      bf.log.push([face.name, kind + (inner ? 'b' : '')]);
+      const score = face.scores[kind] ?? face.scores[kind.replace(/t$/, '')] ?? 0.3;
+      bf.log.push([face.name, kind]);
       const shown = kind === 'first' && face.firstKps ? face.firstKps.map(to) : kps;
       let i = 0, best = Infinity;
-      for (let j = 0; j < 896; j++) {
-        const d = Math.hypot(anc[2 * j] * 128 - c[0], anc[2 * j + 1] * 128 - c[1]);
+      for (let j = 0; j < n; j++) {
+        const d = Math.hypot(anc[2 * j] * size - c[0], anc[2 * j + 1] * size - c[1]);
         if (d < best && !used.has(j)) [i, best] = [j, d];
       }
       used.add(i);
       logits[i] = Math.log(score / (1 - score));
-      const r = [c[0] - anc[2 * i] * 128, c[1] - anc[2 * i + 1] * 128, side * s, side * s];
-      for (const [x, y] of shown) r.push(x - anc[2 * i] * 128, y - anc[2 * i + 1] * 128);
+      const r = [c[0] - anc[2 * i] * size, c[1] - anc[2 * i + 1] * size, side * s, side * s];
+      for (const [x, y] of shown) r.push(x - anc[2 * i] * size, y - anc[2 * i + 1] * size);
       reg.set(r, 16 * i);
     }
     return {reg, logits};
   };
   const square = (x, y, side) => ({square: [x, y, side]});
-  const warp = (m) => ({m});
+  const warp = (m, size = 128) => ({m, size});
   return {bf, square, warp};
 }
 
@@ -368,8 +377,10 @@ test('every first-look face needs the mean of the two second looks at 0.70', asy
 });
 
 test('the reframing look keeps a face whose first-look keypoints threw the second look off', async () => {
-  // the first look puts the hidden eye 8 px off: the upright crops from it are off
-  const base = face('phone', 300, 200, 80, {first: 0.9, v64: 0.72, v96: 0.66, v64b: 0.7, v96b: 0.66,
+  // the first look puts the hidden eye 8 px off: the upright crops from it are off; from
+  // the reframing look's keypoints tfface's tight looks (64, 96 px) pass (mean 0.68 >=
+  // 0.64) and the 128 px ones, tfface's context looks (0.69 >= 0.65)
+  const base = face('phone', 300, 200, 80, {first: 0.9, v64: 0.72, v96: 0.66, v64t: 0.7, v96t: 0.66,
                                             reframe: 0.75});
   const firstKps = base.kps.map(([x, y], k) => (k === 1 ? [x - 8, y + 3] : [x, y]));
   const f = {...base, firstKps};
@@ -382,17 +393,24 @@ test('the reframing look keeps a face whose first-look keypoints threw the secon
   close(got[0].score, 0.9, 1e-6);                     // the first look's score and box
   got[0].box.forEach((v, k) => close(v, f.box[k], 1e-3));
   close(got[0].secondLook, 0.685, 1e-6);             // the mean of the four looks
-  // its keypoints: the reframing look's and the two second looks' from them (here all true)
+  // its keypoints: the reframing look's and the two tight looks' from them (here all true)
   fivePoints(f.kps).flat().forEach((v, k) => close(got[0].landmarks.flat()[k], v, 1e-3));
+  // the looks, in detect.py's order: the second looks, the reframing look (64 px), the
+  // tight looks (64 and 96 px), and only when those pass the context looks (128 px)
   assert.deepEqual(bf.log.map(([, kind]) => kind).filter((k) => k !== 'first'),
-                   ['off', 'off', 'reframe', 'v64', 'v64b', 'v96', 'v96b']);
+                   ['off', 'off', 'reframe', 'v64t', 'v96t', 'v64', 'v96']);
   // without it, or when the look from the box finds too little, the second look drops it
   assert.equal((await bf.detect(square, 640, 480, {warp, reframe: false})).length, 0);
   assert.equal(bf.dropped, 1);
   for (const scores of [{first: 0.9, v64: 0.8, v96: 0.8, reframe: 0.55},  // nothing found from the box
-                        {first: 0.9, v64: 0.7, v96: 0.66, v64b: 0.66, v96b: 0.66, reframe: 0.75},  // mean 0.67
-                        // the two looks with the photo around pass (0.735); black beyond, not
-                        {first: 0.9, v64: 0.75, v96: 0.72, v64b: 0.6, v96b: 0.6, reframe: 0.75}]) {
+                        // the tight looks fail (mean 0.63 < 0.64)
+                        {first: 0.9, v64: 0.9, v96: 0.9, v64t: 0.62, v96t: 0.64, reframe: 0.75},
+                        // the tight looks pass (0.68), the context looks not (0.64 < 0.65)
+                        {first: 0.9, v64: 0.66, v96: 0.62, v64t: 0.7, v96t: 0.66, reframe: 0.75},
+                        // the space suit below a masked face (tests/test_web_demo.py): the
+                        // context looks pass (0.708), tfface's tight looks 0.52 and 0.54
+                        {first: 0.71, v64: 0.753, v96: 0.662, v64t: 0.524, v96t: 0.544, reframe: 0.62,
+                         strong: 0.5, small: 0.5}]) {
     const weak = scripted([{...f, scores}]);
     assert.equal((await weak.bf.detect(weak.square, 640, 480, {warp: weak.warp})).length, 0);
     assert.equal(weak.bf.dropped, 1);
@@ -459,11 +477,13 @@ test('the strong rule needs a first look of at least 0.7 and a face the other lo
   assert.deepEqual((await high.bf.detect(high.square, 640, 480, {warp: high.warp})).map((g) => g.look), ['strong']);
   // a face the second look keeps, or the reframing look keeps, is not looked at again
   for (const [scores, look] of [[{first: 0.9, v64: 0.8, v96: 0.8, strong: 0.9, small: 0.9}, 'first'],
-                                [{first: 0.9, v64: 0.6, v96: 0.6, v64b: 0.8, v96b: 0.8, reframe: 0.9,
+                                // the second looks 0.67 (< 0.70: dropped), from the reframing
+                                // look tfface's rule keeps it (tight looks 0.8, context 0.67)
+                                [{first: 0.9, v64: 0.68, v96: 0.66, v64t: 0.8, v96t: 0.8, reframe: 0.9,
                                   strong: 0.9, small: 0.9}, 'reframed']]) {
     const {bf, square, warp} = scripted([face('kept', 300, 200, 80, scores)]);
     const got = await bf.detect(square, 640, 480, {warp});
-    assert.deepEqual(got.map((g) => g.look), [look]);
+    assert.deepEqual(got.map((g) => g.look), [look], JSON.stringify(bf.log));
     assert.equal(bf.strongKept, 0);
     assert.ok(!bf.log.some(([, kind]) => kind === 'strong'), bf.log);
   }
