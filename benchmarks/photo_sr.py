@@ -1,7 +1,7 @@
 """Whole-photo face super-resolution: composed scenes, faces by the model against bicubic.
 
     nice -n 5 .venv/bin/python -m benchmarks.photo_sr \\
-        --model android_demo_assets/srgan/model_int8.tflite --scenes 24
+        --model android_demo_assets/srgan/model_int8_mixed.tflite --scenes 24
 
 **Scenes.** Each HR scene is ``--hr-size`` (default 1024x768) with 1 to ``--max-faces``
 faces from ``--faces`` (default faces-hq dev: 256 px FFHQ crops, one face each; sources
@@ -573,7 +573,7 @@ def _size(text: str) -> tuple[int, int]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.photo_sr",
                                 description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="android_demo_assets/srgan/model_int8.tflite",
+    p.add_argument("--model", default="android_demo_assets/srgan/model_int8_mixed.tflite",
                    help="SR .tflite file or run directory (default: the shipped x4 file)")
     p.add_argument("--faces", default="/work/shared/data/faces-hq/dev", metavar="DIR",
                    help="folder of face photos (default: faces-hq dev)")

@@ -1,7 +1,7 @@
 """Face PSNR of the SR path in whole photos: model (pasted back) against bicubic.
 
     PYTHONPATH=$PWD python benchmarks/restore_sr_quality.py /work/shared/data/faces-dev \\
-        --model android_demo_assets/srgan/model_int8.tflite --count 30
+        --model android_demo_assets/srgan/model_int8_mixed.tflite --count 30
 
 Each held-out photo is resized to a square of ``--face-px`` (HR), placed on a 2x-wider
 grey canvas, and the canvas is shrunk by the model's scale (antialiased bicubic, as in

@@ -668,7 +668,7 @@ def test_restore_cli_with_no_other_flag_restores_the_face_in_place(model, masked
 def test_restore_cli_bad_inputs_are_one_line_each_and_write_nothing(tmp_path, capsys):
     from pipelines import restore as restore_cli
 
-    model = os.path.join(ROOT, "android_demo_assets", "srgan", "model_int8.tflite")
+    model = os.path.join(ROOT, "android_demo_assets", "srgan", "model_int8_mixed.tflite")
     src = tmp_path / "in"
     src.mkdir()
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 40)

@@ -180,13 +180,13 @@ def test_sr_option_chooses_the_shipped_file_of_that_scale(tmp_path, capsys):
     parse = restore_cli.build_parser().parse_args
     for scale, folder in ((2, "srgan_x2"), (4, "srgan")):
         (path,) = restore_cli.model_paths(parse(["x.png", "--sr", str(scale)]))
-        assert path == shipped_file(folder, "model_int8.tflite")
+        assert path == shipped_file(folder, "model_int8_mixed.tflite")
         spec = Restorer.load(path).spec
         assert (spec.task, spec.scale, spec.output_size) == ("sr", scale, 32 * scale)
     assert restore_cli.model_paths(parse(["x.png", "--model", "m"])) == ["m"]
     photo = tmp_path / "p.png"
     cv2.imwrite(str(photo), np.full((40, 40, 3), 128, np.uint8))
-    x4 = shipped_file("srgan", "model_int8.tflite")
+    x4 = shipped_file("srgan", "model_int8_mixed.tflite")
     assert restore_cli.main([str(photo), "--sr", "2", "--model", x4, "--quiet",
                              "--out", str(tmp_path / "o")]) == 2
     assert "--sr 2:" in capsys.readouterr().err and not (tmp_path / "o").exists()

@@ -28,7 +28,7 @@ LOOKS = ("realism", "fidelity")
 """What ``tfface-restore --look`` chooses among; the first is the default."""
 DEFAULT_SEGMENTER = ("segmenter", "segmenter_int8.tflite")
 """The occluder segmenter used when a model needs a hole mask and none is given."""
-SR_MODELS = {2: ("srgan_x2", "model_int8.tflite"), 4: ("srgan", "model_int8.tflite")}
+SR_MODELS = {2: ("srgan_x2", "model_int8_mixed.tflite"), 4: ("srgan", "model_int8_mixed.tflite")}
 """The face super-resolution file of each scale (``tfface-restore --sr 2|4``)."""
 
 

@@ -41,7 +41,7 @@ test('shipped V-Net card: image in [-1, 1], mask 1 = hole', () => {
 });
 
 test('shipped SRGAN card: one low-resolution input', () => {
-  const plan = planFromCard(card('srgan/model_int8.json'), [det('lr', [1, 32, 32, 3])], OUT128);
+  const plan = planFromCard(card('srgan/model_int8_mixed.json'), [det('lr', [1, 32, 32, 3])], OUT128);
   assert.equal(plan.task, 'sr');
   assert.equal(plan.image.role, 'lowres');
   assert.equal(plan.mask, undefined);
@@ -65,7 +65,7 @@ test('a card that says what each input is: mask in 0..1, no note', () => {
   assert.deepEqual(plan.inputs.map((t) => [t.key, t.role]), [['occluded', 'image'], ['mask', 'mask']]);
   assert.deepEqual([plan.mask.hole, plan.mask.keep], [1, 0]);
   assert.deepEqual(plan.notes, []);
-  const sr = card('srgan/model_int8.json');
+  const sr = card('srgan/model_int8_mixed.json');
   sr.inputs[0] = {...sr.inputs[0], key: 'lr', kind: 'low-resolution image'};
   assert.equal(planFromCard(sr, [det('lr', [1, 32, 32, 3])], OUT128).image.role, 'lowres');
 });
@@ -93,7 +93,7 @@ test('a card that names its own mask values', () => {
 });
 
 test('an image input given only as a value range', () => {
-  const c = card('srgan/model_int8.json');
+  const c = card('srgan/model_int8_mixed.json');
   c.inputs[0] = {...c.inputs[0], normalization: undefined, value_range: [0, 1]};
   const plan = planFromCard(c, [det('lr', [1, 32, 32, 3])], OUT128);
   const img = {width: 32, height: 32, data: new Uint8ClampedArray(32 * 32 * 4).fill(255)};
@@ -101,7 +101,7 @@ test('an image input given only as a value range', () => {
 });
 
 test('uint8 I/O: quantized with the card scale and zero point', () => {
-  const c = card('srgan/model_int8.json');
+  const c = card('srgan/model_int8_mixed.json');
   const q = {scale: 2 / 255, zero_point: 128};
   c.inputs[0] = {...c.inputs[0], dtype: 'uint8', quantization: q};
   c.outputs[0] = {...c.outputs[0], dtype: 'uint8', quantization: q};
@@ -152,7 +152,7 @@ test('round half to even, as numpy', () => {
 });
 
 test('a one-channel output is a hole map (occluder segmenter)', () => {
-  const c = card('srgan/model_int8.json');
+  const c = card('srgan/model_int8_mixed.json');
   c.task = 'segment-occluder';
   c.inputs[0] = {...c.inputs[0], name: 'serving_default_occluded:0', shape: [1, 4, 4, 3]};
   c.outputs[0] = {name: 'StatefulPartitionedCall:0', shape: [1, 4, 4, 1], dtype: 'float32',
