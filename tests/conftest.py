@@ -81,6 +81,7 @@ LAYERS = {
                "test_dlib_resnet.py", "test_gan_families.py", "test_gan_losses.py",
                "test_identity.py", "test_identity_student.py", "test_models.py",
                "test_new_archs.py", "test_quant_modes.py", "test_realism.py", "test_soup.py",
+               "test_grow.py",
                "test_validate.py", "test_vnet_upsample.py"),
     "guarantees": ("test_integrity.py", "test_reliability.py", "test_security.py"),
     "e2e": ("test_cli.py", "test_data_service.py", "test_evaluate.py", "test_family_runs.py",
