@@ -138,11 +138,11 @@ def _console_scripts() -> dict[str, str]:
 
 def test_every_console_script_names_itself_in_its_usage_line(monkeypatch):
     """--help says `usage: tfface-restore` when started as the console script and
-    `usage: python -m pipelines.restore` when started as the module, for all nine."""
+    `usage: python -m pipelines.restore` when started as the module, for all ten."""
     import importlib
 
     scripts = _console_scripts()
-    assert len(scripts) == 9 and "tfface-prepare" in scripts
+    assert len(scripts) == 10 and "tfface-prepare" in scripts and "tfface-grow" in scripts
     for script, module in scripts.items():
         parser_of = importlib.import_module(module).build_parser
         monkeypatch.setattr(sys, "argv", [os.path.join("/venv", "bin", script)])
