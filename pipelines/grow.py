@@ -20,7 +20,6 @@ existing, non-empty folder is refused, never overwritten.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -55,18 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config_path(args) -> str:
-    from tfface.rundir import CONFIG_FILE
-
-    src = args.config or args.source
-    path = os.path.join(src, CONFIG_FILE) if os.path.isdir(src) else src
-    if not (os.path.isfile(path) and path.endswith(".json")):
-        where = "--config" if args.config else "the source"
-        raise ValueError(f"{where} ({src}) is not a run directory with {CONFIG_FILE} or a "
-                         ".json config; pass --config RUN_DIR")
-    return path
-
-
 def grow(source: str, config_path: str, n_blocks: int, out: str) -> dict:
     """Write ``source``'s network grown to ``n_blocks`` residual blocks as the run directory
     ``out``; returns what ``grow.json`` records.
@@ -77,11 +64,10 @@ def grow(source: str, config_path: str, n_blocks: int, out: str) -> dict:
             not empty.
         tfface.config.ConfigError: ``config_path`` is not a usable configuration.
     """
+    from pipelines.soup import load_source, write_run_dir
     from tfface.cards import file_sha256
-    from tfface.config import Config, ConfigError, validate
-    from tfface.fileio import atomic_path, atomic_write, check_writable_dir
+    from tfface.config import Config, validate
     from tfface.models import get_arch
-    from tfface.rundir import BEST_WEIGHTS, CONFIG_FILE, init_weights_file
 
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
         raise ValueError(f"{out} exists and is not an empty folder; choose another --out")
@@ -95,16 +81,7 @@ def grow(source: str, config_path: str, n_blocks: int, out: str) -> dict:
         raise ValueError(f"--n-blocks must be more than the source's {have} (and at most 64), "
                          f"got {n_blocks}")
     small = arch.build_generator(cfg)
-    try:
-        path = init_weights_file(source, cfg)
-    except ConfigError as e:
-        raise ValueError(str(e).replace("train.init_weights: ", "source ")) from None
-    try:
-        small.load_weights(path)
-    except (ValueError, OSError, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"{path} does not hold weights of the network {config_path} "
-                         f"describes ({first})") from None
+    path = load_source(small, source, cfg, config_path)
     big_cfg = Config.from_dict(cfg.to_dict())
     big_cfg.model.params = dict(big_cfg.model.params, n_blocks=n_blocks)
     big_cfg.train.init_weights = None
@@ -126,25 +103,22 @@ def grow(source: str, config_path: str, n_blocks: int, out: str) -> dict:
     if diff > 1e-4:  # a layer that was not copied: never write a network that is not the same
         raise ValueError(f"the grown network's faces differ from the source's by {diff:.3g}; "
                          "the source's layers do not match the grown network's names")
-    os.makedirs(out, exist_ok=True)
-    check_writable_dir(out)
     record = {"format": "tfface-grow/1", "source": os.path.abspath(path),
               "sha256": file_sha256(path), "n_blocks": [have, n_blocks],
               "max_difference": diff}
-    big_cfg.save(os.path.join(out, CONFIG_FILE))
-    with atomic_path(os.path.join(out, BEST_WEIGHTS)) as tmp:
-        big.save_weights(tmp)
-    atomic_write(os.path.join(out, GROW_FILE), json.dumps(record, indent=2) + "\n")
+    write_run_dir(out, big_cfg, big, GROW_FILE, record)
     return record
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from pipelines.soup import find_config
     from tfface.config import ConfigError
     from tfface.fileio import OutputDirError
 
     try:
-        record = grow(args.source, _config_path(args), args.n_blocks, args.out)
+        record = grow(args.source, find_config(args.config, args.source, "the source"),
+                      args.n_blocks, args.out)
     except (ConfigError, ValueError, OutputDirError) as e:  # ConfigError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2

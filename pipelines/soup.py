@@ -60,15 +60,55 @@ def _is_float(a) -> bool:
     return a.dtype.kind == "f" or a.dtype.name == "bfloat16"
 
 
-def _config_path(args) -> str:
+def find_config(config: str | None, source: str, what: str = "the first source") -> str:
+    """The ``config.json`` that ``--config`` names, else the one in ``source``'s run
+    directory; a one-line ValueError that says to pass ``--config`` when there is none."""
     from tfface.rundir import CONFIG_FILE
 
-    src = args.config or args.sources[0]
+    src = config or source
     path = os.path.join(src, CONFIG_FILE) if os.path.isdir(src) else src
     if not (os.path.isfile(path) and path.endswith(".json")):
-        where = "--config" if args.config else "the first source"
+        where = "--config" if config else what
         raise ValueError(f"{where} ({src}) is not a run directory with {CONFIG_FILE} or a "
                          ".json config; pass --config RUN_DIR")
+    return path
+
+
+def write_run_dir(out: str, cfg, gen, record_file: str, record: dict) -> None:
+    """Write ``out`` as a run directory: ``config.json``, ``best.weights.h5`` (``gen``'s
+    weights) and ``record_file`` (``record`` as JSON), each atomically."""
+    from tfface.fileio import atomic_path, atomic_write, check_writable_dir
+    from tfface.rundir import BEST_WEIGHTS, CONFIG_FILE
+
+    os.makedirs(out, exist_ok=True)
+    check_writable_dir(out)
+    cfg.save(os.path.join(out, CONFIG_FILE))
+    with atomic_path(os.path.join(out, BEST_WEIGHTS)) as tmp:
+        gen.save_weights(tmp)
+    atomic_write(os.path.join(out, record_file), json.dumps(record, indent=2) + "\n")
+
+
+def load_source(gen, source: str, cfg, config_path: str) -> str:
+    """Load ``source`` (a run directory: its best weights, else its last; or a
+    ``.weights.h5`` file) into ``gen``, the network ``config_path`` describes; returns the
+    weights file's path.
+
+    Raises:
+        ValueError: one line: no weights there, or weights of another network.
+    """
+    from tfface.config import ConfigError
+    from tfface.rundir import init_weights_file
+
+    try:
+        path = init_weights_file(source, cfg)
+    except ConfigError as e:
+        raise ValueError(str(e).replace("train.init_weights: ", "source ")) from None
+    try:
+        gen.load_weights(path)
+    except (ValueError, OSError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path} does not hold weights of the network {config_path} "
+                         f"describes ({first})") from None
     return path
 
 
@@ -82,10 +122,8 @@ def soup(sources: list[str], coefs: list[float], config_path: str, out: str) -> 
         tfface.config.ConfigError: ``config_path`` is not a usable configuration.
     """
     from tfface.cards import file_sha256
-    from tfface.config import Config, ConfigError
-    from tfface.fileio import atomic_path, atomic_write, check_writable_dir
+    from tfface.config import Config
     from tfface.models import get_arch
-    from tfface.rundir import BEST_WEIGHTS, CONFIG_FILE, init_weights_file
 
     if len(sources) < 2:
         raise ValueError("a soup needs two or more sources")
@@ -103,16 +141,7 @@ def soup(sources: list[str], coefs: list[float], config_path: str, out: str) -> 
         raise ValueError(f"{config_path} describes no model that can be built ({e})") from None
     total, reference, files = None, None, []
     for src, c in zip(sources, coefs):
-        try:
-            path = init_weights_file(src, cfg)
-        except ConfigError as e:
-            raise ValueError(str(e).replace("train.init_weights: ", "source ")) from None
-        try:
-            gen.load_weights(path)
-        except (ValueError, OSError, KeyError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"{path} does not hold weights of the network {config_path} "
-                             f"describes ({first})") from None
+        path = load_source(gen, src, cfg, config_path)
         arrays = [np.asarray(w, np.float64) if _is_float(w) else np.asarray(w)
                   for w in gen.get_weights()]
         if total is None:
@@ -130,14 +159,9 @@ def soup(sources: list[str], coefs: list[float], config_path: str, out: str) -> 
     s = sum(coefs)  # within 1e-3 of 1: the average is exactly a weighted mean
     gen.set_weights([(t / s).astype(w.dtype) if _is_float(t) else t
                      for t, w in zip(total, reference)])
-    os.makedirs(out, exist_ok=True)
-    check_writable_dir(out)
     record = {"format": "tfface-soup/1", "config": os.path.abspath(config_path),
               "sources": files}
-    cfg.save(os.path.join(out, CONFIG_FILE))
-    with atomic_path(os.path.join(out, BEST_WEIGHTS)) as tmp:
-        gen.save_weights(tmp)
-    atomic_write(os.path.join(out, SOUP_FILE), json.dumps(record, indent=2) + "\n")
+    write_run_dir(out, cfg, gen, SOUP_FILE, record)
     return record
 
 
@@ -148,7 +172,8 @@ def main(argv=None) -> int:
 
     coefs = args.coef or [1.0 / len(args.sources)] * len(args.sources)
     try:
-        record = soup(args.sources, coefs, _config_path(args), args.out)
+        record = soup(args.sources, coefs, find_config(args.config, args.sources[0]),
+                      args.out)
     except (ConfigError, ValueError, OutputDirError) as e:  # ConfigError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
