@@ -80,6 +80,25 @@ def test_half_destroyed_probes_halve_tpr_per_group():
     assert r["by_group"]["broken"]["clean"]["tpr"] == 1.0
 
 
+def test_own_threshold_tpr_is_not_inflated_by_scores_raised_alike():
+    # Noisy people: genuine and impostor scores overlap, so the threshold matters.
+    people, gallery, files = _people(n_people=30, photos=4, noise=2.5, seed=3)
+    probes = np.arange(0, len(people), 4)
+
+    def dot(a, g):
+        return a @ g.T
+
+    clean = gallery[probes]
+    r = _verify({"clean": clean, "loose": 2.0 * clean}, people, gallery, files, probes,
+                similarity=dot)
+    c, lo = r["variants"]["clean"], r["variants"]["loose"]
+    assert 0.0 < c["tpr"] < 1.0 and c["tpr_own"] == c["tpr"]  # the reference: one threshold
+    # Every score doubled: at the shared threshold more impostors and more genuine pairs
+    # pass, at its own 1 % point the loose variant is exactly the clean one.
+    assert lo["fpr"] > c["fpr"] and lo["tpr"] > c["tpr"]
+    assert lo["tpr_own"] == c["tpr_own"]
+
+
 def test_a_photo_is_never_its_own_genuine_pair():
     people = np.array(["a", "a", "b", "c"])
     gallery = np.eye(4)[[0, 0, 1, 2]]

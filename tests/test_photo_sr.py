@@ -328,6 +328,13 @@ def test_identity_report_tpr_of_each_variant_and_size_bin():
     assert rep["by_group"]["20-31"]["bicubic"]["tpr"] == pytest.approx(0.2)
     assert rep["by_group"]["48-71"]["bicubic"]["tpr"] == 1.0
     assert rep["by_group"]["20-31"]["native"]["tpr"] == pytest.approx(0.6)
+    # Each variant also at its own 1 % point; printed beside the shared threshold's.
+    assert all(0.0 <= v[n]["tpr_own"] <= 1.0 for n in v) and v["HR"]["tpr_own"] == 1.0
+    import io
+    buf = io.StringIO()
+    photo_sr.print_identity(rep, out=buf)
+    line = [t for t in buf.getvalue().splitlines() if "own 1% FPR" in t]
+    assert len(line) == 1 and f"native {v['native']['tpr_own']:.3f}" in line[0]
 
 
 def test_benchmark_proxies_count_model_calls_through_the_restore_path():

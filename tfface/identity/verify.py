@@ -414,7 +414,10 @@ def verification(variants: Mapping[str, np.ndarray], probe_people: Sequence,
     Thresholds are fixed on the ``reference`` variant (clean): ``threshold`` at
     ``target_fpr`` of its impostor pairs, ``accuracy_threshold`` where its balanced
     accuracy peaks. Each variant gets ``tpr``/``fpr`` at the first, ``accuracy`` at
-    the second, pair counts and mean genuine/impostor similarities. ``groups`` (one
+    the second, pair counts and mean genuine/impostor similarities, and ``tpr_own``: its
+    TPR at its own ``target_fpr`` point (the threshold fixed on its own impostor pairs,
+    its ROC curve read at that FPR), which a variant that raises every score alike, and so
+    passes more impostors at the shared threshold, does not inflate. ``groups`` (one
     label per probe, e.g. its occlusion) adds ``by_group``: the same figures over each
     group's probes, at the same thresholds.
 
@@ -439,9 +442,12 @@ def verification(variants: Mapping[str, np.ndarray], probe_people: Sequence,
         "gallery": len(gallery_people), "genuine_pairs": int(genuine.sum()),
         "impostor_pairs": int(impostor.sum()), "variants": {}}
 
-    def figures(s, gen, imp):
+    own = {k: threshold_at_fpr(s[impostor], target_fpr) for k, s in scores.items()}
+
+    def figures(s, gen, imp, t_own):
         g, i = s[gen], s[imp]
         return {"tpr": float(np.mean(g >= threshold)) if len(g) else None,
+                "tpr_own": float(np.mean(g >= t_own)) if len(g) else None,
                 "fpr": float(np.mean(i >= threshold)),
                 "accuracy": float((np.mean(g >= acc_threshold) + np.mean(i < acc_threshold)) / 2)
                 if len(g) else None,
@@ -449,14 +455,16 @@ def verification(variants: Mapping[str, np.ndarray], probe_people: Sequence,
                 "impostor_similarity": float(np.mean(i)),
                 "genuine_pairs": int(len(g)), "impostor_pairs": int(len(i))}
 
-    out["variants"] = {name: figures(s, genuine, impostor) for name, s in scores.items()}
+    out["variants"] = {name: figures(s, genuine, impostor, own[name])
+                       for name, s in scores.items()}
     if groups is not None:
         labels = np.asarray(groups, object)
         out["by_group"] = {}
         for label in sorted(set(labels.tolist())):
             rows = (labels == label)[:, None]
             out["by_group"][str(label)] = {
-                name: figures(s, genuine & rows, impostor & rows) for name, s in scores.items()}
+                name: figures(s, genuine & rows, impostor & rows, own[name])
+                for name, s in scores.items()}
     return out
 
 
@@ -583,12 +591,16 @@ def markdown(report: Mapping[str, Any]) -> list[str]:
              f"{report['embedder']} embedder ({report['similarity']}). TPR/FPR at the threshold "
              f"that accepts {report['target_fpr']:.0%} of clean impostor pairs "
              f"({report['threshold']:.4g}); accuracy = (TPR + TNR) / 2 at the threshold that "
-             f"maximizes it on clean pairs ({report['accuracy_threshold']:.4g}).", "",
-             f"| faces | TPR @ {report['target_fpr']:.0%} FPR | FPR | accuracy | TPR - damaged |",
-             "|---|---|---|---|---|"]
+             f"maximizes it on clean pairs ({report['accuracy_threshold']:.4g}); TPR at own "
+             f"{report['target_fpr']:.0%} FPR: at the threshold that accepts that share of the "
+             "variant's own impostor pairs.", "",
+             f"| faces | TPR @ {report['target_fpr']:.0%} FPR | FPR | TPR at own "
+             f"{report['target_fpr']:.0%} FPR | accuracy | TPR - damaged |",
+             "|---|---|---|---|---|---|"]
     for name, r in v.items():
         d = "-" if base is None or name == "damaged" else f"{r['tpr'] - base:+.3f}"
-        lines.append(f"| {name} | {r['tpr']:.3f} | {r['fpr']:.3f} | {r['accuracy']:.3f} | {d} |")
+        lines.append(f"| {name} | {r['tpr']:.3f} | {r['fpr']:.3f} | {r['tpr_own']:.3f} | "
+                     f"{r['accuracy']:.3f} | {d} |")
     groups = report.get("by_group") or {}
     if len(groups) > 1:
         names = list(v)
