@@ -12,8 +12,9 @@ remnant of the occluder and the clean pixels changed) for:
 
 - ``new_blind``: the one-graph file (its own segmenter decides the hole);
 - ``old_blind``: the old blind file (``unmask``);
-- ``two_file``: the shipped segmenter file, the face-ellipse clip, ``p > 0.5`` grown by
-  2 px, then the shipped 128 px V-Net file, as tfface-restore runs them on a face whose
+- ``two_file``: the shipped segmenter file, the face-ellipse clip, ``p > 0.5`` and the
+  pixels above 0.1 connected to it, grown by 2 px, then the shipped 128 px V-Net file, as
+  tfface-restore runs them on a face whose
   crop is at most 128 px (or with ``--look fidelity``);
 - ``opencv_ns``: OpenCV Navier-Stokes **given the true mask**; ``input``: untouched.
 
@@ -45,9 +46,9 @@ def two_file_path(segmenter: str, vnet: str):
     from tfface.imageio import to_uint8
     from tfface.lite import LiteRunner
 
-    # the blind file's own rule (p > 0.5 in its graph), so the two paths stay comparable;
-    # tfface-restore's found hole also takes the edge above 0.1 (OccluderSegmenter.hole_from)
-    seg = OccluderSegmenter(segmenter, edge_threshold=0.5)
+    # tfface-restore's found hole: p > 0.5 and the pixels above 0.1 connected to it
+    # (OccluderSegmenter.hole_from); the blind file's graph reaches 8 px of that edge
+    seg = OccluderSegmenter(segmenter)
     runner = LiteRunner(vnet)
 
     def run(x):

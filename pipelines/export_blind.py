@@ -7,8 +7,9 @@ Examples::
         --data-dir faces-train --out runs/blind
 
 The file takes only the aligned face (128 px, RGB in [-1, 1]) and returns the restored
-face and the hole its own segmenter decided (clipped to the face ellipse, ``p > 0.5``,
-grown by 2 px, as tfface-restore decides it with two files); outside that hole the
+face and the hole its own segmenter decided (clipped to the face ellipse, ``p > 0.5``
+and the pixels above 0.1 connected to it within 8 px, grown by 2 px, as tfface-restore
+decides it with two files); outside that hole the
 output is the input bit for bit. The library is :mod:`tfface.export.blind`.
 """
 
@@ -48,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.5,
                    help="occluder probability above which a pixel is hole (default 0.5, as "
                    "restore's segmenter)")
+    p.add_argument("--edge-threshold", type=float, default=0.1,
+                   help="pixels above this probability connected to the hole join it: the "
+                   "occluder's unsure edge (default 0.1, as restore's segmenter; equal to "
+                   "--threshold: off)")
+    p.add_argument("--edge-steps", type=int, default=8,
+                   help="how far (px) the edge may reach from the confident hole (default 8)")
     p.add_argument("--grow", type=int, default=2, help="px the hole is grown by (default 2)")
     p.add_argument("--no-clip", action="store_true",
                    help="do not clip the hole to the face ellipse")
@@ -71,9 +78,11 @@ def main(argv=None) -> int:
               f"{args.segmenter_filters!r}", file=sys.stderr)
         return 2
     if not 0.0 < args.threshold < 1.0 or args.grow < 0 or args.calibration < 1 \
-            or args.samples < 0:
-        print("error: --threshold must lie in (0, 1), --grow and --samples be >= 0 and "
-              "--calibration >= 1", file=sys.stderr)
+            or args.samples < 0 or args.edge_steps < 0 \
+            or not 0.0 < args.edge_threshold <= args.threshold:
+        print("error: --threshold must lie in (0, 1), --edge-threshold in (0, --threshold], "
+              "--grow, --edge-steps and --samples be >= 0 and --calibration >= 1",
+              file=sys.stderr)
         return 2
     if not os.path.isdir(args.data_dir):
         print(f"error: --data-dir {args.data_dir}: no such folder", file=sys.stderr)
@@ -83,8 +92,8 @@ def main(argv=None) -> int:
                             segmenter_filters=filters, calibration=args.calibration,
                             threshold=args.threshold, grow=args.grow, clip=not args.no_clip,
                             hole_output=not args.no_hole_output, samples=args.samples,
-                            facemask_dir=args.facemask_dir,
-                            progress=True)
+                            facemask_dir=args.facemask_dir, edge_threshold=args.edge_threshold,
+                            edge_steps=args.edge_steps, progress=True)
     except BlindExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

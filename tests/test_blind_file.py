@@ -69,7 +69,7 @@ def tiny_blind():
     int8 file (converted once for this module)."""
     keras.utils.set_random_seed(3)
     seg, vnet = _tiny_segmenter(), _tiny_vnet()
-    model = build_blind(seg, vnet, support=SUPPORT, grow=2)
+    model = build_blind(seg, vnet, support=SUPPORT, grow=2, edge_threshold=0.3)
     content, info = convert_blind(model, _faces(24, seed=1))
     return seg, vnet, model, content, info
 
@@ -81,13 +81,20 @@ def test_the_graph_is_the_two_models_in_sequence_and_its_int8_file_keeps_the_res
     restored, hole = model.predict(faces, verbose=0)
 
     # the two-model path as restore runs it: area shrink, segmenter, bilinear back, the
-    # face ellipse, p > 0.5, grown by OpenCV's elliptic element, the V-Net
+    # face ellipse, p > 0.5 joined by the pixels above 0.3 within 8 px of it (8-connected),
+    # grown by OpenCV's elliptic element, the V-Net
     small = np.stack([cv2.resize(f, (32, 32), interpolation=cv2.INTER_AREA) for f in faces])
     prob = seg.predict(small, verbose=0)[..., 0]
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    want = np.stack([cv2.dilate(((cv2.resize(p, (64, 64), interpolation=cv2.INTER_LINEAR)
-                                  * face_support(64, SUPPORT)) > 0.5).astype(np.uint8), kernel)
-                     for p in prob])
+
+    def decide(p):
+        p = cv2.resize(p, (64, 64), interpolation=cv2.INTER_LINEAR) * face_support(64, SUPPORT)
+        h, allowed = (p > 0.5).astype(np.uint8), (p > 0.3).astype(np.uint8)
+        for _ in range(8):
+            h = cv2.dilate(h, np.ones((3, 3), np.uint8)) & allowed
+        return cv2.dilate(h, kernel)
+
+    want = np.stack([decide(p) for p in prob])
     assert 0.05 < want.mean() < 0.6, want.mean()  # a real hole, real kept pixels
     assert np.mean(hole[..., 0] != want) < 0.002
     np.testing.assert_allclose(restored, vnet.predict([faces, hole], verbose=0), atol=1e-5)
@@ -108,6 +115,40 @@ def test_the_graph_is_the_two_models_in_sequence_and_its_int8_file_keeps_the_res
     assert np.abs(got - faces)[~outside].max() > 0.05  # and inside it, it does change pixels
 
 
+def test_the_unsure_edge_joins_the_hole_as_restores_segmenter_decides_it():
+    """HoleDecision's edge: pixels above 0.1 8-connected to the confident hole join it (as
+    OccluderSegmenter.hole_from), within ``edge_steps`` px; a faint blob with no confident
+    pixel stays out."""
+    import types
+
+    from tfface.export.blind import HoleDecision
+    from tfface.segmenter.infer import OccluderSegmenter
+
+    p = np.zeros((48, 48), np.float32)
+    p[10:20, 10:20] = 0.9           # the confident hole
+    p[8:22, 8:22] = np.maximum(p[8:22, 8:22], 0.3)  # its unsure rim, 2 px wide
+    p[20:23, 21:24] = 0.2           # touching the rim at a corner only (8-connected)
+    p[30:40, 30:40] = 0.3           # a faint blob on its own
+    p[14, 22:44] = 0.2              # a thin tail 22 px long
+    ref = OccluderSegmenter.hole_from(types.SimpleNamespace(threshold=0.5, edge_threshold=0.1),
+                                      p)
+    assert ref[8, 8] and ref[22, 23] and ref[14, 43] and not ref[35, 35]
+
+    def decide(steps, edge=0.1):
+        layer = HoleDecision(48, 0.5, grow=0, edge_threshold=edge, edge_steps=steps)
+        return layer(p[None, ..., None]).numpy()[0, ..., 0] > 0.5
+
+    far = decide(40)
+    np.testing.assert_array_equal(far, ref)  # reaching far enough: restore's hole exactly
+    near = decide(8)  # the shipped reach: all but the tail's end
+    assert near[8, 8] and near[22, 23] and not near[35, 35]
+    assert near[14, 27] and not near[14, 28]  # 8 steps from the core, whose last x is 19
+    np.testing.assert_array_equal(near & ~ref, np.zeros_like(ref))  # never beyond restore's
+    np.testing.assert_array_equal(decide(8, edge=None), p > 0.5)  # off: the core alone
+    cfg = HoleDecision(48, 0.5, edge_threshold=0.1, edge_steps=8).get_config()
+    assert (cfg["edge_threshold"], cfg["edge_steps"]) == (0.1, 8)
+
+
 def test_an_inpainter_that_does_not_keep_the_known_pixels_is_refused():
     with pytest.raises(ValueError, match="keep_known"):
         build_blind(_tiny_segmenter(), _tiny_vnet(keep_known=False))
@@ -121,6 +162,8 @@ def test_the_command_refuses_bad_settings_with_one_clear_line(tmp_path, capsys):
                                                "no such folder")
     assert main(["--data-dir", str(tmp_path), "--threshold", "1.5"]) == 2
     assert "--threshold must lie in (0, 1)" in capsys.readouterr().err
+    assert main(["--data-dir", str(tmp_path), "--edge-threshold", "0.7"]) == 2
+    assert "--edge-threshold in (0, --threshold]" in capsys.readouterr().err
     assert main(["--data-dir", str(tmp_path), "--inpainter", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: --inpainter {tmp_path}") and "Traceback" not in err
@@ -185,3 +228,38 @@ def test_restore_lets_the_files_own_hole_decide_what_changes(tiny_blind, tmp_pat
         moved = np.any(frame != photo, axis=-1)
         assert moved.sum() > 100 and not (moved & ~near).any()
     assert pipe.last_report.restored == 1
+
+
+def test_sample_faces_are_written_without_the_synthetic_source_banner(tiny_blind, tmp_path,
+                                                                      monkeypatch, caplog):
+    """The blind file's sample faces are synthetic on purpose (redistributable): writing them
+    prints no banner telling the user they picked the synthetic training source, and each
+    expected PNG is what the file returns for its input PNG."""
+    from tfface.data.sources import synthetic
+    from tfface.export.blind import blind_card, fidelity, write_blind, write_samples
+    from tfface.imageio import to_float, to_uint8
+
+    def read_image(p):
+        return cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB)
+
+    _, _, model, content, info = tiny_blind
+    path = str(tmp_path / "model_int8_mixed.tflite")
+    card = blind_card(content, file=os.path.basename(path), segmenter_file="seg",
+                      inpainter_file="vnet", keras_model=model, conversion=info,
+                      fidelity=fidelity(model, content, _faces(2)), support=SUPPORT,
+                      threshold=0.5, grow=2, edge_threshold=0.3)
+    assert any("0.3 8-connected" in step for step in card["hole"]["steps"])
+    write_blind(path, content, card)
+    monkeypatch.setattr(synthetic, "_SYNTHETIC_BANNER_SHOWN", False)
+    with caplog.at_level("WARNING"):
+        manifest = write_samples(path, card, 2)
+    assert "SYNTHETIC" not in caplog.text and synthetic._SYNTHETIC_BANNER_SHOWN is False
+    import json
+
+    items = json.load(open(manifest))["samples"]
+    assert len(items) == 2
+    runner = LiteRunner(path)
+    for item in items:
+        x = read_image(os.path.join(tmp_path, item["inputs"]["occluded"]))
+        want = to_uint8(runner.run_named({"occluded": to_float(x)[None]})[0])
+        np.testing.assert_array_equal(read_image(os.path.join(tmp_path, item["expected"])), want)

@@ -3,7 +3,8 @@ inpainter in one int8 graph.
 
 Restore's two-file path runs the occluder segmenter on the aligned face, clips its
 probability to the face's ellipse (``FACE_SUPPORT``), takes ``p > 0.5`` as the hole,
-grows it by 2 px and gives face and hole to the V-Net, whose ``keep_known`` output
+adds the pixels above 0.1 connected to it (the occluder's unsure edge), grows it by 2 px
+and gives face and hole to the V-Net, whose ``keep_known`` output
 returns every pixel outside the hole as it came in. :func:`build_blind` writes that
 whole chain as one Keras model, so one ``.tflite`` file takes only the aligned face and
 returns the restored face (and, as a second output, the hole it decided):
@@ -16,8 +17,11 @@ returns the restored face (and, as a second output, the hole it decided):
 3. :class:`HoleDecision` (float): the probability upsampled bilinearly to ``S`` (half-pixel
    centres, as ``cv2.resize``), multiplied by the face ellipse, thresholded as
    ``ceil(relu(p - t))`` (exactly ``p > t``, with ops XNNPACK runs: a ``GREATER`` +
-   ``CAST`` would leave the delegate) and grown by max pools whose union is OpenCV's
-   elliptic structuring element;
+   ``CAST`` would leave the delegate), joined by the pixels above the edge threshold
+   connected to it (a geodesic dilation: ``edge_steps`` 3x3 max pools, each masked by
+   ``p > edge``; restore's two-file path takes the whole connected component, the file
+   reaches ``edge_steps`` px from the confident hole) and grown by max pools whose union is
+   OpenCV's elliptic structuring element;
 4. the V-Net on ``[face, hole]``; its ``keep_known`` composite keeps every pixel outside
    the decided hole bit for bit.
 
@@ -101,16 +105,22 @@ class HoleDecision(keras.layers.Layer):
     """Occluder probability ``[B, s, s, 1]`` → hole ``[B, S, S, 1]`` (0/1, float).
 
     Bilinear upsampling to ``size`` (when ``s < size``), times the face ellipse
-    ``support`` (``None``: no clip), ``p > threshold`` written as ``ceil(relu(p - t))``,
-    then grown by ``grow`` px with OpenCV's elliptic element (max pools)."""
+    ``support`` (``None``: no clip), ``p > threshold`` written as ``ceil(relu(p - t))``;
+    with ``edge_threshold`` below ``threshold``, the pixels above it 8-connected to that
+    hole within ``edge_steps`` px join it (hysteresis, as
+    :meth:`~tfface.segmenter.infer.OccluderSegmenter.hole_from`); then grown by ``grow``
+    px with OpenCV's elliptic element (max pools)."""
 
     def __init__(self, size: int, threshold: float = 0.5, grow: int = 2,
-                 support: Sequence[float] | None = None, **kwargs):
+                 support: Sequence[float] | None = None, edge_threshold: float | None = None,
+                 edge_steps: int = 8, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.size = int(size)
         self.threshold = float(threshold)
         self.grow = int(grow)
+        self.edge_threshold = None if edge_threshold is None else float(edge_threshold)
+        self.edge_steps = int(edge_steps)
         self.support = None if support is None else [float(v) for v in support]
         self._rects = ellipse_rectangles(self.grow) if self.grow > 0 else []
         self._support = (None if self.support is None
@@ -123,6 +133,10 @@ class HoleDecision(keras.layers.Layer):
         if self._support is not None:
             p = p * self._support
         hole = tf.math.ceil(tf.nn.relu(p - self.threshold))
+        if self.edge_threshold is not None and self.edge_threshold < self.threshold:
+            allowed = tf.math.ceil(tf.nn.relu(p - self.edge_threshold))
+            for _ in range(self.edge_steps):
+                hole = tf.nn.max_pool2d(hole, 3, 1, "SAME") * allowed
         if self._rects:
             grown = [tf.nn.max_pool2d(hole, [h, w], 1, "SAME") for h, w in self._rects]
             hole = grown[0]
@@ -132,7 +146,8 @@ class HoleDecision(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "size": self.size, "threshold": self.threshold,
-                "grow": self.grow, "support": self.support}
+                "grow": self.grow, "support": self.support,
+                "edge_threshold": self.edge_threshold, "edge_steps": self.edge_steps}
 
 
 def _replay(model: keras.Model, inputs: list, replace=None) -> list:
@@ -172,7 +187,8 @@ def _xnnpack_upsampling(layer):
 
 def build_blind(segmenter: keras.Model, inpainter: keras.Model, *, threshold: float = 0.5,
                 grow: int = 2, support: Sequence[float] | None = None,
-                hole_output: bool = True) -> keras.Model:
+                hole_output: bool = True, edge_threshold: float | None = None,
+                edge_steps: int = 8) -> keras.Model:
     """One model: aligned face ``occluded`` in [-1, 1] → ``restored`` (and, with
     ``hole_output``, ``where_restored``: the hole the segmenter decided, 0/1).
 
@@ -180,7 +196,8 @@ def build_blind(segmenter: keras.Model, inpainter: keras.Model, *, threshold: fl
     ``inpainter``: a mask-input generator with ``keep_known`` (``[occluded, mask]`` →
     ``restored``), e.g. the shipped V-Net. ``support``: the face ellipse restore clips
     the hole to (``OccluderSegmenter.FACE_SUPPORT``); ``grow``: px the hole is grown by
-    before the inpainter (restore's ``hole_grow``).
+    before the inpainter (restore's ``hole_grow``); ``edge_threshold`` (``None``: off) and
+    ``edge_steps``: the unsure edge that joins the hole (:class:`HoleDecision`).
 
     Raises:
         ValueError: the two models do not fit together (sizes, inputs, no keep_known).
@@ -202,7 +219,8 @@ def build_blind(segmenter: keras.Model, inpainter: keras.Model, *, threshold: fl
         f = size // seg_size
         x = keras.layers.AveragePooling2D(f, name="blind_seg_in")(x)
     prob = _replay(segmenter, [x], _xnnpack_upsampling)[0]
-    hole = HoleDecision(size, threshold, grow, support, name=HOLE_LAYER)(prob)
+    hole = HoleDecision(size, threshold, grow, support, edge_threshold=edge_threshold,
+                        edge_steps=edge_steps, name=HOLE_LAYER)(prob)
     restored = _replay(inpainter, [image, hole])[0]
     outputs = [restored]
     if hole_output:
@@ -272,7 +290,8 @@ def run_blind(runner, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]
 def blind_card(content: bytes, *, file: str, segmenter_file: str, inpainter_file: str,
                keras_model: keras.Model, conversion: dict[str, Any], fidelity: dict[str, Any],
                support: Sequence[float] | None, threshold: float, grow: int,
-               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+               extra: dict[str, Any] | None = None, edge_threshold: float | None = None,
+               edge_steps: int = 8) -> dict[str, Any]:
     """The model card of a blind file: what each tensor is, and that the file's own
     segmenter decides the hole."""
     from tfface.cards import new_card, tensor_entry
@@ -311,12 +330,19 @@ def blind_card(content: bytes, *, file: str, segmenter_file: str, inpainter_file
                 "times the face ellipse (cx, cy, rx, ry in fractions of the side: "
                 f"{list(support) if support is not None else 'none'}), as tfface-restore and "
                 "the web page clip",
-                f"hole = p > {threshold}, grown by {grow} px (OpenCV's elliptic element)",
+                f"hole = p > {threshold}"
+                + ("" if edge_threshold is None or edge_threshold >= threshold else
+                   f", and the pixels with p > {edge_threshold} 8-connected to it within "
+                   f"{edge_steps} px (the occluder's unsure edge)")
+                + f", grown by {grow} px (OpenCV's elliptic element)",
                 "the V-Net restores the face given the hole; outside the hole the output is "
                 "the input bit for bit (keep_known, in float)",
             ],
-            "same_as": "tfface-restore's two-file path (segmenter file, clip, threshold, "
-                       "grow, V-Net file) up to int8 rounding",
+            "same_as": "tfface-restore's two-file path (segmenter file, clip, thresholds, "
+                       "grow, V-Net file) up to int8 rounding"
+                       + ("" if edge_threshold is None or edge_threshold >= threshold else
+                          f" and the edge's reach (restore: the whole connected region; "
+                          f"the file: {edge_steps} px)"),
         },
         quantization={"mode": "int8", "io": "float",
                       "calibration_samples": conversion["calibration_samples"],
@@ -430,7 +456,8 @@ def export_blind(segmenter: str, inpainter: str, data_dir: str, out_dir: str, *,
                  segmenter_filters: Sequence[int] = (16, 32, 64, 128), calibration: int = 200,
                  threshold: float = 0.5, grow: int = 2, clip: bool = True,
                  hole_output: bool = True, samples: int = 4, facemask_dir: str | None = None,
-                 progress: bool = False) -> dict[str, Any]:
+                 progress: bool = False, edge_threshold: float | None = 0.1,
+                 edge_steps: int = 8) -> dict[str, Any]:
     """Build, convert and write ``out_dir/model_int8_mixed.tflite`` with its card (and
     ``samples`` sample inputs/outputs for apps); returns the card."""
     from tfface.segmenter.infer import OccluderSegmenter
@@ -452,7 +479,8 @@ def export_blind(segmenter: str, inpainter: str, data_dir: str, out_dir: str, *,
     support = OccluderSegmenter.FACE_SUPPORT if clip else None
     try:
         model = build_blind(seg, vnet, threshold=threshold, grow=grow, support=support,
-                            hole_output=hole_output)
+                            hole_output=hole_output, edge_threshold=edge_threshold,
+                            edge_steps=edge_steps)
     except ValueError as e:
         raise BlindExportError(str(e)) from e
     say("converting to int8 (the hole decision and the V-Net's fill and composite in float)")
@@ -462,7 +490,8 @@ def export_blind(segmenter: str, inpainter: str, data_dir: str, out_dir: str, *,
     card = blind_card(content, file=name, segmenter_file=_portable(segmenter),
                       inpainter_file=_portable(inpainter), keras_model=model,
                       conversion=conversion, fidelity=fid, support=support,
-                      threshold=threshold, grow=grow)
+                      threshold=threshold, grow=grow, edge_threshold=edge_threshold,
+                      edge_steps=edge_steps)
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, name)
     card = write_blind(path, content, card)
@@ -483,6 +512,7 @@ def write_samples(path: str, card: dict[str, Any], n: int) -> str:
     eval synthesis), the outputs the file gives for them and ``<stem>_samples.json``, in
     the layout of :func:`tfface.export.android.export_android`."""
     from tfface.config import resolve
+    from tfface.data.sources.synthetic import banner_silenced
     from tfface.export.android import samples_manifest, write_samples_manifest
     from tfface.export.convert import fidelity_batch
     from tfface.imageio import to_float, to_uint8, write_image
@@ -495,7 +525,8 @@ def write_samples(path: str, card: dict[str, Any], n: int) -> str:
     cfg = resolve("vnet", "mobile", {"data": {
         "source": "synthetic", "image_size": int(runner.inputs[0]["shape"][1]),
         "eval_occlusions": {"facemask": 1.0, "sunglasses": 1.0}}})
-    batch = fidelity_batch(cfg, n)
+    with banner_silenced():  # synthetic on purpose: the user chose no training source
+        batch = fidelity_batch(cfg, n)
     entries = []
     for i in range(min(n, len(batch["clean"]))):
         px = to_uint8(batch["occluded"][i])
