@@ -621,6 +621,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.scenes < 0 or (args.scenes == 0 and (not args.time_photo or args.identity
+                                                 or args.grid)):
+        print("error: --scenes must be 1 or more (0 only with --time-photo alone: the "
+              "timing and no scores)", file=sys.stderr)
+        return 2
     from tfface.faces import make_detector
     from tfface.restore.model import InferenceError, Restorer
 
@@ -660,7 +665,8 @@ def main(argv=None) -> int:
           f"({args.background} background), LR faces {args.face_range[0]:.0f}-"
           f"{args.face_range[1]:.0f} px, seed {args.seed}")
     faces_rows, photo_rows, panels = run_scenes(args, restorer, sources)
-    print_tables(faces_rows, photo_rows, args.paths, k)
+    if photo_rows:  # --scenes 0: only the --time-photo timing
+        print_tables(faces_rows, photo_rows, args.paths, k)
     if people:
         names, faces = gallery(args.faces, people)
         print_identity(identity_report(embedder, faces_rows, args.paths, names, faces, people))

@@ -368,3 +368,18 @@ def test_restore_cli_sends_sr_models_through_the_native_path():
     assert quiet.progress is None
     inpaint = restore._locator(args, fake("inpaint"))
     assert type(inpaint) is FacePipeline
+
+
+def test_zero_scenes_only_with_the_photo_timing_alone(capsys):
+    """--scenes 0 leaves nothing to score: refused in one line unless only --time-photo is
+    asked for (which needs no scene), before any model or face is loaded."""
+    from benchmarks import photo_sr
+
+    for argv in (["--scenes", "0"], ["--scenes", "-2", "--time-photo"],
+                 ["--scenes", "0", "--time-photo", "--identity", "dlib"]):
+        assert photo_sr.main(argv + ["--model", "/nonexistent.tflite"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --scenes must be 1 or more") and "Traceback" not in err
+    # with --time-photo alone, the scenes check passes and the model is what is refused
+    assert photo_sr.main(["--scenes", "0", "--time-photo", "--model", "/nonexistent.tflite"]) == 2
+    assert "--scenes" not in capsys.readouterr().err
