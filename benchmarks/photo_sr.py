@@ -626,6 +626,9 @@ def main(argv=None) -> int:
         print("error: --scenes must be 1 or more (0 only with --time-photo alone: the "
               "timing and no scores)", file=sys.stderr)
         return 2
+    if args.repeats < 1:
+        print("error: --repeats must be 1 or more", file=sys.stderr)
+        return 2
     from tfface.faces import make_detector
     from tfface.restore.model import InferenceError, Restorer
 

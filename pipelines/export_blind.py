@@ -9,7 +9,8 @@ Examples::
 The file takes only the aligned face (128 px, RGB in [-1, 1]) and returns the restored
 face and the hole its own segmenter decided (clipped to the face ellipse, ``p > 0.5``
 and the pixels above 0.1 connected to it within 8 px, grown by 2 px, as tfface-restore
-decides it with two files); outside that hole the
+decides it with two files up to the edge's reach: restore joins the whole connected
+region); outside that hole the
 output is the input bit for bit. The library is :mod:`tfface.export.blind`.
 """
 
@@ -49,12 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.5,
                    help="occluder probability above which a pixel is hole (default 0.5, as "
                    "restore's segmenter)")
-    p.add_argument("--edge-threshold", type=float, default=0.1,
+    p.add_argument("--edge-threshold", type=float, default=None,
                    help="pixels above this probability connected to the hole join it: the "
-                   "occluder's unsure edge (default 0.1, as restore's segmenter; equal to "
-                   "--threshold: off)")
+                   "occluder's unsure edge (default 0.1 or --threshold if lower, as restore's "
+                   "segmenter; equal to --threshold: off)")
     p.add_argument("--edge-steps", type=int, default=8,
-                   help="how far (px) the edge may reach from the confident hole (default 8)")
+                   help="how far (px, 1-64) the edge may reach from the confident hole "
+                   "(default 8)")
     p.add_argument("--grow", type=int, default=2, help="px the hole is grown by (default 2)")
     p.add_argument("--no-clip", action="store_true",
                    help="do not clip the hole to the face ellipse")
@@ -77,11 +79,13 @@ def main(argv=None) -> int:
         print(f"error: --segmenter-filters takes integers like 16,32,64,128, got "
               f"{args.segmenter_filters!r}", file=sys.stderr)
         return 2
+    if args.edge_threshold is None:
+        args.edge_threshold = min(0.1, args.threshold)
     if not 0.0 < args.threshold < 1.0 or args.grow < 0 or args.calibration < 1 \
-            or args.samples < 0 or args.edge_steps < 0 \
+            or args.samples < 0 or not 1 <= args.edge_steps <= 64 \
             or not 0.0 < args.edge_threshold <= args.threshold:
         print("error: --threshold must lie in (0, 1), --edge-threshold in (0, --threshold], "
-              "--grow, --edge-steps and --samples be >= 0 and --calibration >= 1",
+              "--edge-steps in 1-64, --grow and --samples be >= 0 and --calibration >= 1",
               file=sys.stderr)
         return 2
     if not os.path.isdir(args.data_dir):

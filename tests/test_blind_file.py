@@ -96,6 +96,10 @@ def test_the_graph_is_the_two_models_in_sequence_and_its_int8_file_keeps_the_res
 
     want = np.stack([decide(p) for p in prob])
     assert 0.05 < want.mean() < 0.6, want.mean()  # a real hole, real kept pixels
+    core_only = np.stack([cv2.dilate(((cv2.resize(p, (64, 64), interpolation=cv2.INTER_LINEAR)
+                                       * face_support(64, SUPPORT)) > 0.5).astype(np.uint8),
+                                     kernel) for p in prob])
+    assert np.mean(want != core_only) > 0.01  # the edge does add pixels to the hole
     assert np.mean(hole[..., 0] != want) < 0.002
     np.testing.assert_allclose(restored, vnet.predict([faces, hole], verbose=0), atol=1e-5)
 
@@ -127,12 +131,12 @@ def test_the_unsure_edge_joins_the_hole_as_restores_segmenter_decides_it():
     p = np.zeros((48, 48), np.float32)
     p[10:20, 10:20] = 0.9           # the confident hole
     p[8:22, 8:22] = np.maximum(p[8:22, 8:22], 0.3)  # its unsure rim, 2 px wide
-    p[20:23, 21:24] = 0.2           # touching the rim at a corner only (8-connected)
+    p[22:25, 22:25] = 0.2           # touching the rim's corner (21, 21) diagonally only
     p[30:40, 30:40] = 0.3           # a faint blob on its own
     p[14, 22:44] = 0.2              # a thin tail 22 px long
     ref = OccluderSegmenter.hole_from(types.SimpleNamespace(threshold=0.5, edge_threshold=0.1),
                                       p)
-    assert ref[8, 8] and ref[22, 23] and ref[14, 43] and not ref[35, 35]
+    assert ref[8, 8] and ref[23, 23] and ref[14, 43] and not ref[35, 35]
 
     def decide(steps, edge=0.1):
         layer = HoleDecision(48, 0.5, grow=0, edge_threshold=edge, edge_steps=steps)
@@ -141,7 +145,7 @@ def test_the_unsure_edge_joins_the_hole_as_restores_segmenter_decides_it():
     far = decide(40)
     np.testing.assert_array_equal(far, ref)  # reaching far enough: restore's hole exactly
     near = decide(8)  # the shipped reach: all but the tail's end
-    assert near[8, 8] and near[22, 23] and not near[35, 35]
+    assert near[8, 8] and near[23, 23] and not near[35, 35]
     assert near[14, 27] and not near[14, 28]  # 8 steps from the core, whose last x is 19
     np.testing.assert_array_equal(near & ~ref, np.zeros_like(ref))  # never beyond restore's
     np.testing.assert_array_equal(decide(8, edge=None), p > 0.5)  # off: the core alone
@@ -164,6 +168,11 @@ def test_the_command_refuses_bad_settings_with_one_clear_line(tmp_path, capsys):
     assert "--threshold must lie in (0, 1)" in capsys.readouterr().err
     assert main(["--data-dir", str(tmp_path), "--edge-threshold", "0.7"]) == 2
     assert "--edge-threshold in (0, --threshold]" in capsys.readouterr().err
+    assert main(["--data-dir", str(tmp_path), "--edge-steps", "0"]) == 2
+    assert "--edge-steps in 1-64" in capsys.readouterr().err
+    # a low --threshold alone lowers the edge with it (as restore's segmenter), no error
+    assert main(["--data-dir", str(tmp_path / "nowhere"), "--threshold", "0.05"]) == 2
+    assert capsys.readouterr().err.startswith("error: --data-dir")
     assert main(["--data-dir", str(tmp_path), "--inpainter", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: --inpainter {tmp_path}") and "Traceback" not in err

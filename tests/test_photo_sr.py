@@ -383,3 +383,5 @@ def test_zero_scenes_only_with_the_photo_timing_alone(capsys):
     # with --time-photo alone, the scenes check passes and the model is what is refused
     assert photo_sr.main(["--scenes", "0", "--time-photo", "--model", "/nonexistent.tflite"]) == 2
     assert "--scenes" not in capsys.readouterr().err
+    assert photo_sr.main(["--scenes", "0", "--time-photo", "--repeats", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --repeats must be 1 or more"

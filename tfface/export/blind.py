@@ -133,7 +133,8 @@ class HoleDecision(keras.layers.Layer):
         if self._support is not None:
             p = p * self._support
         hole = tf.math.ceil(tf.nn.relu(p - self.threshold))
-        if self.edge_threshold is not None and self.edge_threshold < self.threshold:
+        if self.edge_threshold is not None and self.edge_threshold < self.threshold \
+                and self.edge_steps > 0:
             allowed = tf.math.ceil(tf.nn.relu(p - self.edge_threshold))
             for _ in range(self.edge_steps):
                 hole = tf.nn.max_pool2d(hole, 3, 1, "SAME") * allowed
@@ -331,7 +332,8 @@ def blind_card(content: bytes, *, file: str, segmenter_file: str, inpainter_file
                 f"{list(support) if support is not None else 'none'}), as tfface-restore and "
                 "the web page clip",
                 f"hole = p > {threshold}"
-                + ("" if edge_threshold is None or edge_threshold >= threshold else
+                + ("" if edge_threshold is None or edge_threshold >= threshold
+                   or edge_steps < 1 else
                    f", and the pixels with p > {edge_threshold} 8-connected to it within "
                    f"{edge_steps} px (the occluder's unsure edge)")
                 + f", grown by {grow} px (OpenCV's elliptic element)",
@@ -340,7 +342,8 @@ def blind_card(content: bytes, *, file: str, segmenter_file: str, inpainter_file
             ],
             "same_as": "tfface-restore's two-file path (segmenter file, clip, thresholds, "
                        "grow, V-Net file) up to int8 rounding"
-                       + ("" if edge_threshold is None or edge_threshold >= threshold else
+                       + ("" if edge_threshold is None or edge_threshold >= threshold
+                          or edge_steps < 1 else
                           f" and the edge's reach (restore: the whole connected region; "
                           f"the file: {edge_steps} px)"),
         },
