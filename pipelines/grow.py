@@ -6,7 +6,7 @@ block's last BatchNorm has its scale and shift set to zero, so the block adds no
 grown network computes exactly the faces the trained one did (checked on random input before
 anything is written). Training it on (``pipelines.train --set model.params.n_blocks=N
 --init-weights OUT/best.weights.h5``) then starts from the trained network's quality instead
-of from scratch; the shipped x4 file's stage 7 was made this way
+of from scratch; the shipped x4 file's stages 7 and 8 were made this way
 (android_demo_assets/README.md)::
 
     python -m pipelines.grow android_demo_assets/srgan/keras --n-blocks 24 --out runs/sr24-init

@@ -100,6 +100,12 @@ def ellipse_rectangles(grow: int) -> list[tuple[int, int]]:
     return sorted(rects)
 
 
+def edge_on(threshold: float, edge_threshold: float | None, edge_steps: int) -> bool:
+    """Whether the unsure edge joins the hole: an edge threshold below ``threshold`` and
+    at least one step of reach."""
+    return edge_threshold is not None and edge_threshold < threshold and edge_steps > 0
+
+
 @keras.utils.register_keras_serializable(package="tfface")
 class HoleDecision(keras.layers.Layer):
     """Occluder probability ``[B, s, s, 1]`` → hole ``[B, S, S, 1]`` (0/1, float).
@@ -133,8 +139,7 @@ class HoleDecision(keras.layers.Layer):
         if self._support is not None:
             p = p * self._support
         hole = tf.math.ceil(tf.nn.relu(p - self.threshold))
-        if self.edge_threshold is not None and self.edge_threshold < self.threshold \
-                and self.edge_steps > 0:
+        if edge_on(self.threshold, self.edge_threshold, self.edge_steps):
             allowed = tf.math.ceil(tf.nn.relu(p - self.edge_threshold))
             for _ in range(self.edge_steps):
                 hole = tf.nn.max_pool2d(hole, 3, 1, "SAME") * allowed
@@ -332,20 +337,18 @@ def blind_card(content: bytes, *, file: str, segmenter_file: str, inpainter_file
                 f"{list(support) if support is not None else 'none'}), as tfface-restore and "
                 "the web page clip",
                 f"hole = p > {threshold}"
-                + ("" if edge_threshold is None or edge_threshold >= threshold
-                   or edge_steps < 1 else
-                   f", and the pixels with p > {edge_threshold} 8-connected to it within "
-                   f"{edge_steps} px (the occluder's unsure edge)")
+                + (f", and the pixels with p > {edge_threshold} 8-connected to it within "
+                   f"{edge_steps} px (the occluder's unsure edge)"
+                   if edge_on(threshold, edge_threshold, edge_steps) else "")
                 + f", grown by {grow} px (OpenCV's elliptic element)",
                 "the V-Net restores the face given the hole; outside the hole the output is "
                 "the input bit for bit (keep_known, in float)",
             ],
             "same_as": "tfface-restore's two-file path (segmenter file, clip, thresholds, "
                        "grow, V-Net file) up to int8 rounding"
-                       + ("" if edge_threshold is None or edge_threshold >= threshold
-                          or edge_steps < 1 else
-                          f" and the edge's reach (restore: the whole connected region; "
-                          f"the file: {edge_steps} px)"),
+                       + (f" and the edge's reach (restore: the whole connected region; "
+                          f"the file: {edge_steps} px)"
+                          if edge_on(threshold, edge_threshold, edge_steps) else ""),
         },
         quantization={"mode": "int8", "io": "float",
                       "calibration_samples": conversion["calibration_samples"],
