@@ -295,7 +295,8 @@ def _panel(img: np.ndarray, box, side: int = 128, lr_k: int = 0) -> np.ndarray:
                       else cv2.INTER_AREA)
 
 
-def make_pipelines(paths, detector_name: str, min_face: int, overlap: int | None = None):
+def make_pipelines(paths, detector_name: str, min_face: int, overlap: int | None = None,
+                   mirror: bool = False):
     from tfface.faces import make_detector
     from tfface.restore.photo import FacePipeline
     from tfface.restore.sr import NativeSRPipeline
@@ -304,7 +305,8 @@ def make_pipelines(paths, detector_name: str, min_face: int, overlap: int | None
     pipes = {}
     for p in paths:
         pipes[p] = (FacePipeline(det, min_face=min_face) if p == "pipeline"
-                    else NativeSRPipeline(det, min_face=min_face, overlap=overlap))
+                    else NativeSRPipeline(det, min_face=min_face, overlap=overlap,
+                                          mirror=mirror))
     return det, pipes
 
 
@@ -315,7 +317,8 @@ def run_scenes(args, restorer, sources):
     from tfface.restore.sr import sr_image
 
     k = int(restorer.spec.scale)
-    det, pipes = make_pipelines(args.paths, args.detector, args.min_face, args.overlap)
+    det, pipes = make_pipelines(args.paths, args.detector, args.min_face, args.overlap,
+                                 args.mirror)
     model = Timed(restorer)
     faces_rows, photo_rows, panels = [], [], []
     for i in tqdm(range(args.scenes), desc="scenes", unit="scene", disable=args.quiet):
@@ -538,7 +541,8 @@ def time_photo(args, restorer, sources, out=sys.stdout) -> None:
     h, w = photo.shape[:2]
     print(f"\ntiming: a {w}x{h} photo with one face of {faces[0]['lr_size']:.0f} px -> "
           f"{w * k}x{h * k}, {args.repeats} runs, median ms", file=out)
-    det, pipes = make_pipelines(args.paths, args.detector, args.min_face, args.overlap)
+    det, pipes = make_pipelines(args.paths, args.detector, args.min_face, args.overlap,
+                                 args.mirror)
     model = Timed(restorer)
     for name, pipe in pipes.items():
         runs = []
@@ -597,6 +601,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paths", nargs="+", choices=("pipeline", "native"), default=["pipeline"])
     p.add_argument("--detector", default="auto")
     p.add_argument("--min-face", type=int, default=16)
+    p.add_argument("--mirror", action="store_true",
+                   help="native path: also run each face tile mirrored and average the two "
+                   "outputs (tfface-restore --sr-mirror)")
     p.add_argument("--overlap", type=int, default=None, metavar="PX",
                    help="tile overlap (LR px) of the native path and --background-sr "
                    "(default: a quarter of the model's input; the pipeline path's is fixed)")
@@ -666,7 +673,8 @@ def main(argv=None) -> int:
     print(f"model {restorer.name}: x{k}, input {restorer.spec.input_size} px; {len(sources)} "
           f"faces of {args.faces}; {args.scenes} scenes {args.hr_size[1]}x{args.hr_size[0]} "
           f"({args.background} background), LR faces {args.face_range[0]:.0f}-"
-          f"{args.face_range[1]:.0f} px, seed {args.seed}")
+          f"{args.face_range[1]:.0f} px, seed {args.seed}"
+          + ("; native path mirrored and averaged" if args.mirror else ""))
     faces_rows, photo_rows, panels = run_scenes(args, restorer, sources)
     if photo_rows:  # --scenes 0: only the --time-photo timing
         print_tables(faces_rows, photo_rows, args.paths, k)

@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="enlarge the photo x2 or x4, each face by the shipped face "
                    "super-resolution file of that scale (srgan_x2 / srgan) and the rest by "
                    "bicubic; with --model, the files must be SR files of that scale")
+    p.add_argument("--sr-mirror", action=argparse.BooleanOptionalAction, default=None,
+                   help="super-resolution: also run each face mirrored left to right and "
+                   "average the two results (about +0.08 dB on faces in photos, twice the "
+                   "model time; default: on for x2, off for x4, where it would take a photo "
+                   "with one large face to about 2 s)")
     p.add_argument("--out", default="restored", metavar="DIR",
                    help="output folder (default: restored/)")
     p.add_argument("--mask", metavar="FILE",
@@ -147,6 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise InferenceError(f"--sr {args.sr}: {restorer.name} is not a x{args.sr} "
                                  "super-resolution file (leave out --model to use the shipped "
                                  "one)")
+        if args.sr_mirror is not None and (restorer.spec.task != "sr" or args.center):
+            raise InferenceError("--sr-mirror applies to faces found in a photo by a "
+                                 "super-resolution file (--sr 2|4 without --center)")
         video_restorer = _video_restorer(args, restorer)
         locator = _locator(args, restorer)
         mask = read_mask(args.mask) if args.mask else None
@@ -308,7 +316,8 @@ def _locator(args, restorer):
     bar = None if args.quiet else partial(tqdm, unit="tile", delay=1.0, leave=False)
     return make_locator(restorer, args.face_detector, center=args.center,
                         has_mask=args.mask is not None, segmenter=args.segmenter,
-                        min_face=args.min_face, progress=bar)
+                        min_face=args.min_face, progress=bar,
+                        sr_mirror=getattr(args, "sr_mirror", None))
 
 
 def _video_restorer(args, restorer):

@@ -153,6 +153,31 @@ def test_sr_image_any_size_matches_whole_image_bicubic(hw):
     assert diff.mean() < 0.6 and diff.max() <= 8  # tiles blend into one image
 
 
+class Lopsided(Cubic):
+    """Bicubic plus a left-to-right ramp of 0..40 grey levels across each output tile: a
+    model that is not mirror-symmetric, whose mirrored run has the ramp the other way."""
+
+    def restore_face(self, face, mask=None):
+        up = super().restore_face(face).astype(np.int32)
+        ramp = np.linspace(0, 40, up.shape[1]).round().astype(np.int32)[None, :, None]
+        return np.clip(up + ramp, 0, 255).astype(np.uint8)
+
+
+def test_sr_image_mirror_averages_the_mirrored_run():
+    rgb = np.full((40, 40, 3), 100, np.uint8)
+    plain, model = sr_image(Lopsided(), rgb), Lopsided()
+    mirrored = sr_image(model, rgb, mirror=True)
+    assert model.calls == 2 * count_tiles(40, 40, 32)
+    # Alone the ramp shows (tiles blended: 100 + 0..40); mirrored and averaged, each
+    # pixel gets ramp(x) + ramp(side - 1 - x) = 40 over two, i.e. a flat 120.
+    assert plain.max() - plain.min() > 20
+    assert np.abs(mirrored.astype(int) - 120).max() <= 1
+    # On a mirror-symmetric model the average is the plain result.
+    photo = np.random.default_rng(4).integers(0, 256, (40, 56, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(sr_image(Cubic(), photo, mirror=True),
+                                  sr_image(Cubic(), photo))
+
+
 class OneFace:
     def __init__(self, face):
         self.face = face

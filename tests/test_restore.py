@@ -190,6 +190,18 @@ def test_sr_option_chooses_the_shipped_file_of_that_scale(tmp_path, capsys):
     assert restore_cli.main([str(photo), "--sr", "2", "--model", x4, "--quiet",
                              "--out", str(tmp_path / "o")]) == 2
     assert "--sr 2:" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    # --sr-mirror: on by default for x2 only; asked of a file that is not SR, refused.
+    from tfface.restore.locate import make_locator
+
+    for scale, flag, want in ((2, None, True), (4, None, False), (4, True, True),
+                              (2, False, False)):
+        r = Restorer.load(shipped_file(*({2: ("srgan_x2",), 4: ("srgan",)}[scale]
+                                         + ("model_int8_mixed.tflite",))))
+        assert make_locator(r, sr_mirror=flag).mirror is want, (scale, flag)
+    assert restore_cli.main([str(photo), "--sr-mirror", "--quiet",
+                             "--out", str(tmp_path / "o")]) == 2
+    assert "--sr-mirror applies to" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_look_chooses_the_shipped_files_and_the_ladder_sends_each_face_by_its_size(

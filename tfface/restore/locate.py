@@ -38,14 +38,16 @@ def load_segmenter(path: str | None = None):
 
 def make_locator(restorer: Restorer, face_detector: str = "auto", *, center: bool = False,
                  has_mask: bool = False, segmenter: str | None = None, min_face: int = 16,
-                 progress: Callable | None = None):
+                 progress: Callable | None = None, sr_mirror: bool | None = None):
     """The face finder for ``restorer`` (see the module docstring).
 
     ``face_detector``: a detector name or file (:func:`tfface.faces.detect.make_detector`);
     ``has_mask``: the caller gives the hole, so no segmenter is loaded; ``segmenter``: its
     file (default: the shipped one); ``min_face``: smaller faces are left alone and
     counted; ``progress``: a tqdm-like factory for the tiles of a large SR face (None: no
-    bar).
+    bar); ``sr_mirror``: SR faces also run mirrored and averaged
+    (:class:`~tfface.restore.sr.NativeSRPipeline`; None: for x2 files only, where it
+    costs little next to x4's time per photo).
     """
     from tfface.restore.square import FaceLocator
 
@@ -60,8 +62,9 @@ def make_locator(restorer: Restorer, face_detector: str = "auto", *, center: boo
     if restorer.spec.task == "sr":
         from tfface.restore.sr import NativeSRPipeline
 
+        mirror = int(restorer.spec.scale) == 2 if sr_mirror is None else bool(sr_mirror)
         return NativeSRPipeline(make_detector(face_detector), min_face=min_face,
-                                progress=progress)
+                                progress=progress, mirror=mirror)
     from tfface.restore.photo import FacePipeline
 
     hole_finder = None
