@@ -46,8 +46,8 @@ def make_locator(restorer: Restorer, face_detector: str = "auto", *, center: boo
     file (default: the shipped one); ``min_face``: smaller faces are left alone and
     counted; ``progress``: a tqdm-like factory for the tiles of a large SR face (None: no
     bar); ``sr_mirror``: SR faces also run mirrored and averaged
-    (:class:`~tfface.restore.sr.NativeSRPipeline`; None: for x2 files only, where it
-    costs little next to x4's time per photo).
+    (:class:`~tfface.restore.sr.NativeSRPipeline`; None: for x2 files only; x4 keeps its
+    one-face photo well under 2 s without it, docs/faces.md).
     """
     from tfface.restore.square import FaceLocator
 
