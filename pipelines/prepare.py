@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=256, help="crop side in px (default: 256)")
     p.add_argument("--face-detector", default="auto", metavar="NAME|FILE",
                    help="auto (default: BlazeFace at two scales with a second look; blazeface "
-                   "is the same), mtcnn, mtcnn+blazeface or a BlazeFace short-range .tflite "
+                   "is the same), auto+mtcnn (more small and covered faces, slower), mtcnn, "
+                   "mtcnn+blazeface or a BlazeFace short-range .tflite "
                    "file")
     p.add_argument("--min-scale", type=float, default=0.5,
                    help="skip faces that would be upscaled more than 1/MIN_SCALE times")

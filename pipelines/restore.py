@@ -98,9 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "bicubic; with --model, the files must be SR files of that scale")
     p.add_argument("--sr-mirror", action=argparse.BooleanOptionalAction, default=None,
                    help="super-resolution: also run each face mirrored left to right and "
-                   "average the two results (about +0.08 dB on faces in photos, twice the "
-                   "model time; default: on for x2, off for x4, where it would take a photo "
-                   "with one large face to about 2 s)")
+                   "average the two results (+0.08 to +0.2 dB on faces in photos, twice the "
+                   "model time: a 1024x768 photo with a 200 px face takes about 1.7-1.9 s "
+                   "instead of 0.9-1.0; default: on for x2, off for x4, which keeps its "
+                   "one-face photo well under 2 s)")
     p.add_argument("--out", default="restored", metavar="DIR",
                    help="output folder (default: restored/)")
     p.add_argument("--mask", metavar="FILE",
@@ -111,7 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write NAME_compare.png: input and result side by side")
     p.add_argument("--face-detector", metavar="NAME|FILE", default="auto",
                    help="how faces are found: auto (default: BlazeFace at two scales with a "
-                   "second look that drops what is not a face; blazeface is the same), mtcnn, "
+                   "second look that drops what is not a face; blazeface is the same), "
+                   "auto+mtcnn (auto plus the faces MTCNN finds that auto missed, each "
+                   "confirmed by BlazeFace's wide looks: more small and covered faces for "
+                   "about 0.2 s more a photo), mtcnn, "
                    "mtcnn+blazeface (every face either finds), a BlazeFace short-range "
                    ".tflite file, or an OpenCV detector file (Haar cascade .xml "
                    "or YuNet .onnx: one square crop a photo, no alignment)")

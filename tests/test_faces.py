@@ -17,7 +17,7 @@ from tfface.faces import make_detector
 from tfface.restore.photo import FacePipeline
 from tfface.faces import align as al
 from tfface.faces.detect import (DEFAULT_DETECTOR, BlazeFaceDetector, DetectorError, _iou,
-                                 blazeface_five_points)
+                                 blazeface_five_points, blazeface_six_points)
 from tfface.restore.model import ModelSpec, Restorer
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -520,6 +520,48 @@ def test_bad_detector_options_are_one_clear_error():
             make_detector("auto", **kwargs)
     with pytest.raises(DetectorError, match="'mtcnn' has no option small_faces"):
         make_detector("mtcnn", small_faces=False)
+
+
+def test_six_points_are_the_inverse_of_blazeface_five_points():
+    lm = np.array([[40, 50], [62, 48], [51, 61], [43, 72], [60, 71]], np.float32)
+    six = blazeface_six_points(lm)
+    back = blazeface_five_points(six)
+    np.testing.assert_allclose(back[:3], lm[:3], atol=1e-4)  # eyes and nose
+    np.testing.assert_allclose(back[3:].mean(0), lm[3:].mean(0), atol=1e-4)  # mouth centre
+
+
+class _Stub:
+    def __init__(self, faces):
+        self.faces = faces
+
+    def detect(self, rgb):
+        return list(self.faces)
+
+
+def test_auto_mtcnn_adds_a_face_only_when_the_wide_looks_confirm_it(astronaut, mtcnn):
+    """auto+mtcnn: MTCNN's extra faces join the default detector's only when BlazeFace's
+    four wide looks at them average at least the strong rule's 0.66; a face both find is
+    one face."""
+    det = make_detector("auto+mtcnn")
+    assert det.confirm_threshold == det.blazeface.strong_threshold == 0.66
+    faces = det.detect(astronaut)
+    assert len(faces) == 1 and (det.added, det.rejected) == (0, 0)  # both found her: one face
+    real = mtcnn.detect(astronaut)[0]
+    # A grey wall where MTCNN "finds" a face of the astronaut's size: rejected.
+    wall = np.full_like(astronaut, 128)
+    det.mtcnn = _Stub([real])
+    assert det.detect(wall) == [] and det.rejected == 1
+    # The default misses her (stubbed): MTCNN's face passes the looks and is added, with
+    # MTCNN's landmarks.
+    det.blazeface.detect = lambda rgb: []
+    faces = det.detect(astronaut)
+    assert len(faces) == 1 and det.added == 1
+    np.testing.assert_array_equal(faces[0].landmarks, real.landmarks)
+    for kwargs, msg in [({"confirm_threshold": 1.0}, "confirm_threshold must be a number"),
+                        ({"mtcnn_threshold": 0}, "mtcnn_threshold must be a number"),
+                        ({"bogus": 1}, "'auto\\+mtcnn' has no option bogus")]:
+        with pytest.raises(DetectorError, match=msg):
+            make_detector("auto+mtcnn", **kwargs)
 
 
 def test_default_detector_finds_no_face_where_there_is_none(blazeface):
