@@ -6,8 +6,8 @@
 
 import {Restorer, CardError, holeFromImage} from './restorer.js';
 import {BlazeFace, clipToFace, alignmentMatrix, nativeSize, nativeCropMatrix, squareMatrix, srMatrix,
-        invert, apply, compose, matrixScale, canvasTransform, TileBlender, borderWeight,
-        holeWeight, faceWeight, cropPx, SEGMENTER_EDGE} from './faces.js';
+        invert, apply, compose, matrixScale, canvasTransform, TileBlender, mirrorX, mirrorMean,
+        borderWeight, holeWeight, faceWeight, cropPx, SEGMENTER_EDGE} from './faces.js';
 
 const WASM_DIR = new URL('./node_modules/@litertjs/core/wasm/', import.meta.url).href;
 // index.html?threads=0 runs single-threaded (to compare); threads need cross-origin isolation
@@ -900,20 +900,30 @@ function inputsNow() {
  * than the model's input is done in overlapping tiles (tfface.restore.photo.sr_tiles). */
 async function restoreRegion(g, progress) {
   const r = state.restorer, s = r.plan.image.width;
-  if (!g.tiles) {
+  const k = Math.round(r.plan.outputs[0].width / s);
+  // x2 super-resolution runs every tile mirrored too and averages the two, as
+  // tfface-restore --sr 2 does by default (docs/faces.md, "Mirror averaging").
+  const mirror = k === 2;
+  if (!g.tiles && !mirror) {
     const {output, ms, probs} = await r.restore({image: g.input, hole: g.hole});
     return {output, probs, runs: [ms]};
   }
-  const k = Math.round(r.plan.outputs[0].width / s);
   const blend = new TileBlender(g.size, s, k);
   const src = canvasOf(g.crop), runs = [];
   const tiles = blend.tiles();
   for (let i = 0; i < tiles.length; i++) {
     const [x, y] = tiles[i];
     progress(i, tiles.length);
-    const {output, ms} = await r.restore({image: pixelsOf(src, x, y, s, s, s, s)});
-    blend.add(x, y, output);
-    runs.push(ms);
+    const tile = pixelsOf(src, x, y, s, s, s, s);
+    const {output, ms} = await r.restore({image: tile});
+    if (mirror) {
+      const back = await r.restore({image: mirrorX(tile)});
+      blend.add(x, y, mirrorMean(output, back.output));
+      runs.push(ms + back.ms);
+    } else {
+      blend.add(x, y, output);
+      runs.push(ms);
+    }
   }
   const res = blend.result();
   return {output: new ImageData(res.data, res.width, res.height), runs};

@@ -188,6 +188,7 @@ export function fivePoints(kp) {
 /** Offsets of `tile`-px tiles over 0..n stepping by tile - overlap, the last one flush
  * with the end (pipeline.sr_tiles; [0] when n <= tile). */
 export function tileStarts(n, tile, overlap) {
+  if (tile <= overlap) throw new Error(`the overlap (${overlap}) must be smaller than the tile (${tile})`);
   const starts = [];
   for (let x = 0; x <= Math.max(n - tile, 0); x += tile - overlap) starts.push(x);
   if (n > tile && starts[starts.length - 1] !== n - tile) starts.push(n - tile);
@@ -713,6 +714,28 @@ export class TileBlender {
     }
     return {data: out, width: N, height: N};
   }
+}
+
+/** `img` ({data: RGBA, width, height}) mirrored left to right. */
+export function mirrorX(img) {
+  const {width: w, height: h} = img;
+  const out = new Uint8ClampedArray(w * h * 4);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const p = 4 * (y * w + x), q = 4 * (y * w + w - 1 - x);
+      for (let c = 0; c < 4; c++) out[p + c] = img.data[q + c];
+    }
+  }
+  return {data: out, width: w, height: h};
+}
+
+/** The mean of a tile's output and the output of its mirrored run (mirrored back), in
+ * float64, for TileBlender.add: tfface.restore.sr.sr_image's `mirror` ((a + b) * 0.5). */
+export function mirrorMean(a, mirroredRun) {
+  const b = mirrorX(mirroredRun).data;
+  const out = new Float64Array(a.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = (a.data[i] + b[i]) * 0.5;
+  return {data: out, width: a.width, height: a.height};
 }
 
 // ---------------------------------------------------------------- blend weights

@@ -8,7 +8,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import {anchors, decode, weightedNms, fivePoints, searchSquares, similarity, invert, apply,
         compose, alignmentMatrix, nativeSize, nativeCropMatrix, squareMatrix, canvasTransform,
-        tileStarts, TileBlender, borderWeight, holeWeight, faceWeight, BLAZEFACE, BlazeFace,
+        tileStarts, TileBlender, mirrorX, mirrorMean, borderWeight, holeWeight, faceWeight, BLAZEFACE, BlazeFace,
         at128, finestScale, overlaps, smallCandidates, boxMatrix, uprightMatrix,
         meanPoints, cropPx} from './faces.js';
 
@@ -111,6 +111,7 @@ test('a square resized to the input, and the canvas transform of pixel centres',
 test('SR tiles: the starts of pipeline.sr_tiles, and a flat image stays flat', () => {
   assert.deepEqual(tileStarts(91, 32, 8), [0, 24, 48, 59]);
   assert.deepEqual(tileStarts(32, 32, 8), [0]);
+  assert.throws(() => tileStarts(10, 2, 2), /smaller than the tile/);  // as tfface's tile_starts
   assert.deepEqual(tileStarts(179, 32, 8), [0, 24, 48, 72, 96, 120, 144, 147]);
   const b = new TileBlender(40, 32, 2);  // overlap 8
   assert.deepEqual(b.tiles(), [[0, 0], [8, 0], [0, 8], [8, 8]]);
@@ -119,6 +120,28 @@ test('SR tiles: the starts of pipeline.sr_tiles, and a flat image stays flat', (
   const out = b.result();
   assert.equal(out.width, 80);
   assert.ok(out.data.every((v, i) => v === (i % 4 === 3 ? 255 : 77)));
+});
+
+test('mirror averaging: a tile and its mirrored run, averaged as sr_image(mirror=True)', () => {
+  const w = 4, h = 2;
+  const img = {data: new Uint8ClampedArray(w * h * 4), width: w, height: h};
+  for (let i = 0; i < w * h; i++) img.data.set([i, 2 * i, 100, 255], 4 * i);
+  const m = mirrorX(img);
+  assert.deepEqual([...m.data.slice(0, 4)], [3, 6, 100, 255]);  // row 0: pixel 3 first
+  assert.deepEqual([...mirrorX(m).data], [...img.data]);
+  // A model that is not mirror-symmetric: it adds 0, 10, 20, 30 from left to right.
+  const model = (x) => ({data: x.data.map((v, i) => (i % 4 === 3 ? v : v + 10 * ((i >> 2) % w))),
+    width: x.width, height: x.height});
+  const flat = {data: new Uint8ClampedArray(w * h * 4).map((_, i) => (i % 4 === 3 ? 255 : 50)),
+    width: w, height: h};
+  const mean = mirrorMean(model(flat), model(mirrorX(flat)));
+  assert.ok(mean.data instanceof Float64Array);
+  // each pixel: 50 + (ramp(x) + ramp(w - 1 - x)) / 2 = 65; alpha stays 255
+  assert.ok(mean.data.every((v, i) => v === (i % 4 === 3 ? 255 : 65)), String(mean.data));
+  const b = new TileBlender(8, 8, 1);  // one tile
+  const halves = new Float64Array(8 * 8 * 4).map((_, i) => [64.5, 65.5, 66.5, 255][i % 4]);
+  b.add(0, 0, {data: halves, width: 8, height: 8});
+  assert.deepEqual([...b.result().data.slice(0, 4)], [64, 66, 66, 255]);  // numpy's half to even
 });
 
 test('blend weights: a hole grown and feathered, a face faded to 0 at its border', () => {
