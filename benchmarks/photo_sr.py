@@ -627,7 +627,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.mirror and "native" not in args.paths:
+        parser.error("--mirror applies to the native path: add --paths native")
     if args.scenes < 0 or (args.scenes == 0 and (not args.time_photo or args.identity
                                                  or args.grid)):
         print("error: --scenes must be 1 or more (0 only with --time-photo alone: the "

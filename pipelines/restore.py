@@ -98,10 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "bicubic; with --model, the files must be SR files of that scale")
     p.add_argument("--sr-mirror", action=argparse.BooleanOptionalAction, default=None,
                    help="super-resolution: also run each face mirrored left to right and "
-                   "average the two results (+0.08 to +0.2 dB on faces in photos, twice the "
+                   "average the two results (+0.08 to +0.21 dB on faces in photos, twice the "
                    "model time: a 1024x768 photo with a 200 px face takes about 1.7-1.9 s "
-                   "instead of 0.9-1.0; default: on for x2, off for x4, which keeps its "
-                   "one-face photo well under 2 s)")
+                   "instead of 0.9-1.0; default: on for x2 photos, off for x4, which keeps "
+                   "its one-face photo well under 2 s, and off for videos)")
     p.add_argument("--out", default="restored", metavar="DIR",
                    help="output folder (default: restored/)")
     p.add_argument("--mask", metavar="FILE",
@@ -156,9 +156,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise InferenceError(f"--sr {args.sr}: {restorer.name} is not a x{args.sr} "
                                  "super-resolution file (leave out --model to use the shipped "
                                  "one)")
-        if args.sr_mirror is not None and (restorer.spec.task != "sr" or args.center):
+        if args.sr_mirror is not None and (
+                restorer.spec.task != "sr" or args.center
+                or args.face_detector.lower().endswith((".xml", ".onnx"))):
             raise InferenceError("--sr-mirror applies to faces found in a photo by a "
-                                 "super-resolution file (--sr 2|4 without --center)")
+                                 "super-resolution file (--sr 2|4 without --center or an "
+                                 "OpenCV detector file, which restore one square a photo)")
         video_restorer = _video_restorer(args, restorer)
         locator = _locator(args, restorer)
         mask = read_mask(args.mask) if args.mask else None
@@ -336,9 +339,18 @@ def _video_restorer(args, restorer):
 
 
 def _restore_video(src: str, dst: str, restorer, locator, mask, args, notes) -> int:
-    """Restore every frame of a video (:func:`tfface.restore.video.restore_clip`)."""
+    """Restore every frame of a video (:func:`tfface.restore.video.restore_clip`). x2's
+    mirror averaging is off for videos unless ``--sr-mirror`` asks for it (twice the
+    model time a frame)."""
     from tfface.restore.video import restore_clip
 
+    mirror = getattr(locator, "mirror", None)
+    if mirror and getattr(args, "sr_mirror", None) is None:
+        locator.mirror = False
+        try:
+            return _restore_video(src, dst, restorer, locator, mask, args, notes)
+        finally:
+            locator.mirror = mirror
     return restore_clip(src, dst, restorer, locator, mask, args.compose,
                         detect_every=args.detect_every, quiet=args.quiet, notes=notes)
 

@@ -538,6 +538,16 @@ class _Stub:
         return list(self.faces)
 
 
+def test_same_face_by_overlap_or_by_a_centre_inside_the_other_box():
+    from tfface.faces.detect import _same_face
+
+    box = np.array([100, 100, 140, 140], np.float32)
+    assert _same_face(box, box + [4, 4, 4, 4])                          # IoU 0.67
+    assert _same_face(box, np.array([90, 95, 190, 200], np.float32))    # IoU 0.15, centre in
+    assert not _same_face(box, np.array([135, 100, 175, 140], np.float32))  # side by side
+    assert not _same_face(box, np.array([0, 0, 60, 60], np.float32))
+
+
 def test_auto_mtcnn_adds_a_face_only_when_the_wide_looks_confirm_it(astronaut, mtcnn):
     """auto+mtcnn: MTCNN's extra faces join the default detector's only when BlazeFace's
     four wide looks at them average at least the strong rule's 0.66; a face both find is

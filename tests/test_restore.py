@@ -198,10 +198,29 @@ def test_sr_option_chooses_the_shipped_file_of_that_scale(tmp_path, capsys):
         r = Restorer.load(shipped_file(*({2: ("srgan_x2",), 4: ("srgan",)}[scale]
                                          + ("model_int8_mixed.tflite",))))
         assert make_locator(r, sr_mirror=flag).mirror is want, (scale, flag)
-    assert restore_cli.main([str(photo), "--sr-mirror", "--quiet",
-                             "--out", str(tmp_path / "o")]) == 2
-    assert "--sr-mirror applies to" in capsys.readouterr().err
-    assert not (tmp_path / "o").exists()
+    for extra in ([], ["--sr", "2", "--center"], ["--sr", "2", "--face-detector", "x.xml"]):
+        assert restore_cli.main([str(photo), "--sr-mirror", "--quiet", *extra,
+                                 "--out", str(tmp_path / "o")]) == 2
+        assert "--sr-mirror applies to" in capsys.readouterr().err
+        assert not (tmp_path / "o").exists()
+    # the CLI passes the choice on; videos drop x2's default (twice the model time a frame)
+    # unless it was asked for, and the photos' locator keeps it afterwards
+    x2 = Restorer.load(shipped_file("srgan_x2", "model_int8_mixed.tflite"))
+    seen = []
+    for flag, want_photo, want_video in ((None, True, False), ("--sr-mirror", True, True),
+                                         ("--no-sr-mirror", False, False)):
+        args = parse(["x.png", "--sr", "2", "--quiet"] + ([flag] if flag else []))
+        loc = restore_cli._locator(args, x2)
+        assert loc.mirror is want_photo, flag
+        import tfface.restore.video as video
+
+        real = video.restore_clip
+        video.restore_clip = lambda *a, **k: seen.append(a[3].mirror) or 0
+        try:
+            restore_cli._restore_video("in.mp4", "out.mp4", x2, loc, None, args, None)
+        finally:
+            video.restore_clip = real
+        assert seen[-1] is want_video and loc.mirror is want_photo, flag
 
 
 def test_look_chooses_the_shipped_files_and_the_ladder_sends_each_face_by_its_size(

@@ -54,6 +54,20 @@ def first_manifest(input_key: str) -> str | None:
     return None
 
 
+def sr_face_manifest() -> str | None:
+    """The SR manifest the face test restores with: a x2 file if one ships (the page runs
+    its face tiles mirrored as well, the longer path), else the first SR file."""
+    from tfface.restore.model import Restorer
+
+    sr = [m for m in MANIFESTS
+          if "lr" in json.load(open(os.path.join(ROOT, m)))["samples"][0]["inputs"]]
+    for m in sr:
+        d = json.load(open(os.path.join(ROOT, m)))
+        if Restorer.load(os.path.join(ROOT, os.path.dirname(m), d["model"])).spec.scale == 2:
+            return m
+    return sr[0] if sr else None
+
+
 def composed_photo() -> tuple[np.ndarray, np.ndarray]:
     """(RGB photo, the drawn mask as bool) of the composed test photo."""
     from skimage import data
@@ -258,8 +272,8 @@ def page_run(tmp_path_factory):
             extra += ["--detect", str(tmp / f"{name}.png")]
     if first_manifest("mask"):
         extra += ["--faces", str(tmp / "composed.png"), "--faces-model", first_manifest("mask")]
-    if first_manifest("lr"):
-        extra += ["--faces-sr", str(tmp / "small.png"), "--faces-sr-model", first_manifest("lr")]
+    if sr_face_manifest():
+        extra += ["--faces-sr", str(tmp / "small.png"), "--faces-sr-model", sr_face_manifest()]
     if blind_manifest():
         extra += ["--faces-many", str(tmp / "many.png"), "--faces-many-model", blind_manifest()]
 
@@ -385,20 +399,7 @@ def test_restore_through_the_page_controls(page_run, manifest):
     assert ui["after"] is not None, "no result shown"
     m = json.load(open(os.path.join(ROOT, manifest)))
     target = cv2.imread(os.path.join(ROOT, os.path.dirname(manifest), m["samples"][0]["target"]))
-    from tfface.restore.model import Restorer
-
-    folder = os.path.join(ROOT, os.path.dirname(manifest))
-    if "lr" in m["samples"][0]["inputs"] and \
-            Restorer.load(os.path.join(folder, m["model"])).spec.scale == 2:
-        # x2 runs the tile mirrored too and averages (tfface-restore --sr 2's default):
-        # the page matches tfface's mirrored run, which differs from the plain sample
-        from tfface.restore.sr import sr_image
-
-        plain = want
-        lr = cv2.imread(os.path.join(folder, m["samples"][0]["inputs"]["lr"]))
-        want = sr_image(Restorer.load(os.path.join(folder, m["model"])),
-                        cv2.cvtColor(lr, cv2.COLOR_BGR2RGB), mirror=True)
-        assert max_levels(want, plain) > tol  # the check below can tell the two apart
+    # (a square placed on the photo: never mirrored, also with a x2 file, as --center)
     assert max_levels(page_levels(ui["after"], ui["probs"]), want) <= tol
     # the dropped photo is in use: the square covers it whole; an inpainting model is fed
     # it at its own size, an SR model (32 px input, 128 px photo) gets the 128 px crop
@@ -583,12 +584,13 @@ def test_restoring_the_found_face_changes_only_pixels_near_its_mask(page_run):
 def test_sr_restores_the_face_at_its_own_resolution(page_run):
     """A face three times the SR model's input: cut out axis-aligned at the photo's own
     pixels (never shrunk to 32 px), run in overlapping 32 px tiles blended as
-    tfface.restore.photo.sr_tiles blends them (the same function on the same crop gives
-    the same pixels within the samples' tolerance), pasted into the photo enlarged x4;
+    tfface.restore.sr.sr_image blends them, a x2 file's tiles also run mirrored and
+    averaged as tfface-restore --sr 2 does (the same function on the same crop gives the
+    same pixels within the samples' tolerance), pasted into the photo enlarged k times;
     nothing outside that face's square changes."""
     from tfface.faces import align as al
-    from tfface.restore.photo import sr_tiles
     from tfface.restore.model import Restorer
+    from tfface.restore.sr import sr_image
 
     if "facesSr" not in page_run:
         pytest.skip("no shipped super-resolution file")
@@ -603,24 +605,30 @@ def test_sr_restores_the_face_at_its_own_resolution(page_run):
     assert abs(region["native"] - native) < 1e-4 and native > 2.5 * 32
     n = region["size"]
     assert n == int(np.ceil(native)) and region["tiles"]
+    manifest = sr_face_manifest()
+    data = json.load(open(os.path.join(ROOT, manifest)))
+    model = Restorer.load(os.path.join(ROOT, os.path.dirname(manifest), data["model"]))
+    k, mirror = model.spec.scale, model.spec.scale == 2
     starts = len(range(0, n - 32 + 1, 24)) + (1 if (n - 32) % 24 else 0)
-    assert region["tileCount"] == starts ** 2 == run["lastRun"]["runs"]
+    assert region["tileCount"] == starts ** 2
+    assert run["lastRun"]["runs"] == starts ** 2 * (2 if mirror else 1)  # model runs
     crop, m = al.native_crop(photo, lm, n)
     assert np.array_equal(np.array(region["m"]), m)
     assert np.array_equal(rgb(run["input"]), crop)  # the photo's own pixels
     out = rgb(run["output"])
-    assert out.shape == (4 * n, 4 * n, 3)
-    manifest = first_manifest("lr")
-    data = json.load(open(os.path.join(ROOT, manifest)))
-    model = Restorer.load(os.path.join(ROOT, os.path.dirname(manifest), data["model"]))
-    want = sr_tiles(model, crop)
-    assert max_levels(out, want) <= int(data["tolerance"]["max_abs_levels"])
+    assert out.shape == (k * n, k * n, 3)
+    tol = int(data["tolerance"]["max_abs_levels"])
+    want = sr_image(model, crop, mirror=mirror)
+    assert max_levels(out, want) <= tol
+    if mirror:  # the check can tell the mirrored run from the plain one
+        assert max_levels(out, sr_image(model, crop)) > tol
     pasted, plain = rgb(run["pasted"]), rgb(run["background"])
-    assert pasted.shape == (600, 600, 3) == plain.shape
+    h, w = small_face_photo().shape[:2]
+    assert pasted.shape == (k * h, k * w, 3) == plain.shape
     changed = np.abs(pasted.astype(int) - plain.astype(int)).max(axis=2) > 0
     x0, y0 = -int(m[0][2]), -int(m[1][2])
     inside = np.zeros(changed.shape, bool)
-    inside[4 * y0:4 * (y0 + n), 4 * x0:4 * (x0 + n)] = True
+    inside[k * y0:k * (y0 + n), k * x0:k * (x0 + n)] = True
     assert changed[inside].mean() > 0.5 and not (changed & ~inside).any()
 
 

@@ -901,9 +901,10 @@ function inputsNow() {
 async function restoreRegion(g, progress) {
   const r = state.restorer, s = r.plan.image.width;
   const k = Math.round(r.plan.outputs[0].width / s);
-  // x2 super-resolution runs every tile mirrored too and averages the two, as
-  // tfface-restore --sr 2 does by default (docs/faces.md, "Mirror averaging").
-  const mirror = k === 2;
+  // x2 super-resolution runs every tile of a face mirrored too and averages the two, as
+  // tfface-restore --sr 2 does by default (docs/faces.md, "Mirror averaging"); a square
+  // placed by hand is not mirrored, as --center is not.
+  const mirror = r.plan.task === 'sr' && !r.plan.segment && k === 2 && g.kind === 'face';
   if (!g.tiles && !mirror) {
     const {output, ms, probs} = await r.restore({image: g.input, hole: g.hole});
     return {output, probs, runs: [ms]};
@@ -919,7 +920,7 @@ async function restoreRegion(g, progress) {
     if (mirror) {
       const back = await r.restore({image: mirrorX(tile)});
       blend.add(x, y, mirrorMean(output, back.output));
-      runs.push(ms + back.ms);
+      runs.push(ms, back.ms);  // two model runs
     } else {
       blend.add(x, y, output);
       runs.push(ms);

@@ -747,7 +747,8 @@ class ConfirmedUnion:
         if unknown:
             raise DetectorError(f"face detector 'auto+mtcnn' has no option {', '.join(unknown)} "
                                 "(its options: confirm_threshold, mtcnn_threshold and "
-                                "BlazeFace's: " + ", ".join(k for k in known if k != "model_file")
+                                "BlazeFace's: " + ", ".join(sorted(k for k in known
+                                                                   if k != "model_file"))
                                 + ")")
         self.blazeface = BlazeFaceDetector(**kwargs)
         self.mtcnn = MTCNNDetector(threshold=mtcnn_threshold)

@@ -47,7 +47,8 @@ def make_locator(restorer: Restorer, face_detector: str = "auto", *, center: boo
     counted; ``progress``: a tqdm-like factory for the tiles of a large SR face (None: no
     bar); ``sr_mirror``: SR faces also run mirrored and averaged
     (:class:`~tfface.restore.sr.NativeSRPipeline`; None: for x2 files only; x4 keeps its
-    one-face photo well under 2 s without it, docs/faces.md).
+    one-face photo well under 2 s without it, docs/faces.md; ``pipelines.restore`` turns
+    it off for videos).
     """
     from tfface.restore.square import FaceLocator
 

@@ -167,7 +167,7 @@ class NativeSRPipeline(FacePipeline):
             with ``background="model"``), e.g. ``functools.partial(tqdm, delay=1,
             leave=False)`` shows a bar only for a face that takes more than a second.
         mirror: run every face tile mirrored too and average the two outputs
-            (:func:`sr_image`): 0.08-0.2 dB more on the face for twice the model time.
+            (:func:`sr_image`): 0.08-0.21 dB more on the face for twice the model time.
         **kwargs: as :class:`~tfface.restore.photo.FacePipeline`.
     """
 
