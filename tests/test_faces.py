@@ -554,6 +554,7 @@ def test_auto_mtcnn_adds_a_face_only_when_the_wide_looks_confirm_it(astronaut, m
     one face."""
     det = make_detector("auto+mtcnn")
     assert det.confirm_threshold == det.blazeface.strong_threshold == 0.66
+    assert det.mtcnn.threshold == 0.7
     faces = det.detect(astronaut)
     assert len(faces) == 1 and (det.added, det.rejected) == (0, 0)  # both found her: one face
     real = mtcnn.detect(astronaut)[0]
