@@ -152,16 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         restorer = Restorer.load_many(model_paths(args))
-        if args.sr and (restorer.spec.task != "sr" or restorer.spec.scale != args.sr):
-            raise InferenceError(f"--sr {args.sr}: {restorer.name} is not a x{args.sr} "
-                                 "super-resolution file (leave out --model to use the shipped "
-                                 "one)")
-        if args.sr_mirror is not None and (
-                restorer.spec.task != "sr" or args.center
-                or args.face_detector.lower().endswith((".xml", ".onnx"))):
-            raise InferenceError("--sr-mirror applies to faces found in a photo by a "
-                                 "super-resolution file (--sr 2|4 without --center or an "
-                                 "OpenCV detector file, which restore one square a photo)")
+        _check_sr_options(args, restorer)
         video_restorer = _video_restorer(args, restorer)
         locator = _locator(args, restorer)
         mask = read_mask(args.mask) if args.mask else None
@@ -291,6 +282,25 @@ def model_paths(args) -> list[str]:
     if args.sr:
         return [sr_model(args.sr)]
     return default_models(look or LOOKS[0])
+
+
+def _check_sr_options(args, restorer) -> None:
+    """``--sr`` needs an SR file of that scale; ``--sr-mirror`` faces restored by an SR file.
+
+    Raises:
+        InferenceError: one line saying which option does not fit.
+    """
+    from tfface.restore.model import InferenceError
+
+    if args.sr and (restorer.spec.task != "sr" or restorer.spec.scale != args.sr):
+        raise InferenceError(f"--sr {args.sr}: {restorer.name} is not a x{args.sr} "
+                             "super-resolution file (leave out --model to use the shipped one)")
+    if args.sr_mirror is not None and (
+            restorer.spec.task != "sr" or args.center
+            or args.face_detector.lower().endswith((".xml", ".onnx"))):
+        raise InferenceError("--sr-mirror applies to faces found in a photo by a "
+                             "super-resolution file (--sr 2|4 without --center or an "
+                             "OpenCV detector file, which restore one square a photo)")
 
 
 def _restored_any(locator, rgb, out) -> bool:

@@ -17,7 +17,8 @@ from tfface.faces import make_detector
 from tfface.restore.photo import FacePipeline
 from tfface.faces import align as al
 from tfface.faces.detect import (DEFAULT_DETECTOR, BlazeFaceDetector, DetectorError, _iou,
-                                 blazeface_five_points, blazeface_six_points)
+                                 blazeface_five_points)
+from tfface.faces.union import blazeface_six_points
 from tfface.restore.model import ModelSpec, Restorer
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -539,7 +540,7 @@ class _Stub:
 
 
 def test_same_face_by_overlap_or_by_a_centre_inside_the_other_box():
-    from tfface.faces.detect import _same_face
+    from tfface.faces.union import _same_face
 
     box = np.array([100, 100, 140, 140], np.float32)
     assert _same_face(box, box + [4, 4, 4, 4])                          # IoU 0.67

@@ -73,7 +73,7 @@ def test_every_face_detector_a_command_line_names_is_in_its_table():
     listed = help_of(restore.build_parser(), "--face-detector")
     assert [n for n in DETECTORS if n not in listed] == []  # restore's help names them all
     with pytest.raises(DetectorError, match=r"^unknown face detector 'mtccn'; use auto, "
-                       r"blazeface, mtcnn, mtcnn\+blazeface or a BlazeFace"):
+                       r"blazeface, mtcnn, mtcnn\+blazeface, auto\+mtcnn or a BlazeFace"):
         make_detector("mtccn")
 
 
