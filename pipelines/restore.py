@@ -334,7 +334,7 @@ def _locator(args, restorer):
     return make_locator(restorer, args.face_detector, center=args.center,
                         has_mask=args.mask is not None, segmenter=args.segmenter,
                         min_face=args.min_face, progress=bar,
-                        sr_mirror=getattr(args, "sr_mirror", None))
+                        sr_mirror=args.sr_mirror)
 
 
 def _video_restorer(args, restorer):
@@ -354,15 +354,15 @@ def _restore_video(src: str, dst: str, restorer, locator, mask, args, notes) -> 
     model time a frame)."""
     from tfface.restore.video import restore_clip
 
-    mirror = getattr(locator, "mirror", None)
-    if mirror and getattr(args, "sr_mirror", None) is None:
+    default_on = getattr(locator, "mirror", False) and args.sr_mirror is None
+    if default_on:
         locator.mirror = False
-        try:
-            return _restore_video(src, dst, restorer, locator, mask, args, notes)
-        finally:
-            locator.mirror = mirror
-    return restore_clip(src, dst, restorer, locator, mask, args.compose,
-                        detect_every=args.detect_every, quiet=args.quiet, notes=notes)
+    try:
+        return restore_clip(src, dst, restorer, locator, mask, args.compose,
+                            detect_every=args.detect_every, quiet=args.quiet, notes=notes)
+    finally:
+        if default_on:
+            locator.mirror = True
 
 
 def _note_faces(locator, path: str) -> None:

@@ -590,6 +590,12 @@ class BlazeFaceDetector:
         return sorted(faces, key=lambda f: -f.score)
 
 
+def is_score(v) -> bool:
+    """Whether ``v`` is a number strictly between 0 and 1 (a bool is not)."""
+    return not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, float, np.floating)) \
+        and 0.0 < float(v) < 1.0
+
+
 def _check_options(**opts) -> None:
     """Clear errors for BlazeFace options of the wrong kind or range."""
     def bad(name, want):
@@ -606,9 +612,7 @@ def _check_options(**opts) -> None:
         bad("num_threads", "at least 1")
     for name in ("threshold", "verify_threshold", "small_threshold", "context_threshold",
                  "strong_threshold"):
-        v = opts[name]
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.floating)) \
-                or not 0.0 < float(v) < 1.0:
+        if not is_score(opts[name]):
             bad(name, "a score between 0 and 1")
     if opts["small_threshold"] > opts["threshold"]:
         bad("small_threshold", f"at most threshold ({opts['threshold']})")

@@ -10,7 +10,7 @@ import inspect
 import numpy as np
 
 from tfface.faces.detect import (BLAZEFACE_MOUTH_SHIFT, BlazeFaceDetector, DetectorError, Face,
-                                 MTCNNDetector, _check_rgb, _iou)
+                                 MTCNNDetector, _check_rgb, _iou, is_score)
 
 __all__ = ["ConfirmedUnion", "blazeface_six_points"]
 
@@ -65,9 +65,7 @@ class ConfirmedUnion:
                  **kwargs):
         for k, v in (("confirm_threshold", confirm_threshold),
                      ("mtcnn_threshold", mtcnn_threshold)):
-            if v is None and k == "confirm_threshold":
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+            if not (v is None and k == "confirm_threshold" or is_score(v)):
                 raise DetectorError(f"face detector option {k} must be a number in (0, 1), "
                                     f"got {v!r}")
         known = set(inspect.signature(BlazeFaceDetector).parameters)
