@@ -410,3 +410,7 @@ def test_zero_scenes_only_with_the_photo_timing_alone(capsys):
     assert "--scenes" not in capsys.readouterr().err
     assert photo_sr.main(["--scenes", "0", "--time-photo", "--repeats", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --repeats must be 1 or more"
+    # --mirror averages the native path's tiles: without that path it is a usage error
+    with pytest.raises(SystemExit) as e:
+        photo_sr.main(["--mirror", "--model", "/nonexistent.tflite"])
+    assert e.value.code == 2 and "--mirror applies to the native path" in capsys.readouterr().err
