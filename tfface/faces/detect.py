@@ -40,6 +40,12 @@ from tfface.fileio import has_tflite_header
 from tfface.registry import Registry
 
 DEFAULT_DETECTOR = "auto"
+PHOTO_DETECTOR = "auto+mtcnn"
+"""What ``tfface-restore`` finds the faces of still photos with when ``--face-detector`` is
+not given: :data:`DEFAULT_DETECTOR` plus the faces MTCNN finds that it missed, each
+confirmed (:class:`tfface.faces.union.ConfirmedUnion`; about 0.2 s more a 1024x768 photo,
+more small and covered faces: docs/faces.md). Videos, the web page and ``pipelines.prepare``
+keep :data:`DEFAULT_DETECTOR`."""
 
 
 class DetectorError(ValueError):
