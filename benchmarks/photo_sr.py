@@ -375,12 +375,12 @@ def print_tables(faces_rows, photo_rows, methods, k: int, out=sys.stdout) -> Non
     """Per size bin: faces, detection, GT upscale, PSNR / SSIM / sharpness of each method
     and its gain over bicubic; then whole-photo PSNR and time per photo."""
     bins = list(zip(BINS[:-1], BINS[1:])) + [(0, 10 ** 9)]
-    head = f"{'LR face px':>10} {'faces':>5} {'GT up':>6} | {'bicubic':>20}"
+    head = f"{'LR face px':>10} {'faces':>5} {'GT up':>6} | {'bicubic':>21}"
     for m in methods:
-        head += f" | {m + ' (det)':>32}"
+        head += f" | {m + ' (det)':>33}"
     print(head, file=out)
-    print(f"{'':>10} {'':>5} {'':>6} | {'PSNR / SSIM / sharp':>20}"
-          + "".join(f" | {'PSNR / SSIM / sharp   ΔdB':>32}" for _ in methods), file=out)
+    print(f"{'':>10} {'':>5} {'':>6} | {'PSNR / SSIM / sharp':>21}"
+          + "".join(f" | {'PSNR / SSIM / sharp   ΔdB':>33}" for _ in methods), file=out)
     for lo, hi in bins:
         rows = [r for r in faces_rows if lo <= r["lr_size"] < hi]
         if not rows:
@@ -388,11 +388,11 @@ def print_tables(faces_rows, photo_rows, methods, k: int, out=sys.stdout) -> Non
         label = "all" if hi == 10 ** 9 else f"{lo}-{hi - 1}"
         b = [_mean([r["bicubic"][j] for r in rows]) for j in range(3)]
         line = (f"{label:>10} {len(rows):>5} {_mean([r['upscale'] for r in rows]):>5.2f}x |"
-                f" {b[0]:6.2f} / {b[1]:.3f} / {b[2]:.2f}")
+                f" {b[0]:6.2f} / {b[1]:.3f} / {b[2]:.3f}")
         for m in methods:
             v = [_mean([r[m][j] for r in rows]) for j in range(3)]
             det = sum(r[m + "_det"] for r in rows)
-            line += (f" | {v[0]:6.2f} / {v[1]:.3f} / {v[2]:.2f} {v[0] - b[0]:+6.2f}"
+            line += (f" | {v[0]:6.2f} / {v[1]:.3f} / {v[2]:.3f} {v[0] - b[0]:+6.2f}"
                      f" ({det:>2})")
         print(line, file=out)
     print("", file=out)
