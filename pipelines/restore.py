@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write NAME_compare.png: input and result side by side")
     p.add_argument("--face-detector", metavar="NAME|FILE", default=None,
                    help="how faces are found (default: auto+mtcnn for images, auto for "
-                   "videos): auto (BlazeFace at two scales with a "
+                   "videos and super-resolution): auto (BlazeFace at two scales with a "
                    "second look that drops what is not a face; blazeface is the same), "
                    "auto+mtcnn (auto plus the faces MTCNN finds that auto missed, each "
                    "confirmed by BlazeFace's wide looks: more small and covered faces for "
@@ -329,11 +329,14 @@ def _locator(args, restorer):
 
     from tqdm.auto import tqdm
 
-    from tfface.faces.detect import PHOTO_DETECTOR
+    from tfface.faces.detect import DEFAULT_DETECTOR, PHOTO_DETECTOR
     from tfface.restore.locate import make_locator
 
     bar = None if args.quiet else partial(tqdm, unit="tile", delay=1.0, leave=False)
-    return make_locator(restorer, args.face_detector or PHOTO_DETECTOR, center=args.center,
+    # MTCNN's extra faces are mostly covered ones, which SR does not restore better, and
+    # its time would take a one-face x4 photo to its 2 s (docs/faces.md)
+    default = DEFAULT_DETECTOR if restorer.spec.task == "sr" else PHOTO_DETECTOR
+    return make_locator(restorer, args.face_detector or default, center=args.center,
                         has_mask=args.mask is not None, segmenter=args.segmenter,
                         min_face=args.min_face, progress=bar,
                         sr_mirror=args.sr_mirror)

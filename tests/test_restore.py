@@ -224,8 +224,9 @@ def test_sr_option_chooses_the_shipped_file_of_that_scale(tmp_path, capsys):
 
 
 def test_photos_find_faces_with_auto_mtcnn_and_videos_with_auto_unless_told():
-    """Without --face-detector, photos get auto+mtcnn (MTCNN's confirmed extra faces) and
-    the video path runs on its BlazeFace alone, the photos' detector back afterwards; a
+    """Without --face-detector, photos an occlusion-removal model restores get auto+mtcnn
+    (MTCNN's confirmed extra faces) and the video path runs on its BlazeFace alone, the
+    photos' detector back afterwards; super-resolution keeps auto (its time target); a
     detector that is asked for is used for both."""
     import tfface.restore.video as video
     from tfface.faces.detect import BlazeFaceDetector, MTCNNDetector
@@ -252,6 +253,11 @@ def test_photos_find_faces_with_auto_mtcnn_and_videos_with_auto_unless_told():
                 assert seen[-1] is before.blazeface  # the union's own first detector
     finally:
         video.restore_clip = real
+    x4 = Restorer.load(shipped_file("srgan", "model_int8_mixed.tflite"))
+    assert type(restore_cli._locator(parse(["x.png", "--sr", "4"]), x4).detector) \
+        is BlazeFaceDetector
+    assert type(restore_cli._locator(parse(["x.png", "--sr", "4", "--face-detector",
+                                            "auto+mtcnn"]), x4).detector) is ConfirmedUnion
 
 
 def test_look_chooses_the_shipped_files_and_the_ladder_sends_each_face_by_its_size(
