@@ -110,9 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="paste restored pixels only inside the hole (needs --mask)")
     p.add_argument("--compare", action="store_true",
                    help="also write NAME_compare.png: input and result side by side")
-    p.add_argument("--face-detector", metavar="NAME|FILE", default=None,
-                   help="how faces are found (default: auto+mtcnn for images, auto for "
-                   "videos and super-resolution): auto (BlazeFace at two scales with a "
+    p.add_argument("--face-detector", metavar="NAME|FILE", default="auto",
+                   help="how faces are found: auto (default: BlazeFace at two scales with a "
                    "second look that drops what is not a face; blazeface is the same), "
                    "auto+mtcnn (auto plus the faces MTCNN finds that auto missed, each "
                    "confirmed by BlazeFace's wide looks: more small and covered faces for "
@@ -298,7 +297,7 @@ def _check_sr_options(args, restorer) -> None:
                              "super-resolution file (leave out --model to use the shipped one)")
     if args.sr_mirror is not None and (
             restorer.spec.task != "sr" or args.center
-            or (args.face_detector or "").lower().endswith((".xml", ".onnx"))):
+            or args.face_detector.lower().endswith((".xml", ".onnx"))):
         raise InferenceError("--sr-mirror applies to faces found in a photo by a "
                              "super-resolution file (--sr 2|4 without --center or an "
                              "OpenCV detector file, which restore one square a photo)")
@@ -329,14 +328,10 @@ def _locator(args, restorer):
 
     from tqdm.auto import tqdm
 
-    from tfface.faces.detect import DEFAULT_DETECTOR, PHOTO_DETECTOR
     from tfface.restore.locate import make_locator
 
     bar = None if args.quiet else partial(tqdm, unit="tile", delay=1.0, leave=False)
-    # MTCNN's extra faces are mostly covered ones, which SR does not restore better, and
-    # its time would take a one-face x4 photo to its 2 s (docs/faces.md)
-    default = DEFAULT_DETECTOR if restorer.spec.task == "sr" else PHOTO_DETECTOR
-    return make_locator(restorer, args.face_detector or default, center=args.center,
+    return make_locator(restorer, args.face_detector, center=args.center,
                         has_mask=args.mask is not None, segmenter=args.segmenter,
                         min_face=args.min_face, progress=bar,
                         sr_mirror=args.sr_mirror)
@@ -354,30 +349,20 @@ def _video_restorer(args, restorer):
 
 
 def _restore_video(src: str, dst: str, restorer, locator, mask, args, notes) -> int:
-    """Restore every frame of a video (:func:`tfface.restore.video.restore_clip`). Two
-    photo defaults are off for videos unless asked for: x2's mirror averaging
-    (``--sr-mirror``; twice the model time a frame) and MTCNN's extra faces
-    (``--face-detector auto+mtcnn``; the tracker's detections stay BlazeFace's alone,
-    :data:`tfface.faces.detect.DEFAULT_DETECTOR`)."""
-    from tfface.faces.union import ConfirmedUnion
+    """Restore every frame of a video (:func:`tfface.restore.video.restore_clip`). x2's
+    mirror averaging is off for videos unless ``--sr-mirror`` asks for it (twice the
+    model time a frame)."""
     from tfface.restore.video import restore_clip
 
-    mirror_on = getattr(locator, "mirror", False) and args.sr_mirror is None
-    photo_detector = getattr(locator, "detector", None)
-    if not (args.face_detector is None and isinstance(photo_detector, ConfirmedUnion)):
-        photo_detector = None
-    if mirror_on:
+    default_on = getattr(locator, "mirror", False) and args.sr_mirror is None
+    if default_on:
         locator.mirror = False
-    if photo_detector is not None:
-        locator.detector = photo_detector.blazeface
     try:
         return restore_clip(src, dst, restorer, locator, mask, args.compose,
                             detect_every=args.detect_every, quiet=args.quiet, notes=notes)
     finally:
-        if mirror_on:
+        if default_on:
             locator.mirror = True
-        if photo_detector is not None:
-            locator.detector = photo_detector
 
 
 def _note_faces(locator, path: str) -> None:

@@ -85,7 +85,8 @@ def test_bad_inputs_are_clear_errors(trained_tiny_run, tmp_path, capsys):
     assert "must match" in capsys.readouterr().err
     assert restore_cli.main([str(tmp_path / "a.png"), "--model", str(tmp_path / "x.tflite")]) == 2
     assert "no such model file" in capsys.readouterr().err
-    assert restore_cli.main([str(tmp_path / "nope.png"), "--model", trained_tiny_run]) == 2
+    assert restore_cli.main([str(tmp_path / "nope.png"), "--model", trained_tiny_run,
+                             "--out", str(tmp_path / "o")]) == 2
     # Several --model files must be one kind of model at several sizes.
     assert restore_cli.main([str(tmp_path / "a.png"), "--model", trained_tiny_run, "--model",
                              trained_tiny_run, "--out", str(tmp_path / "o")]) == 2
@@ -221,43 +222,6 @@ def test_sr_option_chooses_the_shipped_file_of_that_scale(tmp_path, capsys):
         finally:
             video.restore_clip = real
         assert seen[-1] is want_video and loc.mirror is want_photo, flag
-
-
-def test_photos_find_faces_with_auto_mtcnn_and_videos_with_auto_unless_told():
-    """Without --face-detector, photos an occlusion-removal model restores get auto+mtcnn
-    (MTCNN's confirmed extra faces) and the video path runs on its BlazeFace alone, the
-    photos' detector back afterwards; super-resolution keeps auto (its time target); a
-    detector that is asked for is used for both."""
-    import tfface.restore.video as video
-    from tfface.faces.detect import BlazeFaceDetector, MTCNNDetector
-    from tfface.faces.union import ConfirmedUnion
-    from tfface.shipped import shipped_file
-
-    parse = restore_cli.build_parser().parse_args
-    vnet = Restorer.load(shipped_file("vnet", "model_int8_mixed.tflite"))
-    real, seen = video.restore_clip, []
-    video.restore_clip = lambda *a, **k: seen.append(a[3].detector) or 0
-    try:
-        for flags, photo_kind, video_kind in (([], ConfirmedUnion, BlazeFaceDetector),
-                                              (["--face-detector", "auto+mtcnn"],
-                                               ConfirmedUnion, ConfirmedUnion),
-                                              (["--face-detector", "mtcnn"],
-                                               MTCNNDetector, MTCNNDetector)):
-            args = parse(["x.png", "--quiet", *flags])
-            loc = restore_cli._locator(args, vnet)
-            before = loc.detector
-            assert type(before) is photo_kind, flags
-            restore_cli._restore_video("in.mp4", "out.mp4", vnet, loc, None, args, None)
-            assert type(seen[-1]) is video_kind and loc.detector is before, flags
-            if video_kind is BlazeFaceDetector:
-                assert seen[-1] is before.blazeface  # the union's own first detector
-    finally:
-        video.restore_clip = real
-    x4 = Restorer.load(shipped_file("srgan", "model_int8_mixed.tflite"))
-    assert type(restore_cli._locator(parse(["x.png", "--sr", "4"]), x4).detector) \
-        is BlazeFaceDetector
-    assert type(restore_cli._locator(parse(["x.png", "--sr", "4", "--face-detector",
-                                            "auto+mtcnn"]), x4).detector) is ConfirmedUnion
 
 
 def test_look_chooses_the_shipped_files_and_the_ladder_sends_each_face_by_its_size(

@@ -40,12 +40,6 @@ from tfface.fileio import has_tflite_header
 from tfface.registry import Registry
 
 DEFAULT_DETECTOR = "auto"
-PHOTO_DETECTOR = "auto+mtcnn"
-"""What ``tfface-restore`` finds the faces of still photos with when ``--face-detector`` is
-not given and an occlusion-removal model restores them: :data:`DEFAULT_DETECTOR` plus the
-faces MTCNN finds that it missed, each confirmed (:class:`tfface.faces.union.ConfirmedUnion`;
-more small and covered faces for about 0.2–0.4 s more a 1024x768 photo: docs/faces.md).
-Videos, super-resolution, the web page and ``pipelines.prepare`` keep :data:`DEFAULT_DETECTOR`."""
 
 
 class DetectorError(ValueError):
