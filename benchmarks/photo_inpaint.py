@@ -136,6 +136,9 @@ def main(argv=None) -> int:
     p.add_argument("--facemask-dir", default="../shared/data/facemask-templates")
     p.add_argument("--auto-mask", action="store_true",
                    help="let the shipped occluder segmenter find the hole (default: true hole)")
+    p.add_argument("--segmenter", metavar="FILE",
+                   help="with --auto-mask: this occluder segmenter (.tflite or a training "
+                        "folder) instead of the shipped segmenter_int8.tflite")
     p.add_argument("--detector", default="auto",
                    help="face detector (default: auto, tfface-restore's own; mtcnn finds "
                         "fewer masked faces)")
@@ -154,6 +157,8 @@ def main(argv=None) -> int:
         p.error("--edge-threshold must be in (0, 0.5], the segmenter's threshold or below")
     if args.hole_grow is not None and args.hole_grow < 0:
         p.error("--hole-grow must be 0 or more")
+    if args.segmenter and not args.auto_mask:
+        p.error("--segmenter finds the hole only with --auto-mask")
 
     from tqdm import tqdm
 
@@ -170,11 +175,15 @@ def main(argv=None) -> int:
                           face_framing="template")
     segmenter = None
     if args.auto_mask:
-        from tfface.segmenter.infer import OccluderSegmenter
-        segmenter = OccluderSegmenter(os.path.join(
-            os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-            "android_demo_assets", "segmenter", "segmenter_int8.tflite"),
-            **({} if args.edge_threshold is None else {"edge_threshold": args.edge_threshold}))
+        from tfface.segmenter.infer import OccluderSegmenter, SegmenterError
+        try:
+            segmenter = OccluderSegmenter(args.segmenter or os.path.join(
+                os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                "android_demo_assets", "segmenter", "segmenter_int8.tflite"),
+                **({} if args.edge_threshold is None else {"edge_threshold": args.edge_threshold}))
+        except SegmenterError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     pipe = FacePipeline(make_detector(args.detector), segmenter, min_face=8,
                         **({} if args.hole_grow is None else {"hole_grow": args.hole_grow}))
     restorers = [Restorer.load(m) for m in args.model]

@@ -849,6 +849,8 @@ def test_photo_benchmarks_count_the_occluder_left_and_refuse_bad_hole_options(tm
              "--edge-threshold must be in (0, 0.5]"),
             (photo_inpaint.main, ["x", "--model", "m", "--hole-grow", "-1"],
              "--hole-grow must be 0 or more"),
+            (photo_inpaint.main, ["x", "--model", "m", "--segmenter", "s.tflite"],
+             "--segmenter finds the hole only with --auto-mask"),
             (found_hole.main, [str(tmp_path), "--rules", "h0"], "thresholds must be in"),
             (found_hole.main, [str(tmp_path), "--grow", "two"], "comma-separated numbers"),
             (found_hole.main, [str(tmp_path / "none")], "no such folder")]:

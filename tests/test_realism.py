@@ -150,6 +150,19 @@ def test_dlib_face_is_a_content_loss_of_the_config():
     x = tf.zeros([2, size, size, 3])
     assert float(fn(x, x)) == pytest.approx(0.0, abs=1e-6)
     assert float(fn(x, x + 0.5)) > 0
+    # train.content_layers picks the feature maps: the edge layer alone is another loss
+    noisy = x + tf.random.stateless_uniform(x.shape, (1, 2), -0.3, 0.3)
+    shallow = make_content_fn(resolve("vnet", "tiny", {"train": {
+        "content_loss": "dlib_face", "content_weight": 1.0, "content_layers": ["stem_relu"]}}))
+    assert float(shallow(x, x)) == pytest.approx(0.0, abs=1e-6)
+    assert 0 < float(shallow(x, noisy)) != pytest.approx(float(fn(x, noisy)), rel=1e-3)
+    with pytest.raises(ConfigError, match="unknown feature layer"):
+        make_content_fn(resolve("vnet", "tiny", {"train": {
+            "content_loss": "dlib_face", "content_weight": 1.0, "content_layers": ["nope"]}}))
+    with pytest.raises(ConfigError, match="content_layers picks"):
+        resolve("vnet", "tiny", {"train": {"content_layers": ["stem_relu"]}})
+    with pytest.raises(ConfigError, match="non-empty list"):
+        resolve("vnet", "tiny", {"train": {"content_loss": "dlib_face", "content_layers": []}})
 
 
 def test_prior_fill_blends_the_prior_in_the_colours_around_the_hole():

@@ -153,6 +153,15 @@ def test_train_resume_and_export_int8_with_its_fp16_twin(face_folder, tmp_path):
     np.testing.assert_allclose(fresh(x, training=False).numpy(), ref, atol=2e-3)
     np.testing.assert_allclose(fresh(batch, training=True).numpy(),
                                fresh(batch, training=False).numpy(), atol=2e-3)
+    # ... and a model of another input size from the same file (its convolutions fit any
+    # size; the read-back is checked in a twin at the file's size, on the inputs shrunk)
+    big = build_segmenter(64, [8, 16])
+    big_batch = tf.image.resize(batch, (64, 64)).numpy()
+    assert init_from_tflite(big, fp16, big_batch) < 2e-3
+    for name in ("seg_down0_conv1", "seg_down1_conv2", "seg_up0_conv1", "seg_logits"):
+        np.testing.assert_allclose(big.get_layer(name).get_weights()[0],
+                                   fresh.get_layer(name).get_weights()[0], atol=1e-6)
+    assert big(big_batch, training=False).shape == (len(batch), 64, 64, 1)
     run2 = str(tmp_path / "seg2")
     cfg2 = SegmenterConfig(data_dir=face_folder, image_size=32, filters=[8, 16], batch_size=4,
                            steps=0, init_from=fp16, occlusions=SMALL)

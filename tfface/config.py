@@ -164,6 +164,11 @@ class TrainConfig:
     ``vgg54_preact`` (before the ReLU, ESRGAN), ``pixel`` (the pixel loss, SRGAN-MSE) or
     ``dlib_face`` (a face perceptual loss on four feature maps of dlib's face ResNet,
     :func:`tfface.identity.dlib_resnet.perceptual_loss_fn`; the identity extra installs it)."""
+    content_layers: list[str] | None = None
+    """Feature maps of the ``dlib_face`` content term (names of layers of
+    :mod:`tfface.identity.dlib_resnet`'s network, e.g. ``["stem_relu", "block2_out"]`` for
+    edges and small parts only); ``None``: the four of
+    :data:`~tfface.identity.dlib_resnet.PERCEPTUAL_LAYERS`."""
     content_weight: float = 0.0
     """Weight of the content term; 0 turns it off (no feature extractor is built)."""
     content_extractor: str = "vgg19"
@@ -482,6 +487,24 @@ def _near_multiples(x: int, k: int) -> str:
     return f"{lo} or {lo + k}" if lo != x else str(x)
 
 
+def _validate_content(t) -> None:
+    """The content term's settings of ``t`` (a :class:`TrainConfig`)."""
+    if t.content_loss not in CONTENT_LOSSES:
+        raise ConfigError(f"train.content_loss must be one of {CONTENT_LOSSES}, "
+                          f"got '{t.content_loss}'")
+    if t.content_layers is not None:
+        if t.content_loss != "dlib_face":
+            raise ConfigError("train.content_layers picks the feature maps of the dlib_face "
+                              f"content term; train.content_loss is '{t.content_loss}'")
+        if not isinstance(t.content_layers, (list, tuple)) or not t.content_layers or not all(
+                isinstance(n, str) and n for n in t.content_layers):
+            raise ConfigError("train.content_layers must be a non-empty list of layer names, "
+                              f"e.g. [\"stem_relu\", \"block2_out\"], got {t.content_layers!r}")
+    if t.content_extractor not in ("vgg19", "tiny-random"):
+        raise ConfigError("train.content_extractor must be 'vgg19' or 'tiny-random', "
+                          f"got '{t.content_extractor}'")
+
+
 def validate(cfg: Config) -> None:
     """Raise :class:`ConfigError` naming the key and its valid range for values that
     cannot work (checked before any data is read or model is built)."""
@@ -544,12 +567,7 @@ def validate(cfg: Config) -> None:
     if t.gan_loss is not None and t.gan_loss not in GAN_LOSSES:
         raise ConfigError(f"train.gan_loss must be one of {GAN_LOSSES} (or null: the "
                           f"family's), got '{t.gan_loss}'")
-    if t.content_loss not in CONTENT_LOSSES:
-        raise ConfigError(f"train.content_loss must be one of {CONTENT_LOSSES}, "
-                          f"got '{t.content_loss}'")
-    if t.content_extractor not in ("vgg19", "tiny-random"):
-        raise ConfigError("train.content_extractor must be 'vgg19' or 'tiny-random', "
-                          f"got '{t.content_extractor}'")
+    _validate_content(t)
     if t.identity_weight < 0:
         raise ConfigError(f"train.identity_weight must be >= 0, got {t.identity_weight}")
     if t.identity_weight > 0 and not t.identity_student:

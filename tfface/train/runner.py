@@ -188,12 +188,12 @@ def make_content_fn(cfg: Config):
     if t.content_loss == "pixel":
         return losses.PIXEL_LOSSES[t.pixel_loss]
     if t.content_loss == "dlib_face":
-        from tfface.identity import dlib_resnet
-        from tfface.identity.verify import IdentityError
+        from tfface.identity import dlib_resnet, verify
 
         try:
-            return dlib_resnet.perceptual_loss_fn(int(cfg.data.image_size))
-        except (IdentityError, dlib_resnet.DlibResNetError) as e:
+            return dlib_resnet.perceptual_loss_fn(
+                int(cfg.data.image_size), tuple(t.content_layers or dlib_resnet.PERCEPTUAL_LAYERS))
+        except (verify.IdentityError, dlib_resnet.DlibResNetError) as e:
             raise ConfigError(f"train.content_loss dlib_face: {e}") from None
     extractor = losses.build_feature_extractor(
         t.content_loss, t.vgg_weights, backbone=t.content_extractor,
