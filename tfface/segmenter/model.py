@@ -148,8 +148,9 @@ def segmenter_loss(y, p, far_weight: float = 0.0, far_margin: int = 2):
 
 def init_from_tflite(model: keras.Model, path: str, calib: np.ndarray) -> float:
     """Load a converted segmenter's weights (``.tflite``, float32 or float16 weights) into
-    ``model`` (a :func:`build_segmenter` of the same widths); returns the largest
-    difference of the two models' probabilities on ``calib``.
+    ``model`` (a :func:`build_segmenter` of the same widths, at the file's input size or
+    another: the convolutions fit any); returns the largest difference of the two models'
+    probabilities on ``calib`` (shrunk to the file's size when the model's differs).
 
     The converter folded each batch norm into its convolution (kernel scaled, a bias
     added). Read back, a convolution gets the folded kernel and its batch norm is set
