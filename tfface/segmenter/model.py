@@ -227,17 +227,17 @@ def init_from_tflite(model: keras.Model, path: str, calib: np.ndarray) -> float:
         mean, var = y.mean(0), y.var(0)
         bias = bn.get_weights()[1]
         bn.set_weights([np.sqrt(var + bn.epsilon), bias + mean, mean, var])
-    moved = float(np.abs(before - model(calib, training=False).numpy()).max())
+    after = model(calib, training=False).numpy()
+    moved = float(np.abs(before - after).max())
     side = int(i0["shape"][1])
-    check = model
     if calib.shape[1] != side:
         # a model of another input size (its convolutions fit any): compare the read-back
         # weights in a twin built at the file's size, on the inputs shrunk to it
         widths = [int(c.filters) for c in convs if re.fullmatch(r"seg_down\d+_conv1", c.name)]
-        check = build_segmenter(side, widths)
-        check.set_weights(model.get_weights())
+        twin = build_segmenter(side, widths)
+        twin.set_weights(model.get_weights())
         calib = tf.image.resize(calib, (side, side), method="area").numpy()
-    after = check(calib, training=False).numpy()
+        after = twin(calib, training=False).numpy()
     ref = []
     for x in calib:
         interp.set_tensor(i0["index"], x[None].astype(np.float32))
