@@ -200,12 +200,17 @@ def shrink(hr: np.ndarray, k: int) -> np.ndarray:
 
 class Timed:
     """A detector or restorer whose ``detect`` / ``restore_face`` time is summed in
-    ``seconds`` (everything else is passed through)."""
+    ``seconds`` and counted in ``calls`` (everything else is passed through). The files of
+    a ladder that :meth:`for_face` hands out add to the same totals."""
 
-    def __init__(self, inner):
+    def __init__(self, inner, totals: dict | None = None):
         self.inner = inner
-        self.seconds = 0.0
-        self.calls = 0
+        self._totals = totals if totals is not None else {"seconds": 0.0, "calls": 0}
+
+    seconds = property(lambda self: self._totals["seconds"],
+                       lambda self, v: self._totals.__setitem__("seconds", v))
+    calls = property(lambda self: self._totals["calls"],
+                     lambda self, v: self._totals.__setitem__("calls", v))
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -215,8 +220,8 @@ class Timed:
         try:
             return fn(*args, **kwargs)
         finally:
-            self.seconds += time.perf_counter() - t
-            self.calls += 1
+            self._totals["seconds"] += time.perf_counter() - t
+            self._totals["calls"] += 1
 
     def detect(self, rgb):
         return self._timed(self.inner.detect, rgb)
@@ -225,8 +230,9 @@ class Timed:
         return self._timed(self.inner.restore_face, face, mask)
 
     def for_face(self, native):
-        """The pipeline asks for the file that fits a face: this one, timed."""
-        return self
+        """The file that fits a face (a ladder's choice, or this one), timed."""
+        inner = self.inner.for_face(native)
+        return self if inner is self.inner else Timed(inner, self._totals)
 
 
 class Shrunk:
@@ -242,7 +248,8 @@ class Shrunk:
         self.spec = ModelSpec("sr", s, s * scale, scale)
 
     def for_face(self, native):
-        return self
+        inner = self.inner.for_face(native)
+        return self if inner is self.inner else Shrunk(inner, self.spec.scale)
 
     def restore_face(self, face, mask=None):
         out = self.inner.restore_face(face, mask)
@@ -583,8 +590,10 @@ def _size(text: str) -> tuple[int, int]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.photo_sr",
                                 description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="android_demo_assets/srgan/model_int8_mixed.tflite",
-                   help="SR .tflite file or run directory (default: the shipped x4 file)")
+    p.add_argument("--model", nargs="+", default=None, metavar="FILE",
+                   help="SR .tflite file or run directory; several files of one scale at "
+                   "different input sizes are a ladder that sends each face to the smallest "
+                   "file whose input covers it (default: the shipped x4 file)")
     p.add_argument("--faces", default="/work/shared/data/faces-hq/dev", metavar="DIR",
                    help="folder of face photos (default: faces-hq dev)")
     p.add_argument("--sources", type=int, default=120, help="faces read from --faces")
@@ -642,13 +651,15 @@ def main(argv=None) -> int:
     from tfface.faces import make_detector
     from tfface.restore.model import InferenceError, Restorer
 
+    from tfface.shipped import sr_model
+
     try:
-        restorer = Restorer.load(args.model)
+        restorer = Restorer.load_many(args.model or [sr_model(4)])
     except InferenceError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if restorer.spec.task != "sr":
-        print(f"error: {args.model} is not a super-resolution model", file=sys.stderr)
+        print(f"error: {restorer.name} is not a super-resolution model", file=sys.stderr)
         return 2
     if args.scale and args.scale != restorer.spec.scale:
         restorer = Shrunk(restorer, args.scale)

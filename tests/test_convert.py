@@ -156,3 +156,46 @@ def test_a_model_with_the_mask_as_second_input_converts_and_runs_by_name(tmp_pat
     assert i8.card["ops"]["float_ops"] == []
     with pytest.raises(ValueError, match="at least 100"):
         representative_inputs(cfg, 10)
+
+
+def test_input_size_converts_the_same_weights_for_larger_tiles(trained_tiny_sr_run, tmp_path,
+                                                               capsys):
+    """``--input-size``: a fully convolutional run converts at another input side with its
+    own weights (how the photo path's 64 px SR twins are made); a size the model cannot
+    take is one error line, and nothing is written."""
+    from tfface.rundir import load_generator
+
+    out = str(tmp_path / "tiles")
+    assert convert.main(["--float", "--run", trained_tiny_sr_run, "--input-size", "16",
+                         "--out-dir", out]) == 0
+    capsys.readouterr()
+    tfl = os.path.join(out, "model_float.tflite")
+    runner = LiteRunner(tfl)
+    assert list(runner.inputs[0]["shape"]) == [1, 16, 16, 3]
+    assert list(runner.outputs[0]["shape"]) == [1, 64, 64, 3]  # x4
+    card = json.load(open(os.path.join(out, "model_float.json")))
+    assert card["inputs"][0]["shape"] == [1, 16, 16, 3] and card["scale"] == 4
+    assert card["fidelity"]["psnr_db_vs_keras"] >= FP16_FIDELITY_FLOOR_DB
+    _, small = load_generator(trained_tiny_sr_run)
+    cfg, big = load_generator(trained_tiny_sr_run, input_size=16)
+    assert cfg.data.image_size == 64 and big.input_shape[1:3] == (16, 16)
+    assert small.input_shape[1:3] == (8, 8)
+    for a, b in zip(small.get_weights(), big.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # the file computes the run's model at 16 px
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)
+    np.testing.assert_allclose(runner(x), big(x).numpy(), atol=1e-4)
+    for bad, why in (("4", "at least 8 px"), ("0", "at least 8 px")):
+        assert convert.main(["--float", "--run", trained_tiny_sr_run, "--input-size", bad,
+                             "--out-dir", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err
+        assert why in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
+    # the shipped 256 px V-Net holds its face prior as a 256 px constant: not resizable
+    v256 = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "android_demo_assets", "vnet256", "keras")
+    assert convert.main(["--int8", "--run", v256, "--input-size", "128",
+                         "--out-dir", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "at an input side of 128 px (is the model fully convolutional?)" in err
+    assert "Traceback" not in err and not (tmp_path / "bad").exists()

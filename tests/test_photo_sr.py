@@ -375,6 +375,35 @@ def test_benchmark_proxies_count_model_calls_through_the_restore_path():
     assert out.shape == (120, 200, 3) and rep.restored == 1 and out[60, 100, 0] == 130
 
 
+def test_benchmark_runs_a_ladder_of_sr_files_as_restore_does():
+    """photo_sr --model A B: a small face goes to the 32 px file, a large one to the 64 px
+    file's tiles, each file's calls counted in one total (x2 through Shrunk too)."""
+    from benchmarks import photo_sr
+    from tfface.restore.model import RestorerLadder
+
+    class Counted(Cubic):
+        pass
+
+    small, big = Counted(32, shift=10), Counted(64, shift=20)
+
+    class Ladder(RestorerLadder):
+        def __init__(self):  # the real for_face over stand-ins (no files to load)
+            self.restorers, self.spec, self.name = [small, big], big.spec, "ladder"
+
+    rgb = np.full((400, 400, 3), 120, np.uint8)
+    model = photo_sr.Timed(Ladder())
+    out, rep = NativeSRPipeline(OneFace(_face(40, 40, 5)), min_face=4).restore(model, rgb)
+    assert rep.restored == 1 and (small.calls, big.calls) == (1, 0) and model.calls == 1
+    out, rep = NativeSRPipeline(OneFace(_face(200, 200, 60)), min_face=4).restore(model, rgb)
+    assert big.calls >= 4 and small.calls == 1 and model.calls == 1 + big.calls
+    model.calls = model.seconds = 0  # time_photo's reset between repeats
+    assert model.for_face(300).calls == 0 and model.for_face(300).seconds == 0
+    assert out[800, 800, 0] == 140  # the big file's +20 over the face's middle
+    x2 = photo_sr.Shrunk(Ladder(), 2)
+    assert x2.for_face(20).inner is small and x2.for_face(300).inner is big
+    assert x2.for_face(300).spec.output_size == 128
+
+
 def test_restore_cli_sends_sr_models_through_the_native_path():
     from pipelines import restore
     from tfface.restore.photo import FacePipeline

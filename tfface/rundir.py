@@ -76,8 +76,12 @@ def has_checkpoint(run_dir: str) -> bool:
     return tf.train.latest_checkpoint(os.path.join(run_dir, CKPT_DIR)) is not None
 
 
-def load_run_config(run_dir: str) -> tuple[Config, keras.Model]:
+def load_run_config(run_dir: str, input_size: int | None = None) -> tuple[Config, keras.Model]:
     """A run's config and its freshly built (untrained) generator.
+
+    ``input_size``: build the generator for inputs of this side instead of the run's
+    (the low-resolution side for SR), e.g. a fully convolutional SR model as 64 px tiles;
+    ``cfg.data.image_size`` is changed to match and the config validated again.
 
     Raises:
         FileNotFoundError: ``run_dir`` does not exist or holds no config.json.
@@ -90,35 +94,74 @@ def load_run_config(run_dir: str) -> tuple[Config, keras.Model]:
     if not os.path.exists(cfg_path):
         raise FileNotFoundError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); "
                                 + _NOT_A_RUN)
+    cfg = _config_of(cfg_path)  # validated before anything is built from it
+    if input_size is not None:
+        _resize_input(cfg, input_size)
     try:
-        cfg = Config.load(cfg_path)  # validated before anything is built from it
         gen = get_arch(cfg.model.arch).build_generator(cfg)
-    except ConfigError as e:
-        raise ConfigError(f"{cfg_path} is not a usable tfface run configuration ({e.detail}); "
-                          + _NOT_A_RUN) from None
-    except (ValueError, TypeError, KeyError, AttributeError) as e:  # JSON, keys, values
-        raise ConfigError(f"{cfg_path} is not a usable tfface run configuration ({e}); "
-                          + _NOT_A_RUN) from e
+    except (ValueError, TypeError, KeyError, AttributeError) as e:  # values it cannot build
+        raise _unusable(cfg_path, e) from e
     return cfg, gen
 
 
-def load_generator(run_dir: str, which: str = "best") -> tuple[Config, keras.Model]:
+def _resize_input(cfg: Config, input_size: int) -> None:
+    """Set ``cfg``'s image size so the generator's input side is ``input_size``.
+
+    Raises:
+        ConfigError: not a positive integer, or a size the model cannot be built at.
+    """
+    from tfface.config import validate
+
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 8:
+        raise ConfigError(f"the input size must be an integer of at least 8 px, got "
+                          f"{input_size!r}")
+    scale = int(cfg.data.scale) if cfg.data.task == "sr" else 1
+    cfg.data.image_size = int(input_size) * scale
+    try:
+        validate(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"this model cannot be built for {input_size} px inputs "
+                          f"({e.detail})") from None
+
+
+def _unusable(cfg_path: str, e: Exception) -> ConfigError:
+    """The error of a config.json that cannot be loaded or built (``e`` says why)."""
+    detail = e.detail if isinstance(e, ConfigError) else str(e)
+    return ConfigError(f"{cfg_path} is not a usable tfface run configuration ({detail}); "
+                       + _NOT_A_RUN)
+
+
+def _config_of(cfg_path: str) -> Config:
+    """:meth:`Config.load`, its errors as :func:`_unusable` ones (JSON, keys, values)."""
+    try:
+        return Config.load(cfg_path)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise _unusable(cfg_path, e) from e
+
+
+def load_generator(run_dir: str, which: str = "best",
+                   input_size: int | None = None) -> tuple[Config, keras.Model]:
     """Rebuild a run's generator from its config.json and load its ``best``/``last`` weights.
 
     Falls back to the newest checkpoint when the weight file is missing (a run that
-    stopped before its first epoch ended).
+    stopped before its first epoch ended). ``input_size``: as :func:`load_run_config`;
+    the weights must fit (a fully convolutional generator's do at any size).
     """
-    cfg, gen = load_run_config(run_dir)
+    cfg, gen = load_run_config(run_dir, input_size)
     for name in (which, "last", "best"):
         path = os.path.join(run_dir, weights_file(name))
         if os.path.exists(path):
             try:
                 gen.load_weights(path)
             except (ValueError, OSError, KeyError) as e:
+                why = (f"at an input side of {input_size} px (is the model fully "
+                       "convolutional?)" if input_size is not None
+                       else "described by " + os.path.join(run_dir, CONFIG_FILE))
                 raise ConfigError(
-                    f"{path} does not hold weights of the model described by "
-                    f"{os.path.join(run_dir, CONFIG_FILE)} ({str(e).strip().splitlines()[0]}); "
-                    "was the file copied from another run?") from e
+                    f"{path} does not hold weights of the model {why} "
+                    f"({str(e).strip().splitlines()[0]}); "
+                    + ("convert it at its own size" if input_size is not None
+                       else "was the file copied from another run?")) from e
             return cfg, gen
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, CKPT_DIR))
     if latest is None:

@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=200, metavar="N",
                    help=f"representative samples for --int8/--qat calibration (default 200, at "
                    f"least {MIN_CALIBRATION_SAMPLES})")
+    p.add_argument("--input-size", type=int, metavar="PX",
+                   help="convert the generator for inputs of PX pixels a side instead of the "
+                   "run's (the low-resolution side for SR): a fully convolutional model "
+                   "keeps its weights, e.g. the x4 SR model for 64 px tiles (--android: "
+                   "srgan_lr64/); a model whose weights depend on the size is refused")
     p.add_argument("--out-dir", metavar="DIR", help="where files go (default: the run directory)")
     p.add_argument("--recard", nargs="+", metavar="FILE",
                    help="instead of converting: rewrite the model card of existing .tflite "
@@ -215,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"Converting the most recent run under {RUNS_ROOT}/: {args.run}", flush=True)
     try:
-        run = load_run_to_convert(args.run, args.weights, args.out_dir)
+        run = load_run_to_convert(args.run, args.weights, args.out_dir, args.input_size)
     except (FileNotFoundError, ValueError, OutputDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

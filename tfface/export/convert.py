@@ -443,15 +443,18 @@ class RunToConvert:
 
 
 def load_run_to_convert(run_dir: str, weights: str = "best",
-                        out_dir: str | None = None) -> RunToConvert:
+                        out_dir: str | None = None,
+                        input_size: int | None = None) -> RunToConvert:
     """Load a run's generator for conversion and check that the output folder
     (default: the run directory) can be written and the run's data is still usable.
+    ``input_size``: convert the generator at this input side instead of the run's
+    (:func:`tfface.rundir.load_generator`).
 
     Raises:
         FileNotFoundError, ValueError: not a usable run directory.
         tfface.fileio.OutputDirError: the output folder cannot be written.
     """
-    cfg, model = load_generator(run_dir, weights)
+    cfg, model = load_generator(run_dir, weights, input_size)
     check_writable_dir(out_dir or run_dir, what="output folder")
     check = fidelity_batch(cfg)  # also proves the run's data source is still usable
     return RunToConvert(run_dir, cfg, model, check)
