@@ -114,6 +114,9 @@ def test_export_android_round_trip_and_a_stale_output_is_caught(trained_tiny_run
     assert len(m["samples"]) == ANDROID_SAMPLES
     assert "synthetic" in m["sample_faces"]  # never photos from the training data
     assert os.path.exists(os.path.join(dest, "model_int8.tflite"))
+    named = export_android(res, cfg, str(tmp_path / "assets"), folder="vnet_realism")
+    assert named == os.path.join(str(tmp_path / "assets"), "vnet_realism")
+    assert check_samples(os.path.join(named, "model_int8_samples.json"))["ok"]
     # A stale expected output (e.g. a model replaced without re-exporting) fails.
     exp = os.path.join(dest, m["samples"][0]["expected"])
     img = cv2.imread(exp)
@@ -141,6 +144,20 @@ def test_android_export_refuses_a_folder_that_holds_model_files(trained_tiny_run
     err = capsys.readouterr().err
     assert "--replace-assets" in err and "model_int8.tflite" in err, err
     assert (dest / "model_int8.tflite").read_bytes() == b"the shipped file"
+    assert not out.exists() or not any(out.glob("*.tflite"))
+    # --android-folder NAME (a second file of one kind, e.g. srgan_realism): the same rule
+    # for that folder; a name that is not a plain folder name is refused before anything
+    other = tmp_path / "android_demo_assets" / "vnet_realism"
+    other.mkdir()
+    (other / "model_int8.tflite").write_bytes(b"another shipped file")
+    assert convert.main(["--run", trained_tiny_run, "--int8", "--android", "--android-folder",
+                         "vnet_realism", "--out-dir", str(out)]) == 2
+    assert "vnet_realism" in capsys.readouterr().err
+    for bad in (["--android", "--android-folder", "../x"], ["--android-folder", "vnet_x"]):
+        assert convert.main(["--run", trained_tiny_run, "--int8", *bad,
+                             "--out-dir", str(out)]) == 2
+        assert "--android-folder takes a plain folder name" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
     assert not out.exists() or not any(out.glob("*.tflite"))
 
 

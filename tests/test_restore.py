@@ -174,16 +174,28 @@ def test_a_start_without_a_gpu_prints_no_error_line(tmp_path):
 
 
 def test_sr_option_chooses_the_shipped_file_of_that_scale(tmp_path, capsys):
-    """--sr 2 / --sr 4 restore with the shipped x2 / x4 face SR file; --model overrides
-    it but must then be an SR file of that scale."""
+    """--sr 2 / --sr 4 restore with the shipped x2 / x4 face SR file (x4: the realism file
+    by default, the PSNR one with --look fidelity); --model overrides them but must then be
+    an SR file of that scale."""
     from tfface.shipped import shipped_file
 
     parse = restore_cli.build_parser().parse_args
-    for scale, folder in ((2, "srgan_x2"), (4, "srgan")):
-        (path,) = restore_cli.model_paths(parse(["x.png", "--sr", str(scale)]))
+    for scale, look, folder in ((2, None, "srgan_x2"), (2, "realism", "srgan_x2"),
+                                (2, "fidelity", "srgan_x2"), (4, None, "srgan_realism"),
+                                (4, "realism", "srgan_realism"), (4, "fidelity", "srgan")):
+        (path,) = restore_cli.model_paths(parse(["x.png", "--sr", str(scale)]
+                                                + (["--look", look] if look else [])))
         assert path == shipped_file(folder, "model_int8_mixed.tflite")
         spec = Restorer.load(path).spec
         assert (spec.task, spec.scale, spec.output_size) == ("sr", scale, 32 * scale)
+    # the two x4 files differ (not one file twice)
+    from skimage import data
+
+    x4r, x4f = (Restorer.load(shipped_file(f, "model_int8_mixed.tflite"))
+                for f in ("srgan_realism", "srgan"))
+    face = cv2.resize(data.astronaut()[20:220, 150:350], (32, 32), interpolation=cv2.INTER_AREA)
+    diff = np.abs(x4r.restore_face(face).astype(int) - x4f.restore_face(face).astype(int))
+    assert 0.5 < diff.mean() < 8, diff.mean()
     assert restore_cli.model_paths(parse(["x.png", "--model", "m"])) == ["m"]
     photo = tmp_path / "p.png"
     cv2.imwrite(str(photo), np.full((40, 40, 3), 128, np.uint8))
@@ -229,7 +241,7 @@ def test_look_chooses_the_shipped_files_and_the_ladder_sends_each_face_by_its_si
     """--look realism (the default for images) is the 128 px and the 256 px V-Net as a
     ladder: faces of at most 128 px go to the 128 px file, larger ones to the 256 px file;
     --look fidelity (the default for videos) is the 128 px file alone; --look with --model
-    or --sr is refused before anything is written."""
+    is refused before anything is written."""
     from tfface.shipped import shipped_file
 
     parse = restore_cli.build_parser().parse_args
@@ -252,7 +264,7 @@ def test_look_chooses_the_shipped_files_and_the_ladder_sends_each_face_by_its_si
                                        ladder) is ladder
     photo = tmp_path / "p.png"
     cv2.imwrite(str(photo), np.full((40, 40, 3), 128, np.uint8))
-    for extra in (["--model", v128], ["--sr", "4"]):
+    for extra in (["--model", v128], ["--model", v128, "--sr", "4"]):
         assert restore_cli.main([str(photo), "--look", "fidelity", *extra, "--quiet",
                                  "--out", str(tmp_path / "o")]) == 2
         assert "--look" in capsys.readouterr().err and not (tmp_path / "o").exists()

@@ -5,7 +5,8 @@ the V-Nets that remove occlusions, the 128 px one trained for fidelity
 (``vnet/model_int8_mixed.tflite``, int8 with its classical fill in float) and the 256 px
 one trained for detail (``vnet256/model_int8_mixed.tflite``), the occluder segmenter that
 finds their hole (``segmenter/segmenter_int8.tflite``), each with its model card, and the face
-super-resolution files ``tfface-restore --sr 2|4`` uses (``srgan_x2/``, ``srgan/``). In
+super-resolution files ``tfface-restore --sr 2|4`` uses (``srgan_x2/``, ``srgan/`` and
+``srgan_realism/``). In
 a checkout they are links to the copies in ``android_demo_assets/`` (which the converter
 and the segmenter export write, and the asset tests check); a built wheel holds the files
 themselves. Both are read through :mod:`importlib.resources`, so an installed
@@ -29,7 +30,11 @@ LOOKS = ("realism", "fidelity")
 DEFAULT_SEGMENTER = ("segmenter", "segmenter_int8.tflite")
 """The occluder segmenter used when a model needs a hole mask and none is given."""
 SR_MODELS = {2: ("srgan_x2", "model_int8_mixed.tflite"), 4: ("srgan", "model_int8_mixed.tflite")}
-"""The face super-resolution file of each scale (``tfface-restore --sr 2|4``)."""
+"""The face super-resolution file of each scale trained for PSNR (``tfface-restore --sr 2|4
+--look fidelity``)."""
+SR_REALISM_MODELS = {4: ("srgan_realism", "model_int8_mixed.tflite")}
+"""The x4 file fine-tuned for detail (the face network's perceptual term on top of L1,
+docs/faces.md): ``--sr 4`` with ``--look realism``, the default. x2 has one file."""
 
 
 def shipped_file(*parts: str) -> str:
@@ -59,9 +64,14 @@ def default_segmenter() -> str:
     return shipped_file(*DEFAULT_SEGMENTER)
 
 
-def sr_model(scale: int) -> str:
-    """Path of the shipped face SR file of ``scale`` (:data:`SR_MODELS`)."""
+def sr_model(scale: int, look: str = LOOKS[0]) -> str:
+    """Path of the shipped face SR file of ``scale`` and ``look``: realism (the default) is
+    :data:`SR_REALISM_MODELS` where a scale has one, else :data:`SR_MODELS`."""
     if scale not in SR_MODELS:
         raise ValueError(f"no shipped SR file for x{scale}; choose from "
                          + ", ".join(f"x{k}" for k in sorted(SR_MODELS)))
+    if look not in LOOKS:
+        raise ValueError(f"unknown look {look!r}; choose from {', '.join(LOOKS)}")
+    if look == "realism" and scale in SR_REALISM_MODELS:
+        return shipped_file(*SR_REALISM_MODELS[scale])
     return shipped_file(*SR_MODELS[scale])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from dataclasses import replace
 from typing import Any, Sequence
@@ -106,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
                    f"restorer of another size (e.g. vnet256/). A folder that already holds "
                    f".tflite files (the shipped ones, or an earlier export) is refused unless "
                    f"--replace-assets is given")
+    p.add_argument("--android-folder", metavar="NAME",
+                   help=f"with --android: write into {ANDROID_DIR}/NAME/ instead of the folder "
+                   "named by the model's kind, for a second file of the same kind (e.g. "
+                   "srgan_realism beside srgan); a plain folder name: letters, digits, _ and -")
     p.add_argument("--replace-assets", action="store_true",
                    help="with --android: replace the files of that folder, e.g. to rebuild "
                    "a shipped file from its run (tfface-restore's defaults are links to them)")
@@ -132,6 +137,10 @@ def _check_args(args, modes: list[str]) -> str | None:
     if args.prune is not None and "qat" in modes:
         return ("--prune with --qat is not supported: quantization-aware fine-tuning would "
                 "refill the pruned weights; prune with --int8 instead")
+    if args.android_folder is not None and (
+            not args.android or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", args.android_folder)):
+        return ("--android-folder takes a plain folder name (letters, digits, _ and -) and "
+                f"needs --android, got {args.android_folder!r}")
     if args.samples < MIN_CALIBRATION_SAMPLES:
         return (f"--samples must be at least {MIN_CALIBRATION_SAMPLES} for a reliable "
                 "int8 calibration")
@@ -193,10 +202,10 @@ def print_report(run_dir: str, rows: list[Converted], cfg,
     print(paths_text(run_dir, rows))
 
 
-def _assets_held(cfg) -> list[str]:
+def _assets_held(cfg, folder: str | None = None) -> list[str]:
     """The .tflite files already in the folder ``--android`` would write (checked before
     converting, so a refusal costs nothing)."""
-    dest = os.path.join(ANDROID_DIR, android_folder(cfg))
+    dest = os.path.join(ANDROID_DIR, folder or android_folder(cfg))
     if not os.path.isdir(dest):
         return []
     return [os.path.join(dest, f) for f in sorted(os.listdir(dest)) if f.endswith(".tflite")]
@@ -224,7 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, OutputDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    held = _assets_held(run.cfg) if args.android and not args.replace_assets else []
+    held = (_assets_held(run.cfg, args.android_folder)
+            if args.android and not args.replace_assets else [])
     if held:
         print(f"error: --android would replace {', '.join(held)} (shipped files, or an "
               "earlier export; tfface-restore's defaults are links to the shipped ones). "
@@ -239,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in converted_notes(res, qcfg):
             print(line)
         if args.android:
-            print(f"Android assets: {export_android(res, run.cfg)}")
+            print(f"Android assets: {export_android(res, run.cfg, folder=args.android_folder)}")
 
     qcfgs = [_quantization_config(mode, args, pruned=pruning is not None) for mode in modes]
     try:

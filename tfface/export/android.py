@@ -46,17 +46,18 @@ def android_folder(cfg) -> str:
 
 
 def export_android(converted: Converted, cfg, assets_dir: str = ANDROID_DIR,
-                   samples: int = ANDROID_SAMPLES) -> str:
-    """Copy a file and its card into ``assets_dir/<arch>/`` (:func:`android_folder`) with
-    sample inputs and the outputs the file gives for them (PNG), so an app (and the asset
-    test) can check it.
+                   samples: int = ANDROID_SAMPLES, folder: str | None = None) -> str:
+    """Copy a file and its card into ``assets_dir/<arch>/`` (:func:`android_folder`, or
+    ``folder``: a second file of the same kind, e.g. ``srgan_realism``) with sample inputs
+    and the outputs the file gives for them (PNG), so an app (and the asset test) can
+    check it.
 
     Expected outputs are computed from the *saved* 8-bit inputs, exactly what an app
     feeding those PNGs gets. ``samples.json`` lists the files and the tolerance. The
     sample faces are always the built-in synthetic ones (same synthesis of damage), so
     the folder never redistributes photos a training set may not allow to share.
     """
-    dest = os.path.join(assets_dir, android_folder(cfg))
+    dest = os.path.join(assets_dir, folder or android_folder(cfg))
     os.makedirs(os.path.join(dest, "samples"), exist_ok=True)
     for src in (converted.path, converted.card_path):
         shutil.copy(src, os.path.join(dest, os.path.basename(src)))
