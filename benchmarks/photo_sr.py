@@ -593,7 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", nargs="+", default=None, metavar="FILE",
                    help="SR .tflite file or run directory; several files of one scale at "
                    "different input sizes are a ladder that sends each face to the smallest "
-                   "file whose input covers it (default: the shipped x4 file)")
+                   "file whose input covers it (default: the shipped x4 realism file)")
     p.add_argument("--faces", default="/work/shared/data/faces-hq/dev", metavar="DIR",
                    help="folder of face photos (default: faces-hq dev)")
     p.add_argument("--sources", type=int, default=120, help="faces read from --faces")
