@@ -650,7 +650,6 @@ def main(argv=None) -> int:
         return 2
     from tfface.faces import make_detector
     from tfface.restore.model import InferenceError, Restorer
-
     from tfface.shipped import sr_model
 
     try:
