@@ -593,7 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", nargs="+", default=None, metavar="FILE",
                    help="SR .tflite file or run directory; several files of one scale at "
                    "different input sizes are a ladder that sends each face to the smallest "
-                   "file whose input covers it (default: the shipped x4 realism file)")
+                   "file whose input covers it (default: the shipped x4 realism file; with --scale "
+                   "2 the x2 file)")
     p.add_argument("--faces", default="/work/shared/data/faces-hq/dev", metavar="DIR",
                    help="folder of face photos (default: faces-hq dev)")
     p.add_argument("--sources", type=int, default=120, help="faces read from --faces")
@@ -649,12 +650,12 @@ def main(argv=None) -> int:
         print("error: --repeats must be 1 or more", file=sys.stderr)
         return 2
     from tfface.faces import make_detector
-    from tfface.restore.model import InferenceError, Restorer
+    from tfface.restore.model import Restorer
     from tfface.shipped import sr_model
 
     try:
-        restorer = Restorer.load_many(args.model or [sr_model(4)])
-    except InferenceError as e:
+        restorer = Restorer.load_many(args.model or [sr_model(args.scale or 4)])
+    except (ValueError, OSError) as e:  # InferenceError, a run folder it cannot use
         print(f"error: {e}", file=sys.stderr)
         return 2
     if restorer.spec.task != "sr":

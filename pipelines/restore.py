@@ -32,7 +32,7 @@ from typing import Iterator, Sequence
 
 import tfface  # noqa: F401
 from tfface.cli import prog_name
-from tfface.shipped import LOOKS, default_models, sr_model
+from tfface.shipped import LOOKS, SR_REALISM_MODELS, default_models, sr_model
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "hole (face masks: 0.7 / 1.1 dB worse)")
     p.add_argument("--sr", type=int, choices=(2, 4), metavar="2|4",
                    help="enlarge the photo x2 or x4, each face by the shipped face "
-                   "super-resolution file of that scale (srgan_x2 / srgan) and the rest by "
+                   "super-resolution file of that scale (srgan_x2; x4: srgan_realism, or "
+                   "srgan with --look fidelity) and the rest by "
                    "bicubic; with --model, the files must be SR files of that scale")
     p.add_argument("--sr-mirror", action=argparse.BooleanOptionalAction, default=None,
                    help="super-resolution: also run each face mirrored left to right and "
@@ -230,7 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else:
                     unchanged += 1
             elif ext in VIDEO_EXTS:
-                if video_restorer is not restorer:
+                if video_restorer is not restorer and args.sr:
+                    notes("videos are restored with --look fidelity (srgan/, trained for "
+                          "PSNR) unless --look realism is given")
+                elif video_restorer is not restorer:
                     notes("videos are restored with --look fidelity (the 128 px V-Net) unless "
                           "--look realism is given: the 256 px file would cost about 17 ms "
                           "more per large face and frame")
@@ -284,6 +288,9 @@ def model_paths(args) -> list[str]:
                          "with --model")
     if args.model:
         return list(args.model)
+    if args.sr and look and args.sr not in SR_REALISM_MODELS:
+        raise ValueError(f"--look chooses between the two x4 SR files; x{args.sr} has one "
+                         "file (leave out --look)")
     if args.sr:
         return [sr_model(args.sr, look or LOOKS[0])]
     return default_models(look or LOOKS[0])
@@ -344,11 +351,17 @@ def _locator(args, restorer):
 
 def _video_restorer(args, restorer):
     """The restorer of videos: the images' one, except with the shipped files and no
-    ``--look``, where videos get the fidelity file alone (the 128 px V-Net: 25 frames/s
-    and fills that change less from frame to frame)."""
-    from tfface.restore.model import RestorerLadder
+    ``--look``, where videos get the fidelity file (the 128 px V-Net: 25 frames/s and
+    fills that change less from frame to frame; x4 SR: ``srgan/``, as the frame-to-frame
+    steadiness of the realism file is not measured)."""
+    from tfface.restore.model import Restorer, RestorerLadder
 
-    if args.model or args.sr or args.look or not isinstance(restorer, RestorerLadder):
+    if args.model or args.look:
+        return restorer
+    if args.sr:
+        fidelity = sr_model(args.sr, "fidelity")
+        return restorer if fidelity == sr_model(args.sr) else Restorer.load(fidelity)
+    if not isinstance(restorer, RestorerLadder):
         return restorer
     return restorer.restorers[0]
 

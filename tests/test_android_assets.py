@@ -153,10 +153,11 @@ def test_android_export_refuses_a_folder_that_holds_model_files(trained_tiny_run
     assert convert.main(["--run", trained_tiny_run, "--int8", "--android", "--android-folder",
                          "vnet_realism", "--out-dir", str(out)]) == 2
     assert "vnet_realism" in capsys.readouterr().err
-    for bad in (["--android", "--android-folder", "../x"], ["--android-folder", "vnet_x"]):
+    for bad, why in ((["--android", "--android-folder", "../x"], "takes a plain folder name"),
+                     (["--android-folder", "vnet_x"], "add --android")):
         assert convert.main(["--run", trained_tiny_run, "--int8", *bad,
                              "--out-dir", str(out)]) == 2
-        assert "--android-folder takes a plain folder name" in capsys.readouterr().err
+        assert why in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
     assert not out.exists() or not any(out.glob("*.tflite"))
 

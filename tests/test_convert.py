@@ -185,12 +185,16 @@ def test_input_size_converts_the_same_weights_for_larger_tiles(trained_tiny_sr_r
     # the file computes the run's model at 16 px
     x = np.random.default_rng(0).uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)
     np.testing.assert_allclose(runner(x), big(x).numpy(), atol=1e-4)
-    for bad, why in (("4", "at least 8 px"), ("0", "at least 8 px")):
+    for bad, why in (("4", "at least 8 px"), ("0", "at least 8 px"),
+                     ("9", "cannot be built for 9 px inputs")):
         assert convert.main(["--float", "--run", trained_tiny_sr_run, "--input-size", bad,
                              "--out-dir", str(tmp_path / "bad")]) == 2
         err = capsys.readouterr().err
         assert why in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
+    # without --out-dir the run's own model_float.tflite would be replaced by another shape
+    assert convert.main(["--float", "--run", trained_tiny_sr_run, "--input-size", "16"]) == 2
+    assert "give --out-dir" in capsys.readouterr().err
     # the shipped 256 px V-Net holds its face prior as a 256 px constant: not resizable
     v256 = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                         "android_demo_assets", "vnet256", "keras")

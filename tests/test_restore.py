@@ -6,6 +6,7 @@ import os
 
 import cv2
 import numpy as np
+import pytest
 
 from pipelines import restore as restore_cli
 from tfface.restore.model import Restorer
@@ -180,14 +181,21 @@ def test_sr_option_chooses_the_shipped_file_of_that_scale(tmp_path, capsys):
     from tfface.shipped import shipped_file
 
     parse = restore_cli.build_parser().parse_args
-    for scale, look, folder in ((2, None, "srgan_x2"), (2, "realism", "srgan_x2"),
-                                (2, "fidelity", "srgan_x2"), (4, None, "srgan_realism"),
+    for scale, look, folder in ((2, None, "srgan_x2"), (4, None, "srgan_realism"),
                                 (4, "realism", "srgan_realism"), (4, "fidelity", "srgan")):
-        (path,) = restore_cli.model_paths(parse(["x.png", "--sr", str(scale)]
-                                                + (["--look", look] if look else [])))
+        args = parse(["x.mp4", "--sr", str(scale)] + (["--look", look] if look else []))
+        (path,) = restore_cli.model_paths(args)
         assert path == shipped_file(folder, "model_int8_mixed.tflite")
-        spec = Restorer.load(path).spec
-        assert (spec.task, spec.scale, spec.output_size) == ("sr", scale, 32 * scale)
+        r = Restorer.load(path)
+        assert (r.spec.task, r.spec.scale, r.spec.output_size) == ("sr", scale, 32 * scale)
+        # videos: the fidelity file unless a look is named (x2 has one file)
+        video = restore_cli._video_restorer(args, r)
+        assert (video is r) == (look is not None or scale == 2), (scale, look)
+        assert video.name == "model_int8_mixed.tflite" and video.spec.scale == scale
+        if video is not r:
+            assert video._predict is not r._predict  # another file: srgan/
+    with pytest.raises(ValueError, match="x2 has one file"):
+        restore_cli.model_paths(parse(["x.png", "--sr", "2", "--look", "realism"]))
     # the two x4 files differ (not one file twice)
     from skimage import data
 

@@ -80,7 +80,10 @@ def test_the_wheel_holds_the_shipped_files_themselves(wheel_env):
     wheel, _, _ = wheel_env
     with zipfile.ZipFile(wheel) as z:
         sizes = {i.filename: i.file_size for i in z.infolist()}
-    for parts in (DEFAULT_MODEL, REALISM_MODEL, DEFAULT_SEGMENTER):
+    from tfface.shipped import SR_MODELS, SR_REALISM_MODELS
+
+    for parts in (DEFAULT_MODEL, REALISM_MODEL, DEFAULT_SEGMENTER, *SR_MODELS.values(),
+                  *SR_REALISM_MODELS.values()):
         name = "/".join(("tfface", ASSETS, *parts))
         assert sizes.get(name) == os.path.getsize(shipped_file(*parts)), name
         card = name[: -len(".tflite")] + ".json"

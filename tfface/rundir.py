@@ -100,6 +100,9 @@ def load_run_config(run_dir: str, input_size: int | None = None) -> tuple[Config
     try:
         gen = get_arch(cfg.model.arch).build_generator(cfg)
     except (ValueError, TypeError, KeyError, AttributeError) as e:  # values it cannot build
+        if input_size is not None:
+            raise ConfigError(f"this model cannot be built for {input_size} px inputs "
+                              f"({e})") from e
         raise _unusable(cfg_path, e) from e
     return cfg, gen
 
@@ -120,8 +123,9 @@ def _resize_input(cfg: Config, input_size: int) -> None:
     try:
         validate(cfg)
     except ConfigError as e:
+        sr = f"; data.image_size is {scale} x the input side" if scale > 1 else ""
         raise ConfigError(f"this model cannot be built for {input_size} px inputs "
-                          f"({e.detail})") from None
+                          f"({e.detail}{sr})") from None
 
 
 def _unusable(cfg_path: str, e: Exception) -> ConfigError:

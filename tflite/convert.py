@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="convert the generator for inputs of PX pixels a side instead of the "
                    "run's (the low-resolution side for SR): a fully convolutional model "
                    "keeps its weights, e.g. the x4 SR model for 64 px tiles (--android: "
-                   "srgan_lr64/); a model whose weights depend on the size is refused")
+                   "srgan_lr64/); a model whose weights depend on the size is refused. Needs "
+                   "--out-dir (the files keep their names)")
     p.add_argument("--out-dir", metavar="DIR", help="where files go (default: the run directory)")
     p.add_argument("--recard", nargs="+", metavar="FILE",
                    help="instead of converting: rewrite the model card of existing .tflite "
@@ -137,10 +138,15 @@ def _check_args(args, modes: list[str]) -> str | None:
     if args.prune is not None and "qat" in modes:
         return ("--prune with --qat is not supported: quantization-aware fine-tuning would "
                 "refill the pruned weights; prune with --int8 instead")
-    if args.android_folder is not None and (
-            not args.android or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", args.android_folder)):
-        return ("--android-folder takes a plain folder name (letters, digits, _ and -) and "
-                f"needs --android, got {args.android_folder!r}")
+    if args.android_folder is not None and not args.android:
+        return "--android-folder names the folder of --android: add --android"
+    if args.android_folder is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}",
+                                                            args.android_folder):
+        return ("--android-folder takes a plain folder name (letters, digits, _ and -), got "
+                f"{args.android_folder!r}")
+    if args.input_size is not None and not args.out_dir:
+        return ("--input-size writes files of another shape under the same names: give "
+                "--out-dir DIR, so the run's own files are not replaced")
     if args.samples < MIN_CALIBRATION_SAMPLES:
         return (f"--samples must be at least {MIN_CALIBRATION_SAMPLES} for a reliable "
                 "int8 calibration")
