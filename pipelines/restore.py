@@ -358,9 +358,10 @@ def _video_restorer(args, restorer):
 
     if args.model or args.look:
         return restorer
-    if args.sr:
-        fidelity = sr_model(args.sr, "fidelity")
-        return restorer if fidelity == sr_model(args.sr) else Restorer.load(fidelity)
+    if args.sr:  # a scale with a realism file: its fidelity file for videos
+        if args.sr not in SR_REALISM_MODELS:
+            return restorer
+        return Restorer.load(sr_model(args.sr, "fidelity"))
     if not isinstance(restorer, RestorerLadder):
         return restorer
     return restorer.restorers[0]

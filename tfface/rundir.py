@@ -101,8 +101,7 @@ def load_run_config(run_dir: str, input_size: int | None = None) -> tuple[Config
         gen = get_arch(cfg.model.arch).build_generator(cfg)
     except (ValueError, TypeError, KeyError, AttributeError) as e:  # values it cannot build
         if input_size is not None:
-            raise ConfigError(f"this model cannot be built for {input_size} px inputs "
-                              f"({e})") from e
+            raise _not_buildable(input_size, str(e)) from e
         raise _unusable(cfg_path, e) from e
     return cfg, gen
 
@@ -119,13 +118,17 @@ def _resize_input(cfg: Config, input_size: int) -> None:
         raise ConfigError(f"the input size must be an integer of at least 8 px, got "
                           f"{input_size!r}")
     scale = int(cfg.data.scale) if cfg.data.task == "sr" else 1
-    cfg.data.image_size = int(input_size) * scale
+    cfg.data.image_size = input_size * scale
     try:
         validate(cfg)
     except ConfigError as e:
         sr = f"; data.image_size is {scale} x the input side" if scale > 1 else ""
-        raise ConfigError(f"this model cannot be built for {input_size} px inputs "
-                          f"({e.detail}{sr})") from None
+        raise _not_buildable(input_size, e.detail + sr) from None
+
+
+def _not_buildable(input_size: int, detail: str) -> ConfigError:
+    """The error of ``--input-size`` values the model cannot be built for."""
+    return ConfigError(f"this model cannot be built for {input_size} px inputs ({detail})")
 
 
 def _unusable(cfg_path: str, e: Exception) -> ConfigError:
@@ -158,14 +161,15 @@ def load_generator(run_dir: str, which: str = "best",
             try:
                 gen.load_weights(path)
             except (ValueError, OSError, KeyError) as e:
-                why = (f"at an input side of {input_size} px (is the model fully "
-                       "convolutional?)" if input_size is not None
-                       else "described by " + os.path.join(run_dir, CONFIG_FILE))
-                raise ConfigError(
-                    f"{path} does not hold weights of the model {why} "
-                    f"({str(e).strip().splitlines()[0]}); "
-                    + ("convert it at its own size" if input_size is not None
-                       else "was the file copied from another run?")) from e
+                if input_size is None:
+                    which_model = "described by " + os.path.join(run_dir, CONFIG_FILE)
+                    hint = "was the file copied from another run?"
+                else:
+                    which_model = (f"at an input side of {input_size} px (is the model "
+                                   "fully convolutional?)")
+                    hint = "convert it at its own size"
+                raise ConfigError(f"{path} does not hold weights of the model {which_model} "
+                                  f"({str(e).strip().splitlines()[0]}); {hint}") from e
             return cfg, gen
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, CKPT_DIR))
     if latest is None:
