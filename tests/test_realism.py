@@ -401,3 +401,36 @@ def test_spectral_weight_adds_the_term_to_inpainting_and_sr_steps_with_xla():
             resolve("vnet", "tiny", {"train": {"spectral_patch": bad, "spectral_weight": 1.0}})
     # the default patch (32) is not checked against a smaller image while the term is off
     assert resolve("srgan", "tiny").train.spectral_patch == 32
+
+
+def test_mirror_weight_distils_the_ema_generators_mirror_average_into_the_sr_step():
+    sr = resolve("srgan", "tiny", {"train": {"mirror_weight": 1.0, "ema_decay": 0.99,
+                                             "content_weight": 0.0, "jit_compile": True}})
+    family = get_arch("srgan")
+    keras.utils.set_random_seed(0)
+    t = build_trainer(sr, family.build_generator(sr), family.build_discriminator(sr))
+    b = dict(next(iter(make_dataset(sr, "eval", batch_size=2).take(1))))
+    # the teacher is the EMA copy's two calls averaged, so it is mirror-equivariant even
+    # where the generator is not
+    lr = b[t.input_keys[0]]
+    plain = t.ema_generator(lr, training=False).numpy()
+    mirrored = t.ema_generator(lr[:, :, ::-1], training=False).numpy()[:, :, ::-1]
+    assert np.abs(plain - mirrored).max() > 1e-4  # a random network is not symmetric
+    teacher = t._mirror_teacher(b).numpy()
+    np.testing.assert_allclose(teacher, 0.5 * (plain + mirrored), atol=1e-5)
+    flipped = dict(b, **{t.input_keys[0]: lr[:, :, ::-1]})
+    np.testing.assert_allclose(t._mirror_teacher(flipped).numpy()[:, :, ::-1], teacher,
+                               atol=1e-5)
+    before = [w.numpy().copy() for w in t.generator.trainable_weights]
+    logs = t.train_step(b)
+    assert 0 < float(logs["mirror"]) < 1 and np.isfinite(float(logs["g_loss"]))
+    assert any(np.abs(w.numpy() - w0).max() > 0
+               for w, w0 in zip(t.generator.trainable_weights, before))
+    for train in ({"mirror_weight": -1.0}, {"mirror_weight": 1.0, "ema_decay": 0.0}):
+        with pytest.raises(ConfigError, match="train.mirror_weight must be"):
+            resolve("srgan", "tiny", {"train": train})
+    un = resolve("unmask", "tiny", {"train": {"mirror_weight": 1.0, "ema_decay": 0.99,
+                                              "content_weight": 0.0}})
+    fam = get_arch("unmask")
+    with pytest.raises(ValueError, match="mirror_weight > 0 needs"):
+        build_trainer(un, fam.build_generator(un), fam.build_discriminator(un))

@@ -248,6 +248,13 @@ class TrainConfig:
     term the average of every plausible detail (a blur) does not satisfy (docs/realism.md).
     Any task; on a ``keep_known`` inpainting model only the squares over the hole count.
     0: off."""
+    mirror_weight: float = 0.0
+    """Weight of a mirror self-ensemble distillation term: the L1 distance of the
+    generator's output from the average of the EMA generator's outputs on the input and on
+    its left-right mirror (mirrored back), a target that scores higher than either output
+    alone (``tfface-restore --sr-mirror``), so one call learns what two calls give. Needs
+    ``ema_decay`` > 0 (the EMA copy is the teacher; gradients stop there); the ``gan`` and
+    ``wgan_gp`` regimes. 0: off."""
     spectral_patch: int = 32
     """Side (px) of the squares :func:`tfface.losses.spectral_amplitude` compares (4 to
     ``data.image_size``; checked while ``spectral_weight`` > 0)."""
@@ -573,6 +580,10 @@ def validate(cfg: Config) -> None:
     if t.identity_weight > 0 and not t.identity_student:
         raise ConfigError("train.identity_weight > 0 needs train.identity_student ('dlib', "
                           "or a folder made by python -m pipelines.identity_student)")
+    if t.mirror_weight < 0 or (t.mirror_weight > 0 and t.ema_decay <= 0):
+        raise ConfigError("train.mirror_weight must be >= 0 and, when on, needs "
+                          f"train.ema_decay > 0 (its teacher), got {t.mirror_weight} and "
+                          f"{t.ema_decay}")
     if t.content_weight < 0 or t.pretrain_steps < 0:
         raise ConfigError("train.content_weight and train.pretrain_steps must be >= 0, got "
                           f"{t.content_weight} and {t.pretrain_steps}")
@@ -648,6 +659,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "train.critic_shift": (0, 64),
     "train.grid_weight": (0, 1e9),
     "train.spectral_weight": (0, 1e6),
+    "train.mirror_weight": (0, 1e6),
     "train.coarse_weight": (0, 1e6),
     "train.mask_weight": (0, 1e6),
 }

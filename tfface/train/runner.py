@@ -168,7 +168,7 @@ def build_trainer(
         gan_loss=t.gan_loss or family.gan_loss, gp_weight=t.gp_weight,
         content_fn=content_fn, content_weight=t.content_weight, identity_fn=identity_fn,
         identity_weight=t.identity_weight if identity_fn else 0.0,
-        grid_weight=t.grid_weight, grid_period=t.grid_period,
+        grid_weight=t.grid_weight, grid_period=t.grid_period, mirror_weight=t.mirror_weight,
         spectral_weight=t.spectral_weight, spectral_patch=t.spectral_patch,
         jit_compile=bool(t.jit_compile if jit_compile is None else jit_compile),
         steps_per_execution=t.steps_per_execution)

@@ -168,7 +168,7 @@ class RestorationTrainer(keras.Model):
         """Generator-only pixel-loss phase (compiled into the step; see :meth:`set_pretraining`)."""
         names = ("g_loss", "pixel", "content", "identity", "adv", "d_loss", "d_real", "d_fake",
                  "gp", "g_grad_norm", "d_grad_norm", "psnr", "ssim", "l1",
-                 "hole_sharpness", "grid", "spectral") + _SR_METRICS
+                 "hole_sharpness", "grid", "spectral", "mirror") + _SR_METRICS
         self._means = MeanVector(names + self.GEN_METRICS + self.STEP_METRICS
                                  + self.EXTRA_METRICS)
 
@@ -197,6 +197,7 @@ class RestorationTrainer(keras.Model):
         grid_period: int = 8,
         spectral_weight: float = 0.0,
         spectral_patch: int = 32,
+        mirror_weight: float = 0.0,
         jit_compile: bool = False,
         log_every: int = 10,
         **kwargs: Any,
@@ -215,6 +216,8 @@ class RestorationTrainer(keras.Model):
         the hole (inpainting batches, which carry ``mask``), folded at ``grid_period`` px.
         ``spectral_weight`` weighs :func:`tfface.losses.spectral_amplitude` of target and
         restoration per ``spectral_patch`` px square (any task).
+        ``mirror_weight`` weighs the L1 distance of the restoration from the EMA
+        generator's mirror self-ensemble (:meth:`_mirror_teacher`; needs ``ema_decay`` > 0).
         ``identity_fn`` (with ``identity_weight`` > 0) is a face-identity distance of
         target and restoration (:func:`tfface.identity.loss.make_identity_fn`),
         added like the content term.
@@ -229,6 +232,10 @@ class RestorationTrainer(keras.Model):
             raise ValueError("content_weight > 0 needs a content_fn")
         if identity_weight > 0 and identity_fn is None:
             raise ValueError("identity_weight > 0 needs an identity_fn")
+        if mirror_weight > 0 and (self.ema_generator is None or type(self).generator_loss
+                                  is not RestorationTrainer.generator_loss):
+            raise ValueError("mirror_weight > 0 needs an EMA generator (ema_decay > 0) and the "
+                             "plain generator loss (not the unmask regime's)")
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
         self.pixel_loss_fn = losses.PIXEL_LOSSES[pixel_loss]
@@ -245,6 +252,7 @@ class RestorationTrainer(keras.Model):
         self.grid_period = int(grid_period)
         self.spectral_weight = float(spectral_weight)
         self.spectral_patch = int(spectral_patch)
+        self.mirror_weight = float(mirror_weight)
 
     @property
     def adversarial(self) -> bool:
@@ -271,6 +279,8 @@ class RestorationTrainer(keras.Model):
             names.append("grid")
         if self.spectral_weight > 0:
             names.append("spectral")
+        if self.mirror_weight > 0:
+            names.append("mirror")
         if self.adversarial:
             names += ["adv", "d_loss", *self._critic_names(), "d_grad_norm"]
         names += ["g_grad_norm", "psnr", "ssim", "l1", *self.STEP_METRICS]
@@ -406,7 +416,25 @@ class RestorationTrainer(keras.Model):
             logged["grid"] = losses.grid_pattern(target, out["restored"], batch["mask"],
                                                  period=self.grid_period)
             loss += self.grid_weight * logged["grid"]
+        if self.mirror_weight > 0:
+            teacher = self._mirror_teacher(batch)
+            logged["mirror"] = tf.reduce_mean(tf.abs(out["restored"] - teacher))
+            loss += self.mirror_weight * logged["mirror"]
         return loss, logged
+
+    def _mirror_teacher(self, batch: dict[str, tf.Tensor]) -> tf.Tensor:
+        """The EMA generator's mirror self-ensemble on ``batch``: the mean of its output on
+        the inputs and, mirrored back, on the inputs mirrored left to right (every input is
+        an image, [B, H, W, C]), gradients stopped."""
+        def flip(t):
+            return tf.reverse(t, axis=[2])
+
+        inputs = self._gen_inputs(batch)
+        teacher = self.ema_generator
+        plain = tf.cast(teacher(inputs, training=False), tf.float32)
+        mirrored = flip(tf.cast(teacher(tf.nest.map_structure(flip, inputs), training=False),
+                                tf.float32))
+        return tf.stop_gradient(0.5 * (plain + mirrored))
 
     def _add_content(self, loss, logged, target, image):
         if self.content_weight > 0:
