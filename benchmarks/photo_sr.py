@@ -367,9 +367,10 @@ def run_scenes(args, restorer, sources):
                 fr["crops"] = {n: cut_square(img, f["square"]) for n, img in
                                [("HR", hr), *((n, o) for n, o in outs.items() if n != "model_bg")]}
             faces_rows.append(fr)
+            last = list(pipes)[-1]
             panels.append((f["lr_size"], [_panel(lr, f["box"], lr_k=k)]
                            + [_panel(outs[n], f["box"]) for n in ["bicubic", *pipes]]
-                           + [_panel(hr, f["box"])]))
+                           + [_panel(hr, f["box"])], fr[last][0] - fr["bicubic"][0]))
     return faces_rows, photo_rows, panels
 
 
@@ -519,21 +520,27 @@ def print_identity(report: dict, out=sys.stdout) -> None:
             if r["tpr"] is not None), file=out)
 
 
-def write_grid(path: str, panels, methods, count: int = 8) -> None:
-    """Columns LR | bicubic | each method | HR for ``count`` faces spread over the sizes."""
+def write_grid(path: str, panels, methods, count: int = 8, order: str = "size") -> list:
+    """Columns LR | bicubic | each method | HR for ``count`` faces spread evenly over the
+    faces sorted by LR size (``order="size"``) or by the last method's face-box PSNR gain
+    over bicubic (``"gain"``: the worst first, the median in the middle, the best last);
+    each row is labelled with its size and gain. Returns the picked (size, gain) pairs."""
     from tfface.imageio import write_image
 
-    panels = sorted(panels, key=lambda p: p[0])
+    panels = sorted(panels, key=lambda p: p[0] if order == "size" else p[2])
     pick = [panels[int(round(i))] for i in np.linspace(0, len(panels) - 1, min(count, len(panels)))]
     rows = []
-    for size, cells in pick:
+    for size, cells, gain in pick:
         row = np.concatenate([np.pad(c, ((2, 2), (2, 2), (0, 0)), constant_values=255)
                               for c in cells], 1)
-        cv2.putText(row, f"{size:.0f}px", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+        cv2.putText(row, f"{size:.0f}px {gain:+.2f}dB", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                     (255, 255, 0), 1, cv2.LINE_AA)
         rows.append(row)
     write_image(path, np.concatenate(rows, 0))
-    print(f"grid: {path} (columns: LR, bicubic, {', '.join(methods)}, HR)")
+    print(f"grid: {path} (columns: LR, bicubic, {', '.join(methods)}, HR; rows by "
+          + ("LR face size" if order == "size" else f"{methods[-1]}'s gain over bicubic, "
+             "worst first") + ")")
+    return [(size, gain) for size, _, gain in pick]
 
 
 def time_photo(args, restorer, sources, out=sys.stdout) -> None:
@@ -632,6 +639,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "--faces)")
     p.add_argument("--grid", metavar="FILE", help="before/after grid (holds dataset faces: "
                    "write it under /work/scratch)")
+    p.add_argument("--grid-order", choices=("size", "gain"), default="size",
+                   help="rows of --grid: faces spread over the LR sizes (default), or over "
+                        "the face-box PSNR gain of the last path over bicubic, worst first, "
+                        "median in the middle, best last")
+    p.add_argument("--grid-rows", type=int, default=8, metavar="N",
+                   help="faces in --grid (default 8)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -646,8 +659,8 @@ def main(argv=None) -> int:
         print("error: --scenes must be 1 or more (0 only with --time-photo alone: the "
               "timing and no scores)", file=sys.stderr)
         return 2
-    if args.repeats < 1:
-        print("error: --repeats must be 1 or more", file=sys.stderr)
+    if args.repeats < 1 or args.grid_rows < 1:
+        print("error: --repeats and --grid-rows must be 1 or more", file=sys.stderr)
         return 2
     from tfface.faces import make_detector
     from tfface.restore.model import Restorer
@@ -696,7 +709,7 @@ def main(argv=None) -> int:
         names, faces = gallery(args.faces, people)
         print_identity(identity_report(embedder, faces_rows, args.paths, names, faces, people))
     if args.grid:
-        write_grid(args.grid, panels, args.paths)
+        write_grid(args.grid, panels, args.paths, args.grid_rows, args.grid_order)
     if args.time_photo:
         time_photo(args, restorer, sources)
     return 0

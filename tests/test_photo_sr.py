@@ -438,8 +438,31 @@ def test_zero_scenes_only_with_the_photo_timing_alone(capsys):
     assert photo_sr.main(["--scenes", "0", "--time-photo", "--model", "/nonexistent.tflite"]) == 2
     assert "--scenes" not in capsys.readouterr().err
     assert photo_sr.main(["--scenes", "0", "--time-photo", "--repeats", "0"]) == 2
-    assert capsys.readouterr().err.strip() == "error: --repeats must be 1 or more"
+    assert capsys.readouterr().err.strip() == "error: --repeats and --grid-rows must be 1 or more"
+    assert photo_sr.main(["--grid-rows", "0", "--model", "/nonexistent.tflite"]) == 2
+    assert "--grid-rows must be 1 or more" in capsys.readouterr().err
     # --mirror averages the native path's tiles: without that path it is a usage error
     with pytest.raises(SystemExit) as e:
         photo_sr.main(["--mirror", "--model", "/nonexistent.tflite"])
     assert e.value.code == 2 and "--mirror applies to the native path" in capsys.readouterr().err
+
+
+def test_grid_rows_spread_over_size_or_over_the_gain_worst_first(tmp_path):
+    """--grid-order gain shows the worst face first, the median in the middle and the best
+    last; size order keeps the LR sizes ascending; each row is one face's panels."""
+    from benchmarks import photo_sr
+    rng = np.random.default_rng(0)
+    gains = rng.normal(1.0, 1.0, 21)
+    sizes = rng.uniform(20, 120, 21)
+    panels = [(float(s), [np.full((24, 24, 3), i * 10, np.uint8)] * 4, float(g))
+              for i, (s, g) in enumerate(zip(sizes, gains))]
+    by_gain = photo_sr.write_grid(str(tmp_path / "g.png"), panels, ["native"], 5, "gain")
+    picked = [g for _, g in by_gain]
+    assert picked[0] == gains.min() and picked[-1] == gains.max()
+    assert picked[2] == np.median(gains) and picked == sorted(picked)
+    by_size = photo_sr.write_grid(str(tmp_path / "s.png"), panels, ["native"], 3)
+    assert [s for s, _ in by_size] == [sizes.min(), np.median(sizes), sizes.max()]
+    grid = cv2.imread(str(tmp_path / "g.png"))
+    assert grid.shape == (5 * 28, 4 * 28, 3)
+    worst = int(np.argmin(gains)) * 10  # the worst face's panels fill the first row
+    assert grid[20, 4, 0] == worst and grid[20 + 28 * 4, 4, 0] == int(np.argmax(gains)) * 10
