@@ -59,8 +59,10 @@ variant's TPR at its own 1 % FPR (the threshold fixed on its own impostor pairs:
 that passes more impostors at the shared threshold gets no credit for it). The target
 of issue 36: the model's TPR at least bicubic's.
 
-``--grid FILE`` writes LR | bicubic | result | HR crops of some faces (it holds dataset
-faces: write it under /work/scratch, never into the repository).
+``--grid FILE`` writes LR | bicubic | result | HR crops of ``--grid-rows`` faces (it holds
+dataset faces: write it under /work/scratch, never into the repository), spread over the LR
+sizes or, with ``--grid-order gain``, over the result's gain over bicubic: the worst face
+first, the median in the middle, the best last.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ import numpy as np
 import tfface  # noqa: F401
 
 BINS = (20, 32, 48, 72, 121)
+GRID_ROWS = 8
 SKIMAGE_PHOTOS = ("coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png",
                   "hubble_deep_field.jpg", "grass.png", "gravel.png", "brick.png")
 
@@ -520,14 +523,16 @@ def print_identity(report: dict, out=sys.stdout) -> None:
             if r["tpr"] is not None), file=out)
 
 
-def write_grid(path: str, panels, methods, count: int = 8, order: str = "size") -> list:
+def write_grid(path: str, panels, methods, count: int = GRID_ROWS, order: str = "size") -> list:
     """Columns LR | bicubic | each method | HR for ``count`` faces spread evenly over the
     faces sorted by LR size (``order="size"``) or by the last method's face-box PSNR gain
     over bicubic (``"gain"``: the worst first, the median in the middle, the best last);
     each row is labelled with its size and gain. Returns the picked (size, gain) pairs."""
     from tfface.imageio import write_image
 
-    panels = sorted(panels, key=lambda p: p[0] if order == "size" else p[2])
+    # a face whose gain is not a number (an empty box) sorts last, not at random
+    panels = sorted(panels, key=lambda p: p[0] if order == "size"
+                    else (p[2] if np.isfinite(p[2]) else np.inf))
     pick = [panels[int(round(i))] for i in np.linspace(0, len(panels) - 1, min(count, len(panels)))]
     rows = []
     for size, cells, gain in pick:
@@ -643,8 +648,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rows of --grid: faces spread over the LR sizes (default), or over "
                         "the face-box PSNR gain of the last path over bicubic, worst first, "
                         "median in the middle, best last")
-    p.add_argument("--grid-rows", type=int, default=8, metavar="N",
-                   help="faces in --grid (default 8)")
+    p.add_argument("--grid-rows", type=int, default=GRID_ROWS, metavar="N",
+                   help=f"faces in --grid (default {GRID_ROWS})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -654,13 +659,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.mirror and "native" not in args.paths:
         parser.error("--mirror applies to the native path: add --paths native")
+    if not args.grid and (args.grid_order != "size" or args.grid_rows != GRID_ROWS):
+        parser.error("--grid-order and --grid-rows shape the grid: add --grid FILE")
     if args.scenes < 0 or (args.scenes == 0 and (not args.time_photo or args.identity
                                                  or args.grid)):
         print("error: --scenes must be 1 or more (0 only with --time-photo alone: the "
               "timing and no scores)", file=sys.stderr)
         return 2
-    if args.repeats < 1 or args.grid_rows < 1:
-        print("error: --repeats and --grid-rows must be 1 or more", file=sys.stderr)
+    if args.repeats < 1:
+        print(f"error: --repeats must be 1 or more, got {args.repeats}", file=sys.stderr)
+        return 2
+    if args.grid_rows < 1:
+        print(f"error: --grid-rows must be 1 or more, got {args.grid_rows}", file=sys.stderr)
         return 2
     from tfface.faces import make_detector
     from tfface.restore.model import Restorer

@@ -438,9 +438,15 @@ def test_zero_scenes_only_with_the_photo_timing_alone(capsys):
     assert photo_sr.main(["--scenes", "0", "--time-photo", "--model", "/nonexistent.tflite"]) == 2
     assert "--scenes" not in capsys.readouterr().err
     assert photo_sr.main(["--scenes", "0", "--time-photo", "--repeats", "0"]) == 2
-    assert capsys.readouterr().err.strip() == "error: --repeats and --grid-rows must be 1 or more"
-    assert photo_sr.main(["--grid-rows", "0", "--model", "/nonexistent.tflite"]) == 2
-    assert "--grid-rows must be 1 or more" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip() == "error: --repeats must be 1 or more, got 0"
+    assert photo_sr.main(["--grid-rows", "0", "--grid", "g.png",
+                          "--model", "/nonexistent.tflite"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --grid-rows must be 1 or more, got 0"
+    # the grid's shape without a grid is a usage error, not silently ignored
+    for argv in (["--grid-order", "gain"], ["--grid-rows", "3"]):
+        with pytest.raises(SystemExit) as e:
+            photo_sr.main(argv + ["--model", "/nonexistent.tflite"])
+        assert e.value.code == 2 and "add --grid FILE" in capsys.readouterr().err
     # --mirror averages the native path's tiles: without that path it is a usage error
     with pytest.raises(SystemExit) as e:
         photo_sr.main(["--mirror", "--model", "/nonexistent.tflite"])

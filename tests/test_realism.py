@@ -405,10 +405,11 @@ def test_spectral_weight_adds_the_term_to_inpainting_and_sr_steps_with_xla():
 
 def test_mirror_weight_distils_the_ema_generators_mirror_average_into_the_sr_step():
     sr = resolve("srgan", "tiny", {"train": {"mirror_weight": 1.0, "ema_decay": 0.99,
-                                             "content_weight": 0.0, "jit_compile": True}})
+                                             "content_weight": 0.0, "adv_weight": 0.0,
+                                             "pixel_weight": 0.0, "jit_compile": True}})
     family = get_arch("srgan")
     keras.utils.set_random_seed(0)
-    t = build_trainer(sr, family.build_generator(sr), family.build_discriminator(sr))
+    t = build_trainer(sr, family.build_generator(sr), None)
     b = dict(next(iter(make_dataset(sr, "eval", batch_size=2).take(1))))
     # the teacher is the EMA copy's two calls averaged, so it is mirror-equivariant even
     # where the generator is not
@@ -421,16 +422,35 @@ def test_mirror_weight_distils_the_ema_generators_mirror_average_into_the_sr_ste
     flipped = dict(b, **{t.input_keys[0]: lr[:, :, ::-1]})
     np.testing.assert_allclose(t._mirror_teacher(flipped).numpy()[:, :, ::-1], teacher,
                                atol=1e-5)
+    # the mirror term is the whole loss here, so the weights move by its gradient alone
     before = [w.numpy().copy() for w in t.generator.trainable_weights]
     logs = t.train_step(b)
-    assert 0 < float(logs["mirror"]) < 1 and np.isfinite(float(logs["g_loss"]))
+    assert 0 < float(logs["mirror"]) < 1
+    assert float(logs["g_loss"]) == pytest.approx(float(logs["mirror"]), rel=1e-5)
     assert any(np.abs(w.numpy() - w0).max() > 0
                for w, w0 in zip(t.generator.trainable_weights, before))
-    for train in ({"mirror_weight": -1.0}, {"mirror_weight": 1.0, "ema_decay": 0.0}):
-        with pytest.raises(ConfigError, match="train.mirror_weight must be"):
-            resolve("srgan", "tiny", {"train": train})
-    un = resolve("unmask", "tiny", {"train": {"mirror_weight": 1.0, "ema_decay": 0.99,
-                                              "content_weight": 0.0}})
-    fam = get_arch("unmask")
-    with pytest.raises(ValueError, match="mirror_weight > 0 needs"):
-        build_trainer(un, fam.build_generator(un), fam.build_discriminator(un))
+    with pytest.raises(ConfigError, match="train.mirror_weight must be >= 0"):
+        resolve("srgan", "tiny", {"train": {"mirror_weight": -1.0}})
+    with pytest.raises(ConfigError, match="needs train.ema_decay > 0"):
+        resolve("srgan", "tiny", {"train": {"mirror_weight": 1.0, "ema_decay": 0.0}})
+    with pytest.raises(ConfigError, match="unmask regime"):
+        resolve("unmask", "tiny", {"train": {"mirror_weight": 1.0, "ema_decay": 0.99}})
+
+
+def test_mirror_teacher_mirrors_every_input_of_a_two_input_generator():
+    """A V-Net with the mask as a second input: image and mask are mirrored together."""
+    cfg = resolve("vnet", "tiny", {"model": {"params": {"mask_input": True}},
+                                   "train": {"mirror_weight": 1.0, "ema_decay": 0.99,
+                                             "content_weight": 0.0, "adv_weight": 0.0}})
+    family = get_arch("vnet")
+    keras.utils.set_random_seed(0)
+    t = build_trainer(cfg, family.build_generator(cfg), None)
+    assert len(t.input_keys) == 2
+    b = dict(next(iter(make_dataset(cfg, "eval", batch_size=2).take(1))))
+    xs = [b[k] for k in t.input_keys]
+    plain = t.ema_generator(xs, training=False).numpy()
+    mirrored = t.ema_generator([x[:, :, ::-1] for x in xs], training=False).numpy()[:, :, ::-1]
+    np.testing.assert_allclose(t._mirror_teacher(b).numpy(), 0.5 * (plain + mirrored),
+                               atol=1e-5)
+    logs = t.train_step(b)
+    assert float(logs["mirror"]) > 0 and np.isfinite(float(logs["g_loss"]))

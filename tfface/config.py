@@ -580,10 +580,11 @@ def validate(cfg: Config) -> None:
     if t.identity_weight > 0 and not t.identity_student:
         raise ConfigError("train.identity_weight > 0 needs train.identity_student ('dlib', "
                           "or a folder made by python -m pipelines.identity_student)")
-    if t.mirror_weight < 0 or (t.mirror_weight > 0 and t.ema_decay <= 0):
-        raise ConfigError("train.mirror_weight must be >= 0 and, when on, needs "
-                          f"train.ema_decay > 0 (its teacher), got {t.mirror_weight} and "
-                          f"{t.ema_decay}")
+    if t.mirror_weight < 0:
+        raise ConfigError(f"train.mirror_weight must be >= 0, got {t.mirror_weight}")
+    if t.mirror_weight > 0 and t.ema_decay <= 0:
+        raise ConfigError("train.mirror_weight > 0 needs train.ema_decay > 0 (the EMA copy is "
+                          f"its teacher), got ema_decay {t.ema_decay}")
     if t.content_weight < 0 or t.pretrain_steps < 0:
         raise ConfigError("train.content_weight and train.pretrain_steps must be >= 0, got "
                           f"{t.content_weight} and {t.pretrain_steps}")
@@ -711,6 +712,9 @@ def _validate_for_model(cfg: Config) -> None:
     if family.task != d.task:
         raise ConfigError(f"model.arch '{m.arch}' is a {family.task} model, but data.task is "
                           f"'{d.task}'")
+    if cfg.train.mirror_weight > 0 and family.regime == "unmask":
+        raise ConfigError(f"train.mirror_weight applies to one-output generators; {m.arch} "
+                          "trains under the unmask regime, whose loss has no such term")
     if family.supports_scale is not None:  # the family reads data.scale
         scales = tuple(s for s in SCALES if family.supports_scale(s))
         _need(d.scale in scales, "data.scale", f"one of {scales} for {m.arch}", d.scale)
