@@ -330,6 +330,7 @@ def run_scenes(args, restorer, sources):
     det, pipes = make_pipelines(args.paths, args.detector, args.min_face, args.overlap,
                                  args.mirror)
     model = Timed(restorer)
+    last = list(pipes)[-1]  # the path whose gain over bicubic orders --grid-order gain
     faces_rows, photo_rows, panels = [], [], []
     for i in tqdm(range(args.scenes), desc="scenes", unit="scene", disable=args.quiet):
         rng = np.random.default_rng([args.seed, i])
@@ -370,7 +371,6 @@ def run_scenes(args, restorer, sources):
                 fr["crops"] = {n: cut_square(img, f["square"]) for n, img in
                                [("HR", hr), *((n, o) for n, o in outs.items() if n != "model_bg")]}
             faces_rows.append(fr)
-            last = list(pipes)[-1]
             panels.append((f["lr_size"], [_panel(lr, f["box"], lr_k=k)]
                            + [_panel(outs[n], f["box"]) for n in ["bicubic", *pipes]]
                            + [_panel(hr, f["box"])], fr[last][0] - fr["bicubic"][0]))
