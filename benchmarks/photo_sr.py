@@ -489,7 +489,8 @@ def identity_report(embedder, faces_rows, methods, gallery_names, gallery_faces,
     method) against the gallery (other photos of the folder), by
     :func:`tfface.identity.verify.verification`: thresholds fixed on the HR faces'
     impostor pairs (at ``target_fpr``), TPR/FPR of every variant at them, by size bin
-    too. A probe is never paired with its own source photo."""
+    too, and each method paired with bicubic (``paired``: the genuine pairs only one of
+    the two accepts). A probe is never paired with its own source photo."""
     from tfface.identity.verify import verification
 
     probes = [r for r in faces_rows if r["name"] in people]
@@ -499,7 +500,7 @@ def identity_report(embedder, faces_rows, methods, gallery_names, gallery_faces,
                        embedder.embed(gallery_faces), [people[g] for g in gallery_names],
                        probe_files=[r["name"] for r in probes], gallery_files=list(gallery_names),
                        similarity=embedder.similarity, target_fpr=target_fpr, reference="HR",
-                       groups=[size_bin(r["lr_size"]) for r in probes])
+                       groups=[size_bin(r["lr_size"]) for r in probes], baseline="bicubic")
     out["embedder"] = embedder.name
     return out
 
@@ -521,6 +522,12 @@ def print_identity(report: dict, out=sys.stdout) -> None:
         print(f"  {label:>8} px ({pairs:>3} genuine pairs): " + ", ".join(
             f"{n} {r['tpr']:.3f} (own {r['tpr_own']:.3f})" for n, r in rows.items()
             if r["tpr"] is not None), file=out)
+    for name, p in report.get("paired", {}).items():
+        if name != "HR":
+            print(f"  {name} against {p['baseline']}, pair by pair at their own thresholds: "
+                  f"{p['only_variant']} genuine pairs accepted only by {name}, "
+                  f"{p['only_baseline']} only by {p['baseline']} (exact McNemar p = "
+                  f"{p['p_value']:.2f})", file=out)
 
 
 def write_grid(path: str, panels, methods, count: int = GRID_ROWS, order: str = "size") -> list:

@@ -6,6 +6,7 @@ embedder on a real face (``skimage.data.astronaut()``, public domain) and
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 
@@ -42,6 +43,35 @@ def test_threshold_at_fpr_accepts_at_most_the_target_share():
     tied = np.r_[np.zeros(95), np.full(5, 7.0)]
     assert np.sum(tied >= ident.threshold_at_fpr(tied, 0.01)) == 0
     assert np.sum(tied >= ident.threshold_at_fpr(tied, 0.05)) == 5
+
+
+def test_mcnemar_p_is_the_exact_two_sided_binomial_tail():
+    assert ident.mcnemar_p(0, 0) == 1.0  # no disagreement, no evidence
+    assert ident.mcnemar_p(0, 5) == pytest.approx(2 / 32)
+    assert ident.mcnemar_p(9, 1) == ident.mcnemar_p(1, 9) == pytest.approx(2 * 11 / 1024)
+    assert ident.mcnemar_p(3, 3) == 1.0  # capped
+    assert ident.mcnemar_p(3, 8) == pytest.approx(2 * sum(math.comb(11, i) for i in range(4))
+                                                  / 2 ** 11)
+
+
+def test_paired_counts_the_genuine_pairs_one_variant_accepts_and_the_other_rejects():
+    people, gallery, files = _people()
+    probes = np.arange(0, len(people), 3)
+    wrong = np.random.default_rng(1).normal(size=(10, gallery.shape[1])) * 3  # nobody
+    # "half" is right on the first 6 probes (their 2 pairs each), "other" on the last 3.
+    half = np.where(np.arange(10)[:, None] < 6, gallery[probes], wrong)
+    other = np.where(np.arange(10)[:, None] >= 7, gallery[probes], wrong)
+    r = _verify({"clean": gallery[probes], "half": half, "other": other}, people, gallery,
+                files, probes, baseline="other")
+    assert set(r["paired"]) == {"clean", "half"}
+    p = r["paired"]["half"]
+    assert (p["baseline"], p["only_variant"], p["only_baseline"]) == ("other", 12, 6)
+    assert p["p_value"] == pytest.approx(ident.mcnemar_p(12, 6))
+    assert r["paired"]["clean"]["only_baseline"] == 0
+    assert r["paired"]["clean"]["only_variant"] == 14
+    assert "paired" not in _verify({"clean": gallery[probes]}, people, gallery, files, probes)
+    with pytest.raises(ValueError, match="no 'bicubic' variant"):
+        _verify({"clean": gallery[probes]}, people, gallery, files, probes, baseline="bicubic")
 
 
 def test_separated_people_are_all_verified_and_other_people_rejected():
@@ -242,6 +272,12 @@ def test_evaluate_identity_table(untrained_run, tmp_path, monkeypatch, capsys):
     md = open(tmp_path / "eval" / "report.md").read()
     assert "## Face verification against other photos of the person" in md
     assert "| clean | 1.000 |" in md
+    # Each restoration paired with the damaged faces, pair by pair (clean is not listed).
+    assert set(report["paired"]) == set(v) - {"damaged"}
+    p = report["paired"]["opencv_ns"]
+    assert p["baseline"] == "damaged" and p["only_variant"] + p["only_baseline"] <= 8
+    assert (f"| opencv_ns | {p['only_variant']} | {p['only_baseline']} | "
+            f"{p['p_value']:.2f} |") in md and "| clean |" not in md.split("Pair by pair")[1]
     out = capsys.readouterr().out
     assert "| opencv_ns |" in out
     # A run whose data is not a folder is refused before scoring.
