@@ -523,11 +523,10 @@ def print_identity(report: dict, out=sys.stdout) -> None:
             f"{n} {r['tpr']:.3f} (own {r['tpr_own']:.3f})" for n, r in rows.items()
             if r["tpr"] is not None), file=out)
     for name, p in report.get("paired", {}).items():
-        if name != "HR":
-            print(f"  {name} against {p['baseline']}, pair by pair at their own thresholds: "
-                  f"{p['only_variant']} genuine pairs accepted only by {name}, "
-                  f"{p['only_baseline']} only by {p['baseline']} (exact McNemar p = "
-                  f"{p['p_value']:.2f})", file=out)
+        print(f"  {name} against {p['baseline']}, pair by pair at their own thresholds: "
+              f"{p['only_variant']} genuine pairs accepted only by {name}, "
+              f"{p['only_baseline']} only by {p['baseline']} (exact McNemar p = "
+              f"{p['p_value']:.2g})", file=out)
 
 
 def write_grid(path: str, panels, methods, count: int = GRID_ROWS, order: str = "size") -> list:

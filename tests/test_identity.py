@@ -52,6 +52,9 @@ def test_mcnemar_p_is_the_exact_two_sided_binomial_tail():
     assert ident.mcnemar_p(3, 3) == 1.0  # capped
     assert ident.mcnemar_p(3, 8) == pytest.approx(2 * sum(math.comb(11, i) for i in range(4))
                                                   / 2 ** 11)
+    # Thousands of disagreements (a large eval set) neither overflow nor lose the answer.
+    assert ident.mcnemar_p(600, 600) == 1.0
+    assert 0 < ident.mcnemar_p(900, 1100) < 1e-5
 
 
 def test_paired_counts_the_genuine_pairs_one_variant_accepts_and_the_other_rejects():
@@ -63,12 +66,20 @@ def test_paired_counts_the_genuine_pairs_one_variant_accepts_and_the_other_rejec
     other = np.where(np.arange(10)[:, None] >= 7, gallery[probes], wrong)
     r = _verify({"clean": gallery[probes], "half": half, "other": other}, people, gallery,
                 files, probes, baseline="other")
-    assert set(r["paired"]) == {"clean", "half"}
+    assert set(r["paired"]) == {"half"}  # the reference (clean) is not paired
     p = r["paired"]["half"]
     assert (p["baseline"], p["only_variant"], p["only_baseline"]) == ("other", 12, 6)
     assert p["p_value"] == pytest.approx(ident.mcnemar_p(12, 6))
-    assert r["paired"]["clean"]["only_baseline"] == 0
-    assert r["paired"]["clean"]["only_variant"] == 14
+    # Faces that all look alike pass impostors at the shared threshold; each variant is
+    # paired at its own, stricter one: 8 pairs lost there, where the shared one loses 2.
+    rng = np.random.default_rng(2)
+    alike = (0.2 * gallery[probes] + 0.8 * gallery.mean(0)
+             + 0.3 * rng.normal(size=(10, gallery.shape[1])))
+    r = _verify({"clean": gallery[probes], "alike": alike}, people, gallery, files, probes,
+                baseline="clean")
+    v = r["variants"]["alike"]
+    assert (v["tpr"], v["tpr_own"]) == (pytest.approx(0.9), pytest.approx(0.6))
+    assert (r["paired"]["alike"]["only_variant"], r["paired"]["alike"]["only_baseline"]) == (0, 8)
     assert "paired" not in _verify({"clean": gallery[probes]}, people, gallery, files, probes)
     with pytest.raises(ValueError, match="no 'bicubic' variant"):
         _verify({"clean": gallery[probes]}, people, gallery, files, probes, baseline="bicubic")
@@ -273,11 +284,14 @@ def test_evaluate_identity_table(untrained_run, tmp_path, monkeypatch, capsys):
     assert "## Face verification against other photos of the person" in md
     assert "| clean | 1.000 |" in md
     # Each restoration paired with the damaged faces, pair by pair (clean is not listed).
-    assert set(report["paired"]) == set(v) - {"damaged"}
+    assert set(report["paired"]) == set(v) - {"damaged", "clean"}
     p = report["paired"]["opencv_ns"]
     assert p["baseline"] == "damaged" and p["only_variant"] + p["only_baseline"] <= 8
+    for name, q in report["paired"].items():  # the pairs alone account for the TPR gap
+        assert q["only_variant"] - q["only_baseline"] == round(
+            8 * (v[name]["tpr_own"] - v["damaged"]["tpr_own"]))
     assert (f"| opencv_ns | {p['only_variant']} | {p['only_baseline']} | "
-            f"{p['p_value']:.2f} |") in md and "| clean |" not in md.split("Pair by pair")[1]
+            f"{p['p_value']:.2g} |") in md and "| clean |" not in md.split("Pair by pair")[1]
     out = capsys.readouterr().out
     assert "| opencv_ns |" in out
     # A run whose data is not a folder is refused before scoring.

@@ -408,8 +408,8 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
     n, k = int(only_a) + int(only_b), min(int(only_a), int(only_b))
     if n == 0:
         return 1.0
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n
-    return float(min(1.0, 2.0 * tail))
+    # integers throughout: 2 ** n overflows a float beyond about 1,000 disagreements
+    return float(min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n))
 
 
 def verification(variants: Mapping[str, np.ndarray], probe_people: Sequence,
@@ -489,7 +489,7 @@ def verification(variants: Mapping[str, np.ndarray], probe_people: Sequence,
         base = scores[baseline][genuine] >= own[baseline]
         out["paired"] = {}
         for name, s in scores.items():
-            if name != baseline:
+            if name not in (baseline, reference):
                 acc = s[genuine] >= own[name]
                 a, b = int(np.sum(acc & ~base)), int(np.sum(base & ~acc))
                 out["paired"][name] = {"baseline": baseline, "only_variant": a,
@@ -640,7 +640,7 @@ def markdown(report: Mapping[str, Any]) -> list[str]:
             pairs = next(iter(rows.values()))["genuine_pairs"]
             vals = ["-" if rows[n]["tpr"] is None else f"{rows[n]['tpr']:.3f}" for n in names]
             lines.append(f"| {label} ({pairs}) | " + " | ".join(vals) + " |")
-    paired = {n: p for n, p in (report.get("paired") or {}).items() if n != "clean"}
+    paired = report.get("paired") or {}
     if paired:
         base = next(iter(paired.values()))["baseline"]
         lines += ["", f"Pair by pair against the {base} faces, each at its own "
@@ -649,6 +649,6 @@ def markdown(report: Mapping[str, Any]) -> list[str]:
                   "more than pairs that flip at the threshold):", "",
                   f"| faces | accepted, {base} rejected | rejected, {base} accepted | p |",
                   "|---|---|---|---|"]
-        lines += [f"| {n} | {p['only_variant']} | {p['only_baseline']} | {p['p_value']:.2f} |"
+        lines += [f"| {n} | {p['only_variant']} | {p['only_baseline']} | {p['p_value']:.2g} |"
                   for n, p in paired.items()]
     return lines
