@@ -442,10 +442,10 @@ def verification(variants: Mapping[str, np.ndarray], probe_people: Sequence,
         ValueError: no ``reference`` (or ``baseline``) variant, or no genuine or no
             impostor pair.
     """
-    for name in (reference, baseline):
-        if name is not None and name not in variants:
-            raise ValueError(f"the '{name}' variant is needed to fix the thresholds"
-                             if name == reference else f"no '{name}' variant to pair with")
+    if reference not in variants:
+        raise ValueError(f"the '{reference}' variant is needed to fix the thresholds")
+    if baseline is not None and baseline not in variants:
+        raise ValueError(f"no '{baseline}' variant to pair with")
     genuine, impostor = pair_masks(probe_people, gallery_people, probe_files, gallery_files)
     if not genuine.any():
         raise ValueError("no genuine pair: no probe has another photo of its person in "
