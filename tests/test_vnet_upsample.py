@@ -173,6 +173,29 @@ def test_bad_upsample_and_blur_settings_are_refused():
         _cfg(upsample="pixel_shuffle")
     with pytest.raises(ValueError, match="disc_blur=true needs model.params.disc=global_local"):
         FAMILY.build_discriminator(_cfg(disc_blur=True))
+    with pytest.raises(ValueError, match="disc_sees_mask=true needs model.params.disc=global"):
+        FAMILY.build_discriminator(_cfg(disc_sees_mask=True))
+
+
+def test_a_critic_that_sees_the_mask_scores_the_same_face_differently_per_hole():
+    """The conditional critic's global score depends on where the hole is; the plain
+    critic's does not (its mask only weights the local score)."""
+    keras.utils.set_random_seed(0)
+    cond = FAMILY.build_discriminator(_cfg(disc="global_local", disc_sees_mask=True,
+                                           disc_filters=[8, 8, 8]))
+    keras.utils.set_random_seed(0)
+    plain = FAMILY.build_discriminator(_cfg(disc="global_local", disc_filters=[8, 8, 8]))
+    assert "critics_with_mask" in [layer.name for layer in cond.layers]
+    assert cond.get_layer("critics_conv0").kernel.shape == (4, 4, 4, 8)
+    assert plain.get_layer("critics_conv0").kernel.shape == (4, 4, 3, 8)
+    size = cond.inputs[0].shape[1]
+    face = tf.constant(np.random.default_rng(1).uniform(-1, 1, (1, size, size, 3)), tf.float32)
+    top, bottom = np.zeros((1, size, size, 1), np.float32), np.zeros((1, size, size, 1), np.float32)
+    top[:, : size // 2], bottom[:, size // 2:] = 1, 1
+    g_plain = [float(plain([face, m])[0, 0]) for m in (top, bottom)]
+    g_cond = [float(cond([face, m])[0, 0]) for m in (top, bottom)]
+    assert g_plain[0] == pytest.approx(g_plain[1], rel=1e-5)
+    assert abs(g_cond[0] - g_cond[1]) > 0.01 * max(abs(g) for g in g_cond)
 
 
 def test_the_blurred_critic_has_the_same_weights_and_a_smoother_input_gradient():

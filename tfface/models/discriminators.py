@@ -53,6 +53,7 @@ def global_local_patch_critic(
     filters: Sequence[int] = (64, 128, 256, 256),
     name: str = "critics",
     blur: bool = False,
+    sees_mask: bool = False,
 ) -> keras.Model:
     """A global and a local critic in one patch network: ``[image, mask]`` → ``[B, 2]``.
 
@@ -73,12 +74,21 @@ def global_local_patch_critic(
     16 px behind the second to fourth convolutions), and a generator learns to paint
     that ripple (docs/realism.md); the blur takes the period-2 part out of each of those
     layers. No weights, so a run with it has the same parameters.
+
+    ``sees_mask``: the hole is also a fourth input channel of the first convolution
+    (``<name>_with_mask``), so every patch score knows which of its pixels were filled
+    (a conditional critic, as pix2pix's discriminator reads its condition): it can
+    judge a fill against the known face around it instead of only as a face. Without
+    it the mask only weights the local score. The first convolution gets one more input
+    channel; everything else is the same.
     """
     from tfface.models.layers import Blur2D, LeakyMax
 
     image = keras.Input((image_size, image_size, 3), name="image")
     mask = keras.Input((image_size, image_size, 1), name="mask")
     x = image
+    if sees_mask:
+        x = keras.layers.Concatenate(name=f"{name}_with_mask")([image, mask])
     for i, f in enumerate(filters):
         if blur and i > 0:
             x = Blur2D(name=f"{name}_blur{i}")(x)

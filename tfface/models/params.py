@@ -139,6 +139,7 @@ SPECS: dict[str, dict[str, Spec]] = {
         "disc_filters": Ints(1, MAX_FILTERS, 1, 8),
         "disc": Choice("patch", "global_local"),
         "disc_blur": Bool(),
+        "disc_sees_mask": Bool(),
         "upsample": Choice("transpose", "resize_conv", "nearest_conv"),
     },
     "pix2pix": {

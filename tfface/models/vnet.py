@@ -57,6 +57,7 @@ _DEFAULT_PARAMS: dict[str, Any] = {
     "disc_filters": [64, 128, 256, 512],
     "disc": "patch",
     "disc_blur": False,
+    "disc_sees_mask": False,
     "upsample": "transpose",
 }
 
@@ -357,15 +358,20 @@ def build_discriminator(cfg) -> keras.Model:
       local one judging the patches over the hole
       (:func:`~tfface.models.discriminators.global_local_patch_critic`): the realism
       fine-tune of a mask-input model, where everything outside the hole is the input.
-      ``disc_blur=true`` blurs its features before each strided convolution after the first.
+      ``disc_blur=true`` blurs its features before each strided convolution after the first;
+      ``disc_sees_mask=true`` gives it the hole as a fourth input channel (a conditional
+      critic).
     """
     p = FAMILY.params(cfg)
     if p["disc"] == "global_local":
         return global_local_patch_critic(cfg.data.image_size, p["disc_filters"],
-                                         blur=p["disc_blur"])
+                                         blur=p["disc_blur"], sees_mask=p["disc_sees_mask"])
     if p["disc_blur"]:
         raise ValueError("model.params.disc_blur=true needs model.params.disc=global_local "
                          f"(the {p['disc']} discriminator has no blurred form)")
+    if p["disc_sees_mask"]:
+        raise ValueError("model.params.disc_sees_mask=true needs model.params.disc=global_local "
+                         f"(the {p['disc']} discriminator reads no mask)")
     return conv_discriminator(cfg.data.image_size, p["disc_filters"], name="discriminator")
 
 
