@@ -366,12 +366,10 @@ def build_discriminator(cfg) -> keras.Model:
     if p["disc"] == "global_local":
         return global_local_patch_critic(cfg.data.image_size, p["disc_filters"],
                                          blur=p["disc_blur"], sees_mask=p["disc_sees_mask"])
-    if p["disc_blur"]:
-        raise ValueError("model.params.disc_blur=true needs model.params.disc=global_local "
-                         f"(the {p['disc']} discriminator has no blurred form)")
-    if p["disc_sees_mask"]:
-        raise ValueError("model.params.disc_sees_mask=true needs model.params.disc=global_local "
-                         f"(the {p['disc']} discriminator reads no mask)")
+    for key, lacks in (("disc_blur", "has no blurred form"), ("disc_sees_mask", "reads no mask")):
+        if p[key]:  # options of the global/local critic alone
+            raise ValueError(f"model.params.{key}=true needs model.params.disc=global_local "
+                             f"(the {p['disc']} discriminator {lacks})")
     return conv_discriminator(cfg.data.image_size, p["disc_filters"], name="discriminator")
 
 
