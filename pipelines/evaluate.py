@@ -43,7 +43,8 @@ from tfface.figures import bar_chart, image_grid
 from tfface.identity.verify import IdentityError, IdentityEval, load_embedder
 from tfface.identity.verify import markdown as identity_markdown
 from tfface.lite import LiteRunner
-from tfface.rundir import generator_inputs, load_generator
+from tfface.cards import file_sha256, load_card
+from tfface.rundir import generator_inputs, load_generator, weights_source
 
 METRICS_SHOWN = ("psnr", "ssim", "ms_ssim", "l1", "hole_psnr", "hole_ssim", "hole_sharpness")
 SR_METRICS_SHOWN = ("psnr", "ssim", "ms_ssim", "l1", "psnr_y", "ssim_y", "sharpness")
@@ -269,6 +270,31 @@ def _write_figures(out_dir: str, flat: dict[str, np.ndarray], rows: dict[str, li
     return figures
 
 
+def weights_mismatch_notes(run_dir: str, which: str, files: Sequence[str]) -> list[str]:
+    """One line per .tflite file whose card says it was converted from other weights
+    than the ones scored as ``keras`` (a run's best and last weights differ: a GAN
+    fine-tune's last weights are its sharpest, its best the highest PSNR). Files without
+    the card's ``source_weights`` (converted before it existed) are not judged."""
+    path = weights_source(run_dir, which)
+    if path is None:
+        return []
+    scored, digest = os.path.basename(path), None
+    notes = []
+    for f in files:
+        card = load_card(f) or {}
+        src = card.get("source_weights") if isinstance(card, dict) else None
+        if not isinstance(src, dict) or not isinstance(src.get("sha256"), str):
+            continue
+        digest = digest or file_sha256(path)
+        if src["sha256"] != digest:
+            named = src.get("file") if isinstance(src.get("file"), str) else "other weights"
+            hint = {"best.weights.h5": " (--weights best scores those)",
+                    "last.weights.h5": " (--weights last scores those)"}.get(named, "")
+            notes.append(f"{f} was converted from {named}, not from the {scored} scored "
+                         f"as 'keras' here: its rows are another model's{hint}")
+    return notes
+
+
 def _markdown(report: dict[str, Any], summaries: dict[str, dict], cfg, run_dir: str,
               figures: list[str]) -> str:
     """report.md: what was scored, the tables by section, face verification, figures."""
@@ -309,6 +335,8 @@ def _markdown(report: dict[str, Any], summaries: dict[str, dict], cfg, run_dir: 
               f"than {REMNANT_LEVELS} levels. 0 is best for both; `input` keeps the whole "
               "occluder (1.0).", "", _table(summaries, "overall", REMNANT_KEYS), "",
               "### By occlusion", _table(summaries, "by_occlusion", REMNANT_KEYS), ""]
+    for n in reversed(report.get("notes", [])):
+        md[2:2] = [f"**Note:** {n}.", ""]
     if "face_recognition" in report:
         fr = report["face_recognition"]
         md += ["## Face verification", "",
@@ -376,6 +404,9 @@ def _evaluate(args) -> int:
     os.makedirs(out_dir, exist_ok=True)
     batches, source = _batches(args, cfg, sr)
     restorers = _restorers(cfg, gen, args.tflite)
+    notes = weights_mismatch_notes(args.run, args.weights, args.tflite)
+    for note in notes:
+        print(f"note: {note}", flush=True)
     print(f"Scoring {sum(len(b['clean']) for b in batches)} eval faces ...", flush=True)
     rows: dict[str, list] = {}
     try:
@@ -389,6 +420,8 @@ def _evaluate(args) -> int:
                               "images": int(len(rows["keras"])),
                               "data": cfg.data.data_dir or cfg.data.source,
                               "metrics": summaries}
+    if notes:
+        report["notes"] = notes
     if sr:
         report["scale"] = int(cfg.data.scale)
     if embed is not None:

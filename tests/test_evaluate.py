@@ -140,3 +140,46 @@ def test_evaluate_sr_errors(trained_tiny_sr_run, trained_tiny_run, tmp_path, cap
     assert evaluate_cli.main(["--run", trained_tiny_sr_run, "--degradations", "sharp",
                               "--out", str(tmp_path)]) == 2
     assert "unknown degradation 'sharp'" in capsys.readouterr().err
+
+
+def test_a_file_converted_from_other_weights_than_the_scored_ones_is_named(trained_tiny_run,
+                                                                          tmp_path, capsys):
+    """A run's best weights (highest PSNR) and last weights (a GAN fine-tune's sharpest)
+    differ; ``tflite.convert`` converts ``best`` by default. The card records the weight
+    file and its hash, the converter says when ``last`` differs, and ``evaluate`` names a
+    file whose rows come from other weights than its ``keras`` rows."""
+    from tfface.cards import file_sha256
+    from tfface.rundir import load_generator
+    from tflite import convert
+
+    run = str(tmp_path / "run")
+    shutil.copytree(trained_tiny_run, run, ignore=shutil.ignore_patterns("*.tflite", "eval"))
+    _, gen = load_generator(run, "best")
+    kernel = next(w for w in gen.weights if "kernel" in w.name)
+    kernel.assign(kernel * 0.5)  # other "last" weights
+    gen.save_weights(os.path.join(run, "last.weights.h5"))
+    best_sha = file_sha256(os.path.join(run, "best.weights.h5"))
+    assert best_sha != file_sha256(os.path.join(run, "last.weights.h5"))
+
+    assert convert.main(["--fp16", "--run", run]) == 0
+    assert "its last weights (last.weights.h5) differ" in capsys.readouterr().out
+    card = json.load(open(os.path.join(run, "model_fp16.json")))
+    assert card["source_weights"] == {"file": "best.weights.h5", "sha256": best_sha}
+
+    out = tmp_path / "eval"
+    args = ["--run", run, "--images", "4", "--tflite", os.path.join(run, "model_fp16.tflite")]
+    assert evaluate_cli.main(args + ["--weights", "last", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "was converted from best.weights.h5, not from the last.weights.h5" in printed
+    assert "--weights best scores those" in printed
+    report = json.load(open(out / "report.json"))
+    assert len(report["notes"]) == 1 and "**Note:**" in open(out / "report.md").read()
+    # scored against the weights it came from: no note; and the last weights convert
+    # without one
+    assert evaluate_cli.main(args + ["--weights", "best", "--out", str(tmp_path / "e2")]) == 0
+    assert "note:" not in capsys.readouterr().out
+    assert "notes" not in json.load(open(tmp_path / "e2" / "report.json"))
+    assert convert.main(["--fp16", "--run", run, "--weights", "last"]) == 0
+    assert "differ" not in capsys.readouterr().out
+    assert json.load(open(os.path.join(run, "model_fp16.json")))["source_weights"]["file"] \
+        == "last.weights.h5"

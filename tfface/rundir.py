@@ -146,6 +146,17 @@ def _config_of(cfg_path: str) -> Config:
         raise _unusable(cfg_path, e) from e
 
 
+def weights_source(run_dir: str, which: str = "best") -> str | None:
+    """The weight file :func:`load_generator` loads for ``which``: the first of
+    ``which``, ``last``, ``best`` that exists, or None (it then restores the newest
+    checkpoint)."""
+    for name in (which, "last", "best"):
+        path = os.path.join(run_dir, weights_file(name))
+        if os.path.exists(path):
+            return path
+    return None
+
+
 def load_generator(run_dir: str, which: str = "best",
                    input_size: int | None = None) -> tuple[Config, keras.Model]:
     """Rebuild a run's generator from its config.json and load its ``best``/``last`` weights.
@@ -155,22 +166,21 @@ def load_generator(run_dir: str, which: str = "best",
     the weights must fit (a fully convolutional generator's do at any size).
     """
     cfg, gen = load_run_config(run_dir, input_size)
-    for name in (which, "last", "best"):
-        path = os.path.join(run_dir, weights_file(name))
-        if os.path.exists(path):
-            try:
-                gen.load_weights(path)
-            except (ValueError, OSError, KeyError) as e:
-                if input_size is None:
-                    which_model = "described by " + os.path.join(run_dir, CONFIG_FILE)
-                    hint = "was the file copied from another run?"
-                else:
-                    which_model = (f"at an input side of {input_size} px (is the model "
-                                   "fully convolutional?)")
-                    hint = "convert it at its own size"
-                raise ConfigError(f"{path} does not hold weights of the model {which_model} "
-                                  f"({str(e).strip().splitlines()[0]}); {hint}") from e
-            return cfg, gen
+    path = weights_source(run_dir, which)
+    if path is not None:
+        try:
+            gen.load_weights(path)
+        except (ValueError, OSError, KeyError) as e:
+            if input_size is None:
+                which_model = "described by " + os.path.join(run_dir, CONFIG_FILE)
+                hint = "was the file copied from another run?"
+            else:
+                which_model = (f"at an input side of {input_size} px (is the model "
+                               "fully convolutional?)")
+                hint = "convert it at its own size"
+            raise ConfigError(f"{path} does not hold weights of the model {which_model} "
+                              f"({str(e).strip().splitlines()[0]}); {hint}") from e
+        return cfg, gen
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, CKPT_DIR))
     if latest is None:
         raise FileNotFoundError(f"{run_dir} has no trained weights yet (no *.weights.h5, "

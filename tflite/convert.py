@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 import tfface  # noqa: F401
 
+from tfface.cards import file_sha256
 from tfface.cli import prog_name
 from tfface.export.android import ANDROID_DIR, android_folder, export_android
 from tfface.export.convert import (
@@ -35,7 +36,7 @@ from tfface.export.convert import (
 )
 from tfface.export.quantize import MIN_CALIBRATION_SAMPLES, MODES, QuantizationConfig
 from tfface.fileio import OutputDirError
-from tfface.rundir import RUNS_ROOT, latest_run
+from tfface.rundir import RUNS_ROOT, latest_run, weights_file
 from tfface.runlock import DirBusyError
 
 
@@ -208,6 +209,21 @@ def print_report(run_dir: str, rows: list[Converted], cfg,
     print(paths_text(run_dir, rows))
 
 
+def best_not_last_note(run_dir: str, which: str, converted: dict | None) -> str | None:
+    """A line when the run's best weights (highest validation PSNR) are converted by
+    default while its last weights differ: a GAN or perceptual fine-tune gains detail
+    after its PSNR peak, and converting ``best`` then ships its least sharp weights."""
+    if which != "best" or not converted or converted.get("file") != weights_file("best"):
+        return None
+    last = os.path.join(run_dir, weights_file("last"))
+    if not os.path.exists(last) or file_sha256(last) == converted.get("sha256"):
+        return None
+    return (f"Converting the run's best weights ({weights_file('best')}: its highest "
+            f"validation PSNR); its last weights ({weights_file('last')}) differ. A GAN or "
+            "perceptual fine-tune gets sharper after its PSNR peak: --weights last converts "
+            "those.")
+
+
 def _assets_held(cfg, folder: str | None = None) -> list[str]:
     """The .tflite files already in the folder ``--android`` would write (checked before
     converting, so a refusal costs nothing)."""
@@ -239,6 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, OutputDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    note = best_not_last_note(args.run, args.weights, run.weights)
+    if note:
+        print(note, flush=True)
     held = (_assets_held(run.cfg, args.android_folder)
             if args.android and not args.replace_assets else [])
     if held:

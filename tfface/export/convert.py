@@ -28,8 +28,8 @@ import tfface
 import tensorflow as tf
 
 from tfface.cards import (
-    CARD_FORMAT, CARD_HASH_KEY, embed_card, new_card, output_entries, read_card, strip_card,
-    tensor_entry,
+    CARD_FORMAT, CARD_HASH_KEY, embed_card, file_sha256, new_card, output_entries, read_card,
+    strip_card, tensor_entry,
 )
 from tfface.data.pipeline import make_dataset
 from tfface.export import selective
@@ -42,7 +42,7 @@ from tfface.fileio import atomic_path, check_writable_dir, remove_stale_temps
 from tfface.lite import LiteRunner
 from tfface.metrics import psnr as _psnr
 from tfface.models import get_arch
-from tfface.rundir import generator_inputs, load_generator
+from tfface.rundir import generator_inputs, load_generator, weights_source
 from tfface.runlock import DirLock
 
 FIDELITY_IMAGES = 16
@@ -138,6 +138,7 @@ def convert_model(
     source_run: str | None = None,
     pruning: dict[str, Any] | None = None,
     busy_hint: str = "or convert into another folder",
+    source_weights: dict[str, Any] | None = None,
 ) -> Converted:
     """Convert ``model`` per ``qcfg`` into ``out_dir``; measure and write its card.
 
@@ -145,6 +146,8 @@ def convert_model(
     pipeline); ``calibration_targets``: their ground truth, needed by ``--auto-mixed``
     when ``representative`` is given. ``pruning``: the report of :func:`tfface.export.qat.prune`
     when ``model`` was pruned (goes into the card, with the file's gzip size).
+    ``source_weights``: the card's record of the weight file ``model`` holds
+    (:func:`source_weights`).
 
     One conversion at a time writes into a folder, so a ``.tflite`` and its card always
     come from the same process: the folder's conversion lock is held throughout, and a
@@ -154,11 +157,13 @@ def convert_model(
     os.makedirs(out_dir, exist_ok=True)
     with DirLock(out_dir, "convert", what="output folder", hint=busy_hint):
         return _convert_and_write(model, cfg, qcfg, out_dir, representative,
-                                  calibration_targets, check_batch, source_run, pruning)
+                                  calibration_targets, check_batch, source_run, pruning,
+                                  source_weights)
 
 
 def _convert_and_write(model, cfg, qcfg: QuantizationConfig, out_dir: str, representative,
-                       calibration_targets, check_batch, source_run, pruning) -> Converted:
+                       calibration_targets, check_batch, source_run, pruning,
+                       source_weights=None) -> Converted:
     """:func:`convert_model` once the output folder's lock is held."""
     rep, representative, targets = _calibration(cfg, qcfg, representative, calibration_targets)
     t0 = time.time()
@@ -180,6 +185,8 @@ def _convert_and_write(model, cfg, qcfg: QuantizationConfig, out_dir: str, repre
         float_ref = model.predict(_model_input(xs), verbose=0)
         extra["qat"]["psnr_db_vs_float_keras"] = round(psnr_between(float_ref, got), 3)
     card.update(extra)
+    if source_weights is not None:
+        card["source_weights"] = dict(source_weights)
     if pruning is not None:
         from tfface.export.qat import gzip_size  # tensorflow-model-optimization: ~5 s to import
 
@@ -440,6 +447,8 @@ class RunToConvert:
     cfg: Any
     model: tf.keras.Model
     check_batch: dict[str, np.ndarray]
+    weights: dict[str, Any] | None = None
+    """The card's ``source_weights``: the weight file converted and its SHA-256."""
 
 
 def load_run_to_convert(run_dir: str, weights: str = "best",
@@ -457,7 +466,18 @@ def load_run_to_convert(run_dir: str, weights: str = "best",
     cfg, model = load_generator(run_dir, weights, input_size)
     check_writable_dir(out_dir or run_dir, what="output folder")
     check = fidelity_batch(cfg)  # also proves the run's data source is still usable
-    return RunToConvert(run_dir, cfg, model, check)
+    return RunToConvert(run_dir, cfg, model, check, source_weights(run_dir, weights))
+
+
+def source_weights(run_dir: str, which: str = "best") -> dict[str, Any]:
+    """The card's ``source_weights``: which weight file of the run a file was converted
+    from and its SHA-256 (a run's best and last weights differ; ``pipelines.evaluate``
+    compares this with the weights it scores), or the checkpoint fallback."""
+    path = weights_source(run_dir, which)
+    if path is None:
+        return {"file": None, "sha256": None,
+                "note": "the run's newest training checkpoint (no weight file yet)"}
+    return {"file": os.path.basename(path), "sha256": file_sha256(path)}
 
 
 def convert_run(run: RunToConvert, qcfgs: Sequence[QuantizationConfig],
@@ -480,7 +500,7 @@ def convert_run(run: RunToConvert, qcfgs: Sequence[QuantizationConfig],
             log(f"Converting ({qcfg.mode}) ...")
         res = convert_model(run.model, run.cfg, qcfg, out_dir, check_batch=run.check_batch,
                             source_run=portable_name(run.run_dir), pruning=pruning,
-                            busy_hint=busy_hint)
+                            busy_hint=busy_hint, source_weights=run.weights)
         rows.append(res)
         if on_converted is not None:
             on_converted(res, qcfg)
