@@ -34,6 +34,7 @@ from typing import Any, Collection, Sequence
 import numpy as np
 
 import tfface  # noqa: F401
+from tfface.cards import file_sha256, load_card
 from tfface.cli import prog_name
 from tfface.data.occlusion import OCCLUSION_IDS
 from tfface.data.sources import FolderSource
@@ -43,7 +44,6 @@ from tfface.figures import bar_chart, image_grid
 from tfface.identity.verify import IdentityError, IdentityEval, load_embedder
 from tfface.identity.verify import markdown as identity_markdown
 from tfface.lite import LiteRunner
-from tfface.cards import file_sha256, load_card
 from tfface.rundir import generator_inputs, load_generator, weights_source
 
 METRICS_SHOWN = ("psnr", "ssim", "ms_ssim", "l1", "hole_psnr", "hole_ssim", "hole_sharpness")
