@@ -44,7 +44,7 @@ from tfface.figures import bar_chart, image_grid
 from tfface.identity.verify import IdentityError, IdentityEval, load_embedder
 from tfface.identity.verify import markdown as identity_markdown
 from tfface.lite import LiteRunner
-from tfface.rundir import generator_inputs, load_generator, weights_source
+from tfface.rundir import generator_inputs, load_generator, weights_file, weights_source
 
 METRICS_SHOWN = ("psnr", "ssim", "ms_ssim", "l1", "hole_psnr", "hole_ssim", "hole_sharpness")
 SR_METRICS_SHOWN = ("psnr", "ssim", "ms_ssim", "l1", "psnr_y", "ssim_y", "sharpness")
@@ -281,15 +281,14 @@ def weights_mismatch_notes(run_dir: str, which: str, files: Sequence[str]) -> li
     scored, digest = os.path.basename(path), None
     notes = []
     for f in files:
-        card = load_card(f) or {}
-        src = card.get("source_weights") if isinstance(card, dict) else None
+        src = (load_card(f) or {}).get("source_weights")  # a card is a dict or None
         if not isinstance(src, dict) or not isinstance(src.get("sha256"), str):
             continue
         digest = digest or file_sha256(path)
         if src["sha256"] != digest:
             named = src.get("file") if isinstance(src.get("file"), str) else "other weights"
-            hint = {"best.weights.h5": " (--weights best scores those)",
-                    "last.weights.h5": " (--weights last scores those)"}.get(named, "")
+            hint = {weights_file(w): f" (--weights {w} scores those)"
+                    for w in ("best", "last")}.get(named, "")
             notes.append(f"{f} was converted from {named}, not from the {scored} scored "
                          f"as 'keras' here: its rows are another model's{hint}")
     return notes
@@ -335,8 +334,7 @@ def _markdown(report: dict[str, Any], summaries: dict[str, dict], cfg, run_dir: 
               f"than {REMNANT_LEVELS} levels. 0 is best for both; `input` keeps the whole "
               "occluder (1.0).", "", _table(summaries, "overall", REMNANT_KEYS), "",
               "### By occlusion", _table(summaries, "by_occlusion", REMNANT_KEYS), ""]
-    for n in reversed(report.get("notes", [])):
-        md[2:2] = [f"**Note:** {n}.", ""]
+    md[2:2] = [line for n in report.get("notes", []) for line in (f"**Note:** {n}.", "")]
     if "face_recognition" in report:
         fr = report["face_recognition"]
         md += ["## Face verification", "",
